@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Pinhole's one entry point. See README.md.
+#   ./build.sh          install missing Debian packages, restore, build, publish to out/edge and out/relay
+#   ./build.sh test     all of the above, then every test; exit 0 only when all pass
+#   ./build.sh demo     a local demo: test camera, Mosquitto, relay and edge; prints the viewer URLs
+#   ./build.sh bench    runs the benchmarks and writes docs/benchmarks.md
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+ROOT=$PWD
+CONFIGURATION=${CONFIGURATION:-Release}
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+# Real peers the tests and the demo talk to, and the tools the build uses. All from Debian 12.
+APT_PACKAGES=(
+  mosquitto mosquitto-clients
+  ffmpeg vlc-bin
+  python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  chromium chromium-driver
+  iproute2 iptables procps psmisc curl ca-certificates openssl systemd
+)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+install_packages() {
+  local missing=() p
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "build.sh: missing Debian packages (run as root to install them): ${missing[*]}" >&2
+    echo "build.sh: tests that need them will be skipped with a reason" >&2
+    return 0
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a system-wide mosquitto on 1883 when it can; tests start their own on free ports.
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
+}
+
+build() {
+  install_packages
+  if ! command -v dotnet >/dev/null 2>&1; then
+    echo "build.sh: the .NET 10 SDK is required (dotnet not found on PATH)" >&2
+    exit 1
+  fi
+  log "restore"
+  dotnet restore Edge.sln -v quiet
+  log "build ($CONFIGURATION)"
+  dotnet build Edge.sln -c "$CONFIGURATION" --no-restore -v quiet -nologo -clp:NoSummary
+  log "publish to out/edge and out/relay (framework-dependent)"
+  rm -rf out/edge out/relay
+  dotnet publish src/EdgeHost/Pinhole.EdgeHost.csproj -c "$CONFIGURATION" --no-restore -v quiet -nologo -o out/edge
+  dotnet publish src/Relay/Pinhole.Relay.csproj -c "$CONFIGURATION" --no-restore -v quiet -nologo -o out/relay
+}
+
+# Runs each test assembly in turn (the peers they start are heavy on 2 cores), keeps going after a
+# failure so the summary is complete, and ends with one "N passed, N failed, N skipped" line.
+run_tests() {
+  local results=$ROOT/TestResults
+  rm -rf "$results"
+  mkdir -p "$results"
+  local failed_projects=() proj name
+  for proj in tests/*/*.csproj; do
+    name=$(basename "$proj" .csproj)
+    [ "$name" = "Pinhole.Testing" ] && continue
+    log "test $name"
+    if ! dotnet test "$proj" -c "$CONFIGURATION" --no-build -nologo \
+        --logger "trx;LogFileName=$name.trx" --results-directory "$results" \
+        --logger "console;verbosity=normal" ${TEST_FILTER:+--filter "$TEST_FILTER"} 2>&1 \
+        | grep -v -E '^\s*$|^Results File:|^A total of' ; then
+      true
+    fi
+    grep -q 'outcome="Completed"' "$results/$name.trx" 2>/dev/null || failed_projects+=("$name")
+  done
+  local passed=0 failed=0 skipped=0 trx
+  for trx in "$results"/*.trx; do
+    [ -f "$trx" ] || continue
+    local counters
+    counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n1)
+    passed=$((passed + $(sed -E 's/.* passed="([0-9]+)".*/\1/' <<<"$counters")))
+    failed=$((failed + $(sed -E 's/.* failed="([0-9]+)".*/\1/' <<<"$counters")))
+    skipped=$((skipped + $(sed -E 's/.* notExecuted="([0-9]+)".*/\1/' <<<"$counters")))
+  done
+  echo
+  [ ${#failed_projects[@]} -gt 0 ] && echo "failing test assemblies: ${failed_projects[*]}"
+  echo "tests: $passed passed, $failed failed, $skipped skipped"
+  [ ${#failed_projects[@]} -eq 0 ] && [ "$failed" -eq 0 ]
+}
+
+case "${1:-build}" in
+  build) build ;;
+  test) build; run_tests ;;
+  demo) build; exec "$ROOT/scripts/demo.sh" ;;
+  bench) build; dotnet run --project bench/Pinhole.Benchmarks -c "$CONFIGURATION" --no-build -- --out docs/benchmarks.md ;;
+  -h|--help|help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench)" >&2; exit 2 ;;
+esac

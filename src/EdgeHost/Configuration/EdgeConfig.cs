@@ -1,0 +1,59 @@
+namespace Pinhole.EdgeHost.Configuration;
+
+// The shape of edge.json (see ../shared/design/interface.md). Plain data: parsing, defaults and
+// validation live in the loader, so one place reports every problem with its JSON path.
+
+/// <summary>Root of edge.json.</summary>
+public sealed class EdgeConfig
+{
+    public string DeviceId { get; set; } = "";
+    public string Token { get; set; } = "";
+    public List<string> Relays { get; set; } = [];
+    public string? TrustedCa { get; set; }
+    public List<CameraConfig> Cameras { get; set; } = [];
+    public List<SensorConfig> Sensors { get; set; } = [];
+    public MqttConfig? Mqtt { get; set; }
+    public WebConfig Web { get; set; } = new();
+    public string DataDir { get; set; } = "/var/lib/pinhole";
+}
+
+/// <summary>One camera: <c>rtsp://…</c> or <c>exec:COMMAND</c>.</summary>
+public sealed class CameraConfig
+{
+    public string Name { get; set; } = "";
+    public string Source { get; set; } = "";
+}
+
+/// <summary>One sensor. <c>kind</c> is <c>file</c> or <c>gpio</c>; durations are strings like <c>5s</c>, <c>20ms</c>.</summary>
+public sealed class SensorConfig
+{
+    public string Name { get; set; } = "";
+    public string Kind { get; set; } = "";
+    // kind = file
+    public string? Path { get; set; }
+    public double Scale { get; set; } = 1.0;
+    public double Offset { get; set; }
+    public string? Unit { get; set; }
+    public string? Interval { get; set; }
+    // kind = gpio
+    public string? Chip { get; set; }
+    public int? Line { get; set; }
+    public string? Edge { get; set; }
+    public string? Debounce { get; set; }
+}
+
+/// <summary>The MQTT broker the telemetry goes to.</summary>
+public sealed class MqttConfig
+{
+    public string Url { get; set; } = "";
+    public string? Username { get; set; }
+    public string? Password { get; set; }
+    public string TopicPrefix { get; set; } = "pinhole";
+}
+
+/// <summary>The local config page.</summary>
+public sealed class WebConfig
+{
+    public string Listen { get; set; } = "http://0.0.0.0:8081";
+    public string? Password { get; set; }
+}

@@ -1,0 +1,35 @@
+namespace Pinhole.Relay.Configuration;
+
+// The shape of relay.json (see ../shared/design/interface.md). Plain data: the loader validates it.
+
+/// <summary>Root of relay.json.</summary>
+public sealed class RelayConfig
+{
+    public string Http { get; set; } = "http://127.0.0.1:8080";
+    public string Rtsp { get; set; } = "127.0.0.1:8554";
+    public string DataDir { get; set; } = "./relay-data";
+    public TlsConfig? Tls { get; set; }
+    public List<DeviceConfig> Devices { get; set; } = [];
+    public List<ViewerConfig> Viewers { get; set; } = [];
+}
+
+/// <summary>Certificate and key (PEM files) for HTTPS, WSS and the uplink.</summary>
+public sealed class TlsConfig
+{
+    public string Certificate { get; set; } = "";
+    public string Key { get; set; } = "";
+}
+
+/// <summary>A device allowed to open an uplink.</summary>
+public sealed class DeviceConfig
+{
+    public string Id { get; set; } = "";
+    public string Token { get; set; } = "";
+}
+
+/// <summary>A person allowed to watch (RTSP and browser).</summary>
+public sealed class ViewerConfig
+{
+    public string User { get; set; } = "";
+    public string Password { get; set; } = "";
+}

@@ -1,0 +1,108 @@
+#!/usr/bin/python3
+"""A live RTSP test camera for Pinhole's tests: GStreamer's RTSP server with a moving test pattern.
+
+Run with Debian's /usr/bin/python3 (it has python3-gi). Prints one line `READY port=N` on stdout
+once listening, then serves until killed.
+
+  rtsp-camera.py --port 0 --path /cam --codec h264 --audio aac --user u --password p
+"""
+import argparse
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+gi.require_version("GstRtsp", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+
+def video_branch(a):
+    caps = f"video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1"
+    src = f"videotestsrc is-live=true pattern={a.pattern} ! {caps} ! videoconvert"
+    gop = a.gop or a.fps
+    if a.codec == "h264":
+        enc = (f"x264enc tune=zerolatency speed-preset=ultrafast bitrate={a.bitrate} key-int-max={gop} "
+               f"bframes=0 ! video/x-h264,profile=constrained-baseline")
+        pay = "rtph264pay name=pay0 pt=96 config-interval=-1"
+    elif a.codec == "h265":
+        enc = (f"x265enc tune=zerolatency speed-preset=ultrafast bitrate={a.bitrate} key-int-max={gop} "
+               f"! video/x-h265,profile=main")
+        pay = "rtph265pay name=pay0 pt=96 config-interval=-1"
+    else:
+        raise SystemExit(f"unknown codec {a.codec}")
+    return f"{src} ! {enc} ! {pay}"
+
+
+def audio_branch(a, name):
+    src = "audiotestsrc is-live=true wave=sine freq=440 volume=0.3"
+    if a.audio == "aac":
+        return (f"{src} ! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 "
+                f"! voaacenc bitrate=64000 ! rtpmp4gpay name={name} pt=97")
+    if a.audio == "pcma":
+        return f"{src} ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name={name} pt=8"
+    if a.audio == "pcmu":
+        return f"{src} ! audioconvert ! audioresample ! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name={name} pt=0"
+    raise SystemExit(f"unknown audio {a.audio}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--port", type=int, default=0, help="TCP port, 0 picks a free one")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--path", default="/cam")
+    p.add_argument("--codec", choices=["h264", "h265", "none"], default="h264")
+    p.add_argument("--audio", choices=["none", "aac", "pcma", "pcmu"], default="none")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=360)
+    p.add_argument("--fps", type=int, default=25)
+    p.add_argument("--gop", type=int, default=0, help="keyframe interval in frames (default: one per second)")
+    p.add_argument("--bitrate", type=int, default=800, help="video kbit/s")
+    p.add_argument("--pattern", default="ball")
+    p.add_argument("--user")
+    p.add_argument("--password")
+    a = p.parse_args()
+
+    Gst.init(None)
+    branches = []
+    if a.codec != "none":
+        branches.append(video_branch(a))
+    if a.audio != "none":
+        branches.append(audio_branch(a, f"pay{len(branches)}"))
+    if not branches:
+        raise SystemExit("nothing to serve: --codec none and --audio none")
+    launch = "( " + " ".join(branches) + " )"
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address(a.address)
+    server.set_service(str(a.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(launch)
+    factory.set_shared(True)
+
+    if a.user:
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "viewer")
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        auth.add_digest(a.user, a.password or "", token)
+        server.set_auth(auth)
+        perms = GstRtspServer.RTSPPermissions()
+        perms.add_permission_for_role("viewer", "media.factory.access", True)
+        perms.add_permission_for_role("viewer", "media.factory.construct", True)
+        factory.set_permissions(perms)
+
+    server.get_mount_points().add_factory(a.path, factory)
+    if server.attach(None) == 0:
+        raise SystemExit(f"cannot listen on {a.address}:{a.port}")
+
+    loop = GLib.MainLoop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print(f"READY port={server.get_bound_port()}", flush=True)
+    loop.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

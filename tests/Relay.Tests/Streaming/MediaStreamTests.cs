@@ -1,0 +1,121 @@
+using Pinhole.Relay.Streaming;
+using Pinhole.Transport.Media;
+
+namespace Pinhole.Relay.Tests.Streaming;
+
+public class MediaStreamTests
+{
+    private static readonly TrackInfo Video = new() { Codec = MediaCodec.H264, ClockRate = 90_000, Width = 640, Height = 480 };
+    private static readonly TrackInfo Audio = new() { Codec = MediaCodec.Aac, ClockRate = 48_000, SampleRate = 48_000, Channels = 1 };
+
+    private static AccessUnit Frame(long dts, bool key) => new(0, dts, dts, key, new byte[] { 0, 0, 0, 1, key ? (byte)0x65 : (byte)0x41 });
+
+    private static List<MediaEvent> Drain(MediaSubscription sub)
+    {
+        var list = new List<MediaEvent>();
+        while (sub.TryRead(out var e)) list.Add(e);
+        return list;
+    }
+
+    [Fact]
+    public void New_viewer_starts_with_tracks_and_the_cached_gop()
+    {
+        var registry = new MediaStreamRegistry();
+        var stream = registry.GetOrAdd("gw1", "cam");
+        stream.OnTracks([Video, Audio]);
+        stream.OnAccessUnit(Frame(0, key: false)); // before the first keyframe: not cacheable
+        stream.OnAccessUnit(Frame(3000, key: true));
+        stream.OnAccessUnit(Frame(6000, key: false));
+        stream.OnAccessUnit(new AccessUnit(1, 100, 100, true, new byte[] { 1 }));
+
+        using var sub = stream.Subscribe()!;
+        var events = Drain(sub);
+
+        Assert.Equal(MediaEventKind.Tracks, events[0].Kind);
+        Assert.Equal([3000L, 6000L, 100L], events.Skip(1).Select(e => e.Unit.Dts));
+        Assert.True(events[1].Unit.IsKeyframe);
+    }
+
+    [Fact]
+    public void Slow_viewer_skips_to_next_keyframe_and_never_sees_a_broken_gop()
+    {
+        var registry = new MediaStreamRegistry(new MediaStreamLimits { ViewerQueueDuration = TimeSpan.FromSeconds(1) });
+        var stream = registry.GetOrAdd("gw1", "cam");
+        stream.OnTracks([Video]);
+        using var slow = stream.Subscribe()!;
+        using var fast = stream.Subscribe()!;
+        Drain(slow);
+        Drain(fast);
+
+        // 4.4 s of 25 fps video with a keyframe every second; "fast" reads as it goes, "slow" never reads.
+        var fastFrames = 0;
+        for (var i = 0; i < 110; i++)
+        {
+            stream.OnAccessUnit(Frame(i * 3600L, key: i % 25 == 0));
+            fastFrames += Drain(fast).Count;
+        }
+
+        Assert.Equal(110, fastFrames);
+        Assert.Equal(0, fast.DroppedFrames);
+        var kept = Drain(slow);
+        Assert.True(slow.DroppedFrames > 0);
+        Assert.NotEmpty(kept);
+        Assert.True(kept.Count < 110);
+        Assert.True(kept[0].Unit.IsKeyframe, "the slow viewer must resume on a keyframe");
+        Assert.Equal(100 * 3600L, kept[0].Unit.Dts);
+        // What is kept is contiguous from that keyframe on.
+        for (var i = 1; i < kept.Count; i++) Assert.Equal(kept[i - 1].Unit.Dts + 3600, kept[i].Unit.Dts);
+        Assert.Equal(110, kept.Count + slow.DroppedFrames);
+    }
+
+    [Fact]
+    public void Offline_then_new_tracks_reach_the_viewer_in_order()
+    {
+        var registry = new MediaStreamRegistry();
+        var stream = registry.GetOrAdd("gw1", "cam");
+        stream.OnTracks([Video]);
+        stream.OnAccessUnit(Frame(0, key: true));
+        using var sub = stream.Subscribe()!;
+        Drain(sub);
+
+        registry.SetDeviceOffline("gw1");
+        Assert.False(stream.IsOnline);
+        var wider = Video with { Width = 1280, Height = 720 };
+        stream.OnTracks([wider]);
+        stream.OnAccessUnit(Frame(3600, key: true));
+
+        var events = Drain(sub);
+        Assert.Equal([MediaEventKind.Offline, MediaEventKind.Tracks, MediaEventKind.Frame], events.Select(e => e.Kind));
+        Assert.Equal(1280, events[1].Tracks![0].Width);
+        Assert.True(stream.IsOnline);
+    }
+
+    [Fact]
+    public void Viewer_limits_are_enforced_per_stream_and_in_total()
+    {
+        var registry = new MediaStreamRegistry(new MediaStreamLimits { MaxViewersPerStream = 2 }, maxViewersTotal: 3);
+        var a = registry.GetOrAdd("gw1", "a");
+        var b = registry.GetOrAdd("gw1", "b");
+        using var a1 = a.Subscribe();
+        using var a2 = a.Subscribe();
+        Assert.Null(a.Subscribe());
+        using var b1 = b.Subscribe();
+        Assert.Null(b.Subscribe());
+        a1!.Dispose();
+        Assert.NotNull(b.Subscribe());
+    }
+
+    [Fact]
+    public async Task ReadAsync_wakes_when_a_frame_arrives()
+    {
+        var stream = new MediaStreamRegistry().GetOrAdd("gw1", "cam");
+        stream.OnTracks([Video]);
+        using var sub = stream.Subscribe()!;
+        Assert.Equal(MediaEventKind.Tracks, (await sub.ReadAsync(CancellationToken.None)).Kind);
+        var pending = sub.ReadAsync(CancellationToken.None).AsTask();
+        Assert.False(pending.IsCompleted);
+        stream.OnAccessUnit(Frame(0, key: true));
+        var evt = await pending.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(MediaEventKind.Frame, evt.Kind);
+    }
+}
