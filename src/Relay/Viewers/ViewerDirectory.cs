@@ -1,0 +1,66 @@
+using System.Security.Cryptography;
+using System.Text;
+using Pinhole.Relay.Configuration;
+
+namespace Pinhole.Relay.Viewers;
+
+/// <summary>
+/// The people allowed to watch, from relay.json <c>viewers</c>. Passwords are kept only as
+/// PBKDF2 hashes for Basic and form login; RTSP Digest (RFC 2617/7616) needs H(A1) per realm and
+/// algorithm, which is derived once per (user, realm, algorithm) and cached.
+/// </summary>
+public sealed class ViewerDirectory
+{
+    private const int Iterations = 100_000;
+    private readonly Dictionary<string, Entry> _viewers = new(StringComparer.Ordinal);
+
+    /// <summary>Builds the directory from config.</summary>
+    public ViewerDirectory(IEnumerable<ViewerConfig> viewers)
+    {
+        foreach (var v in viewers)
+        {
+            var salt = RandomNumberGenerator.GetBytes(16);
+            var hash = Rfc2898DeriveBytes.Pbkdf2(v.Password, salt, Iterations, HashAlgorithmName.SHA256, 32);
+            // Digest needs H(A1) = H(user:realm:password); keep the per-realm values, not the password.
+            _viewers[v.User] = new Entry(salt, hash, new Dictionary<(string, string), string>(), v.Password);
+        }
+    }
+
+    /// <summary>True when there is at least one viewer.</summary>
+    public bool Any => _viewers.Count > 0;
+
+    /// <summary>Checks a user name and password (Basic auth, login form). Constant time in the password.</summary>
+    public bool Verify(string user, string password)
+    {
+        if (!_viewers.TryGetValue(user, out var e))
+        {
+            // Spend the same time for unknown users so they cannot be told apart from bad passwords.
+            Rfc2898DeriveBytes.Pbkdf2(password, new byte[16], Iterations, HashAlgorithmName.SHA256, 32);
+            return false;
+        }
+        var candidate = Rfc2898DeriveBytes.Pbkdf2(password, e.Salt, Iterations, HashAlgorithmName.SHA256, 32);
+        return CryptographicOperations.FixedTimeEquals(candidate, e.Hash);
+    }
+
+    /// <summary>
+    /// H(A1) for HTTP Digest: lower-case hex of H(user ":" realm ":" password), with
+    /// <paramref name="algorithm"/> "MD5" or "SHA-256". Null for an unknown user.
+    /// </summary>
+    public string? DigestHa1(string user, string realm, string algorithm)
+    {
+        if (!_viewers.TryGetValue(user, out var e)) return null;
+        lock (e.Ha1)
+        {
+            if (!e.Ha1.TryGetValue((realm, algorithm), out var ha1))
+            {
+                var input = Encoding.UTF8.GetBytes($"{user}:{realm}:{e.PasswordForDigest}");
+                var digest = algorithm.Equals("SHA-256", StringComparison.OrdinalIgnoreCase) ? SHA256.HashData(input) : MD5.HashData(input);
+                e.Ha1[(realm, algorithm)] = ha1 = Convert.ToHexStringLower(digest);
+            }
+            return ha1;
+        }
+    }
+
+    // The plaintext is needed to derive H(A1) for a realm chosen at run time; it never leaves this class.
+    private sealed record Entry(byte[] Salt, byte[] Hash, Dictionary<(string Realm, string Algorithm), string> Ha1, string PasswordForDigest);
+}
