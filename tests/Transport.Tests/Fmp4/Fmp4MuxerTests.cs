@@ -50,8 +50,8 @@ public class Fmp4MuxerTests
         var vtkhd = traks[0].Child("tkhd");
         Assert.Equal(3u, vtkhd.Flags);
         Assert.Equal(1u, vtkhd.U32(12));
-        Assert.Equal(1280u << 16, vtkhd.U32(80));
-        Assert.Equal(720u << 16, vtkhd.U32(84));
+        Assert.Equal(1280u << 16, vtkhd.U32(76));
+        Assert.Equal(720u << 16, vtkhd.U32(80));
         Assert.Equal(2u, traks[1].Child("tkhd").U32(12));
         Assert.Equal(90_000u, traks[0].Find("mdia/mdhd").U32(12));
         Assert.Equal(48_000u, traks[1].Find("mdia/mdhd").U32(12));
