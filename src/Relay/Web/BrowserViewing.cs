@@ -218,7 +218,7 @@ public static class BrowserViewing
         finally
         {
             await stop.CancelAsync().ConfigureAwait(false);
-            if (socket.State == WebSocketState.Open)
+            if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
             {
                 try
                 {
