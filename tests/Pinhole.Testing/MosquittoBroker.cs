@@ -76,7 +76,7 @@ public sealed class MosquittoBroker : IAsyncDisposable
     /// <summary>True while the broker process runs.</summary>
     public bool IsRunning => _process is { HasExited: false };
 
-    /// <summary>The broker's latest log lines (it logs everything to stdout), for diagnosis.</summary>
+    /// <summary>The broker's latest log lines (it logs everything to stderr), for diagnosis.</summary>
     public string Log => _process?.Output ?? "";
 
     /// <summary>The running process (null after <see cref="StopAsync"/> or <see cref="Kill"/>).</summary>
@@ -191,7 +191,8 @@ public sealed class MosquittoBroker : IAsyncDisposable
         // Running as root, mosquitto would otherwise switch to the mosquitto user and lose access to our temp dir.
         conf.AppendLine("user root");
         conf.AppendLine("per_listener_settings false");
-        conf.AppendLine("log_dest stdout");
+        // stderr, not stdout: stdout into a pipe is block-buffered and the log would arrive late or never.
+        conf.AppendLine("log_dest stderr");
         conf.AppendLine("log_type all");
         conf.AppendLine("connection_messages true");
         conf.AppendLine("log_timestamp_format %H:%M:%S");
