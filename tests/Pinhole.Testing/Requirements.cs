@@ -20,6 +20,9 @@ public enum Needs
 
     /// <summary>ffprobe and ffmpeg.</summary>
     Ffmpeg = 16,
+
+    /// <summary>/usr/bin/chromium and /usr/bin/chromedriver.</summary>
+    Chromium = 32,
 }
 
 /// <summary>Turns <see cref="Needs"/> into a skip reason.</summary>
@@ -37,6 +40,8 @@ public static class Requirements
             reasons.Add(cam);
         if (needs.HasFlag(Needs.Ffmpeg) && Ffprobe.SkipReason is { } ff)
             reasons.Add(ff);
+        if (needs.HasFlag(Needs.Chromium) && Chromium.SkipReason is { } chrome)
+            reasons.Add(chrome);
         return reasons.Count == 0 ? null : string.Join("; ", reasons);
     }
 }
