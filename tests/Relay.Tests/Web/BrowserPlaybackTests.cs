@@ -1,0 +1,106 @@
+using System.Globalization;
+using OpenQA.Selenium;
+using Xunit.Abstractions;
+using Pinhole.Relay.Streaming;
+using Pinhole.Testing;
+using Pinhole.Testing.Media;
+
+namespace Pinhole.Relay.Tests.Web;
+
+/// <summary>
+/// Headless Chromium logs in through the form and plays a camera fed in real time with real H.264 and
+/// AAC access units (ffmpeg-encoded). The feed is one function (<see cref="TestClips.FeedLiveAsync"/>)
+/// writing to the relay's <see cref="MediaStream"/>; an end-to-end test swaps in the real camera path.
+/// </summary>
+public class BrowserPlaybackTests(ITestOutputHelper output)
+{
+    private const string Device = "gw1";
+    private const string Camera = "door";
+
+    [RequiresFact(Needs.Chromium | Needs.Ffmpeg)]
+    public async Task Chromium_plays_live_within_latency_survives_the_device_reconnecting_and_is_refused_without_login()
+    {
+        await using var host = await BrowserTestHost.StartAsync();
+        var stream = host.Registry.GetOrAdd(Device, Camera);
+        var clip = TestClips.H264(seconds: 4, withAudio: true);
+        using var feeding = new CancellationTokenSource();
+        var feed = TestClips.FeedLiveAsync(stream, clip, feeding.Token);
+        using var browser = Chromium.Start();
+        try
+        {
+            // Log in through the form, the way a person does: the player page sends us there and back.
+            browser.Navigate(new Uri(host.BaseUri, $"/play/{Device}/{Camera}"));
+            Assert.Contains("/login?next=", browser.Driver.Url, StringComparison.Ordinal);
+            browser.Driver.FindElement(By.Name("user")).SendKeys(BrowserTestHost.User);
+            browser.Driver.FindElement(By.Name("password")).SendKeys(BrowserTestHost.Password);
+            browser.Driver.FindElement(By.CssSelector("button[type=submit]")).Click();
+            await browser.WaitForAsync("document.getElementById('video') !== null", TimeSpan.FromSeconds(10));
+            Assert.EndsWith($"/play/{Device}/{Camera}", browser.Driver.Url, StringComparison.Ordinal);
+            browser.Execute("window.samePage = 'yes'; return 0;");
+
+            await browser.WaitForAsync("window.pinhole && window.pinhole.state === 'live'", TimeSpan.FromSeconds(10));
+            var firstFrameMs = browser.Execute<double>("return window.pinhole.firstFrameAt - performance.getEntriesByType('navigation')[0].startTime;");
+            Assert.InRange(firstFrameMs, 0, 3000);
+
+            // 20 s of watching: frames keep being decoded and the picture stays near the live edge.
+            var frames = new List<long>();
+            var latencies = new List<double>();
+            for (var i = 0; i < 20; i++)
+            {
+                await Task.Delay(1000);
+                frames.Add(browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;"));
+                latencies.Add(browser.Execute<double>("const v = document.getElementById('video'); return v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 99;"));
+            }
+            var decoded = frames[^1] - frames[0];
+            Assert.True(decoded > 19 * 25 * 0.8, $"decoded {decoded} frames in 19 s; samples {string.Join(",", frames)}");
+            Assert.All(frames.Zip(frames.Skip(1)), p => Assert.True(p.Second > p.First, $"frames stalled: {string.Join(",", frames)}"));
+            Assert.True(latencies.Max() < 1.5, $"live latency went to {latencies.Max():0.00} s: {string.Join(", ", latencies.Select(l => l.ToString("0.00", CultureInfo.InvariantCulture)))}");
+            Assert.Equal("live", browser.Execute<string>("return document.getElementById('state').dataset.state;"));
+            Assert.True(browser.Execute<bool>("return document.getElementById('video').muted && !document.getElementById('unmute').hidden;"));
+            var seeks = browser.Execute<long>("return window.pinhole.seeks;");
+            output.WriteLine($"first frame {firstFrameMs:0} ms after the player page's navigation start; decoded {decoded} frames in 19 s; " +
+                $"latency avg {latencies.Average():0.00} s, max {latencies.Max():0.00} s; seeks {seeks}");
+            browser.SaveScreenshot("browser-player");
+
+            // The device goes away: the page says so without reloading.
+            await feeding.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => feed);
+            stream.SetOffline();
+            await browser.WaitForAsync("document.getElementById('state').dataset.state === 'offline'", TimeSpan.FromSeconds(5));
+            var framesWhenOffline = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+
+            // It comes back (same tracks, its clock restarted): the player re-initialises and plays again.
+            using var feeding2 = new CancellationTokenSource();
+            var feed2 = TestClips.FeedLiveAsync(stream, clip, feeding2.Token);
+            await browser.WaitForAsync("window.pinhole.inits >= 2 && window.pinhole.state === 'live'", TimeSpan.FromSeconds(10));
+            await Task.Delay(2000);
+            var framesAfter = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+            output.WriteLine($"after reconnect: {framesAfter} frames in the new MediaSource (had {framesWhenOffline} before offline)");
+            Assert.True(framesAfter > 25, $"only {framesAfter} frames after the device came back (had {framesWhenOffline} before)");
+            Assert.Equal("yes", browser.Execute<string>("return window.samePage;"));
+            Assert.True(browser.Execute<double>("const v = document.getElementById('video'); return v.buffered.end(v.buffered.length - 1) - v.currentTime;") < 1.5);
+
+            // Logged out, the same page's WebSocket gets nothing: the handshake is refused.
+            browser.Driver.Manage().Cookies.DeleteAllCookies();
+            var outcome = browser.Driver.ExecuteAsyncScript("""
+                const done = arguments[arguments.length - 1];
+                const ws = new WebSocket(location.href.replace(/^http/, 'ws') + '/ws');
+                ws.binaryType = 'arraybuffer';
+                let got = 0;
+                ws.onopen = () => done('opened');
+                ws.onmessage = () => got++;
+                ws.onclose = () => done('refused:' + got);
+                """);
+            Assert.Equal("refused:0", outcome);
+            browser.Navigate(new Uri(host.BaseUri, $"/play/{Device}/{Camera}"));
+            Assert.Contains("/login?next=", browser.Driver.Url, StringComparison.Ordinal);
+
+            await feeding2.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => feed2);
+        }
+        finally
+        {
+            await feeding.CancelAsync();
+        }
+    }
+}
