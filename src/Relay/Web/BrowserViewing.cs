@@ -147,8 +147,8 @@ public static class BrowserViewing
         var rtsp = RtspUrl(context, options.Value, device, camera);
         if (stream.Tracks is { } tracks && PlayerFeed.WhyUnplayable(tracks) is not null)
         {
-            var codec = (tracks.FirstOrDefault(t => t.IsVideo) ?? tracks[0]) is var t ? BrowserPages.CodecName(t) : "";
-            return Page(BrowserPages.Unplayable(user, device, camera, codec, rtsp));
+            var shown = tracks.FirstOrDefault(t => t.IsVideo) ?? tracks[0];
+            return Page(BrowserPages.Unplayable(user, device, camera, BrowserPages.CodecName(shown), rtsp));
         }
         return Page(BrowserPages.Player(user, device, camera, BrowserPages.PlayPath(device, camera) + "/ws", rtsp));
     }

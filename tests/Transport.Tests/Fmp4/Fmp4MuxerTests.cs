@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
+using Pinhole.Testing;
 using Pinhole.Testing.Media;
 using Pinhole.Transport.Fmp4;
 using Pinhole.Transport.Media;
@@ -191,10 +192,9 @@ public class Fmp4MuxerTests
         Assert.False(Fmp4Muxer.CanMux(Video with { ParameterSets = [] }));
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public void Ffprobe_reads_real_h264_and_aac_muxed_one_frame_per_fragment()
     {
-        Assert.True(TestClips.FfmpegAvailable, "ffmpeg and ffprobe are needed (./build.sh installs them)");
         var clip = TestClips.H264(seconds: 4, withAudio: true);
         var audioFrames = clip.Units.Count(u => u.Track == 1);
         Assert.Equal(100, clip.Video.Count());
@@ -214,10 +214,9 @@ public class Fmp4MuxerTests
         Assert.Equal(audioFrames.ToString(System.Globalization.CultureInfo.InvariantCulture), audio.GetProperty("nb_read_frames").GetString());
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public void Ffprobe_reads_real_h265_muxed_as_hvc1()
     {
-        Assert.True(TestClips.FfmpegAvailable, "ffmpeg and ffprobe are needed (./build.sh installs them)");
         var clip = TestClips.H265(seconds: 2);
         var codec = CodecStrings.For(clip.Tracks[0])!;
         Assert.StartsWith("hvc1.1.6.L", codec, StringComparison.Ordinal); // Main profile, compatibility flags 0x6 reversed

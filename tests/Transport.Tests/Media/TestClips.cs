@@ -18,8 +18,6 @@ internal static class TestClips
     private static readonly Lock Gate = new();
     private static readonly Dictionary<string, TestClip> Cache = [];
 
-    public static bool FfmpegAvailable => Which("ffmpeg") && Which("ffprobe");
-
     /// <summary>H.264 (640x360, 25 fps, a keyframe every second, no B-frames), optionally with AAC-LC (48 kHz mono), <paramref name="seconds"/> long.</summary>
     public static TestClip H264(int seconds = 4, bool withAudio = false, int width = 640, int height = 360)
     {
@@ -232,7 +230,4 @@ internal static class TestClips
         if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("ffmpeg took too long"); }
         if (p.ExitCode != 0) throw new InvalidOperationException($"ffmpeg {args} failed: {err.Result}");
     }
-
-    private static bool Which(string tool) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(d => File.Exists(Path.Combine(d, tool)));
 }
