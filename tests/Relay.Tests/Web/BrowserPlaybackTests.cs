@@ -80,6 +80,18 @@ public class BrowserPlaybackTests(ITestOutputHelper output)
             Assert.Equal("yes", browser.Execute<string>("return window.samePage;"));
             Assert.True(browser.Execute<double>("const v = document.getElementById('video'); return v.buffered.end(v.buffered.length - 1) - v.currentTime;") < 1.5);
 
+            // The connection drops (network blip): the player reconnects with backoff and plays again.
+            var initsBefore = browser.Execute<long>("return window.pinhole.inits;");
+            Assert.Equal(1, host.AbortPlayerSockets());
+            await browser.WaitForAsync("window.pinhole.reconnects >= 1", TimeSpan.FromSeconds(5));
+            await browser.WaitForAsync($"window.pinhole.inits > {initsBefore} && window.pinhole.state === 'live'", TimeSpan.FromSeconds(10));
+            var framesAtReconnect = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+            await Task.Delay(2000);
+            var framesAfterReconnect = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+            output.WriteLine($"after a dropped connection: {framesAfterReconnect - framesAtReconnect} frames in 2 s");
+            Assert.True(framesAfterReconnect - framesAtReconnect > 30, $"{framesAfterReconnect - framesAtReconnect} frames in 2 s after reconnecting");
+            Assert.Equal("yes", browser.Execute<string>("return window.samePage;"));
+
             // Logged out, the same page's WebSocket gets nothing: the handshake is refused.
             browser.Driver.Manage().Cookies.DeleteAllCookies();
             var outcome = browser.Driver.ExecuteAsyncScript("""

@@ -1,9 +1,11 @@
+using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Configuration;
@@ -23,10 +25,12 @@ internal sealed class BrowserTestHost : IAsyncDisposable
     public const string Password = "secret";
 
     private readonly WebApplication _app;
+    private readonly ConcurrentDictionary<HttpContext, byte> _playerSockets = new();
 
-    private BrowserTestHost(WebApplication app, MediaStreamRegistry registry, Uri baseUri)
+    private BrowserTestHost(WebApplication app, MediaStreamRegistry registry, Uri baseUri, ConcurrentDictionary<HttpContext, byte> playerSockets)
     {
         _app = app;
+        _playerSockets = playerSockets;
         Registry = registry;
         BaseUri = baseUri;
     }
@@ -51,11 +55,42 @@ internal sealed class BrowserTestHost : IAsyncDisposable
         if (time is not null) builder.Services.AddSingleton(time);
         builder.Services.AddBrowserViewing(configure);
         var app = builder.Build();
+        // Remembers player sockets so a test can cut them like a network drop would.
+        var sockets = new ConcurrentDictionary<HttpContext, byte>();
+        app.Use(async (context, next) =>
+        {
+            if (!context.Request.Path.Value!.EndsWith("/ws", StringComparison.Ordinal))
+            {
+                await next(context);
+                return;
+            }
+            sockets[context] = 0;
+            try
+            {
+                await next(context);
+            }
+            finally
+            {
+                sockets.TryRemove(context, out _);
+            }
+        });
         app.MapBrowserViewing();
         await app.StartAsync();
         var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
             .Features.Get<IServerAddressesFeature>()!.Addresses.Single();
-        return new BrowserTestHost(app, registry, new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/"));
+        return new BrowserTestHost(app, registry, new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/"), sockets);
+    }
+
+    /// <summary>Cuts every open player WebSocket (the TCP connection is reset); returns how many.</summary>
+    public int AbortPlayerSockets()
+    {
+        var n = 0;
+        foreach (var context in _playerSockets.Keys)
+        {
+            context.Abort();
+            n++;
+        }
+        return n;
     }
 
     /// <summary>An HttpClient that keeps cookies but does not follow redirects (tests look at them).</summary>
