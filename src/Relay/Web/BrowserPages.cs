@@ -28,7 +28,7 @@ internal static class BrowserPages
             """);
     }
 
-    public static string DeviceList(string user, IReadOnlyList<MediaStream> streams)
+    public static string DeviceList(string user, IReadOnlyList<MediaStream> streams, IReadOnlyList<string> devicesWithoutCameras)
     {
         var rows = new StringBuilder();
         foreach (var s in streams)
@@ -48,7 +48,16 @@ internal static class BrowserPages
                 </tr>
                 """);
         }
-        var table = streams.Count == 0
+        foreach (var d in devicesWithoutCameras)
+        {
+            rows.Append(CultureInfo.InvariantCulture, $"""
+                <tr data-device="{Html.Encode(d)}" data-state="offline">
+                  <td>{Html.Encode(d)}</td><td>—</td><td><span class="state offline">offline</span></td>
+                  <td colspan="5" class="muted">no camera announced yet</td>
+                </tr>
+                """);
+        }
+        var table = rows.Length == 0
             ? "<p class=\"empty\">No cameras yet. A device's cameras appear here once it connects.</p>"
             : $"""
               <table class="devices">

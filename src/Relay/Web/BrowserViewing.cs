@@ -1,6 +1,7 @@
 using System.Net.WebSockets;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Pinhole.Relay.Devices;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Viewers;
 
@@ -135,7 +136,11 @@ public static class BrowserViewing
     {
         NoStore(context);
         if (CurrentUser(context) is not { } user) return ToLogin(context);
-        return Page(BrowserPages.DeviceList(user, registry.All));
+        var streams = registry.All;
+        // Devices that are allowed but have not announced a camera (never connected, or no cameras) are listed too.
+        var known = context.RequestServices.GetService<DeviceRegistry>()?.List() ?? [];
+        var silent = known.Where(d => !streams.Any(s => s.DeviceId == d)).Order(StringComparer.Ordinal).ToList();
+        return Page(BrowserPages.DeviceList(user, streams, silent));
     }
 
     private static IResult PlayerPage(HttpContext context, string device, string camera, MediaStreamRegistry registry, IOptions<BrowserViewingOptions> options)
@@ -291,8 +296,10 @@ public static class BrowserViewing
         h.XContentTypeOptions = "nosniff";
         h.XFrameOptions = "DENY";
         h["Referrer-Policy"] = "same-origin";
-        // 'self' covers ws:/wss: to the same host in CSP Level 3 browsers; the stream plays from a blob: URL.
-        h.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; media-src 'self' blob:; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+        // The stream plays from a blob: URL (MediaSource).
+        // The WebSocket origin is also named explicitly for browsers whose 'self' does not cover ws:/wss:.
+        var socketOrigin = $"{(context.Request.IsHttps ? "wss" : "ws")}://{context.Request.Host}";
+        h.ContentSecurityPolicy = $"default-src 'self'; script-src 'self'; style-src 'self'; media-src 'self' blob:; connect-src 'self' {socketOrigin}; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
     }
 
     // Only paths on this site: "/x" but not "//evil.example" or "/\evil.example" (browsers read both as another host).

@@ -3,6 +3,9 @@ using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
+using Pinhole.Relay.Configuration;
+using Pinhole.Relay.Devices;
 using Pinhole.Relay.Web;
 using Pinhole.Testing;
 using Pinhole.Testing.Media;
@@ -78,6 +81,39 @@ public class BrowserEndpointTests
         Assert.Matches("data-device=\"gw1\" data-camera=\"door\" data-state=\"online\"", listHtml);
         Assert.Contains("H.264 (avc1.64001e)", listHtml, StringComparison.Ordinal);
         Assert.Contains("640×360", listHtml, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_camera_list_shows_state_codec_resolution_viewers_and_devices_without_cameras()
+    {
+        var dataDir = Directory.CreateTempSubdirectory("pinhole-devices-");
+        try
+        {
+            await using var host = await BrowserTestHost.StartAsync(services: s =>
+                s.AddSingleton(new DeviceRegistry(dataDir.FullName, [new DeviceConfig { Id = "gw1", Token = "t1" }, new DeviceConfig { Id = "gw9", Token = "t9" }])));
+            host.Registry.GetOrAdd("gw1", "door").OnTracks([Video]);
+            var yard = host.Registry.GetOrAdd("gw1", "yard");
+            yard.OnTracks([Video with { Width = 1920, Height = 1080 }]);
+            yard.SetOffline();
+            using var viewer = host.Registry.GetOrAdd("gw1", "door").Subscribe();
+            var cookies = await host.LogInAsync();
+            using var client = host.CreateClient(cookies);
+            var html = await client.GetStringAsync("/");
+            var rows = Regex.Matches(html, "<tr data-device=.*?</tr>", RegexOptions.Singleline).Select(m => m.Value).ToList();
+            Assert.Equal(3, rows.Count);
+            Assert.Contains("data-camera=\"door\" data-state=\"online\"", rows[0], StringComparison.Ordinal);
+            Assert.Contains("<td class=\"num\">1</td>", rows[0], StringComparison.Ordinal); // one viewer
+            Assert.Contains("href=\"/play/gw1/door\"", rows[0], StringComparison.Ordinal);
+            Assert.Contains("data-camera=\"yard\" data-state=\"offline\"", rows[1], StringComparison.Ordinal);
+            Assert.Contains("1920×1080", rows[1], StringComparison.Ordinal);
+            Assert.Contains("data-device=\"gw9\" data-state=\"offline\"", rows[2], StringComparison.Ordinal);
+            Assert.Contains("no camera announced yet", rows[2], StringComparison.Ordinal);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            dataDir.Delete(true);
+        }
     }
 
     [Fact]

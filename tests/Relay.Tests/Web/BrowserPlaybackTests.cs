@@ -24,7 +24,8 @@ public class BrowserPlaybackTests(ITestOutputHelper output)
         var stream = host.Registry.GetOrAdd(Device, Camera);
         var clip = TestClips.H264(seconds: 4, withAudio: true);
         using var feeding = new CancellationTokenSource();
-        var feed = TestClips.FeedLiveAsync(stream, clip, feeding.Token);
+        var feedStats = new FeedStats();
+        var feed = TestClips.FeedLiveAsync(stream, clip, feeding.Token, stats: feedStats);
         using var browser = Chromium.Start();
         try
         {
@@ -43,23 +44,32 @@ public class BrowserPlaybackTests(ITestOutputHelper output)
             Assert.InRange(firstFrameMs, 0, 3000);
 
             // 20 s of watching: frames keep being decoded and the picture stays near the live edge.
+            // A sample taken right after the feeder itself was starved (it then delivers a second of
+            // frames at once) measures the test machine, not the player; it is reported, not judged.
             var frames = new List<long>();
             var latencies = new List<double>();
+            var judged = new List<double>();
+            feedStats.TakeMaxLateness();
             for (var i = 0; i < 20; i++)
             {
                 await Task.Delay(1000);
                 frames.Add(browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;"));
-                latencies.Add(browser.Execute<double>("const v = document.getElementById('video'); return v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 99;"));
+                var latency = browser.Execute<double>("const v = document.getElementById('video'); return v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 99;");
+                latencies.Add(latency);
+                if (feedStats.TakeMaxLateness() < TimeSpan.FromMilliseconds(300)) judged.Add(latency);
             }
             var decoded = frames[^1] - frames[0];
+            var shown = string.Join(", ", latencies.Select(l => l.ToString("0.00", CultureInfo.InvariantCulture)));
+            output.WriteLine($"latency samples: {shown}; {judged.Count} judged (feeder on time)");
             Assert.True(decoded > 19 * 25 * 0.8, $"decoded {decoded} frames in 19 s; samples {string.Join(",", frames)}");
             Assert.All(frames.Zip(frames.Skip(1)), p => Assert.True(p.Second > p.First, $"frames stalled: {string.Join(",", frames)}"));
-            Assert.True(latencies.Max() < 1.5, $"live latency went to {latencies.Max():0.00} s: {string.Join(", ", latencies.Select(l => l.ToString("0.00", CultureInfo.InvariantCulture)))}");
+            Assert.True(judged.Count >= 10, $"the feeder was starved in {20 - judged.Count} of 20 seconds: the machine is too loaded to judge latency ({shown})");
+            Assert.True(judged.Max() < 1.5, $"live latency went to {judged.Max():0.00} s: {shown}");
             Assert.Equal("live", browser.Execute<string>("return document.getElementById('state').dataset.state;"));
             Assert.True(browser.Execute<bool>("return document.getElementById('video').muted && !document.getElementById('unmute').hidden;"));
             var seeks = browser.Execute<long>("return window.pinhole.seeks;");
             output.WriteLine($"first frame {firstFrameMs:0} ms after the player page's navigation start; decoded {decoded} frames in 19 s; " +
-                $"latency avg {latencies.Average():0.00} s, max {latencies.Max():0.00} s; seeks {seeks}");
+                $"latency avg {latencies.Average():0.00} s, max {latencies.Max():0.00} s (judged max {judged.Max():0.00} s); seeks {seeks}");
             browser.SaveScreenshot("browser-player");
 
             // The device goes away: the page says so without reloading.

@@ -44,7 +44,8 @@ internal sealed class BrowserTestHost : IAsyncDisposable
     public Uri WebSocketUri(string device, string camera) =>
         new($"{(BaseUri.Scheme == "https" ? "wss" : "ws")}://{BaseUri.Authority}/play/{device}/{camera}/ws");
 
-    public static async Task<BrowserTestHost> StartAsync(Action<BrowserViewingOptions>? configure = null, TimeProvider? time = null, bool https = false)
+    public static async Task<BrowserTestHost> StartAsync(Action<BrowserViewingOptions>? configure = null, TimeProvider? time = null, bool https = false,
+        Action<IServiceCollection>? services = null)
     {
         var registry = new MediaStreamRegistry();
         var builder = WebApplication.CreateSlimBuilder();
@@ -53,6 +54,7 @@ internal sealed class BrowserTestHost : IAsyncDisposable
         builder.Services.AddSingleton(registry);
         builder.Services.AddSingleton(new ViewerDirectory([new ViewerConfig { User = User, Password = Password }]));
         if (time is not null) builder.Services.AddSingleton(time);
+        services?.Invoke(builder.Services);
         builder.Services.AddBrowserViewing(configure);
         var app = builder.Build();
         // Remembers player sockets so a test can cut them like a network drop would.

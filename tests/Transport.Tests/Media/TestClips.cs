@@ -13,6 +13,22 @@ internal sealed record TestClip(IReadOnlyList<TrackInfo> Tracks, IReadOnlyList<A
     public IEnumerable<AccessUnit> Video => Units.Where(u => Tracks[u.Track].IsVideo);
 }
 
+/// <summary>How late the feeder delivered frames (a loaded machine starves it; frames then arrive in a burst).</summary>
+internal sealed class FeedStats
+{
+    private long _maxLateTicks;
+
+    public void Delivered(TimeSpan late)
+    {
+        var ticks = late.Ticks;
+        long seen;
+        while (ticks > (seen = Interlocked.Read(ref _maxLateTicks)) && Interlocked.CompareExchange(ref _maxLateTicks, ticks, seen) != seen) { }
+    }
+
+    /// <summary>The worst lateness since the last call, and starts over.</summary>
+    public TimeSpan TakeMaxLateness() => TimeSpan.FromTicks(Interlocked.Exchange(ref _maxLateTicks, 0));
+}
+
 internal static class TestClips
 {
     private static readonly Lock Gate = new();
@@ -201,7 +217,7 @@ internal static class TestClips
     /// (each loop starts at a keyframe). This is the switch point for end-to-end tests: a real camera
     /// source delivers to the same <see cref="IMediaSink"/>.
     /// </summary>
-    public static async Task FeedLiveAsync(IMediaSink sink, TestClip clip, CancellationToken cancellationToken, TimeProvider? time = null)
+    public static async Task FeedLiveAsync(IMediaSink sink, TestClip clip, CancellationToken cancellationToken, TimeProvider? time = null, FeedStats? stats = null)
     {
         time ??= TimeProvider.System;
         sink.OnTracks(clip.Tracks);
@@ -216,6 +232,7 @@ internal static class TestClips
                 var wait = due - time.GetElapsedTime(start);
                 if (wait > TimeSpan.Zero) await Task.Delay(wait, time, cancellationToken).ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();
+                stats?.Delivered(time.GetElapsedTime(start) - due);
                 sink.OnAccessUnit(u with { Pts = u.Pts + offset, Dts = u.Dts + offset });
             }
         }

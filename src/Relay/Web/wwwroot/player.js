@@ -45,6 +45,8 @@
   let stopped = false;
   let offline = false;
   let lastFrames = 0;
+  let lastTime = 0;
+  let hasVideo = true;
 
   function setState(state, text) {
     stats.state = state;
@@ -142,12 +144,15 @@
         return;
       }
       sourceBuffer.mode = 'segments';
-      sourceBuffer.addEventListener('updateend', pump);
+      sourceBuffer.addEventListener('updateend', () => { chase(); pump(); });
       sourceBuffer.addEventListener('error', () => restart('the decoder reported an error'));
       pump();
     }, { once: true });
     video.src = url;
     unmute.hidden = !msg.audio;
+    hasVideo = msg.video;
+    lastFrames = 0;
+    lastTime = 0;
     if (!stats.state.startsWith('live')) setState('connecting', 'starting');
     const p = video.play();
     if (p) p.catch(() => { /* autoplay waits for data; retried in tick */ });
@@ -199,12 +204,13 @@
     return b.end(b.length - 1) - video.currentTime;
   }
 
-  function tick() {
-    if (!sourceBuffer || video.buffered.length === 0) return;
+  // Before the first range, in a gap, or far behind: jump to just behind the live edge. Runs after
+  // every append too, so a burst of frames (the network or the source caught up) is skipped at once.
+  function chase() {
+    if (!sourceBuffer || video.buffered.length === 0 || video.seeking) return 0;
     const b = video.buffered;
     const end = b.end(b.length - 1);
     const lag = end - video.currentTime;
-    // Before the first range, in a gap, or far behind: jump to just behind the live edge.
     let inRange = false;
     for (let i = 0; i < b.length; i++) if (video.currentTime >= b.start(i) && video.currentTime <= b.end(i)) inRange = true;
     if (lag > FAR_BEHIND_S || !inRange) {
@@ -212,16 +218,26 @@
       if (Math.abs(video.currentTime - target) > 0.05) {
         video.currentTime = target;
         stats.seeks++;
+        return end - target;
       }
     }
+    return lag;
+  }
+
+  function tick() {
+    if (!sourceBuffer || video.buffered.length === 0) return;
+    const lag = chase();
     const rate = lag > CHASE_FAST_S ? 1.1 : lag > CHASE_SLOW_S ? 1.05 : 1.0;
     if (video.playbackRate !== rate) video.playbackRate = rate;
     if (video.paused) { const p = video.play(); if (p) p.catch(() => {}); }
     trim(false);
 
+    // Live means pictures are being decoded (or, for an audio-only camera, the clock moves).
     const frames = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
-    if (!offline && !video.paused && frames > lastFrames) setState('live', 'live');
+    const advancing = frames > lastFrames || (!hasVideo && video.currentTime > lastTime);
+    if (!offline && !video.paused && advancing) setState('live', 'live');
     lastFrames = frames;
+    lastTime = video.currentTime;
     latencyEl.textContent = stats.state === 'live' ? `${lag.toFixed(2)} s behind` : '';
   }
 
