@@ -59,23 +59,40 @@ public static class CodecStrings
         return string.Create(CultureInfo.InvariantCulture, $"mp4a.40.{objectType}");
     }
 
-    /// <summary>The codecs parameter for one track; null for codecs that fMP4 in a browser cannot carry (G.711).</summary>
+    /// <summary>
+    /// The codecs parameter for one track; null for codecs that fMP4 in a browser cannot carry (G.711)
+    /// and for tracks whose configuration is missing or malformed (no SPS, an SPS too short to read).
+    /// </summary>
     public static string? For(TrackInfo track)
     {
         ArgumentNullException.ThrowIfNull(track);
-        return track.Codec switch
+        try
         {
-            MediaCodec.H264 when track.ParameterSets.Count > 0 => Avc(track.ParameterSets[0].Span),
-            MediaCodec.H265 when FindHevcSps(track) is { } sps => Hevc(sps.Span),
-            MediaCodec.Aac when track.AudioSpecificConfig.Length > 0 => Aac(track.AudioSpecificConfig.Span),
-            _ => null,
-        };
+            return track.Codec switch
+            {
+                MediaCodec.H264 when FindAvcSps(track) is { } sps => Avc(sps.Span),
+                MediaCodec.H265 when FindHevcSps(track) is { } sps => Hevc(sps.Span),
+                MediaCodec.Aac when track.AudioSpecificConfig.Length > 0 => Aac(track.AudioSpecificConfig.Span),
+                _ => null,
+            };
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
     }
 
-    internal static ReadOnlyMemory<byte>? FindHevcSps(TrackInfo track)
+    // Parameter sets are matched by NAL unit type, not position: a source may list them in any order.
+    internal static ReadOnlyMemory<byte>? FindAvcSps(TrackInfo track) => FindNal(track, p => (p[0] & 0x1F) == 7);
+
+    internal static ReadOnlyMemory<byte>? FindAvcPps(TrackInfo track) => FindNal(track, p => (p[0] & 0x1F) == 8);
+
+    internal static ReadOnlyMemory<byte>? FindHevcSps(TrackInfo track) => FindNal(track, p => ((p[0] >> 1) & 0x3F) == 33);
+
+    private static ReadOnlyMemory<byte>? FindNal(TrackInfo track, Func<ReadOnlySpan<byte>, bool> match)
     {
         foreach (var ps in track.ParameterSets)
-            if (ps.Length > 2 && ((ps.Span[0] >> 1) & 0x3F) == 33) return ps;
+            if (ps.Length > 2 && match(ps.Span)) return ps;
         return null;
     }
 }

@@ -53,15 +53,18 @@ public sealed class Fmp4Muxer
         HasVideo = _tracks.Any(t => t.Info.IsVideo);
     }
 
-    /// <summary>True when a track can be muxed: H.264 or H.265 with parameter sets, or AAC with an AudioSpecificConfig.</summary>
+    /// <summary>
+    /// True when a track can be muxed: H.264 with an SPS and a PPS, H.265 with a readable SPS, or AAC
+    /// with an AudioSpecificConfig; a positive clock rate in every case.
+    /// </summary>
     public static bool CanMux(TrackInfo track)
     {
         ArgumentNullException.ThrowIfNull(track);
         if (track.ClockRate <= 0) return false;
         return track.Codec switch
         {
-            MediaCodec.H264 => track.ParameterSets.Count >= 2 && track.ParameterSets[0].Length >= 4,
-            MediaCodec.H265 => CodecStrings.FindHevcSps(track) is not null,
+            MediaCodec.H264 => CodecStrings.FindAvcSps(track) is { Length: >= 4 } && CodecStrings.FindAvcPps(track) is not null,
+            MediaCodec.H265 => CodecStrings.For(track) is not null,
             MediaCodec.Aac => track.AudioSpecificConfig.Length >= 2 && track.SampleRate > 0,
             _ => false,
         };
@@ -313,10 +316,9 @@ public sealed class Fmp4Muxer
     // AVCDecoderConfigurationRecord, ISO/IEC 14496-15 §5.3.3.1.
     private static void WriteAvcC(BoxWriter w, TrackInfo info)
     {
-        var sps = info.ParameterSets.Where(p => p.Length > 0 && (p.Span[0] & 0x1F) == 7).ToList();
+        var sps = info.ParameterSets.Where(p => p.Length >= 4 && (p.Span[0] & 0x1F) == 7).ToList();
         var pps = info.ParameterSets.Where(p => p.Length > 0 && (p.Span[0] & 0x1F) == 8).ToList();
-        if (sps.Count == 0) sps.Add(info.ParameterSets[0]);
-        var s = sps[0].Span;
+        var s = sps[0].Span; // CanMux made sure there is one
         var avcC = w.Begin("avcC");
         w.U8(1); // configurationVersion
         w.U8(s[1]); // AVCProfileIndication
@@ -350,7 +352,7 @@ public sealed class Fmp4Muxer
         w.U16(0); // avgFrameRate: unknown
         // constantFrameRate(2)=0, numTemporalLayers(3), temporalIdNested(1), lengthSizeMinusOne(2)=3
         w.U8((byte)(((ptl.MaxSubLayersMinus1 + 1) & 7) << 3 | (ptl.TemporalIdNesting ? 4 : 0) | 3));
-        var groups = info.ParameterSets.Where(p => p.Length >= 2).GroupBy(p => (p.Span[0] >> 1) & 0x3F).OrderBy(g => g.Key).ToList();
+        var groups = info.ParameterSets.Where(p => p.Length >= 2 && ((p.Span[0] >> 1) & 0x3F) is >= 32 and <= 34).GroupBy(p => (p.Span[0] >> 1) & 0x3F).OrderBy(g => g.Key).ToList();
         w.U8((byte)groups.Count); // numOfArrays
         foreach (var g in groups)
         {

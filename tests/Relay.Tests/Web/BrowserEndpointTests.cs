@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
+using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Web;
 using Pinhole.Testing;
 using Pinhole.Testing.Media;
@@ -339,6 +340,29 @@ public class BrowserEndpointTests
         await ws.CloseAsync(WebSocketCloseStatus.NormalClosure, null, timeout.Token);
         for (var i = 0; i < 50 && stream.ViewerCount > 0; i++) await Task.Delay(50);
         Assert.Equal(0, stream.ViewerCount); // the relay let go of the viewer
+    }
+
+    [Fact]
+    public async Task A_viewer_over_the_streams_limit_gets_503_and_an_unknown_camera_404()
+    {
+        await using var host = await BrowserTestHost.StartAsync(limits: new MediaStreamLimits { MaxViewersPerStream = 1 });
+        var stream = host.Registry.GetOrAdd("gw1", "door");
+        stream.OnTracks([Video]);
+        var cookies = await host.LogInAsync();
+        using var first = new ClientWebSocket();
+        first.Options.Cookies = cookies;
+        await first.ConnectAsync(host.WebSocketUri("gw1", "door"), CancellationToken.None);
+        using var second = new ClientWebSocket();
+        second.Options.Cookies = cookies;
+        second.Options.CollectHttpResponseDetails = true;
+        await Assert.ThrowsAsync<WebSocketException>(() => second.ConnectAsync(host.WebSocketUri("gw1", "door"), CancellationToken.None));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, second.HttpStatusCode);
+        Assert.Equal(1, stream.ViewerCount);
+        using var unknown = new ClientWebSocket();
+        unknown.Options.Cookies = cookies;
+        unknown.Options.CollectHttpResponseDetails = true;
+        await Assert.ThrowsAsync<WebSocketException>(() => unknown.ConnectAsync(host.WebSocketUri("gw1", "nope"), CancellationToken.None));
+        Assert.Equal(HttpStatusCode.NotFound, unknown.HttpStatusCode);
     }
 
     [RequiresFact(Needs.Ffmpeg)]

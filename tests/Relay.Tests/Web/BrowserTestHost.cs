@@ -45,9 +45,9 @@ internal sealed class BrowserTestHost : IAsyncDisposable
         new($"{(BaseUri.Scheme == "https" ? "wss" : "ws")}://{BaseUri.Authority}/play/{device}/{camera}/ws");
 
     public static async Task<BrowserTestHost> StartAsync(Action<BrowserViewingOptions>? configure = null, TimeProvider? time = null, bool https = false,
-        Action<IServiceCollection>? services = null)
+        Action<IServiceCollection>? services = null, MediaStreamLimits? limits = null)
     {
-        var registry = new MediaStreamRegistry();
+        var registry = new MediaStreamRegistry(limits);
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0, l => { if (https) l.UseHttps(SelfSignedCertificate()); }));
         builder.Logging.ClearProviders();

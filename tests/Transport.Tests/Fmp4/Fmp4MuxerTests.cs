@@ -192,6 +192,22 @@ public class Fmp4MuxerTests
         Assert.False(Fmp4Muxer.CanMux(Video with { ParameterSets = [] }));
     }
 
+    [Fact]
+    public void Missing_or_malformed_parameter_sets_make_a_track_unmuxable_instead_of_throwing()
+    {
+        Assert.False(Fmp4Muxer.CanMux(Video with { ParameterSets = [Pps] }));
+        Assert.False(Fmp4Muxer.CanMux(Video with { ParameterSets = [Sps] }));
+        Assert.False(Fmp4Muxer.CanMux(Video with { ParameterSets = [new byte[] { 0x67, 0x64 }, Pps] }));
+        Assert.True(Fmp4Muxer.CanMux(Video with { ParameterSets = [Pps, Sps] })); // any order
+        Assert.Equal("avc1.64001f", new Fmp4Muxer([Video with { ParameterSets = [Pps, Sps] }]).Codecs);
+        var shortHevc = new TrackInfo { Codec = MediaCodec.H265, ClockRate = 90_000, ParameterSets = [new byte[] { 0x42, 0x01, 0x01, 0x01 }] };
+        Assert.Null(CodecStrings.For(shortHevc));
+        Assert.False(Fmp4Muxer.CanMux(shortHevc));
+        Assert.False(Fmp4Muxer.CanMux(Audio with { AudioSpecificConfig = new byte[] { 0x11 } }));
+        Assert.False(Fmp4Muxer.CanMux(Video with { ClockRate = 0 }));
+        Assert.Throws<FormatException>(() => CodecStrings.Avc([0x67, 0x64]));
+    }
+
     [RequiresFact(Needs.Ffmpeg)]
     public void Ffprobe_reads_real_h264_and_aac_muxed_one_frame_per_fragment()
     {
