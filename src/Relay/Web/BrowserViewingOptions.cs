@@ -1,3 +1,6 @@
+using System.Globalization;
+using Pinhole.Relay.Configuration;
+
 namespace Pinhole.Relay.Web;
 
 /// <summary>Settings of the browser viewing endpoints (login, device list, player, player WebSocket).</summary>
@@ -28,4 +31,14 @@ public sealed class BrowserViewingOptions
 
     /// <summary>A send to a viewer that takes longer than this ends the connection (the client stopped reading).</summary>
     public TimeSpan SendTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Takes what relay.json says: <c>dataDir</c> for the signing key, the port of <c>rtsp</c> for H.265 viewers.</summary>
+    public void ApplyRelayConfig(RelayConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        DataDir = config.DataDir;
+        var colon = config.Rtsp.LastIndexOf(':');
+        if (colon >= 0 && int.TryParse(config.Rtsp.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port is > 0 and < 65536)
+            RtspPort = port;
+    }
 }

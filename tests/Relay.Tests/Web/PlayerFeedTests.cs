@@ -126,3 +126,19 @@ public class SessionStoreTests
         }
     }
 }
+
+public class BrowserViewingOptionsTests
+{
+    [Theory]
+    [InlineData("127.0.0.1:8554", 8554)]
+    [InlineData("0.0.0.0:9554", 9554)]
+    [InlineData("[::1]:7554", 7554)]
+    [InlineData("nonsense", 8554)]
+    public void Relay_config_gives_the_data_dir_and_the_rtsp_port(string rtsp, int port)
+    {
+        var options = new BrowserViewingOptions();
+        options.ApplyRelayConfig(new Pinhole.Relay.Configuration.RelayConfig { Rtsp = rtsp, DataDir = "/var/lib/pinhole-relay" });
+        Assert.Equal(port, options.RtspPort);
+        Assert.Equal("/var/lib/pinhole-relay", options.DataDir);
+    }
+}
