@@ -4,6 +4,7 @@ using Xunit.Abstractions;
 using Pinhole.Relay.Streaming;
 using Pinhole.Testing;
 using Pinhole.Testing.Media;
+using Pinhole.Transport.Media;
 
 namespace Pinhole.Relay.Tests.Web;
 
@@ -15,28 +16,39 @@ namespace Pinhole.Relay.Tests.Web;
 public class BrowserPlaybackTests(ITestOutputHelper output)
 {
     private const string Device = "gw1";
-    private const string Camera = "door";
+    private const string CameraName = "door";
+
+    /// <summary>
+    /// The camera: real H.264 640x360 25 fps + AAC, looping in real time into the relay's stream. An
+    /// end-to-end test swaps this for the edge path (GStreamer camera, RTSP client, uplink) writing to
+    /// the same <see cref="IMediaSink"/>; each call is one connection of the device, ended by cancelling.
+    /// </summary>
+    private static Func<IMediaSink, CancellationToken, Task> Camera(FeedStats stats)
+    {
+        var clip = TestClips.H264(seconds: 4, withAudio: true);
+        return (sink, ct) => TestClips.FeedLiveAsync(sink, clip, ct, stats: stats);
+    }
 
     [RequiresFact(Needs.Chromium | Needs.Ffmpeg)]
     public async Task Chromium_plays_live_within_latency_survives_the_device_reconnecting_and_is_refused_without_login()
     {
         await using var host = await BrowserTestHost.StartAsync();
-        var stream = host.Registry.GetOrAdd(Device, Camera);
-        var clip = TestClips.H264(seconds: 4, withAudio: true);
-        using var feeding = new CancellationTokenSource();
+        var stream = host.Registry.GetOrAdd(Device, CameraName);
         var feedStats = new FeedStats();
-        var feed = TestClips.FeedLiveAsync(stream, clip, feeding.Token, stats: feedStats);
+        var camera = Camera(feedStats);
+        using var feeding = new CancellationTokenSource();
+        var feed = camera(stream, feeding.Token);
         using var browser = Chromium.Start();
         try
         {
             // Log in through the form, the way a person does: the player page sends us there and back.
-            browser.Navigate(new Uri(host.BaseUri, $"/play/{Device}/{Camera}"));
+            browser.Navigate(new Uri(host.BaseUri, $"/play/{Device}/{CameraName}"));
             Assert.Contains("/login?next=", browser.Driver.Url, StringComparison.Ordinal);
             browser.Driver.FindElement(By.Name("user")).SendKeys(BrowserTestHost.User);
             browser.Driver.FindElement(By.Name("password")).SendKeys(BrowserTestHost.Password);
             browser.Driver.FindElement(By.CssSelector("button[type=submit]")).Click();
             await browser.WaitForAsync("document.getElementById('video') !== null", TimeSpan.FromSeconds(10));
-            Assert.EndsWith($"/play/{Device}/{Camera}", browser.Driver.Url, StringComparison.Ordinal);
+            Assert.EndsWith($"/play/{Device}/{CameraName}", browser.Driver.Url, StringComparison.Ordinal);
             browser.Execute("window.samePage = 'yes'; return 0;");
 
             await browser.WaitForAsync("window.pinhole && window.pinhole.state === 'live'", TimeSpan.FromSeconds(10));
@@ -81,7 +93,7 @@ public class BrowserPlaybackTests(ITestOutputHelper output)
 
             // It comes back (same tracks, its clock restarted): the player re-initialises and plays again.
             using var feeding2 = new CancellationTokenSource();
-            var feed2 = TestClips.FeedLiveAsync(stream, clip, feeding2.Token);
+            var feed2 = camera(stream, feeding2.Token);
             await browser.WaitForAsync("window.pinhole.inits >= 2 && window.pinhole.state === 'live'", TimeSpan.FromSeconds(10));
             await Task.Delay(2000);
             var framesAfter = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
@@ -114,7 +126,7 @@ public class BrowserPlaybackTests(ITestOutputHelper output)
                 ws.onclose = () => done('refused:' + got);
                 """);
             Assert.Equal("refused:0", outcome);
-            browser.Navigate(new Uri(host.BaseUri, $"/play/{Device}/{Camera}"));
+            browser.Navigate(new Uri(host.BaseUri, $"/play/{Device}/{CameraName}"));
             Assert.Contains("/login?next=", browser.Driver.Url, StringComparison.Ordinal);
 
             await feeding2.CancelAsync();
