@@ -77,12 +77,27 @@ public class BrowserPlaybackTests(ITestOutputHelper output)
             Assert.All(frames.Zip(frames.Skip(1)), p => Assert.True(p.Second > p.First, $"frames stalled: {string.Join(",", frames)}"));
             Assert.True(judged.Count >= 10, $"the feeder was starved in {20 - judged.Count} of 20 seconds: the machine is too loaded to judge latency ({shown})");
             Assert.True(judged.Max() < 1.5, $"live latency went to {judged.Max():0.00} s: {shown}");
-            Assert.Equal("live", browser.Execute<string>("return document.getElementById('state').dataset.state;"));
+            await browser.WaitForAsync("document.getElementById('state').dataset.state === 'live'", TimeSpan.FromSeconds(3));
             Assert.True(browser.Execute<bool>("return document.getElementById('video').muted && !document.getElementById('unmute').hidden;"));
             var seeks = browser.Execute<long>("return window.pinhole.seeks;");
             output.WriteLine($"first frame {firstFrameMs:0} ms after the player page's navigation start; decoded {decoded} frames in 19 s; " +
                 $"latency avg {latencies.Average():0.00} s, max {latencies.Max():0.00} s (judged max {judged.Max():0.00} s); seeks {seeks}");
             browser.SaveScreenshot("browser-player");
+
+            // A gap in the timeline (the relay skipped frames up to a keyframe): the player jumps it.
+            var framesBeforeGap = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+            feedStats.SkipToKeyframe = true;
+            await Task.Delay(1200);
+            Assert.False(feedStats.SkipToKeyframe);
+            Assert.True(feedStats.Skipped > 0);
+            await Task.Delay(2000);
+            var framesAfterGap = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+            var lagAfterGap = browser.Execute<double>("const v = document.getElementById('video'); return v.buffered.end(v.buffered.length - 1) - v.currentTime;");
+            // The range before the gap is still buffered (trimming keeps 30 s): there really was a hole to jump.
+            Assert.True(browser.Execute<long>("return document.getElementById('video').buffered.length;") >= 2);
+            output.WriteLine($"gap of {feedStats.Skipped} skipped units: {framesAfterGap - framesBeforeGap} frames in the 3.2 s around it, then {lagAfterGap:0.00} s behind");
+            Assert.True(framesAfterGap - framesBeforeGap > 40, $"{framesAfterGap - framesBeforeGap} frames in 3.2 s around a gap");
+            Assert.True(lagAfterGap < 1.5, $"{lagAfterGap:0.00} s behind after a gap");
 
             // The device goes away: the page says so without reloading.
             await feeding.CancelAsync();

@@ -25,6 +25,12 @@ internal sealed class FeedStats
         while (ticks > (seen = Interlocked.Read(ref _maxLateTicks)) && Interlocked.CompareExchange(ref _maxLateTicks, ticks, seen) != seen) { }
     }
 
+    /// <summary>Set to drop everything up to the next video keyframe (a gap in the timeline); cleared when it comes.</summary>
+    public volatile bool SkipToKeyframe;
+
+    /// <summary>Access units dropped by <see cref="SkipToKeyframe"/>.</summary>
+    public int Skipped;
+
     /// <summary>The worst lateness since the last call, and starts over.</summary>
     public TimeSpan TakeMaxLateness() => TimeSpan.FromTicks(Interlocked.Exchange(ref _maxLateTicks, 0));
 }
@@ -233,6 +239,12 @@ internal static class TestClips
                 if (wait > TimeSpan.Zero) await Task.Delay(wait, time, cancellationToken).ConfigureAwait(false);
                 cancellationToken.ThrowIfCancellationRequested();
                 stats?.Delivered(time.GetElapsedTime(start) - due);
+                if (stats is { SkipToKeyframe: true })
+                {
+                    // What the relay does to a viewer that fell behind: nothing until the next video keyframe.
+                    if (!(clip.Tracks[u.Track].IsVideo && u.IsKeyframe)) { stats.Skipped++; continue; }
+                    stats.SkipToKeyframe = false;
+                }
                 sink.OnAccessUnit(u with { Pts = u.Pts + offset, Dts = u.Dts + offset });
             }
         }

@@ -204,17 +204,17 @@
     return b.end(b.length - 1) - video.currentTime;
   }
 
-  // Before the first range, in a gap, or far behind: jump to just behind the live edge. Runs after
+  // Before the newest buffered range (at the start, or stuck before a gap the relay left when it
+  // skipped this viewer to a keyframe) or far behind: jump to just behind the live edge. Runs after
   // every append too, so a burst of frames (the network or the source caught up) is skipped at once.
   function chase() {
     if (!sourceBuffer || video.buffered.length === 0 || video.seeking) return 0;
     const b = video.buffered;
-    const end = b.end(b.length - 1);
+    const last = b.length - 1;
+    const end = b.end(last);
     const lag = end - video.currentTime;
-    let inRange = false;
-    for (let i = 0; i < b.length; i++) if (video.currentTime >= b.start(i) && video.currentTime <= b.end(i)) inRange = true;
-    if (lag > FAR_BEHIND_S || !inRange) {
-      const target = Math.max(b.start(b.length - 1), end - SEEK_TARGET_S);
+    if (lag > FAR_BEHIND_S || video.currentTime < b.start(last)) {
+      const target = Math.max(b.start(last), end - SEEK_TARGET_S);
       if (Math.abs(video.currentTime - target) > 0.05) {
         video.currentTime = target;
         stats.seeks++;
