@@ -1,4 +1,5 @@
 using System.Net.WebSockets;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Pinhole.Relay.Devices;
@@ -65,8 +66,8 @@ public static class BrowserViewing
         return Page(BrowserPages.Login(LocalPath(next), error: null));
     }
 
-    private static async Task<IResult> LoginSubmit(HttpContext context, string? next, ViewerDirectory viewers,
-        SessionStore sessions, LoginThrottle throttle, IOptions<BrowserViewingOptions> options, ILoggerFactory loggers)
+    private static async Task<IResult> LoginSubmit(HttpContext context, string? next, [FromServices] ViewerDirectory viewers,
+        [FromServices] SessionStore sessions, [FromServices] LoginThrottle throttle, [FromServices] IOptions<BrowserViewingOptions> options, [FromServices] ILoggerFactory loggers)
     {
         NoStore(context);
         var log = loggers.CreateLogger(typeof(BrowserViewing).FullName!);
@@ -122,7 +123,7 @@ public static class BrowserViewing
         return Results.Redirect(next ?? "/", permanent: false, preserveMethod: false);
     }
 
-    private static IResult Logout(HttpContext context, SessionStore sessions, IOptions<BrowserViewingOptions> options)
+    private static IResult Logout(HttpContext context, [FromServices] SessionStore sessions, [FromServices] IOptions<BrowserViewingOptions> options)
     {
         NoStore(context);
         if (HttpMethods.IsPost(context.Request.Method) && !SameOrigin(context, options.Value, allowMissing: true))
@@ -132,7 +133,7 @@ public static class BrowserViewing
         return Results.Redirect("/login");
     }
 
-    private static IResult DeviceList(HttpContext context, MediaStreamRegistry registry)
+    private static IResult DeviceList(HttpContext context, [FromServices] MediaStreamRegistry registry)
     {
         NoStore(context);
         if (CurrentUser(context) is not { } user) return ToLogin(context);
@@ -143,7 +144,7 @@ public static class BrowserViewing
         return Page(BrowserPages.DeviceList(user, streams, silent));
     }
 
-    private static IResult PlayerPage(HttpContext context, string device, string camera, MediaStreamRegistry registry, IOptions<BrowserViewingOptions> options)
+    private static IResult PlayerPage(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry, [FromServices] IOptions<BrowserViewingOptions> options)
     {
         NoStore(context);
         if (CurrentUser(context) is not { } user) return ToLogin(context);
@@ -158,8 +159,8 @@ public static class BrowserViewing
         return Page(BrowserPages.Player(user, device, camera, BrowserPages.PlayPath(device, camera) + "/ws", rtsp));
     }
 
-    private static async Task PlayerSocket(HttpContext context, string device, string camera, MediaStreamRegistry registry,
-        IOptions<BrowserViewingOptions> options, ILoggerFactory loggers)
+    private static async Task PlayerSocket(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry,
+        [FromServices] IOptions<BrowserViewingOptions> options, [FromServices] ILoggerFactory loggers)
     {
         var log = loggers.CreateLogger(typeof(BrowserViewing).FullName!);
         var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
