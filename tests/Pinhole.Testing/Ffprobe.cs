@@ -26,6 +26,9 @@ public sealed record ProbeOptions
 
     /// <summary>The whole probe's time budget; past it the tools are killed and <see cref="ProbeResult.TimedOut"/> is set.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Run ffprobe/ffmpeg inside this network namespace (e.g. <see cref="NatTopology.Wan"/>), or null for the test's own.</summary>
+    public string? NetworkNamespace { get; init; }
 }
 
 /// <summary>One stream as ffprobe describes it and as ffmpeg decoded it.</summary>
@@ -112,7 +115,7 @@ public static partial class Ffprobe
             input.AddRange(["-rtsp_transport", transport]);
         input.AddRange(["-i", url.OriginalString]);
 
-        var probe = await Command.RunAsync("ffprobe",
+        var probe = await RunAsync(options, "ffprobe",
             ["-hide_banner", "-loglevel", "level+error", .. input, "-show_streams", "-of", "json"],
             options.Timeout, cancellationToken);
         var log = "--- ffprobe ---\n" + probe.StandardError;
@@ -139,7 +142,7 @@ public static partial class Ffprobe
         var remaining = options.Timeout - clock.Elapsed;
         if (remaining < TimeSpan.FromSeconds(1))
             remaining = TimeSpan.FromSeconds(1);
-        var decode = await Command.RunAsync("ffmpeg",
+        var decode = await RunAsync(options, "ffmpeg",
             ["-hide_banner", "-nostdin", "-nostats", "-loglevel", "level+verbose", .. input, "-map", "0:v?", "-map", "0:a?", .. limit, "-f", "null", "-"],
             remaining, cancellationToken);
         log += "\n--- ffmpeg ---\n" + decode.StandardError;
@@ -226,6 +229,11 @@ public static partial class Ffprobe
         }
         return errors;
     }
+
+    private static Task<CommandResult> RunAsync(ProbeOptions options, string tool, string[] arguments, TimeSpan timeout, CancellationToken cancellationToken) =>
+        options.NetworkNamespace is null
+            ? Command.RunAsync(tool, arguments, timeout, cancellationToken)
+            : Command.RunAsync("ip", ["netns", "exec", options.NetworkNamespace, Tools.Require(tool), .. arguments], timeout, cancellationToken);
 
     private static List<string> ErrorLevelLines(string stderr) =>
         stderr.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => ErrorLevel().IsMatch(l)).ToList();
