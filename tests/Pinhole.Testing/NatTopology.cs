@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -31,19 +30,9 @@ public enum NatDirection
 public sealed partial class NatTopology : IAsyncDisposable, IDisposable
 {
     private static readonly Lazy<string?> LazySkipReason = new(ComputeSkipReason);
-    private static readonly ConcurrentDictionary<NatTopology, byte> Live = new();
     private readonly List<PeerProcess> _processes = [];
     private readonly List<(string Namespace, string[] Rule)> _lossRules = [];
     private int _disposed;
-
-    static NatTopology()
-    {
-        AppDomain.CurrentDomain.ProcessExit += static (_, _) =>
-        {
-            foreach (var topology in Live.Keys)
-                topology.Dispose();
-        };
-    }
 
     private NatTopology(string id)
     {
@@ -90,7 +79,7 @@ public sealed partial class NatTopology : IAsyncDisposable, IDisposable
             throw new InvalidOperationException(reason);
         await RemoveStaleAsync(cancellationToken);
         var topology = new NatTopology(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(3)));
-        Live.TryAdd(topology, 0);
+        ExitCleanup.Register(topology, topology.Dispose);
         try
         {
             await topology.BuildAsync(cancellationToken);
@@ -274,7 +263,7 @@ public sealed partial class NatTopology : IAsyncDisposable, IDisposable
             await p.DisposeAsync();
         foreach (var ns in new[] { Lan, Router, Wan })
             await DeleteNamespaceAsync(ns, CancellationToken.None);
-        Live.TryRemove(this, out _);
+        ExitCleanup.Unregister(this);
     }
 
     /// <summary>Synchronous <see cref="DisposeAsync"/>, also used when the test process exits.</summary>

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Net.Sockets;
@@ -14,7 +13,6 @@ namespace Pinhole.Testing;
 /// </summary>
 public sealed class PeerProcess : IAsyncDisposable, IDisposable
 {
-    private static readonly ConcurrentDictionary<PeerProcess, byte> Live = new();
     private static readonly string? Setsid = Tools.Find("setsid");
 
     private readonly Process _process;
@@ -28,16 +26,6 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
     private readonly Task _stderrPump;
     private long _linesSeen;
     private int _disposed;
-
-    static PeerProcess()
-    {
-        // A test run that ends early (a crash, a timeout, Ctrl-C) must not leave brokers and cameras behind.
-        AppDomain.CurrentDomain.ProcessExit += static (_, _) =>
-        {
-            foreach (var peer in Live.Keys)
-                peer.Kill();
-        };
-    }
 
     private PeerProcess(PeerStartInfo info)
     {
@@ -86,7 +74,10 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
             throw new PeerProcessException($"{Name}: cannot start '{program}': {e.Message}", e);
         }
         Id = _process.Id;
-        Live.TryAdd(this, 0);
+        // A test run that ends early (a crash, a timeout, Ctrl-C) must not leave brokers and cameras behind.
+        ExitCleanup.Register(this, Kill);
+        if (_ownGroup)
+            ExitCleanup.RecordProcessGroup(Id);
         _stdoutPump = PumpAsync(_process.StandardOutput, isError: false);
         _stderrPump = PumpAsync(_process.StandardError, isError: true);
         _ = WatchExitAsync();
@@ -149,6 +140,12 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
     /// <summary>Starts <paramref name="fileName"/> with <paramref name="arguments"/>, ready as soon as it runs.</summary>
     public static Task<PeerProcess> StartAsync(string fileName, params string[] arguments) =>
         StartAsync(new PeerStartInfo(fileName, arguments));
+
+    /// <summary>
+    /// Kills the peers of earlier test processes that died without cleaning up (SIGKILL, OOM).
+    /// Runs by itself when a test process starts its first peer; returns how many process groups it killed.
+    /// </summary>
+    public static int KillOrphansOfDeadTestRuns() => ExitCleanup.SweepOrphanedPeers();
 
     /// <summary>Waits for every readiness condition of the start info; throws <see cref="PeerProcessException"/> with the output when one fails or times out.</summary>
     public async Task WaitUntilReadyAsync(CancellationToken cancellationToken = default)
@@ -247,7 +244,10 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         {
         }
         if (_ownGroup)
+        {
             Posix.KillProcessGroup(Id, Posix.SIGKILL);
+            ExitCleanup.ForgetProcessGroup(Id);
+        }
     }
 
     /// <summary>A one-paragraph description with the latest output, for assertion and exception messages.</summary>
@@ -271,7 +271,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         catch (InvalidOperationException)
         {
         }
-        Live.TryRemove(this, out _);
+        ExitCleanup.Unregister(this);
         _process.Dispose();
     }
 
@@ -288,7 +288,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         catch (TimeoutException)
         {
         }
-        Live.TryRemove(this, out _);
+        ExitCleanup.Unregister(this);
         _process.Dispose();
     }
 
