@@ -231,9 +231,7 @@ public static partial class Ffprobe
     }
 
     private static Task<CommandResult> RunAsync(ProbeOptions options, string tool, string[] arguments, TimeSpan timeout, CancellationToken cancellationToken) =>
-        options.NetworkNamespace is null
-            ? Command.RunAsync(tool, arguments, timeout, cancellationToken)
-            : Command.RunAsync("ip", ["netns", "exec", options.NetworkNamespace, Tools.Require(tool), .. arguments], timeout, cancellationToken);
+        Command.RunInAsync(options.NetworkNamespace, tool, arguments, timeout, cancellationToken);
 
     private static List<string> ErrorLevelLines(string stderr) =>
         stderr.Split('\n').Select(l => l.TrimEnd('\r')).Where(l => ErrorLevel().IsMatch(l)).ToList();

@@ -21,6 +21,17 @@ public sealed record MosquittoOptions
 
     /// <summary>How long the broker may take to start listening.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>Run the broker inside this network namespace (e.g. <see cref="NatTopology.Wan"/>); null runs it in the test's own.</summary>
+    public string? NetworkNamespace { get; init; }
+
+    /// <summary>
+    /// The address both listeners bind to: 127.0.0.1 unless set (inside a namespace, its own
+    /// address such as <see cref="NatTopology.WanAddress"/>). Ports are picked with
+    /// <see cref="FreePort"/>, which is exact only in the test's own namespace; a fresh namespace
+    /// has every port free anyway.
+    /// </summary>
+    public string BindAddress { get; init; } = "127.0.0.1";
 }
 
 /// <summary>
@@ -46,8 +57,8 @@ public sealed class MosquittoBroker : IAsyncDisposable
     /// <summary>Null when mosquitto and its clients are installed, otherwise the skip reason.</summary>
     public static string? SkipReason => Tools.SkipReason("mosquitto", "mosquitto_pub", "mosquitto_sub", "mosquitto_passwd");
 
-    /// <summary>The host the listeners bind to.</summary>
-    public string Host => "127.0.0.1";
+    /// <summary>The address the listeners bind to (<see cref="MosquittoOptions.BindAddress"/>).</summary>
+    public string Host => _options.BindAddress;
 
     /// <summary>The plain MQTT (TCP) port.</summary>
     public int TcpPort { get; }
@@ -143,24 +154,26 @@ public sealed class MosquittoBroker : IAsyncDisposable
         return args;
     }
 
-    /// <summary>Publishes one message with mosquitto_pub over TCP (QoS 1 unless given); throws with its output when it fails.</summary>
+    /// <summary>Publishes one message with mosquitto_pub over TCP (from the broker's namespace) (QoS 1 unless given); throws with its output when it fails.</summary>
     public async Task PublishAsync(string topic, string payload, bool retain = false, int qos = 1, CancellationToken cancellationToken = default)
     {
         var args = ClientArguments().Concat(["-q", qos.ToString(CultureInfo.InvariantCulture), "-t", topic, "-m", payload]).ToList();
         if (retain)
             args.Add("-r");
-        await Command.RunCheckedAsync("mosquitto_pub", args, TimeSpan.FromSeconds(15), cancellationToken);
+        var result = await Command.RunInAsync(_options.NetworkNamespace, "mosquitto_pub", args, TimeSpan.FromSeconds(15), cancellationToken);
+        if (!result.Succeeded)
+            throw new InvalidOperationException($"mosquitto_pub failed: {result}\n--- broker log ---\n{Log}");
     }
 
     /// <summary>
-    /// Subscribes with mosquitto_sub over TCP and returns the first <paramref name="count"/> messages
+    /// Subscribes with mosquitto_sub over TCP (from the broker's namespace) and returns the first <paramref name="count"/> messages
     /// as "topic payload" lines (an empty list when none came within <paramref name="timeout"/>).
     /// </summary>
     public async Task<IReadOnlyList<string>> ReceiveAsync(string topicFilter, int count, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var args = ClientArguments().Concat(["-v", "-t", topicFilter, "-C", count.ToString(CultureInfo.InvariantCulture),
             "-W", Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds)).ToString(CultureInfo.InvariantCulture)]);
-        var result = await Command.RunAsync("mosquitto_sub", args, timeout + TimeSpan.FromSeconds(5), cancellationToken);
+        var result = await Command.RunInAsync(_options.NetworkNamespace, "mosquitto_sub", args, timeout + TimeSpan.FromSeconds(5), cancellationToken);
         return result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 
@@ -231,27 +244,15 @@ public sealed class MosquittoBroker : IAsyncDisposable
     {
         var info = new PeerStartInfo("mosquitto", "-c", ConfigPath)
         {
-            Name = $"mosquitto:{TcpPort}",
+            Name = $"mosquitto:{TcpPort}" + (_options.NetworkNamespace is null ? "" : "@" + _options.NetworkNamespace),
+            NetworkNamespace = _options.NetworkNamespace,
             ReadyLine = Running,
+            ReadyTcpHost = Host,
             ReadyTcpPort = TcpPort,
             // The WebSocket listener must accept too; the TCP one alone is not enough.
-            ReadyCheck = ct => CanConnectAsync(WebSocketPort, ct),
+            ReadyCheck = _ => NetworkNamespace.CanConnectAsync(_options.NetworkNamespace, System.Net.IPAddress.Parse(Host), WebSocketPort),
             ReadyTimeout = _options.StartTimeout,
         };
         _process = await PeerProcess.StartAsync(info, cancellationToken);
-    }
-
-    private async Task<bool> CanConnectAsync(int port, CancellationToken ct)
-    {
-        try
-        {
-            using var client = new System.Net.Sockets.TcpClient();
-            await client.ConnectAsync(Host, port, ct);
-            return true;
-        }
-        catch (System.Net.Sockets.SocketException)
-        {
-            return false;
-        }
     }
 }

@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
-using Microsoft.Win32.SafeHandles;
 
 namespace Pinhole.Testing;
 
@@ -94,7 +93,7 @@ public sealed partial class NatTopology : IAsyncDisposable, IDisposable
 
     /// <summary>Runs a command inside <paramref name="networkNamespace"/> to completion (see <see cref="Command.RunAsync(string, IEnumerable{string}, TimeSpan?, CancellationToken)"/>).</summary>
     public Task<CommandResult> ExecAsync(string networkNamespace, string program, IEnumerable<string> arguments, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
-        Command.RunAsync("ip", ["netns", "exec", networkNamespace, Tools.Require(program), .. arguments], timeout, cancellationToken);
+        Command.RunInAsync(networkNamespace, program, arguments, timeout, cancellationToken);
 
     /// <summary>Runs a command inside <paramref name="networkNamespace"/> and throws with its output unless it exits with 0.</summary>
     public Task<CommandResult> ExecCheckedAsync(string networkNamespace, string program, params string[] arguments) =>
@@ -106,7 +105,8 @@ public sealed partial class NatTopology : IAsyncDisposable, IDisposable
     /// </summary>
     public PeerProcess StartIn(string networkNamespace, PeerStartInfo info)
     {
-        var peer = PeerProcess.Start(InNamespace(networkNamespace, info));
+        ArgumentNullException.ThrowIfNull(info);
+        var peer = PeerProcess.Start(info with { NetworkNamespace = networkNamespace });
         lock (_processes)
             _processes.Add(peer);
         return peer;
@@ -137,53 +137,11 @@ public sealed partial class NatTopology : IAsyncDisposable, IDisposable
     /// whole life, whichever thread uses them later: create a TcpListener or a connected TcpClient
     /// here and use it from the test as usual.
     /// </summary>
-    public Task<T> RunInAsync<T>(string networkNamespace, Func<T> action)
-    {
-        ArgumentNullException.ThrowIfNull(action);
-        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                using (var handle = File.OpenHandle($"/var/run/netns/{networkNamespace}", FileMode.Open, FileAccess.Read))
-                    Posix.EnterNetworkNamespace(handle);
-                done.SetResult(action());
-            }
-            catch (Exception e)
-            {
-                done.SetException(e);
-            }
-        })
-        {
-            IsBackground = true,
-            Name = $"netns {networkNamespace}",
-        };
-        // The thread ends right after, so its namespace never leaks into the thread pool.
-        thread.Start();
-        return done.Task;
-    }
+    public Task<T> RunInAsync<T>(string networkNamespace, Func<T> action) => NetworkNamespace.RunInAsync(networkNamespace, action);
 
     /// <summary>Opens a TCP connection from inside <paramref name="networkNamespace"/>; throws <see cref="SocketException"/> or <see cref="TimeoutException"/> when it cannot.</summary>
-    public async Task<TcpClient> ConnectFromAsync(string networkNamespace, IPAddress address, int port, TimeSpan timeout)
-    {
-        var client = await RunInAsync(networkNamespace, () => new TcpClient(AddressFamily.InterNetwork));
-        try
-        {
-            using var cts = new CancellationTokenSource(timeout);
-            await client.ConnectAsync(address, port, cts.Token);
-            return client;
-        }
-        catch (OperationCanceledException)
-        {
-            client.Dispose();
-            throw new TimeoutException($"no TCP connection from {networkNamespace} to {address}:{port} within {timeout.TotalSeconds:0.#} s");
-        }
-        catch
-        {
-            client.Dispose();
-            throw;
-        }
-    }
+    public Task<TcpClient> ConnectFromAsync(string networkNamespace, IPAddress address, int port, TimeSpan timeout) =>
+        NetworkNamespace.ConnectFromAsync(networkNamespace, address, port, timeout);
 
     /// <summary>Starts a TCP listener inside <paramref name="networkNamespace"/> on <paramref name="address"/> (port 0 picks a free one).</summary>
     public Task<TcpListener> ListenInAsync(string networkNamespace, IPAddress address, int port = 0) =>
@@ -273,39 +231,6 @@ public sealed partial class NatTopology : IAsyncDisposable, IDisposable
     public override string ToString() => $"nat topology {Id}: {Lan} -> {Router} -> {Wan}";
 
     private string EgressDevice(NatDirection direction) => direction == NatDirection.Upstream ? "wan0" : "lan0";
-
-    private PeerStartInfo InNamespace(string networkNamespace, PeerStartInfo info)
-    {
-        var wrapped = info with
-        {
-            FileName = "ip",
-            Arguments = ["netns", "exec", networkNamespace, Tools.Require(info.FileName), .. info.Arguments],
-            Name = info.Name ?? $"{Path.GetFileName(info.FileName)}@{networkNamespace}",
-        };
-        if (info.ReadyTcpPort is int port)
-        {
-            // The test process lives outside the namespace: probe from inside it.
-            var host = IPAddress.Parse(info.ReadyTcpHost);
-            var inner = info.ReadyCheck;
-            wrapped = wrapped with
-            {
-                ReadyTcpPort = null,
-                ReadyCheck = async ct =>
-                {
-                    try
-                    {
-                        using var client = await ConnectFromAsync(networkNamespace, host, port, TimeSpan.FromSeconds(2));
-                    }
-                    catch (Exception e) when (e is SocketException or TimeoutException)
-                    {
-                        return false;
-                    }
-                    return inner is null || await inner(ct);
-                },
-            };
-        }
-        return wrapped;
-    }
 
     private async Task BuildAsync(CancellationToken ct)
     {

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
+using System.Net;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -30,14 +30,18 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
     private PeerProcess(PeerStartInfo info)
     {
         _info = info;
-        Name = info.Name ?? Path.GetFileName(info.FileName);
+        Name = info.Name ?? Path.GetFileName(info.FileName) + (info.NetworkNamespace is null ? "" : "@" + info.NetworkNamespace);
         var program = Tools.Find(info.FileName)
             ?? throw new PeerProcessException($"{Name}: program '{info.FileName}' not found ({Tools.SkipReason(info.FileName)})");
         _ownGroup = info.NewProcessGroup && Setsid is not null;
+        if (info.ReadyTcpPort is not null && !IPAddress.TryParse(info.ReadyTcpHost, out _))
+            throw new ArgumentException($"ReadyTcpHost must be an IP address, not '{info.ReadyTcpHost}'", nameof(info));
+        var (fileName, arguments) = NetworkNamespace.Wrap(info.NetworkNamespace, program, info.Arguments);
+        fileName = Tools.Require(fileName);
 
         var psi = new ProcessStartInfo
         {
-            FileName = _ownGroup ? Setsid! : program,
+            FileName = _ownGroup ? Setsid! : fileName,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -46,10 +50,11 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
             StandardErrorEncoding = Encoding.UTF8,
         };
         // setsid(1) execs the program in place (the child is not a group leader, so it need not
-        // fork): the pid we get is the program's, and it leads a new process group.
+        // fork): the pid we get is the program's, and it leads a new process group. `ip netns exec`
+        // execs in place too.
         if (_ownGroup)
-            psi.ArgumentList.Add(program);
-        foreach (var a in info.Arguments)
+            psi.ArgumentList.Add(fileName);
+        foreach (var a in arguments)
             psi.ArgumentList.Add(a);
         if (info.WorkingDirectory is not null)
             psi.WorkingDirectory = info.WorkingDirectory;
@@ -158,7 +163,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
             if (_info.ReadyLine is not null)
                 ReadyMatch = await WaitForLineCoreAsync(_info.ReadyLine, token);
             if (_info.ReadyTcpPort is int port)
-                await PollAsync(ct => CanConnectAsync(_info.ReadyTcpHost, port, ct), token);
+                await PollAsync(_ => NetworkNamespace.CanConnectAsync(_info.NetworkNamespace, IPAddress.Parse(_info.ReadyTcpHost), port), token);
             if (_info.ReadyCheck is not null)
                 await PollAsync(_info.ReadyCheck, token);
         }
@@ -334,33 +339,13 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         }
     }
 
-    private static async Task<bool> CanConnectAsync(string host, int port, CancellationToken token)
-    {
-        try
-        {
-            using var client = new TcpClient();
-            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(token);
-            attempt.CancelAfter(TimeSpan.FromSeconds(2));
-            await client.ConnectAsync(host, port, attempt.Token);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-        catch (OperationCanceledException) when (!token.IsCancellationRequested)
-        {
-            return false;
-        }
-    }
-
     private string DescribeReadiness()
     {
         var parts = new List<string>();
         if (_info.ReadyLine is not null)
             parts.Add($"line /{_info.ReadyLine}/");
         if (_info.ReadyTcpPort is int port)
-            parts.Add($"TCP {_info.ReadyTcpHost}:{port}");
+            parts.Add($"TCP {_info.ReadyTcpHost}:{port}{(_info.NetworkNamespace is null ? "" : " in " + _info.NetworkNamespace)}");
         if (_info.ReadyCheck is not null)
             parts.Add("custom check");
         return parts.Count == 0 ? "no condition" : "waiting for " + string.Join(" and ", parts);

@@ -32,8 +32,14 @@ public sealed record PeerStartInfo(string FileName, IReadOnlyList<string> Argume
     /// <summary>A TCP port that must accept a connection before the peer counts as ready.</summary>
     public int? ReadyTcpPort { get; init; }
 
-    /// <summary>The host for <see cref="ReadyTcpPort"/> (127.0.0.1 unless set).</summary>
+    /// <summary>The IP address for <see cref="ReadyTcpPort"/> (127.0.0.1 unless set).</summary>
     public string ReadyTcpHost { get; init; } = "127.0.0.1";
+
+    /// <summary>
+    /// Run the peer inside this network namespace (through <c>ip netns exec</c>); <see cref="ReadyTcpPort"/>
+    /// is then probed from inside it too. Null (the default) runs it in the test's own namespace.
+    /// </summary>
+    public string? NetworkNamespace { get; init; }
 
     /// <summary>A custom readiness probe, polled every 100 ms until it returns true.</summary>
     public Func<CancellationToken, Task<bool>>? ReadyCheck { get; init; }
