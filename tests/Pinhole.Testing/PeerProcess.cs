@@ -19,7 +19,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
     private readonly PeerStartInfo _info;
     private readonly bool _ownGroup;
     private readonly object _gate = new();
-    private readonly Queue<string> _tail = new();
+    private readonly Queue<(bool IsError, string Text)> _tail = new();
     private readonly List<(Regex Pattern, TaskCompletionSource<Match> Waiter)> _lineWaiters = [];
     private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task _stdoutPump;
@@ -115,7 +115,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         get
         {
             lock (_gate)
-                return string.Join('\n', _tail);
+                return string.Join('\n', _tail.Select(l => l.IsError ? "[err] " + l.Text : l.Text));
         }
     }
 
@@ -194,7 +194,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
     {
         ArgumentNullException.ThrowIfNull(pattern);
         lock (_gate)
-            return _tail.Any(l => pattern.IsMatch(l));
+            return _tail.Any(l => pattern.IsMatch(l.Text));
     }
 
     /// <summary>Waits for the process to exit; throws <see cref="PeerProcessException"/> when it is still running after <paramref name="timeout"/>.</summary>
@@ -305,7 +305,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         TaskCompletionSource<Match> waiter;
         lock (_gate)
         {
-            foreach (var line in _tail)
+            foreach (var (_, line) in _tail)
             {
                 var m = pattern.Match(line);
                 if (m.Success)
@@ -356,7 +356,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         try
         {
             while (await reader.ReadLineAsync() is { } line)
-                OnLine(isError ? "[err] " + line : line);
+                OnLine(isError, line);
         }
         catch (IOException)
         {
@@ -366,7 +366,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         }
     }
 
-    private void OnLine(string line)
+    private void OnLine(bool isError, string line)
     {
         const int MaxLineLength = 4000;
         if (line.Length > MaxLineLength)
@@ -374,17 +374,29 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         Interlocked.Increment(ref _linesSeen);
         lock (_gate)
         {
-            _tail.Enqueue(line);
+            _tail.Enqueue((isError, line));
             while (_tail.Count > Math.Max(1, _info.OutputLines))
                 _tail.Dequeue();
             for (var i = _lineWaiters.Count - 1; i >= 0; i--)
             {
+                // Matched without the "[err] " marker, so ^anchored patterns work for stderr too.
                 var m = _lineWaiters[i].Pattern.Match(line);
                 if (m.Success)
                 {
                     _lineWaiters[i].Waiter.TrySetResult(m);
                     _lineWaiters.RemoveAt(i);
                 }
+            }
+        }
+        if (_info.OnOutputLine is { } callback)
+        {
+            try
+            {
+                callback($"[{Name}]{(isError ? " [err]" : "")} {line}");
+            }
+            catch (InvalidOperationException)
+            {
+                // xunit's ITestOutputHelper throws once its test has finished; the peer may outlive it.
             }
         }
     }

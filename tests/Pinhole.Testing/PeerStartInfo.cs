@@ -47,6 +47,13 @@ public sealed record PeerStartInfo(string FileName, IReadOnlyList<string> Argume
     /// <summary>How long readiness may take before the start fails (30 s unless set; machines under test load are slow).</summary>
     public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Called with every output line as "[name] line" (stderr: "[name] [err] line"), e.g.
+    /// <c>OnOutputLine = output.WriteLine</c> with xunit's ITestOutputHelper to see a peer's log in
+    /// the test's output. Called on a reader thread; keep it quick.
+    /// </summary>
+    public Action<string>? OnOutputLine { get; init; }
+
     /// <summary>How many of the latest output lines are kept for <see cref="PeerProcess.Output"/> and error messages.</summary>
     public int OutputLines { get; init; } = 400;
 
