@@ -140,6 +140,31 @@ public class NatTopologyTests
     }
 
     [RequiresFact(Needs.NetworkNamespaces)]
+    public async Task Namespaces_left_by_a_dead_test_run_are_swept_and_live_ones_are_not()
+    {
+        // A pid that is not running: the highest pid possible is never handed out this early.
+        var deadPid = int.Parse(File.ReadAllText("/proc/sys/kernel/pid_max").Trim(), System.Globalization.CultureInfo.InvariantCulture) - 1;
+        Assert.False(Directory.Exists($"/proc/{deadPid}"));
+        var stale = $"ph-{deadPid}-abc123-lan";
+        // A namespace of a run that is alive (this one) with the same shape must survive.
+        var alive = $"ph-{Environment.ProcessId}-abc123-wan";
+        await Command.RunCheckedAsync("ip", "netns", "add", stale);
+        await Command.RunCheckedAsync("ip", "netns", "add", alive);
+        try
+        {
+            await using var nat = await NatTopology.CreateAsync();
+            var listed = (await Command.RunCheckedAsync("ip", "netns", "list")).StandardOutput;
+            Assert.DoesNotContain(stale, listed);
+            Assert.Contains(alive, listed);
+        }
+        finally
+        {
+            await Command.RunAsync("ip", "netns", "del", stale);
+            await Command.RunAsync("ip", "netns", "del", alive);
+        }
+    }
+
+    [RequiresFact(Needs.NetworkNamespaces)]
     public async Task Dispose_deletes_the_namespaces_and_kills_what_runs_in_them()
     {
         var nat = await NatTopology.CreateAsync();

@@ -99,22 +99,32 @@ public sealed class MosquittoBroker : IAsyncDisposable
         options ??= new MosquittoOptions();
         if ((options.Username is null) != (options.Password is null))
             throw new ArgumentException("set both Username and Password, or neither", nameof(options));
-        var dir = System.IO.Directory.CreateTempSubdirectory("pinhole-mosquitto-").FullName;
-        var tcp = FreePort.Get();
-        var ws = FreePort.Get();
-        while (ws == tcp)
-            ws = FreePort.Get();
-        var broker = new MosquittoBroker(options, dir, tcp, ws);
-        try
+        // Mosquitto cannot bind port 0 and report it, so ports come from FreePort; when another
+        // process takes one in between, start over with new ports (only here: StartAgainAsync must
+        // keep its ports).
+        for (var attempt = 1; ; attempt++)
         {
-            await broker.WriteConfigAsync(cancellationToken);
-            await broker.StartProcessAsync(cancellationToken);
-            return broker;
-        }
-        catch
-        {
-            await broker.DisposeAsync();
-            throw;
+            var dir = System.IO.Directory.CreateTempSubdirectory("pinhole-mosquitto-").FullName;
+            var tcp = FreePort.Get();
+            var ws = FreePort.Get();
+            while (ws == tcp)
+                ws = FreePort.Get();
+            var broker = new MosquittoBroker(options, dir, tcp, ws);
+            try
+            {
+                await broker.WriteConfigAsync(cancellationToken);
+                await broker.StartProcessAsync(cancellationToken);
+                return broker;
+            }
+            catch (PeerProcessException e) when (attempt < 3 && e.Message.Contains("Address already in use", StringComparison.Ordinal))
+            {
+                await broker.DisposeAsync();
+            }
+            catch
+            {
+                await broker.DisposeAsync();
+                throw;
+            }
         }
     }
 
