@@ -22,6 +22,13 @@ public sealed record MosquittoOptions
     /// <summary>How long the broker may take to start listening.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(20);
 
+    /// <summary>
+    /// When set, both listeners use TLS with a server certificate this CA issues for
+    /// <see cref="BindAddress"/>: URLs become mqtts:// and wss://, and the mosquitto_pub/sub helpers
+    /// trust the CA. The CA stays the caller's to dispose.
+    /// </summary>
+    public TestCertificateAuthority? Tls { get; init; }
+
     /// <summary>Run the broker inside this network namespace (e.g. <see cref="NatTopology.Wan"/>); null runs it in the test's own.</summary>
     public string? NetworkNamespace { get; init; }
 
@@ -66,11 +73,11 @@ public sealed class MosquittoBroker : IAsyncDisposable
     /// <summary>The MQTT-over-WebSocket port.</summary>
     public int WebSocketPort { get; }
 
-    /// <summary><c>mqtt://127.0.0.1:PORT</c>.</summary>
-    public Uri TcpUrl => new($"mqtt://{Host}:{TcpPort}");
+    /// <summary><c>mqtt://HOST:PORT</c> (<c>mqtts://</c> with TLS).</summary>
+    public Uri TcpUrl => new($"{(_options.Tls is null ? "mqtt" : "mqtts")}://{Host}:{TcpPort}");
 
-    /// <summary><c>ws://127.0.0.1:PORT/mqtt</c> (Mosquitto accepts any path; /mqtt is the usual one).</summary>
-    public Uri WebSocketUrl => new($"ws://{Host}:{WebSocketPort}/mqtt");
+    /// <summary><c>ws://HOST:PORT/mqtt</c> (<c>wss://</c> with TLS; Mosquitto accepts any path, /mqtt is the usual one).</summary>
+    public Uri WebSocketUrl => new($"{(_options.Tls is null ? "ws" : "wss")}://{Host}:{WebSocketPort}/mqtt");
 
     /// <summary>The broker's own folder: mosquitto.conf, the password file, and data/ when persistence is on.</summary>
     public string Directory { get; }
@@ -161,6 +168,8 @@ public sealed class MosquittoBroker : IAsyncDisposable
         var args = new List<string> { "-h", Host, "-p", TcpPort.ToString(CultureInfo.InvariantCulture) };
         if (_options.Username is not null)
             args.AddRange(["-u", _options.Username, "-P", _options.Password!]);
+        if (_options.Tls is not null)
+            args.AddRange(["--cafile", _options.Tls.CertificatePath]);
         return args;
     }
 
@@ -243,10 +252,18 @@ public sealed class MosquittoBroker : IAsyncDisposable
         }
         foreach (var line in _options.ExtraConfig)
             conf.AppendLine(line);
-        conf.AppendLine(CultureInfo.InvariantCulture, $"listener {TcpPort} {Host}");
-        conf.AppendLine("protocol mqtt");
-        conf.AppendLine(CultureInfo.InvariantCulture, $"listener {WebSocketPort} {Host}");
-        conf.AppendLine("protocol websockets");
+        var tls = _options.Tls?.IssueServerCertificate(Host, "localhost");
+        foreach (var (port, protocol) in new[] { (TcpPort, "mqtt"), (WebSocketPort, "websockets") })
+        {
+            conf.AppendLine(CultureInfo.InvariantCulture, $"listener {port} {Host}");
+            conf.AppendLine(CultureInfo.InvariantCulture, $"protocol {protocol}");
+            if (tls is not null)
+            {
+                conf.AppendLine(CultureInfo.InvariantCulture, $"certfile {tls.CertificatePath}");
+                conf.AppendLine(CultureInfo.InvariantCulture, $"keyfile {tls.KeyPath}");
+            }
+        }
+        tls?.Certificate.Dispose();
         await File.WriteAllTextAsync(ConfigPath, conf.ToString(), cancellationToken);
     }
 
