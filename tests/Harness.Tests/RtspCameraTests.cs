@@ -96,4 +96,18 @@ public class RtspCameraTests(ITestOutputHelper output)
         var times = packets.Where(p => p.PtsTime is not null).Select(p => p.PtsTime!.Value).ToList();
         Assert.True(times.Zip(times.Skip(1)).All(t => t.Second > t.First), "PTS must increase");
     }
+
+    [RequiresFact(CameraAndFfmpeg)]
+    public async Task Audio_only_camera_decodes_audio_frames()
+    {
+        await using var camera = await RtspCamera.StartAsync(new RtspCameraOptions { Video = CameraVideo.None, Audio = CameraAudio.Pcmu });
+        var probe = await Ffprobe.ProbeAsync(camera.Url, new ProbeOptions { VideoFrames = 25 });
+        output.WriteLine(probe.ToString());
+        Assert.True(probe.Succeeded, probe.ToString());
+        Assert.Null(probe.Video);
+        Assert.Equal("pcm_mulaw", probe.Audio?.CodecName);
+        Assert.Equal(8000, probe.Audio!.SampleRate);
+        Assert.True(probe.Audio.FramesDecoded >= 25, probe.ToString());
+        Assert.Empty(probe.DecoderErrors);
+    }
 }
