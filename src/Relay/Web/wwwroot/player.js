@@ -251,6 +251,8 @@
     video.muted = !video.muted;
     unmute.textContent = video.muted ? 'Unmute' : 'Mute';
   });
+  // A decode error closes the MediaSource; start over from the next keyframe with a fresh one.
+  video.addEventListener('error', () => { if (sourceBuffer && video.error) restart('media error ' + video.error.code + ': ' + video.error.message); });
   video.addEventListener('waiting', () => { if (!offline && sourceBuffer) setState('buffering', 'buffering'); });
 
   watchFirstFrame();
