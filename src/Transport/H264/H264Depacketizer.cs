@@ -16,6 +16,7 @@ public sealed class H264Depacketizer : RtpDepacketizer
     private readonly NalUnitAssembler _assembler;
     private readonly FragmentBuffer _fragment = new();
     private long _timestamp;
+    private bool _afterLoss;
 
     /// <summary>Creates the depacketizer; <paramref name="parameterSets"/> from SDP <c>sprop-parameter-sets</c>, if any.</summary>
     public H264Depacketizer(int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null) : base(track) =>
@@ -23,6 +24,9 @@ public sealed class H264Depacketizer : RtpDepacketizer
 
     /// <inheritdoc />
     public override TrackInfo? TrackInfo => _assembler.TrackInfo;
+
+    /// <inheritdoc />
+    public override long DroppedUnits => _assembler.Dropped;
 
     /// <summary>Parses <c>sprop-parameter-sets</c> (RFC 6184 §8.1): comma-separated base64 NAL units.</summary>
     public static IReadOnlyList<ReadOnlyMemory<byte>> ParseSpropParameterSets(string? value) => FragmentBuffer.ParseBase64List(value, "sprop-parameter-sets");
@@ -45,10 +49,12 @@ public sealed class H264Depacketizer : RtpDepacketizer
             case >= 1 and <= 23:
                 if (_fragment.InProgress) throw new RtspProtocolException("H.264 single NAL unit inside an unfinished FU-A");
                 _assembler.Add(payload);
+                _afterLoss = false;
                 break;
             case StapA:
                 if (_fragment.InProgress) throw new RtspProtocolException("H.264 STAP-A inside an unfinished FU-A");
                 // §5.7.1: 16-bit NALU size, then the NAL unit; repeated.
+                _afterLoss = false;
                 var offset = 1;
                 if (payload.Length < 3) throw new RtspProtocolException("H.264 STAP-A without any NAL unit");
                 while (offset < payload.Length)
@@ -71,12 +77,18 @@ public sealed class H264Depacketizer : RtpDepacketizer
                     if (start && end) throw new RtspProtocolException("H.264 FU-A with both start and end bits (RFC 6184 §5.8)");
                     if (start)
                     {
+                        _afterLoss = false;
                         if (_fragment.InProgress) throw new RtspProtocolException("H.264 FU-A start before the previous FU-A ended");
                         _fragment.Start((byte)((indicator & 0xe0) | (header & 0x1f)), payload.Span[2..]);
                     }
                     else
                     {
-                        if (!_fragment.InProgress) throw new RtspProtocolException("H.264 FU-A continuation without a start");
+                        if (!_fragment.InProgress)
+                        {
+                            // After a loss the rest of a fragmented NAL is expected and dropped (the unit is broken anyway).
+                            if (_afterLoss) break;
+                            throw new RtspProtocolException("H.264 FU-A continuation without a start");
+                        }
                         _fragment.Append(payload.Span[2..]);
                         if (end) _assembler.Add(_fragment.Finish());
                     }
@@ -97,9 +109,9 @@ public sealed class H264Depacketizer : RtpDepacketizer
     /// <inheritdoc />
     protected override void OnLoss()
     {
+        _afterLoss = true;
         _fragment.Reset();
         _assembler.MarkLoss();
-        DroppedUnits = _assembler.Dropped;
     }
 }
 

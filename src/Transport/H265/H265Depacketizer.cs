@@ -17,6 +17,7 @@ public sealed class H265Depacketizer : RtpDepacketizer
     private readonly NalUnitAssembler _assembler;
     private readonly FragmentBuffer _fragment = new();
     private long _timestamp;
+    private bool _afterLoss;
 
     /// <summary>Creates the depacketizer; <paramref name="parameterSets"/> from SDP <c>sprop-vps/sps/pps</c>, if any.</summary>
     public H265Depacketizer(int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null) : base(track) =>
@@ -24,6 +25,9 @@ public sealed class H265Depacketizer : RtpDepacketizer
 
     /// <inheritdoc />
     public override TrackInfo? TrackInfo => _assembler.TrackInfo;
+
+    /// <inheritdoc />
+    public override long DroppedUnits => _assembler.Dropped;
 
     /// <summary>Parses the base64 NAL units of <c>sprop-vps</c>, <c>sprop-sps</c>, <c>sprop-pps</c> (RFC 7798 §7.1).</summary>
     public static IReadOnlyList<ReadOnlyMemory<byte>> ParseSpropParameterSets(IReadOnlyDictionary<string, string> fmtp)
@@ -52,11 +56,13 @@ public sealed class H265Depacketizer : RtpDepacketizer
             case < Ap:
                 if (_fragment.InProgress) throw new RtspProtocolException("H.265 single NAL unit inside an unfinished FU");
                 _assembler.Add(payload);
+                _afterLoss = false;
                 break;
             case Ap:
                 {
                     if (_fragment.InProgress) throw new RtspProtocolException("H.265 AP inside an unfinished FU");
                     // §4.4.2: PayloadHdr, then (16-bit NALU size, NAL unit) repeated; no DONL fields.
+                    _afterLoss = false;
                     var offset = 2;
                     var count = 0;
                     while (offset < payload.Length)
@@ -81,6 +87,7 @@ public sealed class H265Depacketizer : RtpDepacketizer
                     if (start && end) throw new RtspProtocolException("H.265 FU with both start and end bits (RFC 7798 §4.4.3)");
                     if (start)
                     {
+                        _afterLoss = false;
                         if (_fragment.InProgress) throw new RtspProtocolException("H.265 FU start before the previous FU ended");
                         // Rebuild the NAL header: F and LayerId from PayloadHdr, type from the FU header.
                         var b0 = (byte)((payload.Span[0] & 0x81) | (fuType << 1));
@@ -88,7 +95,12 @@ public sealed class H265Depacketizer : RtpDepacketizer
                     }
                     else
                     {
-                        if (!_fragment.InProgress) throw new RtspProtocolException("H.265 FU continuation without a start");
+                        if (!_fragment.InProgress)
+                        {
+                            // After a loss the rest of a fragmented NAL is expected and dropped (the unit is broken anyway).
+                            if (_afterLoss) break;
+                            throw new RtspProtocolException("H.265 FU continuation without a start");
+                        }
                         _fragment.Append(payload.Span[3..]);
                         if (end) _assembler.Add(_fragment.Finish());
                     }
@@ -109,8 +121,8 @@ public sealed class H265Depacketizer : RtpDepacketizer
     /// <inheritdoc />
     protected override void OnLoss()
     {
+        _afterLoss = true;
         _fragment.Reset();
         _assembler.MarkLoss();
-        DroppedUnits = _assembler.Dropped;
     }
 }

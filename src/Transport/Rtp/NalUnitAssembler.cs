@@ -65,7 +65,14 @@ public sealed class NalUnitAssembler
         if (_broken) return;
         var type = NalType(nal.Span);
         if (IsAccessUnitDelimiter(type)) return; // re-created by muxers when needed
-        if (IsParameterSet(type)) StoreParameterSet(nal.Span);
+        if (IsParameterSet(type))
+        {
+            StoreParameterSet(nal.Span);
+            // Packetizers with config-interval=-1 repeat SPS/PPS before every slice of a keyframe;
+            // a copy between two slices of one picture would make a decoder start a new frame.
+            foreach (var n in _nals)
+                if (n.Span.SequenceEqual(nal.Span)) return;
+        }
         if (_nals.Count >= MaxNalUnits) throw new RtspProtocolException($"more than {MaxNalUnits} NAL units in one access unit");
         if (_bytes + nal.Length > MaxAccessUnitBytes) throw new RtspProtocolException($"access unit larger than {MaxAccessUnitBytes} bytes");
         _nals.Add(nal);

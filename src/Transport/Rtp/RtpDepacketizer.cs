@@ -31,7 +31,7 @@ public abstract class RtpDepacketizer
     public abstract TrackInfo? TrackInfo { get; }
 
     /// <summary>Access units dropped (loss, waiting for a keyframe or parameter sets, malformed).</summary>
-    public long DroppedUnits { get; protected set; }
+    public virtual long DroppedUnits { get; protected set; }
 
     /// <summary>Feeds one packet; completed access units go to <paramref name="output"/>.</summary>
     public void Push(RtpPacket packet, IAccessUnitOutput output)
