@@ -181,7 +181,7 @@ public sealed partial class RtspClient
                 }
                 else
                 {
-                    udpTasks.Add(ReceiveUdpAsync(rtp!, dep, mux, connection!.RemoteEndPoint!.Address, stop.Token));
+                    udpTasks.Add(ReceiveUdpAsync(rtp!, dep, mux, Normalize(connection!.RemoteEndPoint!.Address), stop.Token));
                     udpTasks.Add(DrainRtcpAsync(rtcp!, stop.Token));
                 }
                 Log.TrackSetUp(_logger, SafeUrl, i, tracks[i].Media.RtpMap(tracks[i].Media.PayloadType)?.EncodingName ?? "?", transport.ToString());
@@ -371,7 +371,7 @@ public sealed partial class RtspClient
             }
             catch (OperationCanceledException) { return; }
             // Only the camera may feed this track (anyone on the LAN could send to the port).
-            if (r.RemoteEndPoint is not IPEndPoint from || !from.Address.Equals(server)) continue;
+            if (r.RemoteEndPoint is not IPEndPoint from || !Normalize(from.Address).Equals(server)) continue;
             RtpPacket packet;
             try { packet = RtpPacket.Parse(buffer.AsSpan(0, r.ReceivedBytes).ToArray()); }
             catch (RtspProtocolException e)
@@ -394,6 +394,8 @@ public sealed partial class RtspClient
             catch (RtspProtocolException e) { CountBadPacket(depacketizer, e); }
         }
     }
+
+    private static IPAddress Normalize(IPAddress a) => a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a;
 
     private static async Task DrainRtcpAsync(UdpClient socket, CancellationToken cancellationToken)
     {
