@@ -98,6 +98,10 @@ public sealed partial class RtspClient
     public async Task RunAsync(IMediaSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
+        // Each run is a fresh session: nothing from an earlier attempt may leak into it.
+        _session = null;
+        _auth = null;
+        _publicMethods = "";
         var url = _url;
         RtspConnection? connection = null;
         var udpSockets = new List<UdpClient>();
