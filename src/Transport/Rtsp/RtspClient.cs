@@ -233,9 +233,18 @@ public sealed partial class RtspClient
         {
             // Normal stop.
         }
+        catch (RtspClientException e) when (!e.Message.StartsWith("rtsp://", StringComparison.OrdinalIgnoreCase))
+        {
+            // Connection-level failures are raised without the URL; every message names the camera.
+            throw new RtspClientException($"{SafeUrl}: {e.Message}", e);
+        }
         catch (RtspProtocolException e)
         {
             throw new RtspClientException($"{SafeUrl}: malformed data from the server: {e.Message}", e);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            throw new RtspClientException($"{SafeUrl}: connection failed: {e.Message}", e);
         }
         catch (TimeoutException e)
         {

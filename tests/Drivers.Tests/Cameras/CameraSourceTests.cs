@@ -243,3 +243,22 @@ public class ExecStderrTests
         public void OnAccessUnit(in AccessUnit unit) { }
     }
 }
+
+public class ExecOutputTimeoutTests
+{
+    [Fact]
+    public async Task Process_that_writes_nothing_fails_after_the_output_timeout_and_is_killed()
+    {
+        var source = new ExecCameraSource(["sleep", "300"], NullLogger<ExecCameraSource>.Instance, outputTimeout: TimeSpan.FromSeconds(1));
+        var sw = Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<CameraException>(() => source.RunAsync(new NullSink(), CancellationToken.None));
+        Assert.Contains("no output for 1 s", e.Message, StringComparison.Ordinal);
+        Assert.InRange(sw.Elapsed.TotalSeconds, 0.9, 5);
+    }
+
+    private sealed class NullSink : IMediaSink
+    {
+        public void OnTracks(IReadOnlyList<TrackInfo> tracks) { }
+        public void OnAccessUnit(in AccessUnit unit) { }
+    }
+}
