@@ -147,6 +147,20 @@ public class H264DepacketizerTests
     }
 
     [Fact]
+    public void Stream_joined_in_the_middle_of_a_FU_A_drops_the_tail_silently()
+    {
+        var dep = new H264Depacketizer(0, [Sps, Pps]);
+        var output = new CollectingOutput();
+        var fu = FuA(Nal(0x41, 3000), 1000).ToList();
+        dep.Push(Packet(7, 0, false, fu[1]), output); // no exception: joining mid-NAL is normal
+        dep.Push(Packet(8, 0, true, fu[2]), output);
+        dep.Push(Packet(9, 3600, true, Nal(0x65, 10)), output);
+        Assert.Equal(new long[] { 3600 }, output.Units.Select(u => u.Pts));
+        // Once in sync, a continuation without a start is malformed again.
+        Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(10, 7200, false, fu[1]), output));
+    }
+
+    [Fact]
     public void Timestamp_change_ends_an_access_unit_whose_marker_was_lost()
     {
         var dep = new H264Depacketizer(0, [Sps, Pps]);
@@ -206,6 +220,7 @@ public class H264DepacketizerTests
         var dep = new H264Depacketizer(0, [Sps, Pps]);
         var output = new CollectingOutput();
         ushort seq = 10;
+        dep.Push(Packet(seq++, 0, true, Nal(0x41, 5)), output); // in sync on a packet boundary (dropped: no keyframe yet)
         var e = Assert.Throws<RtspProtocolException>(() =>
         {
             foreach (var p in payloads) dep.Push(Packet(seq++, 0, false, p), output);

@@ -78,7 +78,8 @@ public class H265DepacketizerTests
     public void Malformed_payloads_throw_the_protocol_exception(string what, byte[] payload)
     {
         var dep = new H265Depacketizer(0);
-        var e = Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(1, 0, false, payload), new CollectingOutput()));
+        dep.Push(Packet(1, 0, true, [2, 1, 0x80, 5]), new CollectingOutput()); // in sync on a packet boundary
+        var e = Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(2, 0, false, payload), new CollectingOutput()));
         Assert.False(string.IsNullOrEmpty(e.Message), what);
     }
 
