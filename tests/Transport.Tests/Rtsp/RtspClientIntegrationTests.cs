@@ -194,6 +194,24 @@ public class RtspClientFakeServerTests
     }
 
     [Fact]
+    public async Task Receiver_reports_go_back_on_the_RTCP_channel_with_the_senders_SSRC_and_sequence()
+    {
+        await using var server = Start("h264-aac", "OPTIONS, DESCRIBE, SETUP, PLAY", 60);
+        var sink = new RecordingSink();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1.8));
+        await new RtspClient(new Uri(server.Url()), new RtspClientOptions { ReceiverReportInterval = TimeSpan.FromMilliseconds(500) }).RunAsync(sink, cts.Token);
+        var frames = server.ClientFrames.ToList();
+        Assert.Contains(frames, f => f.Channel == 1);
+        Assert.Contains(frames, f => f.Channel == 3);
+        var videoSsrc = Pinhole.Transport.Rtp.RtpPacket.Parse(Captures.Stream("h264-aac").Frames.First(f => f.Channel == 0).Payload).Ssrc;
+        var rr = frames.Where(f => f.Channel == 1).SelectMany(f => Pinhole.Transport.Rtp.RtcpPacket.ParseCompound(f.Payload.Span)).Last();
+        Assert.Equal(Pinhole.Transport.Rtp.RtcpPacket.ReceiverReportType, rr.PacketType);
+        var block = Assert.Single(rr.Reports);
+        Assert.Equal(videoSsrc, block.Ssrc);
+        Assert.True(block.HighestSequence > 0);
+    }
+
+    [Fact]
     public async Task Redirect_is_followed_and_a_redirect_loop_is_bounded()
     {
         await using var target = Start("h264-aac", "OPTIONS, DESCRIBE, SETUP, PLAY", 60);

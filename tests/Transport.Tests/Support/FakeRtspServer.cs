@@ -34,6 +34,8 @@ internal sealed class FakeRtspServer : IAsyncDisposable
 
     public ConcurrentQueue<RtspRequest> Requests { get; } = new();
 
+    public ConcurrentQueue<InterleavedFrame> ClientFrames { get; } = new();
+
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
     public string Url(string path = "/cam") => $"rtsp://127.0.0.1:{Port}{path}";
@@ -79,9 +81,10 @@ internal sealed class FakeRtspServer : IAsyncDisposable
                 while (true)
                 {
                     var reader = new SequenceReader<byte>(new ReadOnlySequence<byte>(pending.ToArray()));
-                    if (!RtspParser.TryParse(ref reader, out var message, out _)) break;
+                    if (!RtspParser.TryParse(ref reader, out var message, out var frame)) break;
                     pending.RemoveRange(0, (int)reader.Consumed);
-                    if (message is not RtspRequest request) continue; // client RTCP frames
+                    if (message is null) ClientFrames.Enqueue(frame); // the client's RTCP
+                    if (message is not RtspRequest request) continue;
                     Requests.Enqueue(request);
                     if (Raw?.Invoke(request) is { } raw)
                     {
