@@ -185,6 +185,8 @@ public sealed partial class RtspClient
                 if (_session is null) throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP answered without a Session header");
                 var transportHeader = response.Headers["Transport"] ?? throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP answered without a Transport header");
                 var transport = ParseOrFail(() => RtspTransport.ParseList(transportHeader)[0], url);
+                if (_options.Transport == RtspLowerTransport.Tcp != transport.IsTcp)
+                    throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP asked for {_options.Transport} but the server answered '{transport.Protocol}'", 461);
                 if (_options.Transport == RtspLowerTransport.Tcp)
                 {
                     // The server may pick other channels than we asked for (§12.39).
