@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pinhole.Drivers.Cameras;
 using Pinhole.Transport.Media;
+using Pinhole.Testing;
 
 namespace Pinhole.Drivers.Tests.Cameras;
 
@@ -85,7 +86,7 @@ public class ExecCameraSourceTests
         }
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Ffmpeg_testsrc_pipe_delivers_H264_access_units_with_monotonic_90kHz_timestamps()
     {
         var source = CameraSource.Create(
@@ -178,7 +179,7 @@ public class RtspCameraSourceTests
         }
     }
 
-    [Fact]
+    [RequiresFact(Needs.RtspCamera)]
     public async Task Rtsp_source_with_digest_credentials_delivers_the_same_kind_of_stream_as_exec()
     {
         await using var cam = await Pinhole.Transport.Tests.Support.RtspCameraProcess.StartAsync("--codec", "h264", "--user", "u", "--password", "p w");

@@ -4,12 +4,13 @@ using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Tests.Support;
+using Pinhole.Testing;
 
 namespace Pinhole.Transport.Tests.H264;
 
 public class H264DepacketizerTests
 {
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public void GStreamer_capture_gives_25fps_units_keyframe_every_25_and_ffprobe_decodes_all_of_them()
     {
         var (dep, output) = Captures.Depacketize("h264-aac", 0);
@@ -25,7 +26,7 @@ public class H264DepacketizerTests
             // GOP of 25: a keyframe exactly every 25 frames after the first.
             Assert.Equal(units[i].IsKeyframe, (i % 25) == 0);
         }
-        var decoded = Ffprobe.CountFrames(Ffprobe.ToAnnexB(track, units), "h264");
+        var decoded = FfprobeDecode.CountFrames(FfprobeDecode.ToAnnexB(track, units), "h264");
         Assert.Equal("", decoded.Errors);
         Assert.Equal((units.Count, "h264", 640, 360), (decoded.Frames, decoded.Codec, decoded.Width, decoded.Height));
     }

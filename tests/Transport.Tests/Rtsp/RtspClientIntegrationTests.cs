@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Tests.Support;
+using Pinhole.Testing;
 
 namespace Pinhole.Transport.Tests.Rtsp;
 
@@ -36,7 +37,7 @@ public class RtspClientIntegrationTests
         Assert.All(video, u => Assert.True(u.Data.Length > 8));
     }
 
-    [Fact]
+    [RequiresFact(Needs.RtspCamera)]
     public async Task H264_and_AAC_over_TCP_deliver_keyframe_first_video_and_audio_units()
     {
         await using var cam = await RtspCameraProcess.StartAsync("--codec", "h264", "--audio", "aac");
@@ -47,7 +48,7 @@ public class RtspClientIntegrationTests
         Assert.Equal(1024, audio[1].Pts - audio[0].Pts);
     }
 
-    [Fact]
+    [RequiresFact(Needs.RtspCamera | Needs.Ffmpeg)]
     public async Task H265_over_UDP_delivers_decodable_video()
     {
         await using var cam = await RtspCameraProcess.StartAsync("--codec", "h265", "--audio", "none");
@@ -55,11 +56,11 @@ public class RtspClientIntegrationTests
         AssertVideo(sink, 0, MediaCodec.H265);
         List<AccessUnit> units;
         lock (sink) units = sink.Units.ToList();
-        var decoded = Ffprobe.CountFrames(Ffprobe.ToAnnexB(sink.Tracks[0], units), "hevc");
+        var decoded = FfprobeDecode.CountFrames(FfprobeDecode.ToAnnexB(sink.Tracks[0], units), "hevc");
         Assert.Equal((units.Count, ""), (decoded.Frames, decoded.Errors));
     }
 
-    [Fact]
+    [RequiresFact(Needs.RtspCamera)]
     public async Task G711_alaw_over_TCP_and_mulaw_over_UDP()
     {
         await using var a = await RtspCameraProcess.StartAsync("--codec", "none", "--audio", "pcma");
@@ -71,7 +72,7 @@ public class RtspClientIntegrationTests
         Assert.Equal(MediaCodec.PcmMulaw, su.Tracks[0].Codec);
     }
 
-    [Fact]
+    [RequiresFact(Needs.RtspCamera)]
     public async Task Digest_auth_with_the_right_password_plays_and_the_wrong_one_fails_clearly_without_leaking_it()
     {
         await using var cam = await RtspCameraProcess.StartAsync("--codec", "h264", "--user", "alice", "--password", "s3cret");
@@ -89,7 +90,7 @@ public class RtspClientIntegrationTests
         Assert.Contains("requires credentials", e2.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [RequiresFact(Needs.RtspCamera)]
     public async Task Wrong_path_gives_404_quickly()
     {
         await using var cam = await RtspCameraProcess.StartAsync("--codec", "h264");
