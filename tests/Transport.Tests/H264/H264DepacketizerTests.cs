@@ -144,6 +144,7 @@ public class H264DepacketizerTests
         Assert.Equal(2, sink.TrackAnnouncements.Count);
         Assert.Equal((640, 360), (sink.TrackAnnouncements[0][0].Width, sink.TrackAnnouncements[0][0].Height));
         Assert.Equal((1280, 720), (sink.TrackAnnouncements[1][0].Width, sink.TrackAnnouncements[1][0].Height));
+        Assert.NotSame(sink.TrackAnnouncements[0], sink.TrackAnnouncements[1]);
         Assert.Equal(3, sink.Units.Count);
     }
 
