@@ -243,6 +243,22 @@ public class RtspClientFakeServerTests
     }
 
     [Fact]
+    public async Task No_log_line_at_any_level_contains_the_password_or_user()
+    {
+        await using var server = Start("pcma", "OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER", 3);
+        var logger = new ListLogger<RtspClient>();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        await new RtspClient(new Uri($"rtsp://dave:Pa55word@127.0.0.1:{server.Port}/cam"), null, logger).RunAsync(new RecordingSink(), cts.Token);
+        var lines = logger.Lines;
+        Assert.Contains(lines, l => l.Contains("DESCRIBE", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("playing", StringComparison.Ordinal));
+        Assert.All(lines, l => Assert.DoesNotContain("Pa55word", l, StringComparison.Ordinal));
+        Assert.All(lines, l => Assert.DoesNotContain("dave", l, StringComparison.Ordinal));
+        // And the request line on the wire never carries them either.
+        Assert.All(server.Requests, r => Assert.DoesNotContain("dave", r.Uri, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Digest_SHA256_challenge_is_answered_and_verified_by_the_server_helper()
     {
         var digest = new DigestServer("Pinhole", TimeSpan.FromMinutes(1));
