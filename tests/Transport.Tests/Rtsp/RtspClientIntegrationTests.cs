@@ -243,6 +243,23 @@ public class RtspClientFakeServerTests
     }
 
     [Fact]
+    public async Task Response_without_CSeq_is_matched_to_the_only_request_in_flight()
+    {
+        var h = new Holder();
+        await using var server = h.Server = new FakeRtspServer(req => Camera(h.Server, "pcma", "OPTIONS", 60)(req), "pcma")
+        {
+            Raw = req => req.Method == "OPTIONS" ? "RTSP/1.0 200 OK\r\nPublic: OPTIONS, DESCRIBE, SETUP, PLAY\r\n\r\n"u8.ToArray() : null,
+        };
+        var sink = new RecordingSink();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var run = new RtspClient(new Uri(server.Url())).RunAsync(sink, cts.Token);
+        await Task.WhenAny(sink.WaitAsync(s => s.Count(0) >= 2), run);
+        await cts.CancelAsync();
+        await run;
+        Assert.True(sink.Count(0) >= 2);
+    }
+
+    [Fact]
     public async Task No_log_line_at_any_level_contains_the_password_or_user()
     {
         await using var server = Start("pcma", "OPTIONS, DESCRIBE, SETUP, PLAY, GET_PARAMETER", 3);
