@@ -276,6 +276,28 @@ public class RtspClientFakeServerTests
     }
 
     [Fact]
+    public async Task Credentials_are_not_sent_to_a_host_a_redirect_points_to()
+    {
+        await using var target = new FakeRtspServer(req =>
+        {
+            var r = new RtspResponse(401, "Unauthorized");
+            r.Headers.Add("WWW-Authenticate", "Basic realm=\"evil\"");
+            return r;
+        });
+        await using var redirector = new FakeRtspServer(req =>
+        {
+            var r = new RtspResponse(302, "Moved Temporarily");
+            r.Headers.Add("Location", target.Url().Replace("127.0.0.1", "localhost", StringComparison.Ordinal));
+            return r;
+        });
+        var e = await Assert.ThrowsAsync<RtspClientException>(() =>
+            new RtspClient(new Uri($"rtsp://erin:secret@127.0.0.1:{redirector.Port}/cam")).RunAsync(new RecordingSink(), CancellationToken.None));
+        Assert.Contains("another host", e.Message, StringComparison.Ordinal);
+        Assert.NotEmpty(target.Requests);
+        Assert.All(target.Requests, r => Assert.Null(r.Headers["Authorization"]));
+    }
+
+    [Fact]
     public async Task Digest_SHA256_challenge_is_answered_and_verified_by_the_server_helper()
     {
         var digest = new DigestServer("Pinhole", TimeSpan.FromMinutes(1));
