@@ -83,7 +83,7 @@ public static class Program
     {
         var result = EdgeConfigLoader.LoadFile(file);
         foreach (var problem in result.Problems)
-            await stdout.WriteLineAsync(problem.ToString());
+            await stdout.WriteLineAsync(problem.Path.Length == 0 ? $"{file}: {problem.Message}" : problem.ToString());
         if (!result.IsValid)
             return ExitConfigInvalid;
         await stdout.WriteLineAsync($"{file}: ok");

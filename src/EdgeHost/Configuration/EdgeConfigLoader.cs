@@ -20,7 +20,7 @@ public static class EdgeConfigLoader
         MaxDepth = 16,
     };
 
-    /// <summary>Loads and validates a file. Never throws for a missing, unreadable or malformed file.</summary>
+    /// <summary>Loads and validates a file. Never throws for a missing, unreadable or malformed file; file-level problems have an empty path.</summary>
     public static ConfigLoadResult LoadFile(string path)
     {
         string text;
@@ -28,14 +28,14 @@ public static class EdgeConfigLoader
         {
             var info = new FileInfo(path);
             if (!info.Exists)
-                return Fail(Directory.Exists(path) ? $"{path}: is a directory, not a config file" : $"{path}: file not found");
+                return Fail(Directory.Exists(path) ? "is a directory, not a config file" : "file not found");
             if (info.Length > MaxFileBytes)
-                return Fail($"{path}: file is larger than {MaxFileBytes} bytes");
+                return Fail($"file is larger than {MaxFileBytes} bytes");
             text = File.ReadAllText(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            return Fail($"{path}: cannot read: {e.Message}");
+            return Fail($"cannot read: {e.Message}");
         }
         return Parse(text, Path.GetDirectoryName(Path.GetFullPath(path)));
     }
@@ -290,9 +290,12 @@ public static class EdgeConfigLoader
         /// <summary>Camera URLs carry passwords; problem lines must not.</summary>
         public static string Redact(string value)
         {
-            var at = value.IndexOf('@', StringComparison.Ordinal);
-            var scheme = value.IndexOf("://", StringComparison.Ordinal);
-            return at > 0 && scheme >= 0 && at > scheme ? value[..(scheme + 3)] + "***@" + value[(at + 1)..] : value;
+            var at = value.LastIndexOf('@');
+            if (at <= 0) return value;
+            var slashes = value.IndexOf("//", StringComparison.Ordinal);
+            var colon = value.IndexOf(':', StringComparison.Ordinal);
+            var start = slashes >= 0 && slashes < at ? slashes + 2 : colon >= 0 && colon < at ? colon + 1 : 0;
+            return value[..start] + "***@" + value[(at + 1)..];
         }
     }
 }

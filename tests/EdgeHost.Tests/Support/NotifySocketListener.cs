@@ -1,0 +1,68 @@
+using System.Collections.Concurrent;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Pinhole.EdgeHost.Tests.Support;
+
+/// <summary>Plays systemd's side of sd_notify: a bound Unix datagram socket that records every message.</summary>
+public sealed class NotifySocketListener : IDisposable
+{
+    private readonly Socket _socket;
+    private readonly string? _directory;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _receiving;
+
+    /// <param name="abstractName">Bind a Linux abstract name (NOTIFY_SOCKET=@name) instead of a path.</param>
+    public NotifySocketListener(bool abstractName = false)
+    {
+        _socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        if (abstractName)
+        {
+            var name = $"pinhole-test-{Guid.NewGuid():N}";
+            _socket.Bind(new UnixDomainSocketEndPoint("\0" + name));
+            NotifySocket = "@" + name;
+        }
+        else
+        {
+            _directory = Directory.CreateTempSubdirectory("pinhole-notify-").FullName;
+            NotifySocket = Path.Combine(_directory, "notify.sock");
+            _socket.Bind(new UnixDomainSocketEndPoint(NotifySocket));
+        }
+        _receiving = Task.Run(ReceiveAsync);
+    }
+
+    /// <summary>The value for NOTIFY_SOCKET.</summary>
+    public string NotifySocket { get; }
+
+    public ConcurrentQueue<(DateTime At, string Message)> Messages { get; } = new();
+
+    public IReadOnlyList<DateTime> Times(string assignment) =>
+        [.. Messages.Where(m => m.Message.Split('\n').Contains(assignment)).Select(m => m.At)];
+
+    public bool Received(string assignment) => Times(assignment).Count > 0;
+
+    private async Task ReceiveAsync()
+    {
+        var buffer = new byte[4096];
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                var n = await _socket.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
+                Messages.Enqueue((DateTime.UtcNow, Encoding.UTF8.GetString(buffer, 0, n)));
+            }
+            catch (OperationCanceledException) { return; }
+            catch (SocketException) { return; }
+            catch (ObjectDisposedException) { return; }
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _socket.Dispose();
+        try { _receiving.Wait(TimeSpan.FromSeconds(2)); } catch (AggregateException) { }
+        _stop.Dispose();
+        if (_directory is not null) Directory.Delete(_directory, recursive: true);
+    }
+}
