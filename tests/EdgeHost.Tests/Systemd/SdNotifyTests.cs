@@ -55,7 +55,6 @@ public class SdNotifyTests
             // One ping may still go out while the last tick is fresh (interval + one tick = 600 ms); none after.
             var duringBlock = listener.Times("WATCHDOG=1").Where(t => t > blockedAt.AddMilliseconds(1200) && t < blockedAt.AddMilliseconds(3000)).ToList();
             Assert.Empty(duringBlock);
-            Assert.Contains(listener.Times("WATCHDOG=1"), t => t < blockedAt.AddMilliseconds(1200));
 
             // Unblocked: the pings come back.
             var resumedAfter = DateTime.UtcNow;
