@@ -109,6 +109,7 @@ public sealed partial class EdgeConfigStore
             LogRefused(_logger, result.Problems.Count, result.Problems[0].ToString());
             return new ConfigSaveResult(result.Problems, null);
         }
+        var previousText = File.ReadAllText(FilePath);
         try
         {
             WriteAtomically(FilePath, text);
@@ -118,8 +119,20 @@ public sealed partial class EdgeConfigStore
             LogWriteFailed(_logger, FilePath, e.Message);
             return new ConfigSaveResult([new ConfigProblem("", $"could not write {FilePath}: {e.Message}")], null);
         }
+        ConfigApplyResult applied;
+        try
+        {
+            applied = await _supervisor.ApplyAsync(result.Config!);
+        }
+        catch (Exception e)
+        {
+            // A pipeline factory refused the config (a bug, since it validated): put the old file back
+            // so the file and the running pipelines agree.
+            LogApplyFailed(_logger, e);
+            WriteAtomically(FilePath, previousText);
+            return new ConfigSaveResult([new ConfigProblem("", $"could not be applied, nothing changed: {e.Message}")], null);
+        }
         Current = result.Config!;
-        var applied = await _supervisor.ApplyAsync(Current);
         LogSaved(_logger, FilePath);
         return new ConfigSaveResult([], applied);
     }
@@ -203,6 +216,9 @@ public sealed partial class EdgeConfigStore
 
     [LoggerMessage(Level = LogLevel.Error, Message = "could not write {Path}: {Reason}")]
     private static partial void LogWriteFailed(ILogger logger, string path, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "a valid config could not be applied; the previous file is restored")]
+    private static partial void LogApplyFailed(ILogger logger, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "config saved to {Path} and applied")]
     private static partial void LogSaved(ILogger logger, string path);

@@ -84,6 +84,8 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
         await _applyLock.WaitAsync();
         try
         {
+            if (_stop.IsCancellationRequested)
+                throw new InvalidOperationException("the supervisor is shutting down");
             var current = _runners.ToDictionary(r => r.Name, StringComparer.Ordinal);
             List<string> started = [], restarted = [], stopped = [], unchanged = [];
             var toStop = new List<PipelineRunner>();

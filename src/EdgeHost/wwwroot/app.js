@@ -38,10 +38,24 @@ async function refreshStatus() {
       tr.dataset.starts = String(p.starts);
       return tr;
     }));
+    renderPanels(s.pipelines);
     $('#status-error').textContent = '';
   } catch (e) {
     $('#status-error').textContent = 'cannot reach the device: ' + e.message;
   }
+}
+
+// The uplink and MQTT pipelines put the relay/broker in use in their status line; sensor
+// pipelines put their latest reading there.
+function renderPanels(pipelines) {
+  for (const [id, name] of [['#uplink-panel', 'uplink'], ['#mqtt-panel', 'mqtt']]) {
+    const p = pipelines.find(x => x.name === name);
+    $(id + ' .state').textContent = p ? p.state + (p.healthy ? '' : ' (unhealthy)') : 'not configured';
+    $(id + ' .detail').textContent = p ? (p.lastError && !p.healthy ? p.lastError : p.status) : '';
+  }
+  const sensors = pipelines.filter(p => p.name.startsWith('sensor/'));
+  $('#sensors-panel tbody').replaceChildren(...sensors.map(p => el('tr', { 'data-sensor': p.name.slice(7) },
+    el('td', { text: p.name.slice(7) }), el('td', { class: 'value', text: p.healthy ? p.status : p.state }))));
 }
 
 // ---- config editor -----------------------------------------------------------------------

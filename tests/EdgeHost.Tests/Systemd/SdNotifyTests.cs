@@ -36,6 +36,8 @@ public class SdNotifyTests
             await EdgeTestHost.WaitUntilAsync(() => listener.Received("READY=1"), TimeSpan.FromSeconds(10), "READY=1");
             var ready = listener.Messages.First(m => m.Message.StartsWith("READY=1", StringComparison.Ordinal)).Message;
             Assert.Contains("STATUS=", ready, StringComparison.Ordinal);
+            // Once the six fake pipelines are up, STATUS= follows with the new summary.
+            await EdgeTestHost.WaitUntilAsync(() => listener.Received("STATUS=6/6 pipelines healthy"), TimeSpan.FromSeconds(10), "STATUS update");
 
             // Healthy: a ping every 500 ms (half of WATCHDOG_USEC), never a gap systemd would act on.
             var watching = DateTime.UtcNow;

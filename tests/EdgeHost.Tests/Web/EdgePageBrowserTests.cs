@@ -41,6 +41,9 @@ public class EdgePageBrowserTests
             Assert.Equal("Strict", cookie.SameSite);
             Assert.All(AllPipelines, n => Assert.Equal(1, host.Starts.Count(n)));
             Assert.Equal("every 5s", StatusOf(driver, "sensor/cpu_temp"));
+            Assert.Equal("connected to wss://relay.example.com/uplink", driver.FindElement(By.CssSelector("#uplink-panel .detail")).Text);
+            Assert.Equal("connected to wss://broker.example.com:8884/mqtt", driver.FindElement(By.CssSelector("#mqtt-panel .detail")).Text);
+            Assert.Equal("line 17", driver.FindElement(By.CssSelector("#sensors-panel tr[data-sensor=\"door_contact\"] td.value")).Text);
 
             // Edit the first sensor's interval and the first camera's URL, save.
             await browser.WaitForAsync("document.getElementsByName('sensors[0].interval').length === 1", TimeSpan.FromSeconds(10));

@@ -199,6 +199,41 @@ public partial class EdgePageHttpTests
     }
 
     [Fact]
+    public async Task A_config_a_feature_cannot_apply_is_rolled_back_and_the_running_set_stays()
+    {
+        await using var host = await EdgeTestHost.StartAsync(services: s => s.AddPipelineFactory((sp, config) =>
+            config.Cameras.Any(c => c.Name == "explode") ? throw new InvalidOperationException("factory bug") : []));
+        using var client = host.CreateClient();
+        var csrf = await LogInAsync(client);
+        var before = await File.ReadAllTextAsync(host.ConfigPath);
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/config")
+        { Content = Json("{\"cameras\": [{\"name\": \"explode\", \"source\": \"rtsp://h/1\"}]}") };
+        request.Headers.Add("X-CSRF-Token", csrf);
+        var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("could not be applied, nothing changed: factory bug", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(before, await File.ReadAllTextAsync(host.ConfigPath));
+        Assert.Contains(host.Supervisor.Snapshot(), p => p.Name == "camera/door");
+    }
+
+    [Fact]
+    public async Task A_port_in_use_is_one_line_and_a_non_zero_exit()
+    {
+        using var occupied = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        occupied.Start();
+        var port = ((IPEndPoint)occupied.LocalEndpoint).Port;
+        using var dir = new TempConfigDir();
+        var file = dir.Write(TempConfigDir.Sample($"http://127.0.0.1:{port}"));
+        var errors = new StringWriter();
+        var exit = await Program.RunAsync(["--config", file], new StringWriter(), errors,
+            o => o.Systemd = Pinhole.EdgeHost.Systemd.SystemdEnvironment.None);
+        Assert.Equal(Program.ExitFailed, exit);
+        var line = Assert.Single(errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith($"pinhole-edge: cannot listen on http://127.0.0.1:{port}:", line, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Wrong_passwords_are_throttled_per_client_even_for_the_right_password()
     {
         var throttle = new LoginThrottleOptions { FreeAttempts = 3, FirstLockout = TimeSpan.FromSeconds(2), MaxLockout = TimeSpan.FromSeconds(30) };
