@@ -101,6 +101,34 @@ public sealed partial class EdgeConfigStore
         }
     }
 
+    /// <summary>
+    /// Re-reads the file (after someone edited it by hand; <c>systemctl reload pinhole-edge</c> sends
+    /// SIGHUP) and applies it. An invalid file is refused with its problems and the running config stays.
+    /// Keys outside the pipelines (web.*) take effect at the next restart.
+    /// </summary>
+    public async Task<ConfigSaveResult> ReloadAsync()
+    {
+        await _saveLock.WaitAsync();
+        try
+        {
+            var result = EdgeConfigLoader.LoadFile(FilePath);
+            if (!result.IsValid)
+            {
+                foreach (var problem in result.Problems)
+                    LogReloadProblem(_logger, FilePath, problem.ToString());
+                return new ConfigSaveResult(result.Problems, null);
+            }
+            var applied = await _supervisor.ApplyAsync(result.Config!);
+            Current = result.Config!;
+            LogReloaded(_logger, FilePath);
+            return new ConfigSaveResult([], applied);
+        }
+        finally
+        {
+            _saveLock.Release();
+        }
+    }
+
     private async Task<ConfigSaveResult> SaveTextAsync(string text)
     {
         var result = EdgeConfigLoader.Parse(text, Path.GetDirectoryName(FilePath));
@@ -219,6 +247,12 @@ public sealed partial class EdgeConfigStore
 
     [LoggerMessage(Level = LogLevel.Error, Message = "a valid config could not be applied; the previous file is restored")]
     private static partial void LogApplyFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "reload of {Path} refused, keeping the running config: {Problem}")]
+    private static partial void LogReloadProblem(ILogger logger, string path, string problem);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "config reloaded from {Path} and applied")]
+    private static partial void LogReloaded(ILogger logger, string path);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "config saved to {Path} and applied")]
     private static partial void LogSaved(ILogger logger, string path);

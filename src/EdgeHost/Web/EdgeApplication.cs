@@ -44,8 +44,11 @@ public sealed class EdgeHostOptions
 /// Composes the edge host: Generic Host + Kestrel for the local page, the pipeline supervisor,
 /// the systemd integration and the features' pipeline factories.
 /// </summary>
-public static class EdgeApplication
+public static partial class EdgeApplication
 {
+    [LoggerMessage(Level = LogLevel.Warning, Message = "web.password is not set: nobody can log in to the local page until it is")]
+    private static partial void LogNoPassword(ILogger logger);
+
     /// <summary>
     /// Each feature adds its factory here (one line per feature), e.g.
     /// <c>services.AddPipelineFactory&lt;UplinkPipelineFactory&gt;();</c>.
@@ -103,12 +106,15 @@ public static class EdgeApplication
         services.AddSingleton<PageAuthenticator>();
         services.AddHostedService<SupervisorHostedService>();
         services.AddHostedService<SystemdService>();
+        services.AddHostedService<ReloadOnSighup>();
 
         AddFeatures(services);
         options.ConfigureServices?.Invoke(services);
 
         var app = builder.Build();
         EdgePage.Map(app);
+        if (options.Config.Web.Password is null)
+            LogNoPassword(app.Logger);
         return app;
     }
 
@@ -133,6 +139,33 @@ public static class EdgeApplication
                 o.UseUtcTimestamp = true;
             });
         }
+    }
+
+    /// <summary>SIGHUP (<c>systemctl reload</c>) re-reads edge.json and applies it, like a save from the page.</summary>
+    private sealed partial class ReloadOnSighup(EdgeConfigStore store, ILogger<ReloadOnSighup> logger) : IHostedService, IDisposable
+    {
+        private System.Runtime.InteropServices.PosixSignalRegistration? _registration;
+
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
+            {
+                _registration = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, context =>
+                {
+                    context.Cancel = true;
+                    LogReloading(logger);
+                    _ = Task.Run(store.ReloadAsync);
+                });
+            }
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public void Dispose() => _registration?.Dispose();
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "SIGHUP: reloading the config")]
+        private static partial void LogReloading(ILogger logger);
     }
 
     /// <summary>Starts the supervisor with the host and stops it (within the shutdown timeout) with the host.</summary>

@@ -30,6 +30,7 @@ internal static class EdgePage
             var headers = context.Response.Headers;
             headers.XContentTypeOptions = "nosniff";
             headers.XFrameOptions = "DENY";
+            headers.CacheControl = "no-store";
             // same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form posts, defeating the Origin check.
             headers["Referrer-Policy"] = "same-origin";
             headers.ContentSecurityPolicy = "default-src 'self'; frame-ancestors 'none'; form-action 'self'";

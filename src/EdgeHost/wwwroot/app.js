@@ -230,9 +230,10 @@ async function save(ev) {
   if (body.restarted.length) parts.push('restarted ' + body.restarted.join(', '));
   if (body.started.length) parts.push('started ' + body.started.join(', '));
   if (body.stopped.length) parts.push('stopped ' + body.stopped.join(', '));
+  // Re-render from the server first, so the message appears only once the form shows what was saved.
+  await loadConfig();
   result.className = 'message ok';
   result.textContent = 'Saved and applied' + (parts.length ? ': ' + parts.join('; ') : ' (nothing changed)') + '.';
-  await loadConfig();
   await refreshStatus();
 }
 

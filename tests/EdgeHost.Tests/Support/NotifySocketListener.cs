@@ -9,8 +9,8 @@ public sealed class NotifySocketListener : IDisposable
 {
     private readonly Socket _socket;
     private readonly string? _directory;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly Task _receiving;
+    private readonly Thread _receiving;
+    private volatile bool _stopping;
 
     /// <param name="abstractName">Bind a Linux abstract name (NOTIFY_SOCKET=@name) instead of a path.</param>
     public NotifySocketListener(bool abstractName = false)
@@ -28,7 +28,11 @@ public sealed class NotifySocketListener : IDisposable
             NotifySocket = Path.Combine(_directory, "notify.sock");
             _socket.Bind(new UnixDomainSocketEndPoint(NotifySocket));
         }
-        _receiving = Task.Run(ReceiveAsync);
+        _socket.ReceiveTimeout = 200;
+        // A dedicated thread, not the thread pool: the timestamps must be when each datagram arrived,
+        // even while a test deliberately blocks pool threads.
+        _receiving = new Thread(Receive) { IsBackground = true, Name = "notify-socket-listener" };
+        _receiving.Start();
     }
 
     /// <summary>The value for NOTIFY_SOCKET.</summary>
@@ -41,17 +45,17 @@ public sealed class NotifySocketListener : IDisposable
 
     public bool Received(string assignment) => Times(assignment).Count > 0;
 
-    private async Task ReceiveAsync()
+    private void Receive()
     {
         var buffer = new byte[4096];
-        while (!_stop.IsCancellationRequested)
+        while (!_stopping)
         {
             try
             {
-                var n = await _socket.ReceiveAsync(buffer, SocketFlags.None, _stop.Token);
+                var n = _socket.Receive(buffer);
                 Messages.Enqueue((DateTime.UtcNow, Encoding.UTF8.GetString(buffer, 0, n)));
             }
-            catch (OperationCanceledException) { return; }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.TimedOut) { }
             catch (SocketException) { return; }
             catch (ObjectDisposedException) { return; }
         }
@@ -59,10 +63,9 @@ public sealed class NotifySocketListener : IDisposable
 
     public void Dispose()
     {
-        _stop.Cancel();
+        _stopping = true;
+        _receiving.Join(TimeSpan.FromSeconds(2));
         _socket.Dispose();
-        try { _receiving.Wait(TimeSpan.FromSeconds(2)); } catch (AggregateException) { }
-        _stop.Dispose();
         if (_directory is not null) Directory.Delete(_directory, recursive: true);
     }
 }

@@ -48,12 +48,18 @@ public class SdNotifyTests
             Assert.True(gaps.Max() < 1000, $"gaps {string.Join(", ", gaps.Select(g => (int)g))} ms");
 
             // Block the supervisor loop (as a deadlock would): the pings stop.
-            DateTime blockedAt;
-            lock (host.Supervisor.Gate)
+            // (On a dedicated thread, so the thread pool the host runs on is not starved by the test itself.)
+            var blockedAt = DateTime.MinValue;
+            var blocker = new Thread(() =>
             {
-                blockedAt = DateTime.UtcNow;
-                Thread.Sleep(3000);
-            }
+                lock (host.Supervisor.Gate)
+                {
+                    blockedAt = DateTime.UtcNow;
+                    Thread.Sleep(3000);
+                }
+            });
+            blocker.Start();
+            await Task.Run(() => blocker.Join());
             // One ping may still go out while the last tick is fresh (interval + one tick = 600 ms); none after.
             var duringBlock = listener.Times("WATCHDOG=1").Where(t => t > blockedAt.AddMilliseconds(1200) && t < blockedAt.AddMilliseconds(3000)).ToList();
             Assert.Empty(duringBlock);
@@ -87,6 +93,16 @@ public class SdNotifyTests
             await EdgeTestHost.WaitUntilAsync(() => listener.Received("READY=1"), TimeSpan.FromSeconds(30), "READY=1 from the process");
             await EdgeTestHost.WaitUntilAsync(() => listener.Received("WATCHDOG=1"), TimeSpan.FromSeconds(5), "WATCHDOG=1 from the process");
 
+            // SIGHUP (systemctl reload): a broken file is refused and the process keeps running; a good one is applied.
+            var good = await File.ReadAllTextAsync(file);
+            await File.WriteAllTextAsync(file, good.Replace("\"deviceId\": \"gw1\"", "\"deviceId\": \"gw 1\"", StringComparison.Ordinal));
+            Assert.Equal(0, Kill(process.Id, 1));
+            await Task.Delay(1000);
+            Assert.False(process.HasExited);
+            await File.WriteAllTextAsync(file, good);
+            Assert.Equal(0, Kill(process.Id, 1));
+            await Task.Delay(1000);
+
             var sigterm = Stopwatch.StartNew();
             Assert.Equal(0, Kill(process.Id, 15));
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
@@ -100,6 +116,8 @@ public class SdNotifyTests
             Assert.NotEmpty(lines);
             Assert.All(lines, l => Assert.Matches(@"^<[0-7]>", l));
             Assert.Contains(lines, l => l.StartsWith("<6>", StringComparison.Ordinal) && l.Contains("ready:", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith("<3>", StringComparison.Ordinal) && l.Contains("reload of", StringComparison.Ordinal) && l.Contains("deviceId: must be 1-64 characters", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith("<6>", StringComparison.Ordinal) && l.Contains("config reloaded from", StringComparison.Ordinal));
             Assert.Equal("", (await stderr).Trim());
         }
         finally

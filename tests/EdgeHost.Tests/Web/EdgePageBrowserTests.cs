@@ -16,7 +16,7 @@ public class EdgePageBrowserTests
     {
         var throttle = new LoginThrottleOptions { FreeAttempts = 3, FirstLockout = TimeSpan.FromSeconds(2) };
         await using var host = await EdgeTestHost.StartAsync(throttle: throttle);
-        using var browser = Chromium.Start();
+        using var browser = Chromium.Start(new ChromiumOptions { Height = 1400 });
         var driver = browser.Driver;
         try
         {
@@ -84,6 +84,7 @@ public class EdgePageBrowserTests
             Assert.Equal(2, host.Starts.Count("camera/door"));
             Assert.Equal(1, host.Starts.Count("camera/pi"));
             Assert.Equal("exec:rpicam-vid -t 0 --inline --codec h264 -o -", EdgeConfigLoader.LoadFile(host.ConfigPath).Config!.Cameras[1].Source);
+            browser.SaveScreenshot("edge-page-refused-save");
         }
         catch
         {

@@ -218,6 +218,27 @@ public partial class EdgePageHttpTests
     }
 
     [Fact]
+    public async Task Reloading_an_edited_file_applies_it_and_a_broken_file_keeps_the_running_config()
+    {
+        await using var host = await EdgeTestHost.StartAsync();
+        var store = host.App.Services.GetRequiredService<EdgeConfigStore>();
+        await EdgeTestHost.WaitUntilAsync(() => host.Starts.Count("camera/pi") == 1, TimeSpan.FromSeconds(10), "started");
+        var good = await File.ReadAllTextAsync(host.ConfigPath);
+
+        await File.WriteAllTextAsync(host.ConfigPath, good.Replace("\"line\": 17", "\"line\": \"seventeen\"", StringComparison.Ordinal));
+        var refused = await store.ReloadAsync();
+        Assert.Equal("sensors[1].line: expected an integer, got a string", Assert.Single(refused.Problems).ToString());
+        Assert.Equal(17, store.Current.Sensors[1].Line);
+
+        await File.WriteAllTextAsync(host.ConfigPath, good.Replace("\"line\": 17", "\"line\": 18", StringComparison.Ordinal));
+        var applied = await store.ReloadAsync();
+        Assert.Equal(["sensor/door_contact"], applied.Applied!.Restarted);
+        Assert.Equal(18, store.Current.Sensors[1].Line);
+        await EdgeTestHost.WaitUntilAsync(() => host.Starts.Count("sensor/door_contact") == 2, TimeSpan.FromSeconds(10), "restart");
+        Assert.Equal(1, host.Starts.Count("camera/pi"));
+    }
+
+    [Fact]
     public async Task A_port_in_use_is_one_line_and_a_non_zero_exit()
     {
         using var occupied = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
