@@ -128,18 +128,36 @@ public class PipelineSupervisorTests
         var log = new StartLog();
         var options = Fast();
         options.HealthyRunResetsBackoff = TimeSpan.FromMilliseconds(500);
-        await using var supervisor = Supervisor(options, new MetricsRegistry(),
-            Spec("camera/flaky", Timeout.InfiniteTimeSpan, log, async (_, ct) =>
+        var spec = Spec("camera/flaky", Timeout.InfiniteTimeSpan, log, async (_, ct) =>
+        {
+            // Starts 1-3 fail at once (backoff grows to 800 ms); start 4 runs healthily for 700 ms, then fails.
+            if (log.Count("camera/flaky") == 4) await Task.Delay(700, ct);
+            throw new IOException("connection reset");
+        });
+        // The delay the runner chose, read when it schedules each restart (exact, unlike wall-clock gaps).
+        var delays = new System.Collections.Concurrent.ConcurrentQueue<double>();
+        var runner = new PipelineRunner(spec, options, TimeProvider.System, NullLogger.Instance)
+        {
+            Restarted = r =>
             {
-                // Starts 1-3 fail at once (backoff grows to 800 ms); start 4 runs healthily for 700 ms, then fails.
-                if (log.Count("camera/flaky") == 4) await Task.Delay(700, ct);
-                throw new IOException("connection reset");
-            }));
-        await supervisor.StartAsync(Empty);
-        await EdgeTestHost.WaitUntilAsync(() => log.Count("camera/flaky") >= 5, TimeSpan.FromSeconds(15), "5 starts");
-        var t = log.Times("camera/flaky");
-        var afterHealthyRun = (t[4] - t[3]).TotalMilliseconds - 700;
-        Assert.InRange(afterHealthyRun, 100, 500); // ~200 ms again, not the 1600 ms the streak would give
+                var s = r.Snapshot();
+                delays.Enqueue((s.NextStartAt!.Value - s.LastErrorAt!.Value).TotalMilliseconds);
+            },
+        };
+        runner.Start();
+        try
+        {
+            await EdgeTestHost.WaitUntilAsync(() => delays.Count >= 4, TimeSpan.FromSeconds(15), "4 restarts");
+        }
+        finally
+        {
+            await runner.StopAsync();
+        }
+        var d = delays.ToArray();
+        Assert.InRange(d[0], 180, 220);
+        Assert.InRange(d[1], 360, 440);
+        Assert.InRange(d[2], 720, 880);
+        Assert.InRange(d[3], 180, 220); // back to the start, not 1600 ms
     }
 
     [Fact]
