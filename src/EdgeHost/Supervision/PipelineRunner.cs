@@ -81,7 +81,15 @@ internal sealed partial class PipelineRunner
             toCancel = _attempt;
         }
         LogStalled(_logger, Name, _stallTimeout);
-        toCancel?.Cancel();
+        try
+        {
+            // Asynchronously: the pipeline's cancellation callbacks must not run on (or block) the supervisor loop.
+            _ = toCancel?.CancelAsync();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The attempt ended on its own in the meantime.
+        }
     }
 
     private bool IsStalled(long now) =>
