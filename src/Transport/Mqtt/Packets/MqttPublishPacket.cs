@@ -98,3 +98,26 @@ public sealed class MqttPubCompPacket : MqttPublishResponsePacket
     /// <inheritdoc />
     public override MqttControlPacketType Type => MqttControlPacketType.PubComp;
 }
+
+/// <summary>Helpers for re-sending.</summary>
+internal static class MqttPublishPacketExtensions
+{
+    /// <summary>A copy with the DUP flag set as given (the original may still sit in a dead connection's queue).</summary>
+    public static MqttPublishPacket WithDup(this MqttPublishPacket p, bool dup) => new()
+    {
+        Topic = p.Topic,
+        Payload = p.Payload,
+        QualityOfServiceLevel = p.QualityOfServiceLevel,
+        Retain = p.Retain,
+        Dup = dup,
+        PacketIdentifier = p.PacketIdentifier,
+        PayloadFormatIndicator = p.PayloadFormatIndicator,
+        MessageExpiryInterval = p.MessageExpiryInterval,
+        TopicAlias = p.TopicAlias,
+        ResponseTopic = p.ResponseTopic,
+        CorrelationData = p.CorrelationData,
+        ContentType = p.ContentType,
+        SubscriptionIdentifiers = p.SubscriptionIdentifiers,
+        UserProperties = p.UserProperties,
+    };
+}
