@@ -745,6 +745,8 @@ public sealed class MqttPacketFormatter
         if (p.ReasonCode == MqttReasonCode.Success && !hasProperties)
             return;
         _body.WriteByte((byte)p.ReasonCode);
+        if (!hasProperties)
+            return; // remaining length 1: no property length (section 3.14.2.2.1)
         _properties.Reset();
         _properties.Property(MqttPropertyId.SessionExpiryInterval, p.SessionExpiryInterval);
         _properties.Property(MqttPropertyId.ReasonString, p.ReasonString);
@@ -781,6 +783,8 @@ public sealed class MqttPacketFormatter
         if (p.ReasonCode == MqttReasonCode.Success && !hasProperties)
             return;
         _body.WriteByte((byte)p.ReasonCode);
+        if (!hasProperties)
+            return;
         _properties.Reset();
         _properties.Property(MqttPropertyId.AuthenticationMethod, p.AuthenticationMethod);
         _properties.Property(MqttPropertyId.AuthenticationData, p.AuthenticationData);
