@@ -75,6 +75,18 @@ public sealed class TelemetryPipelines : IAsyncDisposable
         return problems;
     }
 
+    /// <summary>
+    /// Validates the config, opens the outbox and builds the pipelines: GPIO through the Linux
+    /// character device, MQTT through <see cref="Pinhole.Transport.Mqtt.MqttClient"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The config has problems (all of them are listed).</exception>
+    public static TelemetryPipelines Create(EdgeConfig config, ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        var time = timeProvider ?? TimeProvider.System;
+        return Create(config, loggerFactory, metrics, time, chip => new GpioCdevV2Driver(chip), new MqttClientConnector(loggerFactory, time));
+    }
+
     internal static TelemetryPipelines Create(
         EdgeConfig config,
         ILoggerFactory loggerFactory,
