@@ -48,7 +48,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
             {
                 case "file":
                     if (string.IsNullOrWhiteSpace(s.Path)) problems.Add($"{at}.path: required for kind \"file\"");
-                    if (s.Interval is not null && (!DurationText.TryParse(s.Interval, out var interval) || interval < TimeSpan.FromMilliseconds(10)))
+                    if (s.Interval is not null && (!Duration.TryParse(s.Interval, out var interval, out _) || interval < TimeSpan.FromMilliseconds(10)))
                         problems.Add($"{at}.interval: \"{s.Interval}\" is not a duration of at least 10ms like \"5s\" or \"500ms\"");
                     if (!double.IsFinite(s.Scale) || s.Scale == 0) problems.Add($"{at}.scale: must be a non-zero number");
                     if (!double.IsFinite(s.Offset)) problems.Add($"{at}.offset: must be a number");
@@ -57,7 +57,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
                     if (string.IsNullOrWhiteSpace(s.Chip)) problems.Add($"{at}.chip: required for kind \"gpio\", e.g. \"/dev/gpiochip0\"");
                     if (s.Line is not { } line || line < 0) problems.Add($"{at}.line: required for kind \"gpio\", a line offset >= 0");
                     if (s.Edge is not null && ParseEdge(s.Edge) is null) problems.Add($"{at}.edge: \"{s.Edge}\" is not rising, falling or both");
-                    if (s.Debounce is not null && !DurationText.TryParse(s.Debounce, out _)) problems.Add($"{at}.debounce: \"{s.Debounce}\" is not a duration like \"20ms\"");
+                    if (s.Debounce is not null && !Duration.TryParse(s.Debounce, out _, out _)) problems.Add($"{at}.debounce: \"{s.Debounce}\" is not a duration like \"20ms\"");
                     break;
                 default:
                     problems.Add($"{at}.kind: \"{s.Kind}\" is not \"file\" or \"gpio\"");
@@ -103,51 +103,61 @@ public sealed class TelemetryPipelines : IAsyncDisposable
             throw new ArgumentException("invalid telemetry configuration:\n" + string.Join('\n', problems), nameof(config));
         var time = timeProvider ?? TimeProvider.System;
         var logger = loggerFactory.CreateLogger("Pinhole.EdgeHost.Telemetry");
-        var outbox = TelemetryOutbox.Open(Path.Combine(config.DataDir, "telemetry-outbox"), outboxOptions,
-            loggerFactory.CreateLogger<TelemetryOutbox>(), time);
+        var outbox = OpenOutbox(config.DataDir, loggerFactory, metrics, time, outboxOptions);
+        var pipelines = new List<IPipeline>();
+        foreach (var s in config.Sensors)
+            pipelines.Add(CreateSensorPipeline(s, outbox, time, logger, metrics, openGpioChip));
+        if (config.Mqtt is not null && connector is not null)
+            pipelines.Add(CreateMqttSession(config, outbox, connector, loggerFactory, metrics, time, backoff));
+        return new TelemetryPipelines(outbox, pipelines);
+    }
+
+    /// <summary>The outbox directory inside <c>dataDir</c>.</summary>
+    internal static string OutboxDirectory(string dataDir) => Path.Combine(dataDir, "telemetry-outbox");
+
+    internal static TelemetryOutbox OpenOutbox(string dataDir, ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time, OutboxOptions? options = null)
+    {
+        var outbox = TelemetryOutbox.Open(OutboxDirectory(dataDir), options, loggerFactory.CreateLogger<TelemetryOutbox>(), time);
         metrics.ObservableGauge("pinhole_telemetry_outbox_pending", "Readings on disk waiting for the broker's acknowledgement.", () => outbox.PendingCount);
         metrics.ObservableGauge("pinhole_telemetry_outbox_bytes", "Bytes of the telemetry outbox on disk.", () => outbox.SizeBytes);
         metrics.ObservableGauge("pinhole_telemetry_outbox_dropped", "Readings dropped unsent because the outbox was full, since start.", () => outbox.DroppedCount);
+        return outbox;
+    }
 
-        var pipelines = new List<IPipeline>();
-        var sensors = new List<(string Name, string Unit)>();
-        foreach (var s in config.Sensors)
+    internal static IPipeline CreateSensorPipeline(SensorConfig s, TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics, Func<string, GpioDriver> openGpioChip)
+    {
+        var unit = s.Unit ?? "";
+        if (s.Kind == "file")
         {
-            var unit = s.Unit ?? "";
-            sensors.Add((s.Name, unit));
-            if (s.Kind == "file")
-            {
-                var interval = s.Interval is null ? DefaultInterval : Duration(s.Interval);
-                var sensor = FileSensor.Create(s.Path!, s.Scale, s.Offset, unit, time);
-                pipelines.Add(new FileSensorPipeline(s.Name, sensor, interval, outbox, time, logger, metrics));
-            }
-            else
-            {
-                var options = new GpioLineOptions(PinMode.Input, ParseEdge(s.Edge ?? "both")!.Value,
-                    s.Debounce is null ? TimeSpan.Zero : Duration(s.Debounce));
-                var chip = s.Chip!;
-                pipelines.Add(new GpioSensorPipeline(s.Name, () => openGpioChip(chip), s.Line!.Value, options, unit, outbox, time, logger, metrics));
-            }
+            var interval = s.Interval is null ? DefaultInterval : ParseDuration(s.Interval);
+            var sensor = FileSensor.Create(s.Path!, s.Scale, s.Offset, unit, time);
+            return new FileSensorPipeline(s.Name, sensor, interval, outbox, time, logger, metrics);
         }
+        var options = new GpioLineOptions(PinMode.Input, ParseEdge(s.Edge ?? "both")!.Value,
+            s.Debounce is null ? TimeSpan.Zero : ParseDuration(s.Debounce));
+        var chip = s.Chip!;
+        return new GpioSensorPipeline(s.Name, () => openGpioChip(chip), s.Line!.Value, options, unit, outbox, time, logger, metrics);
+    }
 
-        if (config.Mqtt is { } mqtt && connector is not null)
-        {
-            var topics = new TelemetryTopics(mqtt.TopicPrefix.TrimEnd('/'), config.DeviceId);
-            var options = new TelemetryConnectOptions(
-                new Uri(mqtt.Url), $"pinhole-edge-{config.DeviceId}", mqtt.Username, mqtt.Password,
-                topics.Status, TelemetryPayloads.Offline,
-                KeepAlive: TimeSpan.FromSeconds(15), SessionExpiry: TimeSpan.FromDays(1), config.TrustedCa);
-            pipelines.Add(new MqttTelemetrySession(connector, options, topics, sensors, outbox, metrics, time,
-                loggerFactory.CreateLogger<MqttTelemetrySession>(), backoff));
-        }
-        return new TelemetryPipelines(outbox, pipelines);
+    internal static MqttTelemetrySession CreateMqttSession(EdgeConfig config, TelemetryOutbox outbox, ITelemetryMqttConnector connector,
+        ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time, Backoff? backoff = null)
+    {
+        var mqtt = config.Mqtt ?? throw new ArgumentException("no mqtt section", nameof(config));
+        var topics = new TelemetryTopics(mqtt.TopicPrefix.TrimEnd('/'), config.DeviceId);
+        var options = new TelemetryConnectOptions(
+            new Uri(mqtt.Url), $"pinhole-edge-{config.DeviceId}", mqtt.Username, mqtt.Password,
+            topics.Status, TelemetryPayloads.Offline,
+            KeepAlive: TimeSpan.FromSeconds(15), SessionExpiry: TimeSpan.FromDays(1), config.TrustedCa);
+        var sensors = config.Sensors.Select(s => (s.Name, s.Unit ?? "")).ToList();
+        return new MqttTelemetrySession(connector, options, topics, sensors, outbox, metrics, time,
+            loggerFactory.CreateLogger<MqttTelemetrySession>(), backoff);
     }
 
     /// <summary>Closes the outbox (pending writes finish first).</summary>
     public ValueTask DisposeAsync() => Outbox.DisposeAsync();
 
-    private static TimeSpan Duration(string text) =>
-        DurationText.TryParse(text, out var d) ? d : throw new FormatException($"not a duration: {text}");
+    private static TimeSpan ParseDuration(string text) =>
+        Duration.TryParse(text, out var d, out var error) ? d : throw new FormatException(error);
 
     internal static PinEventTypes? ParseEdge(string edge) => edge switch
     {

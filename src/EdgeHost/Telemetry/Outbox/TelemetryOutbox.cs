@@ -206,19 +206,19 @@ public sealed partial class TelemetryOutbox : IAsyncDisposable
 
     private void WriteBatch(List<AppendRequest> batch)
     {
+        // Sequence numbers become visible (LastSequence, the next checkpoint) only once the batch
+        // is on disk; a failed write leaves them as they were, to be given out again.
         var records = new List<OutboxRecord>(batch.Count);
-        Dictionary<string, long> before;
-        long firstIndex;
+        var assigned = new Dictionary<string, long>(StringComparer.Ordinal);
+        var firstIndex = _nextIndex;
         lock (_lock)
         {
-            before = new Dictionary<string, long>(_lastSequence, StringComparer.Ordinal);
-            firstIndex = _nextIndex;
             _buffer.ResetWrittenCount();
             foreach (var request in batch)
             {
-                var seq = _lastSequence.GetValueOrDefault(request.Sensor) + 1;
-                _lastSequence[request.Sensor] = seq;
-                var record = new OutboxRecord(_nextIndex++, request.Sensor, seq, request.Reading.Value, request.Reading.Unit ?? "", request.Reading.Timestamp.ToUniversalTime());
+                var seq = (assigned.TryGetValue(request.Sensor, out var last) ? last : _lastSequence.GetValueOrDefault(request.Sensor)) + 1;
+                assigned[request.Sensor] = seq;
+                var record = new OutboxRecord(firstIndex + records.Count, request.Sensor, seq, request.Reading.Value, request.Reading.Unit ?? "", request.Reading.Timestamp.ToUniversalTime());
                 SegmentFormat.WriteReading(_buffer, record);
                 records.Add(record);
             }
@@ -234,10 +234,9 @@ public sealed partial class TelemetryOutbox : IAsyncDisposable
             LogWriteFailed(_logger, e, batch.Count);
             lock (_lock)
             {
-                _lastSequence.Clear();
-                foreach (var kv in before) _lastSequence[kv.Key] = kv.Value;
-                _nextIndex = firstIndex;
-                // The segment may now end in a partial record; nothing may follow it there.
+                // The segment may now end in a partial record; nothing may follow it there. Its
+                // indexes are burnt so recovery never meets one twice.
+                _nextIndex = firstIndex + records.Count;
                 try { StartSegment(); } catch (IOException again) { LogWriteFailed(_logger, again, 0); }
             }
             foreach (var request in batch) request.Done.TrySetException(e);
@@ -247,6 +246,8 @@ public sealed partial class TelemetryOutbox : IAsyncDisposable
         TaskCompletionSource appended;
         lock (_lock)
         {
+            _nextIndex = firstIndex + records.Count;
+            foreach (var (sensor, seq) in assigned) _lastSequence[sensor] = seq;
             var segment = _segments[^1];
             segment.Bytes += _buffer.WrittenCount;
             segment.LastIndex = records[^1].Index;
