@@ -83,4 +83,33 @@ public class MosquittoBrokerTests
 
         Assert.Empty(await broker.ReceiveAsync("pinhole/gw1/status", 1, TimeSpan.FromSeconds(2)));
     }
+
+    [RequiresFact(Needs.Mosquitto)]
+    public async Task Tls_broker_is_reachable_with_the_test_ca_and_refused_without_it()
+    {
+        using var ca = TestCertificateAuthority.Create();
+        await using var broker = await MosquittoBroker.StartAsync(new MosquittoOptions { Tls = ca });
+        Assert.Equal("wss", broker.WebSocketUrl.Scheme);
+        Assert.Equal("mqtts", broker.TcpUrl.Scheme);
+
+        // mosquitto_pub over TLS, verifying the certificate (name = 127.0.0.1) against the CA.
+        await broker.PublishAsync("pinhole/gw1/status", "online", retain: true);
+
+        var (client, rc) = await RawMqttOverWebSocket.ConnectAsync(broker.WebSocketUrl, "tls-ws", ct: Timeout(),
+            configure: o => o.RemoteCertificateValidationCallback = ca.ValidationCallback);
+        await using (client)
+        {
+            Assert.Equal(0, rc);
+            await client.SubscribeAsync("pinhole/gw1/status", 1, Timeout());
+            Assert.Equal(("pinhole/gw1/status", "online", true), await client.ReceivePublishAsync(Timeout()));
+        }
+
+        // Without trusting the test CA the handshake fails: the listener really speaks TLS with our certificate.
+        await Assert.ThrowsAnyAsync<System.Net.WebSockets.WebSocketException>(() =>
+            RawMqttOverWebSocket.ConnectAsync(broker.WebSocketUrl, "untrusting", ct: Timeout()));
+        using var otherCa = TestCertificateAuthority.Create("Some Other CA");
+        await Assert.ThrowsAnyAsync<System.Net.WebSockets.WebSocketException>(() =>
+            RawMqttOverWebSocket.ConnectAsync(broker.WebSocketUrl, "wrong-ca", ct: Timeout(),
+                configure: o => o.RemoteCertificateValidationCallback = otherCa.ValidationCallback));
+    }
 }

@@ -91,6 +91,22 @@ public class PeerProcessTests
     }
 
     [Fact]
+    public async Task Stderr_lines_match_anchored_patterns_and_reach_the_line_callback()
+    {
+        var seen = new List<string>();
+        await using var peer = await PeerProcess.StartAsync(new PeerStartInfo("sh", "-c", "echo 'listening on 5' >&2; exec sleep 60")
+        {
+            Name = "logger",
+            ReadyLine = new Regex(@"^listening on (\d+)$"),
+            OnOutputLine = line => { lock (seen) seen.Add(line); },
+        });
+        Assert.Equal("5", peer.ReadyMatch!.Groups[1].Value);
+        Assert.Equal("[err] listening on 5", peer.Output);
+        lock (seen)
+            Assert.Equal(["[logger] [err] listening on 5"], seen);
+    }
+
+    [Fact]
     public async Task Keeps_only_the_latest_lines()
     {
         await using var peer = await PeerProcess.StartAsync(new PeerStartInfo("sh", "-c", "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done; echo DONE; exec sleep 60")

@@ -14,11 +14,12 @@ internal sealed class RawMqttOverWebSocket : IAsyncDisposable
     private readonly ClientWebSocket _socket = new();
     private readonly List<byte> _buffer = [];
 
-    public static async Task<(RawMqttOverWebSocket Client, byte ReturnCode)> ConnectAsync(Uri url, string clientId, string? user = null, string? password = null, CancellationToken ct = default)
+    public static async Task<(RawMqttOverWebSocket Client, byte ReturnCode)> ConnectAsync(Uri url, string clientId, string? user = null, string? password = null, CancellationToken ct = default, HttpMessageInvoker? invoker = null, Action<ClientWebSocketOptions>? configure = null)
     {
         var client = new RawMqttOverWebSocket();
         client._socket.Options.AddSubProtocol("mqtt");
-        await client._socket.ConnectAsync(url, ct);
+        configure?.Invoke(client._socket.Options);
+        await client._socket.ConnectAsync(url, invoker, ct);
 
         // 3.1: variable header "MQTT", level 4, flags, keep-alive 60 s; payload client id [user] [password].
         var flags = (byte)(0x02 | (user is null ? 0 : 0x80) | (password is null ? 0 : 0x40));

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using OpenQA.Selenium;
 using OpenQA.Selenium.Chrome;
@@ -34,25 +33,15 @@ public sealed class Chromium : IDisposable
     /// <summary>The driver binary (Debian's chromium-driver, the same version as the browser).</summary>
     public const string DriverPath = "/usr/bin/chromedriver";
 
-    private static readonly ConcurrentDictionary<Chromium, byte> Live = new();
     private readonly ChromeDriverService _service;
     private int _disposed;
-
-    static Chromium()
-    {
-        AppDomain.CurrentDomain.ProcessExit += static (_, _) =>
-        {
-            foreach (var browser in Live.Keys)
-                browser.KillProcesses();
-        };
-    }
 
     private Chromium(ChromeDriverService service, ChromeDriver driver, string userDataDirectory)
     {
         _service = service;
         Driver = driver;
         UserDataDirectory = userDataDirectory;
-        Live.TryAdd(this, 0);
+        ExitCleanup.Register(this, KillProcesses);
     }
 
     /// <summary>Null when Chromium and its driver are installed, otherwise the skip reason.</summary>
@@ -171,7 +160,7 @@ public sealed class Chromium : IDisposable
         KillProcesses();
         Driver.Dispose();
         _service.Dispose();
-        Live.TryRemove(this, out _);
+        ExitCleanup.Unregister(this);
         TryDelete(UserDataDirectory);
     }
 

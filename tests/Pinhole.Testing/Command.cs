@@ -79,6 +79,13 @@ public static class Command
         return new CommandResult(fileName, args, timedOut ? -1 : process.ExitCode, output, error, timedOut);
     }
 
+    /// <summary>Runs a command inside network namespace <paramref name="networkNamespace"/> (through <c>ip netns exec</c>; null runs it here).</summary>
+    public static Task<CommandResult> RunInAsync(string? networkNamespace, string fileName, IEnumerable<string> arguments, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var (program, args) = NetworkNamespace.Wrap(networkNamespace, fileName, arguments);
+        return RunAsync(program, args, timeout, cancellationToken);
+    }
+
     /// <summary>Runs a command with arguments given inline.</summary>
     public static Task<CommandResult> RunAsync(string fileName, params string[] arguments) => RunAsync(fileName, arguments, null, CancellationToken.None);
 

@@ -21,6 +21,24 @@ public sealed record MosquittoOptions
 
     /// <summary>How long the broker may take to start listening.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// When set, both listeners use TLS with a server certificate this CA issues for
+    /// <see cref="BindAddress"/>: URLs become mqtts:// and wss://, and the mosquitto_pub/sub helpers
+    /// trust the CA. The CA stays the caller's to dispose.
+    /// </summary>
+    public TestCertificateAuthority? Tls { get; init; }
+
+    /// <summary>Run the broker inside this network namespace (e.g. <see cref="NatTopology.Wan"/>); null runs it in the test's own.</summary>
+    public string? NetworkNamespace { get; init; }
+
+    /// <summary>
+    /// The address both listeners bind to: 127.0.0.1 unless set (inside a namespace, its own
+    /// address such as <see cref="NatTopology.WanAddress"/>). Ports are picked with
+    /// <see cref="FreePort"/>, which is exact only in the test's own namespace; a fresh namespace
+    /// has every port free anyway.
+    /// </summary>
+    public string BindAddress { get; init; } = "127.0.0.1";
 }
 
 /// <summary>
@@ -46,8 +64,8 @@ public sealed class MosquittoBroker : IAsyncDisposable
     /// <summary>Null when mosquitto and its clients are installed, otherwise the skip reason.</summary>
     public static string? SkipReason => Tools.SkipReason("mosquitto", "mosquitto_pub", "mosquitto_sub", "mosquitto_passwd");
 
-    /// <summary>The host the listeners bind to.</summary>
-    public string Host => "127.0.0.1";
+    /// <summary>The address the listeners bind to (<see cref="MosquittoOptions.BindAddress"/>).</summary>
+    public string Host => _options.BindAddress;
 
     /// <summary>The plain MQTT (TCP) port.</summary>
     public int TcpPort { get; }
@@ -55,11 +73,11 @@ public sealed class MosquittoBroker : IAsyncDisposable
     /// <summary>The MQTT-over-WebSocket port.</summary>
     public int WebSocketPort { get; }
 
-    /// <summary><c>mqtt://127.0.0.1:PORT</c>.</summary>
-    public Uri TcpUrl => new($"mqtt://{Host}:{TcpPort}");
+    /// <summary><c>mqtt://HOST:PORT</c> (<c>mqtts://</c> with TLS).</summary>
+    public Uri TcpUrl => new($"{(_options.Tls is null ? "mqtt" : "mqtts")}://{Host}:{TcpPort}");
 
-    /// <summary><c>ws://127.0.0.1:PORT/mqtt</c> (Mosquitto accepts any path; /mqtt is the usual one).</summary>
-    public Uri WebSocketUrl => new($"ws://{Host}:{WebSocketPort}/mqtt");
+    /// <summary><c>ws://HOST:PORT/mqtt</c> (<c>wss://</c> with TLS; Mosquitto accepts any path, /mqtt is the usual one).</summary>
+    public Uri WebSocketUrl => new($"{(_options.Tls is null ? "ws" : "wss")}://{Host}:{WebSocketPort}/mqtt");
 
     /// <summary>The broker's own folder: mosquitto.conf, the password file, and data/ when persistence is on.</summary>
     public string Directory { get; }
@@ -88,22 +106,32 @@ public sealed class MosquittoBroker : IAsyncDisposable
         options ??= new MosquittoOptions();
         if ((options.Username is null) != (options.Password is null))
             throw new ArgumentException("set both Username and Password, or neither", nameof(options));
-        var dir = System.IO.Directory.CreateTempSubdirectory("pinhole-mosquitto-").FullName;
-        var tcp = FreePort.Get();
-        var ws = FreePort.Get();
-        while (ws == tcp)
-            ws = FreePort.Get();
-        var broker = new MosquittoBroker(options, dir, tcp, ws);
-        try
+        // Mosquitto cannot bind port 0 and report it, so ports come from FreePort; when another
+        // process takes one in between, start over with new ports (only here: StartAgainAsync must
+        // keep its ports).
+        for (var attempt = 1; ; attempt++)
         {
-            await broker.WriteConfigAsync(cancellationToken);
-            await broker.StartProcessAsync(cancellationToken);
-            return broker;
-        }
-        catch
-        {
-            await broker.DisposeAsync();
-            throw;
+            var dir = System.IO.Directory.CreateTempSubdirectory("pinhole-mosquitto-").FullName;
+            var tcp = FreePort.Get();
+            var ws = FreePort.Get();
+            while (ws == tcp)
+                ws = FreePort.Get();
+            var broker = new MosquittoBroker(options, dir, tcp, ws);
+            try
+            {
+                await broker.WriteConfigAsync(cancellationToken);
+                await broker.StartProcessAsync(cancellationToken);
+                return broker;
+            }
+            catch (PeerProcessException e) when (attempt < 3 && e.Message.Contains("Address already in use", StringComparison.Ordinal))
+            {
+                await broker.DisposeAsync();
+            }
+            catch
+            {
+                await broker.DisposeAsync();
+                throw;
+            }
         }
     }
 
@@ -140,27 +168,31 @@ public sealed class MosquittoBroker : IAsyncDisposable
         var args = new List<string> { "-h", Host, "-p", TcpPort.ToString(CultureInfo.InvariantCulture) };
         if (_options.Username is not null)
             args.AddRange(["-u", _options.Username, "-P", _options.Password!]);
+        if (_options.Tls is not null)
+            args.AddRange(["--cafile", _options.Tls.CertificatePath]);
         return args;
     }
 
-    /// <summary>Publishes one message with mosquitto_pub over TCP (QoS 1 unless given); throws with its output when it fails.</summary>
+    /// <summary>Publishes one message with mosquitto_pub over TCP (from the broker's namespace) (QoS 1 unless given); throws with its output when it fails.</summary>
     public async Task PublishAsync(string topic, string payload, bool retain = false, int qos = 1, CancellationToken cancellationToken = default)
     {
         var args = ClientArguments().Concat(["-q", qos.ToString(CultureInfo.InvariantCulture), "-t", topic, "-m", payload]).ToList();
         if (retain)
             args.Add("-r");
-        await Command.RunCheckedAsync("mosquitto_pub", args, TimeSpan.FromSeconds(15), cancellationToken);
+        var result = await Command.RunInAsync(_options.NetworkNamespace, "mosquitto_pub", args, TimeSpan.FromSeconds(15), cancellationToken);
+        if (!result.Succeeded)
+            throw new InvalidOperationException($"mosquitto_pub failed: {result}\n--- broker log ---\n{Log}");
     }
 
     /// <summary>
-    /// Subscribes with mosquitto_sub over TCP and returns the first <paramref name="count"/> messages
+    /// Subscribes with mosquitto_sub over TCP (from the broker's namespace) and returns the first <paramref name="count"/> messages
     /// as "topic payload" lines (an empty list when none came within <paramref name="timeout"/>).
     /// </summary>
     public async Task<IReadOnlyList<string>> ReceiveAsync(string topicFilter, int count, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var args = ClientArguments().Concat(["-v", "-t", topicFilter, "-C", count.ToString(CultureInfo.InvariantCulture),
             "-W", Math.Max(1, (int)Math.Ceiling(timeout.TotalSeconds)).ToString(CultureInfo.InvariantCulture)]);
-        var result = await Command.RunAsync("mosquitto_sub", args, timeout + TimeSpan.FromSeconds(5), cancellationToken);
+        var result = await Command.RunInAsync(_options.NetworkNamespace, "mosquitto_sub", args, timeout + TimeSpan.FromSeconds(5), cancellationToken);
         return result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries);
     }
 
@@ -220,10 +252,18 @@ public sealed class MosquittoBroker : IAsyncDisposable
         }
         foreach (var line in _options.ExtraConfig)
             conf.AppendLine(line);
-        conf.AppendLine(CultureInfo.InvariantCulture, $"listener {TcpPort} {Host}");
-        conf.AppendLine("protocol mqtt");
-        conf.AppendLine(CultureInfo.InvariantCulture, $"listener {WebSocketPort} {Host}");
-        conf.AppendLine("protocol websockets");
+        var tls = _options.Tls?.IssueServerCertificate(Host, "localhost");
+        foreach (var (port, protocol) in new[] { (TcpPort, "mqtt"), (WebSocketPort, "websockets") })
+        {
+            conf.AppendLine(CultureInfo.InvariantCulture, $"listener {port} {Host}");
+            conf.AppendLine(CultureInfo.InvariantCulture, $"protocol {protocol}");
+            if (tls is not null)
+            {
+                conf.AppendLine(CultureInfo.InvariantCulture, $"certfile {tls.CertificatePath}");
+                conf.AppendLine(CultureInfo.InvariantCulture, $"keyfile {tls.KeyPath}");
+            }
+        }
+        tls?.Certificate.Dispose();
         await File.WriteAllTextAsync(ConfigPath, conf.ToString(), cancellationToken);
     }
 
@@ -231,27 +271,15 @@ public sealed class MosquittoBroker : IAsyncDisposable
     {
         var info = new PeerStartInfo("mosquitto", "-c", ConfigPath)
         {
-            Name = $"mosquitto:{TcpPort}",
+            Name = $"mosquitto:{TcpPort}" + (_options.NetworkNamespace is null ? "" : "@" + _options.NetworkNamespace),
+            NetworkNamespace = _options.NetworkNamespace,
             ReadyLine = Running,
+            ReadyTcpHost = Host,
             ReadyTcpPort = TcpPort,
             // The WebSocket listener must accept too; the TCP one alone is not enough.
-            ReadyCheck = ct => CanConnectAsync(WebSocketPort, ct),
+            ReadyCheck = _ => NetworkNamespace.CanConnectAsync(_options.NetworkNamespace, System.Net.IPAddress.Parse(Host), WebSocketPort),
             ReadyTimeout = _options.StartTimeout,
         };
         _process = await PeerProcess.StartAsync(info, cancellationToken);
-    }
-
-    private async Task<bool> CanConnectAsync(int port, CancellationToken ct)
-    {
-        try
-        {
-            using var client = new System.Net.Sockets.TcpClient();
-            await client.ConnectAsync(Host, port, ct);
-            return true;
-        }
-        catch (System.Net.Sockets.SocketException)
-        {
-            return false;
-        }
     }
 }

@@ -1,7 +1,6 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Sockets;
+using System.Net;
 using System.Text;
 using System.Text.RegularExpressions;
 
@@ -14,14 +13,13 @@ namespace Pinhole.Testing;
 /// </summary>
 public sealed class PeerProcess : IAsyncDisposable, IDisposable
 {
-    private static readonly ConcurrentDictionary<PeerProcess, byte> Live = new();
     private static readonly string? Setsid = Tools.Find("setsid");
 
     private readonly Process _process;
     private readonly PeerStartInfo _info;
     private readonly bool _ownGroup;
     private readonly object _gate = new();
-    private readonly Queue<string> _tail = new();
+    private readonly Queue<(bool IsError, string Text)> _tail = new();
     private readonly List<(Regex Pattern, TaskCompletionSource<Match> Waiter)> _lineWaiters = [];
     private readonly TaskCompletionSource<int> _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Task _stdoutPump;
@@ -29,27 +27,21 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
     private long _linesSeen;
     private int _disposed;
 
-    static PeerProcess()
-    {
-        // A test run that ends early (a crash, a timeout, Ctrl-C) must not leave brokers and cameras behind.
-        AppDomain.CurrentDomain.ProcessExit += static (_, _) =>
-        {
-            foreach (var peer in Live.Keys)
-                peer.Kill();
-        };
-    }
-
     private PeerProcess(PeerStartInfo info)
     {
         _info = info;
-        Name = info.Name ?? Path.GetFileName(info.FileName);
+        Name = info.Name ?? Path.GetFileName(info.FileName) + (info.NetworkNamespace is null ? "" : "@" + info.NetworkNamespace);
         var program = Tools.Find(info.FileName)
             ?? throw new PeerProcessException($"{Name}: program '{info.FileName}' not found ({Tools.SkipReason(info.FileName)})");
         _ownGroup = info.NewProcessGroup && Setsid is not null;
+        if (info.ReadyTcpPort is not null && !IPAddress.TryParse(info.ReadyTcpHost, out _))
+            throw new ArgumentException($"ReadyTcpHost must be an IP address, not '{info.ReadyTcpHost}'", nameof(info));
+        var (fileName, arguments) = NetworkNamespace.Wrap(info.NetworkNamespace, program, info.Arguments);
+        fileName = Tools.Require(fileName);
 
         var psi = new ProcessStartInfo
         {
-            FileName = _ownGroup ? Setsid! : program,
+            FileName = _ownGroup ? Setsid! : fileName,
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -58,10 +50,11 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
             StandardErrorEncoding = Encoding.UTF8,
         };
         // setsid(1) execs the program in place (the child is not a group leader, so it need not
-        // fork): the pid we get is the program's, and it leads a new process group.
+        // fork): the pid we get is the program's, and it leads a new process group. `ip netns exec`
+        // execs in place too.
         if (_ownGroup)
-            psi.ArgumentList.Add(program);
-        foreach (var a in info.Arguments)
+            psi.ArgumentList.Add(fileName);
+        foreach (var a in arguments)
             psi.ArgumentList.Add(a);
         if (info.WorkingDirectory is not null)
             psi.WorkingDirectory = info.WorkingDirectory;
@@ -86,7 +79,10 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
             throw new PeerProcessException($"{Name}: cannot start '{program}': {e.Message}", e);
         }
         Id = _process.Id;
-        Live.TryAdd(this, 0);
+        // A test run that ends early (a crash, a timeout, Ctrl-C) must not leave brokers and cameras behind.
+        ExitCleanup.Register(this, Kill);
+        if (_ownGroup)
+            ExitCleanup.RecordProcessGroup(Id);
         _stdoutPump = PumpAsync(_process.StandardOutput, isError: false);
         _stderrPump = PumpAsync(_process.StandardError, isError: true);
         _ = WatchExitAsync();
@@ -119,7 +115,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         get
         {
             lock (_gate)
-                return string.Join('\n', _tail);
+                return string.Join('\n', _tail.Select(l => l.IsError ? "[err] " + l.Text : l.Text));
         }
     }
 
@@ -150,6 +146,12 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
     public static Task<PeerProcess> StartAsync(string fileName, params string[] arguments) =>
         StartAsync(new PeerStartInfo(fileName, arguments));
 
+    /// <summary>
+    /// Kills the peers of earlier test processes that died without cleaning up (SIGKILL, OOM).
+    /// Runs by itself when a test process starts its first peer; returns how many process groups it killed.
+    /// </summary>
+    public static int KillOrphansOfDeadTestRuns() => ExitCleanup.SweepOrphanedPeers();
+
     /// <summary>Waits for every readiness condition of the start info; throws <see cref="PeerProcessException"/> with the output when one fails or times out.</summary>
     public async Task WaitUntilReadyAsync(CancellationToken cancellationToken = default)
     {
@@ -161,7 +163,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
             if (_info.ReadyLine is not null)
                 ReadyMatch = await WaitForLineCoreAsync(_info.ReadyLine, token);
             if (_info.ReadyTcpPort is int port)
-                await PollAsync(ct => CanConnectAsync(_info.ReadyTcpHost, port, ct), token);
+                await PollAsync(_ => NetworkNamespace.CanConnectAsync(_info.NetworkNamespace, IPAddress.Parse(_info.ReadyTcpHost), port), token);
             if (_info.ReadyCheck is not null)
                 await PollAsync(_info.ReadyCheck, token);
         }
@@ -192,7 +194,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
     {
         ArgumentNullException.ThrowIfNull(pattern);
         lock (_gate)
-            return _tail.Any(l => pattern.IsMatch(l));
+            return _tail.Any(l => pattern.IsMatch(l.Text));
     }
 
     /// <summary>Waits for the process to exit; throws <see cref="PeerProcessException"/> when it is still running after <paramref name="timeout"/>.</summary>
@@ -247,7 +249,10 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         {
         }
         if (_ownGroup)
+        {
             Posix.KillProcessGroup(Id, Posix.SIGKILL);
+            ExitCleanup.ForgetProcessGroup(Id);
+        }
     }
 
     /// <summary>A one-paragraph description with the latest output, for assertion and exception messages.</summary>
@@ -271,7 +276,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         catch (InvalidOperationException)
         {
         }
-        Live.TryRemove(this, out _);
+        ExitCleanup.Unregister(this);
         _process.Dispose();
     }
 
@@ -288,7 +293,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         catch (TimeoutException)
         {
         }
-        Live.TryRemove(this, out _);
+        ExitCleanup.Unregister(this);
         _process.Dispose();
     }
 
@@ -300,7 +305,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         TaskCompletionSource<Match> waiter;
         lock (_gate)
         {
-            foreach (var line in _tail)
+            foreach (var (_, line) in _tail)
             {
                 var m = pattern.Match(line);
                 if (m.Success)
@@ -334,33 +339,13 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         }
     }
 
-    private static async Task<bool> CanConnectAsync(string host, int port, CancellationToken token)
-    {
-        try
-        {
-            using var client = new TcpClient();
-            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(token);
-            attempt.CancelAfter(TimeSpan.FromSeconds(2));
-            await client.ConnectAsync(host, port, attempt.Token);
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-        catch (OperationCanceledException) when (!token.IsCancellationRequested)
-        {
-            return false;
-        }
-    }
-
     private string DescribeReadiness()
     {
         var parts = new List<string>();
         if (_info.ReadyLine is not null)
             parts.Add($"line /{_info.ReadyLine}/");
         if (_info.ReadyTcpPort is int port)
-            parts.Add($"TCP {_info.ReadyTcpHost}:{port}");
+            parts.Add($"TCP {_info.ReadyTcpHost}:{port}{(_info.NetworkNamespace is null ? "" : " in " + _info.NetworkNamespace)}");
         if (_info.ReadyCheck is not null)
             parts.Add("custom check");
         return parts.Count == 0 ? "no condition" : "waiting for " + string.Join(" and ", parts);
@@ -371,7 +356,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         try
         {
             while (await reader.ReadLineAsync() is { } line)
-                OnLine(isError ? "[err] " + line : line);
+                OnLine(isError, line);
         }
         catch (IOException)
         {
@@ -381,7 +366,7 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         }
     }
 
-    private void OnLine(string line)
+    private void OnLine(bool isError, string line)
     {
         const int MaxLineLength = 4000;
         if (line.Length > MaxLineLength)
@@ -389,17 +374,29 @@ public sealed class PeerProcess : IAsyncDisposable, IDisposable
         Interlocked.Increment(ref _linesSeen);
         lock (_gate)
         {
-            _tail.Enqueue(line);
+            _tail.Enqueue((isError, line));
             while (_tail.Count > Math.Max(1, _info.OutputLines))
                 _tail.Dequeue();
             for (var i = _lineWaiters.Count - 1; i >= 0; i--)
             {
+                // Matched without the "[err] " marker, so ^anchored patterns work for stderr too.
                 var m = _lineWaiters[i].Pattern.Match(line);
                 if (m.Success)
                 {
                     _lineWaiters[i].Waiter.TrySetResult(m);
                     _lineWaiters.RemoveAt(i);
                 }
+            }
+        }
+        if (_info.OnOutputLine is { } callback)
+        {
+            try
+            {
+                callback($"[{Name}]{(isError ? " [err]" : "")} {line}");
+            }
+            catch (InvalidOperationException)
+            {
+                // xunit's ITestOutputHelper throws once its test has finished; the peer may outlive it.
             }
         }
     }

@@ -32,14 +32,27 @@ public sealed record PeerStartInfo(string FileName, IReadOnlyList<string> Argume
     /// <summary>A TCP port that must accept a connection before the peer counts as ready.</summary>
     public int? ReadyTcpPort { get; init; }
 
-    /// <summary>The host for <see cref="ReadyTcpPort"/> (127.0.0.1 unless set).</summary>
+    /// <summary>The IP address for <see cref="ReadyTcpPort"/> (127.0.0.1 unless set).</summary>
     public string ReadyTcpHost { get; init; } = "127.0.0.1";
+
+    /// <summary>
+    /// Run the peer inside this network namespace (through <c>ip netns exec</c>); <see cref="ReadyTcpPort"/>
+    /// is then probed from inside it too. Null (the default) runs it in the test's own namespace.
+    /// </summary>
+    public string? NetworkNamespace { get; init; }
 
     /// <summary>A custom readiness probe, polled every 100 ms until it returns true.</summary>
     public Func<CancellationToken, Task<bool>>? ReadyCheck { get; init; }
 
     /// <summary>How long readiness may take before the start fails (30 s unless set; machines under test load are slow).</summary>
     public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Called with every output line as "[name] line" (stderr: "[name] [err] line"), e.g.
+    /// <c>OnOutputLine = output.WriteLine</c> with xunit's ITestOutputHelper to see a peer's log in
+    /// the test's output. Called on a reader thread; keep it quick.
+    /// </summary>
+    public Action<string>? OnOutputLine { get; init; }
 
     /// <summary>How many of the latest output lines are kept for <see cref="PeerProcess.Output"/> and error messages.</summary>
     public int OutputLines { get; init; } = 400;

@@ -12,6 +12,9 @@ public enum Needs
     /// <summary>Running as root.</summary>
     Root = 1,
 
+    /// <summary>Root, plus <c>ip netns</c>, iptables NAT, tc and sysctl working (see <see cref="NatTopology.SkipReason"/>).</summary>
+    NetworkNamespaces = 2,
+
     /// <summary>mosquitto and mosquitto_pub/sub/passwd.</summary>
     Mosquitto = 4,
 
@@ -32,8 +35,10 @@ public static class Requirements
     public static string? SkipReason(Needs needs)
     {
         var reasons = new List<string>();
-        if (needs.HasFlag(Needs.Root) && !Tools.IsRoot)
+        if (needs.HasFlag(Needs.Root) && !needs.HasFlag(Needs.NetworkNamespaces) && !Tools.IsRoot)
             reasons.Add("needs root");
+        if (needs.HasFlag(Needs.NetworkNamespaces) && NatTopology.SkipReason is { } ns)
+            reasons.Add(ns);
         if (needs.HasFlag(Needs.Mosquitto) && MosquittoBroker.SkipReason is { } mq)
             reasons.Add(mq);
         if (needs.HasFlag(Needs.RtspCamera) && RtspCamera.SkipReason is { } cam)

@@ -70,6 +70,12 @@ public sealed record RtspCameraOptions
 
     /// <summary>How long the camera may take to start listening.</summary>
     public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Run the camera inside this network namespace (e.g. <see cref="NatTopology.Lan"/>); null runs it in the test's own.</summary>
+    public string? NetworkNamespace { get; init; }
+
+    /// <summary>The address the camera listens on: 127.0.0.1 unless set (inside a namespace, its own address such as <see cref="NatTopology.LanAddress"/>).</summary>
+    public string BindAddress { get; init; } = "127.0.0.1";
 }
 
 /// <summary>
@@ -97,17 +103,17 @@ public sealed class RtspCamera : IAsyncDisposable
     /// <summary>The TCP port the camera listens on (kept across <see cref="StartAgainAsync"/>).</summary>
     public int Port { get; private set; }
 
-    /// <summary><c>rtsp://127.0.0.1:PORT/PATH</c>, without credentials.</summary>
-    public Uri Url => new($"rtsp://127.0.0.1:{Port}{Options.Path}");
+    /// <summary><c>rtsp://ADDRESS:PORT/PATH</c>, without credentials.</summary>
+    public Uri Url => new($"rtsp://{Options.BindAddress}:{Port}{Options.Path}");
 
-    /// <summary><c>rtsp://USER:PASSWORD@127.0.0.1:PORT/PATH</c> (the same as <see cref="Url"/> when no user is set).</summary>
+    /// <summary><c>rtsp://USER:PASSWORD@ADDRESS:PORT/PATH</c> (the same as <see cref="Url"/> when no user is set).</summary>
     public Uri UrlWithCredentials => Options.User is null
         ? Url
-        : new($"rtsp://{Uri.EscapeDataString(Options.User)}:{Uri.EscapeDataString(Options.Password ?? "")}@127.0.0.1:{Port}{Options.Path}");
+        : new($"rtsp://{Uri.EscapeDataString(Options.User)}:{Uri.EscapeDataString(Options.Password ?? "")}@{Options.BindAddress}:{Port}{Options.Path}");
 
     /// <summary>The URL with other credentials (e.g. a wrong password).</summary>
     public Uri UrlWith(string user, string password) =>
-        new($"rtsp://{Uri.EscapeDataString(user)}:{Uri.EscapeDataString(password)}@127.0.0.1:{Port}{Options.Path}");
+        new($"rtsp://{Uri.EscapeDataString(user)}:{Uri.EscapeDataString(password)}@{Options.BindAddress}:{Port}{Options.Path}");
 
     /// <summary>True while the camera process runs.</summary>
     public bool IsRunning => _process is { HasExited: false };
@@ -176,6 +182,7 @@ public sealed class RtspCamera : IAsyncDisposable
         {
             System.IO.Path.Combine(RepoPaths.Peers, "rtsp-camera.py"),
             "--port", port.ToString(CultureInfo.InvariantCulture),
+            "--address", o.BindAddress,
             "--path", o.Path,
             "--codec", o.Video.ToString().ToLowerInvariant(),
             "--audio", o.Audio.ToString().ToLowerInvariant(),
@@ -191,7 +198,8 @@ public sealed class RtspCamera : IAsyncDisposable
         // Port 0 the first time: the camera binds itself and reports the port, so there is no race.
         var info = new PeerStartInfo(Python, args)
         {
-            Name = $"rtsp-camera{o.Path}",
+            Name = $"rtsp-camera{o.Path}" + (o.NetworkNamespace is null ? "" : "@" + o.NetworkNamespace),
+            NetworkNamespace = o.NetworkNamespace,
             ReadyLine = ReadyLine,
             ReadyTimeout = o.StartTimeout,
         };
