@@ -108,6 +108,10 @@ public static class EdgeConfigLoader
             }
         }
 
+        config.Proxy = o.String("proxy");
+        if (config.Proxy is not null)
+            Validate.Url(config.Proxy, o.PathOf("proxy"), problems, ["http"], "use http://HOST:PORT, an HTTP CONNECT proxy");
+
         ReadCameras(o, config, problems);
         ReadSensors(o, config, problems);
         ReadMqtt(o, config, problems);
@@ -174,8 +178,9 @@ public static class EdgeConfigLoader
                     sensor.Path = o.String("path", required: true);
                     if (sensor.Path is { Length: 0 }) problems.Add(new(o.PathOf("path"), "must not be empty"));
                     sensor.Scale = o.Number("scale") ?? 1.0;
+                    if (sensor.Scale == 0) problems.Add(new(o.PathOf("scale"), "must not be 0 (every reading would be the offset)"));
                     sensor.Offset = o.Number("offset") ?? 0.0;
-                    sensor.Interval = o.Duration("interval", minimum: TimeSpan.FromMilliseconds(100)) ?? "5s";
+                    sensor.Interval = o.Duration("interval", minimum: TimeSpan.FromMilliseconds(10)) ?? "5s";
                     break;
                 case "gpio":
                     o.NotUsedBy(FileOnlyKeys, "kind \"gpio\"");

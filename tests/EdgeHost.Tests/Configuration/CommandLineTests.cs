@@ -1,3 +1,5 @@
+using PasswordHash = Pinhole.EdgeHost.Web.PasswordHash;
+using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Tests.Support;
 
 namespace Pinhole.EdgeHost.Tests.Configuration;
@@ -50,6 +52,19 @@ public class CommandLineTests
         Assert.Equal(ExpectedLines.Length, lines.Length);
         Assert.All(ExpectedLines, e => Assert.Contains($"pinhole-edge: {file}: {e}", lines));
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Hash_password_prints_a_hash_the_page_accepts()
+    {
+        var (exit, stdout, _) = await EdgeProcess.RunWithInputAsync("s3cret pass\n", "hash-password");
+        Assert.Equal(0, exit);
+        var hash = stdout.Trim();
+        Assert.StartsWith(PasswordHash.Prefix, hash, StringComparison.Ordinal);
+        Assert.True(PasswordHash.TryParse(hash, out var parsed));
+        Assert.True(parsed.Verify("s3cret pass"));
+        Assert.False(parsed.Verify("s3cret"));
+        Assert.Empty(EdgeConfigLoader.Parse($$"""{ "deviceId": "a", "token": "t", "relays": ["wss://r/u"], "web": { "password": "{{hash}}" } }""").Problems);
     }
 
     [Fact]

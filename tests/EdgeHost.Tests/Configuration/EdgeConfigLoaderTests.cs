@@ -25,6 +25,8 @@ public class EdgeConfigLoaderTests
         Assert.Equal(17, c.Sensors[1].Line);
         Assert.Equal("wss://broker.example.com:8884/mqtt", c.Mqtt!.Url);
         Assert.Equal("/etc/pinhole/data", c.DataDir);
+        Assert.Null(c.Proxy);
+        Assert.Equal("http://proxy.lan:3128", EdgeConfigLoader.Parse(Set(Minimal, "proxy", "\"http://proxy.lan:3128\"")).Config!.Proxy);
     }
 
     [Fact]
@@ -74,7 +76,9 @@ public class EdgeConfigLoaderTests
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\"}]"), "sensors[0].path: is required" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"5 sec\"}]"), "sensors[0].interval: \"5 sec\" is not a duration (use e.g. 5s, 20ms, 1m)" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"5d\"}]"), "sensors[0].interval: \"5d\" has unknown unit \"d\" (use ms, s, m or h)" },
-        { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"10ms\"}]"), "sensors[0].interval: must be at least 100ms (got \"10ms\")" },
+        { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"5ms\"}]"), "sensors[0].interval: must be at least 10ms (got \"5ms\")" },
+        { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"scale\":0}]"), "sensors[0].scale: must not be 0 (every reading would be the offset)" },
+        { Set(Minimal, "proxy", "\"socks5://proxy:1080\""), "proxy: unsupported scheme \"socks5\" (use http://HOST:PORT, an HTTP CONNECT proxy)" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"scale\":\"1e-3\"}]"), "sensors[0].scale: expected a number, got a string" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"line\":3}]"), "sensors[0].line: is not used by kind \"file\"" },
         { Set(Minimal, "sensors", "[{\"name\":\"g\",\"kind\":\"gpio\",\"chip\":\"/dev/gpiochip0\"}]"), "sensors[0].line: is required" },

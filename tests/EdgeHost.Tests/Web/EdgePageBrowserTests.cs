@@ -98,7 +98,23 @@ public class EdgePageBrowserTests
         var input = driver.FindElement(By.Name("password"));
         input.Clear();
         input.SendKeys(password);
+        var before = driver.FindElement(By.TagName("html"));
         driver.FindElement(By.Id("login")).Click();
+        // The form post navigates; wait until the old document is gone before reading the new one.
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (true)
+        {
+            try
+            {
+                _ = before.TagName;
+            }
+            catch (StaleElementReferenceException)
+            {
+                break;
+            }
+            if (DateTime.UtcNow > deadline) throw new TimeoutException("the login form post did not load a new page");
+            Thread.Sleep(50);
+        }
     }
 
     private static void Retype(IWebDriver driver, string name, string value)

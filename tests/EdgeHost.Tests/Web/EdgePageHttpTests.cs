@@ -255,6 +255,34 @@ public partial class EdgePageHttpTests
     }
 
     [Fact]
+    public async Task Without_a_configured_password_nobody_gets_in()
+    {
+        var json = TempConfigDir.Sample().Replace($", \"password\": \"{TempConfigDir.Password}\"", "", StringComparison.Ordinal);
+        await using var host = await EdgeTestHost.StartAsync(json);
+        using var client = host.CreateClient();
+        var response = await client.PostAsync("/login", new FormUrlEncodedContent([new("password", "")]));
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        Assert.Contains("No password is set: add web.password to edge.json", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/status")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Logout_needs_the_csrf_token_and_ends_the_session()
+    {
+        await using var host = await EdgeTestHost.StartAsync();
+        using var client = host.CreateClient();
+        var csrf = await LogInAsync(client);
+
+        var forged = await client.PostAsync("/logout", new FormUrlEncodedContent([new("csrf", "guess")]));
+        Assert.Equal(HttpStatusCode.Forbidden, forged.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/api/status")).StatusCode);
+
+        var logout = await client.PostAsync("/logout", new FormUrlEncodedContent([new("csrf", csrf)]));
+        Assert.Equal(HttpStatusCode.Redirect, logout.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await client.GetAsync("/api/status")).StatusCode);
+    }
+
+    [Fact]
     public async Task Wrong_passwords_are_throttled_per_client_even_for_the_right_password()
     {
         var throttle = new LoginThrottleOptions { FreeAttempts = 3, FirstLockout = TimeSpan.FromSeconds(2), MaxLockout = TimeSpan.FromSeconds(30) };
