@@ -41,3 +41,18 @@ internal interface ITelemetryMqttConnection : IAsyncDisposable
     /// <summary>Disconnects cleanly (the broker does not send the will).</summary>
     Task DisconnectAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// The broker answered a publish with a failure reason code (MQTT 5.0 section 3.4.2.1).
+/// <see cref="Permanent"/> codes say this message will never be accepted as it is (not authorized,
+/// topic name invalid, payload format invalid): retrying it forever would block every reading behind it.
+/// </summary>
+internal sealed class PublishRefusedException(string topic, byte reasonCode, string? reason)
+    : IOException($"the broker refused a publish to {topic}: reason code 0x{reasonCode:X2}{(reason is null ? "" : $" ({reason})")}")
+{
+    public string Topic { get; } = topic;
+
+    public byte ReasonCode { get; } = reasonCode;
+
+    public bool Permanent => ReasonCode is 0x87 or 0x90 or 0x99;
+}

@@ -80,7 +80,7 @@ internal sealed class MqttClientConnector(ILoggerFactory loggerFactory, TimeProv
             var result = await client.PublishAsync(message, cancellationToken).ConfigureAwait(false);
             // 0x10 "no matching subscribers" is a success (< 0x80): the broker took the message.
             if (!result.IsSuccess)
-                throw new IOException($"the broker refused a publish to {topic}: {result.ReasonCode} {result.ReasonString}".TrimEnd());
+                throw new PublishRefusedException(topic, (byte)result.ReasonCode, result.ReasonString);
         }
 
         public async Task SubscribeAsync(string topic, CancellationToken cancellationToken)

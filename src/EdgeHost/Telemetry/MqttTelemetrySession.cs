@@ -32,6 +32,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
     private readonly ILogger _logger;
     private readonly Backoff _backoff;
     private readonly Counter _published;
+    private readonly Counter _refused;
     private readonly Counter _connects;
     private readonly Gauge _connected;
 
@@ -55,6 +56,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
         _logger = logger;
         _backoff = backoff ?? new Backoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(30));
         _published = metrics.Counter("pinhole_telemetry_published_total", "Readings acknowledged by the MQTT broker (PUBACK).");
+        _refused = metrics.Counter("pinhole_telemetry_refused_total", "Readings dropped because the broker refused them for good (not authorized, invalid topic or payload).");
         _connects = metrics.Counter("pinhole_telemetry_mqtt_connects_total", "Successful connections to the MQTT broker.");
         _connected = metrics.Gauge("pinhole_telemetry_mqtt_connected", "1 while connected to the MQTT broker.");
     }
@@ -192,6 +194,14 @@ internal sealed partial class MqttTelemetrySession : IPipeline
                 _published.Inc();
                 context.Heartbeat();
             }
+            catch (PublishRefusedException e) when (e.Permanent)
+            {
+                // The broker will never take this one (an ACL, a bad topic): drop it, counted and
+                // logged, rather than let it block every reading behind it forever.
+                _outbox.Acknowledge(record.Index);
+                _refused.Inc();
+                LogRefused(_logger, record.Sensor, record.Sequence, e.Message);
+            }
             catch (Exception e)
             {
                 if (!failed.IsCancellationRequested) Interlocked.CompareExchange(ref failure, e, null);
@@ -259,6 +269,9 @@ internal sealed partial class MqttTelemetrySession : IPipeline
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Telemetry MQTT connection lost or refused")]
     private static partial void LogConnectionLost(ILogger logger, Exception? exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Telemetry reading {Sensor} #{Sequence} dropped: {Reason}")]
+    private static partial void LogRefused(ILogger logger, string sensor, long sequence, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Home Assistant came online; re-publishing discovery")]
     private static partial void LogRediscovery(ILogger logger);

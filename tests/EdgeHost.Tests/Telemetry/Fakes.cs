@@ -36,6 +36,8 @@ internal sealed class FakeConnector : ITelemetryMqttConnector
     public volatile bool Refuse;
     /// <summary>When set, returns whether a publish of this topic fails (as a PUBACK with an error reason code would).</summary>
     public Func<string, string, bool>? FailPublish;
+    /// <summary>The reason code of a failed publish: quota exceeded (transient) unless set.</summary>
+    public byte FailReasonCode = 0x97;
 
     public Task<ITelemetryMqttConnection> ConnectAsync(TelemetryConnectOptions options, Func<TelemetryInboundMessage, Task> onMessage, CancellationToken cancellationToken)
     {
@@ -70,7 +72,7 @@ internal sealed class FakeConnection(FakeConnector owner, Func<TelemetryInboundM
         var fail = owner.FailPublish?.Invoke(topic, text) == true;
         if (!fail) owner.Published.Enqueue((topic, text, retain));
         await Task.Yield();
-        if (fail) throw new InvalidOperationException("PUBACK reason code 0x87 (not authorized)");
+        if (fail) throw new PublishRefusedException(topic, owner.FailReasonCode, null);
     }
 
     public Task SubscribeAsync(string topic, CancellationToken cancellationToken)

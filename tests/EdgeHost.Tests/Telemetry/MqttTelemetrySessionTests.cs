@@ -116,6 +116,24 @@ public sealed class MqttTelemetrySessionTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_reading_the_broker_refuses_for_good_is_dropped_and_counted_instead_of_blocking_the_rest()
+    {
+        _broker.FailReasonCode = 0x87; // not authorized: will never be accepted
+        _broker.FailPublish = (topic, payload) => topic.EndsWith("/door", StringComparison.Ordinal) && Seq(payload) == 2;
+        for (var i = 1; i <= 5; i++)
+        {
+            await _outbox.AppendAsync("door", new SensorReading(i % 2, "", T0));
+            await _outbox.AppendAsync("cpu_temp", new SensorReading(i, "°C", T0));
+        }
+        Start();
+        await Eventually.True(() => _outbox.PendingCount == 0, "everything else delivered");
+        Assert.Equal([1L, 3, 4, 5], Readings("door").Select(r => Seq(r.Payload)));
+        Assert.Equal([1L, 2, 3, 4, 5], Readings("cpu_temp").Select(r => Seq(r.Payload)));
+        Assert.Single(_broker.Connections);
+        Assert.Contains(_log.Entries, e => e.Message.Contains("door #2 dropped", StringComparison.Ordinal) && e.Message.Contains("0x87", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_connection_that_drops_is_replaced_and_the_status_goes_online_again()
     {
         Start();
