@@ -142,4 +142,28 @@ public sealed partial class TelemetryMosquittoTests : IAsyncLifetime
         var again = await EventuallyRetainedAsync(topic, l => l.Count == 1, "discovery after homeassistant/status online");
         Assert.Contains("\"unique_id\":\"pinhole_gw1_cpu_temp\"", again[0], StringComparison.Ordinal);
     }
+
+    [RequiresFact(Needs.Mosquitto)]
+    public async Task A_topic_the_broker_refuses_does_not_block_the_other_sensors()
+    {
+        // A broker whose ACL lets this device publish everything but one sensor's topic.
+        await _broker!.DisposeAsync();
+        var acl = Path.Combine(_dir.FullName, "acl");
+        File.WriteAllText(acl, "topic readwrite #\ntopic deny pinhole/gw1/sensors/secret\n");
+        _broker = await MosquittoBroker.StartAsync(new MosquittoOptions { ExtraConfig = [$"acl_file {acl}"] });
+
+        var config = Config(websocket: false);
+        var secretFile = Path.Combine(_dir.FullName, "secret");
+        File.WriteAllText(secretFile, "1\n");
+        config.Sensors.Add(new SensorConfig { Name = "secret", Kind = "file", Path = secretFile, Interval = "200ms" });
+        var host = await StartHostAsync(config);
+
+        var lines = await Broker.ReceiveAsync("pinhole/gw1/sensors/cpu_temp", 10, TimeSpan.FromSeconds(30));
+        Assert.True(lines.Count == 10, $"got {lines.Count} readings\n{host.Output}\n{Broker.Log}");
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!host.Output.Contains("secret #", StringComparison.Ordinal) && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        Assert.Matches(@"Telemetry reading secret #\d+ dropped: .*reason code 0x87", host.Output);
+        Assert.DoesNotContain("connection lost", host.Output, StringComparison.Ordinal);
+    }
 }
