@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Pinhole.Drivers.Gpio;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Telemetry;
+using Pinhole.Testing.Time;
 using Pinhole.Transport.Metrics;
 
 namespace Pinhole.EdgeHost.Tests.Telemetry;
@@ -25,7 +26,9 @@ public sealed class SensorPipelineTests : IDisposable
     [Fact]
     public async Task Gpio_edge_events_become_readings_of_1_and_0_after_the_initial_level()
     {
-        var chip = new InMemoryGpioDriver(32);
+        // The chip's debounce runs on a manual clock, so "shorter than the period" is exact.
+        var chipTime = new ManualTimeProvider();
+        var chip = new InMemoryGpioDriver(32, chipTime);
         chip.SetInputLevel(17, PinValue.High);
         string? openedChip = null;
         var config = Config(new SensorConfig { Name = "door_contact", Kind = "gpio", Chip = "/dev/gpiochip0", Line = 17, Edge = "both", Debounce = "20ms" });
@@ -38,16 +41,21 @@ public sealed class SensorPipelineTests : IDisposable
         var run = pipeline.RunAsync(context, stop.Token);
 
         await Eventually.True(() => telemetry.Outbox.LastSequence("door_contact") == 1, "initial level stored");
-        // Real time here: the fake's 20 ms debounce runs on TimeProvider.System.
         chip.SetInputLevel(17, PinValue.Low);
+        chipTime.Advance(TimeSpan.FromMilliseconds(20));
         await Eventually.True(() => telemetry.Outbox.LastSequence("door_contact") == 2, "falling edge stored");
         chip.SetInputLevel(17, PinValue.High);
+        chipTime.Advance(TimeSpan.FromMilliseconds(20));
         await Eventually.True(() => telemetry.Outbox.LastSequence("door_contact") == 3, "rising edge stored");
         // A bounce shorter than the debounce period is no reading.
         chip.SetInputLevel(17, PinValue.Low);
+        chipTime.Advance(TimeSpan.FromMilliseconds(19));
         chip.SetInputLevel(17, PinValue.High);
+        chipTime.Advance(TimeSpan.FromMilliseconds(50));
         await Task.Delay(100);
+        Assert.Equal(3, telemetry.Outbox.LastSequence("door_contact"));
         chip.SetInputLevel(17, PinValue.Low);
+        chipTime.Advance(TimeSpan.FromMilliseconds(20));
         await Eventually.True(() => telemetry.Outbox.LastSequence("door_contact") == 4, "second falling edge stored");
 
         var readings = telemetry.Outbox.GetPending(0, 100);
