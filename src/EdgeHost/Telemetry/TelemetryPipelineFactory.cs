@@ -1,0 +1,75 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Pinhole.Drivers.Gpio;
+using Pinhole.EdgeHost.Configuration;
+using Pinhole.EdgeHost.Supervision;
+using Pinhole.EdgeHost.Telemetry.Outbox;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.EdgeHost.Telemetry;
+
+/// <summary>
+/// The telemetry feature for the supervisor: one <c>sensor/NAME</c> pipeline per sensor and one
+/// <c>mqtt</c> session, all sharing the outbox in <c>dataDir/telemetry-outbox</c>. The outbox is
+/// opened on first use (not while planning) and lives as long as this singleton, so a restarted
+/// or reconfigured pipeline never loses what is queued; the container disposes it at shutdown,
+/// after the supervisor stopped the pipelines.
+/// </summary>
+internal sealed class TelemetryPipelineFactory : IPipelineFactory, IAsyncDisposable
+{
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly MetricsRegistry _metrics;
+    private readonly TimeProvider _time;
+    private readonly Func<string, GpioDriver> _openGpioChip;
+    private readonly ITelemetryMqttConnector _connector;
+    private readonly ConcurrentDictionary<string, Lazy<TelemetryOutbox>> _outboxes = new(StringComparer.Ordinal);
+
+    public TelemetryPipelineFactory(ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time)
+        : this(loggerFactory, metrics, time, chip => new GpioCdevV2Driver(chip), new MqttClientConnector(loggerFactory, time))
+    {
+    }
+
+    internal TelemetryPipelineFactory(ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time,
+        Func<string, GpioDriver> openGpioChip, ITelemetryMqttConnector connector)
+    {
+        _loggerFactory = loggerFactory;
+        _metrics = metrics;
+        _time = time;
+        _openGpioChip = openGpioChip;
+        _connector = connector;
+    }
+
+    public IEnumerable<PipelineSpec> CreatePipelines(EdgeConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.Sensors.Count == 0 && config.Mqtt is null)
+            yield break;
+        var dataDir = config.DataDir;
+        var logger = _loggerFactory.CreateLogger("Pinhole.EdgeHost.Telemetry");
+        foreach (var sensor in config.Sensors)
+        {
+            var s = sensor;
+            yield return PipelineSpec.For($"sensor/{s.Name}", new { s, dataDir },
+                () => TelemetryPipelines.CreateSensorPipeline(s, Outbox(dataDir), _time, logger, _metrics, _openGpioChip));
+        }
+        if (config.Mqtt is { } mqtt)
+        {
+            // Everything the session reads: the broker, the identity, and the sensors' names and
+            // units (they are in the discovery configs).
+            var fingerprint = new { mqtt, config.DeviceId, config.TrustedCa, dataDir, sensors = config.Sensors.Select(s => new { s.Name, s.Unit }) };
+            yield return PipelineSpec.For("mqtt", fingerprint,
+                () => TelemetryPipelines.CreateMqttSession(config, Outbox(dataDir), _connector, _loggerFactory, _metrics, _time));
+        }
+    }
+
+    internal TelemetryOutbox Outbox(string dataDir) =>
+        _outboxes.GetOrAdd(Path.GetFullPath(TelemetryPipelines.OutboxDirectory(dataDir)),
+            _ => new Lazy<TelemetryOutbox>(() => TelemetryPipelines.OpenOutbox(dataDir, _loggerFactory, _metrics, _time))).Value;
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var outbox in _outboxes.Values.Where(o => o.IsValueCreated))
+            await outbox.Value.DisposeAsync().ConfigureAwait(false);
+        _outboxes.Clear();
+    }
+}

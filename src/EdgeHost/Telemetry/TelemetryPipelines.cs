@@ -1,0 +1,172 @@
+using Microsoft.Extensions.Logging;
+using Pinhole.Drivers.Gpio;
+using Pinhole.Drivers.Sensors;
+using Pinhole.EdgeHost.Configuration;
+using Pinhole.EdgeHost.Supervision;
+using Pinhole.EdgeHost.Telemetry.Outbox;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.EdgeHost.Telemetry;
+
+/// <summary>
+/// Builds the telemetry pipelines from edge.json: one <c>sensor/NAME</c> pipeline per sensor and
+/// one <c>mqtt</c> session (when <c>mqtt</c> is configured), sharing the disk-backed outbox in
+/// <c>dataDir/telemetry-outbox</c>. Owns the outbox: dispose after the pipelines stopped.
+/// </summary>
+public sealed class TelemetryPipelines : IAsyncDisposable
+{
+    /// <summary>Default poll interval of a file sensor without <c>interval</c>.</summary>
+    public static readonly TimeSpan DefaultInterval = TimeSpan.FromSeconds(5);
+
+    private TelemetryPipelines(TelemetryOutbox outbox, IReadOnlyList<IPipeline> pipelines)
+    {
+        Outbox = outbox;
+        Pipelines = pipelines;
+    }
+
+    /// <summary>The pipelines for the supervisor to run.</summary>
+    public IReadOnlyList<IPipeline> Pipelines { get; }
+
+    /// <summary>The outbox the sensors write to and the MQTT session drains.</summary>
+    public TelemetryOutbox Outbox { get; }
+
+    /// <summary>Problems in the <c>deviceId</c>, <c>sensors</c> and <c>mqtt</c> keys, one line each with its JSON path; empty when valid.</summary>
+    public static IReadOnlyList<string> Validate(EdgeConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var problems = new List<string>();
+        if (!IsTopicLevel(config.DeviceId))
+            problems.Add("deviceId: must be non-empty without '/', '+', '#' or spaces (it is an MQTT topic level)");
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < config.Sensors.Count; i++)
+        {
+            var s = config.Sensors[i];
+            var at = $"sensors[{i}]";
+            if (!IsTopicLevel(s.Name)) problems.Add($"{at}.name: must be non-empty without '/', '+', '#' or spaces (it is an MQTT topic level)");
+            else if (!names.Add(s.Name)) problems.Add($"{at}.name: \"{s.Name}\" is used twice");
+            switch (s.Kind)
+            {
+                case "file":
+                    if (string.IsNullOrWhiteSpace(s.Path)) problems.Add($"{at}.path: required for kind \"file\"");
+                    if (s.Interval is not null && (!Duration.TryParse(s.Interval, out var interval, out _) || interval < TimeSpan.FromMilliseconds(10)))
+                        problems.Add($"{at}.interval: \"{s.Interval}\" is not a duration of at least 10ms like \"5s\" or \"500ms\"");
+                    if (!double.IsFinite(s.Scale) || s.Scale == 0) problems.Add($"{at}.scale: must be a non-zero number");
+                    if (!double.IsFinite(s.Offset)) problems.Add($"{at}.offset: must be a number");
+                    break;
+                case "gpio":
+                    if (string.IsNullOrWhiteSpace(s.Chip)) problems.Add($"{at}.chip: required for kind \"gpio\", e.g. \"/dev/gpiochip0\"");
+                    if (s.Line is not { } line || line < 0) problems.Add($"{at}.line: required for kind \"gpio\", a line offset >= 0");
+                    if (s.Edge is not null && ParseEdge(s.Edge) is null) problems.Add($"{at}.edge: \"{s.Edge}\" is not rising, falling or both");
+                    if (s.Debounce is not null && !Duration.TryParse(s.Debounce, out _, out _)) problems.Add($"{at}.debounce: \"{s.Debounce}\" is not a duration like \"20ms\"");
+                    break;
+                default:
+                    problems.Add($"{at}.kind: \"{s.Kind}\" is not \"file\" or \"gpio\"");
+                    break;
+            }
+        }
+        if (config.Mqtt is { } mqtt)
+        {
+            if (!Uri.TryCreate(mqtt.Url, UriKind.Absolute, out var url) || url.Scheme is not ("ws" or "wss" or "mqtt" or "mqtts" or "tcp"))
+                problems.Add("mqtt.url: must be a ws://, wss://, mqtt:// or mqtts:// URL");
+            if (string.IsNullOrEmpty(mqtt.TopicPrefix) || mqtt.TopicPrefix.Contains('+', StringComparison.Ordinal) || mqtt.TopicPrefix.Contains('#', StringComparison.Ordinal))
+                problems.Add("mqtt.topicPrefix: must be non-empty without '+' or '#'");
+        }
+        if (string.IsNullOrWhiteSpace(config.DataDir)) problems.Add("dataDir: required");
+        return problems;
+    }
+
+    /// <summary>
+    /// Validates the config, opens the outbox and builds the pipelines: GPIO through the Linux
+    /// character device, MQTT through <see cref="Pinhole.Transport.Mqtt.MqttClient"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">The config has problems (all of them are listed).</exception>
+    public static TelemetryPipelines Create(EdgeConfig config, ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        var time = timeProvider ?? TimeProvider.System;
+        return Create(config, loggerFactory, metrics, time, chip => new GpioCdevV2Driver(chip), new MqttClientConnector(loggerFactory, time));
+    }
+
+    internal static TelemetryPipelines Create(
+        EdgeConfig config,
+        ILoggerFactory loggerFactory,
+        MetricsRegistry metrics,
+        TimeProvider? timeProvider,
+        Func<string, GpioDriver> openGpioChip,
+        ITelemetryMqttConnector? connector,
+        OutboxOptions? outboxOptions = null,
+        Backoff? backoff = null)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var problems = Validate(config);
+        if (problems.Count > 0)
+            throw new ArgumentException("invalid telemetry configuration:\n" + string.Join('\n', problems), nameof(config));
+        var time = timeProvider ?? TimeProvider.System;
+        var logger = loggerFactory.CreateLogger("Pinhole.EdgeHost.Telemetry");
+        var outbox = OpenOutbox(config.DataDir, loggerFactory, metrics, time, outboxOptions);
+        var pipelines = new List<IPipeline>();
+        foreach (var s in config.Sensors)
+            pipelines.Add(CreateSensorPipeline(s, outbox, time, logger, metrics, openGpioChip));
+        if (config.Mqtt is not null && connector is not null)
+            pipelines.Add(CreateMqttSession(config, outbox, connector, loggerFactory, metrics, time, backoff));
+        return new TelemetryPipelines(outbox, pipelines);
+    }
+
+    /// <summary>The outbox directory inside <c>dataDir</c>.</summary>
+    internal static string OutboxDirectory(string dataDir) => Path.Combine(dataDir, "telemetry-outbox");
+
+    internal static TelemetryOutbox OpenOutbox(string dataDir, ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time, OutboxOptions? options = null)
+    {
+        var outbox = TelemetryOutbox.Open(OutboxDirectory(dataDir), options, loggerFactory.CreateLogger<TelemetryOutbox>(), time);
+        metrics.ObservableGauge("pinhole_telemetry_outbox_pending", "Readings on disk waiting for the broker's acknowledgement.", () => outbox.PendingCount);
+        metrics.ObservableGauge("pinhole_telemetry_outbox_bytes", "Bytes of the telemetry outbox on disk.", () => outbox.SizeBytes);
+        metrics.ObservableGauge("pinhole_telemetry_outbox_dropped", "Readings dropped unsent because the outbox was full, since start.", () => outbox.DroppedCount);
+        return outbox;
+    }
+
+    internal static IPipeline CreateSensorPipeline(SensorConfig s, TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics, Func<string, GpioDriver> openGpioChip)
+    {
+        var unit = s.Unit ?? "";
+        if (s.Kind == "file")
+        {
+            var interval = s.Interval is null ? DefaultInterval : ParseDuration(s.Interval);
+            var sensor = FileSensor.Create(s.Path!, s.Scale, s.Offset, unit, time);
+            return new FileSensorPipeline(s.Name, sensor, interval, outbox, time, logger, metrics);
+        }
+        var options = new GpioLineOptions(PinMode.Input, ParseEdge(s.Edge ?? "both")!.Value,
+            s.Debounce is null ? TimeSpan.Zero : ParseDuration(s.Debounce));
+        var chip = s.Chip!;
+        return new GpioSensorPipeline(s.Name, () => openGpioChip(chip), s.Line!.Value, options, unit, outbox, time, logger, metrics);
+    }
+
+    internal static MqttTelemetrySession CreateMqttSession(EdgeConfig config, TelemetryOutbox outbox, ITelemetryMqttConnector connector,
+        ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time, Backoff? backoff = null)
+    {
+        var mqtt = config.Mqtt ?? throw new ArgumentException("no mqtt section", nameof(config));
+        var topics = new TelemetryTopics(mqtt.TopicPrefix.TrimEnd('/'), config.DeviceId);
+        var options = new TelemetryConnectOptions(
+            new Uri(mqtt.Url), $"pinhole-edge-{config.DeviceId}", mqtt.Username, mqtt.Password,
+            topics.Status, TelemetryPayloads.Offline,
+            KeepAlive: TimeSpan.FromSeconds(15), SessionExpiry: TimeSpan.FromDays(1), config.TrustedCa);
+        var sensors = config.Sensors.Select(s => (s.Name, s.Unit ?? "")).ToList();
+        return new MqttTelemetrySession(connector, options, topics, sensors, outbox, metrics, time,
+            loggerFactory.CreateLogger<MqttTelemetrySession>(), backoff);
+    }
+
+    /// <summary>Closes the outbox (pending writes finish first).</summary>
+    public ValueTask DisposeAsync() => Outbox.DisposeAsync();
+
+    private static TimeSpan ParseDuration(string text) =>
+        Duration.TryParse(text, out var d, out var error) ? d : throw new FormatException(error);
+
+    internal static PinEventTypes? ParseEdge(string edge) => edge switch
+    {
+        "rising" => PinEventTypes.Rising,
+        "falling" => PinEventTypes.Falling,
+        "both" => PinEventTypes.Both,
+        _ => null,
+    };
+
+    private static bool IsTopicLevel(string? s) =>
+        !string.IsNullOrEmpty(s) && !s.Any(c => c is '/' or '+' or '#' || char.IsWhiteSpace(c) || char.IsControl(c));
+}
