@@ -188,7 +188,10 @@ public sealed class EdgeStartupBenchmark : IBenchmark
     /// </summary>
     public static Task<int> RunChildAsync(string[] args) =>
         EdgeHost.Program.RunAsync(args, Console.Out, Console.Error, options =>
-            options.ConfigureServices = services => services.AddPipelineFactory((sp, config) => StandIns(config, (MetricsRegistry)sp.GetService(typeof(MetricsRegistry))!)));
+        {
+            options.IncludeFeatures = false;
+            options.ConfigureServices = services => services.AddPipelineFactory((sp, config) => StandIns(config, (MetricsRegistry)sp.GetService(typeof(MetricsRegistry))!));
+        });
 
     private static IEnumerable<PipelineSpec> StandIns(EdgeConfig config, MetricsRegistry metrics)
     {

@@ -36,6 +36,10 @@ public sealed class EdgeHostOptions
     /// <summary>Minimum log level.</summary>
     public LogLevel LogLevel { get; set; } = LogLevel.Information;
 
+    /// <summary>Register the product's own features (uplink, cameras, telemetry). Tests that plug in
+    /// stand-in pipelines under the same names turn this off.</summary>
+    public bool IncludeFeatures { get; set; } = true;
+
     /// <summary>Extra registrations: pipeline factories (<see cref="PipelineServiceCollectionExtensions.AddPipelineFactory{TFactory}"/>) and their services.</summary>
     public Action<IServiceCollection>? ConfigureServices { get; set; }
 }
@@ -56,6 +60,7 @@ public static partial class EdgeApplication
     public static void AddFeatures(IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
+        services.AddPipelineFactory<Telemetry.TelemetryPipelineFactory>();
     }
 
     /// <summary>Builds (does not start) the host.</summary>
@@ -108,7 +113,7 @@ public static partial class EdgeApplication
         services.AddHostedService<SystemdService>();
         services.AddHostedService<ReloadOnSighup>();
 
-        AddFeatures(services);
+        if (options.IncludeFeatures) AddFeatures(services);
         options.ConfigureServices?.Invoke(services);
 
         var app = builder.Build();

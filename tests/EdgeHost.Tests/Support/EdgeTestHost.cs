@@ -45,6 +45,7 @@ public sealed class EdgeTestHost : IAsyncDisposable
             LoginThrottle = throttle ?? new LoginThrottleOptions(),
             Supervisor = supervisor ?? new SupervisorOptions { TickInterval = TimeSpan.FromMilliseconds(100) },
             LogLevel = LogLevel.Warning,
+            IncludeFeatures = false,
             ConfigureServices = s =>
             {
                 s.AddSingleton(log);
