@@ -101,12 +101,12 @@ public abstract class NalUnitPacketizer : RtpPacketizer
         var sets = _parameterSets.Where(p => p.Length >= NalHeaderSize).ToArray();
         if (sets.Length == 0) return;
         Span<byte> header = stackalloc byte[2];
-        var aggregateSize = header.Length + sets.Sum(s => 2 + s.Length);
-        if (sets.Length > 1 && aggregateSize <= MaxPayloadSize)
+        var headerLength = WriteAggregationHeader(sets, header);
+        var bodySize = sets.Sum(s => 2 + s.Length);
+        if (sets.Length > 1 && headerLength + bodySize <= MaxPayloadSize)
         {
             // RFC 6184 §5.7.1 STAP-A / RFC 7798 §4.4.2 AP: header, then (16-bit size, NAL unit) per unit.
-            var headerLength = WriteAggregationHeader(sets, header);
-            var body = new byte[aggregateSize - headerLength];
+            var body = new byte[bodySize];
             var at = 0;
             foreach (var s in sets)
             {
