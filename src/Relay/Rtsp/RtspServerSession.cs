@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Pinhole.Relay.Streaming;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Sdp;
 
 namespace Pinhole.Relay.Rtsp;
@@ -189,6 +190,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
         {
             output.Packetizer.Packetize(unit, output.RtpHandler);
         }
+        output.LastSentAt = _connection.Time.GetTimestamp();
         FramesSent++;
         _metrics.FramesSent.Inc();
         _metrics.BytesSent.Inc(output.BytesSent - before);
@@ -209,12 +211,46 @@ internal sealed class RtspServerSession : IAsyncDisposable
     }
 
     /// <summary>The rtptime to announce in RTP-Info for a track before anything was sent.</summary>
-    public uint InitialRtpTime(int track) => Outputs[track]!.Packetizer.TimestampOffset;
-
-    private ValueTask SendSenderReportsAsync(CancellationToken ct)
+    public uint InitialRtpTime(int track)
     {
-        _ = ct;
-        return ValueTask.CompletedTask;
+        var p = Outputs[track]!.Packetizer;
+        // After a PAUSE the offsets are anchored already; the next packet continues from the last one.
+        return _anchored ? p.LastTimestamp : p.TimestampOffset;
+    }
+
+    // RFC 3550 §6.4.1: a sender report pairs a wallclock (NTP) time with the RTP time of the same
+    // instant, which is what lets a client line audio up with video. The RTP time of "now" is the
+    // last packet's timestamp advanced by the time since it was sent.
+    private async ValueTask SendSenderReportsAsync(CancellationToken ct)
+    {
+        var now = _connection.Time.GetUtcNow();
+        var ntp = ToNtp(now);
+        foreach (var o in Outputs)
+        {
+            if (o is null || o.Packetizer.PacketCount == 0) continue;
+            var since = _connection.Time.GetElapsedTime(o.LastSentAt);
+            var rtpNow = unchecked(o.Packetizer.LastTimestamp + (uint)(since.TotalSeconds * o.Packetizer.ClockRate));
+            var sr = new RtcpPacket
+            {
+                PacketType = RtcpPacket.SenderReportType,
+                Ssrc = o.Packetizer.Ssrc,
+                NtpTimestamp = ntp,
+                RtpTimestamp = rtpNow,
+                PacketCount = unchecked((uint)o.Packetizer.PacketCount),
+                OctetCount = unchecked((uint)o.Packetizer.OctetCount),
+            }.ToArray();
+            await _connection.WriteRtcpAsync(o, sr, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>NTP timestamp format (RFC 3550 §4): seconds since 1900 in the high word, fraction in the low word.</summary>
+    internal static ulong ToNtp(DateTimeOffset time)
+    {
+        const long UnixToNtpSeconds = 2_208_988_800;
+        var ticks = time.UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks;
+        var seconds = (ulong)(ticks / TimeSpan.TicksPerSecond + UnixToNtpSeconds);
+        var fraction = (ulong)(ticks % TimeSpan.TicksPerSecond) * (1UL << 32) / TimeSpan.TicksPerSecond;
+        return (seconds << 32) | fraction;
     }
 
     public async ValueTask DisposeAsync()

@@ -26,6 +26,9 @@ internal abstract class RtspTrackOutput : IDisposable
     /// <summary>Bytes written or sent, RTP and RTCP.</summary>
     public long BytesSent { get; protected set; }
 
+    /// <summary>When the last access unit went out (<see cref="TimeProvider.GetTimestamp"/>), for RTCP SR.</summary>
+    public long LastSentAt { get; set; }
+
     /// <summary>True when packets go on the RTSP connection and must be written under its write lock.</summary>
     public abstract bool IsInterleaved { get; }
 
