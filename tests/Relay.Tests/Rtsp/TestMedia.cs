@@ -1,0 +1,178 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using Pinhole.Transport.Media;
+
+namespace Pinhole.Relay.Tests.Rtsp;
+
+/// <summary>One elementary stream split into access units, with how far apart they are.</summary>
+internal sealed record TestTrack(TrackInfo Info, IReadOnlyList<AccessUnit> Units, long FrameDuration);
+
+/// <summary>
+/// Real encoded media for the RTSP tests, made by ffmpeg from its lavfi test sources once per
+/// test run and split into access units the way the uplink delivers them (AVCC, no in-band
+/// parameter sets, so the packetizer's re-send before keyframes is exercised).
+/// </summary>
+internal static class TestMedia
+{
+    private static readonly string Dir = Path.Combine(Path.GetTempPath(), "pinhole-rtsp-server-tests-" + Environment.ProcessId);
+    private static readonly Lazy<TestTrack> LazyH264 = new(() => LoadVideo(MediaCodec.H264, "h264", "-c:v libx264 -preset ultrafast -bf 0 -g 25 -pix_fmt yuv420p -f h264"));
+    private static readonly Lazy<TestTrack> LazyH265 = new(() => LoadVideo(MediaCodec.H265, "hevc", "-c:v libx265 -preset ultrafast -x265-params bframes=0:keyint=25:min-keyint=25:log-level=error -pix_fmt yuv420p -f hevc"));
+    private static readonly Lazy<TestTrack> LazyAac = new(LoadAac);
+    private static readonly Lazy<TestTrack> LazyAlaw = new(() => LoadG711(MediaCodec.PcmAlaw, "alaw"));
+    private static readonly Lazy<TestTrack> LazyMulaw = new(() => LoadG711(MediaCodec.PcmMulaw, "mulaw"));
+
+    public const int Width = 320;
+    public const int Height = 240;
+
+    public static TestTrack H264 => LazyH264.Value;
+    public static TestTrack H265 => LazyH265.Value;
+    public static TestTrack Aac => LazyAac.Value;
+    public static TestTrack Alaw => LazyAlaw.Value;
+    public static TestTrack Mulaw => LazyMulaw.Value;
+
+    private static string Encode(string name, string input, string args)
+    {
+        Directory.CreateDirectory(Dir);
+        var path = Path.Combine(Dir, name);
+        if (File.Exists(path)) return path;
+        Run("ffmpeg", $"-hide_banner -loglevel error -y {input} -t 2 {args} {path}");
+        return path;
+    }
+
+    internal static (int ExitCode, string Stdout, string Stderr) Run(string exe, string args, int timeoutMs = 60_000)
+    {
+        using var p = Process.Start(new ProcessStartInfo(exe, args)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        })!;
+        p.StandardInput.Close();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeoutMs))
+        {
+            p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static TestTrack LoadVideo(MediaCodec codec, string ext, string args)
+    {
+        var path = Encode("video." + ext, $"-f lavfi -i testsrc=size={Width}x{Height}:rate=25", args);
+        var nals = AnnexB.Split(File.ReadAllBytes(path));
+        var h265 = codec == MediaCodec.H265;
+        int Type(byte[] n) => h265 ? (n[0] >> 1) & 0x3F : n[0] & 0x1F;
+        bool IsVcl(byte[] n) => h265 ? Type(n) < 32 : Type(n) is >= 1 and <= 5;
+        bool FirstSliceOfPicture(byte[] n) => (n[h265 ? 2 : 1] & 0x80) != 0; // first_mb_in_slice==0 / first_slice_segment_in_pic_flag
+        bool IsParameterSet(byte[] n) => h265 ? Type(n) is 32 or 33 or 34 : Type(n) is 7 or 8;
+        bool IsKey(byte[] n) => h265 ? Type(n) is >= 16 and <= 21 : Type(n) == 5;
+
+        var parameterSets = new List<ReadOnlyMemory<byte>>();
+        foreach (var t in h265 ? new[] { 32, 33, 34 } : new[] { 7, 8 })
+            parameterSets.Add(nals.First(n => Type(n) == t));
+
+        var units = new List<AccessUnit>();
+        var current = new List<byte[]>();
+        var pending = new List<byte[]>(); // non-VCL NAL units that belong to the next picture
+        void Flush()
+        {
+            if (current.Count == 0) return;
+            var pts = units.Count * 3600L;
+            units.Add(new AccessUnit(0, pts, pts, current.Any(IsKey), Avcc(current)));
+            current = [];
+        }
+        foreach (var n in nals)
+        {
+            if (IsParameterSet(n)) continue;
+            if (!IsVcl(n)) { pending.Add(n); continue; }
+            if (FirstSliceOfPicture(n)) Flush();
+            current.AddRange(pending);
+            pending.Clear();
+            current.Add(n);
+        }
+        Flush();
+        var info = new TrackInfo { Codec = codec, ClockRate = 90_000, ParameterSets = parameterSets, Width = Width, Height = Height };
+        return new TestTrack(info, units, 3600);
+    }
+
+    private static byte[] Avcc(List<byte[]> nals)
+    {
+        var b = new byte[nals.Sum(n => n.Length + 4)];
+        var at = 0;
+        foreach (var n in nals)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(b.AsSpan(at), n.Length);
+            n.CopyTo(b, at + 4);
+            at += n.Length + 4;
+        }
+        return b;
+    }
+
+    private static TestTrack LoadAac()
+    {
+        var path = Encode("audio.aac", "-f lavfi -i sine=frequency=440:sample_rate=48000", "-ac 2 -c:a aac -b:a 96k -f adts");
+        var data = File.ReadAllBytes(path);
+        var units = new List<AccessUnit>();
+        byte[]? asc = null;
+        for (var at = 0; at + 7 <= data.Length;)
+        {
+            // ISO/IEC 14496-3 §1.A.2 adts_fixed_header / adts_variable_header.
+            if (data[at] != 0xFF || (data[at + 1] & 0xF0) != 0xF0) throw new InvalidDataException("ADTS sync lost");
+            var protectionAbsent = (data[at + 1] & 1) == 1;
+            var profile = data[at + 2] >> 6;
+            var sfi = (data[at + 2] >> 2) & 0xF;
+            var channels = ((data[at + 2] & 1) << 2) | (data[at + 3] >> 6);
+            var frameLength = ((data[at + 3] & 3) << 11) | (data[at + 4] << 3) | (data[at + 5] >> 5);
+            var header = protectionAbsent ? 7 : 9;
+            // AudioSpecificConfig: audioObjectType (5 bits) = profile + 1, samplingFrequencyIndex (4), channelConfiguration (4).
+            asc ??= [(byte)(((profile + 1) << 3) | (sfi >> 1)), (byte)(((sfi & 1) << 7) | (channels << 3))];
+            var pts = units.Count * 1024L;
+            units.Add(new AccessUnit(0, pts, pts, true, data.AsMemory(at + header, frameLength - header)));
+            at += frameLength;
+        }
+        var info = new TrackInfo { Codec = MediaCodec.Aac, ClockRate = 48_000, SampleRate = 48_000, Channels = 2, AudioSpecificConfig = asc };
+        return new TestTrack(info, units, 1024);
+    }
+
+    private static TestTrack LoadG711(MediaCodec codec, string format)
+    {
+        var path = Encode("audio." + format, "-f lavfi -i sine=frequency=440:sample_rate=8000", $"-ac 1 -ar 8000 -c:a pcm_{format} -f {format}");
+        var data = File.ReadAllBytes(path);
+        var units = new List<AccessUnit>();
+        // 40 ms per access unit: the packetizer splits each into two 20 ms packets.
+        for (var at = 0; at + 320 <= data.Length; at += 320)
+            units.Add(new AccessUnit(0, at, at, true, data.AsMemory(at, 320)));
+        var info = new TrackInfo { Codec = codec, ClockRate = 8000, SampleRate = 8000, Channels = 1 };
+        return new TestTrack(info, units, 320);
+    }
+}
+
+/// <summary>Splits an H.264/H.265 Annex B byte stream at start codes (ITU-T H.264 Annex B).</summary>
+internal static class AnnexB
+{
+    public static List<byte[]> Split(ReadOnlySpan<byte> data)
+    {
+        var nals = new List<byte[]>();
+        var start = -1;
+        for (var i = 0; i + 2 < data.Length; i++)
+        {
+            if (data[i] != 0 || data[i + 1] != 0 || data[i + 2] != 1) continue;
+            if (start >= 0) nals.Add(Trim(data[start..i]).ToArray());
+            start = i + 3;
+            i += 2;
+        }
+        if (start >= 0 && start < data.Length) nals.Add(Trim(data[start..]).ToArray());
+        return nals;
+    }
+
+    // Zero bytes before the next start code (the 4-byte form, trailing_zero_8bits) are not NAL data.
+    private static ReadOnlySpan<byte> Trim(ReadOnlySpan<byte> nal)
+    {
+        var end = nal.Length;
+        while (end > 0 && nal[end - 1] == 0) end--;
+        return nal[..end];
+    }
+}
