@@ -34,4 +34,70 @@ public class RtspServerPlaybackTests(ITestOutputHelper output)
         // 2 s at 25 fps; the cached GOP start and timing jitter make it approximate.
         AssertDecoded(streams, errors, "video", "h264", 40, TestMedia.Width, TestMedia.Height);
     }
+
+    [Theory]
+    [InlineData("tcp")]
+    [InlineData("udp")]
+    public async Task H265_plays_in_ffprobe(string transport)
+    {
+        await using var h = await RtspHarness.StartAsync();
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H265).Start();
+        var (streams, errors, code) = await FfProbe.ProbeAsync(h.Url("gw1/cam"), transport, 2);
+        output.WriteLine(string.Join("\n", streams) + "\n" + errors);
+        Assert.Equal(0, code);
+        AssertNoDecoderErrors(errors);
+        AssertDecoded(streams, errors, "video", "hevc", 40, TestMedia.Width, TestMedia.Height);
+    }
+
+    [Theory]
+    [InlineData("tcp")]
+    [InlineData("udp")]
+    public async Task H264_with_AAC_plays_both_tracks(string transport)
+    {
+        await using var h = await RtspHarness.StartAsync();
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264, TestMedia.Aac).Start();
+        var (streams, errors, code) = await FfProbe.ProbeAsync(h.Url("gw1/cam"), transport, 2);
+        output.WriteLine(string.Join("\n", streams) + "\n" + errors);
+        Assert.Equal(0, code);
+        AssertNoDecoderErrors(errors);
+        AssertDecoded(streams, errors, "video", "h264", 40, TestMedia.Width, TestMedia.Height);
+        // 48 kHz / 1024 samples per frame = 46.9 frames per second.
+        AssertDecoded(streams, errors, "audio", "aac", 60, sampleRate: 48_000);
+    }
+
+    [Theory]
+    [InlineData("alaw", "pcm_alaw", "udp")]
+    [InlineData("mulaw", "pcm_mulaw", "tcp")]
+    public async Task G711_plays_alongside_H264(string which, string codec, string transport)
+    {
+        await using var h = await RtspHarness.StartAsync();
+        var audio = which == "alaw" ? TestMedia.Alaw : TestMedia.Mulaw;
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264, audio).Start();
+        var (streams, errors, code) = await FfProbe.ProbeAsync(h.Url("gw1/cam"), transport, 2);
+        output.WriteLine(string.Join("\n", streams) + "\n" + errors);
+        Assert.Equal(0, code);
+        AssertNoDecoderErrors(errors);
+        AssertDecoded(streams, errors, "video", "h264", 40);
+        // 20 ms packets: about 50 per second.
+        AssertDecoded(streams, errors, "audio", codec, 60, sampleRate: 8000);
+    }
+
+    [Fact]
+    public async Task Several_viewers_at_once_all_decode_the_stream()
+    {
+        await using var h = await RtspHarness.StartAsync();
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        var probes = new[] { "tcp", "udp", "tcp" }.Select(t => FfProbe.ProbeAsync(h.Url("gw1/cam"), t, 2)).ToArray();
+        var results = await Task.WhenAll(probes);
+        foreach (var (streams, errors, code) in results)
+        {
+            output.WriteLine(string.Join("\n", streams) + "\n" + errors);
+            Assert.Equal(0, code);
+            AssertNoDecoderErrors(errors);
+            AssertDecoded(streams, errors, "video", "h264", 40, TestMedia.Width, TestMedia.Height);
+        }
+        Assert.True(h.Metric("pinhole_rtsp_sessions_total") >= 3);
+        Assert.True(h.Metric("pinhole_rtsp_frames_sent_total") >= 120);
+        Assert.True(h.Metric("pinhole_rtsp_bytes_sent_total") > 10_000);
+    }
 }

@@ -179,6 +179,9 @@ internal sealed class RawRtspClient : IAsyncDisposable
     /// <summary>RTP packets and marker bits seen per interleaved channel.</summary>
     public Dictionary<byte, (int Packets, int Markers)> Channels { get; } = [];
 
+    /// <summary>The first packet received per interleaved channel.</summary>
+    public Dictionary<byte, byte[]> FirstPacket { get; } = [];
+
     public static async Task<RawRtspClient> ConnectAsync(int port, int? receiveBuffer = null)
     {
         var tcp = new TcpClient(AddressFamily.InterNetwork);
@@ -224,6 +227,7 @@ internal sealed class RawRtspClient : IAsyncDisposable
                 if (message is not null) return message;
                 var p = frame.Payload.Span;
                 Channels.TryGetValue(frame.Channel, out var c);
+                FirstPacket.TryAdd(frame.Channel, frame.Payload.ToArray());
                 Channels[frame.Channel] = (c.Packets + 1, c.Markers + (p.Length > 1 && (p[1] & 0x80) != 0 && frame.Channel % 2 == 0 ? 1 : 0));
                 continue;
             }
