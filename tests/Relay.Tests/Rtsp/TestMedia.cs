@@ -14,7 +14,8 @@ internal sealed record TestTrack(TrackInfo Info, IReadOnlyList<AccessUnit> Units
 /// </summary>
 internal static class TestMedia
 {
-    private static readonly string Dir = Path.Combine(Path.GetTempPath(), "pinhole-rtsp-server-tests-" + Environment.ProcessId);
+    // Shared by test runs: files are named after the exact ffmpeg arguments, so they are made once.
+    private static readonly string Dir = Path.Combine(Path.GetTempPath(), "pinhole-rtsp-server-tests");
     private static readonly Lazy<TestTrack> LazyH264 = new(() => LoadVideo(MediaCodec.H264, "h264", "-c:v libx264 -preset ultrafast -bf 0 -g 25 -pix_fmt yuv420p -f h264"));
     private static readonly Lazy<TestTrack> LazyH265 = new(() => LoadVideo(MediaCodec.H265, "hevc", "-c:v libx265 -preset ultrafast -x265-params bframes=0:keyint=25:min-keyint=25:log-level=error -pix_fmt yuv420p -f hevc"));
     private static readonly Lazy<TestTrack> LazyAac = new(LoadAac);
@@ -33,9 +34,14 @@ internal static class TestMedia
     private static string Encode(string name, string input, string args)
     {
         Directory.CreateDirectory(Dir);
-        var path = Path.Combine(Dir, name);
+        var key = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(input + "|" + args)))[..16];
+        var path = Path.Combine(Dir, key + "-" + name);
         if (File.Exists(path)) return path;
-        Run("ffmpeg", $"-hide_banner -loglevel error -y {input} -t 2 {args} {path}");
+        // Encode to a private name and move it in whole, so a parallel run never reads half a file.
+        var temp = Path.Combine(Dir, $"{key}-{Environment.ProcessId}-{Guid.NewGuid():N}-{name}");
+        var (code, _, stderr) = Run("ffmpeg", $"-hide_banner -loglevel error -y {input} -t 2 {args} {temp}");
+        if (code != 0) throw new InvalidOperationException("ffmpeg failed: " + stderr);
+        File.Move(temp, path, overwrite: true);
         return path;
     }
 

@@ -1,0 +1,243 @@
+using System.Buffers.Binary;
+using System.Text;
+using Pinhole.Relay.Streaming;
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Rtsp;
+using Xunit.Abstractions;
+
+namespace Pinhole.Relay.Tests.Rtsp;
+
+/// <summary>Status codes, authentication, sessions and limits, seen through a raw RTSP client.</summary>
+public class RtspServerProtocolTests(ITestOutputHelper output)
+{
+    private static string Base(RtspHarness h, string path = "gw1/cam") => h.Url(path, credentials: false);
+
+    [Fact]
+    public async Task Without_credentials_the_server_answers_401_with_SHA256_MD5_and_Basic_challenges()
+    {
+        await using var h = await RtspHarness.StartAsync();
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        var options = await c.RequestAsync("OPTIONS", Base(h));
+        Assert.Equal(200, options.StatusCode);
+        Assert.Contains("DESCRIBE", options.Headers["Public"]);
+        var r = await c.RequestAsync("DESCRIBE", Base(h));
+        Assert.Equal(401, r.StatusCode);
+        var challenges = HttpAuthChallenge.ParseAll(r.Headers.GetValues("WWW-Authenticate"));
+        Assert.Equal(["Digest SHA-256", "Digest MD5", "Basic "], challenges.Select(x => x.Scheme + " " + x["algorithm"]));
+        Assert.All(challenges, x => Assert.Equal("pinhole", x["realm"]));
+        Assert.Empty(r.Body.ToArray());
+    }
+
+    [Theory]
+    [InlineData("SHA-256")]
+    [InlineData("MD5")]
+    public async Task Digest_with_the_right_password_is_accepted_and_with_a_wrong_one_refused(string algorithm)
+    {
+        await using var h = await RtspHarness.StartAsync();
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        var challenge = await c.RequestAsync("DESCRIBE", Base(h));
+        Assert.Equal(401, challenge.StatusCode);
+
+        c.Authorization = RawRtspClient.DigestFor(challenge, "DESCRIBE", Base(h), RtspHarness.User, "wrong", algorithm);
+        Assert.Equal(401, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
+
+        c.Authorization = RawRtspClient.DigestFor(challenge, "DESCRIBE", Base(h), RtspHarness.User, RtspHarness.Password, algorithm);
+        var ok = await c.RequestAsync("DESCRIBE", Base(h));
+        Assert.Equal(200, ok.StatusCode);
+        Assert.Equal("application/sdp", ok.Headers["Content-Type"]);
+        Assert.Equal(Base(h) + "/", ok.Headers["Content-Base"]);
+        Assert.Contains("a=control:trackID=0", ok.BodyText);
+        Assert.Contains("H264/90000", ok.BodyText);
+
+        // The response covers the method: the same header replayed for another method fails.
+        Assert.Equal(401, (await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))).StatusCode);
+        Assert.Equal(2, h.Metric("pinhole_rtsp_auth_failures_total"));
+    }
+
+    [Fact]
+    public async Task Basic_with_the_right_password_is_accepted_and_with_a_wrong_one_refused()
+    {
+        await using var h = await RtspHarness.StartAsync();
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        c.Authorization = RawRtspClient.Basic(RtspHarness.User, "wrong");
+        Assert.Equal(401, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
+        c.Authorization = RawRtspClient.Basic("mallory", RtspHarness.Password);
+        Assert.Equal(401, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
+        c.Authorization = RawRtspClient.Basic(RtspHarness.User, RtspHarness.Password);
+        Assert.Equal(200, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
+        Assert.Equal(2, h.Metric("pinhole_rtsp_auth_failures_total"));
+    }
+
+    [Fact]
+    public async Task Ffprobe_with_a_wrong_password_gets_401_and_no_stream()
+    {
+        await using var h = await RtspHarness.StartAsync();
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        var url = $"rtsp://{RtspHarness.User}:nope@127.0.0.1:{h.Port}/gw1/cam";
+        var (streams, errors, code) = await FfProbe.ProbeAsync(url, "tcp", 1);
+        output.WriteLine(errors);
+        Assert.NotEqual(0, code);
+        Assert.Empty(streams);
+        Assert.Contains("401", errors);
+    }
+
+    [Fact]
+    public async Task Unknown_stream_is_404_and_an_offline_device_is_503()
+    {
+        await using var h = await RtspHarness.StartAsync();
+        var stream = h.Registry.GetOrAdd("gw1", "cam");
+        h.Registry.GetOrAdd("gw2", "never-described");
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        c.Authorization = RawRtspClient.Basic(RtspHarness.User, RtspHarness.Password);
+        Assert.Equal(404, (await c.RequestAsync("DESCRIBE", Base(h, "gw1/other"))).StatusCode);
+        Assert.Equal(404, (await c.RequestAsync("DESCRIBE", Base(h, "gw9/cam"))).StatusCode);
+        Assert.Equal(404, (await c.RequestAsync("DESCRIBE", Base(h, "gw1"))).StatusCode);
+        Assert.Equal(404, (await c.RequestAsync("DESCRIBE", Base(h, "gw1/cam/x/y"))).StatusCode);
+        Assert.Equal(503, (await c.RequestAsync("DESCRIBE", Base(h, "gw2/never-described"))).StatusCode);
+
+        await using (new StreamFeeder(stream, TestMedia.H264).Start())
+            Assert.Equal(200, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
+        stream.SetOffline();
+        Assert.Equal(503, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
+        Assert.Equal(503, (await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Without_configured_viewers_no_credentials_are_asked()
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false);
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        Assert.Equal(200, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Play_announces_RTP_Info_matching_the_first_packets_and_sends_whole_frames()
+    {
+        await using var h = await RtspHarness.StartAsync();
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264, TestMedia.Aac).Start();
+        await Task.Delay(300); // let the hub cache the start of a GOP
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        var play = await c.PlayTcpAsync(Base(h), 2);
+        Assert.Equal(200, play.StatusCode);
+        Assert.NotNull(c.Session);
+        Assert.True(c.Session!.Length >= 8);
+        var info = play.Headers["RTP-Info"]!;
+        output.WriteLine(info);
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(1.5)));
+        var entries = info.Split(',').Select(e => e.Split(';').Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => kv[1])).ToArray();
+        Assert.Equal([Base(h) + "/trackID=0", Base(h) + "/trackID=1"], entries.Select(e => e["url"]));
+        for (byte ch = 0; ch <= 2; ch += 2)
+        {
+            var first = c.FirstPacket[ch];
+            var e = entries[ch / 2];
+            Assert.Equal(ushort.Parse(e["seq"]), BinaryPrimitives.ReadUInt16BigEndian(first.AsSpan(2)));
+            if (ch == 0) // the first frame sent (the cached keyframe) defines rtptime
+                Assert.Equal(uint.Parse(e["rtptime"]), BinaryPrimitives.ReadUInt32BigEndian(first.AsSpan(4)));
+        }
+        // 1.5 s of 25 fps video plus the cached GOP start: markers close whole access units.
+        output.WriteLine(string.Join(", ", c.Channels.Select(kv => $"ch{kv.Key}: {kv.Value}")));
+        Assert.InRange(c.Channels[0].Markers, 30, 70);
+        Assert.True(c.Channels[2].Markers >= 50);
+    }
+
+    [Fact]
+    public async Task Session_errors_are_answered_with_their_status_codes()
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false);
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        Assert.Equal(455, (await c.RequestAsync("PLAY", Base(h))).StatusCode);
+        Assert.Equal(461, (await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP;multicast;port=5000-5001"))).StatusCode);
+        Assert.Equal(404, (await c.RequestAsync("SETUP", Base(h) + "/trackID=7", ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))).StatusCode);
+        Assert.Equal(501, (await c.RequestAsync("FLY", Base(h))).StatusCode);
+        Assert.Equal(405, (await c.RequestAsync("RECORD", Base(h))).StatusCode);
+        Assert.Equal(551, (await c.RequestAsync("DESCRIBE", Base(h), ("Require", "com.example.fancy"))).StatusCode);
+        var setup = await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP/TCP;unicast;interleaved=4-5"));
+        Assert.Equal(200, setup.StatusCode);
+        Assert.Contains("interleaved=4-5", setup.Headers["Transport"]);
+        Assert.Contains(";timeout=60", setup.Headers["Session"]);
+        var real = c.Session;
+        Assert.Equal(454, (await c.RequestAsync("PLAY", Base(h), ("Session", "0123456789abcdef"))).StatusCode);
+        Assert.Equal(200, (await c.RequestAsync("GET_PARAMETER", Base(h))).StatusCode);
+        Assert.Equal(200, (await c.RequestAsync("TEARDOWN", Base(h), ("Session", real!))).StatusCode);
+        Assert.Equal(0, h.Server.SessionCount);
+    }
+
+    [Fact]
+    public async Task Udp_setup_answers_an_even_server_port_pair_and_the_client_ports()
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false);
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        var setup = await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP;unicast;client_port=40000-40001"));
+        Assert.Equal(200, setup.StatusCode);
+        var t = RtspTransport.Parse(setup.Headers["Transport"]!);
+        Assert.Equal(new RtspRange(40000, 40001), t.ClientPort);
+        Assert.Equal(0, t.ServerPort!.Value.First % 2);
+        Assert.Equal(t.ServerPort.Value.First + 1, t.ServerPort.Value.Second);
+        Assert.NotNull(t.Ssrc);
+    }
+
+    [Fact]
+    public async Task When_the_viewer_limit_is_reached_play_is_503()
+    {
+        var registry = new MediaStreamRegistry(new MediaStreamLimits { MaxViewersPerStream = 1 });
+        await using var h = await RtspHarness.StartAsync(registry: registry);
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var a = await RawRtspClient.ConnectAsync(h.Port);
+        await using var b = await RawRtspClient.ConnectAsync(h.Port);
+        Assert.Equal(200, (await a.PlayTcpAsync(Base(h), 1)).StatusCode);
+        Assert.Equal(503, (await b.PlayTcpAsync(Base(h), 1)).StatusCode);
+        Assert.Equal(1, h.Metric("pinhole_rtsp_rejected_total"));
+    }
+
+    [Fact]
+    public async Task A_session_without_requests_times_out_and_keepalives_prevent_it()
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false, o => o with { SessionTimeout = TimeSpan.FromSeconds(1.5) });
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var idle = await RawRtspClient.ConnectAsync(h.Port);
+        await using var alive = await RawRtspClient.ConnectAsync(h.Port);
+        Assert.Equal(200, (await idle.PlayTcpAsync(Base(h), 1)).StatusCode);
+        Assert.Equal(200, (await alive.PlayTcpAsync(Base(h), 1)).StatusCode);
+        var idleTask = idle.PumpAsync(TimeSpan.FromSeconds(4));
+        for (var i = 0; i < 8; i++)
+        {
+            await Task.Delay(400);
+            // Responses interleave with media; RequestAsync skips the media frames.
+            Assert.Equal(200, (await alive.RequestAsync("GET_PARAMETER", Base(h))).StatusCode);
+        }
+        Assert.False(await idleTask, "the idle session should have been closed by the server");
+        Assert.Equal(1, h.Server.SessionCount);
+    }
+
+    [Fact]
+    public async Task Connections_beyond_the_limit_are_closed_at_once()
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false, o => o with { MaxConnections = 2 });
+        await using var a = await RawRtspClient.ConnectAsync(h.Port);
+        await using var b = await RawRtspClient.ConnectAsync(h.Port);
+        Assert.Equal(200, (await a.RequestAsync("OPTIONS", Base(h))).StatusCode);
+        Assert.Equal(200, (await b.RequestAsync("OPTIONS", Base(h))).StatusCode);
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        await Assert.ThrowsAnyAsync<Exception>(() => c.RequestAsync("OPTIONS", Base(h)));
+        await a.DisposeAsync();
+        await WaitUntil(() => h.Server.ConnectionCount == 1);
+        await using var d = await RawRtspClient.ConnectAsync(h.Port);
+        Assert.Equal(200, (await d.RequestAsync("OPTIONS", Base(h))).StatusCode);
+    }
+
+    internal static async Task WaitUntil(Func<bool> condition, double seconds = 5)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met in time");
+            await Task.Delay(20);
+        }
+    }
+}
