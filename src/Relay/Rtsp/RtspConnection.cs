@@ -91,6 +91,7 @@ internal sealed class RtspConnection : IAsyncDisposable
 
     private void CheckTimeouts()
     {
+        _session?.ReportDrops();
         if (Time.GetElapsedTime(Volatile.Read(ref _lastActivity)) > Options.SessionTimeout)
         {
             Abort("session timeout");

@@ -19,6 +19,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
     private CancellationTokenSource? _playing;
     private Task? _sender;
     private bool _anchored;
+    private readonly Lock _dropLock = new();
     private long _droppedReported;
     private long _droppedBefore;
     private int _disposed;
@@ -71,7 +72,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
     /// <summary>Starts sending from <paramref name="subscription"/>; call after the PLAY response is written.</summary>
     public void Play(MediaSubscription subscription)
     {
-        _subscription = subscription;
+        lock (_dropLock) _subscription = subscription;
         _playing = new CancellationTokenSource();
         _sender = SendLoopAsync(subscription, _playing.Token);
     }
@@ -81,10 +82,8 @@ internal sealed class RtspServerSession : IAsyncDisposable
     {
         var playing = _playing;
         var sender = _sender;
-        var subscription = _subscription;
         _playing = null;
         _sender = null;
-        _subscription = null;
         if (playing is null) return;
         await playing.CancelAsync().ConfigureAwait(false);
         if (sender is not null)
@@ -92,13 +91,17 @@ internal sealed class RtspServerSession : IAsyncDisposable
             try { await sender.ConfigureAwait(false); }
             catch (OperationCanceledException) { }
         }
-        if (subscription is not null)
+        lock (_dropLock)
         {
-            _droppedBefore += subscription.DroppedFrames;
-            ReportDrops(subscription);
-            subscription.Dispose();
+            ReportDrops();
+            if (_subscription is { } subscription)
+            {
+                _droppedBefore += subscription.DroppedFrames;
+                subscription.Dispose();
+            }
+            _subscription = null;
+            _droppedReported = 0;
         }
-        _droppedReported = 0;
         playing.Dispose();
     }
 
@@ -125,7 +128,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
                         break;
                     case MediaEventKind.Frame:
                         await SendFrameAsync(evt.Unit, ct).ConfigureAwait(false);
-                        ReportDrops(subscription);
+                        ReportDrops();
                         if (_connection.Time.GetElapsedTime(lastReport) >= _connection.Options.SenderReportInterval)
                         {
                             lastReport = _connection.Time.GetTimestamp();
@@ -148,13 +151,20 @@ internal sealed class RtspServerSession : IAsyncDisposable
         }
     }
 
-    private void ReportDrops(MediaSubscription subscription)
+    /// <summary>Moves frames the viewer skipped since the last call into the metric. Called by the
+    /// sender after each frame and by the connection's watchdog, because a viewer that stopped
+    /// reading keeps its sender blocked while its subscription drops.</summary>
+    public void ReportDrops()
     {
-        var dropped = subscription.DroppedFrames;
-        if (dropped > _droppedReported)
+        lock (_dropLock)
         {
-            _metrics.FramesDropped.Inc(dropped - _droppedReported);
-            _droppedReported = dropped;
+            if (_subscription is not { } subscription) return;
+            var dropped = subscription.DroppedFrames;
+            if (dropped > _droppedReported)
+            {
+                _metrics.FramesDropped.Inc(dropped - _droppedReported);
+                _droppedReported = dropped;
+            }
         }
     }
 

@@ -18,6 +18,8 @@ internal static class TestMedia
     private static readonly string Dir = Path.Combine(Path.GetTempPath(), "pinhole-rtsp-server-tests");
     private static readonly Lazy<TestTrack> LazyH264 = new(() => LoadVideo(MediaCodec.H264, "h264", "-c:v libx264 -preset ultrafast -bf 0 -g 25 -pix_fmt yuv420p -f h264"));
     private static readonly Lazy<TestTrack> LazyH265 = new(() => LoadVideo(MediaCodec.H265, "hevc", "-c:v libx265 -preset ultrafast -x265-params bframes=0:keyint=25:min-keyint=25:log-level=error -pix_fmt yuv420p -f hevc"));
+    // About 5.5 Mbit/s of noisy 640x480: fills socket buffers within a fraction of a second.
+    private static readonly Lazy<TestTrack> LazyH264Busy = new(() => LoadVideo(MediaCodec.H264, "h264", "-vf noise=alls=15:allf=t -c:v libx264 -preset ultrafast -crf 28 -bf 0 -g 25 -pix_fmt yuv420p -f h264", 640, 480, "testsrc2"));
     private static readonly Lazy<TestTrack> LazyAac = new(LoadAac);
     private static readonly Lazy<TestTrack> LazyAlaw = new(() => LoadG711(MediaCodec.PcmAlaw, "alaw"));
     private static readonly Lazy<TestTrack> LazyMulaw = new(() => LoadG711(MediaCodec.PcmMulaw, "mulaw"));
@@ -27,6 +29,7 @@ internal static class TestMedia
 
     public static TestTrack H264 => LazyH264.Value;
     public static TestTrack H265 => LazyH265.Value;
+    public static TestTrack H264Busy => LazyH264Busy.Value;
     public static TestTrack Aac => LazyAac.Value;
     public static TestTrack Alaw => LazyAlaw.Value;
     public static TestTrack Mulaw => LazyMulaw.Value;
@@ -65,9 +68,9 @@ internal static class TestMedia
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
-    private static TestTrack LoadVideo(MediaCodec codec, string ext, string args)
+    private static TestTrack LoadVideo(MediaCodec codec, string ext, string args, int width = Width, int height = Height, string source = "testsrc")
     {
-        var path = Encode("video." + ext, $"-f lavfi -i testsrc=size={Width}x{Height}:rate=25", args);
+        var path = Encode("video." + ext, $"-f lavfi -i {source}=size={width}x{height}:rate=25", args);
         var nals = AnnexB.Split(File.ReadAllBytes(path));
         var h265 = codec == MediaCodec.H265;
         int Type(byte[] n) => h265 ? (n[0] >> 1) & 0x3F : n[0] & 0x1F;
@@ -100,7 +103,7 @@ internal static class TestMedia
             current.Add(n);
         }
         Flush();
-        var info = new TrackInfo { Codec = codec, ClockRate = 90_000, ParameterSets = parameterSets, Width = Width, Height = Height };
+        var info = new TrackInfo { Codec = codec, ClockRate = 90_000, ParameterSets = parameterSets, Width = width, Height = height };
         return new TestTrack(info, units, 3600);
     }
 
