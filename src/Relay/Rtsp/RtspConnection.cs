@@ -143,7 +143,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         {
             RtspServerLog.MalformedRequest(Logger, RemoteEndPoint, e.Message);
             Interlocked.CompareExchange(ref _closeReason, "malformed request", null);
-            await TryWriteFinalAsync(400, e.Message).ConfigureAwait(false);
+            await TryWriteFinalAsync(400).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
         {
@@ -161,7 +161,7 @@ internal sealed class RtspConnection : IAsyncDisposable
 
     // Answers a request that could not be parsed, then the connection closes: after a framing
     // error the position of the next message is unknown.
-    private async Task TryWriteFinalAsync(int status, string reason)
+    private async Task TryWriteFinalAsync(int status)
     {
         try
         {
@@ -169,7 +169,6 @@ internal sealed class RtspConnection : IAsyncDisposable
             var response = new RtspResponse(status, RtspResponse.ReasonFor(status));
             response.Headers["Server"] = ServerName;
             response.Headers["Connection"] = "close";
-            _ = reason;
             await WriteResponseAsync(response, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
@@ -320,7 +319,9 @@ internal sealed class RtspConnection : IAsyncDisposable
             }
             else if (header.StartsWith("Digest ", StringComparison.OrdinalIgnoreCase))
             {
-                var verdict = _server.Digest.Verify(header, request.Method, viewers.DigestHa1, out _);
+                var verdict = DigestUriMatches(header, request.Uri)
+                    ? _server.Digest.Verify(header, request.Method, viewers.DigestHa1, out _)
+                    : DigestVerdict.Invalid;
                 if (verdict == DigestVerdict.Valid) return null;
                 stale = verdict == DigestVerdict.Stale;
             }
@@ -338,6 +339,24 @@ internal sealed class RtspConnection : IAsyncDisposable
         response.Headers.Add("WWW-Authenticate", _server.Digest.CreateChallenge(DigestAlgorithm.Md5, stale));
         response.Headers.Add("WWW-Authenticate", _server.Digest.CreateBasicChallenge());
         return response;
+    }
+
+    // RFC 7616 §3.4.6: the digest-uri must name the requested resource, or a response captured for
+    // one stream could be replayed for another with the same nonce.
+    private static bool DigestUriMatches(string header, string requestUri)
+    {
+        try
+        {
+            var uri = HttpAuthChallenge.ParseOne(header)["uri"];
+            if (uri is null) return false;
+            if (uri == requestUri) return true;
+            return Uri.TryCreate(requestUri, UriKind.Absolute, out var r) && (uri == r.PathAndQuery
+                || Uri.TryCreate(uri, UriKind.Absolute, out var d) && d.PathAndQuery == r.PathAndQuery && d.Port == r.Port);
+        }
+        catch (RtspProtocolException)
+        {
+            return false;
+        }
     }
 
     // --- request URIs ------------------------------------------------------------------------
@@ -458,7 +477,8 @@ internal sealed class RtspConnection : IAsyncDisposable
                 var channels = offer.Interleaved ?? new RtspRange(2 * index, 2 * index + 1);
                 if (channels.First is < 0 or > 255 || channels.Second is < 0 or > 255) continue;
                 if (session.Outputs.Any(o => o is InterleavedTrackOutput i && o.TrackIndex != index
-                    && (i.Channels.First == channels.First || i.Channels.Second == channels.First))) continue;
+                    && (i.Channels.First == channels.First || i.Channels.Second == channels.First
+                        || i.Channels.First == channels.Second || i.Channels.Second == channels.Second))) continue;
                 return new InterleavedTrackOutput(index, packetizer, _output, channels);
             }
             if (offer.Protocol is "RTP/AVP" or "RTP/AVP/UDP" && offer.ClientPort is { } ports

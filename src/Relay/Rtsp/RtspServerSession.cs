@@ -19,6 +19,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
     private CancellationTokenSource? _playing;
     private Task? _sender;
     private bool _anchored;
+    private bool _resumeAfterGap;
     private readonly Lock _dropLock = new();
     private long _droppedReported;
     private long _droppedBefore;
@@ -124,7 +125,9 @@ internal sealed class RtspServerSession : IAsyncDisposable
                         }
                         break;
                     case MediaEventKind.Offline:
-                        // Nothing to send until the device is back; the session stays up.
+                        // Nothing to send until the device is back; the session stays up. The device's
+                        // timestamps may restart when it reconnects, so the next frame re-anchors.
+                        _resumeAfterGap = _anchored;
                         break;
                     case MediaEventKind.Frame:
                         await SendFrameAsync(evt.Unit, ct).ConfigureAwait(false);
@@ -191,6 +194,11 @@ internal sealed class RtspServerSession : IAsyncDisposable
             Anchor(unit);
             _anchored = true;
         }
+        else if (_resumeAfterGap)
+        {
+            Resume(unit);
+            _resumeAfterGap = false;
+        }
         var before = output.BytesSent;
         if (output.IsInterleaved)
         {
@@ -217,6 +225,22 @@ internal sealed class RtspServerSession : IAsyncDisposable
             if (o is null) continue;
             var ticks = (long)((Int128)first.Pts * o.Packetizer.ClockRate / anchorClock);
             o.Packetizer.TimestampOffset = unchecked(o.Packetizer.TimestampOffset - (uint)ticks);
+        }
+    }
+
+    // After the device was offline its clock may have restarted: continue every track's RTP time
+    // from where it stopped, advanced by the wallclock time of the gap, so clients see a pause
+    // rather than a jump back in time (RFC 3550 §5.1: timestamps advance with the sampling clock).
+    private void Resume(in AccessUnit first)
+    {
+        var anchorClock = Tracks[first.Track].ClockRate;
+        foreach (var o in Outputs)
+        {
+            if (o is null || o.Packetizer.PacketCount == 0) continue;
+            var p = o.Packetizer;
+            var target = unchecked(p.LastTimestamp + (uint)(_connection.Time.GetElapsedTime(o.LastSentAt).TotalSeconds * p.ClockRate));
+            var ticks = (long)((Int128)first.Pts * p.ClockRate / anchorClock);
+            p.TimestampOffset = unchecked(target - (uint)ticks);
         }
     }
 

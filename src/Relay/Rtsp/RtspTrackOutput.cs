@@ -170,17 +170,24 @@ internal sealed class UdpTrackOutput : RtspTrackOutput
     {
         var buffer = new byte[2048];
         var any = new IPEndPoint(socket.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+        var errors = 0;
         while (!ct.IsCancellationRequested)
         {
             try
             {
                 var r = await socket.ReceiveFromAsync(buffer, SocketFlags.None, any, ct).ConfigureAwait(false);
+                errors = 0;
                 if (onPacket is not null && r.RemoteEndPoint is IPEndPoint from && from.Address.Equals(_clientRtcp.Address))
                     onPacket();
             }
+            catch (SocketException) when (++errors < 100)
+            {
+                // ICMP errors surface here on some systems; the socket is still usable. A socket
+                // that only fails is given up on (sending does not depend on this loop).
+            }
             catch (SocketException)
             {
-                // ICMP errors surface here on some systems; the socket is still usable.
+                return;
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {

@@ -43,6 +43,10 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         c.Authorization = RawRtspClient.DigestFor(challenge, "DESCRIBE", Base(h), RtspHarness.User, "wrong", algorithm);
         Assert.Equal(401, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
 
+        // Right password, but the digest was computed for another stream's URI.
+        c.Authorization = RawRtspClient.DigestFor(challenge, "DESCRIBE", Base(h, "gw1/other"), RtspHarness.User, RtspHarness.Password, algorithm);
+        Assert.Equal(401, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
+
         c.Authorization = RawRtspClient.DigestFor(challenge, "DESCRIBE", Base(h), RtspHarness.User, RtspHarness.Password, algorithm);
         var ok = await c.RequestAsync("DESCRIBE", Base(h));
         Assert.Equal(200, ok.StatusCode);
@@ -53,7 +57,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
 
         // The response covers the method: the same header replayed for another method fails.
         Assert.Equal(401, (await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))).StatusCode);
-        Assert.Equal(2, h.Metric("pinhole_rtsp_auth_failures_total"));
+        Assert.Equal(3, h.Metric("pinhole_rtsp_auth_failures_total"));
     }
 
     [Fact]
@@ -142,6 +146,33 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         output.WriteLine(string.Join(", ", c.Channels.Select(kv => $"ch{kv.Key}: {kv.Value}")));
         Assert.InRange(c.Channels[0].Markers, 30, 70);
         Assert.True(c.Channels[2].Markers >= 50);
+    }
+
+    [Fact]
+    public async Task After_the_device_was_offline_RTP_time_continues_forward_even_when_its_clock_restarted()
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false);
+        var stream = h.Registry.GetOrAdd("gw1", "cam");
+        var feeder = new StreamFeeder(stream, TestMedia.H264).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        Assert.Equal(200, (await c.PlayTcpAsync(Base(h), 1)).StatusCode);
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(1.5)));
+        await feeder.DisposeAsync();
+        stream.SetOffline();
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(0.5)));
+        var before = BinaryPrimitives.ReadUInt32BigEndian(c.LastPacket[0].AsSpan(4));
+        var packets = c.Channels[0].Packets;
+
+        // The device comes back; the new feeder's PTS start at 0 again, far behind the 1.5 s sent so far.
+        await using var again = new StreamFeeder(stream, TestMedia.H264).Start();
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(1)));
+        Assert.True(c.Channels[0].Packets > packets + 10);
+        var after = BinaryPrimitives.ReadUInt32BigEndian(c.LastPacket[0].AsSpan(4));
+        var forward = unchecked((int)(after - before));
+        output.WriteLine($"RTP time advanced {forward / 90_000.0:F2} s across the gap");
+        // Without re-anchoring this would be about -0.5 s (new PTS restart at 0); with it, the 0.5 s
+        // gap plus about 1 s of new video: forward, by about the wallclock time.
+        Assert.InRange(forward, (int)(1.2 * 90_000), 3 * 90_000);
     }
 
     [Fact]

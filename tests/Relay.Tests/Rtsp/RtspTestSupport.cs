@@ -182,6 +182,9 @@ internal sealed class RawRtspClient : IAsyncDisposable
     /// <summary>The first packet received per interleaved channel.</summary>
     public Dictionary<byte, byte[]> FirstPacket { get; } = [];
 
+    /// <summary>The latest packet received per interleaved channel.</summary>
+    public Dictionary<byte, byte[]> LastPacket { get; } = [];
+
     public static async Task<RawRtspClient> ConnectAsync(int port, int? receiveBuffer = null)
     {
         var tcp = new TcpClient(AddressFamily.InterNetwork);
@@ -228,6 +231,7 @@ internal sealed class RawRtspClient : IAsyncDisposable
                 var p = frame.Payload.Span;
                 Channels.TryGetValue(frame.Channel, out var c);
                 FirstPacket.TryAdd(frame.Channel, frame.Payload.ToArray());
+                LastPacket[frame.Channel] = frame.Payload.ToArray();
                 Channels[frame.Channel] = (c.Packets + 1, c.Markers + (p.Length > 1 && (p[1] & 0x80) != 0 && frame.Channel % 2 == 0 ? 1 : 0));
                 continue;
             }
