@@ -4,7 +4,7 @@ namespace Pinhole.Transport.Rtsp;
 /// URL helpers that keep credentials out of logs and off the wire. Every log line and exception
 /// message that mentions a camera URL goes through <see cref="Redact(string)"/>.
 /// </summary>
-public static class RtspUrl
+public static partial class RtspUrl
 {
     /// <summary>The URL with any <c>user:password@</c> replaced by <c>***@</c>. Works on strings that
     /// are not valid URIs too (it never echoes the original when it cannot parse it safely).</summary>
@@ -19,6 +19,13 @@ public static class RtspUrl
         var at = url.LastIndexOf('@', end - 1, end - start);
         return at < 0 ? url : string.Concat(url.AsSpan(0, start), "***", url.AsSpan(at));
     }
+
+    /// <summary>Redacts <c>user:password@</c> in every URL inside free text (a command line, a log line from a child process).</summary>
+    public static string RedactText(string? text) =>
+        string.IsNullOrEmpty(text) ? "" : UserInfoInText().Replace(text, "$1***@");
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s@]+@")]
+    private static partial System.Text.RegularExpressions.Regex UserInfoInText();
 
     /// <summary>The URL with credentials redacted.</summary>
     public static string Redact(Uri? url) => url is null ? "" : Redact(url.OriginalString);
