@@ -1,5 +1,7 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
+using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
 
 namespace Pinhole.Relay.Tests.Rtsp;
@@ -9,7 +11,7 @@ internal sealed record TestTrack(TrackInfo Info, IReadOnlyList<AccessUnit> Units
 
 /// <summary>
 /// Real encoded media for the RTSP tests, made by ffmpeg from its lavfi test sources once per
-/// test run and split into access units the way the uplink delivers them (AVCC, no in-band
+/// test run and split into access units (with the shared Annex B reader) the way the uplink delivers them (AVCC, no in-band
 /// parameter sets, so the packetizer's re-send before keyframes is exercised).
 /// </summary>
 internal static class TestMedia
@@ -71,11 +73,9 @@ internal static class TestMedia
     private static TestTrack LoadVideo(MediaCodec codec, string ext, string args, int width = Width, int height = Height, string source = "testsrc")
     {
         var path = Encode("video." + ext, $"-f lavfi -i {source}=size={width}x{height}:rate=25", args);
-        var nals = AnnexB.Split(File.ReadAllBytes(path));
+        var nals = SplitAnnexB(File.ReadAllBytes(path));
         var h265 = codec == MediaCodec.H265;
         int Type(byte[] n) => h265 ? (n[0] >> 1) & 0x3F : n[0] & 0x1F;
-        bool IsVcl(byte[] n) => h265 ? Type(n) < 32 : Type(n) is >= 1 and <= 5;
-        bool FirstSliceOfPicture(byte[] n) => (n[h265 ? 2 : 1] & 0x80) != 0; // first_mb_in_slice==0 / first_slice_segment_in_pic_flag
         bool IsParameterSet(byte[] n) => h265 ? Type(n) is 32 or 33 or 34 : Type(n) is 7 or 8;
         bool IsKey(byte[] n) => h265 ? Type(n) is >= 16 and <= 21 : Type(n) == 5;
 
@@ -83,28 +83,37 @@ internal static class TestMedia
         foreach (var t in h265 ? new[] { 32, 33, 34 } : new[] { 7, 8 })
             parameterSets.Add(nals.First(n => Type(n) == t));
 
+        // Group NAL units into access units with the shared boundary rules (what the edge does for
+        // an exec: pipe), then leave the parameter sets out: the uplink carries them in TrackInfo.
         var units = new List<AccessUnit>();
         var current = new List<byte[]>();
-        var pending = new List<byte[]>(); // non-VCL NAL units that belong to the next picture
+        var hasVcl = false;
         void Flush()
         {
-            if (current.Count == 0) return;
-            var pts = units.Count * 3600L;
-            units.Add(new AccessUnit(0, pts, pts, current.Any(IsKey), Avcc(current)));
+            var picture = current.Where(n => !IsParameterSet(n)).ToList();
             current = [];
+            hasVcl = false;
+            if (picture.Count == 0) return;
+            var pts = units.Count * 3600L;
+            units.Add(new AccessUnit(0, pts, pts, picture.Any(IsKey), Avcc(picture)));
         }
         foreach (var n in nals)
         {
-            if (IsParameterSet(n)) continue;
-            if (!IsVcl(n)) { pending.Add(n); continue; }
-            if (FirstSliceOfPicture(n)) Flush();
-            current.AddRange(pending);
-            pending.Clear();
+            if (AccessUnitBoundary.StartsNewAccessUnit(codec, n, hasVcl)) Flush();
             current.Add(n);
+            hasVcl |= AccessUnitBoundary.IsVcl(codec, n);
         }
         Flush();
         var info = new TrackInfo { Codec = codec, ClockRate = 90_000, ParameterSets = parameterSets, Width = width, Height = height };
         return new TestTrack(info, units, 3600);
+    }
+
+    private static List<byte[]> SplitAnnexB(byte[] data)
+    {
+        var nals = new List<byte[]>();
+        var reader = new SequenceReader<byte>(new ReadOnlySequence<byte>(data));
+        while (AnnexBReader.TryReadNalUnit(ref reader, isFinal: true, out var nal)) nals.Add(nal.ToArray());
+        return nals;
     }
 
     private static byte[] Avcc(List<byte[]> nals)
@@ -156,32 +165,5 @@ internal static class TestMedia
             units.Add(new AccessUnit(0, at, at, true, data.AsMemory(at, 320)));
         var info = new TrackInfo { Codec = codec, ClockRate = 8000, SampleRate = 8000, Channels = 1 };
         return new TestTrack(info, units, 320);
-    }
-}
-
-/// <summary>Splits an H.264/H.265 Annex B byte stream at start codes (ITU-T H.264 Annex B).</summary>
-internal static class AnnexB
-{
-    public static List<byte[]> Split(ReadOnlySpan<byte> data)
-    {
-        var nals = new List<byte[]>();
-        var start = -1;
-        for (var i = 0; i + 2 < data.Length; i++)
-        {
-            if (data[i] != 0 || data[i + 1] != 0 || data[i + 2] != 1) continue;
-            if (start >= 0) nals.Add(Trim(data[start..i]).ToArray());
-            start = i + 3;
-            i += 2;
-        }
-        if (start >= 0 && start < data.Length) nals.Add(Trim(data[start..]).ToArray());
-        return nals;
-    }
-
-    // Zero bytes before the next start code (the 4-byte form, trailing_zero_8bits) are not NAL data.
-    private static ReadOnlySpan<byte> Trim(ReadOnlySpan<byte> nal)
-    {
-        var end = nal.Length;
-        while (end > 0 && nal[end - 1] == 0) end--;
-        return nal[..end];
     }
 }
