@@ -144,6 +144,7 @@ internal sealed class RtspConnection : IAsyncDisposable
             RtspServerLog.MalformedRequest(Logger, RemoteEndPoint, e.Message);
             Interlocked.CompareExchange(ref _closeReason, "malformed request", null);
             await TryWriteFinalAsync(400).ConfigureAwait(false);
+            await DrainAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
         {
@@ -172,6 +173,27 @@ internal sealed class RtspConnection : IAsyncDisposable
             await WriteResponseAsync(response, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    // Closing a socket with unread input makes the kernel send RST, which can destroy the error
+    // response before the client reads it. Half-close, then read and discard a bounded amount.
+    private async Task DrainAsync()
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Send);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1), Time);
+            var buffer = new byte[4096];
+            for (var total = 0; total < 256 * 1024;)
+            {
+                var n = await _socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                if (n == 0) break;
+                total += n;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
         {
         }
     }
@@ -371,7 +393,8 @@ internal sealed class RtspConnection : IAsyncDisposable
         var segments = u.AbsolutePath.Split('/', StringSplitOptions.RemoveEmptyEntries);
         if (segments.Length is < 2 or > 3) return false;
         var track = -1;
-        if (segments.Length == 3)
+        // Some clients append the session-level "a=control:*" to the base URL literally.
+        if (segments.Length == 3 && segments[2] != "*")
         {
             const string prefix = "trackID=";
             if (!segments[2].StartsWith(prefix, StringComparison.Ordinal)

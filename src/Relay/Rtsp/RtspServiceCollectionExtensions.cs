@@ -21,6 +21,8 @@ public static class RtspServiceCollectionExtensions
     public static IServiceCollection AddRtspServer(this IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
+        // Registering twice would start the same server twice.
+        if (services.Any(d => d.ServiceType == typeof(RtspServer))) return services;
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<MetricsRegistry>();
         services.TryAddSingleton(_ => new MediaStreamRegistry());

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.Text;
+using Microsoft.Extensions.DependencyInjection;
+using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Streaming;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtsp;
@@ -194,6 +196,11 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         var real = c.Session;
         Assert.Equal(454, (await c.RequestAsync("PLAY", Base(h), ("Session", "0123456789abcdef"))).StatusCode);
         Assert.Equal(200, (await c.RequestAsync("GET_PARAMETER", Base(h))).StatusCode);
+        // The session-level control "*" appended to the base URL names the aggregate.
+        var play = await c.RequestAsync("PLAY", Base(h) + "/*");
+        Assert.Equal(200, play.StatusCode);
+        Assert.StartsWith($"url={Base(h)}/trackID=0;seq=", play.Headers["RTP-Info"]);
+        Assert.Equal(455, (await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP/TCP;unicast;interleaved=4-5"))).StatusCode);
         Assert.Equal(200, (await c.RequestAsync("TEARDOWN", Base(h), ("Session", real!))).StatusCode);
         Assert.Equal(0, h.Server.SessionCount);
     }
@@ -261,6 +268,35 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         await using var d = await RawRtspClient.ConnectAsync(h.Port);
         Assert.Equal(200, (await d.RequestAsync("OPTIONS", Base(h))).StatusCode);
     }
+
+    [Fact]
+    public async Task AddRtspServer_registers_one_server_and_one_hosted_service_even_when_called_twice()
+    {
+        var services = new ServiceCollection();
+        services.AddSingleton(new Pinhole.Relay.Configuration.RelayConfig { Rtsp = "127.0.0.1:0" });
+        services.AddRtspServer().AddRtspServer();
+        await using var provider = services.BuildServiceProvider();
+        var hosted = provider.GetServices<Microsoft.Extensions.Hosting.IHostedService>().ToList();
+        Assert.Same(provider.GetRequiredService<RtspServer>(), Assert.Single(hosted));
+        Assert.Equal(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0), provider.GetRequiredService<RtspServerOptions>().EndPoint);
+    }
+
+    [Theory]
+    [InlineData("127.0.0.1:8554", "127.0.0.1:8554")]
+    [InlineData("0.0.0.0:554", "0.0.0.0:554")]
+    [InlineData(":8554", "0.0.0.0:8554")]
+    [InlineData("localhost:9000", "127.0.0.1:9000")]
+    [InlineData("[::1]:8554", "[::1]:8554")]
+    public void Listen_addresses_parse(string text, string expected) =>
+        Assert.Equal(expected, RtspServerOptions.ParseEndPoint(text).ToString());
+
+    [Theory]
+    [InlineData("8554")]
+    [InlineData("example.com:8554")]
+    [InlineData("127.0.0.1:99999")]
+    [InlineData("127.0.0.1:")]
+    public void Bad_listen_addresses_are_refused(string text) =>
+        Assert.Throws<FormatException>(() => RtspServerOptions.ParseEndPoint(text));
 
     internal static async Task WaitUntil(Func<bool> condition, double seconds = 5)
     {
