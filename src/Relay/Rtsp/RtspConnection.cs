@@ -79,6 +79,12 @@ internal sealed class RtspConnection : IAsyncDisposable
         }
     }
 
+    internal void Fail(Exception e)
+    {
+        RtspServerLog.ConnectionFailed(Logger, RemoteEndPoint, e);
+        Abort("internal error");
+    }
+
     internal void EndSessionForCodecChange(RtspServerSession session)
     {
         RtspServerLog.CodecChanged(Logger, session.Id);

@@ -148,9 +148,14 @@ internal sealed class RtspServerSession : IAsyncDisposable
         {
             // The subscription or the connection closed under us: the session is ending.
         }
-        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or InvalidOperationException)
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException)
         {
             _connection.Abort("write failed: " + e.Message);
+        }
+        catch (Exception e)
+        {
+            // A bug in packetizing one stream must end this viewer only, never the relay.
+            _connection.Fail(e);
         }
     }
 

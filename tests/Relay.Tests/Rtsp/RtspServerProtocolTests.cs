@@ -4,6 +4,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Streaming;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Xunit.Abstractions;
 
@@ -175,6 +176,42 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         // Without re-anchoring this would be about -0.5 s (new PTS restart at 0); with it, the 0.5 s
         // gap plus about 1 s of new video: forward, by about the wallclock time.
         Assert.InRange(forward, (int)(1.2 * 90_000), 3 * 90_000);
+    }
+
+    [Fact]
+    public async Task Sender_reports_pair_wallclock_with_the_RTP_time_of_the_stream()
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false, o => o with { SenderReportInterval = TimeSpan.FromMilliseconds(400) });
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        var reports = new List<(DateTimeOffset Received, RtcpPacket Report, uint LastRtp)>();
+        c.OnFrame = (channel, payload) =>
+        {
+            if (channel != 1) return;
+            var last = BinaryPrimitives.ReadUInt32BigEndian(c.LastPacket[0].AsSpan(4));
+            foreach (var p in RtcpPacket.ParseCompound(payload.Span)) reports.Add((DateTimeOffset.UtcNow, p, last));
+        };
+        Assert.Equal(200, (await c.PlayTcpAsync(Base(h), 1)).StatusCode);
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(1.5)));
+        Assert.NotEmpty(reports);
+        var ssrc = BinaryPrimitives.ReadUInt32BigEndian(c.FirstPacket[0].AsSpan(8));
+        foreach (var (received, sr, lastRtp) in reports)
+        {
+            Assert.Equal(RtcpPacket.SenderReportType, sr.PacketType);
+            Assert.Equal(ssrc, sr.Ssrc);
+            var wallclock = DateTimeOffset.UnixEpoch.AddSeconds((sr.NtpTimestamp >> 32) - 2_208_988_800.0 + (sr.NtpTimestamp & 0xFFFFFFFF) / 4294967296.0);
+            Assert.True((received - wallclock).Duration() < TimeSpan.FromSeconds(1), $"SR wallclock {wallclock:O} vs received {received:O}");
+            // The report's RTP time is "now" on the stream: at or just after the last packet's timestamp.
+            Assert.InRange(unchecked((int)(sr.RtpTimestamp - lastRtp)), 0, 90_000 / 4);
+            Assert.True(sr.PacketCount > 0 && sr.OctetCount > sr.PacketCount);
+        }
+    }
+
+    [Fact]
+    public void Ntp_timestamps_count_seconds_since_1900_with_a_32_bit_fraction()
+    {
+        Assert.Equal(2_208_988_800UL << 32, RtspServerSession.ToNtp(DateTimeOffset.UnixEpoch));
+        Assert.Equal((2_208_988_801UL << 32) | 0x8000_0000, RtspServerSession.ToNtp(DateTimeOffset.UnixEpoch.AddSeconds(1.5)));
     }
 
     [Fact]

@@ -174,6 +174,9 @@ internal sealed class RawRtspClient : IAsyncDisposable
     }
 
     public string? Authorization { get; set; }
+
+    /// <summary>Called for every interleaved frame (channel, payload) after the counters are updated.</summary>
+    public Action<byte, ReadOnlyMemory<byte>>? OnFrame { get; set; }
     public string? Session { get; private set; }
 
     /// <summary>RTP packets and marker bits seen per interleaved channel.</summary>
@@ -231,8 +234,9 @@ internal sealed class RawRtspClient : IAsyncDisposable
                 var p = frame.Payload.Span;
                 Channels.TryGetValue(frame.Channel, out var c);
                 FirstPacket.TryAdd(frame.Channel, frame.Payload.ToArray());
-                LastPacket[frame.Channel] = frame.Payload.ToArray();
+                if (frame.Channel % 2 == 0) LastPacket[frame.Channel] = frame.Payload.ToArray();
                 Channels[frame.Channel] = (c.Packets + 1, c.Markers + (p.Length > 1 && (p[1] & 0x80) != 0 && frame.Channel % 2 == 0 ? 1 : 0));
+                OnFrame?.Invoke(frame.Channel, frame.Payload);
                 continue;
             }
             _reader.AdvanceTo(buffer.Start, buffer.End);
