@@ -258,6 +258,55 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Udp_media_reaches_the_client_ports_and_RTCP_alone_keeps_the_session_alive()
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false, o => o with { SessionTimeout = TimeSpan.FromSeconds(1.5) });
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        using var rtp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        using var rtcp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        var rtpPort = ((System.Net.IPEndPoint)rtp.Client.LocalEndPoint!).Port;
+        var rtcpPort = ((System.Net.IPEndPoint)rtcp.Client.LocalEndPoint!).Port;
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        var setup = await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", $"RTP/AVP;unicast;client_port={rtpPort}-{rtcpPort}"));
+        Assert.Equal(200, setup.StatusCode);
+        var server = RtspTransport.Parse(setup.Headers["Transport"]!).ServerPort!.Value;
+        Assert.Equal(200, (await c.RequestAsync("PLAY", Base(h))).StatusCode);
+
+        // No more RTSP requests: only receiver reports, every 400 ms, for 3 s (twice the timeout).
+        var rr = new RtcpPacket { PacketType = RtcpPacket.ReceiverReportType, Ssrc = 1234 }.ToArray();
+        var serverRtcp = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, server.Second);
+        var received = 0;
+        var markers = 0;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        var receive = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var d = await rtp.ReceiveAsync(cts.Token);
+                    received++;
+                    if ((d.Buffer[1] & 0x80) != 0) markers++;
+                }
+            }
+            catch (OperationCanceledException) { }
+        });
+        while (!cts.IsCancellationRequested)
+        {
+            await rtcp.SendAsync(rr, serverRtcp);
+            try { await Task.Delay(400, cts.Token); } catch (OperationCanceledException) { }
+        }
+        await receive;
+        output.WriteLine($"{received} RTP datagrams, {markers} frames over UDP in 3 s");
+        Assert.Equal(1, h.Server.SessionCount);
+        Assert.True(markers >= 65, $"{markers} frames");
+        Assert.Equal(200, (await c.RequestAsync("GET_PARAMETER", Base(h))).StatusCode);
+
+        // Without RTCP and requests the same session times out.
+        await WaitUntil(() => h.Server.SessionCount == 0, seconds: 4);
+    }
+
+    [Fact]
     public async Task When_the_viewer_limit_is_reached_play_is_503()
     {
         var registry = new MediaStreamRegistry(new MediaStreamLimits { MaxViewersPerStream = 1 });
