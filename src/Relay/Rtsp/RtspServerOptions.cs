@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using Pinhole.Transport.Rtp;
 
@@ -41,21 +40,4 @@ public sealed record RtspServerOptions
 
     /// <summary>Interval of RTCP sender reports per track (RFC 3550 §6.2 suggests 5 s as the minimum).</summary>
     public TimeSpan SenderReportInterval { get; init; } = TimeSpan.FromSeconds(5);
-
-    /// <summary>Parses a relay.json <c>rtsp</c> value (<c>host:port</c>, <c>[v6]:port</c> or <c>:port</c>).</summary>
-    public static IPEndPoint ParseEndPoint(string value)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(value);
-        var text = value.Trim();
-        var colon = text.LastIndexOf(':');
-        if (colon >= 0 && int.TryParse(text.AsSpan(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port <= 65535)
-        {
-            var host = text[..colon];
-            if (host.StartsWith('[') && host.EndsWith(']')) host = host[1..^1];
-            if (host.Length == 0) return new IPEndPoint(IPAddress.Any, port);
-            if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)) return new IPEndPoint(IPAddress.Loopback, port);
-            if (IPAddress.TryParse(host, out var address)) return new IPEndPoint(address, port);
-        }
-        throw new FormatException($"'{value}' is not an RTSP listen address (host:port, for example 127.0.0.1:8554)");
-    }
 }

@@ -30,7 +30,11 @@ public static class RtspServiceCollectionExtensions
         services.TryAddSingleton(sp =>
         {
             var config = sp.GetService<RelayConfig>();
-            return config is null ? new RtspServerOptions() : new RtspServerOptions { EndPoint = RtspServerOptions.ParseEndPoint(config.Rtsp) };
+            if (config is null) return new RtspServerOptions();
+            // The loader has validated the address already; this only repeats its parse.
+            if (!RelayConfigLoader.TryParseEndPoint(config.Rtsp, out var endPoint))
+                throw new InvalidOperationException($"rtsp: \"{config.Rtsp}\" is not HOST:PORT");
+            return new RtspServerOptions { EndPoint = endPoint };
         });
         services.TryAddSingleton(sp => new RtspServer(
             sp.GetRequiredService<RtspServerOptions>(),

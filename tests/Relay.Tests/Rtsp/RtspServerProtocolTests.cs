@@ -367,23 +367,6 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0), provider.GetRequiredService<RtspServerOptions>().EndPoint);
     }
 
-    [Theory]
-    [InlineData("127.0.0.1:8554", "127.0.0.1:8554")]
-    [InlineData("0.0.0.0:554", "0.0.0.0:554")]
-    [InlineData(":8554", "0.0.0.0:8554")]
-    [InlineData("localhost:9000", "127.0.0.1:9000")]
-    [InlineData("[::1]:8554", "[::1]:8554")]
-    public void Listen_addresses_parse(string text, string expected) =>
-        Assert.Equal(expected, RtspServerOptions.ParseEndPoint(text).ToString());
-
-    [Theory]
-    [InlineData("8554")]
-    [InlineData("example.com:8554")]
-    [InlineData("127.0.0.1:99999")]
-    [InlineData("127.0.0.1:")]
-    public void Bad_listen_addresses_are_refused(string text) =>
-        Assert.Throws<FormatException>(() => RtspServerOptions.ParseEndPoint(text));
-
     internal static async Task WaitUntil(Func<bool> condition, double seconds = 5)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
