@@ -8,8 +8,12 @@ internal sealed class RtspServerMetrics
     private int _sessions;
     private int _connections;
 
+    private const string ViewerDrops = "pinhole_rtsp_viewer_dropped_frames";
+    private readonly MetricsRegistry _registry;
+
     public RtspServerMetrics(MetricsRegistry registry)
     {
+        _registry = registry;
         registry.ObservableGauge("pinhole_rtsp_sessions", "RTSP sessions now", () => Volatile.Read(ref _sessions));
         registry.ObservableGauge("pinhole_rtsp_connections", "RTSP TCP connections now", () => Volatile.Read(ref _connections));
         SessionsStarted = registry.Counter("pinhole_rtsp_sessions_total", "RTSP sessions created");
@@ -28,6 +32,21 @@ internal sealed class RtspServerMetrics
     public Counter AuthFailures { get; }
     public int Sessions => Volatile.Read(ref _sessions);
     public int Connections => Volatile.Read(ref _connections);
+
+    private long _viewerNumbers;
+
+    /// <summary>Publishes one viewer's skipped frames, labelled by stream and a viewer number (not the
+    /// session id, which is the viewer's handle on its session), until <see cref="RemoveViewer"/>.</summary>
+    public string AddViewer(string device, string camera, Func<double> dropped)
+    {
+        var viewer = Interlocked.Increment(ref _viewerNumbers).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        _registry.ObservableGauge(ViewerDrops, "Frames this RTSP viewer skipped because it fell behind (current sessions)", dropped,
+            ("device", device), ("camera", camera), ("viewer", viewer));
+        return viewer;
+    }
+
+    public void RemoveViewer(string device, string camera, string viewer) =>
+        _registry.Remove(ViewerDrops, ("device", device), ("camera", camera), ("viewer", viewer));
 
     public void SessionOpened() => Interlocked.Increment(ref _sessions);
     public void SessionClosed() => Interlocked.Decrement(ref _sessions);

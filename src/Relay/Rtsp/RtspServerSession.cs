@@ -24,6 +24,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
     private long _droppedReported;
     private long _droppedBefore;
     private int _disposed;
+    private readonly string _viewerNumber;
 
     public RtspServerSession(RtspConnection connection, RtspServerMetrics metrics, MediaStream stream, IReadOnlyList<TrackInfo> tracks)
     {
@@ -36,6 +37,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
         Id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         _metrics.SessionOpened();
         _metrics.SessionsStarted.Inc();
+        _viewerNumber = _metrics.AddViewer(stream.DeviceId, stream.Camera, () => FramesDropped);
     }
 
     /// <summary>The session identifier (RFC 2326 §3.4: at least eight octets, unguessable).</summary>
@@ -296,6 +298,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await StopAsync().ConfigureAwait(false);
+        _metrics.RemoveViewer(Stream.DeviceId, Stream.Camera, _viewerNumber);
         foreach (var o in Outputs) o?.Dispose();
         _metrics.SessionClosed();
     }

@@ -31,10 +31,18 @@ public class RtspServerRobustnessTests(ITestOutputHelper output)
                          $"drops {h.Metric("pinhole_rtsp_viewer_dropped_frames_total")}");
         // Every frame fed while it watched reached the healthy viewer (the GOP cache only adds).
         Assert.True(markers >= fed - 2, $"healthy viewer got {markers} of {fed} frames");
-        // The stalled viewer really was stalled: its queue overflowed and skipped frames ...
+        // The stalled viewer really was stalled: its queue overflowed and skipped frames, and the
+        // per-viewer series shows which viewer it was ...
         Assert.True(h.Metric("pinhole_rtsp_viewer_dropped_frames_total") > 0);
+        var perViewer = h.Metrics.Render().Split('\n').Where(l => l.StartsWith("pinhole_rtsp_viewer_dropped_frames{", StringComparison.Ordinal)).ToList();
+        output.WriteLine(string.Join("\n", perViewer));
+        Assert.Equal(2, perViewer.Count);
+        // viewer="1" is the stalled one (set up first), viewer="2" the healthy one.
+        Assert.Single(perViewer, l => l.Contains("viewer=\"1\"", StringComparison.Ordinal) && !l.EndsWith(" 0", StringComparison.Ordinal));
+        Assert.Single(perViewer, l => l.Contains("viewer=\"2\"", StringComparison.Ordinal) && l.EndsWith(" 0", StringComparison.Ordinal));
         // ... and once its writes had been stuck longer than WriteTimeout the server hung up on it.
         await RtspServerProtocolTests.WaitUntil(() => h.Server.SessionCount == 1, seconds: 8);
+        Assert.Single(h.Metrics.Render().Split('\n'), l => l.StartsWith("pinhole_rtsp_viewer_dropped_frames{", StringComparison.Ordinal));
         Assert.True(await viewer.PumpAsync(TimeSpan.FromSeconds(0.5)), "the healthy viewer keeps playing");
     }
 
