@@ -469,6 +469,8 @@ internal sealed class RtspConnection : IAsyncDisposable
         if ((uint)index >= (uint)tracks.Count) return Status(404);
         var transportHeader = request.Headers["Transport"];
         if (transportHeader is null) return Status(461);
+        // Parsed before anything is created: a malformed header (400) must leave no session behind.
+        var offers = RtspTransport.ParseList(transportHeader);
 
         var created = false;
         if (_session is null)
@@ -477,7 +479,7 @@ internal sealed class RtspConnection : IAsyncDisposable
             created = true;
         }
         var session = _session;
-        var output = CreateOutput(session, index, RtspTransport.ParseList(transportHeader));
+        var output = CreateOutput(session, index, offers);
         if (output is null)
         {
             if (created)

@@ -224,6 +224,10 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal(461, (await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP;multicast;port=5000-5001"))).StatusCode);
         Assert.Equal(404, (await c.RequestAsync("SETUP", Base(h) + "/trackID=7", ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))).StatusCode);
         Assert.Equal(501, (await c.RequestAsync("FLY", Base(h))).StatusCode);
+        // A Transport header that is not one: an error answer, and the connection stays usable.
+        Assert.InRange((await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP/TCP;interleaved=x-y;;="))).StatusCode, 400, 461);
+        Assert.Equal(400, (await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP/TCP;unicast;interleaved=300-301"))).StatusCode);
+        Assert.Equal(0, h.Server.SessionCount);
         Assert.Equal(405, (await c.RequestAsync("RECORD", Base(h))).StatusCode);
         Assert.Equal(551, (await c.RequestAsync("DESCRIBE", Base(h), ("Require", "com.example.fancy"))).StatusCode);
         var setup = await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP/TCP;unicast;interleaved=4-5"));
