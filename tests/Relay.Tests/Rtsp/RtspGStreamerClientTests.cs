@@ -1,3 +1,4 @@
+using Pinhole.Testing;
 using Xunit.Abstractions;
 
 namespace Pinhole.Relay.Tests.Rtsp;
@@ -6,7 +7,7 @@ namespace Pinhole.Relay.Tests.Rtsp;
 [Trait("Peer", "gstreamer")]
 public class RtspGStreamerClientTests(ITestOutputHelper output)
 {
-    [Theory]
+    [RequiresToolsTheory("gst-launch-1.0", "ffmpeg")]
     [InlineData("tcp", "h264")]
     [InlineData("udp", "h264")]
     [InlineData("tcp", "h265")]
@@ -19,7 +20,7 @@ public class RtspGStreamerClientTests(ITestOutputHelper output)
             + $"! rtp{codec}depay ! {codec}parse ! avdec_{codec} ! identity eos-after=40 ! fakesink sync=false";
         var (code, stdout, stderr) = await Task.Run(() => TestMedia.Run("gst-launch-1.0", "-e " + pipeline, 30_000));
         output.WriteLine(stdout + stderr);
-        Assert.Equal(0, code);
+        Assert.True(code == 0, $"gst-launch exit {code}:\n{stdout}{stderr}");
         Assert.DoesNotContain("ERROR", stderr + stdout);
         Assert.True(h.Metric("pinhole_rtsp_frames_sent_total") >= 40);
         Assert.Equal(0, h.Metric("pinhole_rtsp_auth_failures_total"));

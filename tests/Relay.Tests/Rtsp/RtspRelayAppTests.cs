@@ -1,3 +1,4 @@
+using Pinhole.Testing;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Streaming;
@@ -12,7 +13,7 @@ public sealed class RtspRelayAppTests(ITestOutputHelper output) : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task The_relay_serves_rtsp_on_its_configured_address_with_its_viewers()
     {
         var config = new RelayConfig

@@ -1,3 +1,4 @@
+using Pinhole.Testing;
 using Pinhole.Transport.Media;
 using Xunit.Abstractions;
 
@@ -20,7 +21,7 @@ public class RtspServerPlaybackTests(ITestOutputHelper output)
     private static void AssertNoDecoderErrors(string errors) =>
         Assert.True(errors.Trim().Length == 0, "ffprobe reported errors:\n" + errors);
 
-    [Theory]
+    [RequiresTheory(Needs.Ffmpeg)]
     [InlineData("tcp")]
     [InlineData("udp")]
     public async Task H264_plays_in_ffprobe_with_the_right_size_and_no_decoder_errors(string transport)
@@ -35,7 +36,7 @@ public class RtspServerPlaybackTests(ITestOutputHelper output)
         AssertDecoded(streams, errors, "video", "h264", 40, TestMedia.Width, TestMedia.Height);
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Ffmpeg)]
     [InlineData("tcp")]
     [InlineData("udp")]
     public async Task H265_plays_in_ffprobe(string transport)
@@ -49,7 +50,7 @@ public class RtspServerPlaybackTests(ITestOutputHelper output)
         AssertDecoded(streams, errors, "video", "hevc", 40, TestMedia.Width, TestMedia.Height);
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Ffmpeg)]
     [InlineData("tcp")]
     [InlineData("udp")]
     public async Task H264_with_AAC_plays_both_tracks(string transport)
@@ -65,7 +66,7 @@ public class RtspServerPlaybackTests(ITestOutputHelper output)
         AssertDecoded(streams, errors, "audio", "aac", 60, sampleRate: 48_000);
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Ffmpeg)]
     [InlineData("alaw", "pcm_alaw", "udp")]
     [InlineData("mulaw", "pcm_mulaw", "tcp")]
     public async Task G711_plays_alongside_H264(string which, string codec, string transport)
@@ -82,7 +83,7 @@ public class RtspServerPlaybackTests(ITestOutputHelper output)
         AssertDecoded(streams, errors, "audio", codec, 60, sampleRate: 8000);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Several_viewers_at_once_all_decode_the_stream()
     {
         await using var h = await RtspHarness.StartAsync();

@@ -1,3 +1,5 @@
+using Pinhole.Testing;
+using RtspTransport = Pinhole.Transport.Rtsp.RtspTransport;
 using System.Buffers.Binary;
 using System.Text;
 using Microsoft.Extensions.DependencyInjection;
@@ -15,7 +17,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
 {
     private static string Base(RtspHarness h, string path = "gw1/cam") => h.Url(path, credentials: false);
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Without_credentials_the_server_answers_401_with_SHA256_MD5_and_Basic_challenges()
     {
         await using var h = await RtspHarness.StartAsync();
@@ -32,7 +34,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Empty(r.Body.ToArray());
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Ffmpeg)]
     [InlineData("SHA-256")]
     [InlineData("MD5")]
     public async Task Digest_with_the_right_password_is_accepted_and_with_a_wrong_one_refused(string algorithm)
@@ -63,7 +65,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal(3, h.Metric("pinhole_rtsp_auth_failures_total"));
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Basic_with_the_right_password_is_accepted_and_with_a_wrong_one_refused()
     {
         await using var h = await RtspHarness.StartAsync();
@@ -78,7 +80,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal(2, h.Metric("pinhole_rtsp_auth_failures_total"));
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Ffprobe_with_a_wrong_password_gets_401_and_no_stream()
     {
         await using var h = await RtspHarness.StartAsync();
@@ -91,7 +93,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Contains("401", errors);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Unknown_stream_is_404_and_an_offline_device_is_503()
     {
         await using var h = await RtspHarness.StartAsync();
@@ -112,7 +114,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal(503, (await c.RequestAsync("SETUP", Base(h) + "/trackID=0", ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))).StatusCode);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Without_configured_viewers_no_credentials_are_asked()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false);
@@ -121,7 +123,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal(200, (await c.RequestAsync("DESCRIBE", Base(h))).StatusCode);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Play_announces_RTP_Info_matching_the_first_packets_and_sends_whole_frames()
     {
         await using var h = await RtspHarness.StartAsync();
@@ -151,7 +153,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.True(c.Channels[2].Markers >= 50);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task After_the_device_was_offline_RTP_time_continues_forward_even_when_its_clock_restarted()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false);
@@ -178,7 +180,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.InRange(forward, (int)(1.2 * 90_000), 3 * 90_000);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Sender_reports_pair_wallclock_with_the_RTP_time_of_the_stream()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false, o => o with { SenderReportInterval = TimeSpan.FromMilliseconds(400) });
@@ -214,7 +216,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal((2_208_988_801UL << 32) | 0x8000_0000, RtspServerSession.ToNtp(DateTimeOffset.UnixEpoch.AddSeconds(1.5)));
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Session_errors_are_answered_with_their_status_codes()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false);
@@ -246,7 +248,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal(0, h.Server.SessionCount);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Udp_setup_answers_an_even_server_port_pair_and_the_client_ports()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false);
@@ -261,7 +263,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.NotNull(t.Ssrc);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Udp_media_reaches_the_client_ports_and_RTCP_alone_keeps_the_session_alive()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false, o => o with { SessionTimeout = TimeSpan.FromSeconds(1.5) });
@@ -310,7 +312,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         await WaitUntil(() => h.Server.SessionCount == 0, seconds: 4);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task When_the_viewer_limit_is_reached_play_is_503()
     {
         var registry = new MediaStreamRegistry(new MediaStreamLimits { MaxViewersPerStream = 1 });
@@ -323,7 +325,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal(1, h.Metric("pinhole_rtsp_rejected_total"));
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task A_session_without_requests_times_out_and_keepalives_prevent_it()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false, o => o with { SessionTimeout = TimeSpan.FromSeconds(1.5) });

@@ -1,3 +1,4 @@
+using Pinhole.Testing;
 using System.Net.Sockets;
 using System.Text;
 using Pinhole.Transport.Media;
@@ -10,7 +11,7 @@ public class RtspServerRobustnessTests(ITestOutputHelper output)
 {
     private static string Base(RtspHarness h, string path = "gw1/cam") => h.Url(path, credentials: false);
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task A_viewer_that_stops_reading_does_not_slow_another_viewer_and_is_cut_off()
     {
         // A 5.5 Mbit/s stream and small socket buffers: the stalled viewer's TCP window fills at once.
@@ -46,7 +47,7 @@ public class RtspServerRobustnessTests(ITestOutputHelper output)
         Assert.True(await viewer.PumpAsync(TimeSpan.FromSeconds(0.5)), "the healthy viewer keeps playing");
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task New_parameter_sets_of_the_same_codec_keep_the_session_and_another_codec_ends_it()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false);
@@ -80,7 +81,7 @@ public class RtspServerRobustnessTests(ITestOutputHelper output)
     private static byte[] ValidRequest(RtspHarness h) => Encoding.ASCII.GetBytes(
         $"DESCRIBE {Base(h)} RTSP/1.0\r\nCSeq: 2\r\nAccept: application/sdp\r\nUser-Agent: test\r\n\r\n");
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Every_prefix_of_a_request_then_close_leaves_the_server_serving()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false);
@@ -102,7 +103,7 @@ public class RtspServerRobustnessTests(ITestOutputHelper output)
         await AssertServing(h);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task A_request_split_at_every_byte_boundary_is_answered_once()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false);
@@ -153,7 +154,7 @@ public class RtspServerRobustnessTests(ITestOutputHelper output)
         await AssertServing(h);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Random_bytes_never_crash_the_server()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false);

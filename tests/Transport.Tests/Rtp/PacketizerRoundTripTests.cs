@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Sdp;
+using Pinhole.Testing;
 using Pinhole.Transport.Tests.Support;
 
 namespace Pinhole.Transport.Tests.Rtp;
@@ -60,7 +61,7 @@ public class PacketizerRoundTripTests
         return (depacketizer.TrackInfo, output.Units, packets);
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Ffmpeg)]
     [InlineData("h264-aac", "h264", 1400)]
     [InlineData("h264-aac", "h264", 200)]
     [InlineData("h265", "hevc", 1400)]
@@ -86,7 +87,7 @@ public class PacketizerRoundTripTests
                 Assert.Equal(info.ParameterSets.Select(p => p.ToArray()), outNals.Where(n => IsParameterSet(info.Codec, n)));
         }
         // Decodable with only what came in band (no parameter sets from the track).
-        var decoded = Ffprobe.CountFrames(Ffprobe.ToAnnexB(track with { ParameterSets = [] }, output), format);
+        var decoded = FfprobeDecode.CountFrames(FfprobeDecode.ToAnnexB(track with { ParameterSets = [] }, output), format);
         Assert.Equal("", decoded.Errors);
         Assert.Equal((units.Count, info.Width, info.Height), (decoded.Frames, decoded.Width, decoded.Height));
         if (mtu == 200) Assert.True(packets > units.Count * 3, "small MTU must fragment");
