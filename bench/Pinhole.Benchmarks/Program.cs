@@ -6,6 +6,9 @@ using Pinhole.Benchmarks;
 // With no names every benchmark runs. Each prints our figures beside its peer's; with --out the
 // Markdown sections are written to that file (sections of benchmarks not run are kept).
 
+// The edge-startup benchmark runs the edge host in a child process of this program.
+if (args is ["edge-child", ..]) return await EdgeStartupBenchmark.RunChildAsync(args[1..]);
+
 var benchmarks = Assembly.GetExecutingAssembly().GetTypes()
     .Where(t => typeof(IBenchmark).IsAssignableFrom(t) && t is { IsAbstract: false, IsInterface: false })
     .Select(t => (IBenchmark)Activator.CreateInstance(t)!)

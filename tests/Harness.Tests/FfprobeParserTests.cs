@@ -67,4 +67,19 @@ public class FfprobeParserTests
         Assert.Equal(new ProbeStream(0, "video", "hevc", 320, 240, null, null, 0, 0), streams[0]);
         Assert.Equal(new ProbeStream(1, "audio", "pcm_alaw", null, null, 8000, 1, 0, 0), streams[1]);
     }
+
+    [Fact]
+    public void Parses_packets_with_missing_timestamps_and_keyframe_flags()
+    {
+        // ffprobe -show_entries packet=… -of json on rtsp-camera.py; the first video packet has no PTS.
+        const string Json = """
+            {"packets": [
+              {"codec_type": "video", "stream_index": 0, "pts_time": "N/A", "dts_time": "N/A", "size": "1770", "flags": "K_"},
+              {"codec_type": "video", "stream_index": 0, "pts_time": "0.044911", "dts_time": "0.044911", "size": "404", "flags": "__"}
+            ]}
+            """;
+        var packets = Ffprobe.ParsePackets(Json);
+        Assert.Equal(new ProbePacket(0, "video", null, null, 1770, true), packets[0]);
+        Assert.Equal(new ProbePacket(0, "video", 0.044911, 0.044911, 404, false), packets[1]);
+    }
 }

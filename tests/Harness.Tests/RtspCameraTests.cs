@@ -80,4 +80,34 @@ public class RtspCameraTests(ITestOutputHelper output)
         Assert.True(after.Succeeded, after.ToString());
         Assert.Equal("h264", after.Video?.CodecName);
     }
+
+    [RequiresFact(CameraAndFfmpeg)]
+    public async Task Camera_gop_option_sets_the_keyframe_interval_seen_in_packets()
+    {
+        await using var camera = await RtspCamera.StartAsync(new RtspCameraOptions { Width = 320, Height = 240, Fps = 25, Gop = 10 });
+
+        var packets = await Ffprobe.ReadPacketsAsync(camera.Url, 35);
+        var keyframes = packets.Select((p, i) => (p, i)).Where(x => x.p.IsKeyframe).Select(x => x.i).ToList();
+
+        Assert.Equal(35, packets.Count);
+        Assert.All(packets, p => Assert.Equal("video", p.CodecType));
+        Assert.Equal(0, keyframes[0]); // a new session starts on a keyframe
+        Assert.Equal([0, 10, 20, 30], keyframes);
+        var times = packets.Where(p => p.PtsTime is not null).Select(p => p.PtsTime!.Value).ToList();
+        Assert.True(times.Zip(times.Skip(1)).All(t => t.Second > t.First), "PTS must increase");
+    }
+
+    [RequiresFact(CameraAndFfmpeg)]
+    public async Task Audio_only_camera_decodes_audio_frames()
+    {
+        await using var camera = await RtspCamera.StartAsync(new RtspCameraOptions { Video = CameraVideo.None, Audio = CameraAudio.Pcmu });
+        var probe = await Ffprobe.ProbeAsync(camera.Url, new ProbeOptions { VideoFrames = 25 });
+        output.WriteLine(probe.ToString());
+        Assert.True(probe.Succeeded, probe.ToString());
+        Assert.Null(probe.Video);
+        Assert.Equal("pcm_mulaw", probe.Audio?.CodecName);
+        Assert.Equal(8000, probe.Audio!.SampleRate);
+        Assert.True(probe.Audio.FramesDecoded >= 25, probe.ToString());
+        Assert.Empty(probe.DecoderErrors);
+    }
 }

@@ -43,6 +43,15 @@ public sealed record ProbeOptions
 /// <param name="FramesDecoded">Frames ffmpeg decoded for this stream (0 when not decoded).</param>
 public sealed record ProbeStream(int Index, string CodecType, string CodecName, int? Width, int? Height, int? SampleRate, int? Channels, int PacketsRead, int FramesDecoded);
 
+/// <summary>One demuxed packet (a whole access unit for video) as ffprobe reports it.</summary>
+/// <param name="StreamIndex">The stream it belongs to.</param>
+/// <param name="CodecType">"video" or "audio".</param>
+/// <param name="PtsTime">Presentation time in seconds, or null when ffprobe reports N/A.</param>
+/// <param name="DtsTime">Decoding time in seconds, or null.</param>
+/// <param name="Size">Payload size in bytes.</param>
+/// <param name="IsKeyframe">True for a keyframe (IDR/IRAP for video).</param>
+public sealed record ProbePacket(int StreamIndex, string CodecType, double? PtsTime, double? DtsTime, int Size, bool IsKeyframe);
+
 /// <summary>What an RTSP probe saw.</summary>
 public sealed record ProbeResult
 {
@@ -161,6 +170,52 @@ public static partial class Ffprobe
         };
     }
 
+    /// <summary>
+    /// Reads the first <paramref name="count"/> packets at <paramref name="url"/> with ffprobe
+    /// (<paramref name="videoOnly"/>: video packets only) — timestamps, sizes and keyframe flags, for
+    /// tests about GOP boundaries, frame drops and timing. Throws <see cref="InvalidOperationException"/>
+    /// with ffprobe's output when it fails or runs past the timeout.
+    /// </summary>
+    public static async Task<IReadOnlyList<ProbePacket>> ReadPacketsAsync(Uri url, int count, bool videoOnly = true, ProbeOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        options ??= new ProbeOptions();
+        var args = new List<string> { "-hide_banner", "-loglevel", "level+error" };
+        if (url.Scheme is "rtsp" or "rtsps")
+            args.AddRange(["-rtsp_transport", options.Transport == RtspTransport.Udp ? "udp" : "tcp"]);
+        if (videoOnly)
+            args.AddRange(["-select_streams", "v"]);
+        // "%+#N": from the start, N packets (of the selected streams).
+        args.AddRange(["-read_intervals", $"%+#{count.ToString(CultureInfo.InvariantCulture)}",
+            "-show_entries", "packet=stream_index,codec_type,pts_time,dts_time,size,flags", "-of", "json", url.OriginalString]);
+        var result = await RunAsync(options, "ffprobe", [.. args], options.Timeout, cancellationToken);
+        if (!result.Succeeded)
+            throw new InvalidOperationException("ffprobe could not read packets: " + result);
+        return ParsePackets(result.StandardOutput);
+    }
+
+    /// <summary>Parses the JSON of <c>ffprobe -show_entries packet=… -of json</c>.</summary>
+    public static IReadOnlyList<ProbePacket> ParsePackets(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        using var doc = JsonDocument.Parse(json);
+        if (!doc.RootElement.TryGetProperty("packets", out var list) || list.ValueKind != JsonValueKind.Array)
+            return [];
+        var packets = new List<ProbePacket>();
+        foreach (var p in list.EnumerateArray())
+        {
+            packets.Add(new ProbePacket(
+                StreamIndex: Int(p, "stream_index") ?? -1,
+                CodecType: Str(p, "codec_type") ?? "unknown",
+                PtsTime: Seconds(p, "pts_time"),
+                DtsTime: Seconds(p, "dts_time"),
+                Size: Int(p, "size") ?? 0,
+                IsKeyframe: (Str(p, "flags") ?? "").Contains('K', StringComparison.Ordinal)));
+        }
+        return packets;
+    }
+
     /// <summary>Parses the JSON of <c>ffprobe -show_streams -of json</c>.</summary>
     public static IReadOnlyList<ProbeStream> ParseStreams(string json)
     {
@@ -238,6 +293,9 @@ public static partial class Ffprobe
 
     private static string? Str(JsonElement e, string name) =>
         e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    private static double? Seconds(JsonElement e, string name) =>
+        Str(e, name) is { } text && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) ? value : null;
 
     private static int? Int(JsonElement e, string name)
     {

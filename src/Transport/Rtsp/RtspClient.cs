@@ -107,6 +107,7 @@ public sealed partial class RtspClient
         _session = null;
         _auth = null;
         _publicMethods = "";
+        _credentialsAllowed = true;
         var url = _url;
         RtspConnection? connection = null;
         var udpSockets = new List<UdpClient>();
@@ -130,6 +131,8 @@ public sealed partial class RtspClient
                 if (redirects >= _options.MaxRedirects || location is null || !Uri.TryCreate(url, location, out var next) || next.Scheme != "rtsp")
                     throw new RtspClientException($"{RtspUrl.Redact(url)}: redirect {describe.StatusCode} without a usable rtsp:// Location, or more than {_options.MaxRedirects} redirects", describe.StatusCode);
                 Log.Redirected(_logger, RtspUrl.Redact(url), RtspUrl.Redact(next));
+                // Credentials from the configured URL go only to the host they were configured for.
+                if (!string.Equals(next.IdnHost, _url.IdnHost, StringComparison.OrdinalIgnoreCase)) _credentialsAllowed = false;
                 url = RtspUrl.WithoutCredentials(next);
                 await connection.DisposeAsync().ConfigureAwait(false);
                 connection = null;
@@ -286,6 +289,7 @@ public sealed partial class RtspClient
     }
 
     private string _publicMethods = "";
+    private bool _credentialsAllowed = true;
 
     private async Task<RtspConnection> ConnectAsync(Uri url, CancellationToken cancellationToken)
     {
@@ -316,6 +320,8 @@ public sealed partial class RtspClient
             var challenges = ParseOrFail(() => HttpAuthChallenge.ParseAll(response.Headers.GetValues("WWW-Authenticate")), _url);
             if (_user is null)
                 throw new RtspClientException($"{SafeUrl}: the camera requires credentials (401) and the URL has none", 401);
+            if (!_credentialsAllowed)
+                throw new RtspClientException($"{SafeUrl}: redirected to another host that asks for credentials; they are only sent to the configured host", 401);
             var retry = _auth is null || challenges.Any(c => string.Equals(c["stale"], "true", StringComparison.OrdinalIgnoreCase));
             if (!retry) throw new RtspClientException($"{SafeUrl}: authentication failed (401): wrong user name or password", 401);
             _auth = HttpClientAuthenticator.Create(challenges, _user, _password ?? "")

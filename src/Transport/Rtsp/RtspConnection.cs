@@ -108,7 +108,8 @@ internal sealed class RtspConnection : IAsyncDisposable
                 var buffer = result.Buffer;
                 var consumed = Dispatch(buffer, out var replies);
                 _reader.AdvanceTo(consumed, buffer.End);
-                foreach (var reply in replies) await WriteAsync(RtspWriter.ToBytes(reply), _closing.Token).ConfigureAwait(false);
+                if (replies is not null)
+                    foreach (var reply in replies) await WriteAsync(RtspWriter.ToBytes(reply), _closing.Token).ConfigureAwait(false);
                 if (result.IsCompleted)
                     throw new RtspClientException(buffer.Slice(consumed).Length > 0 ? "the server closed the connection in the middle of a message" : "the server closed the connection");
             }
@@ -122,9 +123,9 @@ internal sealed class RtspConnection : IAsyncDisposable
         }
     }
 
-    private SequencePosition Dispatch(ReadOnlySequence<byte> buffer, out List<RtspResponse> replies)
+    private SequencePosition Dispatch(ReadOnlySequence<byte> buffer, out List<RtspResponse>? replies)
     {
-        replies = [];
+        replies = null; // server requests are rare; no list per read
         var reader = new SequenceReader<byte>(buffer);
         while (RtspParser.TryParse(ref reader, out var message, out var frame, _limits))
         {
@@ -135,11 +136,14 @@ internal sealed class RtspConnection : IAsyncDisposable
                     break;
                 case RtspResponse response:
                     if (_pending.TryGetValue(response.CSeq, out var tcs)) tcs.TrySetResult(response);
+                    else if (response.CSeq < 0 && _pending.Count == 1)
+                        // Some cameras drop CSeq from responses; with one request in flight the match is unambiguous.
+                        _pending.Values.FirstOrDefault()?.TrySetResult(response);
                     break;
                 case RtspRequest request:
                     var reply = RequestReceived?.Invoke(request) ?? new RtspResponse(501, RtspResponse.ReasonFor(501));
                     reply.CSeq = request.CSeq;
-                    replies.Add(reply);
+                    (replies ??= []).Add(reply);
                     break;
             }
         }
