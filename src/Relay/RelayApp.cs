@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
+using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
@@ -94,6 +95,7 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceRegistry>());
         builder.Services.AddSingleton(new ViewerDirectory(config.Viewers));
         // Features register their services here: uplink, RTSP server, browser viewing.
+        builder.Services.AddRtspServer();
         builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
         configure?.Invoke(builder);
 

@@ -1,0 +1,598 @@
+using System.Buffers;
+using System.Globalization;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Rtp;
+using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Sdp;
+
+namespace Pinhole.Relay.Rtsp;
+
+/// <summary>
+/// One client TCP connection: reads requests (and interleaved RTCP) through a <see cref="PipeReader"/>,
+/// parses them with the shared <see cref="RtspParser"/>, answers them, and owns the session set up on
+/// it. Writes (responses and interleaved media) share one <see cref="PipeWriter"/> under a lock.
+/// </summary>
+internal sealed class RtspConnection : IAsyncDisposable
+{
+    private const string Public = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER";
+    private const string ServerName = "pinhole-relay";
+    private const int MaxAuthFailures = 5;
+
+    private readonly RtspServer _server;
+    private readonly Socket _socket;
+    private readonly NetworkStream _stream;
+    private readonly PipeReader _input;
+    private readonly PipeWriter _output;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private readonly CancellationTokenSource _abort = new();
+    private readonly RtspParserLimits _limits;
+    private readonly ITimer _watchdog;
+    private long _lastActivity;
+    private long _writeStarted;
+    private string? _verifiedBasic;
+    private int _authFailures;
+    private string? _closeReason;
+    private RtspServerSession? _session;
+
+    public RtspConnection(RtspServer server, Socket socket)
+    {
+        _server = server;
+        _socket = socket;
+        RemoteEndPoint = socket.RemoteEndPoint;
+        socket.NoDelay = true;
+        socket.SendBufferSize = server.Options.SocketSendBufferBytes;
+        _stream = new NetworkStream(socket, ownsSocket: false);
+        _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 4096, leaveOpen: true));
+        _output = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true));
+        _limits = new RtspParserLimits { MaxHeaderBytes = server.Options.MaxHeaderBytes, MaxBodyBytes = server.Options.MaxBodyBytes };
+        _lastActivity = Time.GetTimestamp();
+        var period = TimeSpan.FromTicks(Math.Clamp(Math.Min(server.Options.SessionTimeout.Ticks, server.Options.WriteTimeout.Ticks) / 4,
+            TimeSpan.TicksPerMillisecond * 50, TimeSpan.TicksPerSecond));
+        _watchdog = Time.CreateTimer(_ => CheckTimeouts(), null, period, period);
+    }
+
+    public EndPoint? RemoteEndPoint { get; }
+
+    internal TimeProvider Time => _server.Time;
+
+    internal RtspServerOptions Options => _server.Options;
+
+    private ILogger Logger => _server.Logger;
+
+    /// <summary>Closes the connection (from any thread); the request loop and the sender stop.</summary>
+    public void Abort(string reason)
+    {
+        Interlocked.CompareExchange(ref _closeReason, reason, null);
+        try
+        {
+            _abort.Cancel();
+            // Unblocks a write stuck on a client that stopped reading.
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or SocketException)
+        {
+        }
+    }
+
+    internal void Fail(Exception e)
+    {
+        RtspServerLog.ConnectionFailed(Logger, RemoteEndPoint, e);
+        Abort("internal error");
+    }
+
+    internal void EndSessionForCodecChange(RtspServerSession session)
+    {
+        RtspServerLog.CodecChanged(Logger, session.Id);
+        // RTSP 1.0 has no way to tell a playing client that the SDP changed; closing the control
+        // connection ends the session cleanly so the client reconnects and describes again.
+        Abort("codec changed");
+    }
+
+    private void Touch() => Volatile.Write(ref _lastActivity, Time.GetTimestamp());
+
+    private void CheckTimeouts()
+    {
+        _session?.ReportDrops();
+        if (Time.GetElapsedTime(Volatile.Read(ref _lastActivity)) > Options.SessionTimeout)
+        {
+            Abort("session timeout");
+            return;
+        }
+        var started = Volatile.Read(ref _writeStarted);
+        if (started != 0 && Time.GetElapsedTime(started) > Options.WriteTimeout)
+            Abort("client stopped reading");
+    }
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(stopping, _abort.Token);
+        var ct = linked.Token;
+        // Beyond this much unparsed input something is wrong whatever the parser thinks.
+        var maxBuffered = Math.Max(Options.MaxHeaderBytes + Options.MaxBodyBytes, ushort.MaxValue + InterleavedFrame.HeaderLength) + 1;
+        try
+        {
+            while (true)
+            {
+                var result = await _input.ReadAsync(ct).ConfigureAwait(false);
+                var buffer = result.Buffer;
+                try
+                {
+                    while (TryParse(ref buffer, out var message, out var frame))
+                    {
+                        Touch();
+                        if (message is RtspRequest request)
+                            await HandleAsync(request, ct).ConfigureAwait(false);
+                        // Interleaved RTCP receiver reports only keep the session alive; responses
+                        // from the client are not expected (the server sends no requests).
+                        _ = frame;
+                    }
+                    if (buffer.Length >= maxBuffered)
+                        throw new RtspProtocolException("message larger than the configured limits");
+                }
+                finally
+                {
+                    _input.AdvanceTo(buffer.Start, buffer.End);
+                }
+                if (result.IsCompleted)
+                {
+                    Interlocked.CompareExchange(ref _closeReason, "closed by client", null);
+                    return;
+                }
+            }
+        }
+        catch (RtspProtocolException e)
+        {
+            RtspServerLog.MalformedRequest(Logger, RemoteEndPoint, e.Message);
+            Interlocked.CompareExchange(ref _closeReason, "malformed request", null);
+            await TryWriteFinalAsync(400).ConfigureAwait(false);
+            await DrainAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
+        {
+            Interlocked.CompareExchange(ref _closeReason, stopping.IsCancellationRequested ? "server stopping" : "connection lost", null);
+        }
+    }
+
+    private bool TryParse(ref ReadOnlySequence<byte> buffer, out RtspMessage? message, out InterleavedFrame frame)
+    {
+        var reader = new SequenceReader<byte>(buffer);
+        if (!RtspParser.TryParse(ref reader, out message, out frame, _limits)) return false;
+        buffer = buffer.Slice(reader.Position);
+        return true;
+    }
+
+    // Answers a request that could not be parsed, then the connection closes: after a framing
+    // error the position of the next message is unknown.
+    private async Task TryWriteFinalAsync(int status)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2), Time);
+            var response = new RtspResponse(status, RtspResponse.ReasonFor(status));
+            response.Headers["Server"] = ServerName;
+            response.Headers["Connection"] = "close";
+            await WriteResponseAsync(response, timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    // Closing a socket with unread input makes the kernel send RST, which can destroy the error
+    // response before the client reads it. Half-close, then read and discard a bounded amount.
+    private async Task DrainAsync()
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Send);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(1), Time);
+            var buffer = new byte[4096];
+            for (var total = 0; total < 256 * 1024;)
+            {
+                var n = await _socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                if (n == 0) break;
+                total += n;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task WriteResponseAsync(RtspResponse response, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            RtspWriter.Write(response, _output);
+            await FlushLockedAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    /// <summary>Packetizes one access unit onto the connection (interleaved) and flushes. Waits while the
+    /// client is slow; only this viewer's subscription fills up and skips frames meanwhile.</summary>
+    internal async ValueTask WriteAsync(RtpPacketizer packetizer, AccessUnit unit, RtpPacketHandler handler, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            packetizer.Packetize(unit, handler);
+            await FlushLockedAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    internal async ValueTask WriteRtcpAsync(RtspTrackOutput output, ReadOnlyMemory<byte> packet, CancellationToken ct)
+    {
+        if (!output.IsInterleaved)
+        {
+            output.SendRtcp(packet.Span);
+            return;
+        }
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            output.SendRtcp(packet.Span);
+            await FlushLockedAsync(ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    private async ValueTask FlushLockedAsync(CancellationToken ct)
+    {
+        Volatile.Write(ref _writeStarted, Time.GetTimestamp());
+        try
+        {
+            var r = await _output.FlushAsync(ct).ConfigureAwait(false);
+            if (r.IsCanceled || r.IsCompleted) throw new IOException("connection closed");
+        }
+        finally
+        {
+            Volatile.Write(ref _writeStarted, 0);
+        }
+    }
+
+    private async Task HandleAsync(RtspRequest request, CancellationToken ct)
+    {
+        RtspResponse response;
+        Action? afterResponse = null;
+        try
+        {
+            (response, afterResponse) = await DispatchAsync(request).ConfigureAwait(false);
+        }
+        catch (RtspProtocolException e)
+        {
+            // A header that parsed as RTSP but whose value is malformed (Transport, Session, …).
+            RtspServerLog.MalformedRequest(Logger, RemoteEndPoint, e.Message);
+            response = Status(400);
+        }
+        if (request.CSeq >= 0) response.CSeq = request.CSeq;
+        response.Headers["Server"] = ServerName;
+        await WriteResponseAsync(response, ct).ConfigureAwait(false);
+        afterResponse?.Invoke();
+        if (_authFailures >= MaxAuthFailures) Abort("too many failed authentications");
+    }
+
+    private static RtspResponse Status(int code) => new(code, RtspResponse.ReasonFor(code));
+
+    private async Task<(RtspResponse, Action?)> DispatchAsync(RtspRequest request)
+    {
+        // RFC 2326 §12.32: a Require'd option the server does not know is refused with 551.
+        if (request.Headers["Require"] is { } require)
+        {
+            var r = Status(551);
+            r.Headers["Unsupported"] = require;
+            return (r, null);
+        }
+        if (request.Method == "OPTIONS")
+        {
+            // Reveals nothing about streams, so clients may ask before authenticating.
+            var r = Status(200);
+            r.Headers["Public"] = Public;
+            return (r, null);
+        }
+        if (request.Method is not ("DESCRIBE" or "SETUP" or "PLAY" or "PAUSE" or "TEARDOWN" or "GET_PARAMETER"))
+        {
+            var r = Status(request.Method is "ANNOUNCE" or "RECORD" or "SET_PARAMETER" or "REDIRECT" ? 405 : 501);
+            r.Headers["Allow"] = Public;
+            return (r, null);
+        }
+        if (Authenticate(request) is { } challenge) return (challenge, null);
+
+        return request.Method switch
+        {
+            "DESCRIBE" => (Describe(request), null),
+            "SETUP" => (Setup(request), null),
+            "PLAY" => Play(request),
+            "PAUSE" => (await PauseAsync(request).ConfigureAwait(false), null),
+            "TEARDOWN" => (await TeardownAsync(request).ConfigureAwait(false), null),
+            _ => (WithSession(request, Status(200)), null), // GET_PARAMETER: keepalive (RFC 2326 §10.8)
+        };
+    }
+
+    // --- authentication (RFC 7617 Basic, RFC 7616 / 2617 Digest) -----------------------------
+
+    private RtspResponse? Authenticate(RtspRequest request)
+    {
+        var viewers = _server.Viewers;
+        if (!viewers.Any) return null;
+        var header = request.Headers["Authorization"];
+        var stale = false;
+        if (header is not null)
+        {
+            if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+            {
+                // PBKDF2 is deliberately slow: verify a connection's credentials once, not on every request.
+                if (header == _verifiedBasic) return null;
+                if (DigestServer.TryParseBasic(header, out var user, out var password) && viewers.Verify(user, password))
+                {
+                    _verifiedBasic = header;
+                    return null;
+                }
+            }
+            else if (header.StartsWith("Digest ", StringComparison.OrdinalIgnoreCase))
+            {
+                var verdict = DigestUriMatches(header, request.Uri)
+                    ? _server.Digest.Verify(header, request.Method, viewers.DigestHa1, out _)
+                    : DigestVerdict.Invalid;
+                if (verdict == DigestVerdict.Valid) return null;
+                stale = verdict == DigestVerdict.Stale;
+            }
+            if (!stale)
+            {
+                _authFailures++;
+                _server.Metrics.AuthFailures.Inc();
+                RtspServerLog.AuthenticationFailed(Logger, RemoteEndPoint, header.Split(' ', 2)[0]);
+            }
+        }
+        var response = Status(401);
+        // RFC 7616 §3.7: challenges in order of preference. Clients that know only MD5 (FFmpeg,
+        // live555) use the last Digest challenge they see, so MD5 goes after SHA-256.
+        response.Headers.Add("WWW-Authenticate", _server.Digest.CreateChallenge(DigestAlgorithm.Sha256, stale));
+        response.Headers.Add("WWW-Authenticate", _server.Digest.CreateChallenge(DigestAlgorithm.Md5, stale));
+        response.Headers.Add("WWW-Authenticate", _server.Digest.CreateBasicChallenge());
+        return response;
+    }
+
+    // RFC 7616 §3.4.6: the digest-uri must name the requested resource, or a response captured for
+    // one stream could be replayed for another with the same nonce.
+    private static bool DigestUriMatches(string header, string requestUri)
+    {
+        try
+        {
+            var uri = HttpAuthChallenge.ParseOne(header)["uri"];
+            if (uri is null) return false;
+            if (uri == requestUri) return true;
+            return Uri.TryCreate(requestUri, UriKind.Absolute, out var r) && (uri == r.PathAndQuery
+                || Uri.TryCreate(uri, UriKind.Absolute, out var d) && d.PathAndQuery == r.PathAndQuery && d.Port == r.Port);
+        }
+        catch (RtspProtocolException)
+        {
+            return false;
+        }
+    }
+
+    // --- request URIs ------------------------------------------------------------------------
+
+    private readonly record struct Target(string Device, string Camera, int Track, string BaseUrl);
+
+    // rtsp://host[:port]/DEVICE/CAMERA[/trackID=N]
+    private static bool TryResolve(string uri, out Target target)
+    {
+        target = default;
+        if (!Uri.TryCreate(uri, UriKind.Absolute, out var u) || u.Scheme is not ("rtsp" or "rtsps" or "rtspu")) return false;
+        var segments = u.AbsolutePath.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (segments.Length is < 2 or > 3) return false;
+        var track = -1;
+        // Some clients append the session-level "a=control:*" to the base URL literally.
+        if (segments.Length == 3 && segments[2] != "*")
+        {
+            const string prefix = "trackID=";
+            if (!segments[2].StartsWith(prefix, StringComparison.Ordinal)
+                || !int.TryParse(segments[2].AsSpan(prefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out track))
+                return false;
+        }
+        var device = Uri.UnescapeDataString(segments[0]);
+        var camera = Uri.UnescapeDataString(segments[1]);
+        var baseUrl = $"{u.Scheme}://{u.Authority}/{segments[0]}/{segments[1]}";
+        target = new Target(device, camera, track, baseUrl);
+        return true;
+    }
+
+    private bool IsSessionTarget(Target t) =>
+        _session is not null && _session.Stream.DeviceId == t.Device && _session.Stream.Camera == t.Camera;
+
+    // RFC 2326 §12.37: requests in a session carry its id; a wrong one is 454.
+    private bool SessionMatches(RtspRequest request)
+    {
+        var header = request.Headers["Session"];
+        if (header is null || _session is null) return false;
+        var id = header.Split(';', 2)[0].Trim();
+        return id == _session.Id;
+    }
+
+    private RtspResponse WithSession(RtspRequest request, RtspResponse response)
+    {
+        if (request.Headers["Session"] is not null && !SessionMatches(request)) return Status(454);
+        if (_session is not null && request.Headers["Session"] is not null)
+            response.Headers["Session"] = SessionHeader();
+        return response;
+    }
+
+    private string SessionHeader() =>
+        new RtspSession(_session!.Id, (int)Math.Max(1, Options.SessionTimeout.TotalSeconds)).ToString();
+
+    // --- methods ---------------------------------------------------------------------------
+
+    private RtspResponse Describe(RtspRequest request)
+    {
+        if (!TryResolve(request.Uri, out var t) || t.Track >= 0) return Status(404);
+        if (!_server.Streams.TryGet(t.Device, t.Camera, out var stream)) return Status(404);
+        var tracks = stream.Tracks;
+        if (!stream.IsOnline || tracks is null || tracks.Count == 0) return Status(503);
+        var response = Status(200);
+        response.Headers["Content-Base"] = t.BaseUrl + "/";
+        response.Headers["Content-Type"] = "application/sdp";
+        response.Body = Encoding.UTF8.GetBytes(SdpWriter.Build(tracks).ToString());
+        return response;
+    }
+
+    private RtspResponse Setup(RtspRequest request)
+    {
+        if (!TryResolve(request.Uri, out var t)) return Status(404);
+        if (_session is not null)
+        {
+            if (!SessionMatches(request)) return Status(request.Headers["Session"] is null ? 459 : 454);
+            if (!IsSessionTarget(t)) return Status(459); // one camera per session (aggregate control)
+            if (_session.IsPlaying) return Status(455);
+        }
+        if (!_server.Streams.TryGet(t.Device, t.Camera, out var stream)) return Status(404);
+        var tracks = _session?.Tracks ?? stream.Tracks;
+        if (!stream.IsOnline || tracks is null || tracks.Count == 0) return Status(503);
+        // Without a track in the URL, a single-track stream's only track is meant.
+        var index = t.Track >= 0 ? t.Track : tracks.Count == 1 ? 0 : -1;
+        if ((uint)index >= (uint)tracks.Count) return Status(404);
+        var transportHeader = request.Headers["Transport"];
+        if (transportHeader is null) return Status(461);
+        // Parsed before anything is created: a malformed header (400) must leave no session behind.
+        var offers = RtspTransport.ParseList(transportHeader);
+
+        var created = false;
+        if (_session is null)
+        {
+            _session = new RtspServerSession(this, _server.Metrics, stream, tracks);
+            created = true;
+        }
+        var session = _session;
+        var output = CreateOutput(session, index, offers);
+        if (output is null)
+        {
+            if (created)
+            {
+                _ = session.DisposeAsync().AsTask();
+                _session = null;
+            }
+            return Status(461);
+        }
+        session.SetOutput(index, output);
+        var response = Status(200);
+        response.Headers["Transport"] = output.TransportHeader;
+        response.Headers["Session"] = SessionHeader();
+        return response;
+    }
+
+    private RtspTrackOutput? CreateOutput(RtspServerSession session, int index, IReadOnlyList<RtspTransport> offers)
+    {
+        var packetizer = RtpPacketizer.Create(session.Tracks[index], session.PayloadType(index),
+            new RtpPacketizerOptions { MaxPacketSize = Options.MaxRtpPacketSize });
+        foreach (var offer in offers)
+        {
+            if (!offer.Unicast) continue;
+            if (offer.IsTcp)
+            {
+                var channels = offer.Interleaved ?? new RtspRange(2 * index, 2 * index + 1);
+                if (channels.First is < 0 or > 255 || channels.Second is < 0 or > 255) continue;
+                if (session.Outputs.Any(o => o is InterleavedTrackOutput i && o.TrackIndex != index
+                    && (i.Channels.First == channels.First || i.Channels.Second == channels.First
+                        || i.Channels.First == channels.Second || i.Channels.Second == channels.Second))) continue;
+                return new InterleavedTrackOutput(index, packetizer, _output, channels);
+            }
+            if (offer.Protocol is "RTP/AVP" or "RTP/AVP/UDP" && offer.ClientPort is { } ports
+                && ports.First is > 0 and <= 65535 && ports.Second is > 0 and <= 65535
+                && _socket.LocalEndPoint is IPEndPoint local && RemoteEndPoint is IPEndPoint remote)
+            {
+                var udp = UdpTrackOutput.Create(index, packetizer, local.Address, remote.Address, ports, Touch);
+                if (udp is not null) return udp;
+            }
+        }
+        return null;
+    }
+
+    private (RtspResponse, Action?) Play(RtspRequest request)
+    {
+        if (_session is null || !SessionMatches(request)) return (Status(_session is null ? 455 : 454), null);
+        var session = _session;
+        if (!TryResolve(request.Uri, out var t) || !IsSessionTarget(t)) return (Status(404), null);
+        if (!session.HasOutputs) return (Status(455), null);
+        var response = Status(200);
+        response.Headers["Session"] = SessionHeader();
+        response.Headers["Range"] = "npt=0.000-";
+        if (session.IsPlaying) return (response, null);
+        var subscription = session.Stream.Subscribe();
+        if (subscription is null)
+        {
+            _server.Metrics.Rejected.Inc();
+            return (Status(503), null);
+        }
+        // RFC 2326 §12.33: where each track's RTP starts, so the client can map RTP time to npt.
+        var info = new StringBuilder();
+        for (var i = 0; i < session.Outputs.Length; i++)
+        {
+            if (session.Outputs[i] is not { } o) continue;
+            if (info.Length > 0) info.Append(',');
+            info.Append(CultureInfo.InvariantCulture, $"url={t.BaseUrl}/{SdpWriter.TrackControl(i)};seq={o.Packetizer.SequenceNumber};rtptime={session.InitialRtpTime(i)}");
+        }
+        response.Headers["RTP-Info"] = info.ToString();
+        var transport = session.Outputs.Any(o => o is UdpTrackOutput) ? "UDP" : "TCP";
+        return (response, () =>
+        {
+            session.Play(subscription);
+            RtspServerLog.SessionPlaying(Logger, session.Id, RemoteEndPoint, session.Stream.DeviceId, session.Stream.Camera, transport);
+        });
+    }
+
+    private async Task<RtspResponse> PauseAsync(RtspRequest request)
+    {
+        if (_session is null || !SessionMatches(request)) return Status(454);
+        await _session.StopAsync().ConfigureAwait(false);
+        var response = Status(200);
+        response.Headers["Session"] = SessionHeader();
+        return response;
+    }
+
+    private async Task<RtspResponse> TeardownAsync(RtspRequest request)
+    {
+        if (_session is null || !SessionMatches(request)) return Status(454);
+        await EndSessionAsync("teardown").ConfigureAwait(false);
+        return Status(200);
+    }
+
+    private async Task EndSessionAsync(string reason)
+    {
+        var session = _session;
+        _session = null;
+        if (session is null) return;
+        await session.DisposeAsync().ConfigureAwait(false);
+        RtspServerLog.SessionEnded(Logger, session.Id, reason, session.FramesSent, session.BytesSent, session.FramesDropped);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Abort(_closeReason ?? "closed");
+        await _watchdog.DisposeAsync().ConfigureAwait(false);
+        await EndSessionAsync(_closeReason ?? "connection closed").ConfigureAwait(false);
+        RtspServerLog.ConnectionClosed(Logger, RemoteEndPoint, _closeReason ?? "closed");
+        await _input.CompleteAsync().ConfigureAwait(false);
+        try { await _output.CompleteAsync().ConfigureAwait(false); }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException) { }
+        await _stream.DisposeAsync().ConfigureAwait(false);
+        _socket.Dispose();
+        _abort.Dispose();
+        _writeLock.Dispose();
+    }
+}

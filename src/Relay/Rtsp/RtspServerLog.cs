@@ -1,0 +1,36 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+
+namespace Pinhole.Relay.Rtsp;
+
+// Source-generated log methods of the RTSP server. URLs are logged without credentials; RTSP
+// request URIs never carry them (clients move user:pass into Authorization).
+internal static partial class RtspServerLog
+{
+    [LoggerMessage(1, LogLevel.Information, "RTSP server listening on {EndPoint}")]
+    public static partial void Listening(ILogger logger, EndPoint endPoint);
+
+    [LoggerMessage(2, LogLevel.Warning, "RTSP connection from {Remote} refused: {Max} connections already")]
+    public static partial void TooManyConnections(ILogger logger, EndPoint? remote, int max);
+
+    [LoggerMessage(3, LogLevel.Debug, "RTSP connection from {Remote} closed: {Reason}")]
+    public static partial void ConnectionClosed(ILogger logger, EndPoint? remote, string reason);
+
+    [LoggerMessage(4, LogLevel.Information, "RTSP malformed request from {Remote}: {Reason}")]
+    public static partial void MalformedRequest(ILogger logger, EndPoint? remote, string reason);
+
+    [LoggerMessage(5, LogLevel.Information, "RTSP session {Session} for {Remote} playing {Device}/{Camera} over {Transport}")]
+    public static partial void SessionPlaying(ILogger logger, string session, EndPoint? remote, string device, string camera, string transport);
+
+    [LoggerMessage(6, LogLevel.Information, "RTSP session {Session} ended: {Reason}; {Frames} frames, {Bytes} bytes sent, {Dropped} frames skipped")]
+    public static partial void SessionEnded(ILogger logger, string session, string reason, long frames, long bytes, long dropped);
+
+    [LoggerMessage(7, LogLevel.Information, "RTSP authentication failed for {Remote} ({Scheme})")]
+    public static partial void AuthenticationFailed(ILogger logger, EndPoint? remote, string scheme);
+
+    [LoggerMessage(8, LogLevel.Error, "RTSP connection from {Remote} failed")]
+    public static partial void ConnectionFailed(ILogger logger, EndPoint? remote, Exception exception);
+
+    [LoggerMessage(9, LogLevel.Information, "RTSP session {Session}: tracks changed codec, ending the session so the viewer re-describes")]
+    public static partial void CodecChanged(ILogger logger, string session);
+}

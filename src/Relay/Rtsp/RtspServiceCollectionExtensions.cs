@@ -1,0 +1,49 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Pinhole.Relay.Configuration;
+using Pinhole.Relay.Streaming;
+using Pinhole.Relay.Viewers;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.Relay.Rtsp;
+
+/// <summary>Registers the RTSP server with the relay host.</summary>
+public static class RtspServiceCollectionExtensions
+{
+    /// <summary>
+    /// Adds <see cref="RtspServer"/> as a singleton and a hosted service. Uses the registered
+    /// <see cref="RtspServerOptions"/>, or builds them from <see cref="RelayConfig.Rtsp"/>; the
+    /// stream registry, viewer directory, metrics and clock are taken from the container, with
+    /// defaults (no viewers, a fresh registry) only when the host registered none.
+    /// </summary>
+    public static IServiceCollection AddRtspServer(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        // Registering twice would start the same server twice.
+        if (services.Any(d => d.ServiceType == typeof(RtspServer))) return services;
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<MetricsRegistry>();
+        services.TryAddSingleton(_ => new MediaStreamRegistry());
+        services.TryAddSingleton(sp => new ViewerDirectory(sp.GetService<RelayConfig>()?.Viewers ?? []));
+        services.TryAddSingleton(sp =>
+        {
+            var config = sp.GetService<RelayConfig>();
+            if (config is null) return new RtspServerOptions();
+            // The loader has validated the address already; this only repeats its parse.
+            if (!RelayConfigLoader.TryParseEndPoint(config.Rtsp, out var endPoint))
+                throw new InvalidOperationException($"rtsp: \"{config.Rtsp}\" is not HOST:PORT");
+            return new RtspServerOptions { EndPoint = endPoint };
+        });
+        services.TryAddSingleton(sp => new RtspServer(
+            sp.GetRequiredService<RtspServerOptions>(),
+            sp.GetRequiredService<MediaStreamRegistry>(),
+            sp.GetRequiredService<ViewerDirectory>(),
+            sp.GetRequiredService<MetricsRegistry>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetService<ILogger<RtspServer>>()));
+        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RtspServer>());
+        return services;
+    }
+}
