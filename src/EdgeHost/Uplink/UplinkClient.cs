@@ -139,6 +139,9 @@ public sealed class UplinkClient : IPipeline
         return TimeSpan.FromMilliseconds(ceiling / 2 + Random.Shared.NextDouble() * ceiling / 2);
     }
 
+    // The in-flight window before the first delivery-rate sample, and its floor.
+    private const long MinWindowBytes = 64 * 1024;
+
     private enum SessionOutcome { Failed, Refused, Ended }
 
     private async Task<SessionOutcome> RunSessionAsync(Uri relay, IPipelineContext context, CancellationToken cancellationToken)
@@ -298,6 +301,10 @@ public sealed class UplinkClient : IPipeline
         public readonly Dictionary<ushort, long> ReportedDrops = [];
         public readonly Lock InFlightLock = new();
         public readonly Queue<(ulong Sequence, long SentAt)> InFlight = new();
+        public readonly Queue<(long At, double BytesPerSecond)> RateSamples = new();
+        public long LastAckAt, LastAckBytes;
+        public long WindowBytes = MinWindowBytes;
+        public long AckedBytes;
         public ulong Sequence;
     }
 
@@ -341,8 +348,26 @@ public sealed class UplinkClient : IPipeline
         var now = NowMicros();
         var rtt = (long)now - (long)ack.EchoTimestamp - ack.AckDelayMicros;
         if (ack.EchoTimestamp != 0 && ack.EchoTimestamp <= now) SetRtt((ulong)Math.Max(0, rtt));
+        var at = _time.GetTimestamp();
         lock (state.InFlightLock)
+        {
             while (state.InFlight.Count > 0 && state.InFlight.Peek().Sequence <= ack.Sequence) state.InFlight.Dequeue();
+
+            // Delivery rate from the relay's byte count between acks; the window is what the link
+            // delivers in MaxUnackedAge (max-filtered over 2 s, like BBR's bandwidth filter), so queued
+            // bytes in socket buffers stay within that much delay.
+            var dt = _time.GetElapsedTime(state.LastAckAt, at);
+            if (state.LastAckAt != 0 && dt >= TimeSpan.FromMilliseconds(20))
+            {
+                state.RateSamples.Enqueue((at, ((long)ack.BytesReceived - state.LastAckBytes) / dt.TotalSeconds));
+                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > TimeSpan.FromSeconds(2)) state.RateSamples.Dequeue();
+                var rate = state.RateSamples.Max(r => r.BytesPerSecond);
+                state.WindowBytes = Math.Max(MinWindowBytes, (long)(rate * _options.MaxUnackedAge.TotalSeconds));
+            }
+            state.LastAckAt = at;
+            state.LastAckBytes = (long)ack.BytesReceived;
+            state.AckedBytes = (long)ack.BytesReceived;
+        }
         var inFlight = Math.Max(0, state.Link.MediaBytesSent - (long)ack.BytesReceived);
         Interlocked.Exchange(ref _bytesInFlight, inFlight);
         _inFlightGauge.Set(inFlight);
@@ -368,7 +393,9 @@ public sealed class UplinkClient : IPipeline
             // old, hold frames back here, where the time-bounded queue can drop them by GOP.
             bool congested;
             lock (state.InFlightLock)
-                congested = state.InFlight.Count > 0 && _time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge;
+                congested = state.InFlight.Count > 0
+                    && (_time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge
+                        || state.Link.MediaBytesSent - state.AckedBytes >= state.WindowBytes);
             if (congested)
             {
                 await _queue.WaitAsync(TimeSpan.FromMilliseconds(20), ct);

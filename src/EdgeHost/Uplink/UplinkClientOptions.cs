@@ -37,9 +37,10 @@ public sealed class UplinkClientOptions
     /// <summary>Most payload bytes queued across cameras. Default 32 MiB.</summary>
     public long QueueMaxBytes { get; init; } = 32L * 1024 * 1024;
 
-    /// <summary>The client stops handing frames to the socket while its oldest unacknowledged frame is older than this,
-    /// so delay cannot hide in socket buffers. Default 1.5 s.</summary>
-    public TimeSpan MaxUnackedAge { get; init; } = TimeSpan.FromSeconds(1.5);
+    /// <summary>Most delay allowed in flight (socket buffers, the network): the client stops handing frames to the
+    /// socket while its oldest unacknowledged frame is older than this, or more bytes are unacknowledged than the
+    /// link delivers in this time. Held-back frames age in the queue, which drops by GOP. Default 1 s.</summary>
+    public TimeSpan MaxUnackedAge { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>First reconnect delay. Default 1 s.</summary>
     public TimeSpan BackoffInitial { get; init; } = TimeSpan.FromSeconds(1);

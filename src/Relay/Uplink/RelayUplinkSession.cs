@@ -28,7 +28,7 @@ public sealed class RelayUplinkSession
     private readonly Lock _ackLock = new();
     private ulong _lastSequence, _ackedSequence, _lastSendTimestamp;
     private long _lastFrameAt, _lastReceivedAt;
-    private string _endReason = "closed by the device";
+    private string? _endReason;
 
     internal RelayUplinkSession(string deviceId, string? remote, WebSocket socket, UplinkEndpointOptions options, MediaStreamRegistry streams,
         UplinkSessionRegistry sessions, MetricsRegistry metrics, TimeProvider time, ILogger logger)
@@ -96,15 +96,14 @@ public sealed class RelayUplinkSession
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
         {
-            if (_stop.IsCancellationRequested) { /* replaced or dead link: reason already set */ }
-            else if (requestAborted.IsCancellationRequested) _endReason = "connection aborted";
-            else _endReason = $"connection lost ({e.Message})";
+            if (requestAborted.IsCancellationRequested) _endReason ??= "connection aborted";
+            else _endReason ??= $"connection lost ({e.Message})";
         }
         finally
         {
             if (registered && _sessions.Unregister(this))
                 _streams.SetDeviceOffline(DeviceId);
-            UplinkLog.Ended(_logger, DeviceId, _endReason);
+            UplinkLog.Ended(_logger, DeviceId, _endReason ?? "closed by the device");
             await _link.DisposeAsync();
             _finished.TrySetResult();
         }
@@ -116,8 +115,13 @@ public sealed class RelayUplinkSession
         _endReason = "replaced by a newer uplink";
         await _link.CloseAsync(new Goodbye(UplinkReason.Replaced, "a newer uplink of this device replaced this one"),
             WebSocketCloseStatus.PolicyViolation, timeout);
+        // Let the device read the goodbye and answer the close; cancelling at once would reset the
+        // TCP connection and could discard the goodbye in its receive buffer.
+        var finished = await Task.WhenAny(_finished.Task, Task.Delay(timeout, _time)) == _finished.Task;
+        if (finished) return;
         await _stop.CancelAsync();
-        await _finished.Task.WaitAsync(timeout, _time).ContinueWith(_ => { }, TaskScheduler.Default);
+        _link.Socket.Abort();
+        await Task.WhenAny(_finished.Task, Task.Delay(timeout, _time));
     }
 
     private async Task<Hello?> ReceiveHelloAsync(CancellationToken ct)
@@ -177,9 +181,7 @@ public sealed class RelayUplinkSession
             switch (message)
             {
                 case null:
-                    _endReason = "closed by the device";
-                    if (_link.Socket.State == WebSocketState.CloseReceived)
-                        await _link.Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", ct);
+                    _endReason ??= "closed by the device";
                     return;
                 case MediaFrame frame:
                     OnFrame(frame);

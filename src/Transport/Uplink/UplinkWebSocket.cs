@@ -50,7 +50,11 @@ public sealed class UplinkWebSocket : IAsyncDisposable
             if (filled == _receiveBuffer.Length) Grow(filled * 2);
             var limit = expected < 0 ? _receiveBuffer.Length : expected;
             var result = await _socket.ReceiveAsync(_receiveBuffer.AsMemory(filled, Math.Max(1, limit - filled)), cancellationToken);
-            if (result.MessageType == WebSocketMessageType.Close) return null;
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                await AnswerCloseAsync();
+                return null;
+            }
             if (result.MessageType != WebSocketMessageType.Binary)
                 throw new UplinkProtocolException("text WebSocket message on the uplink; every message is binary");
             filled += result.Count;
@@ -86,6 +90,26 @@ public sealed class UplinkWebSocket : IAsyncDisposable
                 if (message.Channel == UplinkChannel.Media) Interlocked.Add(ref _mediaBytesReceived, filled);
                 return message;
             }
+        }
+    }
+
+    // Completes the close handshake the peer started (RFC 6455 §5.5.1), so neither side waits for it.
+    private async Task AnswerCloseAsync()
+    {
+        if (_socket.State != WebSocketState.CloseReceived) return;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        await _sendLock.WaitAsync(cts.Token);
+        try
+        {
+            await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", cts.Token);
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            _socket.Abort();
+        }
+        finally
+        {
+            _sendLock.Release();
         }
     }
 
@@ -138,8 +162,16 @@ public sealed class UplinkWebSocket : IAsyncDisposable
         try
         {
             if (_socket.State == WebSocketState.Open) await SendAsync(goodbye, cts.Token);
-            if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
-                await _socket.CloseOutputAsync(status, goodbye.Reason.ToToken(), cts.Token);
+            await _sendLock.WaitAsync(cts.Token);
+            try
+            {
+                if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                    await _socket.CloseOutputAsync(status, goodbye.Reason.ToToken(), cts.Token);
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or IOException)
         {
