@@ -140,7 +140,7 @@ public sealed class UplinkClient : IPipeline
     }
 
     // The in-flight window before the first delivery-rate sample, and its floor.
-    private const long MinWindowBytes = 64 * 1024;
+    private const long MinWindowBytes = 16 * 1024;
 
     private enum SessionOutcome { Failed, Refused, Ended }
 
@@ -210,12 +210,7 @@ public sealed class UplinkClient : IPipeline
         }
         finally
         {
-            if (link is not null)
-            {
-                if (cancellationToken.IsCancellationRequested)
-                    await link.CloseAsync(new Goodbye(UplinkReason.Shutdown, "device shutting down"), WebSocketCloseStatus.NormalClosure, TimeSpan.FromSeconds(1));
-                await link.DisposeAsync();
-            }
+            if (link is not null) await link.DisposeAsync();
         }
     }
 
@@ -265,20 +260,31 @@ public sealed class UplinkClient : IPipeline
 
         var state = new ConnectionState(link, welcome, _time.GetTimestamp());
         _queue.ResetForNewConnection();
-        var ct = session.Token;
-        var tasks = new[]
-        {
-            ReceiveLoopAsync(relay, state, context, ct),
-            SendLoopAsync(state, ct),
-            HousekeepingLoopAsync(relay, state, ct),
-        };
+        var stopping = session.Token;
+        // Cancelling a pending WebSocket receive aborts the socket, so the receive loop gets its own
+        // token, cancelled only after a graceful close had its chance.
+        using var work = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        using var receiving = new CancellationTokenSource();
+        var receive = ReceiveLoopAsync(relay, state, context, receiving.Token);
+        var send = SendLoopAsync(state, work.Token);
+        var housekeeping = HousekeepingLoopAsync(relay, state, work.Token);
+        var stopped = Task.Delay(Timeout.Infinite, stopping);
         try
         {
-            var first = await Task.WhenAny(tasks);
-            await session.CancelAsync();
+            var first = await Task.WhenAny(receive, send, housekeeping, stopped);
+            await work.CancelAsync();
+            await Task.WhenAll(send, housekeeping).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (first == stopped && link.Socket.State == WebSocketState.Open)
+            {
+                // Shutting down: say goodbye and let the relay answer the close.
+                await link.CloseAsync(new Goodbye(UplinkReason.Shutdown, "device shutting down"), WebSocketCloseStatus.NormalClosure, TimeSpan.FromSeconds(1));
+                await Task.WhenAny(receive, Task.Delay(TimeSpan.FromSeconds(1), _time));
+            }
+            await receiving.CancelAsync();
             link.Socket.Abort();
-            await Task.WhenAll(tasks).ContinueWith(_ => { }, TaskScheduler.Default);
-            var reason = state.EndReason ?? (first.Exception?.InnerException is { } e ? Describe(e) : "closed");
+            await receive.ContinueWith(_ => { }, TaskScheduler.Default);
+            var failure = new[] { receive, send, housekeeping }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
+            var reason = state.EndReason ?? (first == stopped ? "device shutting down" : failure is not null ? Describe(failure) : "closed");
             UplinkClientLog.Ended(_logger, relay, reason);
         }
         finally

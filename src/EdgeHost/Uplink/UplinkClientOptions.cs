@@ -5,7 +5,7 @@ using Pinhole.Transport.Uplink;
 namespace Pinhole.EdgeHost.Uplink;
 
 /// <summary>Settings of the device's uplink. <see cref="FromConfig"/> builds them from edge.json; tests shorten the intervals.</summary>
-public sealed class UplinkClientOptions
+public sealed record UplinkClientOptions
 {
     /// <summary>This device's id, sent in the <c>Pinhole-Device</c> header.</summary>
     public required string DeviceId { get; init; }

@@ -33,13 +33,13 @@ internal sealed class TestRelay : IAsyncDisposable
     public MetricsRegistry Metrics => App.Services.GetRequiredService<MetricsRegistry>();
     public UplinkSessionRegistry Sessions => App.Services.GetRequiredService<UplinkSessionRegistry>();
 
-    public static async Task<TestRelay> StartAsync(ITestOutputHelper output, Action<UplinkEndpointOptions>? configure = null, X509Certificate2? certificate = null)
+    public static async Task<TestRelay> StartAsync(ITestOutputHelper output, Action<UplinkEndpointOptions>? configure = null, X509Certificate2? certificate = null, int port = 0)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddProvider(new TestOutputLoggerProvider(output, "relay"));
         builder.Logging.SetMinimumLevel(LogLevel.Information);
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, listen =>
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, listen =>
         {
             if (certificate is not null) listen.UseHttps(certificate);
         }));
