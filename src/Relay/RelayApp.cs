@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
 using Pinhole.Relay.Streaming;
+using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
 using Pinhole.Transport.Metrics;
 
@@ -93,6 +94,7 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceRegistry>());
         builder.Services.AddSingleton(new ViewerDirectory(config.Viewers));
         // Features register their services here: uplink, RTSP server, browser viewing.
+        builder.Services.AddUplink();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -101,6 +103,7 @@ public sealed class RelayApp : IAsyncDisposable
         app.MapGet("/metrics", (MetricsRegistry metrics, MediaStreamRegistry streams) =>
             Results.Text(RenderMetrics(metrics, streams), "text/plain; version=0.0.4; charset=utf-8"));
         // Features map their endpoints here.
+        app.MapUplink();
         return new RelayApp(app, config);
     }
 

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.DependencyInjection;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Uplink;
@@ -215,6 +216,35 @@ public class UplinkClientTests(ITestOutputHelper output)
         await using var edge = new RunningClient(Options(relay.Uplink) with { Proxy = new Uri($"http://127.0.0.1:{proxy.Port}") }, output);
         await WaitUntilAsync(() => edge.Client.ConnectedRelay is not null, "connected through the proxy");
         Assert.Contains($"CONNECT 127.0.0.1:{relay.Port} HTTP/1.1", proxy.Requests);
+    }
+
+    [Fact]
+    public async Task The_relay_app_serves_the_uplink_with_its_device_registry_and_metrics()
+    {
+        var dir = Directory.CreateTempSubdirectory("pinhole-uplink-").FullName;
+        try
+        {
+            var config = new Pinhole.Relay.Configuration.RelayConfig
+            {
+                Http = "http://127.0.0.1:0", Rtsp = "127.0.0.1:0", DataDir = dir,
+                Devices = [new() { Id = "gw1", Token = "secret-gw1" }],
+            };
+            await using var relay = await Pinhole.Relay.RelayApp.StartAsync(config);
+            await using var edge = new RunningClient(Options(relay.UplinkUri), output);
+            var streams = relay.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>();
+            await new FakeCamera().RunAsync(edge.Client.GetSink("door"), frames: 25, CancellationToken.None);
+            await WaitUntilAsync(() => streams.TryGet("gw1", "door", out var s) && s.FramesIn == 25, "25 frames in the relay app");
+
+            using var http = new HttpClient { BaseAddress = relay.HttpUri };
+            var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+            Assert.Contains("pinhole_uplinks_connected 1", metrics, StringComparison.Ordinal);
+            Assert.Contains("pinhole_uplink_frames_total{device=\"gw1\"} 25", metrics, StringComparison.Ordinal);
+            Assert.Contains("pinhole_relay_stream_online{device=\"gw1\",camera=\"door\"} 1", metrics, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     private static long RelayDrops(TestRelay relay)
