@@ -1,4 +1,8 @@
+using Microsoft.Extensions.Logging;
+using Pinhole.Drivers.Cameras;
+using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
+using Pinhole.EdgeHost.Uplink;
 using Pinhole.Transport.Media;
 
 namespace Pinhole.EdgeHost.Cameras;
@@ -26,6 +30,16 @@ public sealed class CameraPipeline : IPipeline
         _runSource = runSource ?? throw new ArgumentNullException(nameof(runSource));
         _output = output ?? throw new ArgumentNullException(nameof(output));
         StallTimeout = stallTimeout ?? TimeSpan.FromSeconds(10);
+    }
+
+    /// <summary>The pipeline for a camera from edge.json: its <see cref="CameraSource"/> into the uplink's sink for it.</summary>
+    /// <exception cref="CameraConfigurationException">The source string is not <c>rtsp://…</c> or <c>exec:…</c>.</exception>
+    public static CameraPipeline Create(CameraConfig camera, UplinkClient uplink, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(camera);
+        ArgumentNullException.ThrowIfNull(uplink);
+        var source = CameraSource.Create(camera.Source, loggerFactory);
+        return new CameraPipeline(camera.Name, source.RunAsync, uplink.GetSink(camera.Name));
     }
 
     /// <summary>The camera's name.</summary>
