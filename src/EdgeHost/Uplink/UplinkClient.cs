@@ -208,6 +208,13 @@ public sealed class UplinkClient : IPipeline
         {
             return SessionOutcome.Ended;
         }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Anything else (a proxy answering garbage, a platform TLS error type) is still just a
+            // failed attempt: log it and try the next relay rather than take the pipeline down.
+            UplinkClientLog.ConnectFailed(_logger, relay, Describe(e));
+            return SessionOutcome.Failed;
+        }
         finally
         {
             if (link is not null) await link.DisposeAsync();
@@ -430,7 +437,7 @@ public sealed class UplinkClient : IPipeline
             var bytes = await state.Link.SendFrameAsync(sequence, camera.StreamId, NowMicros(), frame.Unit, ct);
             _framesSent.Inc();
             _bytesSent.Inc(bytes);
-            _metrics.Counter("pinhole_uplink_camera_frames_sent_total", "Access units sent over the uplink, per camera.", ("camera", camera.Name)).Inc();
+            camera.SentFrames.Inc();
         }
     }
 

@@ -50,7 +50,8 @@ public sealed class UplinkSendQueue
             if (_cameras.Count > ushort.MaxValue) throw new InvalidOperationException("too many cameras");
             var camera = new CameraQueue(name, (ushort)_cameras.Count,
                 _metrics.Counter("pinhole_uplink_dropped_frames_total", "Frames dropped before sending because the uplink was too slow or down.", ("camera", name)),
-                _metrics.Counter("pinhole_uplink_dropped_bytes_total", "Payload bytes of dropped frames.", ("camera", name)));
+                _metrics.Counter("pinhole_uplink_dropped_bytes_total", "Payload bytes of dropped frames.", ("camera", name)),
+                _metrics.Counter("pinhole_uplink_camera_frames_sent_total", "Access units sent over the uplink, per camera.", ("camera", name)));
             _cameras.Add(camera);
             return camera;
         }
@@ -201,8 +202,9 @@ public sealed class CameraQueue
 {
     private readonly Counter _droppedFrames, _droppedBytes;
 
-    internal CameraQueue(string name, ushort streamId, Counter droppedFrames, Counter droppedBytes)
+    internal CameraQueue(string name, ushort streamId, Counter droppedFrames, Counter droppedBytes, Counter sentFrames)
     {
+        SentFrames = sentFrames;
         Name = name;
         StreamId = streamId;
         _droppedFrames = droppedFrames;
@@ -220,6 +222,9 @@ public sealed class CameraQueue
 
     /// <summary>Payload bytes dropped since start.</summary>
     public long DroppedBytes => _droppedBytes.Count;
+
+    /// <summary>Frames of this camera sent (counted by the client).</summary>
+    public Counter SentFrames { get; }
 
     internal Queue<QueuedFrame> Items { get; } = new();
     internal IReadOnlyList<TrackInfo>? Tracks { get; set; }

@@ -259,7 +259,33 @@ public sealed class RelayUplinkSession
         UplinkLog.DeviceDrops(_logger, DeviceId, camera, delta);
     }
 
-    private async Task RunTimersAsync(CancellationToken ct)
+    private Task RunTimersAsync(CancellationToken ct) => Task.WhenAll(WatchDeadLinkAsync(ct), SendAcksAndPingsAsync(ct));
+
+    // Separate from the senders: a send stuck on a dead TCP connection must not delay detection.
+    private async Task WatchDeadLinkAsync(CancellationToken ct)
+    {
+        var tick = TimeSpan.FromTicks(Math.Clamp(_options.DeadLinkTimeout.Ticks / 8, TimeSpan.TicksPerMillisecond * 10, TimeSpan.TicksPerSecond));
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(tick, _time, ct);
+                var silence = _time.GetElapsedTime(Volatile.Read(ref _lastReceivedAt));
+                if (silence <= _options.DeadLinkTimeout) continue;
+                _endReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
+                UplinkLog.DeadLink(_logger, DeviceId, silence);
+                _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks closed because heartbeats stopped.").Inc();
+                await _stop.CancelAsync();
+                _link.Socket.Abort();
+                return;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task SendAcksAndPingsAsync(CancellationToken ct)
     {
         var tick = Min(_options.AckInterval, _options.HeartbeatInterval);
         var lastPing = _time.GetTimestamp();
@@ -268,16 +294,6 @@ public sealed class RelayUplinkSession
             while (!ct.IsCancellationRequested)
             {
                 await Task.Delay(tick, _time, ct);
-                var silence = _time.GetElapsedTime(Volatile.Read(ref _lastReceivedAt));
-                if (silence > _options.DeadLinkTimeout)
-                {
-                    _endReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
-                    UplinkLog.DeadLink(_logger, DeviceId, silence);
-                    _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks closed because heartbeats stopped.").Inc();
-                    await _stop.CancelAsync();
-                    _link.Socket.Abort();
-                    return;
-                }
                 Ack? ack = null;
                 lock (_ackLock)
                 {
