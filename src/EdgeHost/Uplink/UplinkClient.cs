@@ -451,7 +451,8 @@ public sealed class UplinkClient : IPipeline
         {
             await Task.Delay(tick, _time, ct);
             var silence = _time.GetElapsedTime(Volatile.Read(ref state.LastReceived));
-            if (silence > _options.DeadLinkTimeout)
+            // One tick early, so detection never takes longer than DeadLinkTimeout.
+            if (silence + tick > _options.DeadLinkTimeout)
             {
                 state.EndReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
                 UplinkClientLog.DeadLink(_logger, relay, silence);

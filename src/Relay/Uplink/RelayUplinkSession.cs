@@ -271,7 +271,7 @@ public sealed class RelayUplinkSession
             {
                 await Task.Delay(tick, _time, ct);
                 var silence = _time.GetElapsedTime(Volatile.Read(ref _lastReceivedAt));
-                if (silence <= _options.DeadLinkTimeout) continue;
+                if (silence + tick <= _options.DeadLinkTimeout) continue; // one tick early: never later than the timeout
                 _endReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
                 UplinkLog.DeadLink(_logger, DeviceId, silence);
                 _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks closed because heartbeats stopped.").Inc();

@@ -168,8 +168,9 @@ public class UplinkClientTests(ITestOutputHelper output)
         await feeding.ContinueWith(_ => { }, TaskScheduler.Default);
 
         output.WriteLine($"dead link detected after {detected.TotalMilliseconds:0} ms, frames flowing again after {recovered.TotalMilliseconds:0} ms");
-        Assert.True(detected < TimeSpan.FromSeconds(2), $"detection took {detected.TotalSeconds:0.0} s with a 1 s dead-link timeout");
-        Assert.True(detected > TimeSpan.FromMilliseconds(800), "detected before the timeout: something else closed the link");
+        // Within the 1 s window (plus scheduling slack on a loaded machine), and not long before it.
+        Assert.True(detected < TimeSpan.FromSeconds(1.6), $"detection took {detected.TotalSeconds:0.00} s with a 1 s dead-link timeout");
+        Assert.True(detected > TimeSpan.FromMilliseconds(500), "detected long before the timeout: something else closed the link");
         Assert.Equal(2, proxy.ConnectionCount);
         Assert.Contains("pinhole_uplink_dead_links_total 1", edge.Metrics.Render(), StringComparison.Ordinal);
     }

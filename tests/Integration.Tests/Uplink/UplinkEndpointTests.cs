@@ -194,7 +194,7 @@ public class UplinkEndpointTests(ITestOutputHelper output)
         var detected = clock.Elapsed;
 
         output.WriteLine($"dead link detected after {detected.TotalMilliseconds:0} ms");
-        Assert.InRange(detected, TimeSpan.FromMilliseconds(700), TimeSpan.FromMilliseconds(1500));
+        Assert.InRange(detected, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(1300));
         Assert.False(stream.IsOnline);
         Assert.Contains("pinhole_uplink_dead_links_total 1", relay.Metrics.Render(), StringComparison.Ordinal);
     }
