@@ -251,9 +251,10 @@ public sealed class RelayUplinkSession
         var camera = announced.Stream.Camera;
         var counter = _metrics.Counter("pinhole_uplink_device_drops_total", "Frames the device dropped because its uplink was too slow (device-reported).",
             ("device", DeviceId), ("camera", camera));
-        // Reports are cumulative per device run. A lower value means the device restarted: count it all.
-        var delta = report.DroppedFrames >= announced.ReportedDrops ? report.DroppedFrames - announced.ReportedDrops : report.DroppedFrames;
-        announced.ReportedDrops = report.DroppedFrames;
+        // Reports are cumulative per device run, repeated after every reconnect. A lower value means
+        // the device restarted: count it all.
+        var previous = _sessions.ExchangeReportedDrops(DeviceId, camera, report.DroppedFrames);
+        var delta = report.DroppedFrames >= previous ? report.DroppedFrames - previous : report.DroppedFrames;
         if (delta == 0) return;
         counter.Inc((long)Math.Min(delta, long.MaxValue));
         UplinkLog.DeviceDrops(_logger, DeviceId, camera, delta);
@@ -326,6 +327,5 @@ public sealed class RelayUplinkSession
     {
         public MediaStream Stream { get; } = stream;
         public int TrackCount { get; } = trackCount;
-        public ulong ReportedDrops { get; set; }
     }
 }

@@ -6,6 +6,7 @@ namespace Pinhole.Relay.Uplink;
 public sealed class UplinkSessionRegistry
 {
     private readonly ConcurrentDictionary<string, RelayUplinkSession> _sessions = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string Device, string Camera), ulong> _reportedDrops = new();
 
     /// <summary>Devices with a live uplink now.</summary>
     public int Count => _sessions.Count;
@@ -22,6 +23,15 @@ public sealed class UplinkSessionRegistry
         RelayUplinkSession? old = null;
         _sessions.AddOrUpdate(session.DeviceId, session, (_, existing) => { old = existing; return session; });
         return old;
+    }
+
+    /// <summary>Records a device's cumulative drop count for a camera and returns the previous one (0 if none).
+    /// Kept across sessions, so a device that reconnects and repeats its totals is not counted twice.</summary>
+    internal ulong ExchangeReportedDrops(string deviceId, string camera, ulong total)
+    {
+        ulong previous = 0;
+        _reportedDrops.AddOrUpdate((deviceId, camera), total, (_, old) => { previous = old; return total; });
+        return previous;
     }
 
     /// <summary>Removes <paramref name="session"/> if it is still the device's live uplink.</summary>

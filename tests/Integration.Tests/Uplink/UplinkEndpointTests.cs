@@ -241,6 +241,15 @@ public class UplinkEndpointTests(ITestOutputHelper output)
         await link.SendAsync(new Ping(1), cts.Token);
         Assert.IsType<Pong>(await ReceiveSkippingAsync(link, m => m is Ping, cts.Token));
         Assert.Contains("pinhole_uplink_device_drops_total{device=\"gw1\",camera=\"door\"} 25", relay.Metrics.Render(), StringComparison.Ordinal);
+
+        // After a reconnect the device repeats its totals: only the growth counts.
+        await link.Socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", cts.Token);
+        await using var again = await ConnectAsync(relay);
+        await again.SendAsync(new StreamAnnounce(0, "door", [FakeCamera.Track]), cts.Token);
+        await again.SendAsync(new DropReport(0, 30, 9500), cts.Token);
+        await again.SendAsync(new Ping(2), cts.Token);
+        Assert.IsType<Pong>(await ReceiveSkippingAsync(again, m => m is Ping, cts.Token));
+        Assert.Contains("pinhole_uplink_device_drops_total{device=\"gw1\",camera=\"door\"} 30", relay.Metrics.Render(), StringComparison.Ordinal);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition, string what)
