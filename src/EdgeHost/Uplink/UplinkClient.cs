@@ -20,7 +20,8 @@ namespace Pinhole.EdgeHost.Uplink;
 /// </summary>
 public sealed class UplinkClient : IPipeline
 {
-    private readonly UplinkClientOptions _options;
+    private readonly SemaphoreSlim _runLock = new(1, 1);
+    private volatile UplinkClientOptions _options;
     private readonly MetricsRegistry _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -48,8 +49,13 @@ public sealed class UplinkClient : IPipeline
         _connects = metrics.Counter("pinhole_uplink_connects_total", "Uplink sessions established.");
         _rttGauge = metrics.Gauge("pinhole_uplink_rtt_seconds", "Uplink round-trip time from the latest ack or pong.");
         _inFlightGauge = metrics.Gauge("pinhole_uplink_bytes_in_flight", "Media bytes sent but not yet acknowledged by the relay.");
+        InitRelayGauges(options);
+    }
+
+    private void InitRelayGauges(UplinkClientOptions options)
+    {
         foreach (var relay in options.Relays)
-            metrics.Gauge("pinhole_uplink_connected", "1 while the uplink is connected to this relay.", ("relay", RelayLabel(relay))).Set(0);
+            _metrics.Gauge("pinhole_uplink_connected", "1 while the uplink is connected to this relay.", ("relay", RelayLabel(relay))).Set(0);
     }
 
     /// <inheritdoc />
@@ -57,7 +63,9 @@ public sealed class UplinkClient : IPipeline
 
     /// <summary>Heartbeats come with every message received and every connection attempt, so a stall is longer than
     /// the slowest path through a failed attempt plus the longest backoff.</summary>
-    public TimeSpan StallTimeout => _options.DeadLinkTimeout + _options.ConnectTimeout + _options.BackoffMax + TimeSpan.FromSeconds(30);
+    public TimeSpan StallTimeout => StallTimeoutFor(_options);
+
+    private static TimeSpan StallTimeoutFor(UplinkClientOptions o) => o.DeadLinkTimeout + o.ConnectTimeout + o.BackoffMax + TimeSpan.FromSeconds(30);
 
     /// <summary>The relay the uplink is connected to now, or null.</summary>
     public Uri? ConnectedRelay => _connectedRelay;
@@ -91,10 +99,50 @@ public sealed class UplinkClient : IPipeline
     /// <summary>Frames dropped for <paramref name="camera"/> since start (0 for an unknown camera).</summary>
     public long DroppedFrames(string camera) => _queue.Cameras.FirstOrDefault(c => c.Name == camera)?.DroppedFrames ?? 0;
 
+    /// <summary>
+    /// A fresh <c>uplink</c> pipeline over this client's queue and camera sinks, with new settings
+    /// (relays, token, CA, proxy, timers) that take effect when it starts. The supervisor calls this for
+    /// every (re)start and config change; runs never overlap (a new run waits for the previous one to
+    /// end), and queued frames and camera sinks survive. Queue bounds stay those of the constructor.
+    /// </summary>
+    public IPipeline CreatePipeline(UplinkClientOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Relays.Count == 0) throw new ArgumentException("at least one relay URL is needed", nameof(options));
+        return new UplinkPipeline(this, options);
+    }
+
     /// <inheritdoc />
-    public async Task RunAsync(IPipelineContext context, CancellationToken cancellationToken)
+    public Task RunAsync(IPipelineContext context, CancellationToken cancellationToken) => RunWithAsync(null, context, cancellationToken);
+
+    private async Task RunWithAsync(UplinkClientOptions? options, IPipelineContext context, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(context);
+        await _runLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (options is not null && !ReferenceEquals(options, _options))
+            {
+                _options = options;
+                InitRelayGauges(options);
+            }
+            await RunLoopAsync(context, cancellationToken);
+        }
+        finally
+        {
+            _runLock.Release();
+        }
+    }
+
+    private sealed class UplinkPipeline(UplinkClient client, UplinkClientOptions options) : IPipeline
+    {
+        public string Name => "uplink";
+        public TimeSpan StallTimeout => StallTimeoutFor(options);
+        public Task RunAsync(IPipelineContext context, CancellationToken cancellationToken) => client.RunWithAsync(options, context, cancellationToken);
+    }
+
+    private async Task RunLoopAsync(IPipelineContext context, CancellationToken cancellationToken)
+    {
         foreach (var relay in _options.Relays)
             if (relay.Scheme == "ws") UplinkClientLog.Insecure(_logger, relay);
 

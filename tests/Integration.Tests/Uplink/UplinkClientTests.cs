@@ -248,6 +248,41 @@ public class UplinkClientTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task A_restarted_pipeline_with_new_settings_moves_to_the_new_relay_and_keeps_the_camera_sinks()
+    {
+        await using var first = await TestRelay.StartAsync(output, FastRelay);
+        await using var second = await TestRelay.StartAsync(output, FastRelay);
+        using var logging = TestLogging.For(output, "edge ");
+        var client = new UplinkClient(Options(first.Uplink), new MetricsRegistry(), logging);
+        var sink = client.GetSink("cam");
+        using var stop = new CancellationTokenSource();
+        var feeding = new FakeCamera().RunAsync(sink, frames: int.MaxValue, stop.Token);
+
+        using var run1 = new CancellationTokenSource();
+        var pipeline1 = client.CreatePipeline(Options(first.Uplink));
+        var task1 = pipeline1.RunAsync(new RecordingContext(), run1.Token);
+        await WaitUntilAsync(() => first.Streams.TryGet("gw1", "cam", out var s) && s.FramesIn > 5, "frames at the first relay");
+
+        // The supervisor starts the new instance as it stops the old one: runs must not overlap.
+        var pipeline2 = client.CreatePipeline(Options(second.Uplink));
+        using var run2 = new CancellationTokenSource();
+        var task2 = pipeline2.RunAsync(new RecordingContext(), run2.Token);
+        await Task.Delay(300);
+        Assert.Equal(0, second.Sessions.Count);
+        await run1.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => task1);
+
+        await WaitUntilAsync(() => second.Streams.TryGet("gw1", "cam", out var s) && s.FramesIn > 5, "frames at the second relay");
+        Assert.Equal("uplink", pipeline2.Name);
+        Assert.Equal(second.Uplink, client.ConnectedRelay);
+        await WaitUntilAsync(() => first.Sessions.Count == 0, "first relay sees the device leave");
+        await run2.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => task2);
+        await stop.CancelAsync();
+        await feeding.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
     private static long RelayDrops(TestRelay relay)
     {
         var line = relay.Metrics.Render().Split('\n').FirstOrDefault(l => l.StartsWith("pinhole_uplink_device_drops_total{device=\"gw1\",camera=\"cam\"}", StringComparison.Ordinal));
