@@ -225,8 +225,26 @@ public class UplinkEndpointTests(ITestOutputHelper output)
             Assert.Equal(UplinkReason.MessageTooLarge, bye.Reason);
         }
 
+        await using (var link = await ConnectAsync(relay))
+        {
+            await link.Socket.SendAsync("hello"u8.ToArray(), WebSocketMessageType.Text, true, cts.Token);
+            var bye = Assert.IsType<Goodbye>(await ReceiveSkippingAsync(link, m => m is Ping or Ack, cts.Token));
+            Assert.Equal(UplinkReason.ProtocolError, bye.Reason);
+            Assert.Contains("text WebSocket message", bye.Text, StringComparison.Ordinal);
+        }
+
+        await using (var link = await ConnectAsync(relay))
+        {
+            // The header announces an 8-byte ping body; the WebSocket message ends after 4.
+            await link.Socket.SendAsync(new byte[] { 0, 5, 0, 0, 0, 8, 1, 2, 3, 4 }, WebSocketMessageType.Binary, true, cts.Token);
+            var bye = Assert.IsType<Goodbye>(await ReceiveSkippingAsync(link, m => m is Ping or Ack, cts.Token));
+            Assert.Equal(UplinkReason.ProtocolError, bye.Reason);
+            Assert.Contains("header announced 14", bye.Text, StringComparison.Ordinal);
+        }
+
         await using var healthy = await ConnectAsync(relay);
         Assert.True(relay.Sessions.IsConnected("gw1"));
+        Assert.Contains("pinhole_uplink_protocol_errors_total{reason=\"protocol-error\"} 3", relay.Metrics.Render(), StringComparison.Ordinal);
     }
 
     [Fact]
