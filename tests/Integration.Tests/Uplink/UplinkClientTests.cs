@@ -233,12 +233,14 @@ public class UplinkClientTests(ITestOutputHelper output)
             await using var relay = await Pinhole.Relay.RelayApp.StartAsync(config);
             await using var edge = new RunningClient(Options(relay.UplinkUri), output);
             var streams = relay.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>();
-            await new FakeCamera().RunAsync(edge.Client.GetSink("door"), frames: 25, CancellationToken.None);
+            // 2 MB keyframes: the uplink is not bound by Kestrel's 1 MB request body limit.
+            await new FakeCamera(keyframeBytes: 2_000_000, gop: 10).RunAsync(edge.Client.GetSink("door"), frames: 25, CancellationToken.None);
             await WaitUntilAsync(() => streams.TryGet("gw1", "door", out var s) && s.FramesIn == 25, "25 frames in the relay app");
 
             using var http = new HttpClient { BaseAddress = relay.HttpUri };
             var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
             Assert.Contains("pinhole_uplinks_connected 1", metrics, StringComparison.Ordinal);
+            Assert.Equal(0, edge.Client.DroppedFrames("door"));
             Assert.Contains("pinhole_uplink_frames_total{device=\"gw1\"} 25", metrics, StringComparison.Ordinal);
             Assert.Contains("pinhole_relay_stream_online{device=\"gw1\",camera=\"door\"} 1", metrics, StringComparison.Ordinal);
         }
