@@ -25,9 +25,12 @@ public sealed partial class ExecCameraSource : CameraSource
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
 
-    /// <summary>Creates the source for <paramref name="argv"/> (program and arguments).</summary>
-    public ExecCameraSource(IReadOnlyList<string> argv, ILogger<ExecCameraSource> logger, TimeProvider? timeProvider = null)
+    /// <summary>Creates the source for <paramref name="argv"/> (program and arguments). The source fails
+    /// when the process writes nothing to stdout for <paramref name="outputTimeout"/> (default 20 s:
+    /// long enough for a camera stack to start, short enough to notice a hung one).</summary>
+    public ExecCameraSource(IReadOnlyList<string> argv, ILogger<ExecCameraSource> logger, TimeProvider? timeProvider = null, TimeSpan? outputTimeout = null)
     {
+        OutputTimeout = outputTimeout ?? TimeSpan.FromSeconds(20);
         ArgumentNullException.ThrowIfNull(argv);
         ArgumentNullException.ThrowIfNull(logger);
         if (argv.Count == 0 || string.IsNullOrEmpty(argv[0])) throw new CameraConfigurationException("exec: command is empty");
@@ -35,6 +38,9 @@ public sealed partial class ExecCameraSource : CameraSource
         _logger = logger;
         _time = timeProvider ?? TimeProvider.System;
     }
+
+    /// <summary>Longest silence on stdout before the source gives up.</summary>
+    public TimeSpan OutputTimeout { get; }
 
     /// <summary>The program and arguments that will be run.</summary>
     public IReadOnlyList<string> Arguments => _argv;
@@ -104,11 +110,22 @@ public sealed partial class ExecCameraSource : CameraSource
     {
         var reader = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: 256 * 1024, minimumReadSize: 16 * 1024));
         var framer = new AnnexBFramer(MediaCodec.H264, new MediaSinkMultiplexer(sink, 1), _time);
+        using var idle = new CancellationTokenSource(OutputTimeout, _time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, idle.Token);
         try
         {
             while (true)
             {
-                var result = await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                ReadResult result;
+                try
+                {
+                    result = await reader.ReadAsync(linked.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (idle.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+                {
+                    throw new CameraException($"{DisplayName}: no output for {OutputTimeout.TotalSeconds:0.#} s{LastStderr()}");
+                }
+                idle.CancelAfter(OutputTimeout);
                 var consumed = framer.Feed(result.Buffer, result.IsCompleted);
                 reader.AdvanceTo(consumed, result.Buffer.End);
                 if (result.IsCompleted)

@@ -16,7 +16,8 @@ public sealed class H264Depacketizer : RtpDepacketizer
     private readonly NalUnitAssembler _assembler;
     private readonly FragmentBuffer _fragment = new();
     private long _timestamp;
-    private bool _afterLoss;
+    // True until a clean packet boundary: a stream joined mid-NAL (or after a loss) starts with FU tails to drop.
+    private bool _afterLoss = true;
 
     /// <summary>Creates the depacketizer; <paramref name="parameterSets"/> from SDP <c>sprop-parameter-sets</c>, if any.</summary>
     public H264Depacketizer(int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null) : base(track) =>

@@ -99,7 +99,8 @@ public sealed class MediaSinkMultiplexer : IAccessUnitOutput
         if (!_announced || changed)
         {
             _announced = true;
-            _sink.OnTracks(_tracks!);
+            // A snapshot: the sink may keep the list, and the next change must not rewrite what it holds.
+            _sink.OnTracks(Array.ConvertAll(_tracks, t => t!));
         }
         Delivered++;
         _sink.OnAccessUnit(unit);

@@ -190,15 +190,9 @@ public sealed class DigestServer
     /// <summary>A WWW-Authenticate value: <c>Digest realm=…, nonce=…, algorithm=…, qop="auth"</c>.</summary>
     public string CreateChallenge(DigestAlgorithm algorithm, bool stale = false)
     {
-        var p = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
-        {
-            ["realm"] = Realm,
-            ["nonce"] = CreateNonce(),
-            ["algorithm"] = DigestMath.Name(algorithm),
-            ["qop"] = "auth",
-        };
-        if (stale) p["stale"] = "true";
-        return new HttpAuthChallenge("Digest", p).ToString();
+        // RFC 7616 §3.3: in a challenge qop is a quoted list (unlike in the credentials), algorithm and stale are tokens.
+        var challenge = $"Digest realm=\"{Realm}\", nonce=\"{CreateNonce()}\", algorithm={DigestMath.Name(algorithm)}, qop=\"auth\"";
+        return stale ? challenge + ", stale=true" : challenge;
     }
 
     /// <summary>A Basic challenge for this realm (RFC 7617).</summary>

@@ -37,6 +37,9 @@ public sealed record RtspClientOptions
     /// <summary>Keepalive interval; null picks a third of the session timeout (RFC 2326 §12.37).</summary>
     public TimeSpan? KeepaliveInterval { get; init; }
 
+    /// <summary>How often RTCP receiver reports go to the server (RFC 3550 §6.2 suggests about 5 s).</summary>
+    public TimeSpan ReceiverReportInterval { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Most 3xx redirects followed.</summary>
     public int MaxRedirects { get; init; } = 3;
 
@@ -66,6 +69,8 @@ public sealed partial class RtspClient
     private RtspSession? _session;
     private long _lastMediaTimestamp;
     private long _protocolErrors;
+    private RtpReceptionStatistics[] _statistics = [];
+    private readonly uint _ssrc = (uint)Random.Shared.NextInt64(1, uint.MaxValue);
 
     /// <summary>Creates a client for <paramref name="url"/> (<c>rtsp://[user:pass@]host[:port]/path</c>).</summary>
     public RtspClient(Uri url, RtspClientOptions? options = null, ILogger<RtspClient>? logger = null, TimeProvider? timeProvider = null)
@@ -98,6 +103,11 @@ public sealed partial class RtspClient
     public async Task RunAsync(IMediaSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
+        // Each run is a fresh session: nothing from an earlier attempt may leak into it.
+        _session = null;
+        _auth = null;
+        _publicMethods = "";
+        _credentialsAllowed = true;
         var url = _url;
         RtspConnection? connection = null;
         var udpSockets = new List<UdpClient>();
@@ -121,6 +131,8 @@ public sealed partial class RtspClient
                 if (redirects >= _options.MaxRedirects || location is null || !Uri.TryCreate(url, location, out var next) || next.Scheme != "rtsp")
                     throw new RtspClientException($"{RtspUrl.Redact(url)}: redirect {describe.StatusCode} without a usable rtsp:// Location, or more than {_options.MaxRedirects} redirects", describe.StatusCode);
                 Log.Redirected(_logger, RtspUrl.Redact(url), RtspUrl.Redact(next));
+                // Credentials from the configured URL go only to the host they were configured for.
+                if (!string.Equals(next.IdnHost, _url.IdnHost, StringComparison.OrdinalIgnoreCase)) _credentialsAllowed = false;
                 url = RtspUrl.WithoutCredentials(next);
                 await connection.DisposeAsync().ConfigureAwait(false);
                 connection = null;
@@ -148,6 +160,9 @@ public sealed partial class RtspClient
 
             var mux = new MediaSinkMultiplexer(new CountingSink(sink, this), tracks.Count, tracks.Select(t => t.Depacketizer.TrackInfo));
             var channelMap = new Dictionary<int, RtpDepacketizer>();
+            var rtcpChannelMap = new Dictionary<int, int>();
+            _statistics = tracks.Select(_ => new RtpReceptionStatistics()).ToArray();
+            var rtcpTargets = new Func<byte[], Task>?[tracks.Count];
             var udpTasks = new List<Task>();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             for (var i = 0; i < tracks.Count; i++)
@@ -173,16 +188,34 @@ public sealed partial class RtspClient
                 if (_session is null) throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP answered without a Session header");
                 var transportHeader = response.Headers["Transport"] ?? throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP answered without a Transport header");
                 var transport = ParseOrFail(() => RtspTransport.ParseList(transportHeader)[0], url);
+                if (_options.Transport == RtspLowerTransport.Tcp != transport.IsTcp)
+                    throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP asked for {_options.Transport} but the server answered '{transport.Protocol}'", 461);
                 if (_options.Transport == RtspLowerTransport.Tcp)
                 {
                     // The server may pick other channels than we asked for (§12.39).
                     var channel = transport.Interleaved?.First ?? 2 * i;
+                    var rtcpChannel = transport.Interleaved?.Second ?? channel + 1;
                     channelMap[channel] = dep;
+                    rtcpChannelMap[rtcpChannel] = i;
+                    var c = connection!;
+                    rtcpTargets[i] = bytes =>
+                    {
+                        var w = new System.Buffers.ArrayBufferWriter<byte>(bytes.Length + 4);
+                        InterleavedFrame.Write(w, (byte)rtcpChannel, bytes);
+                        return c.WriteAsync(w.WrittenMemory, stop.Token);
+                    };
                 }
                 else
                 {
-                    udpTasks.Add(ReceiveUdpAsync(rtp!, dep, mux, connection!.RemoteEndPoint!.Address, stop.Token));
-                    udpTasks.Add(DrainRtcpAsync(rtcp!, stop.Token));
+                    var server = Normalize(connection!.RemoteEndPoint!.Address);
+                    udpTasks.Add(ReceiveUdpAsync(rtp!, dep, mux, server, stop.Token));
+                    udpTasks.Add(ReceiveRtcpAsync(rtcp!, i, server, stop.Token));
+                    if (transport.ServerPort is { } serverPort)
+                    {
+                        var socket = rtcp!;
+                        var target = new IPEndPoint(server, serverPort.Second);
+                        rtcpTargets[i] = async bytes => await socket.SendAsync(bytes, target, stop.Token).ConfigureAwait(false);
+                    }
                 }
                 Log.TrackSetUp(_logger, SafeUrl, i, tracks[i].Media.RtpMap(tracks[i].Media.PayloadType)?.EncodingName ?? "?", transport.ToString());
             }
@@ -191,8 +224,9 @@ public sealed partial class RtspClient
             {
                 connection!.FrameReceived = frame =>
                 {
-                    // Even channels carry RTP, odd ones RTCP (§10.12); RTCP is not needed to play.
+                    // RTP and RTCP channels come from each track's Transport answer (§10.12).
                     if (channelMap.TryGetValue(frame.Channel, out var dep)) HandleRtp(frame.Payload, dep, mux);
+                    else if (rtcpChannelMap.TryGetValue(frame.Channel, out var track)) HandleRtcp(frame.Payload.Span, track);
                 };
             }
             connection!.RequestReceived = request => request.Method is "OPTIONS" or "GET_PARAMETER"
@@ -208,7 +242,8 @@ public sealed partial class RtspClient
 
             var keepalive = KeepaliveAsync(connection, url, stop.Token);
             var watchdog = MediaWatchdogAsync(stop.Token);
-            var all = new List<Task> { connection.Completion, keepalive, watchdog };
+            var reports = ReceiverReportsAsync(rtcpTargets, stop.Token);
+            var all = new List<Task> { connection.Completion, keepalive, watchdog, reports };
             all.AddRange(udpTasks);
             var cancelled = Task.Delay(Timeout.InfiniteTimeSpan, _time, cancellationToken);
             all.Add(cancelled);
@@ -229,9 +264,18 @@ public sealed partial class RtspClient
         {
             // Normal stop.
         }
+        catch (RtspClientException e) when (!e.Message.StartsWith("rtsp://", StringComparison.OrdinalIgnoreCase))
+        {
+            // Connection-level failures are raised without the URL; every message names the camera.
+            throw new RtspClientException($"{SafeUrl}: {e.Message}", e);
+        }
         catch (RtspProtocolException e)
         {
             throw new RtspClientException($"{SafeUrl}: malformed data from the server: {e.Message}", e);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            throw new RtspClientException($"{SafeUrl}: connection failed: {e.Message}", e);
         }
         catch (TimeoutException e)
         {
@@ -245,6 +289,7 @@ public sealed partial class RtspClient
     }
 
     private string _publicMethods = "";
+    private bool _credentialsAllowed = true;
 
     private async Task<RtspConnection> ConnectAsync(Uri url, CancellationToken cancellationToken)
     {
@@ -275,6 +320,8 @@ public sealed partial class RtspClient
             var challenges = ParseOrFail(() => HttpAuthChallenge.ParseAll(response.Headers.GetValues("WWW-Authenticate")), _url);
             if (_user is null)
                 throw new RtspClientException($"{SafeUrl}: the camera requires credentials (401) and the URL has none", 401);
+            if (!_credentialsAllowed)
+                throw new RtspClientException($"{SafeUrl}: redirected to another host that asks for credentials; they are only sent to the configured host", 401);
             var retry = _auth is null || challenges.Any(c => string.Equals(c["stale"], "true", StringComparison.OrdinalIgnoreCase));
             if (!retry) throw new RtspClientException($"{SafeUrl}: authentication failed (401): wrong user name or password", 401);
             _auth = HttpClientAuthenticator.Create(challenges, _user, _password ?? "")
@@ -371,7 +418,7 @@ public sealed partial class RtspClient
             }
             catch (OperationCanceledException) { return; }
             // Only the camera may feed this track (anyone on the LAN could send to the port).
-            if (r.RemoteEndPoint is not IPEndPoint from || !from.Address.Equals(server)) continue;
+            if (r.RemoteEndPoint is not IPEndPoint from || !Normalize(from.Address).Equals(server)) continue;
             RtpPacket packet;
             try { packet = RtpPacket.Parse(buffer.AsSpan(0, r.ReceivedBytes).ToArray()); }
             catch (RtspProtocolException e)
@@ -390,20 +437,55 @@ public sealed partial class RtspClient
         lock (_mediaLock)
         {
             _lastMediaTimestamp = _time.GetTimestamp();
+            _statistics[depacketizer.Track].OnRtp(packet);
             try { depacketizer.Push(packet, mux); }
             catch (RtspProtocolException e) { CountBadPacket(depacketizer, e); }
         }
     }
 
-    private static async Task DrainRtcpAsync(UdpClient socket, CancellationToken cancellationToken)
+    private static IPAddress Normalize(IPAddress a) => a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : a;
+
+    private async Task ReceiveRtcpAsync(UdpClient socket, int track, IPAddress server, CancellationToken cancellationToken)
     {
-        // Sender reports are read and discarded so the socket buffer never fills.
+        // Sender reports feed LSR/DLSR of our receiver reports; reading also keeps the socket buffer empty.
         var buffer = new byte[2048];
         while (!cancellationToken.IsCancellationRequested)
         {
-            try { await socket.Client.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false); }
+            SocketReceiveFromResult r;
+            try { r = await socket.Client.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), cancellationToken).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
             catch (SocketException) { return; }
+            if (r.RemoteEndPoint is IPEndPoint from && Normalize(from.Address).Equals(server)) HandleRtcp(buffer.AsSpan(0, r.ReceivedBytes), track);
+        }
+    }
+
+    private void HandleRtcp(ReadOnlySpan<byte> data, int track)
+    {
+        IReadOnlyList<RtcpPacket> packets;
+        try { packets = RtcpPacket.ParseCompound(data); }
+        catch (RtspProtocolException) { return; } // RTCP is advisory; a bad one is ignored
+        lock (_mediaLock)
+            foreach (var p in packets) _statistics[track].OnSenderReport(p, _time.GetTimestamp());
+    }
+
+    private async Task ReceiverReportsAsync(Func<byte[], Task>?[] targets, CancellationToken cancellationToken)
+    {
+        // RFC 3550 §6.2: a receiver reports about every 5 s; some servers also treat RTCP as a liveness signal.
+        while (true)
+        {
+            try { await Task.Delay(_options.ReceiverReportInterval, _time, cancellationToken).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+            for (var i = 0; i < targets.Length; i++)
+            {
+                if (targets[i] is not { } send) continue;
+                RtcpReportBlock? block;
+                lock (_mediaLock) block = _statistics[i].CreateReport(_time);
+                if (block is null) continue;
+                var rr = new RtcpPacket { PacketType = RtcpPacket.ReceiverReportType, Ssrc = _ssrc, Reports = [block.Value] };
+                try { await send(rr.ToArray()).ConfigureAwait(false); }
+                catch (OperationCanceledException) { return; }
+                catch (Exception e) when (e is SocketException or IOException or ObjectDisposedException) { /* the session loop reports real failures */ }
+            }
         }
     }
 

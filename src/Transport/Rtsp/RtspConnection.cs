@@ -135,6 +135,9 @@ internal sealed class RtspConnection : IAsyncDisposable
                     break;
                 case RtspResponse response:
                     if (_pending.TryGetValue(response.CSeq, out var tcs)) tcs.TrySetResult(response);
+                    else if (response.CSeq < 0 && _pending.Count == 1)
+                        // Some cameras drop CSeq from responses; with one request in flight the match is unambiguous.
+                        _pending.Values.FirstOrDefault()?.TrySetResult(response);
                     break;
                 case RtspRequest request:
                     var reply = RequestReceived?.Invoke(request) ?? new RtspResponse(501, RtspResponse.ReasonFor(501));

@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pinhole.Drivers.Cameras;
 using Pinhole.Transport.Media;
+using Pinhole.Testing;
 
 namespace Pinhole.Drivers.Tests.Cameras;
 
@@ -85,7 +86,7 @@ public class ExecCameraSourceTests
         }
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task Ffmpeg_testsrc_pipe_delivers_H264_access_units_with_monotonic_90kHz_timestamps()
     {
         var source = CameraSource.Create(
@@ -154,5 +155,111 @@ public class ExecCameraSourceTests
             catch (IOException) { return false; }
         });
         Assert.Empty(survivors);
+    }
+}
+
+[Trait("Category", "Integration")]
+public class RtspCameraSourceTests
+{
+    private sealed class Sink : IMediaSink
+    {
+        public readonly List<IReadOnlyList<TrackInfo>> Tracks = [];
+        public readonly List<AccessUnit> Units = [];
+        public readonly TaskCompletionSource Enough = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void OnTracks(IReadOnlyList<TrackInfo> tracks) { lock (Units) Tracks.Add(tracks); }
+
+        public void OnAccessUnit(in AccessUnit unit)
+        {
+            lock (Units)
+            {
+                Units.Add(unit);
+                if (Units.Count >= 25) Enough.TrySetResult();
+            }
+        }
+    }
+
+    [RequiresFact(Needs.RtspCamera)]
+    public async Task Rtsp_source_with_digest_credentials_delivers_the_same_kind_of_stream_as_exec()
+    {
+        await using var cam = await Pinhole.Transport.Tests.Support.RtspCameraProcess.StartAsync("--codec", "h264", "--user", "u", "--password", "p w");
+        var source = CameraSource.Create(cam.Url(userInfo: "u:p%20w"), NullLoggerFactory.Instance);
+        var sink = new Sink();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var run = source.RunAsync(sink, cts.Token);
+        await Task.WhenAny(sink.Enough.Task, run, Task.Delay(TimeSpan.FromSeconds(15)));
+        await cts.CancelAsync();
+        await run;
+        lock (sink.Units)
+        {
+            Assert.True(sink.Units.Count >= 25);
+            Assert.Equal((MediaCodec.H264, 640, 360), (sink.Tracks[0][0].Codec, sink.Tracks[0][0].Width, sink.Tracks[0][0].Height));
+            Assert.True(sink.Units[0].IsKeyframe);
+        }
+    }
+
+    [Fact]
+    public async Task Unreachable_camera_is_a_CameraException_without_credentials()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        var source = CameraSource.Create($"rtsp://admin:topsecret@127.0.0.1:{port}/x", NullLoggerFactory.Instance);
+        var e = await Assert.ThrowsAsync<CameraException>(() => source.RunAsync(new Sink(), CancellationToken.None));
+        Assert.DoesNotContain("topsecret", e.ToString(), StringComparison.Ordinal);
+        Assert.Contains("cannot connect", e.Message, StringComparison.Ordinal);
+    }
+}
+
+public class ExecStderrTests
+{
+    private sealed class ListLogger : ILogger<ExecCameraSource>
+    {
+        public readonly List<string> Lines = [];
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => true;
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (Lines) Lines.Add(formatter(state, exception));
+        }
+    }
+
+    [Fact]
+    public async Task Stderr_is_logged_rate_limited_and_redacted()
+    {
+        var logger = new ListLogger();
+        var source = new ExecCameraSource(CommandLine.Split("/bin/sh -c 'for i in $(seq 1 200); do echo \"line $i rtsp://u:pw@cam/x\" >&2; done; exit 1'"), logger);
+        await Assert.ThrowsAsync<CameraException>(() => source.RunAsync(new NullSink(), CancellationToken.None));
+        List<string> stderr;
+        lock (logger.Lines) stderr = logger.Lines.Where(l => l.Contains(" stderr: ", StringComparison.Ordinal)).ToList();
+        Assert.Equal(20, stderr.Count); // 20 lines per 10 s window, the other 180 suppressed
+        Assert.All(stderr, l => Assert.DoesNotContain("pw@", l, StringComparison.Ordinal));
+        Assert.Contains("rtsp://***@cam/x", stderr[0], StringComparison.Ordinal);
+    }
+
+    private sealed class NullSink : IMediaSink
+    {
+        public void OnTracks(IReadOnlyList<TrackInfo> tracks) { }
+        public void OnAccessUnit(in AccessUnit unit) { }
+    }
+}
+
+public class ExecOutputTimeoutTests
+{
+    [Fact]
+    public async Task Process_that_writes_nothing_fails_after_the_output_timeout_and_is_killed()
+    {
+        var source = new ExecCameraSource(["sleep", "300"], NullLogger<ExecCameraSource>.Instance, outputTimeout: TimeSpan.FromSeconds(1));
+        var sw = Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<CameraException>(() => source.RunAsync(new NullSink(), CancellationToken.None));
+        Assert.Contains("no output for 1 s", e.Message, StringComparison.Ordinal);
+        Assert.InRange(sw.Elapsed.TotalSeconds, 0.9, 5);
+    }
+
+    private sealed class NullSink : IMediaSink
+    {
+        public void OnTracks(IReadOnlyList<TrackInfo> tracks) { }
+        public void OnAccessUnit(in AccessUnit unit) { }
     }
 }

@@ -4,12 +4,13 @@ using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Tests.Support;
+using Pinhole.Testing;
 
 namespace Pinhole.Transport.Tests.H264;
 
 public class H264DepacketizerTests
 {
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public void GStreamer_capture_gives_25fps_units_keyframe_every_25_and_ffprobe_decodes_all_of_them()
     {
         var (dep, output) = Captures.Depacketize("h264-aac", 0);
@@ -25,7 +26,7 @@ public class H264DepacketizerTests
             // GOP of 25: a keyframe exactly every 25 frames after the first.
             Assert.Equal(units[i].IsKeyframe, (i % 25) == 0);
         }
-        var decoded = Ffprobe.CountFrames(Ffprobe.ToAnnexB(track, units), "h264");
+        var decoded = FfprobeDecode.CountFrames(FfprobeDecode.ToAnnexB(track, units), "h264");
         Assert.Equal("", decoded.Errors);
         Assert.Equal((units.Count, "h264", 640, 360), (decoded.Frames, decoded.Codec, decoded.Width, decoded.Height));
     }
@@ -143,7 +144,22 @@ public class H264DepacketizerTests
         Assert.Equal(2, sink.TrackAnnouncements.Count);
         Assert.Equal((640, 360), (sink.TrackAnnouncements[0][0].Width, sink.TrackAnnouncements[0][0].Height));
         Assert.Equal((1280, 720), (sink.TrackAnnouncements[1][0].Width, sink.TrackAnnouncements[1][0].Height));
+        Assert.NotSame(sink.TrackAnnouncements[0], sink.TrackAnnouncements[1]);
         Assert.Equal(3, sink.Units.Count);
+    }
+
+    [Fact]
+    public void Stream_joined_in_the_middle_of_a_FU_A_drops_the_tail_silently()
+    {
+        var dep = new H264Depacketizer(0, [Sps, Pps]);
+        var output = new CollectingOutput();
+        var fu = FuA(Nal(0x41, 3000), 1000).ToList();
+        dep.Push(Packet(7, 0, false, fu[1]), output); // no exception: joining mid-NAL is normal
+        dep.Push(Packet(8, 0, true, fu[2]), output);
+        dep.Push(Packet(9, 3600, true, Nal(0x65, 10)), output);
+        Assert.Equal(new long[] { 3600 }, output.Units.Select(u => u.Pts));
+        // Once in sync, a continuation without a start is malformed again.
+        Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(10, 7200, false, fu[1]), output));
     }
 
     [Fact]
@@ -206,6 +222,7 @@ public class H264DepacketizerTests
         var dep = new H264Depacketizer(0, [Sps, Pps]);
         var output = new CollectingOutput();
         ushort seq = 10;
+        dep.Push(Packet(seq++, 0, true, Nal(0x41, 5)), output); // in sync on a packet boundary (dropped: no keyframe yet)
         var e = Assert.Throws<RtspProtocolException>(() =>
         {
             foreach (var p in payloads) dep.Push(Packet(seq++, 0, false, p), output);

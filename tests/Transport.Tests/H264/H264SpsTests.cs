@@ -4,6 +4,7 @@ using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Tests.Support;
+using Pinhole.Testing;
 
 namespace Pinhole.Transport.Tests.H264;
 
@@ -60,7 +61,7 @@ public class AnnexBReaderTests
         return nals;
     }
 
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public void Ffmpeg_annexb_capture_splits_into_NAL_units_and_30_access_units()
     {
         var bytes = Captures.Bytes("ffmpeg-testsrc.h264");
@@ -82,7 +83,7 @@ public class AnnexBReaderTests
         Assert.Equal(30, output.Units.Count);
         Assert.Equal(new[] { 0, 25 }, output.Units.Select((u, i) => (u, i)).Where(x => x.u.IsKeyframe).Select(x => x.i));
         Assert.Equal((320, 240), (assembler.TrackInfo!.Width, assembler.TrackInfo.Height));
-        var decoded = Ffprobe.CountFrames(Ffprobe.ToAnnexB(assembler.TrackInfo, output.Units), "h264");
+        var decoded = FfprobeDecode.CountFrames(FfprobeDecode.ToAnnexB(assembler.TrackInfo, output.Units), "h264");
         Assert.Equal((30, ""), (decoded.Frames, decoded.Errors));
     }
 

@@ -3,12 +3,13 @@ using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Tests.Support;
+using Pinhole.Testing;
 
 namespace Pinhole.Transport.Tests.H265;
 
 public class H265DepacketizerTests
 {
-    [Fact]
+    [RequiresFact(Needs.Ffmpeg)]
     public void GStreamer_capture_gives_keyframe_first_90kHz_units_that_ffprobe_decodes()
     {
         var (dep, output) = Captures.Depacketize("h265", 0);
@@ -20,7 +21,7 @@ public class H265DepacketizerTests
         Assert.True(units[0].IsKeyframe);
         for (var i = 1; i < units.Count; i++) Assert.Equal(3600, units[i].Pts - units[i - 1].Pts);
         Assert.Equal(units.Count(u => u.IsKeyframe), units.Where((u, i) => i % 25 == 0).Count());
-        var decoded = Ffprobe.CountFrames(Ffprobe.ToAnnexB(track, units), "hevc");
+        var decoded = FfprobeDecode.CountFrames(FfprobeDecode.ToAnnexB(track, units), "hevc");
         Assert.Equal("", decoded.Errors);
         Assert.Equal((units.Count, "hevc", 640, 360), (decoded.Frames, decoded.Codec, decoded.Width, decoded.Height));
     }
@@ -78,7 +79,8 @@ public class H265DepacketizerTests
     public void Malformed_payloads_throw_the_protocol_exception(string what, byte[] payload)
     {
         var dep = new H265Depacketizer(0);
-        var e = Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(1, 0, false, payload), new CollectingOutput()));
+        dep.Push(Packet(1, 0, true, [2, 1, 0x80, 5]), new CollectingOutput()); // in sync on a packet boundary
+        var e = Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(2, 0, false, payload), new CollectingOutput()));
         Assert.False(string.IsNullOrEmpty(e.Message), what);
     }
 

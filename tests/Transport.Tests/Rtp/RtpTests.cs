@@ -179,3 +179,30 @@ public class RtpTimestampUnwrapperTests
         Assert.Equal(expected, last);
     }
 }
+
+public class RtpReceptionStatisticsTests
+{
+    private sealed class FrozenTime : TimeProvider
+    {
+        public long Now;
+        public override long GetTimestamp() => Now;
+        public override long TimestampFrequency => 1000;
+    }
+
+    [Fact]
+    public void Loss_wrap_and_LSR_DLSR_are_reported()
+    {
+        var time = new FrozenTime();
+        var s = new RtpReceptionStatistics();
+        Assert.Null(s.CreateReport(time));
+        foreach (var seq in new[] { 65530, 65531, 65533, 65534, 0, 1, 3 }) // 65532, 65535 and 2 lost, one wrap
+            s.OnRtp(new RtpPacket { Ssrc = 77, SequenceNumber = (ushort)seq, Payload = Array.Empty<byte>() });
+        s.OnSenderReport(new RtcpPacket { PacketType = RtcpPacket.SenderReportType, Ssrc = 77, NtpTimestamp = 0x1122334455667788 }, time.Now);
+        time.Now += 2000; // 2 s later
+        var r = s.CreateReport(time)!.Value;
+        Assert.Equal((77u, 65536u + 3, 3, 0x33445566u), (r.Ssrc, r.HighestSequence, r.CumulativeLost, r.LastSr));
+        Assert.Equal(2 * 65536u, r.DelaySinceLastSr);
+        Assert.Equal((byte)(3 * 256 / 10), r.FractionLost);
+        Assert.Equal(0, s.CreateReport(time)!.Value.FractionLost); // nothing new lost since the last report
+    }
+}

@@ -157,6 +157,7 @@ public class HttpAuthTests
         time.Now += TimeSpan.FromMinutes(6);
         Assert.Equal(DigestVerdict.Stale, server.Verify(good.Authorize("DESCRIBE", "u"), "DESCRIBE", Lookup, out _));
         Assert.Contains("stale=true", server.CreateChallenge(algorithm, stale: true), StringComparison.Ordinal);
+        Assert.Contains("qop=\"auth\"", server.CreateChallenge(algorithm), StringComparison.Ordinal);
     }
 
     [Fact]

@@ -28,7 +28,7 @@ internal sealed class RecordingSink : IMediaSink
 
     public void OnTracks(IReadOnlyList<TrackInfo> tracks)
     {
-        lock (_lock) TrackAnnouncements.Add(tracks.ToArray());
+        lock (_lock) TrackAnnouncements.Add(tracks); // kept as given: a producer must not change it afterwards
     }
 
     public void OnAccessUnit(in AccessUnit unit)

@@ -4,7 +4,7 @@ using Pinhole.Transport.Media;
 
 namespace Pinhole.Transport.Tests.Support;
 
-internal static class Ffprobe
+internal static class FfprobeDecode
 {
     /// <summary>Writes AVCC access units as an Annex-B elementary stream, parameter sets before each keyframe.</summary>
     public static byte[] ToAnnexB(TrackInfo track, IEnumerable<AccessUnit> units)
