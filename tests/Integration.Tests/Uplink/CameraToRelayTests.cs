@@ -1,10 +1,9 @@
-using System.Diagnostics;
-using System.Globalization;
 using Pinhole.EdgeHost.Cameras;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Uplink;
 using Pinhole.Relay.Streaming;
+using Pinhole.Testing;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Metrics;
 using Xunit.Abstractions;
@@ -17,13 +16,12 @@ public class CameraToRelayTests(ITestOutputHelper output)
     [Fact]
     public async Task Rtsp_camera_reaches_the_relay_stream_with_its_parameter_sets_and_keyframes()
     {
-        var script = Path.Combine(AppContext.BaseDirectory, "peers", "rtsp-camera.py");
-        Assert.True(File.Exists("/usr/bin/python3") && File.Exists(script), "the GStreamer RTSP test camera is part of the build environment");
-        await using var camera = await PeerProcess.StartAsync("/usr/bin/python3", script, "--port", "0", "--width", "320", "--height", "240", "--fps", "25");
+        Assert.True(RtspCamera.SkipReason is null, $"the GStreamer RTSP test camera is part of the build environment: {RtspCamera.SkipReason}");
+        await using var camera = await RtspCamera.StartAsync(new RtspCameraOptions { Width = 320, Height = 240, Fps = 25 });
         await using var relay = await TestRelay.StartAsync(output);
         using var logging = TestLogging.For(output, "edge ");
         var uplink = new UplinkClient(new UplinkClientOptions { DeviceId = "gw1", Token = "secret-gw1", Relays = [relay.Uplink] }, new MetricsRegistry(), logging);
-        var pipeline = CameraPipeline.Create(new CameraConfig { Name = "door", Source = $"rtsp://127.0.0.1:{camera.Port}/cam" }, uplink, logging);
+        var pipeline = CameraPipeline.Create(new CameraConfig { Name = "door", Source = camera.Url.ToString() }, uplink, logging);
         var stream = relay.Streams.GetOrAdd("gw1", "door");
         await using var recorder = new StreamRecorder(stream);
         using var cts = new CancellationTokenSource();
@@ -63,59 +61,5 @@ public class CameraToRelayTests(ITestOutputHelper output)
         public List<string> Statuses { get; } = [];
         public void Heartbeat() => Interlocked.Increment(ref _heartbeats);
         public void SetStatus(string status) { lock (Statuses) Statuses.Add(status); }
-    }
-}
-
-/// <summary>A peer process that prints <c>READY port=N</c>; killed on dispose.</summary>
-internal sealed class PeerProcess : IAsyncDisposable
-{
-    private readonly Process _process;
-
-    private PeerProcess(Process process, int port)
-    {
-        _process = process;
-        Port = port;
-    }
-
-    public int Port { get; }
-
-    public static async Task<PeerProcess> StartAsync(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        var p = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {file}");
-        var stderr = new System.Text.StringBuilder();
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data); };
-        p.BeginErrorReadLine();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        try
-        {
-            while (true)
-            {
-                var line = await p.StandardOutput.ReadLineAsync(cts.Token) ?? throw new InvalidOperationException($"{file} exited: {stderr}");
-                if (line.StartsWith("READY port=", StringComparison.Ordinal))
-                    return new PeerProcess(p, int.Parse(line["READY port=".Length..], CultureInfo.InvariantCulture));
-            }
-        }
-        catch
-        {
-            try { p.Kill(true); } catch (InvalidOperationException) { }
-            p.Dispose();
-            throw;
-        }
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(true);
-                await _process.WaitForExitAsync();
-            }
-        }
-        catch (InvalidOperationException) { }
-        _process.Dispose();
     }
 }
