@@ -152,6 +152,7 @@ public sealed class UplinkSendQueue
     /// <summary>Wakes a waiting <see cref="WaitAsync"/>.</summary>
     public void Pulse()
     {
+        if (_pulse.CurrentCount > 0) return; // already signalled; avoids an exception per frame while the sender waits
         try
         {
             _pulse.Release();
