@@ -39,7 +39,19 @@ public sealed class CameraPipeline : IPipeline
         ArgumentNullException.ThrowIfNull(camera);
         ArgumentNullException.ThrowIfNull(uplink);
         var source = CameraSource.Create(camera.Source, loggerFactory);
-        return new CameraPipeline(camera.Name, source.RunAsync, uplink.GetSink(camera.Name));
+        var name = camera.Name;
+        return new CameraPipeline(name, async (sink, ct) =>
+        {
+            try
+            {
+                await source.RunAsync(sink, ct);
+            }
+            finally
+            {
+                // Failed, ended or stopped: viewers learn the camera is offline now, not after a timeout.
+                uplink.EndStream(name);
+            }
+        }, uplink.GetSink(name));
     }
 
     /// <summary>The camera's name.</summary>

@@ -96,6 +96,14 @@ public sealed class UplinkClient : IPipeline
         }
     }
 
+    /// <summary>The camera's source stopped (it failed, or its pipeline was stopped): after its queued frames, the
+    /// relay marks the camera offline at once instead of viewers waiting on silence. New tracks start it again.</summary>
+    public void EndStream(string camera)
+    {
+        var queue = _queue.Cameras.FirstOrDefault(c => c.Name == camera);
+        if (queue is not null) _queue.EndStream(queue);
+    }
+
     /// <summary>Frames dropped for <paramref name="camera"/> since start (0 for an unknown camera).</summary>
     public long DroppedFrames(string camera) => _queue.Cameras.FirstOrDefault(c => c.Name == camera)?.DroppedFrames ?? 0;
 
@@ -449,6 +457,12 @@ public sealed class UplinkClient : IPipeline
         {
             while (state.Control.Reader.TryRead(out var control))
                 await state.Link.SendAsync(control, ct);
+            while (_queue.TryTakeEnded(out var ended))
+            {
+                // Only a stream the relay knows this connection; the next frame re-announces it.
+                if (state.Announced.TryRemove(ended!.StreamId, out _))
+                    await state.Link.SendAsync(new StreamEnd(ended.StreamId), ct);
+            }
 
             // Delay must not hide in socket buffers: while the oldest unacknowledged frame is too
             // old, hold frames back here, where the time-bounded queue can drop them by GOP.

@@ -67,6 +67,7 @@ public sealed class UplinkSendQueue
         ArgumentNullException.ThrowIfNull(tracks);
         lock (_lock)
         {
+            camera.EndRequested = false; // the source (re)started
             camera.Tracks = tracks;
             camera.VideoTrack = -1;
             for (var i = 0; i < tracks.Count; i++)
@@ -139,6 +140,26 @@ public sealed class UplinkSendQueue
                 frame = head;
                 return true;
             }
+        }
+    }
+
+    /// <summary>The camera's source stopped: once its queued frames are sent, the relay is told (<c>StreamEnd</c>).</summary>
+    public void EndStream(CameraQueue camera)
+    {
+        ArgumentNullException.ThrowIfNull(camera);
+        lock (_lock) camera.EndRequested = true;
+        Pulse();
+    }
+
+    /// <summary>Takes a camera whose source stopped and whose queue is empty, clearing its end request.</summary>
+    public bool TryTakeEnded(out CameraQueue? camera)
+    {
+        lock (_lock)
+        {
+            camera = _cameras.Find(c => c.EndRequested && c.Items.Count == 0);
+            if (camera is null) return false;
+            camera.EndRequested = false;
+            return true;
         }
     }
 
@@ -232,6 +253,7 @@ public sealed class CameraQueue
     internal int VideoTrack { get; set; } = -1;
     internal bool Skipping { get; set; }
     internal bool NeedKeyframe { get; set; } = true;
+    internal bool EndRequested { get; set; }
 
     internal bool IsGopStart(in AccessUnit unit) => unit.IsKeyframe && (VideoTrack < 0 || unit.Track == VideoTrack);
 

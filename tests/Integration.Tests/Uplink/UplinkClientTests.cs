@@ -285,6 +285,24 @@ public class UplinkClientTests(ITestOutputHelper output)
         await feeding.ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
+    [Fact]
+    public async Task A_stopped_camera_goes_offline_at_the_relay_and_comes_back_with_new_tracks()
+    {
+        await using var relay = await TestRelay.StartAsync(output, FastRelay);
+        await using var edge = new RunningClient(Options(relay.Uplink), output);
+        var stream = relay.Streams.GetOrAdd("gw1", "cam");
+        var sink = edge.Client.GetSink("cam");
+        await new FakeCamera().RunAsync(sink, frames: 10, CancellationToken.None);
+        await WaitUntilAsync(() => stream.FramesIn == 10 && stream.IsOnline, "10 frames, online");
+
+        edge.Client.EndStream("cam");
+        await WaitUntilAsync(() => !stream.IsOnline, "camera offline at the relay");
+        Assert.True(relay.Sessions.IsConnected("gw1"), "the uplink itself stays up");
+
+        await new FakeCamera().RunAsync(sink, frames: 5, CancellationToken.None);
+        await WaitUntilAsync(() => stream.FramesIn == 15 && stream.IsOnline, "back online");
+    }
+
     private static long RelayDrops(TestRelay relay)
     {
         var line = relay.Metrics.Render().Split('\n').FirstOrDefault(l => l.StartsWith("pinhole_uplink_device_drops_total{device=\"gw1\",camera=\"cam\"}", StringComparison.Ordinal));
