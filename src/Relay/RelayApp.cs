@@ -10,6 +10,7 @@ using Pinhole.Relay.Devices;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
+using Pinhole.Relay.Web;
 using Pinhole.Transport.Metrics;
 
 namespace Pinhole.Relay;
@@ -95,6 +96,7 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton(new ViewerDirectory(config.Viewers));
         // Features register their services here: uplink, RTSP server, browser viewing.
         builder.Services.AddUplink();
+        builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -104,6 +106,7 @@ public sealed class RelayApp : IAsyncDisposable
             Results.Text(RenderMetrics(metrics, streams), "text/plain; version=0.0.4; charset=utf-8"));
         // Features map their endpoints here.
         app.MapUplink();
+        app.MapBrowserViewing();
         return new RelayApp(app, config);
     }
 

@@ -59,7 +59,7 @@ public sealed class RtpPacket
         var csrcCount = s[0] & 0x0f;
         var offset = FixedHeaderLength + 4 * csrcCount;
         if (s.Length < offset) throw new RtspProtocolException("RTP packet shorter than its CSRC list");
-        var csrcs = new uint[csrcCount];
+        var csrcs = csrcCount == 0 ? [] : new uint[csrcCount]; // per packet: no allocation in the usual case
         for (var i = 0; i < csrcCount; i++) csrcs[i] = BinaryPrimitives.ReadUInt32BigEndian(s[(FixedHeaderLength + 4 * i)..]);
         ushort profile = 0;
         ReadOnlyMemory<byte> extData = default;

@@ -108,7 +108,8 @@ internal sealed class RtspConnection : IAsyncDisposable
                 var buffer = result.Buffer;
                 var consumed = Dispatch(buffer, out var replies);
                 _reader.AdvanceTo(consumed, buffer.End);
-                foreach (var reply in replies) await WriteAsync(RtspWriter.ToBytes(reply), _closing.Token).ConfigureAwait(false);
+                if (replies is not null)
+                    foreach (var reply in replies) await WriteAsync(RtspWriter.ToBytes(reply), _closing.Token).ConfigureAwait(false);
                 if (result.IsCompleted)
                     throw new RtspClientException(buffer.Slice(consumed).Length > 0 ? "the server closed the connection in the middle of a message" : "the server closed the connection");
             }
@@ -122,9 +123,9 @@ internal sealed class RtspConnection : IAsyncDisposable
         }
     }
 
-    private SequencePosition Dispatch(ReadOnlySequence<byte> buffer, out List<RtspResponse> replies)
+    private SequencePosition Dispatch(ReadOnlySequence<byte> buffer, out List<RtspResponse>? replies)
     {
-        replies = [];
+        replies = null; // server requests are rare; no list per read
         var reader = new SequenceReader<byte>(buffer);
         while (RtspParser.TryParse(ref reader, out var message, out var frame, _limits))
         {
@@ -142,7 +143,7 @@ internal sealed class RtspConnection : IAsyncDisposable
                 case RtspRequest request:
                     var reply = RequestReceived?.Invoke(request) ?? new RtspResponse(501, RtspResponse.ReasonFor(501));
                     reply.CSeq = request.CSeq;
-                    replies.Add(reply);
+                    (replies ??= []).Add(reply);
                     break;
             }
         }

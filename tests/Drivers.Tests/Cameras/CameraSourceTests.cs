@@ -182,8 +182,8 @@ public class RtspCameraSourceTests
     [RequiresFact(Needs.RtspCamera)]
     public async Task Rtsp_source_with_digest_credentials_delivers_the_same_kind_of_stream_as_exec()
     {
-        await using var cam = await Pinhole.Transport.Tests.Support.RtspCameraProcess.StartAsync("--codec", "h264", "--user", "u", "--password", "p w");
-        var source = CameraSource.Create(cam.Url(userInfo: "u:p%20w"), NullLoggerFactory.Instance);
+        await using var cam = await RtspCamera.StartAsync(new RtspCameraOptions { User = "u", Password = "p w" });
+        var source = CameraSource.Create(cam.UrlWithCredentials.AbsoluteUri, NullLoggerFactory.Instance); // "p%20w" in the URL
         var sink = new Sink();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         var run = source.RunAsync(sink, cts.Token);

@@ -40,8 +40,8 @@ public class RtspClientIntegrationTests
     [RequiresFact(Needs.RtspCamera)]
     public async Task H264_and_AAC_over_TCP_deliver_keyframe_first_video_and_audio_units()
     {
-        await using var cam = await RtspCameraProcess.StartAsync("--codec", "h264", "--audio", "aac");
-        var sink = await PlayAsync(cam.Url(), s => s.Count(0) >= 30 && s.Count(1) >= 20);
+        await using var cam = await RtspCamera.StartAsync(new RtspCameraOptions { Video = CameraVideo.H264, Audio = CameraAudio.Aac });
+        var sink = await PlayAsync(cam.Url.AbsoluteUri, s => s.Count(0) >= 30 && s.Count(1) >= 20);
         AssertVideo(sink, 0, MediaCodec.H264);
         Assert.Equal((MediaCodec.Aac, 48000), (sink.Tracks[1].Codec, sink.Tracks[1].SampleRate));
         var audio = sink.Units.Where(u => u.Track == 1).ToList();
@@ -51,8 +51,8 @@ public class RtspClientIntegrationTests
     [RequiresFact(Needs.RtspCamera | Needs.Ffmpeg)]
     public async Task H265_over_UDP_delivers_decodable_video()
     {
-        await using var cam = await RtspCameraProcess.StartAsync("--codec", "h265", "--audio", "none");
-        var sink = await PlayAsync(cam.Url(), s => s.Count(0) >= 30, new RtspClientOptions { Transport = RtspLowerTransport.Udp });
+        await using var cam = await RtspCamera.StartAsync(new RtspCameraOptions { Video = CameraVideo.H265 });
+        var sink = await PlayAsync(cam.Url.AbsoluteUri, s => s.Count(0) >= 30, new RtspClientOptions { Transport = RtspLowerTransport.Udp });
         AssertVideo(sink, 0, MediaCodec.H265);
         List<AccessUnit> units;
         lock (sink) units = sink.Units.ToList();
@@ -63,29 +63,29 @@ public class RtspClientIntegrationTests
     [RequiresFact(Needs.RtspCamera)]
     public async Task G711_alaw_over_TCP_and_mulaw_over_UDP()
     {
-        await using var a = await RtspCameraProcess.StartAsync("--codec", "none", "--audio", "pcma");
-        var sa = await PlayAsync(a.Url(), s => s.Count(0) >= 5);
+        await using var a = await RtspCamera.StartAsync(new RtspCameraOptions { Video = CameraVideo.None, Audio = CameraAudio.Pcma });
+        var sa = await PlayAsync(a.Url.AbsoluteUri, s => s.Count(0) >= 5);
         Assert.Equal((MediaCodec.PcmAlaw, 8000), (sa.Tracks[0].Codec, sa.Tracks[0].ClockRate));
         Assert.All(sa.Units, u => Assert.Equal(1024, u.Data.Length));
-        await using var u = await RtspCameraProcess.StartAsync("--codec", "none", "--audio", "pcmu");
-        var su = await PlayAsync(u.Url(), s => s.Count(0) >= 5, new RtspClientOptions { Transport = RtspLowerTransport.Udp });
+        await using var u = await RtspCamera.StartAsync(new RtspCameraOptions { Video = CameraVideo.None, Audio = CameraAudio.Pcmu });
+        var su = await PlayAsync(u.Url.AbsoluteUri, s => s.Count(0) >= 5, new RtspClientOptions { Transport = RtspLowerTransport.Udp });
         Assert.Equal(MediaCodec.PcmMulaw, su.Tracks[0].Codec);
     }
 
     [RequiresFact(Needs.RtspCamera)]
     public async Task Digest_auth_with_the_right_password_plays_and_the_wrong_one_fails_clearly_without_leaking_it()
     {
-        await using var cam = await RtspCameraProcess.StartAsync("--codec", "h264", "--user", "alice", "--password", "s3cret");
-        var sink = await PlayAsync(cam.Url(userInfo: "alice:s3cret"), s => s.Count(0) >= 10);
+        await using var cam = await RtspCamera.StartAsync(new RtspCameraOptions { User = "alice", Password = "s3cret" });
+        var sink = await PlayAsync(cam.UrlWithCredentials.AbsoluteUri, s => s.Count(0) >= 10);
         Assert.Equal(MediaCodec.H264, sink.Tracks[0].Codec);
 
-        var wrong = new RtspClient(new Uri(cam.Url(userInfo: "alice:wr0ng-pass")));
+        var wrong = new RtspClient(cam.UrlWith("alice", "wr0ng-pass"));
         var e = await Assert.ThrowsAsync<RtspClientException>(() => wrong.RunAsync(new RecordingSink(), CancellationToken.None));
         Assert.Equal(401, e.StatusCode);
         Assert.Contains("wrong user name or password", e.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("wr0ng-pass", e.ToString(), StringComparison.Ordinal);
 
-        var none = new RtspClient(new Uri(cam.Url()));
+        var none = new RtspClient(cam.Url);
         var e2 = await Assert.ThrowsAsync<RtspClientException>(() => none.RunAsync(new RecordingSink(), CancellationToken.None));
         Assert.Contains("requires credentials", e2.Message, StringComparison.Ordinal);
     }
@@ -93,9 +93,9 @@ public class RtspClientIntegrationTests
     [RequiresFact(Needs.RtspCamera)]
     public async Task Wrong_path_gives_404_quickly()
     {
-        await using var cam = await RtspCameraProcess.StartAsync("--codec", "h264");
+        await using var cam = await RtspCamera.StartAsync();
         var sw = Stopwatch.StartNew();
-        var e = await Assert.ThrowsAsync<RtspClientException>(() => new RtspClient(new Uri(cam.Url("/nope"))).RunAsync(new RecordingSink(), CancellationToken.None));
+        var e = await Assert.ThrowsAsync<RtspClientException>(() => new RtspClient(new Uri(cam.Url, "/nope")).RunAsync(new RecordingSink(), CancellationToken.None));
         Assert.Equal(404, e.StatusCode);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5));
     }
