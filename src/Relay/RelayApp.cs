@@ -9,6 +9,7 @@ using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
 using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Streaming;
+using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
 using Pinhole.Transport.Metrics;
@@ -95,6 +96,7 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceRegistry>());
         builder.Services.AddSingleton(new ViewerDirectory(config.Viewers));
         // Features register their services here: uplink, RTSP server, browser viewing.
+        builder.Services.AddUplink();
         builder.Services.AddRtspServer();
         builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
         configure?.Invoke(builder);
@@ -105,6 +107,7 @@ public sealed class RelayApp : IAsyncDisposable
         app.MapGet("/metrics", (MetricsRegistry metrics, MediaStreamRegistry streams) =>
             Results.Text(RenderMetrics(metrics, streams), "text/plain; version=0.0.4; charset=utf-8"));
         // Features map their endpoints here.
+        app.MapUplink();
         app.MapBrowserViewing();
         return new RelayApp(app, config);
     }

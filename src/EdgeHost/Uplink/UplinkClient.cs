@@ -1,0 +1,556 @@
+using System.Net;
+using System.Net.Http;
+using System.Net.Security;
+using System.Net.WebSockets;
+using System.Security.Cryptography.X509Certificates;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Pinhole.EdgeHost.Supervision;
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Metrics;
+using Pinhole.Transport.Uplink;
+
+namespace Pinhole.EdgeHost.Uplink;
+
+/// <summary>
+/// The device's one outbound uplink (docs/uplink-protocol.md), run as the <c>uplink</c> pipeline.
+/// Cameras write into <see cref="GetSink"/>; frames wait in a queue bounded in time and leave over
+/// whichever relay in <see cref="UplinkClientOptions.Relays"/> answers, reconnecting forever with
+/// capped, jittered backoff.
+/// </summary>
+public sealed class UplinkClient : IPipeline
+{
+    private readonly SemaphoreSlim _runLock = new(1, 1);
+    private volatile UplinkClientOptions _options;
+    private readonly MetricsRegistry _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly UplinkSendQueue _queue;
+    private readonly Dictionary<string, CameraSink> _sinks = new(StringComparer.Ordinal);
+    private readonly Lock _sinksLock = new();
+    private readonly Counter _framesSent, _bytesSent, _connects;
+    private readonly Gauge _rttGauge, _inFlightGauge;
+    private volatile Uri? _connectedRelay;
+    private long _rttMicros = -1, _bytesInFlight;
+
+    /// <summary>Creates the client; nothing connects until <see cref="RunAsync"/>.</summary>
+    public UplinkClient(UplinkClientOptions options, MetricsRegistry metrics, ILoggerFactory loggerFactory, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        if (options.Relays.Count == 0) throw new ArgumentException("at least one relay URL is needed", nameof(options));
+        _options = options;
+        _metrics = metrics ?? throw new ArgumentNullException(nameof(metrics));
+        _time = time ?? TimeProvider.System;
+        _logger = loggerFactory.CreateLogger<UplinkClient>();
+        _queue = new UplinkSendQueue(options.QueueDuration, options.QueueMaxBytes, _time, metrics);
+        _framesSent = metrics.Counter("pinhole_uplink_frames_sent_total", "Access units sent over the uplink.");
+        _bytesSent = metrics.Counter("pinhole_uplink_bytes_sent_total", "Media bytes sent over the uplink.");
+        _connects = metrics.Counter("pinhole_uplink_connects_total", "Uplink sessions established.");
+        _rttGauge = metrics.Gauge("pinhole_uplink_rtt_seconds", "Uplink round-trip time from the latest ack or pong.");
+        _inFlightGauge = metrics.Gauge("pinhole_uplink_bytes_in_flight", "Media bytes sent but not yet acknowledged by the relay.");
+        InitRelayGauges(options);
+    }
+
+    private void InitRelayGauges(UplinkClientOptions options)
+    {
+        foreach (var relay in options.Relays)
+            _metrics.Gauge("pinhole_uplink_connected", "1 while the uplink is connected to this relay.", ("relay", RelayLabel(relay))).Set(0);
+    }
+
+    /// <inheritdoc />
+    public string Name => "uplink";
+
+    /// <summary>Heartbeats come with every message received and every connection attempt, so a stall is longer than
+    /// the slowest path through a failed attempt plus the longest backoff.</summary>
+    public TimeSpan StallTimeout => StallTimeoutFor(_options);
+
+    private static TimeSpan StallTimeoutFor(UplinkClientOptions o) => o.DeadLinkTimeout + o.ConnectTimeout + o.BackoffMax + TimeSpan.FromSeconds(30);
+
+    /// <summary>The relay the uplink is connected to now, or null.</summary>
+    public Uri? ConnectedRelay => _connectedRelay;
+
+    /// <summary>Latest round-trip time, or null before the first ack or pong.</summary>
+    public TimeSpan? RoundTripTime { get { var v = Interlocked.Read(ref _rttMicros); return v < 0 ? null : TimeSpan.FromMicroseconds(v); } }
+
+    /// <summary>Media bytes sent and not yet acknowledged.</summary>
+    public long BytesInFlight => Interlocked.Read(ref _bytesInFlight);
+
+    /// <summary>Frames sent since start.</summary>
+    public long FramesSent => _framesSent.Count;
+
+    /// <summary>The send queue (for status and tests).</summary>
+    public UplinkSendQueue Queue => _queue;
+
+    /// <summary>The sink a camera pipeline writes into. One per camera name; the same object on every call.</summary>
+    /// <exception cref="ArgumentException">The name is not a valid camera name.</exception>
+    public IMediaSink GetSink(string camera)
+    {
+        if (!UplinkProtocol.IsValidCameraName(camera))
+            throw new ArgumentException($"camera name '{camera}' must be 1-64 of A-Z a-z 0-9 . _ -", nameof(camera));
+        lock (_sinksLock)
+        {
+            if (!_sinks.TryGetValue(camera, out var sink))
+                _sinks[camera] = sink = new CameraSink(_queue, _queue.AddCamera(camera));
+            return sink;
+        }
+    }
+
+    /// <summary>The camera's source stopped (it failed, or its pipeline was stopped): after its queued frames, the
+    /// relay marks the camera offline at once instead of viewers waiting on silence. New tracks start it again.</summary>
+    public void EndStream(string camera)
+    {
+        var queue = _queue.Cameras.FirstOrDefault(c => c.Name == camera);
+        if (queue is not null) _queue.EndStream(queue);
+    }
+
+    /// <summary>Frames dropped for <paramref name="camera"/> since start (0 for an unknown camera).</summary>
+    public long DroppedFrames(string camera) => _queue.Cameras.FirstOrDefault(c => c.Name == camera)?.DroppedFrames ?? 0;
+
+    /// <summary>
+    /// A fresh <c>uplink</c> pipeline over this client's queue and camera sinks, with new settings
+    /// (relays, token, CA, proxy, timers) that take effect when it starts. The supervisor calls this for
+    /// every (re)start and config change; runs never overlap (a new run waits for the previous one to
+    /// end), and queued frames and camera sinks survive. Queue bounds stay those of the constructor.
+    /// </summary>
+    public IPipeline CreatePipeline(UplinkClientOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Relays.Count == 0) throw new ArgumentException("at least one relay URL is needed", nameof(options));
+        return new UplinkPipeline(this, options);
+    }
+
+    /// <inheritdoc />
+    public Task RunAsync(IPipelineContext context, CancellationToken cancellationToken) => RunWithAsync(null, context, cancellationToken);
+
+    private async Task RunWithAsync(UplinkClientOptions? options, IPipelineContext context, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        await _runLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (options is not null && !ReferenceEquals(options, _options))
+            {
+                _options = options;
+                InitRelayGauges(options);
+            }
+            await RunLoopAsync(context, cancellationToken);
+        }
+        finally
+        {
+            _runLock.Release();
+        }
+    }
+
+    private sealed class UplinkPipeline(UplinkClient client, UplinkClientOptions options) : IPipeline
+    {
+        public string Name => "uplink";
+        public TimeSpan StallTimeout => StallTimeoutFor(options);
+        public Task RunAsync(IPipelineContext context, CancellationToken cancellationToken) => client.RunWithAsync(options, context, cancellationToken);
+    }
+
+    private async Task RunLoopAsync(IPipelineContext context, CancellationToken cancellationToken)
+    {
+        foreach (var relay in _options.Relays)
+            if (relay.Scheme == "ws") UplinkClientLog.Insecure(_logger, relay);
+
+        var index = 0;
+        var failures = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var relay = _options.Relays[index];
+            context.Heartbeat();
+            context.SetStatus($"connecting to {relay}");
+            var started = _time.GetTimestamp();
+            var outcome = await RunSessionAsync(relay, context, cancellationToken);
+            if (cancellationToken.IsCancellationRequested) break;
+
+            TimeSpan delay;
+            if (outcome == SessionOutcome.Ended)
+            {
+                // It worked for a while: come back to the same relay soon. A session that dies at once counts as a failure.
+                var lasted = _time.GetElapsedTime(started);
+                failures = lasted > _options.DeadLinkTimeout ? 0 : failures + 1;
+                delay = Backoff(failures);
+            }
+            else
+            {
+                // Next relay at once; a whole round of failures backs off.
+                index = (index + 1) % _options.Relays.Count;
+                if (index != 0) continue;
+                delay = Backoff(failures++);
+            }
+            context.SetStatus($"disconnected; retrying in {delay.TotalSeconds:0.0} s");
+            UplinkClientLog.Backoff(_logger, delay);
+            await Task.Delay(delay, _time, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+    }
+
+    private TimeSpan Backoff(int failures)
+    {
+        var max = _options.BackoffMax.TotalMilliseconds;
+        var ceiling = Math.Min(max, _options.BackoffInitial.TotalMilliseconds * Math.Pow(2, Math.Min(failures, 30)));
+        // Equal jitter: half fixed, half random, so a fleet that lost its relay does not return in lockstep.
+        return TimeSpan.FromMilliseconds(ceiling / 2 + Random.Shared.NextDouble() * ceiling / 2);
+    }
+
+    // The in-flight window before the first delivery-rate sample, and its floor.
+    private const long MinWindowBytes = 16 * 1024;
+
+    private enum SessionOutcome { Failed, Refused, Ended }
+
+    private async Task<SessionOutcome> RunSessionAsync(Uri relay, IPipelineContext context, CancellationToken cancellationToken)
+    {
+        using var handler = CreateHandler();
+        using var invoker = new HttpMessageInvoker(handler);
+        using var socket = new ClientWebSocket();
+        socket.Options.SetRequestHeader(UplinkProtocol.DeviceHeader, _options.DeviceId);
+        socket.Options.SetRequestHeader("Authorization", "Bearer " + _options.Token);
+        socket.Options.SetRequestHeader(UplinkProtocol.VersionHeader, UplinkProtocol.Version.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        socket.Options.AddSubProtocol(UplinkProtocol.SubProtocol);
+        socket.Options.KeepAliveInterval = TimeSpan.Zero; // the protocol's own pings detect dead links
+        socket.Options.CollectHttpResponseDetails = true;
+
+        using var session = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        UplinkWebSocket? link = null;
+        try
+        {
+            using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                connectTimeout.CancelAfter(_options.ConnectTimeout);
+                try
+                {
+                    await socket.ConnectAsync(relay, invoker, connectTimeout.Token);
+                }
+                catch (WebSocketException) when (socket.HttpStatusCode is not 0 and not HttpStatusCode.SwitchingProtocols)
+                {
+                    var reason = socket.HttpResponseHeaders?.TryGetValue(UplinkProtocol.RejectHeader, out var values) == true ? string.Join(",", values) : "no reason given";
+                    UplinkClientLog.Refused(_logger, relay, $"HTTP {(int)socket.HttpStatusCode} {reason}");
+                    context.SetStatus($"refused by {relay}: HTTP {(int)socket.HttpStatusCode} {reason}");
+                    return SessionOutcome.Refused;
+                }
+
+                link = new UplinkWebSocket(socket, _options.Limits);
+                await link.SendAsync(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, UplinkCapabilities.Media | UplinkCapabilities.DropReports, _options.Agent), connectTimeout.Token);
+                var answer = await link.ReceiveAsync(connectTimeout.Token);
+                switch (answer)
+                {
+                    case Welcome welcome when welcome.Version == UplinkProtocol.Version:
+                        await RunConnectedAsync(relay, link, welcome, context, session);
+                        return SessionOutcome.Ended;
+                    case Reject reject:
+                        UplinkClientLog.Refused(_logger, relay, $"{reject.Reason.ToToken()}: {reject.Text}");
+                        context.SetStatus($"refused by {relay}: {reject.Reason.ToToken()}");
+                        return SessionOutcome.Refused;
+                    default:
+                        UplinkClientLog.ConnectFailed(_logger, relay, $"expected welcome, got {answer?.GetType().Name ?? "close"}");
+                        return SessionOutcome.Failed;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            UplinkClientLog.ConnectFailed(_logger, relay, $"no answer within {_options.ConnectTimeout.TotalSeconds:0.#} s");
+            return SessionOutcome.Failed;
+        }
+        catch (Exception e) when (e is WebSocketException or HttpRequestException or IOException or UplinkProtocolException
+                                     or System.Security.Authentication.AuthenticationException or System.Net.Sockets.SocketException)
+        {
+            UplinkClientLog.ConnectFailed(_logger, relay, Describe(e));
+            return SessionOutcome.Failed;
+        }
+        catch (OperationCanceledException)
+        {
+            return SessionOutcome.Ended;
+        }
+        catch (Exception e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Anything else (a proxy answering garbage, a platform TLS error type) is still just a
+            // failed attempt: log it and try the next relay rather than take the pipeline down.
+            UplinkClientLog.ConnectFailed(_logger, relay, Describe(e));
+            return SessionOutcome.Failed;
+        }
+        finally
+        {
+            if (link is not null) await link.DisposeAsync();
+        }
+    }
+
+    private static string Describe(Exception e)
+    {
+        var parts = new List<string>();
+        for (var x = e; x is not null; x = x.InnerException) parts.Add(x.Message);
+        return string.Join(" -> ", parts.Distinct());
+    }
+
+    private SocketsHttpHandler CreateHandler()
+    {
+        var handler = new SocketsHttpHandler
+        {
+            ConnectTimeout = _options.ConnectTimeout,
+            PooledConnectionLifetime = TimeSpan.Zero,
+            UseProxy = true,
+            // Null means HttpClient.DefaultProxy: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (wss goes through HTTPS_PROXY).
+            Proxy = _options.Proxy is null ? null : new WebProxy(_options.Proxy),
+        };
+        if (_options.TrustedCa is { Count: > 0 } ca)
+        {
+            var policy = new X509ChainPolicy
+            {
+                TrustMode = X509ChainTrustMode.CustomRootTrust,
+                RevocationMode = X509RevocationMode.NoCheck, // a private CA rarely publishes revocation lists
+            };
+            policy.CustomTrustStore.AddRange(ca);
+            handler.SslOptions = new SslClientAuthenticationOptions { CertificateChainPolicy = policy };
+        }
+        return handler;
+    }
+
+    private static string RelayLabel(Uri relay) => relay.GetLeftPart(UriPartial.Path);
+
+    // ------------------------------------------------------------------ one connected session
+
+    private async Task RunConnectedAsync(Uri relay, UplinkWebSocket link, Welcome welcome, IPipelineContext context, CancellationTokenSource session)
+    {
+        _connects.Inc();
+        _connectedRelay = relay;
+        var connectedGauge = _metrics.Gauge("pinhole_uplink_connected", "1 while the uplink is connected to this relay.", ("relay", RelayLabel(relay)));
+        connectedGauge.Set(1);
+        UplinkClientLog.Connected(_logger, relay, welcome.Version);
+        context.SetStatus($"connected to {relay}");
+        context.Heartbeat();
+
+        var state = new ConnectionState(link, welcome, _time.GetTimestamp());
+        _queue.ResetForNewConnection();
+        var stopping = session.Token;
+        // Cancelling a pending WebSocket receive aborts the socket, so the receive loop gets its own
+        // token, cancelled only after a graceful close had its chance.
+        using var work = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        using var receiving = new CancellationTokenSource();
+        var receive = ReceiveLoopAsync(relay, state, context, receiving.Token);
+        var send = SendLoopAsync(state, work.Token);
+        var housekeeping = HousekeepingLoopAsync(relay, state, work.Token);
+        var stopped = Task.Delay(Timeout.Infinite, stopping);
+        try
+        {
+            var first = await Task.WhenAny(receive, send, housekeeping, stopped);
+            await work.CancelAsync();
+            await Task.WhenAll(send, housekeeping).ContinueWith(_ => { }, TaskScheduler.Default);
+            if (first == stopped && link.Socket.State == WebSocketState.Open)
+            {
+                // Shutting down: say goodbye and let the relay answer the close.
+                await link.CloseAsync(new Goodbye(UplinkReason.Shutdown, "device shutting down"), WebSocketCloseStatus.NormalClosure, TimeSpan.FromSeconds(1));
+                await Task.WhenAny(receive, Task.Delay(TimeSpan.FromSeconds(1), _time));
+            }
+            await receiving.CancelAsync();
+            link.Socket.Abort();
+            await receive.ContinueWith(_ => { }, TaskScheduler.Default);
+            var failure = new[] { receive, send, housekeeping }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
+            var reason = state.EndReason ?? (first == stopped ? "device shutting down" : failure is not null ? Describe(failure) : "closed");
+            UplinkClientLog.Ended(_logger, relay, reason);
+        }
+        finally
+        {
+            _connectedRelay = null;
+            connectedGauge.Set(0);
+            Interlocked.Exchange(ref _bytesInFlight, 0);
+            _inFlightGauge.Set(0);
+        }
+    }
+
+    private sealed class ConnectionState(UplinkWebSocket link, Welcome welcome, long now)
+    {
+        public UplinkWebSocket Link { get; } = link;
+        public Welcome Welcome { get; } = welcome;
+        public long LastReceived = now;
+        public string? EndReason;
+        public readonly Channel<UplinkMessage> Control = Channel.CreateUnbounded<UplinkMessage>(new UnboundedChannelOptions { SingleReader = true });
+        public readonly System.Collections.Concurrent.ConcurrentDictionary<ushort, IReadOnlyList<TrackInfo>> Announced = new();
+        public readonly Dictionary<ushort, long> ReportedDrops = [];
+        public readonly Lock InFlightLock = new();
+        public readonly Queue<(ulong Sequence, long SentAt)> InFlight = new();
+        public readonly Queue<(long At, double BytesPerSecond)> RateSamples = new();
+        public long LastAckAt, LastAckBytes;
+        public long WindowBytes = MinWindowBytes;
+        public long AckedBytes;
+        public ulong Sequence;
+    }
+
+    private async Task ReceiveLoopAsync(Uri relay, ConnectionState state, IPipelineContext context, CancellationToken ct)
+    {
+        await Task.Yield();
+        while (true)
+        {
+            var message = await state.Link.ReceiveAsync(ct);
+            Volatile.Write(ref state.LastReceived, _time.GetTimestamp());
+            context.Heartbeat();
+            switch (message)
+            {
+                case null:
+                    state.EndReason ??= "relay closed the connection";
+                    return;
+                case Ack ack:
+                    OnAck(state, ack);
+                    break;
+                case Ping ping:
+                    state.Control.Writer.TryWrite(new Pong(ping.Timestamp));
+                    _queue.Pulse();
+                    break;
+                case Pong pong:
+                    SetRtt(NowMicros() - pong.Timestamp);
+                    break;
+                case Goodbye bye:
+                    state.EndReason = $"relay said goodbye: {bye.Reason.ToToken()}: {bye.Text}";
+                    if (bye.Reason == UplinkReason.Replaced) UplinkClientLog.Refused(_logger, relay, state.EndReason);
+                    break;
+                case UnknownMessage:
+                    break; // a newer relay's extension; v1 skips it
+                default:
+                    throw new UplinkProtocolException($"{message.GetType().Name} is not valid from a relay once connected");
+            }
+        }
+    }
+
+    private void OnAck(ConnectionState state, Ack ack)
+    {
+        var now = NowMicros();
+        var rtt = (long)now - (long)ack.EchoTimestamp - ack.AckDelayMicros;
+        if (ack.EchoTimestamp != 0 && ack.EchoTimestamp <= now) SetRtt((ulong)Math.Max(0, rtt));
+        var at = _time.GetTimestamp();
+        lock (state.InFlightLock)
+        {
+            while (state.InFlight.Count > 0 && state.InFlight.Peek().Sequence <= ack.Sequence) state.InFlight.Dequeue();
+
+            // Delivery rate from the relay's byte count between acks; the window is what the link
+            // delivers in MaxUnackedAge (max-filtered over 2 s, like BBR's bandwidth filter), so queued
+            // bytes in socket buffers stay within that much delay.
+            var dt = _time.GetElapsedTime(state.LastAckAt, at);
+            if (state.LastAckAt != 0 && dt >= TimeSpan.FromMilliseconds(20))
+            {
+                state.RateSamples.Enqueue((at, ((long)ack.BytesReceived - state.LastAckBytes) / dt.TotalSeconds));
+                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > TimeSpan.FromSeconds(2)) state.RateSamples.Dequeue();
+                var rate = state.RateSamples.Max(r => r.BytesPerSecond);
+                state.WindowBytes = Math.Max(MinWindowBytes, (long)(rate * _options.MaxUnackedAge.TotalSeconds));
+            }
+            state.LastAckAt = at;
+            state.LastAckBytes = (long)ack.BytesReceived;
+            state.AckedBytes = (long)ack.BytesReceived;
+        }
+        var inFlight = Math.Max(0, state.Link.MediaBytesSent - (long)ack.BytesReceived);
+        Interlocked.Exchange(ref _bytesInFlight, inFlight);
+        _inFlightGauge.Set(inFlight);
+        _queue.Pulse();
+    }
+
+    private void SetRtt(ulong micros)
+    {
+        Interlocked.Exchange(ref _rttMicros, (long)micros);
+        _rttGauge.Set(micros / 1e6);
+    }
+
+    private async Task SendLoopAsync(ConnectionState state, CancellationToken ct)
+    {
+        await Task.Yield();
+        var maxPayload = state.Welcome.MaxMessageBytes - (UplinkProtocol.FrameHeaderSize - UplinkProtocol.HeaderSize);
+        while (!ct.IsCancellationRequested)
+        {
+            while (state.Control.Reader.TryRead(out var control))
+                await state.Link.SendAsync(control, ct);
+            while (_queue.TryTakeEnded(out var ended))
+            {
+                // Only a stream the relay knows this connection; the next frame re-announces it.
+                if (state.Announced.TryRemove(ended!.StreamId, out _))
+                    await state.Link.SendAsync(new StreamEnd(ended.StreamId), ct);
+            }
+
+            // Delay must not hide in socket buffers: while the oldest unacknowledged frame is too
+            // old, hold frames back here, where the time-bounded queue can drop them by GOP.
+            bool congested;
+            lock (state.InFlightLock)
+                congested = state.InFlight.Count > 0
+                    && (_time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge
+                        || state.Link.MediaBytesSent - state.AckedBytes >= state.WindowBytes);
+            if (congested)
+            {
+                await _queue.WaitAsync(TimeSpan.FromMilliseconds(20), ct);
+                continue;
+            }
+
+            if (!_queue.TryDequeue(out var frame))
+            {
+                await _queue.WaitAsync(TimeSpan.FromMilliseconds(250), ct);
+                continue;
+            }
+            var camera = frame.Camera;
+            if (frame.Unit.Data.Length > maxPayload)
+            {
+                UplinkClientLog.FrameTooLarge(_logger, camera.Name, frame.Unit.Data.Length);
+                camera.Drop(frame.Unit.Data.Length);
+                continue;
+            }
+            if (!state.Announced.TryGetValue(camera.StreamId, out var announced) || !ReferenceEquals(announced, frame.Tracks))
+            {
+                await state.Link.SendAsync(new StreamAnnounce(camera.StreamId, camera.Name, frame.Tracks), ct);
+                state.Announced[camera.StreamId] = frame.Tracks;
+            }
+            var sequence = ++state.Sequence;
+            lock (state.InFlightLock) state.InFlight.Enqueue((sequence, _time.GetTimestamp()));
+            var bytes = await state.Link.SendFrameAsync(sequence, camera.StreamId, NowMicros(), frame.Unit, ct);
+            _framesSent.Inc();
+            _bytesSent.Inc(bytes);
+            camera.SentFrames.Inc();
+        }
+    }
+
+    private async Task HousekeepingLoopAsync(Uri relay, ConnectionState state, CancellationToken ct)
+    {
+        var heartbeat = state.Welcome.HeartbeatInterval < _options.HeartbeatInterval ? state.Welcome.HeartbeatInterval : _options.HeartbeatInterval;
+        var tick = TimeSpan.FromMilliseconds(Math.Clamp(Math.Min(heartbeat.TotalMilliseconds, _options.DeadLinkTimeout.TotalMilliseconds) / 4, 10, 1000));
+        var lastPing = _time.GetTimestamp();
+        var lastReport = _time.GetTimestamp();
+        while (!ct.IsCancellationRequested)
+        {
+            await Task.Delay(tick, _time, ct);
+            var silence = _time.GetElapsedTime(Volatile.Read(ref state.LastReceived));
+            // One tick early, so detection never takes longer than DeadLinkTimeout.
+            if (silence + tick > _options.DeadLinkTimeout)
+            {
+                state.EndReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
+                UplinkClientLog.DeadLink(_logger, relay, silence);
+                _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks abandoned because heartbeats stopped.").Inc();
+                state.Link.Socket.Abort();
+                return;
+            }
+            if (_time.GetElapsedTime(lastPing) >= heartbeat)
+            {
+                lastPing = _time.GetTimestamp();
+                state.Control.Writer.TryWrite(new Ping(NowMicros()));
+                _queue.Pulse();
+            }
+            if ((state.Welcome.Capabilities & UplinkCapabilities.DropReports) != 0 && _time.GetElapsedTime(lastReport) >= _options.DropReportInterval)
+            {
+                lastReport = _time.GetTimestamp();
+                foreach (var camera in _queue.Cameras)
+                {
+                    // Only for streams the relay knows on this connection; totals are cumulative.
+                    if (!state.Announced.ContainsKey(camera.StreamId)) continue;
+                    var dropped = camera.DroppedFrames;
+                    if (state.ReportedDrops.TryGetValue(camera.StreamId, out var reported) && reported == dropped) continue;
+                    state.ReportedDrops[camera.StreamId] = dropped;
+                    state.Control.Writer.TryWrite(new DropReport(camera.StreamId, (ulong)dropped, (ulong)camera.DroppedBytes));
+                    _queue.Pulse();
+                }
+            }
+        }
+    }
+
+    private ulong NowMicros() => (ulong)(_time.GetTimestamp() * (1_000_000.0 / _time.TimestampFrequency));
+
+    private sealed class CameraSink(UplinkSendQueue queue, CameraQueue camera) : IMediaSink
+    {
+        public void OnTracks(IReadOnlyList<TrackInfo> tracks) => queue.SetTracks(camera, tracks);
+
+        public void OnAccessUnit(in AccessUnit unit) => queue.Enqueue(camera, unit);
+    }
+}

@@ -1,0 +1,95 @@
+using System.Security.Cryptography.X509Certificates;
+using Pinhole.EdgeHost.Configuration;
+using Pinhole.Transport.Uplink;
+
+namespace Pinhole.EdgeHost.Uplink;
+
+/// <summary>Settings of the device's uplink. <see cref="FromConfig"/> builds them from edge.json; tests shorten the intervals.</summary>
+public sealed record UplinkClientOptions
+{
+    /// <summary>This device's id, sent in the <c>Pinhole-Device</c> header.</summary>
+    public required string DeviceId { get; init; }
+
+    /// <summary>This device's token, sent as <c>Authorization: Bearer</c> (never in the URL, never logged).</summary>
+    public required string Token { get; init; }
+
+    /// <summary>Relay URLs (<c>wss://…/uplink</c>), tried in order; <c>ws://</c> works with a warning.</summary>
+    public required IReadOnlyList<Uri> Relays { get; init; }
+
+    /// <summary>When set, the relay certificate must chain to one of these (a pinned private CA) instead of the system roots.</summary>
+    public X509Certificate2Collection? TrustedCa { get; init; }
+
+    /// <summary>HTTP proxy for the uplink (CONNECT). Null uses HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment.</summary>
+    public Uri? Proxy { get; init; }
+
+    /// <summary>How often the device pings the relay. Default 10 s.</summary>
+    public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Nothing received for this long means the link is dead and the client reconnects. Default 30 s.</summary>
+    public TimeSpan DeadLinkTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Most time for TCP+TLS+upgrade+welcome. Default 10 s.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Oldest a queued frame may get before it is dropped (about one GOP). Default 2 s.</summary>
+    public TimeSpan QueueDuration { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Most payload bytes queued across cameras. Default 32 MiB.</summary>
+    public long QueueMaxBytes { get; init; } = 32L * 1024 * 1024;
+
+    /// <summary>Most delay allowed in flight (socket buffers, the network): the client stops handing frames to the
+    /// socket while its oldest unacknowledged frame is older than this, or more bytes are unacknowledged than the
+    /// link delivers in this time. Held-back frames age in the queue, which drops by GOP. Default 1 s.</summary>
+    public TimeSpan MaxUnackedAge { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>First reconnect delay. Default 1 s.</summary>
+    public TimeSpan BackoffInitial { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Longest reconnect delay. Default 30 s.</summary>
+    public TimeSpan BackoffMax { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often changed drop counters are reported to the relay. Default 1 s.</summary>
+    public TimeSpan DropReportInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Sent in the hello, for the relay's logs.</summary>
+    public string Agent { get; init; } = "pinhole-edge/" + (typeof(UplinkClientOptions).Assembly.GetName().Version?.ToString(3) ?? "0");
+
+    /// <summary>Message size limits for what the relay sends.</summary>
+    public UplinkLimits Limits { get; init; } = UplinkLimits.Default;
+
+    /// <summary>Builds the options from edge.json. Throws <see cref="ArgumentException"/> naming the bad field.</summary>
+    public static UplinkClientOptions FromConfig(EdgeConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (string.IsNullOrWhiteSpace(config.DeviceId)) throw new ArgumentException("deviceId is required", nameof(config));
+        if (string.IsNullOrWhiteSpace(config.Token)) throw new ArgumentException("token is required", nameof(config));
+        if (config.Relays.Count == 0) throw new ArgumentException("relays needs at least one wss:// URL", nameof(config));
+        var relays = new List<Uri>();
+        foreach (var r in config.Relays)
+        {
+            if (!Uri.TryCreate(r, UriKind.Absolute, out var uri) || uri.Scheme is not ("wss" or "ws"))
+                throw new ArgumentException($"relays: '{r}' is not a wss:// or ws:// URL", nameof(config));
+            if (!string.IsNullOrEmpty(uri.UserInfo) || uri.Query.Contains("token", StringComparison.OrdinalIgnoreCase))
+                throw new ArgumentException($"relays: credentials do not belong in the URL; use token", nameof(config));
+            relays.Add(uri);
+        }
+        X509Certificate2Collection? ca = null;
+        if (!string.IsNullOrEmpty(config.TrustedCa))
+        {
+            ca = [];
+            try
+            {
+                ca.ImportFromPemFile(config.TrustedCa);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                throw new ArgumentException($"trustedCa: cannot read '{config.TrustedCa}': {e.Message}", nameof(config), e);
+            }
+            if (ca.Count == 0) throw new ArgumentException($"trustedCa: '{config.TrustedCa}' holds no PEM certificate", nameof(config));
+        }
+        Uri? proxy = null;
+        if (!string.IsNullOrEmpty(config.Proxy) && !Uri.TryCreate(config.Proxy, UriKind.Absolute, out proxy))
+            throw new ArgumentException($"proxy: '{config.Proxy}' is not a URL", nameof(config));
+        return new UplinkClientOptions { DeviceId = config.DeviceId, Token = config.Token, Relays = relays, TrustedCa = ca, Proxy = proxy };
+    }
+}

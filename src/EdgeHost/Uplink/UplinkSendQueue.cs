@@ -1,0 +1,265 @@
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.EdgeHost.Uplink;
+
+/// <summary>
+/// The device's send queue, bounded in time: a frame older than <see cref="MaxDelay"/> is never
+/// sent. When a camera's queue overflows (its oldest frame is too old, or the byte cap is hit) the
+/// camera's frames are dropped up to its next keyframe, so the relay only ever sees whole GOPs or
+/// GOPs cut at their end, never a GOP missing its start. Frames of all cameras leave in arrival order.
+/// </summary>
+public sealed class UplinkSendQueue
+{
+    private readonly Lock _lock = new();
+    private readonly List<CameraQueue> _cameras = [];
+    private readonly TimeProvider _time;
+    private readonly MetricsRegistry _metrics;
+    private readonly SemaphoreSlim _pulse = new(0, 1);
+    private long _order, _bytes;
+
+    /// <summary>Creates the queue.</summary>
+    /// <param name="maxDelay">Oldest a queued frame may get (about one GOP).</param>
+    /// <param name="maxBytes">Most payload bytes queued across all cameras.</param>
+    /// <param name="time">Clock.</param>
+    /// <param name="metrics">Where drop counters go.</param>
+    public UplinkSendQueue(TimeSpan maxDelay, long maxBytes, TimeProvider time, MetricsRegistry metrics)
+    {
+        MaxDelay = maxDelay;
+        MaxBytes = maxBytes;
+        _time = time;
+        _metrics = metrics;
+    }
+
+    /// <summary>Oldest a queued frame may get.</summary>
+    public TimeSpan MaxDelay { get; }
+
+    /// <summary>Most payload bytes queued.</summary>
+    public long MaxBytes { get; }
+
+    /// <summary>Payload bytes queued now.</summary>
+    public long QueuedBytes { get { lock (_lock) return _bytes; } }
+
+    /// <summary>Adds a camera; its stream id is its position (stable for the life of the process).</summary>
+    public CameraQueue AddCamera(string name)
+    {
+        lock (_lock)
+        {
+            var existing = _cameras.Find(c => c.Name == name);
+            if (existing is not null) return existing;
+            if (_cameras.Count > ushort.MaxValue) throw new InvalidOperationException("too many cameras");
+            var camera = new CameraQueue(name, (ushort)_cameras.Count,
+                _metrics.Counter("pinhole_uplink_dropped_frames_total", "Frames dropped before sending because the uplink was too slow or down.", ("camera", name)),
+                _metrics.Counter("pinhole_uplink_dropped_bytes_total", "Payload bytes of dropped frames.", ("camera", name)),
+                _metrics.Counter("pinhole_uplink_camera_frames_sent_total", "Access units sent over the uplink, per camera.", ("camera", name)));
+            _cameras.Add(camera);
+            return camera;
+        }
+    }
+
+    /// <summary>Every camera added so far.</summary>
+    public IReadOnlyList<CameraQueue> Cameras { get { lock (_lock) return [.. _cameras]; } }
+
+    /// <summary>The camera's tracks changed; following frames carry them.</summary>
+    public void SetTracks(CameraQueue camera, IReadOnlyList<TrackInfo> tracks)
+    {
+        ArgumentNullException.ThrowIfNull(camera);
+        ArgumentNullException.ThrowIfNull(tracks);
+        lock (_lock)
+        {
+            camera.EndRequested = false; // the source (re)started
+            camera.Tracks = tracks;
+            camera.VideoTrack = -1;
+            for (var i = 0; i < tracks.Count; i++)
+                if (tracks[i].IsVideo) { camera.VideoTrack = i; break; }
+        }
+    }
+
+    /// <summary>Queues one frame, or drops it (and what is queued before it) when the camera is over its bound.</summary>
+    public void Enqueue(CameraQueue camera, in AccessUnit unit)
+    {
+        ArgumentNullException.ThrowIfNull(camera);
+        lock (_lock)
+        {
+            var tracks = camera.Tracks;
+            if (tracks is null || (uint)unit.Track >= (uint)tracks.Count)
+            {
+                // A source that sends frames before (or outside) its tracks: nothing could decode them.
+                camera.Drop(unit.Data.Length);
+                return;
+            }
+            var gopStart = camera.IsGopStart(unit);
+            var now = _time.GetTimestamp();
+            while (camera.Items.Count > 0 && (Age(camera.Items.Peek(), now) > MaxDelay || _bytes + unit.Data.Length > MaxBytes))
+                DropToNextGop(camera);
+            if (camera.Skipping)
+            {
+                if (!gopStart) { camera.Drop(unit.Data.Length); return; }
+                camera.Skipping = false;
+            }
+            if (_bytes + unit.Data.Length > MaxBytes)
+            {
+                // Other cameras fill the byte cap; this one restarts at its next keyframe.
+                camera.Drop(unit.Data.Length);
+                camera.Skipping = true;
+                return;
+            }
+            camera.Items.Enqueue(new QueuedFrame(camera, unit, tracks, now, ++_order));
+            _bytes += unit.Data.Length;
+        }
+        Pulse();
+    }
+
+    /// <summary>Takes the oldest frame across cameras that is still young enough to send.</summary>
+    public bool TryDequeue(out QueuedFrame frame)
+    {
+        lock (_lock)
+        {
+            var now = _time.GetTimestamp();
+            while (true)
+            {
+                CameraQueue? oldest = null;
+                foreach (var c in _cameras)
+                    if (c.Items.Count > 0 && (oldest is null || c.Items.Peek().Order < oldest.Items.Peek().Order)) oldest = c;
+                if (oldest is null) { frame = default; return false; }
+
+                var head = oldest.Items.Peek();
+                if (Age(head, now) > MaxDelay)
+                {
+                    DropToNextGop(oldest);
+                    continue;
+                }
+                oldest.Items.Dequeue();
+                _bytes -= head.Unit.Data.Length;
+                if (oldest.NeedKeyframe)
+                {
+                    // A new connection: the relay must see this camera start at a keyframe.
+                    if (!oldest.IsGopStart(head.Unit)) { oldest.Drop(head.Unit.Data.Length); continue; }
+                    oldest.NeedKeyframe = false;
+                }
+                frame = head;
+                return true;
+            }
+        }
+    }
+
+    /// <summary>The camera's source stopped: once its queued frames are sent, the relay is told (<c>StreamEnd</c>).</summary>
+    public void EndStream(CameraQueue camera)
+    {
+        ArgumentNullException.ThrowIfNull(camera);
+        lock (_lock) camera.EndRequested = true;
+        Pulse();
+    }
+
+    /// <summary>Takes a camera whose source stopped and whose queue is empty, clearing its end request.</summary>
+    public bool TryTakeEnded(out CameraQueue? camera)
+    {
+        lock (_lock)
+        {
+            camera = _cameras.Find(c => c.EndRequested && c.Items.Count == 0);
+            if (camera is null) return false;
+            camera.EndRequested = false;
+            return true;
+        }
+    }
+
+    /// <summary>A new connection starts: every camera's first frame on it must be a keyframe.</summary>
+    public void ResetForNewConnection()
+    {
+        lock (_lock)
+            foreach (var c in _cameras) c.NeedKeyframe = true;
+    }
+
+    /// <summary>Wakes a waiting <see cref="WaitAsync"/>.</summary>
+    public void Pulse()
+    {
+        if (_pulse.CurrentCount > 0) return; // already signalled; avoids an exception per frame while the sender waits
+        try
+        {
+            _pulse.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already signalled.
+        }
+    }
+
+    /// <summary>Waits until something was queued or <see cref="Pulse"/> was called, or the timeout passed.</summary>
+    public Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) => _pulse.WaitAsync(timeout, cancellationToken);
+
+    private TimeSpan Age(in QueuedFrame f, long now) => _time.GetElapsedTime(f.EnqueuedAt, now);
+
+    // Drops the camera's queued frames up to (not including) its next queued GOP start after the
+    // head; with none queued, drops them all and skips incoming frames until the next keyframe.
+    private void DropToNextGop(CameraQueue camera)
+    {
+        var next = -1;
+        var i = 0;
+        foreach (var f in camera.Items)
+        {
+            if (i > 0 && camera.IsGopStart(f.Unit)) { next = i; break; }
+            i++;
+        }
+        var count = next < 0 ? camera.Items.Count : next;
+        for (var k = 0; k < count; k++)
+        {
+            var f = camera.Items.Dequeue();
+            _bytes -= f.Unit.Data.Length;
+            camera.Drop(f.Unit.Data.Length);
+        }
+        if (next < 0) camera.Skipping = true;
+    }
+}
+
+/// <summary>One frame waiting to be sent.</summary>
+/// <param name="Camera">Its camera.</param>
+/// <param name="Unit">The frame.</param>
+/// <param name="Tracks">The camera's tracks when the frame was produced (announced before it when they changed).</param>
+/// <param name="EnqueuedAt">When it was queued (<see cref="TimeProvider.GetTimestamp"/>).</param>
+/// <param name="Order">Arrival order across cameras.</param>
+public readonly record struct QueuedFrame(CameraQueue Camera, AccessUnit Unit, IReadOnlyList<TrackInfo> Tracks, long EnqueuedAt, long Order);
+
+/// <summary>One camera's part of the send queue and its counters. Mutated only under the queue's lock.</summary>
+public sealed class CameraQueue
+{
+    private readonly Counter _droppedFrames, _droppedBytes;
+
+    internal CameraQueue(string name, ushort streamId, Counter droppedFrames, Counter droppedBytes, Counter sentFrames)
+    {
+        SentFrames = sentFrames;
+        Name = name;
+        StreamId = streamId;
+        _droppedFrames = droppedFrames;
+        _droppedBytes = droppedBytes;
+    }
+
+    /// <summary>The camera's name.</summary>
+    public string Name { get; }
+
+    /// <summary>The stream id used on the wire.</summary>
+    public ushort StreamId { get; }
+
+    /// <summary>Frames dropped since start.</summary>
+    public long DroppedFrames => _droppedFrames.Count;
+
+    /// <summary>Payload bytes dropped since start.</summary>
+    public long DroppedBytes => _droppedBytes.Count;
+
+    /// <summary>Frames of this camera sent (counted by the client).</summary>
+    public Counter SentFrames { get; }
+
+    internal Queue<QueuedFrame> Items { get; } = new();
+    internal IReadOnlyList<TrackInfo>? Tracks { get; set; }
+    internal int VideoTrack { get; set; } = -1;
+    internal bool Skipping { get; set; }
+    internal bool NeedKeyframe { get; set; } = true;
+    internal bool EndRequested { get; set; }
+
+    internal bool IsGopStart(in AccessUnit unit) => unit.IsKeyframe && (VideoTrack < 0 || unit.Track == VideoTrack);
+
+    internal void Drop(int bytes)
+    {
+        _droppedFrames.Inc();
+        _droppedBytes.Inc(bytes);
+    }
+}

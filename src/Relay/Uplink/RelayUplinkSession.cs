@@ -1,0 +1,331 @@
+using System.Net.WebSockets;
+using Microsoft.Extensions.Logging;
+using Pinhole.Relay.Streaming;
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Metrics;
+using Pinhole.Transport.Uplink;
+
+namespace Pinhole.Relay.Uplink;
+
+/// <summary>
+/// One device's uplink on the relay, from the accepted WebSocket to its end: hello/accept, feeding
+/// the stream hub, merged acks, heartbeats and dead-link detection (docs/uplink-protocol.md).
+/// </summary>
+public sealed class RelayUplinkSession
+{
+    private readonly UplinkWebSocket _link;
+    private readonly UplinkEndpointOptions _options;
+    private readonly MediaStreamRegistry _streams;
+    private readonly UplinkSessionRegistry _sessions;
+    private readonly MetricsRegistry _metrics;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Dictionary<ushort, AnnouncedStream> _announced = [];
+    private readonly Counter _frames, _bytes;
+    private readonly string? _remote;
+    private readonly Lock _ackLock = new();
+    private ulong _lastSequence, _ackedSequence, _lastSendTimestamp;
+    private long _lastFrameAt, _lastReceivedAt;
+    private string? _endReason;
+
+    internal RelayUplinkSession(string deviceId, string? remote, WebSocket socket, UplinkEndpointOptions options, MediaStreamRegistry streams,
+        UplinkSessionRegistry sessions, MetricsRegistry metrics, TimeProvider time, ILogger logger)
+    {
+        DeviceId = deviceId;
+        _remote = remote;
+        _options = options;
+        _link = new UplinkWebSocket(socket, options.Limits);
+        _streams = streams;
+        _sessions = sessions;
+        _metrics = metrics;
+        _time = time;
+        _logger = logger;
+        _frames = metrics.Counter("pinhole_uplink_frames_total", "Access units received over device uplinks.", ("device", deviceId));
+        _bytes = metrics.Counter("pinhole_uplink_bytes_total", "Media bytes received over device uplinks.", ("device", deviceId));
+    }
+
+    /// <summary>The authenticated device.</summary>
+    public string DeviceId { get; }
+
+    /// <summary>Runs the session until the device leaves, the link dies, or a newer uplink replaces it.</summary>
+    internal async Task RunAsync(CancellationToken requestAborted)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, _stop.Token);
+        var ct = linked.Token;
+        var registered = false;
+        try
+        {
+            var hello = await ReceiveHelloAsync(ct);
+            if (hello is null) return;
+
+            // One live uplink per device: the newest wins, the old one is closed before we accept.
+            var old = _sessions.Register(this);
+            registered = true;
+            _metrics.Counter("pinhole_uplink_sessions_total", "Uplink sessions accepted.").Inc();
+            if (old is not null)
+            {
+                UplinkLog.Replaced(_logger, DeviceId);
+                await old.ReplaceAsync(_options.ReplaceTimeout);
+            }
+
+            var caps = hello.Capabilities & (UplinkCapabilities.Media | UplinkCapabilities.DropReports);
+            await _link.SendAsync(new Welcome(UplinkProtocol.Version, caps, _options.HeartbeatInterval, _options.AckInterval, _options.Limits.MaxMessageBytes), ct);
+            UplinkLog.Connected(_logger, DeviceId, _remote, hello.Agent, UplinkProtocol.Version);
+
+            _lastReceivedAt = _time.GetTimestamp();
+            var timers = RunTimersAsync(ct);
+            try
+            {
+                await ReceiveLoopAsync(ct);
+            }
+            finally
+            {
+                await linked.CancelAsync();
+                await timers;
+            }
+        }
+        catch (UplinkProtocolException e)
+        {
+            _endReason = $"{e.Reason.ToToken()}: {e.Message}";
+            UplinkLog.ProtocolError(_logger, DeviceId, e.Reason.ToToken(), e.Message);
+            _metrics.Counter("pinhole_uplink_protocol_errors_total", "Uplink sessions ended by a protocol error.", ("reason", e.Reason.ToToken())).Inc();
+            await _link.CloseAsync(new Goodbye(e.Reason, e.Message.Length > 500 ? e.Message[..500] : e.Message),
+                e.Reason == UplinkReason.MessageTooLarge ? WebSocketCloseStatus.MessageTooBig : WebSocketCloseStatus.ProtocolError, TimeSpan.FromSeconds(2));
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
+        {
+            if (requestAborted.IsCancellationRequested) _endReason ??= "connection aborted";
+            else _endReason ??= $"connection lost ({e.Message})";
+        }
+        finally
+        {
+            if (registered && _sessions.Unregister(this))
+                _streams.SetDeviceOffline(DeviceId);
+            UplinkLog.Ended(_logger, DeviceId, _endReason ?? "closed by the device");
+            await _link.DisposeAsync();
+            _finished.TrySetResult();
+        }
+    }
+
+    /// <summary>Closes this session because a newer uplink of the same device arrived, and waits (bounded) for it to end.</summary>
+    private async Task ReplaceAsync(TimeSpan timeout)
+    {
+        _endReason = "replaced by a newer uplink";
+        await _link.CloseAsync(new Goodbye(UplinkReason.Replaced, "a newer uplink of this device replaced this one"),
+            WebSocketCloseStatus.PolicyViolation, timeout);
+        // Let the device read the goodbye and answer the close; cancelling at once would reset the
+        // TCP connection and could discard the goodbye in its receive buffer.
+        var finished = await Task.WhenAny(_finished.Task, Task.Delay(timeout, _time)) == _finished.Task;
+        if (finished) return;
+        await _stop.CancelAsync();
+        _link.Socket.Abort();
+        await Task.WhenAny(_finished.Task, Task.Delay(timeout, _time));
+    }
+
+    private async Task<Hello?> ReceiveHelloAsync(CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_options.HelloTimeout);
+        UplinkMessage? first;
+        try
+        {
+            first = await _link.ReceiveAsync(timeout.Token);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            await RejectAsync(UplinkReason.Timeout, $"no hello within {_options.HelloTimeout.TotalSeconds:0.#} s");
+            return null;
+        }
+        switch (first)
+        {
+            case null:
+                _endReason = "closed before hello";
+                return null;
+            case Hello hello when hello.MinVersion <= UplinkProtocol.Version && UplinkProtocol.Version <= hello.MaxVersion:
+                return hello;
+            case Hello hello:
+                _metrics.Counter("pinhole_uplink_rejects_total", "Uplink attempts refused.", ("reason", UplinkReason.UnsupportedVersion.ToToken())).Inc();
+                await RejectAsync(UplinkReason.UnsupportedVersion,
+                    $"device speaks protocol versions {hello.MinVersion}-{hello.MaxVersion}; this relay speaks {UplinkProtocol.Version}");
+                return null;
+            default:
+                await RejectAsync(UplinkReason.ProtocolError, $"expected hello, got {first.GetType().Name}");
+                return null;
+        }
+    }
+
+    private async Task RejectAsync(UplinkReason reason, string text)
+    {
+        _endReason = $"rejected: {reason.ToToken()}: {text}";
+        UplinkLog.Rejected(_logger, DeviceId, reason.ToToken(), text);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await _link.SendAsync(new Reject(reason, text), cts.Token);
+            await _link.Socket.CloseOutputAsync(WebSocketCloseStatus.PolicyViolation, reason.ToToken(), cts.Token);
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
+        {
+            _link.Socket.Abort();
+        }
+    }
+
+    private async Task ReceiveLoopAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            var message = await _link.ReceiveAsync(ct);
+            _lastReceivedAt = _time.GetTimestamp();
+            switch (message)
+            {
+                case null:
+                    _endReason ??= "closed by the device";
+                    return;
+                case MediaFrame frame:
+                    OnFrame(frame);
+                    break;
+                case StreamAnnounce announce:
+                    OnAnnounce(announce);
+                    break;
+                case StreamEnd end:
+                    if (_announced.TryGetValue(end.StreamId, out var ended)) ended.Stream.SetOffline();
+                    break;
+                case Ping ping:
+                    await _link.SendAsync(new Pong(ping.Timestamp), ct);
+                    break;
+                case Pong pong:
+                    var rtt = TimeSpan.FromMicroseconds(Math.Max(0, (double)(NowMicros() - pong.Timestamp)));
+                    _metrics.Gauge("pinhole_uplink_rtt_seconds", "Round-trip time of relay pings over the uplink.", ("device", DeviceId)).Set(rtt.TotalSeconds);
+                    break;
+                case DropReport drops:
+                    OnDropReport(drops);
+                    break;
+                case Goodbye bye:
+                    _endReason = $"device said goodbye: {bye.Reason.ToToken()} {bye.Text}";
+                    break;
+                case UnknownMessage unknown:
+                    UplinkLog.SkippedUnknown(_logger, DeviceId, unknown.WireChannel, unknown.WireTypeByte);
+                    break;
+                default:
+                    throw new UplinkProtocolException($"{message.GetType().Name} is not valid from a device");
+            }
+        }
+    }
+
+    private void OnAnnounce(StreamAnnounce announce)
+    {
+        foreach (var (id, other) in _announced)
+            if (id != announce.StreamId && other.Stream.Camera == announce.Camera)
+                throw new UplinkProtocolException($"camera {announce.Camera} announced on two stream ids");
+        var stream = _streams.GetOrAdd(DeviceId, announce.Camera);
+        _announced[announce.StreamId] = new AnnouncedStream(stream, announce.Tracks.Count);
+        stream.OnTracks(announce.Tracks);
+        UplinkLog.Announced(_logger, DeviceId, announce.Camera,
+            string.Join(", ", announce.Tracks.Select(t => t.IsVideo ? $"{t.Codec} {t.Width}x{t.Height}" : $"{t.Codec} {t.SampleRate} Hz")));
+    }
+
+    private void OnFrame(MediaFrame frame)
+    {
+        if (!_announced.TryGetValue(frame.StreamId, out var announced))
+            throw new UplinkProtocolException($"frame for stream {frame.StreamId}, which was never announced");
+        if (frame.Unit.Track >= announced.TrackCount)
+            throw new UplinkProtocolException($"frame for track {frame.Unit.Track} of {announced.Stream.Camera}, which has {announced.TrackCount} tracks");
+        lock (_ackLock)
+        {
+            if (frame.Sequence <= _lastSequence)
+                throw new UplinkProtocolException($"frame sequence {frame.Sequence} after {_lastSequence}; sequences must increase");
+            _lastSequence = frame.Sequence;
+            _lastSendTimestamp = frame.SendTimestamp;
+            _lastFrameAt = _time.GetTimestamp();
+        }
+        _frames.Inc();
+        _bytes.Inc(frame.Unit.Data.Length);
+        announced.Stream.OnAccessUnit(frame.Unit);
+    }
+
+    private void OnDropReport(DropReport report)
+    {
+        if (!_announced.TryGetValue(report.StreamId, out var announced)) return; // reports only count for announced streams
+        var camera = announced.Stream.Camera;
+        var counter = _metrics.Counter("pinhole_uplink_device_drops_total", "Frames the device dropped because its uplink was too slow (device-reported).",
+            ("device", DeviceId), ("camera", camera));
+        // Reports are cumulative per device run, repeated after every reconnect. A lower value means
+        // the device restarted: count it all.
+        var previous = _sessions.ExchangeReportedDrops(DeviceId, camera, report.DroppedFrames);
+        var delta = report.DroppedFrames >= previous ? report.DroppedFrames - previous : report.DroppedFrames;
+        if (delta == 0) return;
+        counter.Inc((long)Math.Min(delta, long.MaxValue));
+        UplinkLog.DeviceDrops(_logger, DeviceId, camera, delta);
+    }
+
+    private Task RunTimersAsync(CancellationToken ct) => Task.WhenAll(WatchDeadLinkAsync(ct), SendAcksAndPingsAsync(ct));
+
+    // Separate from the senders: a send stuck on a dead TCP connection must not delay detection.
+    private async Task WatchDeadLinkAsync(CancellationToken ct)
+    {
+        var tick = TimeSpan.FromTicks(Math.Clamp(_options.DeadLinkTimeout.Ticks / 8, TimeSpan.TicksPerMillisecond * 10, TimeSpan.TicksPerSecond));
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(tick, _time, ct);
+                var silence = _time.GetElapsedTime(Volatile.Read(ref _lastReceivedAt));
+                if (silence + tick <= _options.DeadLinkTimeout) continue; // one tick early: never later than the timeout
+                _endReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
+                UplinkLog.DeadLink(_logger, DeviceId, silence);
+                _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks closed because heartbeats stopped.").Inc();
+                await _stop.CancelAsync();
+                _link.Socket.Abort();
+                return;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task SendAcksAndPingsAsync(CancellationToken ct)
+    {
+        var tick = Min(_options.AckInterval, _options.HeartbeatInterval);
+        var lastPing = _time.GetTimestamp();
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await Task.Delay(tick, _time, ct);
+                Ack? ack = null;
+                lock (_ackLock)
+                {
+                    if (_lastSequence != _ackedSequence)
+                    {
+                        var delay = _time.GetElapsedTime(_lastFrameAt);
+                        ack = new Ack(_lastSequence, _lastSendTimestamp, (uint)Math.Min(uint.MaxValue, delay.TotalMicroseconds), (ulong)_link.MediaBytesReceived);
+                        _ackedSequence = _lastSequence;
+                    }
+                }
+                if (ack is not null) await _link.SendAsync(ack, ct);
+                if (_time.GetElapsedTime(lastPing) >= _options.HeartbeatInterval)
+                {
+                    lastPing = _time.GetTimestamp();
+                    await _link.SendAsync(new Ping(NowMicros()), ct);
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
+        {
+            // The receive loop reports how the session ended.
+        }
+    }
+
+    private ulong NowMicros() => (ulong)(_time.GetTimestamp() * (1_000_000.0 / _time.TimestampFrequency));
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    private sealed class AnnouncedStream(MediaStream stream, int trackCount)
+    {
+        public MediaStream Stream { get; } = stream;
+        public int TrackCount { get; } = trackCount;
+    }
+}

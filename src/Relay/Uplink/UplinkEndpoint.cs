@@ -1,0 +1,117 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Pinhole.Relay.Devices;
+using Pinhole.Relay.Streaming;
+using Pinhole.Transport.Metrics;
+using Pinhole.Transport.Uplink;
+
+namespace Pinhole.Relay.Uplink;
+
+/// <summary>Wires the device uplink endpoint into the relay.</summary>
+public static class UplinkEndpoint
+{
+    /// <summary>Registers the uplink services (session registry, options, and defaults for the time provider and metrics).
+    /// The host must also register <see cref="MediaStreamRegistry"/> and an <see cref="IDeviceAuthenticator"/>.</summary>
+    public static IServiceCollection AddUplink(this IServiceCollection services, Action<UplinkEndpointOptions>? configure = null)
+    {
+        var options = new UplinkEndpointOptions();
+        configure?.Invoke(options);
+        services.TryAddSingleton(options);
+        services.TryAddSingleton<UplinkSessionRegistry>();
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<MetricsRegistry>();
+        return services;
+    }
+
+    /// <summary>Maps the <c>/uplink</c> WebSocket endpoint (see docs/uplink-protocol.md). Needs <c>app.UseWebSockets()</c>.</summary>
+    public static IEndpointRouteBuilder MapUplink(this IEndpointRouteBuilder endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var sp = endpoints.ServiceProvider;
+        var options = sp.GetService<UplinkEndpointOptions>() ?? new UplinkEndpointOptions();
+        var sessions = sp.GetService<UplinkSessionRegistry>() ?? new UplinkSessionRegistry();
+        var metrics = sp.GetRequiredService<MetricsRegistry>();
+        metrics.ObservableGauge("pinhole_uplinks_connected", "Devices with a live uplink.", () => sessions.Count);
+        endpoints.Map(options.Path, context => HandleAsync(context, options, sessions));
+        return endpoints;
+    }
+
+    private static async Task HandleAsync(HttpContext context, UplinkEndpointOptions options, UplinkSessionRegistry sessions)
+    {
+        var sp = context.RequestServices;
+        var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Pinhole.Relay.Uplink");
+        var metrics = sp.GetRequiredService<MetricsRegistry>();
+        var remote = context.Connection.RemoteIpAddress?.ToString();
+
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, UplinkReason.BadRequest, "the uplink is a WebSocket endpoint; send a WebSocket upgrade", logger, metrics, remote);
+            return;
+        }
+
+        var deviceId = context.Request.Headers[UplinkProtocol.DeviceHeader].ToString();
+        var authorization = context.Request.Headers.Authorization.ToString();
+        const string bearer = "Bearer ";
+        if (deviceId.Length == 0 || !authorization.StartsWith(bearer, StringComparison.OrdinalIgnoreCase) || authorization.Length == bearer.Length)
+        {
+            await RefuseAsync(context, StatusCodes.Status401Unauthorized, UplinkReason.Unauthorized,
+                $"send the device id in the {UplinkProtocol.DeviceHeader} header and the token as Authorization: Bearer", logger, metrics, remote);
+            return;
+        }
+
+        var versions = context.Request.Headers[UplinkProtocol.VersionHeader].ToString();
+        if (versions.Length > 0 && !OffersOurVersion(versions))
+        {
+            await RefuseAsync(context, StatusCodes.Status400BadRequest, UplinkReason.UnsupportedVersion,
+                $"device offers protocol version(s) {Sanitize(versions)}; this relay speaks {UplinkProtocol.Version}", logger, metrics, remote);
+            return;
+        }
+
+        var authenticator = sp.GetRequiredService<IDeviceAuthenticator>();
+        if (!await authenticator.AuthenticateAsync(deviceId, authorization[bearer.Length..].Trim(), context.RequestAborted))
+        {
+            // Unknown device and wrong token get the same answer so nobody can probe for device ids.
+            await RefuseAsync(context, StatusCodes.Status401Unauthorized, UplinkReason.Unauthorized,
+                $"device '{Sanitize(deviceId)}' is unknown or its token is wrong", logger, metrics, remote);
+            return;
+        }
+
+        var subProtocol = context.WebSockets.WebSocketRequestedProtocols.Contains(UplinkProtocol.SubProtocol) ? UplinkProtocol.SubProtocol : null;
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        {
+            SubProtocol = subProtocol,
+            KeepAliveInterval = TimeSpan.Zero, // the protocol has its own heartbeats
+        });
+        var session = new RelayUplinkSession(deviceId, remote, socket, options, sp.GetRequiredService<MediaStreamRegistry>(), sessions,
+            metrics, sp.GetService<TimeProvider>() ?? TimeProvider.System, logger);
+        await session.RunAsync(context.RequestAborted);
+    }
+
+    private static bool OffersOurVersion(string header)
+    {
+        foreach (var part in header.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+            if (ushort.TryParse(part, out var v) && v == UplinkProtocol.Version) return true;
+        return false;
+    }
+
+    private static async Task RefuseAsync(HttpContext context, int status, UplinkReason reason, string detail, ILogger logger, MetricsRegistry metrics, string? remote)
+    {
+        UplinkLog.Refused(logger, remote, reason.ToToken(), detail);
+        metrics.Counter("pinhole_uplink_rejects_total", "Uplink attempts refused.", ("reason", reason.ToToken())).Inc();
+        context.Response.StatusCode = status;
+        context.Response.Headers[UplinkProtocol.RejectHeader] = reason.ToToken();
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        await context.Response.WriteAsync($"uplink refused: {reason.ToToken()}: {detail}\n", context.RequestAborted);
+    }
+
+    // Header values are echoed into logs and responses: keep them short and printable.
+    private static string Sanitize(string value)
+    {
+        var s = new string([.. value.Take(64).Select(c => c is >= ' ' and < (char)127 ? c : '?')]);
+        return value.Length > 64 ? s + "…" : s;
+    }
+}

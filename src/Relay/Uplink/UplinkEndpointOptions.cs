@@ -1,0 +1,28 @@
+using Pinhole.Transport.Uplink;
+
+namespace Pinhole.Relay.Uplink;
+
+/// <summary>Settings of the relay's <c>/uplink</c> endpoint. Defaults suit production; tests shorten the intervals.</summary>
+public sealed class UplinkEndpointOptions
+{
+    /// <summary>Path the endpoint is mapped at.</summary>
+    public string Path { get; set; } = "/uplink";
+
+    /// <summary>How often the relay pings the device (and tells the device to ping at the same rate).</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Nothing received for this long means the link is dead: the session is aborted.</summary>
+    public TimeSpan DeadLinkTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Acks are merged: at most one per interval, and only when new frames arrived.</summary>
+    public TimeSpan AckInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How long a device has after the upgrade to send its hello.</summary>
+    public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a replaced session gets to finish before the new one proceeds anyway.</summary>
+    public TimeSpan ReplaceTimeout { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Message size limits.</summary>
+    public UplinkLimits Limits { get; set; } = UplinkLimits.Default;
+}

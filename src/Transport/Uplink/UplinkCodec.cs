@@ -1,0 +1,405 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Text;
+using Pinhole.Transport.Media;
+
+namespace Pinhole.Transport.Uplink;
+
+/// <summary>
+/// Encodes and decodes uplink protocol v1 messages (docs/uplink-protocol.md). Pure: bytes in,
+/// messages out, no I/O. Every message is <c>channel u8 | type u8 | body length u32 | body</c>,
+/// integers big-endian.
+/// </summary>
+public static class UplinkCodec
+{
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    /// <summary>
+    /// Reads the body length from a message header without consuming anything, so a transport can
+    /// refuse an oversized message before buffering it.
+    /// </summary>
+    /// <returns>False when fewer than <see cref="UplinkProtocol.HeaderSize"/> bytes are available.</returns>
+    /// <exception cref="UplinkProtocolException">The announced body is larger than <paramref name="limits"/> allow.</exception>
+    public static bool TryPeekBodyLength(ReadOnlySpan<byte> header, UplinkLimits limits, out int bodyLength)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        bodyLength = 0;
+        if (header.Length < UplinkProtocol.HeaderSize) return false;
+        var length = BinaryPrimitives.ReadUInt32BigEndian(header[2..]);
+        if (length > (uint)limits.MaxMessageBytes)
+            throw new UplinkProtocolException(UplinkReason.MessageTooLarge, $"message of {length} bytes exceeds the limit of {limits.MaxMessageBytes}");
+        bodyLength = (int)length;
+        return true;
+    }
+
+    /// <summary>
+    /// Decodes one message. Returns false and consumes nothing when the message is not complete yet;
+    /// on success the reader is advanced past it. Unknown channels and types decode as
+    /// <see cref="UnknownMessage"/> (the caller skips them).
+    /// </summary>
+    /// <exception cref="UplinkProtocolException">The input is malformed or exceeds <paramref name="limits"/>.</exception>
+    public static bool TryParse(ref SequenceReader<byte> reader, UplinkLimits limits, out UplinkMessage? message)
+    {
+        ArgumentNullException.ThrowIfNull(limits);
+        message = null;
+        Span<byte> header = stackalloc byte[UplinkProtocol.HeaderSize];
+        if (!reader.TryCopyTo(header)) return false;
+        TryPeekBodyLength(header, limits, out var bodyLength);
+        if (reader.Remaining < UplinkProtocol.HeaderSize + (long)bodyLength) return false;
+
+        var body = reader.Sequence.Slice(reader.Position).Slice(UplinkProtocol.HeaderSize, bodyLength);
+        message = ParseBody(header[0], header[1], body, limits);
+        reader.Advance(UplinkProtocol.HeaderSize + bodyLength);
+        return true;
+    }
+
+    /// <summary>Decodes exactly one whole message (one WebSocket message) from a contiguous buffer.</summary>
+    /// <exception cref="UplinkProtocolException">The buffer is not exactly one valid message.</exception>
+    public static UplinkMessage ParseOne(ReadOnlyMemory<byte> buffer, UplinkLimits limits)
+    {
+        var reader = new SequenceReader<byte>(new ReadOnlySequence<byte>(buffer));
+        if (!TryParse(ref reader, limits, out var message))
+            throw new UplinkProtocolException($"truncated message: {buffer.Length} bytes");
+        if (!reader.End)
+            throw new UplinkProtocolException($"{reader.Remaining} bytes after the message; a WebSocket message carries exactly one");
+        return message!;
+    }
+
+    private static UplinkMessage ParseBody(byte channel, byte type, ReadOnlySequence<byte> body, UplinkLimits limits)
+    {
+        var r = new SequenceReader<byte>(body);
+        UplinkMessage message = (channel, type) switch
+        {
+            (0, Hello.WireType) => new Hello(U16(ref r), U16(ref r), (UplinkCapabilities)U32(ref r), Str8(ref r)),
+            (0, Welcome.WireType) => ParseWelcome(ref r),
+            (0, Reject.WireType) => new Reject(Reason(ref r), Str16(ref r)),
+            (0, Goodbye.WireType) => new Goodbye(Reason(ref r), Str16(ref r)),
+            (0, Ping.WireType) => new Ping(U64(ref r)),
+            (0, Pong.WireType) => new Pong(U64(ref r)),
+            (0, Ack.WireType) => new Ack(U64(ref r), U64(ref r), U32(ref r), U64(ref r)),
+            (0, DropReport.WireType) => new DropReport(U16(ref r), U64(ref r), U64(ref r)),
+            (1, StreamAnnounce.WireType) => ParseAnnounce(ref r, limits),
+            (1, MediaFrame.WireType) => ParseFrame(ref r, body),
+            (1, StreamEnd.WireType) => new StreamEnd(U16(ref r)),
+            _ => new UnknownMessage(channel, type, (int)body.Length),
+        };
+        if (message is not UnknownMessage && !r.End)
+            throw new UplinkProtocolException($"{r.Remaining} unexpected bytes after a {message.GetType().Name} body");
+        return message;
+    }
+
+    private static Welcome ParseWelcome(ref SequenceReader<byte> r)
+    {
+        var version = U16(ref r);
+        var caps = (UplinkCapabilities)U32(ref r);
+        var heartbeat = U32(ref r);
+        var ack = U32(ref r);
+        var max = U32(ref r);
+        if (heartbeat == 0 || ack == 0) throw new UplinkProtocolException("welcome with a zero heartbeat or ack interval");
+        if (max > int.MaxValue) throw new UplinkProtocolException("welcome with a message limit above 2 GiB");
+        return new Welcome(version, caps, TimeSpan.FromMilliseconds(heartbeat), TimeSpan.FromMilliseconds(ack), (int)max);
+    }
+
+    private static StreamAnnounce ParseAnnounce(ref SequenceReader<byte> r, UplinkLimits limits)
+    {
+        var streamId = U16(ref r);
+        var camera = Str8(ref r);
+        if (!UplinkProtocol.IsValidCameraName(camera))
+            throw new UplinkProtocolException($"invalid camera name '{Printable(camera)}'");
+        var count = U8(ref r);
+        if (count == 0) throw new UplinkProtocolException("stream announce without tracks");
+        if (count > limits.MaxTracks) throw new UplinkProtocolException($"stream announce with {count} tracks, limit {limits.MaxTracks}");
+        var tracks = new TrackInfo[count];
+        for (var i = 0; i < count; i++)
+        {
+            var codec = U8(ref r) switch
+            {
+                1 => MediaCodec.H264,
+                2 => MediaCodec.H265,
+                3 => MediaCodec.Aac,
+                4 => MediaCodec.PcmAlaw,
+                5 => MediaCodec.PcmMulaw,
+                var c => throw new UplinkProtocolException($"track {i}: unknown codec {c}"),
+            };
+            var clockRate = NonNegative(U32(ref r), "clock rate", i);
+            if (clockRate == 0) throw new UplinkProtocolException($"track {i}: clock rate 0");
+            var width = NonNegative(U32(ref r), "width", i);
+            var height = NonNegative(U32(ref r), "height", i);
+            var sampleRate = NonNegative(U32(ref r), "sample rate", i);
+            var channels = U8(ref r);
+            var psCount = U8(ref r);
+            if (psCount > limits.MaxParameterSets)
+                throw new UplinkProtocolException($"track {i}: {psCount} parameter sets, limit {limits.MaxParameterSets}");
+            var sets = new ReadOnlyMemory<byte>[psCount];
+            for (var p = 0; p < psCount; p++) sets[p] = Bytes16(ref r);
+            var asc = Bytes16(ref r);
+            tracks[i] = new TrackInfo
+            {
+                Codec = codec, ClockRate = clockRate, Width = width, Height = height,
+                SampleRate = sampleRate, Channels = channels, ParameterSets = sets, AudioSpecificConfig = asc,
+            };
+        }
+        return new StreamAnnounce(streamId, camera, tracks);
+    }
+
+    private static MediaFrame ParseFrame(ref SequenceReader<byte> r, ReadOnlySequence<byte> body)
+    {
+        var sequence = U64(ref r);
+        var streamId = U16(ref r);
+        var track = U8(ref r);
+        var flags = U8(ref r);
+        if ((flags & ~1) != 0) throw new UplinkProtocolException($"frame with reserved flags 0x{flags:x2}");
+        var pts = (long)U64(ref r);
+        var dts = (long)U64(ref r);
+        var sent = U64(ref r);
+        // Copy once: the receive buffer is reused, and sinks may keep the payload (GOP cache).
+        var payload = body.Slice(r.Position).ToArray();
+        r.AdvanceToEnd();
+        return new MediaFrame(sequence, streamId, sent, new AccessUnit(track, pts, dts, (flags & 1) != 0, payload));
+    }
+
+    private static int NonNegative(uint value, string what, int track) =>
+        value <= int.MaxValue ? (int)value : throw new UplinkProtocolException($"track {track}: {what} {value} out of range");
+
+    private static UplinkReason Reason(ref SequenceReader<byte> r)
+    {
+        var b = U8(ref r);
+        // Unknown reasons from newer peers are kept as their number; callers print them.
+        return (UplinkReason)b;
+    }
+
+    private static byte U8(ref SequenceReader<byte> r) =>
+        r.TryRead(out var v) ? v : throw Truncated();
+
+    private static ushort U16(ref SequenceReader<byte> r) =>
+        r.TryReadBigEndian(out short v) ? (ushort)v : throw Truncated();
+
+    private static uint U32(ref SequenceReader<byte> r) =>
+        r.TryReadBigEndian(out int v) ? (uint)v : throw Truncated();
+
+    private static ulong U64(ref SequenceReader<byte> r) =>
+        r.TryReadBigEndian(out long v) ? (ulong)v : throw Truncated();
+
+    private static ReadOnlyMemory<byte> Bytes16(ref SequenceReader<byte> r)
+    {
+        var length = U16(ref r);
+        if (r.Remaining < length) throw Truncated();
+        var bytes = r.UnreadSequence.Slice(0, length).ToArray();
+        r.Advance(length);
+        return bytes;
+    }
+
+    private static string Str8(ref SequenceReader<byte> r) => Text(ref r, U8(ref r));
+
+    private static string Str16(ref SequenceReader<byte> r)
+    {
+        var length = U16(ref r);
+        if (length > UplinkProtocol.MaxTextBytes) throw new UplinkProtocolException($"text of {length} bytes, limit {UplinkProtocol.MaxTextBytes}");
+        return Text(ref r, length);
+    }
+
+    private static string Text(ref SequenceReader<byte> r, int length)
+    {
+        if (r.Remaining < length) throw Truncated();
+        Span<byte> bytes = stackalloc byte[length];
+        r.TryCopyTo(bytes);
+        r.Advance(length);
+        try
+        {
+            return StrictUtf8.GetString(bytes);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new UplinkProtocolException("text is not valid UTF-8", e);
+        }
+    }
+
+    private static UplinkProtocolException Truncated() => new("message body shorter than its fields");
+
+    private static string Printable(string s) => string.Concat(s.Select(c => char.IsControl(c) ? '?' : c));
+
+    // ---------------------------------------------------------------- encoding
+
+    /// <summary>Encodes one message (header and body) into <paramref name="writer"/>.</summary>
+    /// <returns>The number of bytes written.</returns>
+    /// <exception cref="ArgumentException">A field does not fit the wire format (too long a name, a negative size…).</exception>
+    public static int Write(IBufferWriter<byte> writer, UplinkMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        ArgumentNullException.ThrowIfNull(message);
+        if (message is UnknownMessage) throw new ArgumentException("unknown messages cannot be encoded", nameof(message));
+        var bodyLength = BodyLength(message);
+        var total = UplinkProtocol.HeaderSize + bodyLength;
+        var span = writer.GetSpan(total)[..total];
+        span[0] = (byte)message.Channel;
+        span[1] = message.Type;
+        BinaryPrimitives.WriteUInt32BigEndian(span[2..], (uint)bodyLength);
+        var w = new SpanWriter(span[UplinkProtocol.HeaderSize..]);
+        switch (message)
+        {
+            case Hello m: w.U16(m.MinVersion); w.U16(m.MaxVersion); w.U32((uint)m.Capabilities); w.Str8(m.Agent); break;
+            case Welcome m:
+                w.U16(m.Version); w.U32((uint)m.Capabilities);
+                w.U32(Millis(m.HeartbeatInterval)); w.U32(Millis(m.AckInterval)); w.U32((uint)m.MaxMessageBytes);
+                break;
+            case Reject m: w.U8((byte)m.Reason); w.Str16(m.Text); break;
+            case Goodbye m: w.U8((byte)m.Reason); w.Str16(m.Text); break;
+            case Ping m: w.U64(m.Timestamp); break;
+            case Pong m: w.U64(m.Timestamp); break;
+            case Ack m: w.U64(m.Sequence); w.U64(m.EchoTimestamp); w.U32(m.AckDelayMicros); w.U64(m.BytesReceived); break;
+            case DropReport m: w.U16(m.StreamId); w.U64(m.DroppedFrames); w.U64(m.DroppedBytes); break;
+            case StreamAnnounce m: WriteAnnounce(ref w, m); break;
+            case MediaFrame m:
+                WriteFrameFields(ref w, m.Sequence, m.StreamId, m.SendTimestamp, m.Unit);
+                w.Bytes(m.Unit.Data.Span);
+                break;
+            case StreamEnd m: w.U16(m.StreamId); break;
+            default: throw new ArgumentException($"unsupported message {message.GetType().Name}", nameof(message));
+        }
+        writer.Advance(total);
+        return total;
+    }
+
+    /// <summary>Encodes one message into a new array.</summary>
+    public static byte[] Encode(UplinkMessage message)
+    {
+        var buffer = new ArrayBufferWriter<byte>();
+        Write(buffer, message);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>
+    /// Writes the first <see cref="UplinkProtocol.FrameHeaderSize"/> bytes of a <see cref="MediaFrame"/>
+    /// message; the payload (<paramref name="unit"/>'s data) follows it unchanged. Lets a sender
+    /// transmit the payload from the producer's buffer without copying it.
+    /// </summary>
+    public static void WriteFrameHeader(Span<byte> destination, ulong sequence, ushort streamId, ulong sendTimestamp, in AccessUnit unit)
+    {
+        var bodyLength = UplinkProtocol.FrameHeaderSize - UplinkProtocol.HeaderSize + unit.Data.Length;
+        destination[0] = (byte)UplinkChannel.Media;
+        destination[1] = MediaFrame.WireType;
+        BinaryPrimitives.WriteUInt32BigEndian(destination[2..], (uint)bodyLength);
+        var w = new SpanWriter(destination[UplinkProtocol.HeaderSize..UplinkProtocol.FrameHeaderSize]);
+        WriteFrameFields(ref w, sequence, streamId, sendTimestamp, unit);
+    }
+
+    private static void WriteFrameFields(ref SpanWriter w, ulong sequence, ushort streamId, ulong sendTimestamp, in AccessUnit unit)
+    {
+        if ((uint)unit.Track > byte.MaxValue) throw new ArgumentException($"track index {unit.Track} does not fit a byte", nameof(unit));
+        w.U64(sequence);
+        w.U16(streamId);
+        w.U8((byte)unit.Track);
+        w.U8(unit.IsKeyframe ? (byte)1 : (byte)0);
+        w.U64((ulong)unit.Pts);
+        w.U64((ulong)unit.Dts);
+        w.U64(sendTimestamp);
+    }
+
+    private static void WriteAnnounce(ref SpanWriter w, StreamAnnounce m)
+    {
+        w.U16(m.StreamId);
+        w.Str8(m.Camera);
+        w.U8((byte)m.Tracks.Count);
+        foreach (var t in m.Tracks)
+        {
+            w.U8(t.Codec switch
+            {
+                MediaCodec.H264 => 1,
+                MediaCodec.H265 => 2,
+                MediaCodec.Aac => 3,
+                MediaCodec.PcmAlaw => 4,
+                MediaCodec.PcmMulaw => 5,
+                _ => throw new ArgumentException($"codec {t.Codec} has no wire code", nameof(m)),
+            });
+            w.U32((uint)t.ClockRate);
+            w.U32((uint)t.Width);
+            w.U32((uint)t.Height);
+            w.U32((uint)t.SampleRate);
+            w.U8((byte)t.Channels);
+            w.U8((byte)t.ParameterSets.Count);
+            foreach (var ps in t.ParameterSets) { w.U16((ushort)ps.Length); w.Bytes(ps.Span); }
+            w.U16((ushort)t.AudioSpecificConfig.Length);
+            w.Bytes(t.AudioSpecificConfig.Span);
+        }
+    }
+
+    private static uint Millis(TimeSpan t) =>
+        t > TimeSpan.Zero && t.TotalMilliseconds <= uint.MaxValue ? (uint)Math.Ceiling(t.TotalMilliseconds)
+        : throw new ArgumentOutOfRangeException(nameof(t), t, "interval must be positive");
+
+    // Validates every field that has a narrower wire type than its .NET type, then sums the sizes.
+    private static int BodyLength(UplinkMessage message) => message switch
+    {
+        Hello m => 2 + 2 + 4 + Str8Length(m.Agent, "agent"),
+        Welcome m => m.MaxMessageBytes >= 0 ? 2 + 4 + 4 + 4 + 4 : throw new ArgumentException("negative message limit", nameof(message)),
+        Reject m => 1 + Str16Length(m.Text),
+        Goodbye m => 1 + Str16Length(m.Text),
+        Ping or Pong => 8,
+        Ack => 8 + 8 + 4 + 8,
+        DropReport => 2 + 8 + 8,
+        StreamAnnounce m => AnnounceLength(m),
+        MediaFrame m => UplinkProtocol.FrameHeaderSize - UplinkProtocol.HeaderSize + m.Unit.Data.Length,
+        StreamEnd => 2,
+        _ => throw new ArgumentException($"unsupported message {message.GetType().Name}", nameof(message)),
+    };
+
+    private static int AnnounceLength(StreamAnnounce m)
+    {
+        if (!UplinkProtocol.IsValidCameraName(m.Camera)) throw new ArgumentException($"invalid camera name '{m.Camera}'", nameof(m));
+        if (m.Tracks.Count is 0 or > byte.MaxValue) throw new ArgumentException($"a stream needs 1 to 255 tracks, not {m.Tracks.Count}", nameof(m));
+        var length = 2 + Str8Length(m.Camera, "camera") + 1;
+        foreach (var t in m.Tracks)
+        {
+            if (t.ClockRate <= 0 || t.Width < 0 || t.Height < 0 || t.SampleRate < 0)
+                throw new ArgumentException("track sizes and rates must not be negative, clock rate positive", nameof(m));
+            if ((uint)t.Channels > byte.MaxValue) throw new ArgumentException($"{t.Channels} audio channels do not fit a byte", nameof(m));
+            if (t.ParameterSets.Count > byte.MaxValue) throw new ArgumentException("more than 255 parameter sets", nameof(m));
+            if (t.AudioSpecificConfig.Length > ushort.MaxValue) throw new ArgumentException("AudioSpecificConfig longer than 65535 bytes", nameof(m));
+            length += 1 + 4 + 4 + 4 + 4 + 1 + 1 + 2 + t.AudioSpecificConfig.Length;
+            foreach (var ps in t.ParameterSets)
+            {
+                if (ps.Length > ushort.MaxValue) throw new ArgumentException("parameter set longer than 65535 bytes", nameof(m));
+                length += 2 + ps.Length;
+            }
+        }
+        return length;
+    }
+
+    private static int Str8Length(string s, string what)
+    {
+        var n = Encoding.UTF8.GetByteCount(s);
+        return n <= byte.MaxValue ? 1 + n : throw new ArgumentException($"{what} longer than 255 UTF-8 bytes", nameof(s));
+    }
+
+    private static int Str16Length(string s)
+    {
+        var n = Encoding.UTF8.GetByteCount(s);
+        return n <= UplinkProtocol.MaxTextBytes ? 2 + n : throw new ArgumentException($"text longer than {UplinkProtocol.MaxTextBytes} UTF-8 bytes", nameof(s));
+    }
+
+    private ref struct SpanWriter(Span<byte> span)
+    {
+        private readonly Span<byte> _span = span;
+        private int _pos;
+
+        public void U8(byte v) => _span[_pos++] = v;
+        public void U16(ushort v) { BinaryPrimitives.WriteUInt16BigEndian(_span[_pos..], v); _pos += 2; }
+        public void U32(uint v) { BinaryPrimitives.WriteUInt32BigEndian(_span[_pos..], v); _pos += 4; }
+        public void U64(ulong v) { BinaryPrimitives.WriteUInt64BigEndian(_span[_pos..], v); _pos += 8; }
+        public void Bytes(ReadOnlySpan<byte> v) { v.CopyTo(_span[_pos..]); _pos += v.Length; }
+
+        public void Str8(string s)
+        {
+            var n = Encoding.UTF8.GetBytes(s, _span[(_pos + 1)..]);
+            _span[_pos] = (byte)n;
+            _pos += 1 + n;
+        }
+
+        public void Str16(string s)
+        {
+            var n = Encoding.UTF8.GetBytes(s, _span[(_pos + 2)..]);
+            BinaryPrimitives.WriteUInt16BigEndian(_span[_pos..], (ushort)n);
+            _pos += 2 + n;
+        }
+    }
+}

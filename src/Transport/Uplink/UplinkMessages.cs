@@ -1,0 +1,199 @@
+using Pinhole.Transport.Media;
+
+namespace Pinhole.Transport.Uplink;
+
+/// <summary>One uplink message. Each binary WebSocket message carries exactly one.</summary>
+public abstract record UplinkMessage
+{
+    /// <summary>The channel this message belongs to.</summary>
+    public abstract UplinkChannel Channel { get; }
+
+    /// <summary>The message type within its channel.</summary>
+    public abstract byte Type { get; }
+}
+
+/// <summary>Device to relay, first message of a session: the versions and features the device speaks.</summary>
+/// <param name="MinVersion">Oldest protocol version the device speaks.</param>
+/// <param name="MaxVersion">Newest protocol version the device speaks.</param>
+/// <param name="Capabilities">Optional features the device offers.</param>
+/// <param name="Agent">Software name and version, for logs (at most 255 UTF-8 bytes).</param>
+public sealed record Hello(ushort MinVersion, ushort MaxVersion, UplinkCapabilities Capabilities, string Agent) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x01;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Control;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Relay to device: the session is accepted.</summary>
+/// <param name="Version">The protocol version chosen for this session.</param>
+/// <param name="Capabilities">Features both sides have (the intersection).</param>
+/// <param name="HeartbeatInterval">How often the relay pings; the device should ping at the same rate.</param>
+/// <param name="AckInterval">How often at most the relay acknowledges frames.</param>
+/// <param name="MaxMessageBytes">Largest message body the relay accepts.</param>
+public sealed record Welcome(ushort Version, UplinkCapabilities Capabilities, TimeSpan HeartbeatInterval, TimeSpan AckInterval, int MaxMessageBytes) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x02;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Control;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Relay to device, instead of <see cref="Welcome"/>: the session is refused; the relay then closes.</summary>
+/// <param name="Reason">Why.</param>
+/// <param name="Text">A human-readable explanation.</param>
+public sealed record Reject(UplinkReason Reason, string Text) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x03;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Control;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Either direction: the sender ends the session; the WebSocket close follows.</summary>
+/// <param name="Reason">Why.</param>
+/// <param name="Text">A human-readable explanation.</param>
+public sealed record Goodbye(UplinkReason Reason, string Text) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x04;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Control;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Either direction: heartbeat request. The peer answers with a <see cref="Pong"/> echoing <paramref name="Timestamp"/>.</summary>
+/// <param name="Timestamp">Opaque to the receiver; the sender uses its own clock in microseconds.</param>
+public sealed record Ping(ulong Timestamp) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x05;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Control;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Either direction: heartbeat answer.</summary>
+/// <param name="Timestamp">The <see cref="Ping.Timestamp"/> being answered.</param>
+public sealed record Pong(ulong Timestamp) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x06;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Control;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Relay to device: a merged acknowledgement of every frame up to <paramref name="Sequence"/>.</summary>
+/// <param name="Sequence">Highest <see cref="MediaFrame.Sequence"/> received.</param>
+/// <param name="EchoTimestamp">That frame's <see cref="MediaFrame.SendTimestamp"/>.</param>
+/// <param name="AckDelayMicros">Time between receiving that frame and sending this ack, so the device can subtract it from its RTT sample.</param>
+/// <param name="BytesReceived">Media-channel bytes (whole messages, headers included) received on this uplink so far.</param>
+public sealed record Ack(ulong Sequence, ulong EchoTimestamp, uint AckDelayMicros, ulong BytesReceived) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x07;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Control;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Device to relay: cumulative frames the device dropped for one stream because the link was too slow.</summary>
+/// <param name="StreamId">The stream (as announced).</param>
+/// <param name="DroppedFrames">Frames dropped since the device started (cumulative, so a lost report loses nothing).</param>
+/// <param name="DroppedBytes">Payload bytes of those frames.</param>
+public sealed record DropReport(ushort StreamId, ulong DroppedFrames, ulong DroppedBytes) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x08;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Control;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Device to relay: a camera's tracks, sent before its first frame on a session and whenever they change.</summary>
+/// <param name="StreamId">Number the device gives this camera for the session; frames refer to it.</param>
+/// <param name="Camera">The camera's name (see <see cref="UplinkProtocol.IsValidCameraName"/>).</param>
+/// <param name="Tracks">Every track, in index order.</param>
+public sealed record StreamAnnounce(ushort StreamId, string Camera, IReadOnlyList<TrackInfo> Tracks) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x01;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Media;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Device to relay: one access unit.</summary>
+/// <param name="Sequence">Per-uplink sequence number, starting at 1, increasing by one per frame sent.</param>
+/// <param name="StreamId">The announced stream.</param>
+/// <param name="SendTimestamp">Device clock in microseconds when the frame was sent, echoed by <see cref="Ack"/>.</param>
+/// <param name="Unit">The frame: track index, PTS, DTS, keyframe flag and payload.</param>
+public sealed record MediaFrame(ulong Sequence, ushort StreamId, ulong SendTimestamp, AccessUnit Unit) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x02;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Media;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Device to relay: the camera stopped (its source ended); viewers are told it is offline.</summary>
+/// <param name="StreamId">The announced stream.</param>
+public sealed record StreamEnd(ushort StreamId) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x03;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Media;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>A message this version does not know (a reserved channel or a newer type). Receivers skip it.</summary>
+/// <param name="WireChannel">The channel byte.</param>
+/// <param name="WireTypeByte">The type byte.</param>
+/// <param name="Length">Body length that was skipped.</param>
+public sealed record UnknownMessage(byte WireChannel, byte WireTypeByte, int Length) : UplinkMessage
+{
+    /// <inheritdoc />
+    public override UplinkChannel Channel => (UplinkChannel)WireChannel;
+
+    /// <inheritdoc />
+    public override byte Type => WireTypeByte;
+}

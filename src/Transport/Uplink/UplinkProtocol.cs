@@ -1,0 +1,120 @@
+namespace Pinhole.Transport.Uplink;
+
+/// <summary>Constants of uplink protocol v1 (see docs/uplink-protocol.md).</summary>
+public static class UplinkProtocol
+{
+    /// <summary>The protocol version this code speaks.</summary>
+    public const ushort Version = 1;
+
+    /// <summary>Request header carrying the device id on the WebSocket upgrade.</summary>
+    public const string DeviceHeader = "Pinhole-Device";
+
+    /// <summary>Request header listing the protocol versions the device speaks, comma separated (e.g. <c>1</c>).</summary>
+    public const string VersionHeader = "Pinhole-Uplink-Version";
+
+    /// <summary>Response header on a refused upgrade naming the reason (a <see cref="UplinkReason"/> in kebab case).</summary>
+    public const string RejectHeader = "Pinhole-Reject";
+
+    /// <summary>The WebSocket subprotocol name the device offers and the relay selects.</summary>
+    public const string SubProtocol = "pinhole-uplink.v1";
+
+    /// <summary>Size of the message header: channel (1), type (1), body length (4).</summary>
+    public const int HeaderSize = 6;
+
+    /// <summary>Size of a <see cref="MediaFrame"/> message before its payload, header included.</summary>
+    public const int FrameHeaderSize = HeaderSize + 8 + 2 + 1 + 1 + 8 + 8 + 8;
+
+    /// <summary>Longest camera name.</summary>
+    public const int MaxCameraNameLength = 64;
+
+    /// <summary>Longest human-readable text (reject and goodbye messages), in UTF-8 bytes.</summary>
+    public const int MaxTextBytes = 1024;
+
+    /// <summary>True when <paramref name="name"/> is a valid camera name: 1–64 of <c>A-Z a-z 0-9 . _ -</c>, not starting with a dot.
+    /// Camera names become URL path segments on the relay.</summary>
+    public static bool IsValidCameraName(string name)
+    {
+        if (name.Length is 0 or > MaxCameraNameLength || name[0] == '.') return false;
+        foreach (var c in name)
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-')) return false;
+        return true;
+    }
+
+    /// <summary>The kebab-case token used for a reason in the <see cref="RejectHeader"/> header.</summary>
+    public static string ToToken(this UplinkReason reason) => reason switch
+    {
+        UplinkReason.Unauthorized => "unauthorized",
+        UplinkReason.UnsupportedVersion => "unsupported-version",
+        UplinkReason.ProtocolError => "protocol-error",
+        UplinkReason.Replaced => "replaced",
+        UplinkReason.Shutdown => "shutdown",
+        UplinkReason.MessageTooLarge => "message-too-large",
+        UplinkReason.Timeout => "timeout",
+        UplinkReason.BadRequest => "bad-request",
+        _ => "unknown",
+    };
+}
+
+/// <summary>Logical channels multiplexed on the uplink. Each message belongs to exactly one.</summary>
+public enum UplinkChannel : byte
+{
+    /// <summary>Session control: hello, accept/reject, heartbeats, acks, drop reports, goodbye.</summary>
+    Control = 0,
+
+    /// <summary>Media: stream announces and access units (device to relay).</summary>
+    Media = 1,
+
+    /// <summary>Reserved for later work: configuration and other data (relay to device).</summary>
+    Data = 2,
+
+    /// <summary>Reserved for later work: tunnelled TCP/HTTP connections.</summary>
+    Tunnel = 3,
+}
+
+/// <summary>Optional features, advertised in <see cref="Hello"/> and confirmed (intersected) in <see cref="Welcome"/>.</summary>
+[Flags]
+public enum UplinkCapabilities : uint
+{
+    /// <summary>Nothing beyond the base protocol.</summary>
+    None = 0,
+
+    /// <summary>Media channel: announces and frames.</summary>
+    Media = 1 << 0,
+
+    /// <summary>Device sends <see cref="DropReport"/> messages.</summary>
+    DropReports = 1 << 1,
+
+    /// <summary>Reserved: the data channel.</summary>
+    Data = 1 << 2,
+
+    /// <summary>Reserved: the tunnel channel.</summary>
+    Tunnel = 1 << 3,
+}
+
+/// <summary>Why a session was refused or ended. Values are on the wire.</summary>
+public enum UplinkReason : byte
+{
+    /// <summary>The device id is unknown or the token is wrong (deliberately not told apart, so ids cannot be probed).</summary>
+    Unauthorized = 1,
+
+    /// <summary>No protocol version in common.</summary>
+    UnsupportedVersion = 2,
+
+    /// <summary>The peer sent something malformed or out of order.</summary>
+    ProtocolError = 3,
+
+    /// <summary>A newer uplink of the same device replaced this one.</summary>
+    Replaced = 4,
+
+    /// <summary>The peer is shutting down.</summary>
+    Shutdown = 5,
+
+    /// <summary>A message exceeded the size limit.</summary>
+    MessageTooLarge = 6,
+
+    /// <summary>The peer did not answer in time (no hello, or heartbeats missing).</summary>
+    Timeout = 7,
+
+    /// <summary>The upgrade request was malformed (missing headers, not a WebSocket request).</summary>
+    BadRequest = 8,
+}

@@ -1,0 +1,151 @@
+using Pinhole.EdgeHost.Uplink;
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.EdgeHost.Tests.Uplink;
+
+public class UplinkSendQueueTests
+{
+    private static readonly TrackInfo Video = new() { Codec = MediaCodec.H264, ClockRate = 90_000 };
+    private static readonly TrackInfo Audio = new() { Codec = MediaCodec.Aac, ClockRate = 48_000, SampleRate = 48_000, Channels = 1 };
+
+    // Frame i of a 25 fps stream with a keyframe every 25 frames; the payload carries i.
+    private static AccessUnit Frame(int i, int track = 0, bool? key = null) =>
+        new(track, i * 3600L, i * 3600L, key ?? i % 25 == 0, BitConverter.GetBytes(i));
+
+    private static int Index(in QueuedFrame f) => BitConverter.ToInt32(f.Unit.Data.Span);
+
+    private static List<int> Drain(UplinkSendQueue q)
+    {
+        var list = new List<int>();
+        while (q.TryDequeue(out var f)) list.Add(Index(f));
+        return list;
+    }
+
+    [Fact]
+    public void Fast_link_delivers_everything_in_order_after_the_first_keyframe()
+    {
+        var time = new ManualTime();
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        var sent = new List<int>();
+        for (var i = 20; i < 100; i++)
+        {
+            q.Enqueue(cam, Frame(i));
+            time.Advance(TimeSpan.FromMilliseconds(40));
+            sent.AddRange(Drain(q));
+        }
+        Assert.Equal(Enumerable.Range(25, 75), sent); // 20..24 precede the first keyframe of the connection
+        Assert.Equal(5, cam.DroppedFrames);
+    }
+
+    [Fact]
+    public void Stalled_link_keeps_at_most_the_time_bound_and_resumes_at_a_keyframe()
+    {
+        var time = new ManualTime();
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(1.5), 1 << 20, time, new MetricsRegistry());
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        // 4 s of video while nothing is sent.
+        for (var i = 0; i < 100; i++)
+        {
+            q.Enqueue(cam, Frame(i));
+            time.Advance(TimeSpan.FromMilliseconds(40));
+        }
+
+        var sent = Drain(q);
+
+        // Only the newest whole GOP start onwards survives, and nothing older than 1.5 s.
+        Assert.Equal(Enumerable.Range(75, 25), sent);
+        Assert.Equal(75, cam.DroppedFrames);
+    }
+
+    [Fact]
+    public void Overflow_mid_gop_drops_the_gop_tail_and_skips_to_the_next_keyframe()
+    {
+        var time = new ManualTime();
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(0.5), 1 << 20, time, new MetricsRegistry());
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        var sent = new List<int>();
+        for (var i = 0; i < 75; i++)
+        {
+            q.Enqueue(cam, Frame(i));
+            time.Advance(TimeSpan.FromMilliseconds(40));
+            // The link works for frames 0..9, stalls for 10..39, then works again.
+            if (i < 10 || i >= 40) sent.AddRange(Drain(q));
+        }
+
+        // Every sent frame either starts a GOP or directly follows its predecessor: no broken GOP.
+        for (var k = 1; k < sent.Count; k++)
+            Assert.True(sent[k] % 25 == 0 || sent[k] == sent[k - 1] + 1, $"frame {sent[k]} follows {sent[k - 1]}");
+        Assert.Contains(50, sent);
+        Assert.DoesNotContain(30, sent);
+        Assert.Equal(75 - sent.Count, cam.DroppedFrames);
+    }
+
+    [Fact]
+    public void Byte_cap_drops_by_gop_too()
+    {
+        var time = new ManualTime();
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(100), 40, time, new MetricsRegistry()); // 10 frames of 4 bytes
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        for (var i = 0; i < 30; i++) q.Enqueue(cam, Frame(i));
+        var sent = Drain(q);
+        Assert.Equal([25, 26, 27, 28, 29], sent);
+    }
+
+    [Fact]
+    public void Audio_follows_the_video_gop_and_cameras_interleave_in_arrival_order()
+    {
+        var time = new ManualTime();
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var a = q.AddCamera("a");
+        var b = q.AddCamera("b");
+        q.SetTracks(a, [Video, Audio]);
+        q.SetTracks(b, [Video]);
+        q.Enqueue(a, Frame(1000, track: 1, key: true)); // audio before the first video keyframe: dropped on a new connection
+        q.Enqueue(a, Frame(0));
+        q.Enqueue(b, Frame(100, key: true));
+        q.Enqueue(a, Frame(1001, track: 1, key: true));
+        q.Enqueue(b, Frame(101, key: false));
+        var order = new List<(string, int)>();
+        while (q.TryDequeue(out var f)) order.Add((f.Camera.Name, Index(f)));
+        Assert.Equal([("a", 0), ("b", 100), ("a", 1001), ("b", 101)], order);
+        Assert.Equal(1, a.DroppedFrames);
+    }
+
+    [Fact]
+    public void Frames_before_tracks_are_dropped_and_counted()
+    {
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, new ManualTime(), new MetricsRegistry());
+        var cam = q.AddCamera("cam");
+        q.Enqueue(cam, Frame(0));
+        Assert.False(q.TryDequeue(out _));
+        Assert.Equal(1, cam.DroppedFrames);
+    }
+
+    [Fact]
+    public void New_connection_restarts_every_camera_at_a_keyframe()
+    {
+        var time = new ManualTime();
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        for (var i = 0; i < 10; i++) q.Enqueue(cam, Frame(i));
+        Assert.Equal(Enumerable.Range(0, 10), Drain(q));
+        q.ResetForNewConnection();
+        for (var i = 10; i < 30; i++) q.Enqueue(cam, Frame(i));
+        Assert.Equal(Enumerable.Range(25, 5), Drain(q));
+    }
+
+    private sealed class ManualTime : TimeProvider
+    {
+        private long _ticks = 1_000_000;
+        public override long TimestampFrequency => TimeSpan.TicksPerSecond;
+        public override long GetTimestamp() => Interlocked.Read(ref _ticks);
+        public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+    }
+}

@@ -1,0 +1,110 @@
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Pinhole.Relay.Devices;
+using Pinhole.Relay.Streaming;
+using Pinhole.Relay.Uplink;
+using Pinhole.Transport.Metrics;
+using Xunit.Abstractions;
+
+namespace Pinhole.Integration.Tests.Uplink;
+
+/// <summary>A minimal relay: Kestrel on a free loopback port with only the uplink endpoint.</summary>
+internal sealed class TestRelay : IAsyncDisposable
+{
+    public static readonly Dictionary<string, string> Devices = new() { ["gw1"] = "secret-gw1", ["gw2"] = "secret-gw2" };
+
+    private TestRelay(WebApplication app, int port, bool tls)
+    {
+        App = app;
+        Port = port;
+        Uplink = new Uri($"{(tls ? "wss" : "ws")}://127.0.0.1:{port}/uplink");
+    }
+
+    public WebApplication App { get; }
+    public int Port { get; }
+    public Uri Uplink { get; }
+    public MediaStreamRegistry Streams => App.Services.GetRequiredService<MediaStreamRegistry>();
+    public MetricsRegistry Metrics => App.Services.GetRequiredService<MetricsRegistry>();
+    public UplinkSessionRegistry Sessions => App.Services.GetRequiredService<UplinkSessionRegistry>();
+
+    public static async Task<TestRelay> StartAsync(ITestOutputHelper output, Action<UplinkEndpointOptions>? configure = null, X509Certificate2? certificate = null, int port = 0)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddProvider(new TestOutputLoggerProvider(output, "relay"));
+        builder.Logging.SetMinimumLevel(LogLevel.Information);
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, listen =>
+        {
+            if (certificate is not null) listen.UseHttps(certificate);
+        }));
+        builder.Services.AddSingleton(new MediaStreamRegistry());
+        builder.Services.AddSingleton<IDeviceAuthenticator>(new DictionaryAuthenticator(Devices));
+        builder.Services.AddUplink(configure);
+        var app = builder.Build();
+        app.UseWebSockets();
+        app.MapUplink();
+        await app.StartAsync();
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new TestRelay(app, new Uri(address).Port, certificate is not null);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        await App.StopAsync(cts.Token);
+        await App.DisposeAsync();
+    }
+
+    private sealed class DictionaryAuthenticator(Dictionary<string, string> devices) : IDeviceAuthenticator
+    {
+        public ValueTask<bool> AuthenticateAsync(string deviceId, string token, CancellationToken cancellationToken) =>
+            ValueTask.FromResult(devices.TryGetValue(deviceId, out var expected)
+                && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
+                    System.Text.Encoding.UTF8.GetBytes(expected), System.Text.Encoding.UTF8.GetBytes(token)));
+    }
+}
+
+/// <summary>Routes logs to the xunit output of the test that owns them.</summary>
+internal sealed class TestOutputLoggerProvider(ITestOutputHelper output, string prefix) : ILoggerProvider
+{
+    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
+
+    public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName[(categoryName.LastIndexOf('.') + 1)..]);
+
+    public void Dispose() { }
+
+    private sealed class Logger(TestOutputLoggerProvider owner, string category) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (!IsEnabled(logLevel)) return;
+            try
+            {
+                owner.WriteLine($"{owner._clock.Elapsed.TotalSeconds,7:0.000} {owner.Prefix} {logLevel,-11} {category}: {formatter(state, exception)}{(exception is null ? "" : " " + exception.Message)}");
+            }
+            catch (InvalidOperationException)
+            {
+                // The test already finished.
+            }
+        }
+    }
+
+    private string Prefix => prefix;
+
+    private void WriteLine(string line) => output.WriteLine(line);
+}
+
+internal static class TestLogging
+{
+    public static ILoggerFactory For(ITestOutputHelper output, string prefix) =>
+        LoggerFactory.Create(b => b.AddProvider(new TestOutputLoggerProvider(output, prefix)).SetMinimumLevel(LogLevel.Information));
+}
