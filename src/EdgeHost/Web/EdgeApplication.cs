@@ -8,6 +8,8 @@ using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Systemd;
+using Pinhole.EdgeHost.Cameras;
+using Pinhole.EdgeHost.Uplink;
 using Pinhole.Transport.Metrics;
 
 namespace Pinhole.EdgeHost.Web;
@@ -60,6 +62,25 @@ public static partial class EdgeApplication
     public static void AddFeatures(IServiceCollection services)
     {
         ArgumentNullException.ThrowIfNull(services);
+
+        // Video: one uplink client for the process (it owns the send queue and the per-camera sinks,
+        // which outlive pipeline restarts); the supervisor gets a fresh uplink pipeline per (re)start
+        // and one pipeline per camera writing into it.
+        services.AddSingleton(sp => new UplinkClient(UplinkClientOptions.FromConfig(sp.GetRequiredService<EdgeConfig>()),
+            sp.GetRequiredService<MetricsRegistry>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddPipelineFactory((sp, config) =>
+        {
+            var uplink = sp.GetRequiredService<UplinkClient>();
+            var logs = sp.GetRequiredService<ILoggerFactory>();
+            return
+            [
+                PipelineSpec.For("uplink", new { config.DeviceId, config.Token, config.Relays, config.TrustedCa, config.Proxy },
+                    () => uplink.CreatePipeline(UplinkClientOptions.FromConfig(config))),
+                .. config.Cameras.Select(c => PipelineSpec.For($"camera/{c.Name}", c, () => CameraPipeline.Create(c, uplink, logs))),
+            ];
+        });
+
+        // Telemetry: sensor pollers and the MQTT session around one disk-backed outbox.
         services.AddPipelineFactory<Telemetry.TelemetryPipelineFactory>();
     }
 
