@@ -624,7 +624,7 @@ public sealed class MqttClient : IAsyncDisposable
         catch (MqttProtocolException e)
         {
             MqttClientLog.ProtocolViolation(_logger, conn.Endpoint, e.Message);
-            conn.SetFault(e);
+            conn.RecordFault(e); // not SetFault: the writer must still be able to say why (DISCONNECT) before the close
             await SendDisconnectAfterViolationAsync(conn, e.ReasonCode);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -1002,10 +1002,15 @@ public sealed class MqttClient : IAsyncDisposable
 
         public void MarkSent() => Interlocked.Exchange(ref _lastSentTimestamp, _time.GetTimestamp());
 
-        public void SetFault(Exception e)
+        public void RecordFault(Exception e)
         {
             lock (this)
                 Fault ??= e;
+        }
+
+        public void SetFault(Exception e)
+        {
+            RecordFault(e);
             Adapter.Channel.Abort();
             Cancellation.Cancel();
         }
