@@ -122,6 +122,7 @@ public sealed class MqttClient : IAsyncDisposable
     /// Publishes a message. QoS 0 completes once the writer loop has it; QoS 1 when PUBACK arrives; QoS 2 when
     /// PUBCOMP arrives (or PUBREC carries a failure). A failure reason code from the broker is returned, not thrown.
     /// </summary>
+    /// <remarks>With auto reconnect, a QoS 1/2 publish made while disconnected waits for the next connection.</remarks>
     /// <exception cref="MqttClientNotConnectedException">Not connected (and, for QoS 1/2, auto reconnect is off).</exception>
     /// <exception cref="MqttCommunicationTimedOutException">No acknowledgement within <see cref="MqttClientOptions.Timeout"/>.</exception>
     /// <exception cref="MqttClientDisconnectedException">The connection closed first and auto reconnect is off.</exception>
@@ -162,16 +163,17 @@ public sealed class MqttClient : IAsyncDisposable
                 entry = new OutgoingPublish(packet, ++_publishSequence);
                 _outgoing.Add(id, entry);
                 firstAck = _dispatcher.AddAwaitable(responseType, id);
-                _connection?.Outbound.Writer.TryWrite(packet);
+                if (_connection is { } conn && conn.Outbound.Writer.TryWrite(packet))
+                    entry.MarkSent(conn, _time.GetTimestamp());
             }
 
             if (responseType == MqttControlPacketType.PubAck)
             {
-                var pubAck = await WaitForAsync<MqttPubAckPacket>(firstAck, "PUBACK", options, cancellationToken);
+                var pubAck = await WaitForPublishAckAsync<MqttPubAckPacket>(entry, firstAck, "PUBACK", options, cancellationToken);
                 return new MqttClientPublishResult(id, pubAck.ReasonCode, pubAck.ReasonString, pubAck.UserProperties);
             }
 
-            var pubRec = await WaitForAsync<MqttPubRecPacket>(firstAck, "PUBREC", options, cancellationToken);
+            var pubRec = await WaitForPublishAckAsync<MqttPubRecPacket>(entry, firstAck, "PUBREC", options, cancellationToken);
             if ((byte)pubRec.ReasonCode >= 0x80)
                 return new MqttClientPublishResult(id, pubRec.ReasonCode, pubRec.ReasonString, pubRec.UserProperties);
             Task<MqttPacket> complete;
@@ -179,10 +181,12 @@ public sealed class MqttClient : IAsyncDisposable
             {
                 entry.Released = true;
                 complete = _dispatcher.AddAwaitable(MqttControlPacketType.PubComp, id);
-                _connection?.Outbound.Writer.TryWrite(new MqttPubRelPacket { PacketIdentifier = id });
+                entry.MarkSent(null, 0);
+                if (_connection is { } conn && conn.Outbound.Writer.TryWrite(new MqttPubRelPacket { PacketIdentifier = id }))
+                    entry.MarkSent(conn, _time.GetTimestamp());
             }
 
-            var pubComp = await WaitForAsync<MqttPubCompPacket>(complete, "PUBCOMP", options, cancellationToken);
+            var pubComp = await WaitForPublishAckAsync<MqttPubCompPacket>(entry, complete, "PUBCOMP", options, cancellationToken);
             var code = pubRec.ReasonCode != MqttReasonCode.Success ? pubRec.ReasonCode : pubComp.ReasonCode;
             return new MqttClientPublishResult(id, code, pubComp.ReasonString ?? pubRec.ReasonString, pubRec.UserProperties);
         }
@@ -469,6 +473,8 @@ public sealed class MqttClient : IAsyncDisposable
                 entry.Packet = entry.Packet.WithDup(sessionPresent);
                 conn.Outbound.Writer.TryWrite(entry.Packet);
             }
+
+            entry.MarkSent(conn, _time.GetTimestamp());
 
             count++;
         }
@@ -873,6 +879,36 @@ public sealed class MqttClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits for a publish acknowledgement. The timeout counts from when the packet went out on the current
+    /// connection; with auto reconnect, time spent without a connection does not count (the packet is re-sent
+    /// on the next one), so a publish made during an outage waits for the broker rather than failing. The
+    /// caller's token still bounds the wait.
+    /// </summary>
+    private async Task<T> WaitForPublishAckAsync<T>(OutgoingPublish entry, Task<MqttPacket> ack, string what, MqttClientOptions options, CancellationToken cancellationToken)
+        where T : MqttPacket
+    {
+        var wait = options.Timeout;
+        while (true)
+        {
+            try
+            {
+                return (T)await ack.WaitAsync(wait, _time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                lock (_stateLock)
+                {
+                    var sentHere = entry.SentOn is not null && ReferenceEquals(entry.SentOn, _connection);
+                    var waited = sentHere ? _time.GetElapsedTime(entry.SentAt) : TimeSpan.Zero;
+                    if (!options.AutoReconnect || (sentHere && waited >= options.Timeout))
+                        throw new MqttCommunicationTimedOutException($"no {what} from {options.Endpoint} within {options.Timeout.TotalSeconds} s");
+                    wait = sentHere ? options.Timeout - waited : options.Timeout;
+                }
+            }
+        }
+    }
+
     private async Task<bool> RaiseAsync<TArgs>(Func<TArgs, Task>? handlers, TArgs args, string name)
     {
         if (handlers is null)
@@ -932,6 +968,17 @@ public sealed class MqttClient : IAsyncDisposable
 
         /// <summary>QoS 2: PUBREC arrived and PUBREL went out; a reconnect re-sends PUBREL, not the PUBLISH.</summary>
         public bool Released { get; set; }
+
+        /// <summary>The connection the last copy went out on (null: not sent yet).</summary>
+        public object? SentOn { get; private set; }
+
+        public long SentAt { get; private set; }
+
+        public void MarkSent(object? connection, long timestamp)
+        {
+            SentOn = connection;
+            SentAt = timestamp;
+        }
     }
 
     /// <summary>One network connection: its adapter, queues and loops. Replaced on every reconnect.</summary>
