@@ -145,7 +145,7 @@ public sealed class MqttClient : IAsyncDisposable
             return Qos0Result;
         }
 
-        if (!options.AutoReconnect && !IsConnected)
+        if ((!options.AutoReconnect || _disconnectRequested) && !IsConnected)
             throw new MqttClientNotConnectedException();
         await _quota.WaitAsync(cancellationToken);
         ushort id = 0;
@@ -156,7 +156,7 @@ public sealed class MqttClient : IAsyncDisposable
             OutgoingPublish entry;
             lock (_stateLock)
             {
-                if (!options.AutoReconnect && _connection is null)
+                if ((!options.AutoReconnect || _disconnectRequested) && _connection is null)
                     throw new MqttClientNotConnectedException();
                 id = AllocatePacketIdentifier();
                 packet.PacketIdentifier = id;
@@ -901,6 +901,8 @@ public sealed class MqttClient : IAsyncDisposable
                 {
                     var sentHere = entry.SentOn is not null && ReferenceEquals(entry.SentOn, _connection);
                     var waited = sentHere ? _time.GetElapsedTime(entry.SentAt) : TimeSpan.Zero;
+                    if (_disconnectRequested && _connection is null)
+                        throw new MqttClientNotConnectedException("the client was disconnected before the broker acknowledged");
                     if (!options.AutoReconnect || (sentHere && waited >= options.Timeout))
                         throw new MqttCommunicationTimedOutException($"no {what} from {options.Endpoint} within {options.Timeout.TotalSeconds} s");
                     wait = sentHere ? options.Timeout - waited : options.Timeout;

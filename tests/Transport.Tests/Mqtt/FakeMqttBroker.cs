@@ -14,13 +14,14 @@ namespace Pinhole.Transport.Tests.Mqtt;
 /// </summary>
 internal sealed class FakeMqttBroker : IAsyncDisposable
 {
-    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly TcpListener _listener;
     private readonly MqttProtocolVersion _version;
     private readonly List<FakeBrokerConnection> _connections = [];
 
-    public FakeMqttBroker(MqttProtocolVersion version = MqttProtocolVersion.V500)
+    public FakeMqttBroker(MqttProtocolVersion version = MqttProtocolVersion.V500, int port = 0)
     {
         _version = version;
+        _listener = new TcpListener(IPAddress.Loopback, port);
         _listener.Start();
     }
 
