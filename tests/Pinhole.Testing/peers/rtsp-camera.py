@@ -22,9 +22,12 @@ def video_branch(a):
     caps = f"video/x-raw,width={a.width},height={a.height},framerate={a.fps}/1"
     src = f"videotestsrc is-live=true pattern={a.pattern} ! {caps} ! videoconvert"
     gop = a.gop or a.fps
+    # sliced-threads=false: with zerolatency x264 splits frames into slices and ffmpeg then reports
+    # concealed macroblocks on the first I frame, which would hide real errors from "no decoder
+    # errors" assertions. One slice per frame keeps the reference stream clean.
     if a.codec == "h264":
         enc = (f"x264enc tune=zerolatency speed-preset=ultrafast bitrate={a.bitrate} key-int-max={gop} "
-               f"bframes=0 ! video/x-h264,profile=constrained-baseline")
+               f"bframes=0 sliced-threads=false ! video/x-h264,profile=constrained-baseline")
         pay = "rtph264pay name=pay0 pt=96 config-interval=-1"
     elif a.codec == "h265":
         enc = (f"x265enc tune=zerolatency speed-preset=ultrafast bitrate={a.bitrate} key-int-max={gop} "
