@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using Pinhole.Testing;
 using Pinhole.Transport.Mqtt;
 using static Pinhole.Transport.Tests.Mqtt.MqttTestSupport;
 
@@ -25,7 +26,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         return data;
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Mosquitto)]
     [MemberData(nameof(TransportsVersionsQos))]
     public async Task Publish_and_subscribe_deliver_every_message_once_in_order(MqttTransport transport, MqttProtocolVersion version, MqttQualityOfServiceLevel qos)
     {
@@ -54,7 +55,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.Equal(0, publisher.PendingPublishCount);
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Mosquitto)]
     [InlineData(MqttTransport.Tcp)]
     [InlineData(MqttTransport.WebSocket)]
     public async Task Large_payload_crosses_many_reads_and_frames(MqttTransport transport)
@@ -75,7 +76,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.Equal(payload, (await received.NextAsync()).Payload.ToArray());
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Mosquitto)]
     [InlineData(MqttTransport.Tcp, MqttProtocolVersion.V311)]
     [InlineData(MqttTransport.WebSocket, MqttProtocolVersion.V500)]
     public async Task Retained_message_reaches_a_later_subscriber_with_the_retain_flag(MqttTransport transport, MqttProtocolVersion version)
@@ -101,7 +102,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.False(live.Retain);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task V5_retain_handling_do_not_send_skips_the_retained_message()
     {
         var topic = Topic("retain-handling");
@@ -119,7 +120,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.Equal("marker", (await received.NextAsync()).ConvertPayloadToString());
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Mosquitto)]
     [InlineData(MqttTransport.Tcp, MqttProtocolVersion.V311)]
     [InlineData(MqttTransport.Tcp, MqttProtocolVersion.V500)]
     [InlineData(MqttTransport.WebSocket, MqttProtocolVersion.V311)]
@@ -159,7 +160,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.False(received.TryTake(out _)); // only one will: the polite client's was discarded
     }
 
-    [Theory]
+    [RequiresTheory(Needs.Mosquitto)]
     [InlineData(MqttTransport.Tcp, MqttProtocolVersion.V311)]
     [InlineData(MqttTransport.Tcp, MqttProtocolVersion.V500)]
     [InlineData(MqttTransport.WebSocket, MqttProtocolVersion.V500)]
@@ -191,7 +192,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.Equal(Enumerable.Range(0, 10).Select(i => $"while-offline-{i}"), messages.Select(m => m.ConvertPayloadToString()));
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task Persistent_session_survives_a_broker_restart()
     {
         await using var broker = await MosquittoProcess.StartAsync();
@@ -221,7 +222,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.Equal("kept", (await received.NextAsync()).ConvertPayloadToString());
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task V5_reason_codes_from_the_broker_reach_the_caller()
     {
         await using var client = new MqttClient();
@@ -251,7 +252,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.True(client.IsConnected);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task V311_publish_to_a_forbidden_topic_is_acknowledged_but_not_delivered()
     {
         // 3.1.1 has no way to say "not authorized" in PUBACK: the broker acknowledges and drops.
@@ -261,7 +262,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.Equal(MqttClientPublishReasonCode.Success, result.ReasonCode);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task Refused_connect_reports_the_brokers_reason()
     {
         // 3.1.1 allows an empty client id only with a clean session [MQTT-3.1.3-8]; Mosquitto answers "identifier rejected".
@@ -274,7 +275,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.False(client.IsConnected);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task V5_broker_assigns_a_client_id_and_announces_its_limits()
     {
         var options = Options(_broker, MqttTransport.Tcp, MqttProtocolVersion.V500).Build();
@@ -285,7 +286,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.True(result.ReceiveMaximum > 0);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task Tls_with_a_ca_that_did_not_sign_the_broker_is_refused()
     {
         await using var other = await MosquittoProcess.StartAsync(); // its own CA
@@ -299,7 +300,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.False(client.IsConnected);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task Our_publishes_reach_mosquitto_sub_and_mosquitto_pub_reaches_us()
     {
         var topic = Topic("interop");
@@ -330,7 +331,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.Equal(MqttQualityOfServiceLevel.AtLeastOnce, back.QualityOfServiceLevel);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task Many_concurrent_publishers_on_one_client_all_get_their_own_acknowledgement()
     {
         var topic = Topic("concurrent");
@@ -358,7 +359,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
             Assert.Equal(Enumerable.Range(0, 100), group.Select(p => int.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture)));
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task Handler_runs_before_the_acknowledgement_so_a_crash_in_it_means_redelivery()
     {
         var topic = Topic("ack-after-handler");
@@ -390,7 +391,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         Assert.True(again.Dup);
     }
 
-    [Fact]
+    [RequiresFact(Needs.Mosquitto)]
     public async Task Utf8_topics_and_v5_properties_survive_the_broker()
     {
         var topic = Topic("props") + "/température";

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Pinhole.Testing;
 using Pinhole.Transport.Mqtt;
 using static Pinhole.Transport.Tests.Mqtt.MqttTestSupport;
 
@@ -7,7 +8,7 @@ namespace Pinhole.Transport.Tests.Mqtt;
 /// <summary>Dead-broker detection and recovery against a real Mosquitto frozen with SIGSTOP (sockets open, nobody home).</summary>
 public class MqttKeepAliveMosquittoTests
 {
-    [Theory]
+    [RequiresTheory(Needs.Mosquitto)]
     [InlineData(MqttTransport.Tcp)]
     [InlineData(MqttTransport.WebSocket)]
     public async Task Frozen_broker_is_detected_within_one_and_a_half_keep_alives_and_the_publish_made_meanwhile_arrives_after_it_thaws(MqttTransport transport)
