@@ -135,6 +135,7 @@ public sealed class MqttClient : IAsyncDisposable
             throw new ArgumentException("QoS must be 0, 1 or 2", nameof(applicationMessage));
         var options = _options ?? throw new MqttClientNotConnectedException();
         var packet = ToPublishPacket(applicationMessage);
+        EnsureFitsBroker(packet, options);
 
         if (packet.QualityOfServiceLevel == MqttQualityOfServiceLevel.AtMostOnce)
         {
@@ -932,6 +933,28 @@ public sealed class MqttClient : IAsyncDisposable
         return ok;
     }
 
+    /// <summary>
+    /// A 5.0 broker that announced a Maximum Packet Size closes the connection on a bigger packet
+    /// [MQTT-3.2.2-15]; refuse such a message here instead, so one oversized message cannot make a
+    /// reconnect loop. The exact size is only computed when the message is close to the limit.
+    /// </summary>
+    private void EnsureFitsBroker(MqttPublishPacket packet, MqttClientOptions options)
+    {
+        if (Volatile.Read(ref _connection)?.BrokerMaximumPacketSize is not { } max)
+            return;
+        var roughUpperBound = 16L + (3L * packet.Topic.Length) + packet.Payload.Length + (packet.UserProperties.Count * 8L)
+            + (3L * ((packet.ContentType?.Length ?? 0) + (packet.ResponseTopic?.Length ?? 0) + packet.UserProperties.Sum(p => p.Name.Length + p.Value.Length)))
+            + (packet.CorrelationData?.Length ?? 0) + 32;
+        if (roughUpperBound <= max)
+            return;
+        var probe = packet.WithDup(false);
+        if (probe.QualityOfServiceLevel != MqttQualityOfServiceLevel.AtMostOnce)
+            probe.PacketIdentifier = 1;
+        var size = new MqttPacketFormatter(options.ProtocolVersion).Encode(probe, new System.Buffers.ArrayBufferWriter<byte>());
+        if (size > max)
+            throw new ArgumentException($"the message is {size} bytes on the wire; the broker accepts at most {max} (its Maximum Packet Size)", nameof(packet));
+    }
+
     private static MqttPublishPacket ToPublishPacket(MqttApplicationMessage m) => new()
     {
         Topic = m.Topic,
@@ -997,6 +1020,7 @@ public sealed class MqttClient : IAsyncDisposable
             Version = options.ProtocolVersion;
             Endpoint = options.Endpoint;
             ClientId = result.AssignedClientIdentifier ?? options.ClientId;
+            BrokerMaximumPacketSize = result.MaximumPacketSize;
             Qos0Slots = new SemaphoreSlim(options.MaximumPendingMessages, options.MaximumPendingMessages);
             Incoming = Channel.CreateBounded<MqttPublishPacket>(new BoundedChannelOptions(Math.Max(16, (int)options.ReceiveMaximum))
             {
@@ -1016,6 +1040,9 @@ public sealed class MqttClient : IAsyncDisposable
         public string Endpoint { get; }
 
         public string ClientId { get; }
+
+        /// <summary>5.0: the largest packet the broker accepts, when it said.</summary>
+        public uint? BrokerMaximumPacketSize { get; }
 
         /// <summary>Everything the writer loop sends. Unbounded: QoS 0 is bounded by <see cref="Qos0Slots"/>, QoS 1/2 by the send quota, acknowledgements by the broker's own window.</summary>
         public Channel<MqttPacket> Outbound { get; } = Channel.CreateUnbounded<MqttPacket>(new UnboundedChannelOptions { SingleReader = true });

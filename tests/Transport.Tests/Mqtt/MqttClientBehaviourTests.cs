@@ -256,4 +256,21 @@ public class MqttClientBehaviourTests
         Assert.Equal(MqttReasonCode.Success, pubComp.ReasonCode);
         Assert.Equal(["q2"], delivered);
     }
+
+    [Fact]
+    public async Task Message_above_the_brokers_maximum_packet_size_is_refused_before_sending()
+    {
+        await using var broker = new FakeMqttBroker();
+        await using var client = new MqttClient();
+        var connecting = client.ConnectAsync(broker.Options().WithKeepAlivePeriod(TimeSpan.Zero).Build());
+        var (conn, _) = await broker.AcceptAsync(new MqttConnAckPacket { MaximumPacketSize = 200 });
+        await connecting;
+
+        // At QoS 0: type byte + 2-byte remaining length + 2-byte topic length + "t/x" + property length 0 = 9 bytes around the payload.
+        await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic("t/x").WithPayload(new byte[191]).Build());
+        Assert.Equal(191, (await conn.ReceiveAsync<MqttPublishPacket>()).Payload.Length);
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic("t/x").WithPayload(new byte[192]).Build()));
+        Assert.Contains("at most 200", e.Message, StringComparison.Ordinal);
+        Assert.True(client.IsConnected);
+    }
 }
