@@ -294,6 +294,11 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
         var options = new MqttClientOptionsBuilder().WithTcpServer("localhost", _broker.TlsPort).WithTls().WithTrustedCa(other.CaFile).WithTimeout(TimeSpan.FromSeconds(5)).Build();
         await Assert.ThrowsAnyAsync<System.Security.Authentication.AuthenticationException>(() => client.ConnectAsync(options));
 
+        // The right CA but the wrong name: pinning a CA does not switch the host name check off.
+        var wrongName = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _broker.TlsPort).WithTrustedCa(_broker.CaFile)
+            .WithTls(o => o.TargetHost = "not-the-broker.example").WithTimeout(TimeSpan.FromSeconds(5)).Build();
+        await Assert.ThrowsAnyAsync<System.Security.Authentication.AuthenticationException>(() => client.ConnectAsync(wrongName));
+
         // Without a pinned CA the system store does not know the test CA either.
         var wss = new MqttClientOptionsBuilder().WithWebSocketServer(_broker.SecureWebSocketUrl).WithTimeout(TimeSpan.FromSeconds(5)).Build();
         await Assert.ThrowsAnyAsync<Exception>(() => client.ConnectAsync(wss));
