@@ -62,16 +62,33 @@ public sealed class MosquittoProcess : IAsyncDisposable
 
     public static async Task<MosquittoProcess> StartAsync()
     {
-        var dir = Path.Combine(Path.GetTempPath(), "pinhole-mosquitto-" + Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(dir);
-        // Started as root, Mosquitto drops to the "mosquitto" user, which must be able to write its persistence file here.
-        if (!OperatingSystem.IsWindows())
-            File.SetUnixFileMode(dir, (UnixFileMode)0x1FF);
-        var broker = new MosquittoProcess(dir);
-        broker.WriteCertificates();
-        broker.WriteConfig();
-        await broker.StartAgainAsync();
-        return broker;
+        // Free ports are found by binding port 0 and letting go, so a parallel test can take one first:
+        // then Mosquitto exits at once, and we start over with new ports.
+        for (var attempt = 1; ; attempt++)
+        {
+            var dir = Path.Combine(Path.GetTempPath(), "pinhole-mosquitto-" + Guid.NewGuid().ToString("N")[..12]);
+            Directory.CreateDirectory(dir);
+            // Started as root, Mosquitto drops to the "mosquitto" user, which must be able to write its persistence file here.
+            if (!OperatingSystem.IsWindows())
+                File.SetUnixFileMode(dir, (UnixFileMode)0x1FF);
+            var broker = new MosquittoProcess(dir);
+            try
+            {
+                broker.WriteCertificates();
+                broker.WriteConfig();
+                await broker.StartAgainAsync();
+                return broker;
+            }
+            catch (InvalidOperationException) when (attempt < 3)
+            {
+                await broker.DisposeAsync();
+            }
+            catch
+            {
+                await broker.DisposeAsync();
+                throw;
+            }
+        }
     }
 
     /// <summary>Starts (again) on the same ports and folder, so persisted sessions come back.</summary>

@@ -22,12 +22,11 @@ public class MqttReconnectTests
     [Fact]
     public async Task StartAsync_keeps_trying_until_the_broker_appears()
     {
-        int port;
-        using (var reserve = new TcpListener(IPAddress.Loopback, 0))
-        {
-            reserve.Start();
-            port = ((IPEndPoint)reserve.LocalEndpoint).Port;
-        }
+        // Hold the port with a bound socket that does not listen: connects are refused, and no parallel test
+        // can take the port before the "broker" appears on it.
+        var holder = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        holder.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var port = ((IPEndPoint)holder.LocalEndPoint!).Port;
 
         await using var client = new MqttClient();
         var failures = 0;
@@ -45,10 +44,13 @@ public class MqttReconnectTests
         };
         await client.StartAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", port).WithClientId("late")
             .WithAutoReconnect(minimumDelay: TimeSpan.FromMilliseconds(50), maximumDelay: TimeSpan.FromMilliseconds(200)).Build());
-        await Task.Delay(700);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
+        while (Volatile.Read(ref failures) < 3 && DateTime.UtcNow < deadline)
+            await Task.Delay(20);
+        Assert.True(Volatile.Read(ref failures) >= 3, $"{failures} failed attempts reported");
         Assert.False(client.IsConnected);
-        Assert.True(Volatile.Read(ref failures) >= 2, $"{failures} failed attempts reported");
 
+        holder.Dispose();
         await using var broker = new FakeMqttBroker(port: port);
         await broker.AcceptAsync();
         await connected.Task.WaitAsync(TimeSpan.FromSeconds(5));
