@@ -12,18 +12,24 @@ namespace Pinhole.Benchmarks.Mqtt;
 /// Publish throughput of our MQTT client beside MQTT.js and mosquitto_pub, all against one local Mosquitto.
 /// 64-byte payloads; QoS 0 and QoS 1. The clock stops when the broker has everything (last PUBACK, or for
 /// QoS 0 the PUBACK of a final QoS 1 message; mosquitto_pub: when it exits after a clean disconnect).
-/// Each figure is the median of <c>--runs</c> runs. A program that prints numbers, never a timed test.
+/// Each figure is the median of several runs. A program that prints numbers, never a timed test.
+/// Message counts and runs can be changed with PINHOLE_BENCH_MQTT_QOS0, PINHOLE_BENCH_MQTT_QOS1 and
+/// PINHOLE_BENCH_MQTT_RUNS.
 /// </summary>
-internal static class MqttPublishBenchmark
+internal sealed class MqttPublishBenchmark : IBenchmark
 {
     private const int PayloadSize = 64;
+    private static string? _mqttJsVersion;
 
-    public static async Task<int> RunAsync(string[] args)
+    public string Name => "mqtt";
+
+    public string Description => "MQTT publish rate, QoS 0 and 1, 64-byte payloads, over WebSocket to Mosquitto; beside MQTT.js (ws) and mosquitto_pub (tcp)";
+
+    public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
-        var count0 = IntArg(args, "--qos0-count", 200_000);
-        var count1 = IntArg(args, "--qos1-count", 50_000);
-        var runs = IntArg(args, "--runs", 3);
-        var write = ArgValue(args, "--write");
+        var count0 = EnvInt("PINHOLE_BENCH_MQTT_QOS0", 100_000);
+        var count1 = EnvInt("PINHOLE_BENCH_MQTT_QOS1", 20_000);
+        var runs = EnvInt("PINHOLE_BENCH_MQTT_RUNS", 3);
         var root = FindRepositoryRoot();
 
         await using var broker = await BenchBroker.StartAsync();
@@ -36,6 +42,7 @@ internal static class MqttPublishBenchmark
         var rows = new List<Row>();
         foreach (var (qos, count) in new[] { (MqttQualityOfServiceLevel.AtMostOnce, count0), (MqttQualityOfServiceLevel.AtLeastOnce, count1) })
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var row = new Row((int)qos, count);
             row.Figures["Pinhole (ws, 3.1.1)"] = await Median(runs, () => PinholeAsync(broker, qos, count, webSocket: true, MqttProtocolVersion.V311));
             row.Figures["Pinhole (ws, 5.0)"] = await Median(runs, () => PinholeAsync(broker, qos, count, webSocket: true, MqttProtocolVersion.V500));
@@ -48,15 +55,7 @@ internal static class MqttPublishBenchmark
                 Console.WriteLine($"  {name,-32} {Format(rate),14}");
         }
 
-        var markdown = Markdown(rows, runs);
-        if (write is not null)
-        {
-            var path = Path.IsPathRooted(write) ? write : Path.Combine(root, write);
-            WriteSection(path, markdown);
-            Console.WriteLine($"wrote the MQTT section of {path}");
-        }
-
-        return 0;
+        return Markdown(rows, runs);
     }
 
     private static async Task<double?> PinholeAsync(BenchBroker broker, MqttQualityOfServiceLevel qos, int count, bool webSocket, MqttProtocolVersion version)
@@ -113,8 +112,6 @@ internal static class MqttPublishBenchmark
         _mqttJsVersion = json.RootElement.GetProperty("version").GetString();
         return count / json.RootElement.GetProperty("seconds").GetDouble();
     }
-
-    private static string? _mqttJsVersion;
 
     private static async Task<double?> MosquittoPubAsync(BenchBroker broker, MqttQualityOfServiceLevel qos, int count)
     {
@@ -189,7 +186,7 @@ internal static class MqttPublishBenchmark
         var sb = new StringBuilder();
         sb.AppendLine("## MQTT publish throughput");
         sb.AppendLine();
-        sb.AppendLine(CultureInfo.InvariantCulture, $"`dotnet run --project bench/Pinhole.Benchmarks -c Release -- mqtt --write docs/benchmarks.md` on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores (shared), mosquitto {BenchBroker.Version()}, MQTT.js {_mqttJsVersion ?? "n/a"}, .NET {Environment.Version}.");
+        sb.AppendLine(CultureInfo.InvariantCulture, $"`./build.sh bench` (or `dotnet run --project bench/Pinhole.Benchmarks -c Release -- --out docs/benchmarks.md mqtt`) on {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores (shared), mosquitto {BenchBroker.Version()}, MQTT.js {_mqttJsVersion ?? "n/a"}, .NET {Environment.Version}.");
         sb.AppendLine(CultureInfo.InvariantCulture, $"{PayloadSize}-byte payloads to one local Mosquitto; messages per second until the broker has them all (last PUBACK; for QoS 0, the PUBACK of a final QoS 1 message; mosquitto_pub: until it exits). Median of {runs} runs.");
         sb.AppendLine();
         sb.AppendLine("| QoS | messages | " + string.Join(" | ", names) + " |");
@@ -197,21 +194,6 @@ internal static class MqttPublishBenchmark
         foreach (var row in rows)
             sb.Append(CultureInfo.InvariantCulture, $"| {row.Qos} | {row.Count:N0} | ").AppendJoin(" | ", names.Select(n => Format(row.Figures[n]))).AppendLine(" |");
         return sb.ToString();
-    }
-
-    private static void WriteSection(string path, string markdown)
-    {
-        const string Begin = "<!-- mqtt-benchmark:begin -->";
-        const string End = "<!-- mqtt-benchmark:end -->";
-        var section = $"{Begin}\n{markdown}{End}\n";
-        var existing = File.Exists(path) ? File.ReadAllText(path) : "# Pinhole benchmarks\n\n";
-        var start = existing.IndexOf(Begin, StringComparison.Ordinal);
-        var end = existing.IndexOf(End, StringComparison.Ordinal);
-        var updated = start >= 0 && end > start
-            ? existing[..start] + section + existing[(end + End.Length)..].TrimStart('\n')
-            : existing.TrimEnd('\n') + "\n\n" + section;
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        File.WriteAllText(path, updated);
     }
 
     private static string FindRepositoryRoot()
@@ -222,14 +204,8 @@ internal static class MqttPublishBenchmark
         return dir?.FullName ?? Directory.GetCurrentDirectory();
     }
 
-    private static int IntArg(string[] args, string name, int fallback) =>
-        ArgValue(args, name) is { } v ? int.Parse(v, CultureInfo.InvariantCulture) : fallback;
-
-    private static string? ArgValue(string[] args, string name)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
-    }
+    private static int EnvInt(string name, int fallback) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : fallback;
 
     private sealed record Row(int Qos, int Count)
     {

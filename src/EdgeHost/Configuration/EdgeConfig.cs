@@ -10,6 +10,8 @@ public sealed class EdgeConfig
     public string Token { get; set; } = "";
     public List<string> Relays { get; set; } = [];
     public string? TrustedCa { get; set; }
+    /// <summary>Optional HTTP proxy for the uplink (<c>http://host:port</c>, CONNECT); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY.</summary>
+    public string? Proxy { get; set; }
     public List<CameraConfig> Cameras { get; set; } = [];
     public List<SensorConfig> Sensors { get; set; } = [];
     public MqttConfig? Mqtt { get; set; }

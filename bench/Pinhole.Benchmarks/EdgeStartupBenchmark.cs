@@ -1,0 +1,247 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using Pinhole.EdgeHost.Configuration;
+using Pinhole.EdgeHost.Supervision;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.Benchmarks;
+
+/// <summary>
+/// Start-up time of the edge host to READY=1 (measured the way systemd sees it: process start to the
+/// datagram on NOTIFY_SOCKET) and steady-state RSS with one camera and two sensors. The pipelines are
+/// stand-ins run through the real factory seam (a 25 fps camera pushing 40 KB frames, two file
+/// sensors), in a child process that is the real host plus those factories. Beside it: the bare
+/// runtime start (<c>pinhole-edge --version</c>) and the host with no pipelines.
+/// Targets (x64): READY under 1.5 s, RSS under 80 MB.
+/// </summary>
+public sealed class EdgeStartupBenchmark : IBenchmark
+{
+    private const int Runs = 5;
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(5);
+
+    public string Name => "edge-startup";
+
+    public string Description => "pinhole-edge start-up to READY=1 and steady RSS (1 camera, 2 sensors) beside the bare runtime start";
+
+    public async Task<string> RunAsync(CancellationToken cancellationToken)
+    {
+        var dir = Directory.CreateTempSubdirectory("pinhole-bench-edge-").FullName;
+        try
+        {
+            var sensorFile = Path.Combine(dir, "temp");
+            await File.WriteAllTextAsync(sensorFile, "21500\n", cancellationToken);
+            var config = Path.Combine(dir, "edge.json");
+            await File.WriteAllTextAsync(config, $$"""
+                {
+                  "deviceId": "bench",
+                  "token": "a-long-random-secret",
+                  "relays": [ "wss://relay.invalid/uplink" ],
+                  "cameras": [ { "name": "cam", "source": "rtsp://127.0.0.1:1/cam" } ],
+                  "sensors": [
+                    { "name": "t1", "kind": "file", "path": "{{sensorFile}}", "scale": 0.001, "interval": "1s" },
+                    { "name": "t2", "kind": "file", "path": "{{sensorFile}}", "scale": 0.001, "interval": "1s" }
+                  ],
+                  "web": { "listen": "http://127.0.0.1:0", "password": "bench" },
+                  "dataDir": "{{dir}}/data"
+                }
+                """, cancellationToken);
+
+            var bench = Path.Combine(AppContext.BaseDirectory, "Pinhole.Benchmarks.dll");
+            var edge = Path.Combine(AppContext.BaseDirectory, "pinhole-edge.dll");
+
+            var floor = new List<double>();
+            for (var i = 0; i < Runs; i++)
+                floor.Add(await TimeToExitAsync(edge, ["--version"], cancellationToken));
+
+            var bare = new List<Sample>();
+            var full = new List<Sample>();
+            for (var i = 0; i < Runs; i++)
+            {
+                bare.Add(await StartAsync(edge, ["--config", config], measureRss: i == Runs - 1, cancellationToken));
+                full.Add(await StartAsync(bench, ["edge-child", "--config", config], measureRss: i == Runs - 1, cancellationToken));
+            }
+
+            var sb = new StringBuilder();
+            sb.Append("## edge-startup\n\n");
+            sb.Append(CultureInfo.InvariantCulture, $"Median of {Runs} cold starts each, process start to `READY=1` on `NOTIFY_SOCKET`; RSS after {Settle.TotalSeconds:0} s steady.\n\n");
+            sb.Append("| what | start (median, min–max) | RSS steady | RSS peak | exit after SIGTERM |\n|---|---|---|---|---|\n");
+            sb.Append(CultureInfo.InvariantCulture, $"| runtime floor: `pinhole-edge --version` (start to exit) | {Median(floor):0} ms ({floor.Min():0}–{floor.Max():0}) | | | |\n");
+            Row(sb, "pinhole-edge, no pipelines registered", bare);
+            Row(sb, "pinhole-edge + 1 camera + 2 sensors (stand-in pipelines)", full);
+            sb.Append(CultureInfo.InvariantCulture, $"\nTargets on x64: READY under 1500 ms, RSS under 80 MB. Machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSArchitecture}, .NET {Environment.Version}.\n");
+            return sb.ToString();
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static void Row(StringBuilder sb, string what, List<Sample> samples)
+    {
+        var ready = samples.Select(s => s.ReadyMs).ToList();
+        var last = samples[^1];
+        sb.Append(CultureInfo.InvariantCulture,
+            $"| {what} | {Median(ready):0} ms ({ready.Min():0}–{ready.Max():0}) | {last.RssMb:0.0} MB | {last.PeakRssMb:0.0} MB | {Median(samples.Select(s => s.StopMs).ToList()):0} ms |\n");
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[sorted.Count / 2];
+    }
+
+    private sealed record Sample(double ReadyMs, double RssMb, double PeakRssMb, double StopMs);
+
+    private static ProcessStartInfo Info(string dll, string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(dll);
+        foreach (var a in args) info.ArgumentList.Add(a);
+        info.Environment.Remove("JOURNAL_STREAM");
+        info.Environment.Remove("WATCHDOG_USEC");
+        return info;
+    }
+
+    private static async Task<double> TimeToExitAsync(string dll, string[] args, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        using var process = Process.Start(Info(dll, args))!;
+        await process.StandardOutput.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        return clock.Elapsed.TotalMilliseconds;
+    }
+
+    private static async Task<Sample> StartAsync(string dll, string[] args, bool measureRss, CancellationToken cancellationToken)
+    {
+        var socketDir = Directory.CreateTempSubdirectory("pinhole-bench-notify-").FullName;
+        var socketPath = Path.Combine(socketDir, "notify.sock");
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Dgram, ProtocolType.Unspecified);
+        socket.Bind(new UnixDomainSocketEndPoint(socketPath));
+        var info = Info(dll, args);
+        info.Environment["NOTIFY_SOCKET"] = socketPath;
+
+        var clock = Stopwatch.StartNew();
+        using var process = Process.Start(info)!;
+        _ = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        _ = process.StandardError.ReadToEndAsync(cancellationToken);
+        try
+        {
+            var ready = await ReceiveUntilAsync(socket, "READY=1", TimeSpan.FromSeconds(30), cancellationToken);
+            var readyMs = clock.Elapsed.TotalMilliseconds;
+            _ = ready;
+            double rss = 0, peak = 0;
+            if (measureRss)
+            {
+                await Task.Delay(Settle, cancellationToken);
+                (rss, peak) = ReadRss(process.Id);
+            }
+            var stop = Stopwatch.StartNew();
+            _ = Kill(process.Id, 15);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(15));
+            await process.WaitForExitAsync(timeout.Token);
+            return new Sample(readyMs, rss, peak, stop.Elapsed.TotalMilliseconds);
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            Directory.Delete(socketDir, recursive: true);
+        }
+    }
+
+    private static async Task<string> ReceiveUntilAsync(Socket socket, string assignment, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        var buffer = new byte[4096];
+        while (true)
+        {
+            var n = await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+            var message = Encoding.UTF8.GetString(buffer, 0, n);
+            if (message.Split('\n').Contains(assignment)) return message;
+        }
+    }
+
+    private static (double RssMb, double PeakMb) ReadRss(int pid)
+    {
+        double rss = 0, peak = 0;
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal)) rss = Kb(line) / 1024;
+            else if (line.StartsWith("VmHWM:", StringComparison.Ordinal)) peak = Kb(line) / 1024;
+        }
+        return (rss, peak);
+
+        static double Kb(string line) => double.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
+    /// <summary>
+    /// The child side: the real pinhole-edge command line and host, with stand-in camera and sensor
+    /// pipelines registered through <see cref="IPipelineFactory"/> exactly as the features do.
+    /// </summary>
+    public static Task<int> RunChildAsync(string[] args) =>
+        EdgeHost.Program.RunAsync(args, Console.Out, Console.Error, options =>
+            options.ConfigureServices = services => services.AddPipelineFactory((sp, config) => StandIns(config, (MetricsRegistry)sp.GetService(typeof(MetricsRegistry))!)));
+
+    private static IEnumerable<PipelineSpec> StandIns(EdgeConfig config, MetricsRegistry metrics)
+    {
+        foreach (var camera in config.Cameras)
+        {
+            var c = camera;
+            yield return PipelineSpec.For($"camera/{c.Name}", c, () => new StandInCamera($"camera/{c.Name}", metrics));
+        }
+        foreach (var sensor in config.Sensors)
+        {
+            var s = sensor;
+            yield return PipelineSpec.For($"sensor/{s.Name}", s, () => new StandInFileSensor(s));
+        }
+    }
+
+    private sealed class StandInCamera(string name, MetricsRegistry metrics) : IPipeline
+    {
+        public string Name => name;
+
+        public TimeSpan StallTimeout => TimeSpan.FromSeconds(10);
+
+        public async Task RunAsync(IPipelineContext context, CancellationToken cancellationToken)
+        {
+            var frames = metrics.Counter("pinhole_frames_total", "Frames sent.", ("camera", name));
+            var frame = new byte[40_000];
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(40));
+            context.SetStatus("playing (stand-in, 25 fps)");
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                Random.Shared.NextBytes(frame.AsSpan(0, 64));
+                frames.Inc();
+                context.Heartbeat();
+            }
+        }
+    }
+
+    private sealed class StandInFileSensor(SensorConfig sensor) : IPipeline
+    {
+        public string Name => $"sensor/{sensor.Name}";
+
+        public TimeSpan StallTimeout => TimeSpan.FromSeconds(30);
+
+        public async Task RunAsync(IPipelineContext context, CancellationToken cancellationToken)
+        {
+            using var timer = new PeriodicTimer(Duration.ParseOrDefault(sensor.Interval, TimeSpan.FromSeconds(5)));
+            do
+            {
+                var text = await File.ReadAllTextAsync(sensor.Path!, cancellationToken);
+                var value = double.Parse(text.Trim(), CultureInfo.InvariantCulture) * sensor.Scale + sensor.Offset;
+                context.SetStatus(value.ToString("0.###", CultureInfo.InvariantCulture));
+                context.Heartbeat();
+            }
+            while (await timer.WaitForNextTickAsync(cancellationToken));
+        }
+    }
+}

@@ -1,0 +1,17 @@
+namespace Pinhole.Benchmarks;
+
+/// <summary>
+/// One benchmark: runs our code and a peer doing the same work, prints both figures, and returns a
+/// Markdown section for docs/benchmarks.md. Benchmarks are programs, never tests with time limits.
+/// </summary>
+public interface IBenchmark
+{
+    /// <summary>Short name used on the command line, e.g. <c>mqtt</c>.</summary>
+    string Name { get; }
+
+    /// <summary>One line: what is measured, against which peer.</summary>
+    string Description { get; }
+
+    /// <summary>Runs the benchmark and returns its Markdown section (starting with a <c>## </c> heading).</summary>
+    Task<string> RunAsync(CancellationToken cancellationToken);
+}

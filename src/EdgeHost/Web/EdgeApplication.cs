@@ -1,0 +1,178 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Pinhole.EdgeHost.Configuration;
+using Pinhole.EdgeHost.Supervision;
+using Pinhole.EdgeHost.Systemd;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.EdgeHost.Web;
+
+/// <summary>Everything <see cref="EdgeApplication.Build"/> needs; tests and benchmarks adjust it.</summary>
+public sealed class EdgeHostOptions
+{
+    /// <summary>The config file (saves from the page go here).</summary>
+    public required string ConfigPath { get; init; }
+
+    /// <summary>The validated config loaded from <see cref="ConfigPath"/>.</summary>
+    public required EdgeConfig Config { get; init; }
+
+    /// <summary>systemd's environment; read from the process environment by default.</summary>
+    public SystemdEnvironment Systemd { get; set; } = SystemdEnvironment.FromEnvironment();
+
+    /// <summary>Supervisor timing.</summary>
+    public SupervisorOptions Supervisor { get; set; } = new();
+
+    /// <summary>Wrong-password throttle timing.</summary>
+    public LoginThrottleOptions LoginThrottle { get; set; } = new();
+
+    /// <summary>The clock for timers and backoff.</summary>
+    public TimeProvider Time { get; set; } = TimeProvider.System;
+
+    /// <summary>Minimum log level.</summary>
+    public LogLevel LogLevel { get; set; } = LogLevel.Information;
+
+    /// <summary>Extra registrations: pipeline factories (<see cref="PipelineServiceCollectionExtensions.AddPipelineFactory{TFactory}"/>) and their services.</summary>
+    public Action<IServiceCollection>? ConfigureServices { get; set; }
+}
+
+/// <summary>
+/// Composes the edge host: Generic Host + Kestrel for the local page, the pipeline supervisor,
+/// the systemd integration and the features' pipeline factories.
+/// </summary>
+public static partial class EdgeApplication
+{
+    [LoggerMessage(Level = LogLevel.Warning, Message = "web.password is not set: nobody can log in to the local page until it is")]
+    private static partial void LogNoPassword(ILogger logger);
+
+    /// <summary>
+    /// Each feature adds its factory here (one line per feature), e.g.
+    /// <c>services.AddPipelineFactory&lt;UplinkPipelineFactory&gt;();</c>.
+    /// </summary>
+    public static void AddFeatures(IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+    }
+
+    /// <summary>Builds (does not start) the host.</summary>
+    public static WebApplication Build(EdgeHostOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            ContentRootPath = AppContext.BaseDirectory,
+            EnvironmentName = Environments.Production,
+        });
+
+        ConfigureLogging(builder.Logging, options);
+        builder.Services.Configure<HostOptions>(h =>
+        {
+            // systemd's TimeoutStopSec is 10 s; finish well inside the 5 s the product promises.
+            h.ShutdownTimeout = TimeSpan.FromSeconds(4);
+        });
+
+        if (!WebListen.TryParse(options.Config.Web.Listen, out var listen, out var listenError))
+            throw new InvalidOperationException(listenError);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = 64 * 1024;
+            k.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+            k.Limits.MaxConcurrentConnections = 64;
+            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+            if (listen.Localhost) k.ListenLocalhost(listen.Port);
+            else if (listen.Address!.Equals(IPAddress.Any)) k.ListenAnyIP(listen.Port);
+            else k.Listen(listen.Address, listen.Port);
+        });
+
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddSingleton(options.Time);
+        services.AddSingleton(options.Systemd);
+        services.AddSingleton(options.Supervisor);
+        services.AddSingleton(options.LoginThrottle);
+        services.TryAddSingleton<MetricsRegistry>();
+        services.AddSingleton(options.Config);
+        services.AddSingleton<PipelineSupervisor>();
+        services.AddSingleton(sp => new EdgeConfigStore(options.ConfigPath, options.Config,
+            sp.GetRequiredService<PipelineSupervisor>(), sp.GetRequiredService<ILogger<EdgeConfigStore>>()));
+        services.AddSingleton<LoginThrottle>();
+        services.AddSingleton<SessionStore>();
+        services.AddSingleton<PageAuthenticator>();
+        services.AddHostedService<SupervisorHostedService>();
+        services.AddHostedService<SystemdService>();
+        services.AddHostedService<ReloadOnSighup>();
+
+        AddFeatures(services);
+        options.ConfigureServices?.Invoke(services);
+
+        var app = builder.Build();
+        EdgePage.Map(app);
+        if (options.Config.Web.Password is null)
+            LogNoPassword(app.Logger);
+        return app;
+    }
+
+    private static void ConfigureLogging(ILoggingBuilder logging, EdgeHostOptions options)
+    {
+        logging.ClearProviders();
+        logging.SetMinimumLevel(options.LogLevel);
+        logging.AddFilter("Microsoft", LogLevel.Warning);
+        logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+        if (options.Systemd.JournalStream)
+        {
+            // stdout is connected to journald: one line per entry, priority as a "<N>" prefix (sd-daemon(3)),
+            // no timestamps (journald adds its own).
+            logging.AddSystemdConsole(o => o.IncludeScopes = false);
+        }
+        else
+        {
+            logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                o.UseUtcTimestamp = true;
+            });
+        }
+    }
+
+    /// <summary>SIGHUP (<c>systemctl reload</c>) re-reads edge.json and applies it, like a save from the page.</summary>
+    private sealed partial class ReloadOnSighup(EdgeConfigStore store, ILogger<ReloadOnSighup> logger) : IHostedService, IDisposable
+    {
+        private System.Runtime.InteropServices.PosixSignalRegistration? _registration;
+
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
+            {
+                _registration = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, context =>
+                {
+                    context.Cancel = true;
+                    LogReloading(logger);
+                    _ = Task.Run(store.ReloadAsync);
+                });
+            }
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public void Dispose() => _registration?.Dispose();
+
+        [LoggerMessage(Level = LogLevel.Information, Message = "SIGHUP: reloading the config")]
+        private static partial void LogReloading(ILogger logger);
+    }
+
+    /// <summary>Starts the supervisor with the host and stops it (within the shutdown timeout) with the host.</summary>
+    private sealed class SupervisorHostedService(PipelineSupervisor supervisor, EdgeConfigStore store) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken) => supervisor.StartAsync(store.Current);
+
+        public Task StopAsync(CancellationToken cancellationToken) => supervisor.StopAsync().WaitAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,251 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Pinhole.EdgeHost.Configuration;
+using Pinhole.EdgeHost.Supervision;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.EdgeHost.Web;
+
+/// <summary>
+/// The LAN page: <c>/</c> (login form, or the status view and config editor), <c>/login</c>,
+/// <c>/logout</c>, <c>/api/status</c>, <c>/api/config</c>, plus the public <c>/healthz</c> and <c>/metrics</c>.
+/// Every change needs the session cookie and the session's CSRF token (header <c>X-CSRF-Token</c> or form field <c>csrf</c>).
+/// </summary>
+internal static class EdgePage
+{
+    private const string CsrfHeader = "X-CSRF-Token";
+    private const string JsonType = "application/json; charset=utf-8";
+
+    public static void Map(WebApplication app)
+    {
+        var assets = PageAssets.Load(Path.Combine(AppContext.BaseDirectory, "wwwroot"));
+
+        app.Use(async (context, next) =>
+        {
+            var headers = context.Response.Headers;
+            headers.XContentTypeOptions = "nosniff";
+            headers.XFrameOptions = "DENY";
+            headers.CacheControl = "no-store";
+            // same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form posts, defeating the Origin check.
+            headers["Referrer-Policy"] = "same-origin";
+            headers.ContentSecurityPolicy = "default-src 'self'; frame-ancestors 'none'; form-action 'self'";
+            try
+            {
+                await next(context);
+            }
+            catch (BadHttpRequestException e) when (!context.Response.HasStarted)
+            {
+                context.Response.StatusCode = e.StatusCode;
+                await context.Response.WriteAsync(e.Message);
+            }
+        });
+
+        app.MapGet("/healthz", (PipelineSupervisor supervisor) =>
+        {
+            var pipelines = supervisor.Snapshot();
+            var unhealthy = pipelines.Where(p => !p.Healthy).ToList();
+            var body = new JsonObject
+            {
+                ["status"] = unhealthy.Count == 0 ? "ok" : "unhealthy",
+                ["pipelines"] = pipelines.Count,
+            };
+            if (unhealthy.Count > 0)
+            {
+                body["reason"] = $"{unhealthy.Count} of {pipelines.Count} pipelines unhealthy";
+                body["unhealthy"] = new JsonArray([.. unhealthy.Select(p => (JsonNode)new JsonObject
+                {
+                    ["name"] = p.Name,
+                    ["state"] = p.StateName,
+                    ["reason"] = p.UnhealthyReason,
+                })]);
+            }
+            return Results.Text(body.ToJsonString(), JsonType, statusCode: unhealthy.Count == 0 ? 200 : 503);
+        });
+
+        app.MapGet("/metrics", (MetricsRegistry metrics) =>
+            Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+
+        app.MapGet("/app.js", () => Results.Text(assets.AppJs, "text/javascript; charset=utf-8"));
+        app.MapGet("/app.css", () => Results.Text(assets.AppCss, "text/css; charset=utf-8"));
+
+        app.MapGet("/", (HttpContext context, SessionStore sessions) =>
+        {
+            var session = FindSession(context, sessions);
+            return session is null
+                ? LoginPage(assets, "", HttpStatusCode.OK)
+                : Results.Text(assets.Index.Replace("{{csrf}}", session.CsrfToken, StringComparison.Ordinal), "text/html; charset=utf-8");
+        });
+
+        app.MapPost("/login", async (HttpContext context, PageAuthenticator auth, SessionStore sessions) =>
+        {
+            if (!SameOrigin(context.Request))
+                return LoginPage(assets, "This form must be sent from the device's own page.", HttpStatusCode.Forbidden);
+            if (!context.Request.HasFormContentType)
+                return LoginPage(assets, "Send the login form.", HttpStatusCode.BadRequest);
+            var form = await context.Request.ReadFormAsync();
+            var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+            switch (auth.TryLogin(client, form["password"].ToString(), out var retryAfter))
+            {
+                case LoginOutcome.Success:
+                    var session = sessions.Create();
+                    context.Response.Cookies.Append(SessionStore.CookieName, session.Id, new CookieOptions
+                    {
+                        HttpOnly = true,
+                        SameSite = SameSiteMode.Strict,
+                        Secure = context.Request.IsHttps,
+                        Path = "/",
+                        IsEssential = true,
+                    });
+                    return Results.Redirect("/", permanent: false);
+                case LoginOutcome.LockedOut:
+                    context.Response.Headers.RetryAfter = Seconds(retryAfter);
+                    return LoginPage(assets, $"Too many wrong passwords. Try again in {Seconds(retryAfter)} s.", HttpStatusCode.TooManyRequests);
+                case LoginOutcome.NoPasswordConfigured:
+                    return LoginPage(assets, "No password is set: add web.password to edge.json and restart.", HttpStatusCode.ServiceUnavailable);
+                default:
+                    return retryAfter > TimeSpan.Zero
+                        ? LoginPage(assets, $"Wrong password. Too many wrong passwords: try again in {Seconds(retryAfter)} s.", HttpStatusCode.Unauthorized)
+                        : LoginPage(assets, "Wrong password.", HttpStatusCode.Unauthorized);
+            }
+        });
+
+        app.MapPost("/logout", async (HttpContext context, SessionStore sessions) =>
+        {
+            var session = FindSession(context, sessions);
+            if (session is not null && context.Request.HasFormContentType)
+            {
+                var form = await context.Request.ReadFormAsync();
+                if (!SessionStore.CsrfMatches(session, form["csrf"].ToString()))
+                    return Results.Text("missing or wrong CSRF token", statusCode: 403);
+                sessions.Remove(session.Id);
+            }
+            context.Response.Cookies.Delete(SessionStore.CookieName);
+            return Results.Redirect("/", permanent: false);
+        });
+
+        app.MapGet("/api/status", (HttpContext context, SessionStore sessions, PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time) =>
+        {
+            if (FindSession(context, sessions) is null) return LoginRequired();
+            var pipelines = supervisor.Snapshot();
+            var now = time.GetUtcNow();
+            var body = new JsonObject
+            {
+                ["deviceId"] = store.Current.DeviceId,
+                ["summary"] = PipelineSupervisor.Summarize(pipelines),
+                ["healthy"] = pipelines.All(p => p.Healthy),
+                ["pipelines"] = new JsonArray([.. pipelines.Select(p => (JsonNode)new JsonObject
+                {
+                    ["name"] = p.Name,
+                    ["state"] = p.StateName,
+                    ["healthy"] = p.Healthy,
+                    ["starts"] = p.Starts,
+                    ["restarts"] = p.Restarts,
+                    ["status"] = p.Status,
+                    ["lastError"] = p.LastError,
+                    ["heartbeatAgeSeconds"] = p.LastHeartbeat is { } h ? Math.Round((now - h).TotalSeconds, 1) : null,
+                    ["nextStartInSeconds"] = p.NextStartAt is { } n ? Math.Max(0, Math.Round((n - now).TotalSeconds, 1)) : null,
+                })]),
+            };
+            return Results.Text(body.ToJsonString(), JsonType);
+        });
+
+        app.MapGet("/api/config", (HttpContext context, SessionStore sessions, EdgeConfigStore store) =>
+        {
+            if (FindSession(context, sessions) is null) return LoginRequired();
+            return Results.Text(store.ReadEditableSections().ToJsonString(), JsonType);
+        });
+
+        app.MapPost("/api/config", async (HttpContext context, SessionStore sessions, EdgeConfigStore store) =>
+        {
+            var session = FindSession(context, sessions);
+            if (session is null) return LoginRequired();
+            if (!SessionStore.CsrfMatches(session, context.Request.Headers[CsrfHeader].ToString()) || !SameOrigin(context.Request))
+                return Problem(HttpStatusCode.Forbidden, "missing or wrong CSRF token; reload the page");
+            if (context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
+                return Problem(HttpStatusCode.UnsupportedMediaType, "send the config as application/json");
+
+            JsonObject sections;
+            try
+            {
+                if (await JsonNode.ParseAsync(context.Request.Body) is not JsonObject o)
+                    return Problem(HttpStatusCode.BadRequest, "expected a JSON object with relays, cameras, sensors and mqtt");
+                sections = o;
+            }
+            catch (JsonException e)
+            {
+                return Problem(HttpStatusCode.BadRequest, $"invalid JSON: {e.Message}");
+            }
+
+            var result = await store.SaveSectionsAsync(sections);
+            if (!result.Saved)
+            {
+                var refused = new JsonObject
+                {
+                    ["saved"] = false,
+                    ["problems"] = new JsonArray([.. result.Problems.Select(p => (JsonNode)new JsonObject { ["path"] = p.Path, ["message"] = p.Message })]),
+                };
+                return Results.Text(refused.ToJsonString(), JsonType, statusCode: 400);
+            }
+            var applied = result.Applied!;
+            var ok = new JsonObject
+            {
+                ["saved"] = true,
+                ["started"] = Names(applied.Started),
+                ["restarted"] = Names(applied.Restarted),
+                ["stopped"] = Names(applied.Stopped),
+                ["unchanged"] = Names(applied.Unchanged),
+            };
+            return Results.Text(ok.ToJsonString(), JsonType);
+        });
+    }
+
+    private static JsonArray Names(IReadOnlyList<string> names) => new([.. names.Select(n => (JsonNode)JsonValue.Create(n))]);
+
+    private static Session? FindSession(HttpContext context, SessionStore sessions) =>
+        sessions.Find(context.Request.Cookies[SessionStore.CookieName]);
+
+    /// <summary>
+    /// Browsers send Origin on POSTs; when it is there it must name this host. (The cookie is
+    /// SameSite=Strict and changes need the CSRF token too; this also covers the login form.)
+    /// </summary>
+    private static bool SameOrigin(HttpRequest request)
+    {
+        var origin = request.Headers.Origin.ToString();
+        if (origin.Length == 0) return true;
+        return Uri.TryCreate(origin, UriKind.Absolute, out var uri) &&
+               string.Equals(uri.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase);
+    }
+
+    private static string Seconds(TimeSpan t) => Math.Ceiling(t.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+
+    private static IResult LoginRequired() => Problem(HttpStatusCode.Unauthorized, "login required");
+
+    private static IResult Problem(HttpStatusCode status, string message) =>
+        Results.Text(new JsonObject
+        {
+            ["saved"] = false,
+            ["problems"] = new JsonArray(new JsonObject { ["path"] = "", ["message"] = message }),
+        }.ToJsonString(), JsonType, statusCode: (int)status);
+
+    private static IResult LoginPage(PageAssets assets, string message, HttpStatusCode status) =>
+        Results.Text(assets.Login.Replace("{{message}}", WebUtility.HtmlEncode(message), StringComparison.Ordinal),
+            "text/html; charset=utf-8", statusCode: (int)status);
+
+    /// <summary>The page files, read once. Plain HTML/CSS/JS, no build step.</summary>
+    private sealed record PageAssets(string Index, string Login, string AppJs, string AppCss)
+    {
+        public static PageAssets Load(string directory) => new(
+            Read(directory, "index.html"), Read(directory, "login.html"), Read(directory, "app.js"), Read(directory, "app.css"));
+
+        private static string Read(string directory, string name)
+        {
+            var path = Path.Combine(directory, name);
+            return File.Exists(path) ? File.ReadAllText(path) : $"<!-- {name} is missing from {directory} -->";
+        }
+    }
+}

@@ -1,0 +1,176 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Pinhole.Relay.Configuration;
+using Pinhole.Relay.Devices;
+using Pinhole.Relay.Streaming;
+using Pinhole.Relay.Viewers;
+using Pinhole.Relay.Web;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.Relay;
+
+/// <summary>
+/// The relay as one object: builds the ASP.NET Core application from a validated
+/// <see cref="RelayConfig"/>, starts it, and tells where it listens. Used by <c>Program</c> and by
+/// tests that run a relay in-process on free loopback ports.
+/// </summary>
+public sealed class RelayApp : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private RelayApp(WebApplication app, RelayConfig config)
+    {
+        _app = app;
+        Config = config;
+    }
+
+    /// <summary>The configuration the relay runs with.</summary>
+    public RelayConfig Config { get; }
+
+    /// <summary>The application's services (registry, metrics, devices…).</summary>
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>The HTTP(S) base address actually bound (the port is resolved when the config said 0).</summary>
+    public Uri HttpUri { get; private set; } = null!;
+
+    /// <summary>The WebSocket address devices dial: <c>ws(s)://HOST:PORT/uplink</c>.</summary>
+    public Uri UplinkUri => new UriBuilder(HttpUri) { Scheme = HttpUri.Scheme == "https" ? "wss" : "ws", Path = "/uplink" }.Uri;
+
+    /// <summary>Builds the application without starting it.</summary>
+    public static RelayApp Create(RelayConfig config, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            Args = [],
+            ContentRootPath = AppContext.BaseDirectory,
+            EnvironmentName = Environments.Production,
+        });
+        builder.WebHost.UseKestrelHttpsConfiguration();
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            o.UseUtcTimestamp = true;
+        });
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+        builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
+
+        var http = new Uri(config.Http);
+        builder.WebHost.ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestHeadersTotalSize = 32 * 1024;
+            k.Limits.MaxRequestBodySize = 1024 * 1024;
+            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(60);
+            k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(15);
+            void Listen(ListenOptions o)
+            {
+                if (http.Scheme == "https" && config.Tls is { } tls)
+                    o.UseHttps(X509Certificate2.CreateFromPemFile(tls.Certificate, tls.Key));
+            }
+            switch (http.Host)
+            {
+                case "0.0.0.0" or "*" or "+": k.ListenAnyIP(http.Port, Listen); break;
+                case "localhost": k.Listen(IPAddress.Loopback, http.Port, Listen); break;
+                default:
+                    if (!IPAddress.TryParse(http.Host.Trim('[', ']'), out var ip))
+                        throw new InvalidOperationException($"http: \"{http.Host}\" must be an IP address, localhost or 0.0.0.0");
+                    k.Listen(ip, http.Port, Listen);
+                    break;
+            }
+        });
+
+        builder.Services.AddSingleton(config);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<MetricsRegistry>();
+        builder.Services.AddSingleton(new MediaStreamRegistry());
+        builder.Services.AddSingleton(_ => new DeviceRegistry(config.DataDir, config.Devices));
+        builder.Services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceRegistry>());
+        builder.Services.AddSingleton(new ViewerDirectory(config.Viewers));
+        // Features register their services here: uplink, RTSP server, browser viewing.
+        builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15) });
+        app.MapGet("/healthz", () => Results.Text("ok\n"));
+        app.MapGet("/metrics", (MetricsRegistry metrics, MediaStreamRegistry streams) =>
+            Results.Text(RenderMetrics(metrics, streams), "text/plain; version=0.0.4; charset=utf-8"));
+        // Features map their endpoints here.
+        app.MapBrowserViewing();
+        return new RelayApp(app, config);
+    }
+
+    /// <summary>Builds and starts a relay.</summary>
+    public static async Task<RelayApp> StartAsync(RelayConfig config, Action<WebApplicationBuilder>? configure = null, CancellationToken cancellationToken = default)
+    {
+        var relay = Create(config, configure);
+        await relay.StartAsync(cancellationToken).ConfigureAwait(false);
+        return relay;
+    }
+
+    /// <summary>Starts listening.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        await _app.StartAsync(cancellationToken).ConfigureAwait(false);
+        var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()
+            ?? throw new InvalidOperationException("the web server reports no addresses");
+        var address = addresses.Addresses.First();
+        // Kestrel reports wildcard binds as http://[::]:port; a client needs a dialable address.
+        HttpUri = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+    }
+
+    /// <summary>Runs until the process is asked to stop (SIGTERM, Ctrl+C).</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
+
+    /// <summary>Stops gracefully.</summary>
+    public Task StopAsync(CancellationToken cancellationToken = default) => _app.StopAsync(cancellationToken);
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _app.StopAsync(new CancellationTokenSource(TimeSpan.FromSeconds(5)).Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping took too long; disposing below tears down what is left.
+        }
+        await _app.DisposeAsync().ConfigureAwait(false);
+    }
+
+    private static string RenderMetrics(MetricsRegistry metrics, MediaStreamRegistry streams)
+    {
+        var sb = new StringBuilder(metrics.Render());
+        var all = streams.All;
+        sb.Append("# HELP pinhole_relay_viewers Viewers connected now, all protocols.\n# TYPE pinhole_relay_viewers gauge\n")
+          .Append("pinhole_relay_viewers ").Append(streams.TotalViewers).Append('\n');
+        void Family(string name, string type, string help, Func<MediaStream, long> value)
+        {
+            sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
+              .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
+            foreach (var s in all)
+            {
+                sb.Append(name).Append("{device=\"").Append(s.DeviceId).Append("\",camera=\"").Append(Escape(s.Camera)).Append("\"} ")
+                  .Append(value(s).ToString(CultureInfo.InvariantCulture)).Append('\n');
+            }
+        }
+        Family("pinhole_relay_stream_online", "gauge", "1 while the device delivers this camera.", s => s.IsOnline ? 1 : 0);
+        Family("pinhole_relay_stream_frames_total", "counter", "Access units received from the device.", s => s.FramesIn);
+        Family("pinhole_relay_stream_bytes_total", "counter", "Payload bytes received from the device.", s => s.BytesIn);
+        Family("pinhole_relay_stream_viewers", "gauge", "Viewers of this camera now.", s => s.ViewerCount);
+        Family("pinhole_relay_stream_viewer_drops", "gauge", "Frames skipped by current viewers that fell behind.", s => s.ViewerDrops);
+        Family("pinhole_relay_stream_bitrate_bps", "gauge", "Incoming bitrate over the last seconds.", s => s.BitsPerSecond);
+        return sb.ToString();
+    }
+
+    private static string Escape(string value) =>
+        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
+}

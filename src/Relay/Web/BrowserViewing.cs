@@ -1,0 +1,344 @@
+using System.Net.WebSockets;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Pinhole.Relay.Devices;
+using Pinhole.Relay.Streaming;
+using Pinhole.Relay.Viewers;
+
+namespace Pinhole.Relay.Web;
+
+/// <summary>
+/// Watching in a browser: <c>/login</c>, <c>/logout</c>, <c>/</c> (cameras and their state),
+/// <c>/play/DEVICE/CAMERA</c> (the player page) and <c>/play/DEVICE/CAMERA/ws</c> (fMP4 over WebSocket),
+/// plus the player's script and style under <c>/assets/</c>.
+/// </summary>
+public static class BrowserViewing
+{
+    private const int MaxLoginFormBytes = 8 * 1024;
+
+    /// <summary>
+    /// Registers the session store, the login throttle and the options. Needs a
+    /// <see cref="MediaStreamRegistry"/> and a <see cref="ViewerDirectory"/> in the container;
+    /// uses the registered <see cref="TimeProvider"/> (the system clock when there is none).
+    /// </summary>
+    public static IServiceCollection AddBrowserViewing(this IServiceCollection services, Action<BrowserViewingOptions>? configure = null)
+    {
+        services.AddOptions<BrowserViewingOptions>();
+        if (configure is not null) services.Configure(configure);
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<SessionStore>();
+        services.TryAddSingleton<LoginThrottle>();
+        return services;
+    }
+
+    /// <summary>
+    /// Maps the browser endpoints. When <paramref name="endpoints"/> is also the application builder
+    /// (a <c>WebApplication</c>), the WebSocket middleware is added too (adding it twice is harmless).
+    /// </summary>
+    public static IEndpointRouteBuilder MapBrowserViewing(this IEndpointRouteBuilder endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        if (endpoints is IApplicationBuilder app)
+            app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15) });
+
+        endpoints.MapGet("/login", LoginForm);
+        endpoints.MapPost("/login", LoginSubmit);
+        endpoints.MapMethods("/logout", ["GET", "POST"], Logout);
+        endpoints.MapGet("/", DeviceList);
+        endpoints.MapGet("/play/{device}/{camera}", PlayerPage);
+        endpoints.Map("/play/{device}/{camera}/ws", PlayerSocket);
+        endpoints.MapGet("/assets/{name}", Asset);
+        return endpoints;
+    }
+
+    /// <summary>The logged-in user of a request, or null.</summary>
+    public static string? CurrentUser(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var sessions = context.RequestServices.GetRequiredService<SessionStore>();
+        return sessions.Validate(context.Request.Cookies[SessionStore.CookieName]);
+    }
+
+    private static IResult LoginForm(HttpContext context, string? next)
+    {
+        NoStore(context);
+        return Page(BrowserPages.Login(LocalPath(next), error: null));
+    }
+
+    private static async Task<IResult> LoginSubmit(HttpContext context, string? next, [FromServices] ViewerDirectory viewers,
+        [FromServices] SessionStore sessions, [FromServices] LoginThrottle throttle, [FromServices] IOptions<BrowserViewingOptions> options, [FromServices] ILoggerFactory loggers)
+    {
+        NoStore(context);
+        var log = loggers.CreateLogger(typeof(BrowserViewing).FullName!);
+        var request = context.Request;
+        next = LocalPath(next);
+        if (!SameOrigin(context, options.Value, allowMissing: true)) return Results.StatusCode(StatusCodes.Status403Forbidden);
+        if (request.ContentLength is null or > MaxLoginFormBytes || !request.HasFormContentType)
+            return Page(BrowserPages.Login(next, "Log in with the form."), StatusCodes.Status400BadRequest);
+
+        IFormCollection form;
+        try
+        {
+            form = await request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or BadHttpRequestException)
+        {
+            return Page(BrowserPages.Login(next, "Log in with the form."), StatusCodes.Status400BadRequest);
+        }
+        var user = form["user"].ToString();
+        var password = form["password"].ToString();
+        var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        if (user.Length is 0 or > 128 || password.Length is 0 or > 256)
+            return Page(BrowserPages.Login(next, "Enter your user name and password."), StatusCodes.Status400BadRequest);
+
+        var wait = throttle.RetryAfter(client, user);
+        if (wait > TimeSpan.Zero)
+        {
+            BrowserLog.LoginLocked(log, user, client, wait);
+            return Locked(context, next, wait);
+        }
+        // PBKDF2 is deliberately slow; keep it off the request thread's fast path.
+        var ok = await Task.Run(() => viewers.Verify(user, password), context.RequestAborted).ConfigureAwait(false);
+        if (!ok)
+        {
+            var lockout = throttle.Failed(client, user);
+            BrowserLog.LoginFailed(log, user, client, lockout);
+            return lockout > TimeSpan.Zero
+                ? Locked(context, next, lockout)
+                : Page(BrowserPages.Login(next, "Wrong user name or password."), StatusCodes.Status401Unauthorized);
+        }
+        throttle.Succeeded(client, user);
+        var (cookie, expires) = sessions.Create(user);
+        context.Response.Cookies.Append(SessionStore.CookieName, cookie, new CookieOptions
+        {
+            HttpOnly = true,
+            SameSite = SameSiteMode.Lax, // Strict would drop the cookie when a shared /play link is opened
+            Secure = request.IsHttps,
+            Path = "/",
+            Expires = expires,
+            IsEssential = true,
+        });
+        BrowserLog.LoggedIn(log, user, client);
+        return Results.Redirect(next ?? "/", permanent: false, preserveMethod: false);
+    }
+
+    private static IResult Logout(HttpContext context, [FromServices] SessionStore sessions, [FromServices] IOptions<BrowserViewingOptions> options)
+    {
+        NoStore(context);
+        if (HttpMethods.IsPost(context.Request.Method) && !SameOrigin(context, options.Value, allowMissing: true))
+            return Results.StatusCode(StatusCodes.Status403Forbidden);
+        sessions.Remove(context.Request.Cookies[SessionStore.CookieName]);
+        context.Response.Cookies.Delete(SessionStore.CookieName, new CookieOptions { Path = "/", HttpOnly = true, Secure = context.Request.IsHttps, SameSite = SameSiteMode.Lax });
+        return Results.Redirect("/login");
+    }
+
+    private static IResult DeviceList(HttpContext context, [FromServices] MediaStreamRegistry registry)
+    {
+        NoStore(context);
+        if (CurrentUser(context) is not { } user) return ToLogin(context);
+        var streams = registry.All;
+        // Devices that are allowed but have not announced a camera (never connected, or no cameras) are listed too.
+        var known = context.RequestServices.GetService<DeviceRegistry>()?.List() ?? [];
+        var silent = known.Where(d => !streams.Any(s => s.DeviceId == d)).Order(StringComparer.Ordinal).ToList();
+        return Page(BrowserPages.DeviceList(user, streams, silent));
+    }
+
+    private static IResult PlayerPage(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry, [FromServices] IOptions<BrowserViewingOptions> options)
+    {
+        NoStore(context);
+        if (CurrentUser(context) is not { } user) return ToLogin(context);
+        if (!registry.TryGet(device, camera, out var stream))
+            return Page(BrowserPages.NotFound(user, $"There is no camera {device}/{camera}."), StatusCodes.Status404NotFound);
+        var rtsp = RtspUrl(context, options.Value, device, camera);
+        if (stream.Tracks is { } tracks && PlayerFeed.WhyUnplayable(tracks) is not null)
+        {
+            var shown = tracks.FirstOrDefault(t => t.IsVideo) ?? tracks[0];
+            return Page(BrowserPages.Unplayable(user, device, camera, BrowserPages.CodecName(shown), rtsp));
+        }
+        return Page(BrowserPages.Player(user, device, camera, BrowserPages.PlayPath(device, camera) + "/ws", rtsp));
+    }
+
+    private static async Task PlayerSocket(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry,
+        [FromServices] IOptions<BrowserViewingOptions> options, [FromServices] ILoggerFactory loggers)
+    {
+        var log = loggers.CreateLogger(typeof(BrowserViewing).FullName!);
+        var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        var response = context.Response;
+        // Browsers always send Origin on WebSocket; a page on another site must not ride the viewer's cookie.
+        if (!SameOrigin(context, options.Value, allowMissing: true))
+        {
+            BrowserLog.SocketRefused(log, client, "foreign Origin " + context.Request.Headers.Origin);
+            response.StatusCode = StatusCodes.Status403Forbidden;
+            return;
+        }
+        if (CurrentUser(context) is not { } user)
+        {
+            BrowserLog.SocketRefused(log, client, "not logged in");
+            response.StatusCode = StatusCodes.Status401Unauthorized;
+            return;
+        }
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            response.StatusCode = StatusCodes.Status400BadRequest;
+            return;
+        }
+        if (!registry.TryGet(device, camera, out var stream))
+        {
+            response.StatusCode = StatusCodes.Status404NotFound;
+            return;
+        }
+        using var subscription = stream.Subscribe();
+        if (subscription is null)
+        {
+            BrowserLog.SocketRefused(log, client, "viewer limit reached");
+            response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return;
+        }
+        using var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
+        BrowserLog.ViewerStarted(log, user, device, camera);
+        var feed = new PlayerFeed(RtspUrl(context, options.Value, device, camera));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        var receiving = DrainIncomingAsync(socket, stop);
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var evt = await subscription.ReadAsync(stop.Token).ConfigureAwait(false);
+                foreach (var m in feed.Handle(evt))
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+                    timeout.CancelAfter(options.Value.SendTimeout);
+                    await socket.SendAsync(m.Payload, m.IsText ? WebSocketMessageType.Text : WebSocketMessageType.Binary, true, timeout.Token).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+        {
+            // The viewer left, stopped reading, or the relay is stopping.
+        }
+        catch (Exception e)
+        {
+            BrowserLog.ViewerFailed(log, e, device, camera);
+        }
+        finally
+        {
+            await stop.CancelAsync().ConfigureAwait(false);
+            if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+            {
+                try
+                {
+                    using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                    await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, null, closing.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is OperationCanceledException or WebSocketException) { }
+            }
+            socket.Abort();
+            await receiving.ConfigureAwait(false);
+            BrowserLog.ViewerStopped(log, user, device, camera, feed.Fragments, subscription.DroppedFrames);
+        }
+    }
+
+    // The player sends nothing that matters; reading is what notices the close handshake.
+    private static async Task DrainIncomingAsync(WebSocket socket, CancellationTokenSource stop)
+    {
+        var buffer = new byte[1024];
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                var r = await socket.ReceiveAsync(buffer, stop.Token).ConfigureAwait(false);
+                if (r.MessageType == WebSocketMessageType.Close) break;
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException) { }
+        finally
+        {
+            try { await stop.CancelAsync().ConfigureAwait(false); } catch (ObjectDisposedException) { }
+        }
+    }
+
+    private static IResult Asset(HttpContext context, string name)
+    {
+        var (resource, type) = name switch
+        {
+            "player.js" => ("player.js", "text/javascript; charset=utf-8"),
+            "pinhole.css" => ("pinhole.css", "text/css; charset=utf-8"),
+            _ => (null, null),
+        };
+        if (resource is null) return Results.NotFound();
+        var stream = typeof(BrowserViewing).Assembly.GetManifestResourceStream("Pinhole.Relay.Web.wwwroot." + resource);
+        if (stream is null) return Results.NotFound();
+        context.Response.Headers.CacheControl = "no-cache";
+        context.Response.Headers.XContentTypeOptions = "nosniff";
+        return Results.Stream(stream, type);
+    }
+
+    private static IResult Page(string html, int status = StatusCodes.Status200OK) =>
+        new HtmlResult(html, status);
+
+    private static IResult Locked(HttpContext context, string? next, TimeSpan wait)
+    {
+        var seconds = (int)Math.Ceiling(wait.TotalSeconds);
+        context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Page(BrowserPages.Login(next, $"Too many failed logins. Try again in {seconds} s."), StatusCodes.Status429TooManyRequests);
+    }
+
+    private static IResult ToLogin(HttpContext context)
+    {
+        var here = context.Request.Path.ToString() + context.Request.QueryString;
+        return Results.Redirect("/login?next=" + Uri.EscapeDataString(here));
+    }
+
+    private static void NoStore(HttpContext context)
+    {
+        var h = context.Response.Headers;
+        h.CacheControl = "no-store";
+        h.XContentTypeOptions = "nosniff";
+        h.XFrameOptions = "DENY";
+        h["Referrer-Policy"] = "same-origin";
+        // The stream plays from a blob: URL (MediaSource).
+        // The WebSocket origin is also named explicitly for browsers whose 'self' does not cover ws:/wss:.
+        var socketOrigin = $"{(context.Request.IsHttps ? "wss" : "ws")}://{context.Request.Host}";
+        h.ContentSecurityPolicy = $"default-src 'self'; script-src 'self'; style-src 'self'; media-src 'self' blob:; connect-src 'self' {socketOrigin}; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
+    }
+
+    // Only paths on this site: "/x" but not "//evil.example" or "/\evil.example" (browsers read both as another host).
+    private static string? LocalPath(string? next) =>
+        next is { Length: > 0 and < 2048 } && next[0] == '/' && (next.Length == 1 || (next[1] != '/' && next[1] != '\\')) && !next.Any(char.IsControl)
+            ? next : null;
+
+    private static bool SameOrigin(HttpContext context, BrowserViewingOptions options, bool allowMissing)
+    {
+        var origin = context.Request.Headers.Origin.ToString();
+        if (string.IsNullOrEmpty(origin)) return allowMissing; // not a browser: no ambient cookie to abuse
+        if (!Uri.TryCreate(origin, UriKind.Absolute, out var o)) return false;
+        var request = context.Request;
+        if (Uri.TryCreate($"{request.Scheme}://{request.Host}", UriKind.Absolute, out var self)
+            && string.Equals(o.Scheme, self.Scheme, StringComparison.OrdinalIgnoreCase)
+            && string.Equals(o.Host, self.Host, StringComparison.OrdinalIgnoreCase)
+            && o.Port == self.Port)
+            return true;
+        return options.AllowedOrigins.Any(a => Uri.TryCreate(a, UriKind.Absolute, out var allowed)
+            && string.Equals(allowed.Scheme, o.Scheme, StringComparison.OrdinalIgnoreCase)
+            && string.Equals(allowed.Host, o.Host, StringComparison.OrdinalIgnoreCase)
+            && allowed.Port == o.Port);
+    }
+
+    private static string RtspUrl(HttpContext context, BrowserViewingOptions options, string device, string camera)
+    {
+        var host = context.Request.Host.Host;
+        if (host.Contains(':', StringComparison.Ordinal) && !host.StartsWith('[')) host = $"[{host}]";
+        return $"rtsp://{host}:{options.RtspPort}/{Uri.EscapeDataString(device)}/{Uri.EscapeDataString(camera)}";
+    }
+
+    private sealed class HtmlResult(string html, int status) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = status;
+            httpContext.Response.ContentType = "text/html; charset=utf-8";
+            return httpContext.Response.WriteAsync(html, httpContext.RequestAborted);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Options;
+
+namespace Pinhole.Relay.Web;
+
+/// <summary>
+/// Logged-in browser sessions, in memory with an absolute expiry. The cookie holds a random session id
+/// and an HMAC-SHA256 of it under a key from <see cref="BrowserViewingOptions.DataDir"/> (or random per
+/// start), so a cookie that was not issued here is refused before any lookup.
+/// </summary>
+public sealed class SessionStore
+{
+    /// <summary>Name of the session cookie.</summary>
+    public const string CookieName = "pinhole_session";
+
+    private const int MaxSessions = 100_000;
+    private readonly ConcurrentDictionary<string, Session> _sessions = new(StringComparer.Ordinal);
+    private readonly byte[] _key;
+    private readonly TimeProvider _time;
+    private readonly TimeSpan _lifetime;
+    private long _nextSweep;
+
+    /// <summary>Creates the store, loading or creating the signing key.</summary>
+    public SessionStore(IOptions<BrowserViewingOptions> options, TimeProvider time)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _time = time;
+        _lifetime = options.Value.SessionLifetime;
+        _key = LoadKey(options.Value.DataDir);
+    }
+
+    /// <summary>Sessions now held.</summary>
+    public int Count => _sessions.Count;
+
+    /// <summary>Starts a session for a user; returns the cookie value and when it expires.</summary>
+    public (string CookieValue, DateTimeOffset Expires) Create(string user)
+    {
+        Sweep();
+        if (_sessions.Count >= MaxSessions) throw new InvalidOperationException("too many sessions");
+        var id = Base64Url(RandomNumberGenerator.GetBytes(32));
+        var expires = _time.GetUtcNow() + _lifetime;
+        _sessions[id] = new Session(user, expires);
+        return ($"{id}.{Sign(id)}", expires);
+    }
+
+    /// <summary>The user of a valid, unexpired session cookie; null otherwise.</summary>
+    public string? Validate(string? cookieValue)
+    {
+        if (!TryGetId(cookieValue, out var id)) return null;
+        if (!_sessions.TryGetValue(id, out var s)) return null;
+        if (s.Expires <= _time.GetUtcNow())
+        {
+            _sessions.TryRemove(id, out _);
+            return null;
+        }
+        return s.User;
+    }
+
+    /// <summary>Ends the session of a cookie, if it is one.</summary>
+    public void Remove(string? cookieValue)
+    {
+        if (TryGetId(cookieValue, out var id)) _sessions.TryRemove(id, out _);
+    }
+
+    private bool TryGetId(string? cookieValue, out string id)
+    {
+        id = "";
+        if (string.IsNullOrEmpty(cookieValue) || cookieValue.Length > 200) return false;
+        var dot = cookieValue.IndexOf('.', StringComparison.Ordinal);
+        if (dot <= 0) return false;
+        id = cookieValue[..dot];
+        var expected = Encoding.ASCII.GetBytes(Sign(id));
+        var given = Encoding.ASCII.GetBytes(cookieValue[(dot + 1)..]);
+        return CryptographicOperations.FixedTimeEquals(expected, given);
+    }
+
+    private string Sign(string id) => Base64Url(HMACSHA256.HashData(_key, Encoding.ASCII.GetBytes(id)));
+
+    private void Sweep()
+    {
+        var now = _time.GetUtcNow();
+        if (now.UtcTicks < Interlocked.Read(ref _nextSweep)) return;
+        Interlocked.Exchange(ref _nextSweep, (now + TimeSpan.FromMinutes(1)).UtcTicks);
+        foreach (var (id, s) in _sessions)
+            if (s.Expires <= now) _sessions.TryRemove(id, out _);
+    }
+
+    private static byte[] LoadKey(string? dataDir)
+    {
+        if (string.IsNullOrEmpty(dataDir)) return RandomNumberGenerator.GetBytes(32);
+        Directory.CreateDirectory(dataDir);
+        var path = Path.Combine(dataDir, "browser-session.key");
+        if (File.Exists(path))
+        {
+            var existing = File.ReadAllBytes(path);
+            if (existing.Length >= 32) return existing;
+        }
+        var key = RandomNumberGenerator.GetBytes(32);
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        using (var f = new FileStream(path, options)) f.Write(key);
+        return key;
+    }
+
+    private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    private sealed record Session(string User, DateTimeOffset Expires);
+}

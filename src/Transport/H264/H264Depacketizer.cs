@@ -1,0 +1,169 @@
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Rtp;
+using Pinhole.Transport.Rtsp;
+
+namespace Pinhole.Transport.H264;
+
+/// <summary>
+/// RTP payload format for H.264 (RFC 6184), packetization-mode 0 and 1: single NAL unit packets
+/// (§5.6), STAP-A (§5.7.1) and FU-A (§5.8). An access unit ends at the marker bit (§5.1) or when
+/// the timestamp changes.
+/// </summary>
+public sealed class H264Depacketizer : RtpDepacketizer
+{
+    private const int StapA = 24, StapB = 25, Mtap16 = 26, Mtap24 = 27, FuA = 28, FuB = 29;
+
+    private readonly NalUnitAssembler _assembler;
+    private readonly FragmentBuffer _fragment = new();
+    private long _timestamp;
+    // True until a clean packet boundary: a stream joined mid-NAL (or after a loss) starts with FU tails to drop.
+    private bool _afterLoss = true;
+
+    /// <summary>Creates the depacketizer; <paramref name="parameterSets"/> from SDP <c>sprop-parameter-sets</c>, if any.</summary>
+    public H264Depacketizer(int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null) : base(track) =>
+        _assembler = new NalUnitAssembler(MediaCodec.H264, track, parameterSets);
+
+    /// <inheritdoc />
+    public override TrackInfo? TrackInfo => _assembler.TrackInfo;
+
+    /// <inheritdoc />
+    public override long DroppedUnits => _assembler.Dropped;
+
+    /// <summary>Parses <c>sprop-parameter-sets</c> (RFC 6184 §8.1): comma-separated base64 NAL units.</summary>
+    public static IReadOnlyList<ReadOnlyMemory<byte>> ParseSpropParameterSets(string? value) => FragmentBuffer.ParseBase64List(value, "sprop-parameter-sets");
+
+    /// <inheritdoc />
+    protected override void Depacketize(RtpPacket packet, long timestamp, IAccessUnitOutput output)
+    {
+        if (_assembler.HasPending && timestamp != _timestamp)
+        {
+            // A new timestamp starts a new access unit even when the marker bit was lost (§5.1).
+            _fragment.Reset();
+            _assembler.Complete(_timestamp, output);
+        }
+        _timestamp = timestamp;
+        var payload = packet.Payload;
+        if (payload.Length < 1) throw new RtspProtocolException("empty H.264 RTP payload");
+        var type = payload.Span[0] & 0x1f;
+        switch (type)
+        {
+            case >= 1 and <= 23:
+                if (_fragment.InProgress) throw new RtspProtocolException("H.264 single NAL unit inside an unfinished FU-A");
+                _assembler.Add(payload);
+                _afterLoss = false;
+                break;
+            case StapA:
+                if (_fragment.InProgress) throw new RtspProtocolException("H.264 STAP-A inside an unfinished FU-A");
+                // §5.7.1: 16-bit NALU size, then the NAL unit; repeated.
+                _afterLoss = false;
+                var offset = 1;
+                if (payload.Length < 3) throw new RtspProtocolException("H.264 STAP-A without any NAL unit");
+                while (offset < payload.Length)
+                {
+                    if (payload.Length - offset < 2) throw new RtspProtocolException("H.264 STAP-A truncated in a NAL unit size");
+                    var size = (payload.Span[offset] << 8) | payload.Span[offset + 1];
+                    offset += 2;
+                    if (size == 0 || size > payload.Length - offset) throw new RtspProtocolException($"H.264 STAP-A NAL unit size {size} is zero or past the packet end");
+                    _assembler.Add(payload.Slice(offset, size));
+                    offset += size;
+                }
+                break;
+            case FuA:
+                {
+                    // §5.8: FU indicator (F NRI type=28), FU header (S E R type).
+                    if (payload.Length < 3) throw new RtspProtocolException("H.264 FU-A shorter than its headers");
+                    var indicator = payload.Span[0];
+                    var header = payload.Span[1];
+                    bool start = (header & 0x80) != 0, end = (header & 0x40) != 0;
+                    if (start && end) throw new RtspProtocolException("H.264 FU-A with both start and end bits (RFC 6184 §5.8)");
+                    if (start)
+                    {
+                        _afterLoss = false;
+                        if (_fragment.InProgress) throw new RtspProtocolException("H.264 FU-A start before the previous FU-A ended");
+                        _fragment.Start((byte)((indicator & 0xe0) | (header & 0x1f)), payload.Span[2..]);
+                    }
+                    else
+                    {
+                        if (!_fragment.InProgress)
+                        {
+                            // After a loss the rest of a fragmented NAL is expected and dropped (the unit is broken anyway).
+                            if (_afterLoss) break;
+                            throw new RtspProtocolException("H.264 FU-A continuation without a start");
+                        }
+                        _fragment.Append(payload.Span[2..]);
+                        if (end) _assembler.Add(_fragment.Finish());
+                    }
+                    break;
+                }
+            case StapB or Mtap16 or Mtap24 or FuB:
+                throw new RtspProtocolException($"H.264 RTP packet type {type} needs interleaved mode (packetization-mode=2), which is not supported");
+            default:
+                throw new RtspProtocolException($"H.264 RTP packet with reserved NAL unit type {type}");
+        }
+        if (packet.Marker)
+        {
+            if (_fragment.InProgress) throw new RtspProtocolException("H.264 marker bit set inside an unfinished FU-A");
+            _assembler.Complete(timestamp, output);
+        }
+    }
+
+    /// <inheritdoc />
+    protected override void OnLoss()
+    {
+        _afterLoss = true;
+        _fragment.Reset();
+        _assembler.MarkLoss();
+    }
+}
+
+/// <summary>Reassembles one fragmented NAL unit (H.264 FU-A, H.265 FU) with a size limit.</summary>
+internal sealed class FragmentBuffer
+{
+    private byte[] _buffer = new byte[64 * 1024];
+    private int _length = -1;
+
+    public bool InProgress => _length >= 0;
+
+    public void Start(ReadOnlySpan<byte> header, ReadOnlySpan<byte> data)
+    {
+        _length = 0;
+        Append(header);
+        Append(data);
+    }
+
+    public void Start(byte header, ReadOnlySpan<byte> data) => Start([header], data);
+
+    public void Append(ReadOnlySpan<byte> data)
+    {
+        if (_length + data.Length > NalUnitAssembler.MaxAccessUnitBytes)
+        {
+            Reset();
+            throw new RtspProtocolException($"fragmented NAL unit larger than {NalUnitAssembler.MaxAccessUnitBytes} bytes");
+        }
+        if (_length + data.Length > _buffer.Length)
+            Array.Resize(ref _buffer, Math.Min(NalUnitAssembler.MaxAccessUnitBytes, Math.Max(_buffer.Length * 2, _length + data.Length)));
+        data.CopyTo(_buffer.AsSpan(_length));
+        _length += data.Length;
+    }
+
+    public ReadOnlyMemory<byte> Finish()
+    {
+        var nal = _buffer.AsSpan(0, _length).ToArray();
+        _length = -1;
+        return nal;
+    }
+
+    public void Reset() => _length = -1;
+
+    public static IReadOnlyList<ReadOnlyMemory<byte>> ParseBase64List(string? value, string name)
+    {
+        var list = new List<ReadOnlyMemory<byte>>();
+        if (string.IsNullOrWhiteSpace(value)) return list;
+        foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            try { list.Add(Convert.FromBase64String(part)); }
+            catch (FormatException e) { throw new RtspProtocolException($"SDP {name} is not base64", e); }
+        }
+        return list;
+    }
+}

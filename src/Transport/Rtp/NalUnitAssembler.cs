@@ -1,0 +1,182 @@
+using System.Buffers.Binary;
+using Pinhole.Transport.H264;
+using Pinhole.Transport.H265;
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Rtsp;
+
+namespace Pinhole.Transport.Rtp;
+
+/// <summary>
+/// Collects the NAL units of one H.264 or H.265 access unit and emits it as AVCC (4-byte
+/// big-endian lengths). Tracks parameter sets (from SDP and in-band) and publishes a new
+/// <see cref="TrackInfo"/> when they change; drops access units until it has the parameter sets
+/// and a keyframe, and again after a loss until the next keyframe (never a broken GOP).
+/// Used by the RTP depacketizers and by the Annex-B reader of <c>exec:</c> sources.
+/// </summary>
+public sealed class NalUnitAssembler
+{
+    /// <summary>Largest access unit accepted (bytes of NAL data).</summary>
+    public const int MaxAccessUnitBytes = 8 * 1024 * 1024;
+
+    /// <summary>Most NAL units in one access unit.</summary>
+    public const int MaxNalUnits = 1024;
+
+    private readonly MediaCodec _codec;
+    private readonly int _track;
+    private readonly List<ReadOnlyMemory<byte>> _nals = [];
+    private int _bytes;
+    private bool _broken;
+    private bool _waitForKeyframe = true;
+    private byte[]? _vps, _sps, _pps;
+    private int _width, _height;
+    private TrackInfo? _trackInfo;
+
+    /// <summary>Creates an assembler; <paramref name="parameterSets"/> are out-of-band ones (SDP sprop-*).</summary>
+    public NalUnitAssembler(MediaCodec codec, int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null)
+    {
+        if (!codec.IsVideo()) throw new ArgumentException("NAL units are H.264 or H.265", nameof(codec));
+        _codec = codec;
+        _track = track;
+        if (parameterSets is not null)
+        {
+            foreach (var p in parameterSets)
+            {
+                try { StoreParameterSet(p.Span); }
+                catch (RtspProtocolException) { /* a bad sprop is replaced by in-band ones */ }
+            }
+            TryUpdateTrackInfo();
+        }
+    }
+
+    /// <summary>The configuration, once SPS and PPS (and VPS for H.265) are known.</summary>
+    public TrackInfo? TrackInfo => _trackInfo;
+
+    /// <summary>Access units dropped so far.</summary>
+    public long Dropped { get; private set; }
+
+    /// <summary>True when an access unit is being collected.</summary>
+    public bool HasPending => _nals.Count > 0 || _broken;
+
+    /// <summary>Adds one NAL unit (header included, no start code or length). The memory must stay unchanged until the unit is completed.</summary>
+    public void Add(ReadOnlyMemory<byte> nal)
+    {
+        if (nal.Length < HeaderLength) throw new RtspProtocolException($"{_codec} NAL unit shorter than its header");
+        if ((nal.Span[0] & 0x80) != 0) throw new RtspProtocolException($"{_codec} NAL unit with forbidden_zero_bit set");
+        if (_broken) return;
+        var type = NalType(nal.Span);
+        if (IsAccessUnitDelimiter(type)) return; // re-created by muxers when needed
+        if (IsParameterSet(type))
+        {
+            StoreParameterSet(nal.Span);
+            // Packetizers with config-interval=-1 repeat SPS/PPS before every slice of a keyframe;
+            // a copy between two slices of one picture would make a decoder start a new frame.
+            foreach (var n in _nals)
+                if (n.Span.SequenceEqual(nal.Span)) return;
+        }
+        if (_nals.Count >= MaxNalUnits) throw new RtspProtocolException($"more than {MaxNalUnits} NAL units in one access unit");
+        if (_bytes + nal.Length > MaxAccessUnitBytes) throw new RtspProtocolException($"access unit larger than {MaxAccessUnitBytes} bytes");
+        _nals.Add(nal);
+        _bytes += nal.Length;
+    }
+
+    /// <summary>Marks the pending access unit as damaged (lost packets) and waits for the next keyframe.</summary>
+    public void MarkLoss()
+    {
+        if (_nals.Count > 0) _broken = true;
+        _waitForKeyframe = true;
+    }
+
+    /// <summary>Ends the pending access unit and emits it when it is whole and decodable.</summary>
+    public void Complete(long pts, IAccessUnitOutput output)
+    {
+        ArgumentNullException.ThrowIfNull(output);
+        try
+        {
+            if (_broken) { Dropped++; return; }
+            if (_nals.Count == 0) return;
+            var keyframe = false;
+            var vcl = false;
+            foreach (var n in _nals)
+            {
+                var t = NalType(n.Span);
+                vcl |= IsVcl(t);
+                keyframe |= IsKeyframe(t);
+            }
+            TryUpdateTrackInfo();
+            if (!vcl) return; // parameter sets or SEI alone: configuration only
+            if (_trackInfo is null || (_waitForKeyframe && !keyframe)) { Dropped++; return; }
+            _waitForKeyframe = false;
+            var payload = new byte[_bytes + 4 * _nals.Count];
+            var o = 0;
+            foreach (var n in _nals)
+            {
+                BinaryPrimitives.WriteInt32BigEndian(payload.AsSpan(o), n.Length);
+                n.Span.CopyTo(payload.AsSpan(o + 4));
+                o += 4 + n.Length;
+            }
+            output.OnAccessUnit(_trackInfo, new AccessUnit(_track, pts, pts, keyframe, payload));
+        }
+        finally
+        {
+            _nals.Clear();
+            _bytes = 0;
+            _broken = false;
+        }
+    }
+
+    private int HeaderLength => _codec == MediaCodec.H264 ? 1 : 2;
+
+    private int NalType(ReadOnlySpan<byte> nal) => _codec == MediaCodec.H264 ? nal[0] & 0x1f : (nal[0] >> 1) & 0x3f;
+
+    // H.264 Table 7-1: 9 AUD; H.265 Table 7-1: 35 AUD_NUT.
+    private bool IsAccessUnitDelimiter(int type) => _codec == MediaCodec.H264 ? type == 9 : type == 35;
+
+    private bool IsParameterSet(int type) => _codec == MediaCodec.H264 ? type is 7 or 8 : type is 32 or 33 or 34;
+
+    // H.264: 1..5 are slices. H.265: 0..31 are VCL NAL unit types.
+    private bool IsVcl(int type) => _codec == MediaCodec.H264 ? type is >= 1 and <= 5 : type <= 31;
+
+    // H.264: 5 IDR. H.265: 16..23 IRAP (BLA, IDR, CRA).
+    private bool IsKeyframe(int type) => _codec == MediaCodec.H264 ? type == 5 : type is >= 16 and <= 23;
+
+    private void StoreParameterSet(ReadOnlySpan<byte> nal)
+    {
+        if (nal.Length < HeaderLength + 1) throw new RtspProtocolException($"{_codec} parameter set too short");
+        if (nal.Length > 64 * 1024) throw new RtspProtocolException($"{_codec} parameter set larger than 64 KiB");
+        var type = NalType(nal);
+        ref var slot = ref _pps;
+        if (_codec == MediaCodec.H264 ? type == 7 : type == 33) slot = ref _sps;
+        else if (_codec == MediaCodec.H265 && type == 32) slot = ref _vps;
+        else if (!(_codec == MediaCodec.H264 ? type == 8 : type == 34)) return;
+        if (slot is not null && nal.SequenceEqual(slot)) return;
+        var copy = nal.ToArray();
+        if (_codec == MediaCodec.H264 ? type == 7 : type == 33)
+        {
+            // Parse before accepting, so a malformed SPS never replaces a good one.
+            if (_codec == MediaCodec.H264) { var sps = H264Sps.Parse(copy); (_width, _height) = (sps.Width, sps.Height); }
+            else { var sps = H265Sps.Parse(copy); (_width, _height) = (sps.Width, sps.Height); }
+        }
+        slot = copy;
+    }
+
+    private void TryUpdateTrackInfo()
+    {
+        if (_sps is null || _pps is null || (_codec == MediaCodec.H265 && _vps is null)) return;
+        if (_trackInfo is not null)
+        {
+            var current = _trackInfo.ParameterSets;
+            var same = _codec == MediaCodec.H264
+                ? current[0].Span.SequenceEqual(_sps) && current[1].Span.SequenceEqual(_pps)
+                : current[0].Span.SequenceEqual(_vps) && current[1].Span.SequenceEqual(_sps) && current[2].Span.SequenceEqual(_pps);
+            if (same) return;
+        }
+        _trackInfo = new TrackInfo
+        {
+            Codec = _codec,
+            ClockRate = 90000,
+            ParameterSets = _codec == MediaCodec.H264 ? [_sps, _pps] : [_vps!, _sps, _pps],
+            Width = _width,
+            Height = _height,
+        };
+    }
+}

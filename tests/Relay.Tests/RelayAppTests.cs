@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using Pinhole.Relay.Configuration;
+
+namespace Pinhole.Relay.Tests;
+
+public sealed class RelayAppTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("pinhole-relay-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public async Task Starts_on_a_free_port_and_serves_healthz_and_metrics()
+    {
+        var config = new RelayConfig { Http = "http://127.0.0.1:0", Rtsp = "127.0.0.1:0", DataDir = _dir };
+        await using var relay = await RelayApp.StartAsync(config);
+        using var http = new HttpClient { BaseAddress = relay.HttpUri };
+
+        var health = await http.GetAsync(new Uri("/healthz", UriKind.Relative));
+        Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
+
+        relay.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>().GetOrAdd("gw1", "door");
+        var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        Assert.Contains("pinhole_relay_viewers 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("pinhole_relay_stream_online{device=\"gw1\",camera=\"door\"} 0", metrics, StringComparison.Ordinal);
+        Assert.Equal("ws", relay.UplinkUri.Scheme);
+        Assert.Equal("/uplink", relay.UplinkUri.AbsolutePath);
+    }
+
+    private static (int Code, string Out, string Err) RunCli(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "pinhole-relay.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("pinhole-relay did not exit"); }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void Cli_check_config_prints_one_line_per_problem_and_no_stack_trace()
+    {
+        var file = Path.Combine(_dir, "relay.json");
+        File.WriteAllText(file, """{ "http": "nope", "extra": true }""");
+
+        var (code, _, err) = RunCli("check-config", file);
+
+        Assert.NotEqual(0, code);
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.Contains(lines, l => l.EndsWith("extra: unknown key", StringComparison.Ordinal));
+        Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Cli_missing_config_file_is_one_clear_line()
+    {
+        var (code, _, err) = RunCli("--config", Path.Combine(_dir, "absent.json"));
+        Assert.Equal(1, code);
+        Assert.Contains("cannot read", err, StringComparison.Ordinal);
+        Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public void Cli_devices_add_prints_a_token_that_then_checks_out()
+    {
+        var file = Path.Combine(_dir, "relay.json");
+        File.WriteAllText(file, $$"""{ "dataDir": "{{_dir.Replace("\\", "\\\\", StringComparison.Ordinal)}}/data" }""");
+
+        var (code, token, err) = RunCli("devices", "add", "gw7", "--config", file);
+        Assert.True(code == 0, err);
+        token = token.Trim();
+        Assert.True(token.Length >= 40);
+
+        var (listCode, list, _) = RunCli("devices", "list", "--config", file);
+        Assert.Equal(0, listCode);
+        Assert.Equal("gw7", list.Trim());
+
+        var (again, _, againErr) = RunCli("devices", "add", "gw7", "--config", file);
+        Assert.Equal(1, again);
+        Assert.Contains("already exists", againErr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Cli_help_lists_the_commands()
+    {
+        var (code, output, _) = RunCli("--help");
+        Assert.Equal(0, code);
+        Assert.Contains("check-config", output, StringComparison.Ordinal);
+        Assert.Contains("devices", output, StringComparison.Ordinal);
+        Assert.Contains("--config", output, StringComparison.Ordinal);
+    }
+}
