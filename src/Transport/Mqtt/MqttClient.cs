@@ -122,6 +122,7 @@ public sealed class MqttClient : IAsyncDisposable
     /// Publishes a message. QoS 0 completes once the writer loop has it; QoS 1 when PUBACK arrives; QoS 2 when
     /// PUBCOMP arrives (or PUBREC carries a failure). A failure reason code from the broker is returned, not thrown.
     /// </summary>
+    /// <remarks>With auto reconnect, a QoS 1/2 publish made while disconnected waits for the next connection.</remarks>
     /// <exception cref="MqttClientNotConnectedException">Not connected (and, for QoS 1/2, auto reconnect is off).</exception>
     /// <exception cref="MqttCommunicationTimedOutException">No acknowledgement within <see cref="MqttClientOptions.Timeout"/>.</exception>
     /// <exception cref="MqttClientDisconnectedException">The connection closed first and auto reconnect is off.</exception>
@@ -134,6 +135,7 @@ public sealed class MqttClient : IAsyncDisposable
             throw new ArgumentException("QoS must be 0, 1 or 2", nameof(applicationMessage));
         var options = _options ?? throw new MqttClientNotConnectedException();
         var packet = ToPublishPacket(applicationMessage);
+        EnsureFitsBroker(packet, options);
 
         if (packet.QualityOfServiceLevel == MqttQualityOfServiceLevel.AtMostOnce)
         {
@@ -144,7 +146,7 @@ public sealed class MqttClient : IAsyncDisposable
             return Qos0Result;
         }
 
-        if (!options.AutoReconnect && !IsConnected)
+        if ((!options.AutoReconnect || _disconnectRequested) && !IsConnected)
             throw new MqttClientNotConnectedException();
         await _quota.WaitAsync(cancellationToken);
         ushort id = 0;
@@ -155,23 +157,24 @@ public sealed class MqttClient : IAsyncDisposable
             OutgoingPublish entry;
             lock (_stateLock)
             {
-                if (!options.AutoReconnect && _connection is null)
+                if ((!options.AutoReconnect || _disconnectRequested) && _connection is null)
                     throw new MqttClientNotConnectedException();
                 id = AllocatePacketIdentifier();
                 packet.PacketIdentifier = id;
                 entry = new OutgoingPublish(packet, ++_publishSequence);
                 _outgoing.Add(id, entry);
                 firstAck = _dispatcher.AddAwaitable(responseType, id);
-                _connection?.Outbound.Writer.TryWrite(packet);
+                if (_connection is { } conn && conn.Outbound.Writer.TryWrite(packet))
+                    entry.MarkSent(conn, _time.GetTimestamp());
             }
 
             if (responseType == MqttControlPacketType.PubAck)
             {
-                var pubAck = await WaitForAsync<MqttPubAckPacket>(firstAck, "PUBACK", options, cancellationToken);
+                var pubAck = await WaitForPublishAckAsync<MqttPubAckPacket>(entry, firstAck, "PUBACK", options, cancellationToken);
                 return new MqttClientPublishResult(id, pubAck.ReasonCode, pubAck.ReasonString, pubAck.UserProperties);
             }
 
-            var pubRec = await WaitForAsync<MqttPubRecPacket>(firstAck, "PUBREC", options, cancellationToken);
+            var pubRec = await WaitForPublishAckAsync<MqttPubRecPacket>(entry, firstAck, "PUBREC", options, cancellationToken);
             if ((byte)pubRec.ReasonCode >= 0x80)
                 return new MqttClientPublishResult(id, pubRec.ReasonCode, pubRec.ReasonString, pubRec.UserProperties);
             Task<MqttPacket> complete;
@@ -179,10 +182,12 @@ public sealed class MqttClient : IAsyncDisposable
             {
                 entry.Released = true;
                 complete = _dispatcher.AddAwaitable(MqttControlPacketType.PubComp, id);
-                _connection?.Outbound.Writer.TryWrite(new MqttPubRelPacket { PacketIdentifier = id });
+                entry.MarkSent(null, 0);
+                if (_connection is { } conn && conn.Outbound.Writer.TryWrite(new MqttPubRelPacket { PacketIdentifier = id }))
+                    entry.MarkSent(conn, _time.GetTimestamp());
             }
 
-            var pubComp = await WaitForAsync<MqttPubCompPacket>(complete, "PUBCOMP", options, cancellationToken);
+            var pubComp = await WaitForPublishAckAsync<MqttPubCompPacket>(entry, complete, "PUBCOMP", options, cancellationToken);
             var code = pubRec.ReasonCode != MqttReasonCode.Success ? pubRec.ReasonCode : pubComp.ReasonCode;
             return new MqttClientPublishResult(id, code, pubComp.ReasonString ?? pubRec.ReasonString, pubRec.UserProperties);
         }
@@ -470,6 +475,8 @@ public sealed class MqttClient : IAsyncDisposable
                 conn.Outbound.Writer.TryWrite(entry.Packet);
             }
 
+            entry.MarkSent(conn, _time.GetTimestamp());
+
             count++;
         }
 
@@ -624,7 +631,7 @@ public sealed class MqttClient : IAsyncDisposable
         catch (MqttProtocolException e)
         {
             MqttClientLog.ProtocolViolation(_logger, conn.Endpoint, e.Message);
-            conn.SetFault(e);
+            conn.RecordFault(e); // not SetFault: the writer must still be able to say why (DISCONNECT) before the close
             await SendDisconnectAfterViolationAsync(conn, e.ReasonCode);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -873,6 +880,38 @@ public sealed class MqttClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits for a publish acknowledgement. The timeout counts from when the packet went out on the current
+    /// connection; with auto reconnect, time spent without a connection does not count (the packet is re-sent
+    /// on the next one), so a publish made during an outage waits for the broker rather than failing. The
+    /// caller's token still bounds the wait.
+    /// </summary>
+    private async Task<T> WaitForPublishAckAsync<T>(OutgoingPublish entry, Task<MqttPacket> ack, string what, MqttClientOptions options, CancellationToken cancellationToken)
+        where T : MqttPacket
+    {
+        var wait = options.Timeout;
+        while (true)
+        {
+            try
+            {
+                return (T)await ack.WaitAsync(wait, _time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                lock (_stateLock)
+                {
+                    var sentHere = entry.SentOn is not null && ReferenceEquals(entry.SentOn, _connection);
+                    var waited = sentHere ? _time.GetElapsedTime(entry.SentAt) : TimeSpan.Zero;
+                    if (_disconnectRequested && _connection is null)
+                        throw new MqttClientNotConnectedException("the client was disconnected before the broker acknowledged");
+                    if (!options.AutoReconnect || (sentHere && waited >= options.Timeout))
+                        throw new MqttCommunicationTimedOutException($"no {what} from {options.Endpoint} within {options.Timeout.TotalSeconds} s");
+                    wait = sentHere ? options.Timeout - waited : options.Timeout;
+                }
+            }
+        }
+    }
+
     private async Task<bool> RaiseAsync<TArgs>(Func<TArgs, Task>? handlers, TArgs args, string name)
     {
         if (handlers is null)
@@ -892,6 +931,28 @@ public sealed class MqttClient : IAsyncDisposable
         }
 
         return ok;
+    }
+
+    /// <summary>
+    /// A 5.0 broker that announced a Maximum Packet Size closes the connection on a bigger packet
+    /// [MQTT-3.2.2-15]; refuse such a message here instead, so one oversized message cannot make a
+    /// reconnect loop. The exact size is only computed when the message is close to the limit.
+    /// </summary>
+    private void EnsureFitsBroker(MqttPublishPacket packet, MqttClientOptions options)
+    {
+        if (Volatile.Read(ref _connection)?.BrokerMaximumPacketSize is not { } max)
+            return;
+        var roughUpperBound = 16L + (3L * packet.Topic.Length) + packet.Payload.Length + (packet.UserProperties.Count * 8L)
+            + (3L * ((packet.ContentType?.Length ?? 0) + (packet.ResponseTopic?.Length ?? 0) + packet.UserProperties.Sum(p => p.Name.Length + p.Value.Length)))
+            + (packet.CorrelationData?.Length ?? 0) + 32;
+        if (roughUpperBound <= max)
+            return;
+        var probe = packet.WithDup(false);
+        if (probe.QualityOfServiceLevel != MqttQualityOfServiceLevel.AtMostOnce)
+            probe.PacketIdentifier = 1;
+        var size = new MqttPacketFormatter(options.ProtocolVersion).Encode(probe, new System.Buffers.ArrayBufferWriter<byte>());
+        if (size > max)
+            throw new ArgumentException($"the message is {size} bytes on the wire; the broker accepts at most {max} (its Maximum Packet Size)", nameof(packet));
     }
 
     private static MqttPublishPacket ToPublishPacket(MqttApplicationMessage m) => new()
@@ -932,6 +993,17 @@ public sealed class MqttClient : IAsyncDisposable
 
         /// <summary>QoS 2: PUBREC arrived and PUBREL went out; a reconnect re-sends PUBREL, not the PUBLISH.</summary>
         public bool Released { get; set; }
+
+        /// <summary>The connection the last copy went out on (null: not sent yet).</summary>
+        public object? SentOn { get; private set; }
+
+        public long SentAt { get; private set; }
+
+        public void MarkSent(object? connection, long timestamp)
+        {
+            SentOn = connection;
+            SentAt = timestamp;
+        }
     }
 
     /// <summary>One network connection: its adapter, queues and loops. Replaced on every reconnect.</summary>
@@ -948,6 +1020,7 @@ public sealed class MqttClient : IAsyncDisposable
             Version = options.ProtocolVersion;
             Endpoint = options.Endpoint;
             ClientId = result.AssignedClientIdentifier ?? options.ClientId;
+            BrokerMaximumPacketSize = result.MaximumPacketSize;
             Qos0Slots = new SemaphoreSlim(options.MaximumPendingMessages, options.MaximumPendingMessages);
             Incoming = Channel.CreateBounded<MqttPublishPacket>(new BoundedChannelOptions(Math.Max(16, (int)options.ReceiveMaximum))
             {
@@ -967,6 +1040,9 @@ public sealed class MqttClient : IAsyncDisposable
         public string Endpoint { get; }
 
         public string ClientId { get; }
+
+        /// <summary>5.0: the largest packet the broker accepts, when it said.</summary>
+        public uint? BrokerMaximumPacketSize { get; }
 
         /// <summary>Everything the writer loop sends. Unbounded: QoS 0 is bounded by <see cref="Qos0Slots"/>, QoS 1/2 by the send quota, acknowledgements by the broker's own window.</summary>
         public Channel<MqttPacket> Outbound { get; } = Channel.CreateUnbounded<MqttPacket>(new UnboundedChannelOptions { SingleReader = true });
@@ -1002,10 +1078,15 @@ public sealed class MqttClient : IAsyncDisposable
 
         public void MarkSent() => Interlocked.Exchange(ref _lastSentTimestamp, _time.GetTimestamp());
 
-        public void SetFault(Exception e)
+        public void RecordFault(Exception e)
         {
             lock (this)
                 Fault ??= e;
+        }
+
+        public void SetFault(Exception e)
+        {
+            RecordFault(e);
             Adapter.Channel.Abort();
             Cancellation.Cancel();
         }

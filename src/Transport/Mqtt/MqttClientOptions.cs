@@ -34,7 +34,11 @@ public sealed class MqttClientOptions
     /// <summary>Keep alive; zero turns it off. A PINGREQ goes out after half of it without traffic, and the connection is declared dead when nothing arrived for a whole period.</summary>
     public TimeSpan KeepAlivePeriod { get; set; } = TimeSpan.FromSeconds(15);
 
-    /// <summary>How long to wait for CONNACK and for each acknowledgement.</summary>
+    /// <summary>
+    /// How long to wait for CONNACK and for each acknowledgement after its request went out. With
+    /// <see cref="AutoReconnect"/>, a QoS 1/2 publish does not time out while there is no connection: it is
+    /// re-sent after the reconnect and this timeout starts again (bound the total with a cancellation token).
+    /// </summary>
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>User name, or null.</summary>
