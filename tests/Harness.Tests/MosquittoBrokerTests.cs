@@ -112,4 +112,89 @@ public class MosquittoBrokerTests
             RawMqttOverWebSocket.ConnectAsync(broker.WebSocketUrl, "wrong-ca", ct: Timeout(),
                 configure: o => o.RemoteCertificateValidationCallback = otherCa.ValidationCallback));
     }
+
+    [RequiresFact(Needs.Mosquitto)]
+    public async Task Secure_listeners_answer_next_to_the_plain_ones()
+    {
+        using var ca = TestCertificateAuthority.Create();
+        await using var broker = await MosquittoBroker.StartAsync(new MosquittoOptions { SecureListeners = ca });
+        Assert.Equal(4, new[] { broker.TcpPort, broker.WebSocketPort, broker.TlsPort, broker.SecureWebSocketPort }.Distinct().Count());
+        Assert.Equal("mqtt", broker.TcpUrl.Scheme);
+        Assert.Equal("ws", broker.WebSocketUrl.Scheme);
+        Assert.Equal($"mqtts://localhost:{broker.TlsPort}/", broker.SecureTcpUrl!.ToString());
+        Assert.Equal($"wss://localhost:{broker.SecureWebSocketPort}/mqtt", broker.SecureWebSocketUrl!.ToString());
+        Assert.Equal(ca.CertificatePath, broker.CaFile);
+
+        var (plain, plainRc) = await RawMqttOverWebSocket.ConnectAsync(broker.WebSocketUrl, "plain-ws", ct: Timeout());
+        await using var _ = plain;
+        var (secure, secureRc) = await RawMqttOverWebSocket.ConnectAsync(broker.SecureWebSocketUrl, "secure-ws", ct: Timeout(),
+            configure: o => o.RemoteCertificateValidationCallback = ca.ValidationCallback);
+        await using var __ = secure;
+        Assert.Equal(0, plainRc);
+        Assert.Equal(0, secureRc);
+        await plain.SubscribeAsync("pinhole/both", 1, Timeout());
+        await secure.SubscribeAsync("pinhole/both", 1, Timeout());
+
+        // mosquitto_pub over the MQTT-over-TLS listener, checking the certificate (name localhost) against the CA.
+        var pub = await Command.RunAsync("mosquitto_pub",
+            ["-h", "localhost", "-p", broker.TlsPort.ToString(System.Globalization.CultureInfo.InvariantCulture), "--cafile", broker.CaFile!,
+             "-q", "1", "-t", "pinhole/both", "-m", "over tls"], TimeSpan.FromSeconds(15));
+        Assert.True(pub.Succeeded, pub.ToString());
+        Assert.Equal(("pinhole/both", "over tls", false), await plain.ReceivePublishAsync(Timeout()));
+        Assert.Equal(("pinhole/both", "over tls", false), await secure.ReceivePublishAsync(Timeout()));
+
+        // The plain listeners stay plain: the harness helpers (no --cafile) still reach the TCP one.
+        await broker.PublishAsync("pinhole/both", "over tcp");
+        Assert.Equal(("pinhole/both", "over tcp", false), await secure.ReceivePublishAsync(Timeout()));
+
+        // The secure WebSocket listener really speaks TLS with the CA's certificate.
+        await Assert.ThrowsAnyAsync<System.Net.WebSockets.WebSocketException>(() =>
+            RawMqttOverWebSocket.ConnectAsync(broker.SecureWebSocketUrl, "untrusting", ct: Timeout()));
+    }
+
+    [RequiresFact(Needs.Mosquitto)]
+    public async Task Acl_drops_topics_it_does_not_grant()
+    {
+        await using var broker = await MosquittoBroker.StartAsync(new MosquittoOptions { Acl = ["topic readwrite t/#"] });
+        var (client, rc) = await RawMqttOverWebSocket.ConnectAsync(broker.WebSocketUrl, "acl", ct: Timeout());
+        await using var _ = client;
+        Assert.Equal(0, rc);
+        await client.SubscribeAsync("#", 1, Timeout()); // granted, but only t/# is delivered
+
+        await broker.PublishAsync("forbidden/x", "dropped");
+        await broker.PublishAsync("t/allowed", "delivered");
+
+        Assert.Equal(("t/allowed", "delivered", false), await client.ReceivePublishAsync(Timeout()));
+        Assert.Contains("acl_file", await File.ReadAllTextAsync(broker.ConfigPath));
+    }
+
+    [RequiresFact(Needs.Mosquitto)]
+    public async Task Frozen_broker_stops_answering_until_it_is_resumed()
+    {
+        await using var broker = await MosquittoBroker.StartAsync();
+        Assert.Equal(broker.Process!.Id, broker.Pid);
+        Assert.True(broker.Pid > 0);
+
+        broker.Freeze();
+        Assert.True(broker.IsFrozen);
+        Assert.True(broker.IsRunning);
+        // The kernel still completes the TCP handshake, but the WebSocket upgrade is never answered.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            RawMqttOverWebSocket.ConnectAsync(broker.WebSocketUrl, "frozen", ct: Timeout(2)));
+
+        broker.Resume();
+        Assert.False(broker.IsFrozen);
+        var (client, rc) = await RawMqttOverWebSocket.ConnectAsync(broker.WebSocketUrl, "resumed", ct: Timeout());
+        await using var _ = client;
+        Assert.Equal(0, rc);
+        await broker.PublishAsync("pinhole/gw1/status", "online", retain: true);
+        await client.SubscribeAsync("pinhole/gw1/status", 1, Timeout());
+        Assert.Equal(("pinhole/gw1/status", "online", true), await client.ReceivePublishAsync(Timeout()));
+
+        // A frozen broker still stops cleanly (it is resumed so it can act on SIGTERM).
+        broker.Freeze();
+        await broker.StopAsync();
+        Assert.False(broker.IsRunning);
+        Assert.False(broker.IsFrozen);
+    }
 }

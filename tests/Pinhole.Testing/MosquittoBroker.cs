@@ -39,6 +39,21 @@ public sealed record MosquittoOptions
     /// has every port free anyway.
     /// </summary>
     public string BindAddress { get; init; } = "127.0.0.1";
+
+    /// <summary>
+    /// When set, two more listeners use TLS with a server certificate this CA issues for
+    /// <see cref="BindAddress"/> and localhost: MQTT over TLS (<see cref="MosquittoBroker.TlsPort"/>) and
+    /// WebSocket over TLS (<see cref="MosquittoBroker.SecureWebSocketPort"/>), next to the plain ones,
+    /// so one broker serves all four transports. Cannot be combined with <see cref="Tls"/>. The CA
+    /// stays the caller's to dispose.
+    /// </summary>
+    public TestCertificateAuthority? SecureListeners { get; init; }
+
+    /// <summary>
+    /// When set, the lines of an ACL file (e.g. <c>topic readwrite t/#</c>) that every client is held to:
+    /// topics not granted are dropped on publish and not delivered on subscribe. Null: no ACL.
+    /// </summary>
+    public IReadOnlyList<string>? Acl { get; init; }
 }
 
 /// <summary>
@@ -46,6 +61,9 @@ public sealed record MosquittoOptions
 /// 127.0.0.1 ports, a generated config in a temp dir, optional persistence and password.
 /// <see cref="StopAsync"/> and <see cref="StartAgainAsync"/> reuse the same ports and data dir, so
 /// clients can reconnect and retained/queued messages survive when persistence is on.
+/// Optionally TLS listeners next to the plain ones (<see cref="MosquittoOptions.SecureListeners"/>),
+/// an ACL (<see cref="MosquittoOptions.Acl"/>), and <see cref="Freeze"/>/<see cref="Resume"/> for a
+/// broker that hangs with its sockets open.
 /// </summary>
 public sealed class MosquittoBroker : IAsyncDisposable
 {
@@ -53,12 +71,17 @@ public sealed class MosquittoBroker : IAsyncDisposable
     private readonly MosquittoOptions _options;
     private PeerProcess? _process;
 
-    private MosquittoBroker(MosquittoOptions options, string directory, int tcpPort, int webSocketPort)
+    private MosquittoBroker(MosquittoOptions options, string directory, int[] ports)
     {
         _options = options;
         Directory = directory;
-        TcpPort = tcpPort;
-        WebSocketPort = webSocketPort;
+        TcpPort = ports[0];
+        WebSocketPort = ports[1];
+        if (options.SecureListeners is not null)
+        {
+            TlsPort = ports[2];
+            SecureWebSocketPort = ports[3];
+        }
     }
 
     /// <summary>Null when mosquitto and its clients are installed, otherwise the skip reason.</summary>
@@ -72,6 +95,21 @@ public sealed class MosquittoBroker : IAsyncDisposable
 
     /// <summary>The MQTT-over-WebSocket port.</summary>
     public int WebSocketPort { get; }
+
+    /// <summary>The MQTT-over-TLS port of <see cref="MosquittoOptions.SecureListeners"/> (0 without them).</summary>
+    public int TlsPort { get; }
+
+    /// <summary>The MQTT-over-WebSocket-over-TLS port of <see cref="MosquittoOptions.SecureListeners"/> (0 without them).</summary>
+    public int SecureWebSocketPort { get; }
+
+    /// <summary>The PEM file of the CA that issued the broker's certificate (<see cref="MosquittoOptions.SecureListeners"/> or <see cref="MosquittoOptions.Tls"/>); null without TLS.</summary>
+    public string? CaFile => (_options.SecureListeners ?? _options.Tls)?.CertificatePath;
+
+    /// <summary><c>mqtts://localhost:PORT</c> of the extra TLS listener (localhost, a name its certificate holds); null without <see cref="MosquittoOptions.SecureListeners"/>.</summary>
+    public Uri? SecureTcpUrl => _options.SecureListeners is null ? null : new($"mqtts://localhost:{TlsPort}");
+
+    /// <summary><c>wss://localhost:PORT/mqtt</c> of the extra WebSocket-over-TLS listener; null without <see cref="MosquittoOptions.SecureListeners"/>.</summary>
+    public Uri? SecureWebSocketUrl => _options.SecureListeners is null ? null : new($"wss://localhost:{SecureWebSocketPort}/mqtt");
 
     /// <summary><c>mqtt://HOST:PORT</c> (<c>mqtts://</c> with TLS).</summary>
     public Uri TcpUrl => new($"{(_options.Tls is null ? "mqtt" : "mqtts")}://{Host}:{TcpPort}");
@@ -100,23 +138,34 @@ public sealed class MosquittoBroker : IAsyncDisposable
     /// <summary>The running process (null after <see cref="StopAsync"/> or <see cref="Kill"/>).</summary>
     public PeerProcess? Process => _process;
 
+    /// <summary>The broker's process id (0 when it is not running).</summary>
+    public int Pid => _process?.Id ?? 0;
+
+    /// <summary>True between <see cref="Freeze"/> and <see cref="Resume"/>.</summary>
+    public bool IsFrozen { get; private set; }
+
     /// <summary>Starts a broker; throws <see cref="PeerProcessException"/> with its log when it does not come up.</summary>
     public static async Task<MosquittoBroker> StartAsync(MosquittoOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new MosquittoOptions();
         if ((options.Username is null) != (options.Password is null))
             throw new ArgumentException("set both Username and Password, or neither", nameof(options));
+        if (options.Tls is not null && options.SecureListeners is not null)
+            throw new ArgumentException("set Tls (every listener TLS) or SecureListeners (TLS listeners next to plain ones), not both", nameof(options));
         // Mosquitto cannot bind port 0 and report it, so ports come from FreePort; when another
         // process takes one in between, start over with new ports (only here: StartAgainAsync must
         // keep its ports).
         for (var attempt = 1; ; attempt++)
         {
             var dir = System.IO.Directory.CreateTempSubdirectory("pinhole-mosquitto-").FullName;
-            var tcp = FreePort.Get();
-            var ws = FreePort.Get();
-            while (ws == tcp)
-                ws = FreePort.Get();
-            var broker = new MosquittoBroker(options, dir, tcp, ws);
+            var ports = new List<int>();
+            while (ports.Count < (options.SecureListeners is null ? 2 : 4))
+            {
+                var port = FreePort.Get();
+                if (!ports.Contains(port))
+                    ports.Add(port);
+            }
+            var broker = new MosquittoBroker(options, dir, [.. ports]);
             try
             {
                 await broker.WriteConfigAsync(cancellationToken);
@@ -140,6 +189,7 @@ public sealed class MosquittoBroker : IAsyncDisposable
     {
         if (_process is null)
             return;
+        Resume(); // a stopped process would not act on SIGTERM
         await _process.StopAsync(TimeSpan.FromSeconds(10));
         await _process.DisposeAsync();
         _process = null;
@@ -150,6 +200,30 @@ public sealed class MosquittoBroker : IAsyncDisposable
     {
         _process?.Dispose();
         _process = null;
+        IsFrozen = false;
+    }
+
+    /// <summary>
+    /// Freezes the broker (SIGSTOP): its sockets stay open and connects still complete in the kernel,
+    /// but nothing is answered, as with a hung broker or a silently dropped link. <see cref="Resume"/> undoes it.
+    /// </summary>
+    public void Freeze()
+    {
+        if (_process is null || _process.HasExited)
+            throw new InvalidOperationException("the broker is not running");
+        if (!Posix.Kill(_process.Id, Posix.SIGSTOP))
+            throw new InvalidOperationException($"cannot SIGSTOP mosquitto (pid {_process.Id})");
+        IsFrozen = true;
+    }
+
+    /// <summary>Lets a frozen broker run again (SIGCONT); does nothing when it is not frozen.</summary>
+    public void Resume()
+    {
+        if (!IsFrozen)
+            return;
+        IsFrozen = false;
+        if (_process is { HasExited: false })
+            Posix.Kill(_process.Id, Posix.SIGCONT);
     }
 
     /// <summary>Starts the broker again on the same ports, config and data dir.</summary>
@@ -159,6 +233,7 @@ public sealed class MosquittoBroker : IAsyncDisposable
             throw new InvalidOperationException("the broker is still running; StopAsync or Kill it first");
         _process?.Dispose();
         _process = null;
+        IsFrozen = false;
         await StartProcessAsync(cancellationToken);
     }
 
@@ -201,6 +276,7 @@ public sealed class MosquittoBroker : IAsyncDisposable
     {
         if (_process is not null)
         {
+            Resume();
             await _process.DisposeAsync();
             _process = null;
         }
@@ -250,6 +326,12 @@ public sealed class MosquittoBroker : IAsyncDisposable
             conf.AppendLine("autosave_on_changes true");
             conf.AppendLine("autosave_interval 1");
         }
+        if (_options.Acl is not null)
+        {
+            var aclFile = Path.Combine(Directory, "acl");
+            await File.WriteAllLinesAsync(aclFile, _options.Acl, cancellationToken);
+            conf.AppendLine(CultureInfo.InvariantCulture, $"acl_file {aclFile}");
+        }
         foreach (var line in _options.ExtraConfig)
             conf.AppendLine(line);
         var tls = _options.Tls?.IssueServerCertificate(Host, "localhost");
@@ -264,6 +346,18 @@ public sealed class MosquittoBroker : IAsyncDisposable
             }
         }
         tls?.Certificate.Dispose();
+        if (_options.SecureListeners is not null)
+        {
+            var secure = _options.SecureListeners.IssueServerCertificate(Host, "localhost");
+            foreach (var (port, protocol) in new[] { (TlsPort, "mqtt"), (SecureWebSocketPort, "websockets") })
+            {
+                conf.AppendLine(CultureInfo.InvariantCulture, $"listener {port} {Host}");
+                conf.AppendLine(CultureInfo.InvariantCulture, $"protocol {protocol}");
+                conf.AppendLine(CultureInfo.InvariantCulture, $"certfile {secure.CertificatePath}");
+                conf.AppendLine(CultureInfo.InvariantCulture, $"keyfile {secure.KeyPath}");
+            }
+            secure.Certificate.Dispose();
+        }
         await File.WriteAllTextAsync(ConfigPath, conf.ToString(), cancellationToken);
     }
 
@@ -276,10 +370,22 @@ public sealed class MosquittoBroker : IAsyncDisposable
             ReadyLine = Running,
             ReadyTcpHost = Host,
             ReadyTcpPort = TcpPort,
-            // The WebSocket listener must accept too; the TCP one alone is not enough.
-            ReadyCheck = _ => NetworkNamespace.CanConnectAsync(_options.NetworkNamespace, System.Net.IPAddress.Parse(Host), WebSocketPort),
+            // The other listeners must accept too; the TCP one alone is not enough.
+            ReadyCheck = AllListenersAcceptAsync,
             ReadyTimeout = _options.StartTimeout,
         };
         _process = await PeerProcess.StartAsync(info, cancellationToken);
+    }
+
+    private async Task<bool> AllListenersAcceptAsync(CancellationToken cancellationToken)
+    {
+        var address = System.Net.IPAddress.Parse(Host);
+        foreach (var port in new[] { WebSocketPort, TlsPort, SecureWebSocketPort }.Where(p => p != 0))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!await NetworkNamespace.CanConnectAsync(_options.NetworkNamespace, address, port))
+                return false;
+        }
+        return true;
     }
 }

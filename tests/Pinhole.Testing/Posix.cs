@@ -7,6 +7,8 @@ internal static partial class Posix
 {
     internal const int SIGTERM = 15;
     internal const int SIGKILL = 9;
+    internal const int SIGCONT = 18;
+    internal const int SIGSTOP = 19;
     internal const int CLONE_NEWNET = 0x40000000;
 
     [DllImport("libc", EntryPoint = "geteuid")]

@@ -9,7 +9,7 @@ namespace Pinhole.Transport.Tests.Mqtt;
 /// <summary>The client against a real Mosquitto 2 over TCP, WebSocket, TLS and WebSocket over TLS.</summary>
 public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<MosquittoFixture>
 {
-    private readonly MosquittoProcess _broker = fixture.Broker;
+    private readonly MosquittoBroker _broker = fixture.Broker;
 
     public static TheoryData<MqttTransport, MqttProtocolVersion, MqttQualityOfServiceLevel> TransportsVersionsQos()
     {
@@ -195,7 +195,7 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
     [RequiresFact(Needs.Mosquitto)]
     public async Task Persistent_session_survives_a_broker_restart()
     {
-        await using var broker = await MosquittoProcess.StartAsync();
+        await using var broker = await StartMosquittoAsync(ca: null, persistence: true);
         var topic = Topic("restart");
         var clientId = "restart-" + Guid.NewGuid().ToString("N")[..8];
         MqttClientOptions Persistent() => Options(broker, MqttTransport.Tcp, MqttProtocolVersion.V500, clientId).WithCleanStart(false).WithSessionExpiryInterval(3600).Build();
@@ -289,18 +289,19 @@ public class MqttClientMosquittoTests(MosquittoFixture fixture) : IClassFixture<
     [RequiresFact(Needs.Mosquitto)]
     public async Task Tls_with_a_ca_that_did_not_sign_the_broker_is_refused()
     {
-        await using var other = await MosquittoProcess.StartAsync(); // its own CA
+        using var otherCa = TestCertificateAuthority.Create();
+        await using var other = await StartMosquittoAsync(otherCa); // its own CA
         await using var client = new MqttClient();
-        var options = new MqttClientOptionsBuilder().WithTcpServer("localhost", _broker.TlsPort).WithTls().WithTrustedCa(other.CaFile).WithTimeout(TimeSpan.FromSeconds(5)).Build();
+        var options = new MqttClientOptionsBuilder().WithTcpServer("localhost", _broker.TlsPort).WithTls().WithTrustedCa(other.CaFile!).WithTimeout(TimeSpan.FromSeconds(5)).Build();
         await Assert.ThrowsAnyAsync<System.Security.Authentication.AuthenticationException>(() => client.ConnectAsync(options));
 
         // The right CA but the wrong name: pinning a CA does not switch the host name check off.
-        var wrongName = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _broker.TlsPort).WithTrustedCa(_broker.CaFile)
+        var wrongName = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _broker.TlsPort).WithTrustedCa(_broker.CaFile!)
             .WithTls(o => o.TargetHost = "not-the-broker.example").WithTimeout(TimeSpan.FromSeconds(5)).Build();
         await Assert.ThrowsAnyAsync<System.Security.Authentication.AuthenticationException>(() => client.ConnectAsync(wrongName));
 
         // Without a pinned CA the system store does not know the test CA either.
-        var wss = new MqttClientOptionsBuilder().WithWebSocketServer(_broker.SecureWebSocketUrl).WithTimeout(TimeSpan.FromSeconds(5)).Build();
+        var wss = new MqttClientOptionsBuilder().WithWebSocketServer(_broker.SecureWebSocketUrl!.ToString()).WithTimeout(TimeSpan.FromSeconds(5)).Build();
         await Assert.ThrowsAnyAsync<Exception>(() => client.ConnectAsync(wss));
         Assert.False(client.IsConnected);
     }

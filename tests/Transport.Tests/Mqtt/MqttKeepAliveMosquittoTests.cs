@@ -13,7 +13,7 @@ public class MqttKeepAliveMosquittoTests
     [InlineData(MqttTransport.WebSocket)]
     public async Task Frozen_broker_is_detected_within_one_and_a_half_keep_alives_and_the_publish_made_meanwhile_arrives_after_it_thaws(MqttTransport transport)
     {
-        await using var broker = await MosquittoProcess.StartAsync();
+        await using var broker = await StartMosquittoAsync(ca: null);
         var topic = Topic("frozen");
 
         await using var subscriber = new MqttClient();
@@ -59,7 +59,7 @@ public class MqttKeepAliveMosquittoTests
             var publishing = client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload("made during the outage").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
             await Task.Delay(500);
             Assert.False(publishing.IsCompleted);
-            broker.Thaw();
+            broker.Resume();
 
             await reconnected.Task.WaitAsync(TimeSpan.FromSeconds(15));
             Assert.True((await publishing.WaitAsync(TimeSpan.FromSeconds(10))).IsSuccess);
@@ -67,7 +67,7 @@ public class MqttKeepAliveMosquittoTests
         }
         finally
         {
-            broker.Thaw();
+            broker.Resume();
         }
     }
 }

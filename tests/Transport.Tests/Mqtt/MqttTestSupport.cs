@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Pinhole.Testing;
 using Pinhole.Transport.Mqtt;
 
 namespace Pinhole.Transport.Tests.Mqtt;
@@ -11,28 +12,55 @@ public enum MqttTransport
     SecureWebSocket,
 }
 
-/// <summary>One Mosquitto shared by the tests of a class.</summary>
+/// <summary>One Mosquitto (plain and TLS listeners, see <see cref="MqttTestSupport.StartMosquittoAsync"/>) shared by the tests of a class.</summary>
 public sealed class MosquittoFixture : IAsyncLifetime
 {
-    public MosquittoProcess Broker { get; private set; } = null!;
+    private TestCertificateAuthority? _ca;
+
+    public MosquittoBroker Broker { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         // Without Mosquitto every test of the class is skipped (RequiresFact); do not fail the fixture.
-        if (MosquittoProcess.IsInstalled)
-            Broker = await MosquittoProcess.StartAsync();
+        if (MosquittoBroker.SkipReason is null)
+        {
+            _ca = TestCertificateAuthority.Create();
+            Broker = await MqttTestSupport.StartMosquittoAsync(_ca);
+        }
     }
 
     public async Task DisposeAsync()
     {
         if (Broker is not null)
             await Broker.DisposeAsync();
+        _ca?.Dispose();
     }
 }
 
 internal static class MqttTestSupport
 {
-    public static MqttClientOptionsBuilder Options(MosquittoProcess broker, MqttTransport transport, MqttProtocolVersion version, string? clientId = null)
+    /// <summary>
+    /// A Mosquitto for the client tests: plain TCP and WebSocket, plus MQTT over TLS and WebSocket over TLS when
+    /// <paramref name="ca"/> is given (its certificate names 127.0.0.1 and localhost), and an ACL that allows
+    /// <c>t/#</c> and nothing else (see <see cref="Topic"/>). The CA stays the caller's to dispose.
+    /// </summary>
+    public static Task<MosquittoBroker> StartMosquittoAsync(TestCertificateAuthority? ca, bool persistence = false) =>
+        MosquittoBroker.StartAsync(new MosquittoOptions
+        {
+            SecureListeners = ca,
+            Persistence = persistence,
+            Acl = ["topic readwrite t/#"],
+            ExtraConfig =
+            [
+                "max_queued_messages 100000",
+                // Mosquitto 2.0.11 stops sending queued QoS 2 messages to a 3.1.1 subscriber once 20 (the default
+                // max_inflight_messages) were in flight, even after every PUBCOMP (mosquitto_sub stalls the same
+                // way). 0 = no limit; 5.0 clients are still limited by the Receive Maximum they announce.
+                "max_inflight_messages 0",
+            ],
+        });
+
+    public static MqttClientOptionsBuilder Options(MosquittoBroker broker, MqttTransport transport, MqttProtocolVersion version, string? clientId = null)
     {
         var builder = new MqttClientOptionsBuilder()
             .WithClientId(clientId ?? "test-" + Guid.NewGuid().ToString("N")[..10])
@@ -41,9 +69,9 @@ internal static class MqttTestSupport
         return transport switch
         {
             MqttTransport.Tcp => builder.WithTcpServer("127.0.0.1", broker.TcpPort),
-            MqttTransport.WebSocket => builder.WithWebSocketServer(broker.WebSocketUrl),
-            MqttTransport.Tls => builder.WithTcpServer("localhost", broker.TlsPort).WithTls().WithTrustedCa(broker.CaFile),
-            _ => builder.WithWebSocketServer(broker.SecureWebSocketUrl).WithTrustedCa(broker.CaFile),
+            MqttTransport.WebSocket => builder.WithWebSocketServer(broker.WebSocketUrl.ToString()),
+            MqttTransport.Tls => builder.WithTcpServer("localhost", broker.TlsPort).WithTls().WithTrustedCa(broker.CaFile!),
+            _ => builder.WithWebSocketServer(broker.SecureWebSocketUrl!.ToString()).WithTrustedCa(broker.CaFile!),
         };
     }
 
