@@ -34,7 +34,7 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
         if (Requirements.SkipReason(Needs.Root | Needs.RtspCamera | Needs.Ffmpeg) is { } reason)
-            throw new InvalidOperationException($"slow-link skipped: {reason} (it creates a network namespace and a tc qdisc, which needs root)");
+            throw new BenchmarkSkippedException($"{reason} (it creates a network namespace and a tc qdisc, which needs root)");
         var window = Stats.Duration("PINHOLE_BENCH_SLOW_SECONDS", TimeSpan.FromSeconds(60));
         var inv = CultureInfo.InvariantCulture;
 
