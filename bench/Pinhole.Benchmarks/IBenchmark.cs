@@ -15,3 +15,10 @@ public interface IBenchmark
     /// <summary>Runs the benchmark and returns its Markdown section (starting with a <c>## </c> heading).</summary>
     Task<string> RunAsync(CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// Thrown by <see cref="IBenchmark.RunAsync"/> when the machine cannot run the benchmark (not root, a
+/// peer program missing): the runner prints the reason, keeps the section already in the output
+/// file, and does not count it as a failure.
+/// </summary>
+public sealed class BenchmarkSkippedException(string reason) : Exception(reason);

@@ -53,6 +53,10 @@ foreach (var b in toRun)
         Console.WriteLine(section);
         sections[b.Name] = section.TrimEnd() + "\n";
     }
+    catch (BenchmarkSkippedException e)
+    {
+        Console.WriteLine($"benchmark {b.Name} skipped: {e.Message}");
+    }
     catch (Exception e) when (e is not OperationCanceledException)
     {
         failed++;
