@@ -145,13 +145,14 @@ public class ExecCameraSourceTests
     [Fact]
     public async Task Cancel_kills_the_process()
     {
-        var source = (ExecCameraSource)CameraSource.Create("exec:sleep 300", NullLoggerFactory.Instance);
+        // An argument no other test uses: other classes run in parallel and start their own 'sleep 300'.
+        var source = (ExecCameraSource)CameraSource.Create("exec:sleep 313", NullLoggerFactory.Instance);
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
         await source.RunAsync(new Sink(), cts.Token);
-        // No 'sleep 300' child of ours may survive.
+        // No 'sleep 313' child of ours may survive.
         var survivors = Process.GetProcessesByName("sleep").Where(p =>
         {
-            try { return File.ReadAllText($"/proc/{p.Id}/cmdline").Contains("300", StringComparison.Ordinal) && File.ReadAllText($"/proc/{p.Id}/stat").Split(' ')[3] == Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture); }
+            try { return File.ReadAllText($"/proc/{p.Id}/cmdline") == "sleep\0313\0" && File.ReadAllText($"/proc/{p.Id}/stat").Split(' ')[3] == Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture); }
             catch (IOException) { return false; }
         });
         Assert.Empty(survivors);
