@@ -14,6 +14,11 @@ namespace Pinhole.Integration.Tests.EndToEnd;
 /// </summary>
 internal static partial class EndToEnd
 {
+    /// <summary>The end-to-end tests run one at a time: each runs a camera, an edge, a relay and
+    /// viewers, and their timing assertions (frame rate, latency) mean nothing on 2 cores shared
+    /// with another whole stack.</summary>
+    public const string Collection = "end-to-end";
+
     public const string Device = "gw1";
     public const string Token = "e2e-device-token-0123456789";
     public const string ViewerUser = "viewer";
@@ -145,9 +150,13 @@ internal sealed class EndToEndStack : IAsyncDisposable
     public PeerProcess? Edge { get; private set; }
     public Uri RtspUrl => EndToEnd.RtspUrl("127.0.0.1", RtspPort);
     public Uri HttpUri => new($"http://127.0.0.1:{HttpPort}");
+    public string UplinkUrl => $"ws://127.0.0.1:{HttpPort}/uplink";
+
+    /// <summary>The edge's <c>relays</c> list (default: this stack's relay only).</summary>
+    public IReadOnlyList<string> Relays { get; private set; } = [];
 
     /// <summary>Starts a camera with <paramref name="options"/>, a relay and an edge whose camera source is <paramref name="source"/> (default: the camera's URL, with credentials when it has them).</summary>
-    public static async Task<EndToEndStack> StartAsync(ITestOutputHelper? output, RtspCameraOptions options, Func<RtspCamera, string>? source = null)
+    public static async Task<EndToEndStack> StartAsync(ITestOutputHelper? output, RtspCameraOptions options, Func<RtspCamera, string>? source = null, Func<EndToEndStack, IEnumerable<string>>? relays = null)
     {
         var camera = await RtspCamera.StartAsync(options);
         EndToEndStack? stack = null;
@@ -155,6 +164,7 @@ internal sealed class EndToEndStack : IAsyncDisposable
         {
             stack = new EndToEndStack(output, camera, EndToEnd.NewWorkDir("stack"), FreePort.Get(), FreePort.Get(), FreePort.Get(),
                 (source ?? (c => c.UrlWithCredentials.ToString()))(camera));
+            stack.Relays = relays is null ? [stack.UplinkUrl] : [.. relays(stack)];
             await stack.StartRelayAsync();
             await stack.StartEdgeAsync();
             return stack;
@@ -175,14 +185,15 @@ internal sealed class EndToEndStack : IAsyncDisposable
 
     public async Task StartEdgeAsync()
     {
-        var config = EndToEnd.WriteEdgeConfig(Dir, [$"ws://127.0.0.1:{HttpPort}/uplink"], CameraSource, WebPort);
+        var config = EndToEnd.WriteEdgeConfig(Dir, Relays, CameraSource, WebPort);
         Edge = await PeerProcess.StartAsync(EndToEnd.EdgeStartInfo(config, WebPort, _output));
     }
 
-    public async Task StopRelayAsync()
+    public async Task KillRelayAsync()
     {
         if (Relay is null) return;
-        await Relay.StopAsync();
+        Relay.Kill();
+        await Relay.WaitForExitAsync(TimeSpan.FromSeconds(10));
         await Relay.DisposeAsync();
         Relay = null;
     }

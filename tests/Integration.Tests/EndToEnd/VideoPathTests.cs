@@ -7,6 +7,7 @@ namespace Pinhole.Integration.Tests.EndToEnd;
 /// Issue 3, the whole video path with real programs: GStreamer RTSP camera → pinhole-edge (child
 /// process) → ws uplink → pinhole-relay (child process) → ffprobe/ffmpeg as the RTSP viewer.
 /// </summary>
+[Collection(EndToEnd.Collection)]
 public class VideoPathTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Cases => ["h264+aac", "h265", "h264+pcma", "h264+digest"];

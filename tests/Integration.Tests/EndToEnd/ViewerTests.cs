@@ -4,6 +4,7 @@ using Xunit.Abstractions;
 namespace Pinhole.Integration.Tests.EndToEnd;
 
 /// <summary>Issue 3: several viewers on one camera, and a viewer that stops reading.</summary>
+[Collection(EndToEnd.Collection)]
 public class ViewerTests(ITestOutputHelper output)
 {
     private static RtspCameraOptions Camera => new() { Video = CameraVideo.H264, Audio = CameraAudio.Aac, Width = 320, Height = 240, Gop = 25 };
