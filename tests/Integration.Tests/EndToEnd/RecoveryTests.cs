@@ -79,5 +79,10 @@ public class RecoveryTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         await AssertPlaysAsync(stack, "on relayB with relayA down", TimeSpan.FromSeconds(60));
         output.WriteLine($"relayA (port {deadRelayPort}) down: viewer on relayB decoded 25 frames {clock.Elapsed.TotalSeconds:0.0} s after the edge started");
+        // In order: relayA was tried first and failed, then relayB took the uplink.
+        var log = stack.Edge!.Output;
+        var triedA = log.IndexOf($"Uplink to ws://127.0.0.1:{deadRelayPort}/uplink failed", StringComparison.Ordinal);
+        var onB = log.IndexOf($"Uplink connected to {stack.UplinkUrl}", StringComparison.Ordinal);
+        Assert.True(triedA >= 0 && onB > triedA, $"expected a failed attempt on relayA before connecting to relayB\n{stack.Logs}");
     }
 }

@@ -50,6 +50,12 @@ public class VideoPathTests(ITestOutputHelper output)
         Assert.Equal((options.Width, options.Height), (probe.Video!.Width, probe.Video.Height));
         Assert.True(probe.Video.FramesDecoded >= 50, why);
         Assert.Empty(probe.DecoderErrors);
+        if (options.Password is not null)
+        {
+            // Secrets never go in logs: the camera's password is in edge.json only.
+            Assert.DoesNotContain(options.Password, stack.Edge!.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain(options.Password, stack.Relay!.Output, StringComparison.Ordinal);
+        }
         if (audioCodec is null)
             Assert.Null(probe.Audio);
         else
