@@ -83,7 +83,8 @@ run_tests() {
     counters=$(grep -o '<Counters [^>]*>' "$trx" | head -n1)
     passed=$((passed + $(sed -E 's/.* passed="([0-9]+)".*/\1/' <<<"$counters")))
     failed=$((failed + $(sed -E 's/.* failed="([0-9]+)".*/\1/' <<<"$counters")))
-    skipped=$((skipped + $(sed -E 's/.* notExecuted="([0-9]+)".*/\1/' <<<"$counters")))
+    # Skipped tests are counted in total but not in executed (notExecuted stays 0 for xunit skips).
+    skipped=$((skipped + $(sed -E 's/.* total="([0-9]+)".*/\1/' <<<"$counters") - $(sed -E 's/.* executed="([0-9]+)".*/\1/' <<<"$counters")))
   done
   echo
   [ ${#failed_projects[@]} -gt 0 ] && echo "failing test assemblies: ${failed_projects[*]}"
