@@ -121,22 +121,8 @@ public sealed partial class EdgeCpuBenchmark : IBenchmark
 
     private static async Task<Result> RunFfmpegAsync(Uri camera, TimeSpan window, CancellationToken cancellationToken)
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        using var sinking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var sink = Task.Run(async () =>
-        {
-            try
-            {
-                using var client = await listener.AcceptTcpClientAsync(sinking.Token);
-                var buffer = new byte[64 * 1024];
-                var stream = client.GetStream();
-                while (await stream.ReadAsync(buffer, sinking.Token) > 0) { }
-            }
-            catch (OperationCanceledException) { }
-            catch (IOException) { }
-        }, CancellationToken.None);
+        await using var sink = new DiscardingTcpSink(IPAddress.Loopback, cancellationToken);
+        var port = sink.Port;
 
         await using var ffmpeg = await PeerProcess.StartAsync(new PeerStartInfo(Tools.Require("ffmpeg"),
             "-hide_banner", "-nostats", "-loglevel", "warning", "-nostdin",
@@ -164,8 +150,6 @@ public sealed partial class EdgeCpuBenchmark : IBenchmark
         finally
         {
             await ffmpeg.StopAsync();
-            await sinking.CancelAsync();
-            await sink;
         }
     }
 

@@ -116,22 +116,8 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
 
     private static async Task<PeerResult> RunFfmpegAsync(CappedLink link, Uri camera, TimeSpan window, CancellationToken cancellationToken)
     {
-        using var listener = new TcpListener(IPAddress.Parse(link.RootAddress), 0);
-        listener.Start();
-        var port = ((IPEndPoint)listener.LocalEndpoint).Port;
-        using var sinking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var sink = Task.Run(async () =>
-        {
-            try
-            {
-                using var client = await listener.AcceptTcpClientAsync(sinking.Token);
-                var buffer = new byte[64 * 1024];
-                var stream = client.GetStream();
-                while (await stream.ReadAsync(buffer, sinking.Token) > 0) { }
-            }
-            catch (OperationCanceledException) { }
-            catch (IOException) { }
-        }, CancellationToken.None);
+        await using var sink = new DiscardingTcpSink(IPAddress.Parse(link.RootAddress), cancellationToken);
+        var port = sink.Port;
 
         var samples = new List<(double Wall, double Stream, double Frames)>();
         var gate = new Lock();
@@ -165,8 +151,6 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
         finally
         {
             await ffmpeg.StopAsync();
-            await sinking.CancelAsync();
-            await sink;
         }
         lock (gate)
         {
