@@ -81,15 +81,13 @@ public sealed class MediaStream : IMediaSink
             lock (_lock)
             {
                 var now = Environment.TickCount64 / 1000;
+                // The three whole seconds before this one; slots outside what CountBytes kept are stale.
                 long sum = 0;
-                var n = 0;
                 for (var s = now - 3; s < now; s++)
                 {
-                    if (s < _currentSecond - 3 || s > _currentSecond) continue;
-                    sum += _bytesPerSecond[s & 3];
-                    n++;
+                    if (s >= _currentSecond - 3 && s <= _currentSecond) sum += _bytesPerSecond[s & 3];
                 }
-                return n == 0 ? 0 : sum * 8 / 3;
+                return sum * 8 / 3;
             }
         }
     }
