@@ -98,11 +98,22 @@ public abstract class NalUnitPacketizer : RtpPacketizer
     // any keyframe (or one that ignores sprop-parameter-sets) can decode. RFC 6184 §8.4 / RFC 7798 §7.2.
     private void SendParameterSets(RtpPacketHandler output, uint timestamp)
     {
-        var sets = _parameterSets.Where(p => p.Length >= NalHeaderSize).ToArray();
-        if (sets.Length == 0) return;
+        // Plain loops, not LINQ: this runs before keyframes, and the filter lambda would capture this.
+        var count = 0;
+        var bodySize = 0;
+        foreach (var p in _parameterSets)
+        {
+            if (p.Length < NalHeaderSize) continue;
+            count++;
+            bodySize += 2 + p.Length;
+        }
+        if (count == 0) return;
+        var sets = new ReadOnlyMemory<byte>[count];
+        count = 0;
+        foreach (var p in _parameterSets)
+            if (p.Length >= NalHeaderSize) sets[count++] = p;
         Span<byte> header = stackalloc byte[2];
         var headerLength = WriteAggregationHeader(sets, header);
-        var bodySize = sets.Sum(s => 2 + s.Length);
         if (sets.Length > 1 && headerLength + bodySize <= MaxPayloadSize)
         {
             // RFC 6184 §5.7.1 STAP-A / RFC 7798 §4.4.2 AP: header, then (16-bit size, NAL unit) per unit.
