@@ -18,7 +18,8 @@ internal sealed class BoxWriter
 
     public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _length);
 
-    public byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();
+    /// <summary>The written bytes; the buffer itself when it is exactly full (the writer must not be used afterwards).</summary>
+    public byte[] ToArray() => _length == _buffer.Length ? _buffer : _buffer.AsSpan(0, _length).ToArray();
 
     /// <summary>Opens a box; returns its start, to be passed to <see cref="End"/>.</summary>
     public int Begin(string type)

@@ -145,7 +145,16 @@ public sealed class Fmp4Muxer
         }
         if (payloadBytes > int.MaxValue - 4096) throw new ArgumentException("fragment too large", nameof(units));
 
-        var w = new BoxWriter((int)payloadBytes + 128 + 16 * units.Length);
+        var anyOffset = false;
+        var negativeOffset = false;
+        foreach (var s in samples)
+        {
+            anyOffset |= s.CompositionOffset != 0;
+            negativeOffset |= s.CompositionOffset < 0;
+        }
+        // Exact size (moof 8, mfhd 16, traf 8, tfhd 16, tfdt 20, trun 20 + per sample, mdat 8), so
+        // ToArray hands over the buffer instead of copying the whole payload once more per fragment.
+        var w = new BoxWriter((int)payloadBytes + 96 + units.Length * (anyOffset ? 16 : 12));
         var moof = w.Begin("moof");
         var mfhd = w.BeginFull("mfhd", 0, 0);
         w.U32(++_sequenceNumber);
@@ -158,13 +167,6 @@ public sealed class Fmp4Muxer
         w.U64((ulong)samples[0].DecodeTime);
         w.End(tfdt);
 
-        var anyOffset = false;
-        var negativeOffset = false;
-        foreach (var s in samples)
-        {
-            anyOffset |= s.CompositionOffset != 0;
-            negativeOffset |= s.CompositionOffset < 0;
-        }
         // data-offset, sample-duration, sample-size, sample-flags [, sample-composition-time-offset]
         var trunFlags = 0x000701u | (anyOffset ? 0x000800u : 0);
         // Version 1 makes the composition offsets signed (§8.8.8.3); needed only when PTS < DTS.

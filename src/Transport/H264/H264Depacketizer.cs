@@ -9,53 +9,33 @@ namespace Pinhole.Transport.H264;
 /// (§5.6), STAP-A (§5.7.1) and FU-A (§5.8). An access unit ends at the marker bit (§5.1) or when
 /// the timestamp changes.
 /// </summary>
-public sealed class H264Depacketizer : RtpDepacketizer
+public sealed class H264Depacketizer : NalUnitDepacketizer
 {
     private const int StapA = 24, StapB = 25, Mtap16 = 26, Mtap24 = 27, FuA = 28, FuB = 29;
 
-    private readonly NalUnitAssembler _assembler;
-    private readonly FragmentBuffer _fragment = new();
-    private long _timestamp;
-    // True until a clean packet boundary: a stream joined mid-NAL (or after a loss) starts with FU tails to drop.
-    private bool _afterLoss = true;
-
     /// <summary>Creates the depacketizer; <paramref name="parameterSets"/> from SDP <c>sprop-parameter-sets</c>, if any.</summary>
-    public H264Depacketizer(int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null) : base(track) =>
-        _assembler = new NalUnitAssembler(MediaCodec.H264, track, parameterSets);
-
-    /// <inheritdoc />
-    public override TrackInfo? TrackInfo => _assembler.TrackInfo;
-
-    /// <inheritdoc />
-    public override long DroppedUnits => _assembler.Dropped;
+    public H264Depacketizer(int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null)
+        : base(track, MediaCodec.H264, parameterSets, "H.264 marker bit set inside an unfinished FU-A") { }
 
     /// <summary>Parses <c>sprop-parameter-sets</c> (RFC 6184 §8.1): comma-separated base64 NAL units.</summary>
     public static IReadOnlyList<ReadOnlyMemory<byte>> ParseSpropParameterSets(string? value) => FragmentBuffer.ParseBase64List(value, "sprop-parameter-sets");
 
     /// <inheritdoc />
-    protected override void Depacketize(RtpPacket packet, long timestamp, IAccessUnitOutput output)
+    private protected override void DepacketizePayload(ReadOnlyMemory<byte> payload)
     {
-        if (_assembler.HasPending && timestamp != _timestamp)
-        {
-            // A new timestamp starts a new access unit even when the marker bit was lost (§5.1).
-            _fragment.Reset();
-            _assembler.Complete(_timestamp, output);
-        }
-        _timestamp = timestamp;
-        var payload = packet.Payload;
         if (payload.Length < 1) throw new RtspProtocolException("empty H.264 RTP payload");
         var type = payload.Span[0] & 0x1f;
         switch (type)
         {
             case >= 1 and <= 23:
-                if (_fragment.InProgress) throw new RtspProtocolException("H.264 single NAL unit inside an unfinished FU-A");
-                _assembler.Add(payload);
-                _afterLoss = false;
+                if (Fragment.InProgress) throw new RtspProtocolException("H.264 single NAL unit inside an unfinished FU-A");
+                Assembler.Add(payload);
+                AfterLoss = false;
                 break;
             case StapA:
-                if (_fragment.InProgress) throw new RtspProtocolException("H.264 STAP-A inside an unfinished FU-A");
+                if (Fragment.InProgress) throw new RtspProtocolException("H.264 STAP-A inside an unfinished FU-A");
                 // §5.7.1: 16-bit NALU size, then the NAL unit; repeated.
-                _afterLoss = false;
+                AfterLoss = false;
                 var offset = 1;
                 if (payload.Length < 3) throw new RtspProtocolException("H.264 STAP-A without any NAL unit");
                 while (offset < payload.Length)
@@ -64,7 +44,7 @@ public sealed class H264Depacketizer : RtpDepacketizer
                     var size = (payload.Span[offset] << 8) | payload.Span[offset + 1];
                     offset += 2;
                     if (size == 0 || size > payload.Length - offset) throw new RtspProtocolException($"H.264 STAP-A NAL unit size {size} is zero or past the packet end");
-                    _assembler.Add(payload.Slice(offset, size));
+                    Assembler.Add(payload.Slice(offset, size));
                     offset += size;
                 }
                 break;
@@ -78,20 +58,20 @@ public sealed class H264Depacketizer : RtpDepacketizer
                     if (start && end) throw new RtspProtocolException("H.264 FU-A with both start and end bits (RFC 6184 §5.8)");
                     if (start)
                     {
-                        _afterLoss = false;
-                        if (_fragment.InProgress) throw new RtspProtocolException("H.264 FU-A start before the previous FU-A ended");
-                        _fragment.Start((byte)((indicator & 0xe0) | (header & 0x1f)), payload.Span[2..]);
+                        AfterLoss = false;
+                        if (Fragment.InProgress) throw new RtspProtocolException("H.264 FU-A start before the previous FU-A ended");
+                        Fragment.Start((byte)((indicator & 0xe0) | (header & 0x1f)), payload.Span[2..]);
                     }
                     else
                     {
-                        if (!_fragment.InProgress)
+                        if (!Fragment.InProgress)
                         {
                             // After a loss the rest of a fragmented NAL is expected and dropped (the unit is broken anyway).
-                            if (_afterLoss) break;
+                            if (AfterLoss) break;
                             throw new RtspProtocolException("H.264 FU-A continuation without a start");
                         }
-                        _fragment.Append(payload.Span[2..]);
-                        if (end) _assembler.Add(_fragment.Finish());
+                        Fragment.Append(payload.Span[2..]);
+                        if (end) Assembler.Add(Fragment.Finish());
                     }
                     break;
                 }
@@ -100,19 +80,6 @@ public sealed class H264Depacketizer : RtpDepacketizer
             default:
                 throw new RtspProtocolException($"H.264 RTP packet with reserved NAL unit type {type}");
         }
-        if (packet.Marker)
-        {
-            if (_fragment.InProgress) throw new RtspProtocolException("H.264 marker bit set inside an unfinished FU-A");
-            _assembler.Complete(timestamp, output);
-        }
-    }
-
-    /// <inheritdoc />
-    protected override void OnLoss()
-    {
-        _afterLoss = true;
-        _fragment.Reset();
-        _assembler.MarkLoss();
     }
 }
 

@@ -10,25 +10,13 @@ namespace Pinhole.Transport.H265;
 /// single NAL unit packets (§4.4.1), aggregation packets (§4.4.2) and fragmentation units (§4.4.3).
 /// An access unit ends at the marker bit or when the timestamp changes.
 /// </summary>
-public sealed class H265Depacketizer : RtpDepacketizer
+public sealed class H265Depacketizer : NalUnitDepacketizer
 {
     private const int Ap = 48, Fu = 49, Paci = 50;
 
-    private readonly NalUnitAssembler _assembler;
-    private readonly FragmentBuffer _fragment = new();
-    private long _timestamp;
-    // True until a clean packet boundary: a stream joined mid-NAL (or after a loss) starts with FU tails to drop.
-    private bool _afterLoss = true;
-
     /// <summary>Creates the depacketizer; <paramref name="parameterSets"/> from SDP <c>sprop-vps/sps/pps</c>, if any.</summary>
-    public H265Depacketizer(int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null) : base(track) =>
-        _assembler = new NalUnitAssembler(MediaCodec.H265, track, parameterSets);
-
-    /// <inheritdoc />
-    public override TrackInfo? TrackInfo => _assembler.TrackInfo;
-
-    /// <inheritdoc />
-    public override long DroppedUnits => _assembler.Dropped;
+    public H265Depacketizer(int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null)
+        : base(track, MediaCodec.H265, parameterSets, "H.265 marker bit set inside an unfinished FU") { }
 
     /// <summary>Parses the base64 NAL units of <c>sprop-vps</c>, <c>sprop-sps</c>, <c>sprop-pps</c> (RFC 7798 §7.1).</summary>
     public static IReadOnlyList<ReadOnlyMemory<byte>> ParseSpropParameterSets(IReadOnlyDictionary<string, string> fmtp)
@@ -41,29 +29,22 @@ public sealed class H265Depacketizer : RtpDepacketizer
     }
 
     /// <inheritdoc />
-    protected override void Depacketize(RtpPacket packet, long timestamp, IAccessUnitOutput output)
+    private protected override void DepacketizePayload(ReadOnlyMemory<byte> payload)
     {
-        if (_assembler.HasPending && timestamp != _timestamp)
-        {
-            _fragment.Reset();
-            _assembler.Complete(_timestamp, output);
-        }
-        _timestamp = timestamp;
-        var payload = packet.Payload;
         if (payload.Length < 3) throw new RtspProtocolException("H.265 RTP payload shorter than a NAL unit header plus one byte");
         var type = (payload.Span[0] >> 1) & 0x3f;
         switch (type)
         {
             case < Ap:
-                if (_fragment.InProgress) throw new RtspProtocolException("H.265 single NAL unit inside an unfinished FU");
-                _assembler.Add(payload);
-                _afterLoss = false;
+                if (Fragment.InProgress) throw new RtspProtocolException("H.265 single NAL unit inside an unfinished FU");
+                Assembler.Add(payload);
+                AfterLoss = false;
                 break;
             case Ap:
                 {
-                    if (_fragment.InProgress) throw new RtspProtocolException("H.265 AP inside an unfinished FU");
+                    if (Fragment.InProgress) throw new RtspProtocolException("H.265 AP inside an unfinished FU");
                     // §4.4.2: PayloadHdr, then (16-bit NALU size, NAL unit) repeated; no DONL fields.
-                    _afterLoss = false;
+                    AfterLoss = false;
                     var offset = 2;
                     var count = 0;
                     while (offset < payload.Length)
@@ -72,7 +53,7 @@ public sealed class H265Depacketizer : RtpDepacketizer
                         var size = (payload.Span[offset] << 8) | payload.Span[offset + 1];
                         offset += 2;
                         if (size < 2 || size > payload.Length - offset) throw new RtspProtocolException($"H.265 AP NAL unit size {size} is too small or past the packet end");
-                        _assembler.Add(payload.Slice(offset, size));
+                        Assembler.Add(payload.Slice(offset, size));
                         offset += size;
                         count++;
                     }
@@ -88,22 +69,22 @@ public sealed class H265Depacketizer : RtpDepacketizer
                     if (start && end) throw new RtspProtocolException("H.265 FU with both start and end bits (RFC 7798 §4.4.3)");
                     if (start)
                     {
-                        _afterLoss = false;
-                        if (_fragment.InProgress) throw new RtspProtocolException("H.265 FU start before the previous FU ended");
+                        AfterLoss = false;
+                        if (Fragment.InProgress) throw new RtspProtocolException("H.265 FU start before the previous FU ended");
                         // Rebuild the NAL header: F and LayerId from PayloadHdr, type from the FU header.
                         var b0 = (byte)((payload.Span[0] & 0x81) | (fuType << 1));
-                        _fragment.Start([b0, payload.Span[1]], payload.Span[3..]);
+                        Fragment.Start([b0, payload.Span[1]], payload.Span[3..]);
                     }
                     else
                     {
-                        if (!_fragment.InProgress)
+                        if (!Fragment.InProgress)
                         {
                             // After a loss the rest of a fragmented NAL is expected and dropped (the unit is broken anyway).
-                            if (_afterLoss) break;
+                            if (AfterLoss) break;
                             throw new RtspProtocolException("H.265 FU continuation without a start");
                         }
-                        _fragment.Append(payload.Span[3..]);
-                        if (end) _assembler.Add(_fragment.Finish());
+                        Fragment.Append(payload.Span[3..]);
+                        if (end) Assembler.Add(Fragment.Finish());
                     }
                     break;
                 }
@@ -112,18 +93,5 @@ public sealed class H265Depacketizer : RtpDepacketizer
             default:
                 throw new RtspProtocolException($"H.265 RTP packet with reserved type {type}");
         }
-        if (packet.Marker)
-        {
-            if (_fragment.InProgress) throw new RtspProtocolException("H.265 marker bit set inside an unfinished FU");
-            _assembler.Complete(timestamp, output);
-        }
-    }
-
-    /// <inheritdoc />
-    protected override void OnLoss()
-    {
-        _afterLoss = true;
-        _fragment.Reset();
-        _assembler.MarkLoss();
     }
 }
