@@ -189,9 +189,11 @@ public class UplinkEndpointTests(ITestOutputHelper output)
         await WaitUntilAsync(() => stream.IsOnline, "stream online");
         var clock = Stopwatch.StartNew();
 
-        // Read (the relay's pings arrive) but never answer or send anything.
-        await WaitUntilAsync(() => relay.Sessions.Count == 0, "dead link detected");
+        // Read (the relay's pings arrive) but never answer or send anything. Time the moment the relay
+        // declares the link dead (its counter), not the close handshake with a peer that never answers.
+        await WaitUntilAsync(() => relay.Metrics.Render().Contains("pinhole_uplink_dead_links_total 1", StringComparison.Ordinal), "dead link detected");
         var detected = clock.Elapsed;
+        await WaitUntilAsync(() => relay.Sessions.Count == 0, "dead session removed");
 
         output.WriteLine($"dead link detected after {detected.TotalMilliseconds:0} ms");
         Assert.InRange(detected, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(1300));
