@@ -87,6 +87,9 @@ run_tests() {
     skipped=$((skipped + $(sed -E 's/.* total="([0-9]+)".*/\1/' <<<"$counters") - $(sed -E 's/.* executed="([0-9]+)".*/\1/' <<<"$counters")))
   done
   echo
+  if [ "$failed" -gt 0 ] || [ ${#failed_projects[@]} -gt 0 ]; then
+    /usr/bin/python3 "$ROOT/scripts/failed-tests.py" "$results"/*.trx || true
+  fi
   [ ${#failed_projects[@]} -gt 0 ] && echo "failing test assemblies: ${failed_projects[*]}"
   echo "tests: $passed passed, $failed failed, $skipped skipped"
   [ ${#failed_projects[@]} -eq 0 ] && [ "$failed" -eq 0 ]
