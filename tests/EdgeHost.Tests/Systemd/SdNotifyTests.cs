@@ -86,8 +86,15 @@ public class SdNotifyTests
         info.Environment["WATCHDOG_USEC"] = "1000000";
         info.Environment["JOURNAL_STREAM"] = "8:12345";
         using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
+        // Lines as they come, so the test waits for what the process logs instead of sleeping.
+        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var stdout = Task.Run(async () =>
+        {
+            while (await process.StandardOutput.ReadLineAsync() is { } line) output.Enqueue(line);
+        });
         var stderr = process.StandardError.ReadToEndAsync();
+        bool Logged(string level, params string[] parts) =>
+            output.Any(l => l.StartsWith(level, StringComparison.Ordinal) && parts.All(p => l.Contains(p, StringComparison.Ordinal)));
         try
         {
             await EdgeTestHost.WaitUntilAsync(() => listener.Received("READY=1"), TimeSpan.FromSeconds(30), "READY=1 from the process");
@@ -97,11 +104,13 @@ public class SdNotifyTests
             var good = await File.ReadAllTextAsync(file);
             await File.WriteAllTextAsync(file, good.Replace("\"deviceId\": \"gw1\"", "\"deviceId\": \"gw 1\"", StringComparison.Ordinal));
             Assert.Equal(0, Kill(process.Id, 1));
-            await Task.Delay(1000);
+            // The reload runs on the thread pool; on a loaded machine it can take a while to get there.
+            await EdgeTestHost.WaitUntilAsync(() => Logged("<3>", "reload of", "deviceId: must be 1-64 characters"), TimeSpan.FromSeconds(15), "the broken file refused");
             Assert.False(process.HasExited);
             await File.WriteAllTextAsync(file, good);
             Assert.Equal(0, Kill(process.Id, 1));
-            await Task.Delay(1000);
+            await EdgeTestHost.WaitUntilAsync(() => Logged("<6>", "config reloaded from"), TimeSpan.FromSeconds(15), "the good file applied");
+            Assert.False(process.HasExited);
 
             var sigterm = Stopwatch.StartNew();
             Assert.Equal(0, Kill(process.Id, 15));
@@ -112,7 +121,8 @@ public class SdNotifyTests
             Assert.True(listener.Received("STOPPING=1"));
 
             // Under journald (JOURNAL_STREAM set) every log line carries a syslog priority prefix.
-            var lines = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            await stdout;
+            var lines = output.Where(l => l.Length > 0).ToList();
             Assert.NotEmpty(lines);
             Assert.All(lines, l => Assert.Matches(@"^<[0-7]>", l));
             Assert.Contains(lines, l => l.StartsWith("<6>", StringComparison.Ordinal) && l.Contains("ready:", StringComparison.Ordinal));
