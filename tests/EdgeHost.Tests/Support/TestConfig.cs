@@ -47,4 +47,19 @@ public sealed class TempConfigDir : IDisposable
           "dataDir": "./data"
         }
         """;
+
+    /// <summary>
+    /// <see cref="Sample"/> with every camera, relay and broker on a closed loopback port, for tests
+    /// that run the real pipelines: they fail to connect and retry, and no packet (not even a DNS
+    /// query) leaves the machine.
+    /// </summary>
+    public static string LoopbackSample(string listen = "http://127.0.0.1:0")
+    {
+        var closed = Pinhole.Testing.FreePort.Get();
+        return Sample(listen)
+            .Replace("wss://relay.example.com/uplink", $"ws://127.0.0.1:{closed}/uplink", StringComparison.Ordinal)
+            .Replace("wss://relay2.example.com/uplink", $"ws://127.0.0.1:{closed}/uplink2", StringComparison.Ordinal)
+            .Replace("192.168.1.64:554", $"127.0.0.1:{closed}", StringComparison.Ordinal)
+            .Replace("wss://broker.example.com:8884/mqtt", $"ws://127.0.0.1:{closed}/mqtt", StringComparison.Ordinal);
+    }
 }

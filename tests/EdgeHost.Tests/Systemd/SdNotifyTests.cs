@@ -1,10 +1,11 @@
 using System.Diagnostics;
+using Xunit.Abstractions;
 using Pinhole.EdgeHost.Systemd;
 using Pinhole.EdgeHost.Tests.Support;
 
 namespace Pinhole.EdgeHost.Tests.Systemd;
 
-public class SdNotifyTests
+public class SdNotifyTests(ITestOutputHelper testOutput)
 {
     [Theory]
     [InlineData(false)]
@@ -80,7 +81,7 @@ public class SdNotifyTests
     {
         using var listener = new NotifySocketListener();
         using var dir = new TempConfigDir();
-        var file = dir.Write(TempConfigDir.Sample());
+        var file = dir.Write(TempConfigDir.LoopbackSample());
         var info = EdgeProcess.StartInfo("--config", file);
         info.Environment["NOTIFY_SOCKET"] = listener.NotifySocket;
         info.Environment["WATCHDOG_USEC"] = "1000000";
@@ -133,6 +134,7 @@ public class SdNotifyTests
         finally
         {
             if (!process.HasExited) process.Kill(entireProcessTree: true);
+            foreach (var line in output) testOutput.WriteLine(line);
         }
     }
 
