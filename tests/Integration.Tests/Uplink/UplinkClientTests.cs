@@ -237,7 +237,11 @@ public class UplinkClientTests(ITestOutputHelper output)
                 Devices = [new() { Id = "gw1", Token = "secret-gw1" }],
             };
             await using var relay = await Pinhole.Relay.RelayApp.StartAsync(config);
-            await using var edge = new RunningClient(Options(relay.UplinkUri), output);
+            // Not a dead-link or congestion test, and it asserts that nothing is dropped: the 1 s limits
+            // of the other tests would give up on a link that a loaded machine keeps busy for that
+            // long with a 2 MB message, losing the frames queued meanwhile.
+            await using var edge = new RunningClient(Options(relay.UplinkUri) with { HeartbeatInterval = TimeSpan.FromSeconds(1), DeadLinkTimeout = TimeSpan.FromSeconds(10), QueueDuration = TimeSpan.FromSeconds(10), MaxUnackedAge = TimeSpan.FromSeconds(5) }, output);
+            await WaitUntilAsync(() => edge.Client.ConnectedRelay is not null, "connected");
             var streams = relay.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>();
             // 2 MB keyframes: the uplink is not bound by Kestrel's 1 MB request body limit.
             await new FakeCamera(keyframeBytes: 2_000_000, gop: 10).RunAsync(edge.Client.GetSink("door"), frames: 25, CancellationToken.None);
