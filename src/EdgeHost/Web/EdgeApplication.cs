@@ -176,6 +176,11 @@ public static partial class EdgeApplication
         {
             if (OperatingSystem.IsLinux() || OperatingSystem.IsMacOS())
             {
+                // A parent may hand SIGHUP down as ignored (nohup, some supervisors), and .NET then
+                // never delivers it to the registration below. Here SIGHUP means "reload", as for
+                // nginx or sshd, so take it back to the default first.
+                const int SigHup = 1;
+                if (SetSignalHandler(SigHup, 0 /* SIG_DFL */) == 1 /* it was SIG_IGN */) LogWasIgnored(logger);
                 _registration = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGHUP, context =>
                 {
                     context.Cancel = true;
@@ -192,6 +197,13 @@ public static partial class EdgeApplication
 
         [LoggerMessage(Level = LogLevel.Information, Message = "SIGHUP: reloading the config")]
         private static partial void LogReloading(ILogger logger);
+
+        [LoggerMessage(Level = LogLevel.Debug, Message = "SIGHUP was inherited as ignored (nohup?); it reloads the config all the same")]
+        private static partial void LogWasIgnored(ILogger logger);
+
+        // signal(2): returns the previous handler (SIG_IGN is 1).
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "signal")]
+        private static extern nint SetSignalHandler(int signal, nint handler);
     }
 
     /// <summary>Starts the supervisor with the host and stops it (within the shutdown timeout) with the host.</summary>
