@@ -298,7 +298,7 @@ public sealed partial class RtspClient
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         try
         {
-            var c = await RtspConnection.ConnectAsync(url.IdnHost, port, _options.ParserLimits, linked.Token).ConfigureAwait(false);
+            var c = await RtspConnection.ConnectAsync(url.IdnHost, port, _options.ParserLimits, _options.ConnectTimeout, linked.Token).ConfigureAwait(false);
             Log.Connected(_logger, RtspUrl.Redact(url));
             return c;
         }

@@ -1,62 +1,114 @@
 using System.Buffers;
 using System.Collections.Concurrent;
-using System.IO.Pipelines;
+using System.Net;
 using System.Net.Sockets;
 
 namespace Pinhole.Transport.Rtsp;
 
 /// <summary>
-/// The I/O half of an RTSP client connection: one TCP stream, a read loop that parses with
+/// The I/O half of an RTSP client connection: one TCP socket, a reader that parses with
 /// <see cref="RtspParser"/> and hands out responses (matched by CSeq), interleaved frames and
 /// server requests. Knows nothing about sessions or media.
 /// </summary>
+/// <remarks>
+/// The socket stays a plain blocking socket read by one dedicated thread. With RTP interleaved on
+/// the connection (the default) a 4 Mbit/s camera sends some 400 packets a second; through .NET's
+/// async sockets each one woke the epoll thread and then a thread-pool worker, and that parking and
+/// waking was most of the edge's CPU (perf: futex and context switches). A blocking read wakes this
+/// one thread per burst, as ffmpeg's read loop does, and the frame handlers run right here.
+/// Writes (requests, keepalives, RTCP) are rare and small and are made synchronously under a lock.
+/// </remarks>
 internal sealed class RtspConnection : IAsyncDisposable
 {
-    private readonly TcpClient _tcp;
-    private readonly NetworkStream _stream;
-    private readonly PipeReader _reader;
+    private const int InitialBufferBytes = 64 * 1024;
+
+    /// <summary>A write the camera does not take within this fails the connection.</summary>
+    private static readonly TimeSpan WriteTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly Socket _socket;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly ConcurrentDictionary<int, TaskCompletionSource<RtspResponse>> _pending = new();
-    private readonly CancellationTokenSource _closing = new();
+    private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly RtspParserLimits _limits;
-    private Task? _readLoop;
+    private readonly int _maxBufferBytes;
+    private volatile bool _closing;
+    private int _disposed;
 
-    private RtspConnection(TcpClient tcp, RtspParserLimits limits)
+    private RtspConnection(Socket socket, RtspParserLimits limits)
     {
-        _tcp = tcp;
-        _stream = tcp.GetStream();
-        _reader = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 4096));
+        _socket = socket;
         _limits = limits;
+        // Room for the largest message the limits allow, or a whole interleaved frame, plus a read.
+        _maxBufferBytes = Math.Max(limits.MaxHeaderBytes + limits.MaxBodyBytes, InterleavedFrame.HeaderLength + ushort.MaxValue) + InitialBufferBytes;
     }
 
-    /// <summary>Called for every interleaved frame, on the read loop.</summary>
+    /// <summary>Called for every interleaved frame, on the reader thread.</summary>
     public Action<InterleavedFrame>? FrameReceived { get; set; }
 
     /// <summary>Called for requests the server sends us; the returned response is written back.</summary>
     public Func<RtspRequest, RtspResponse>? RequestReceived { get; set; }
 
-    /// <summary>Completes when the read loop ends (faulted with the reason).</summary>
-    public Task Completion => _readLoop ?? Task.CompletedTask;
+    /// <summary>Completes when the reader ends (faulted with the reason).</summary>
+    public Task Completion => _completion.Task;
 
-    public System.Net.IPEndPoint? RemoteEndPoint => _tcp.Client.RemoteEndPoint as System.Net.IPEndPoint;
+    public IPEndPoint? RemoteEndPoint => _socket.RemoteEndPoint as IPEndPoint;
 
-    public System.Net.IPEndPoint? LocalEndPoint => _tcp.Client.LocalEndPoint as System.Net.IPEndPoint;
+    public IPEndPoint? LocalEndPoint => _socket.LocalEndPoint as IPEndPoint;
 
-    public static async Task<RtspConnection> ConnectAsync(string host, int port, RtspParserLimits limits, CancellationToken cancellationToken)
+    public static async Task<RtspConnection> ConnectAsync(string host, int port, RtspParserLimits limits, TimeSpan connectTimeout, CancellationToken cancellationToken)
     {
-        var tcp = new TcpClient { NoDelay = true };
-        try
-        {
-            await tcp.ConnectAsync(host, port, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            tcp.Dispose();
-            throw;
-        }
-        var c = new RtspConnection(tcp, limits);
-        c._readLoop = Task.Run(c.ReadLoopAsync, CancellationToken.None);
+        var addresses = IPAddress.TryParse(host, out var literal)
+            ? [literal]
+            : await Dns.GetHostAddressesAsync(host, cancellationToken).ConfigureAwait(false);
+        if (addresses.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
+        // A blocking connect keeps the socket out of the async engine for good; one async call would
+        // make it non-blocking and every later read would go through epoll. It gets a thread of its
+        // own, not a pool thread: cameras that time out must not starve the pool. Cancelling closes
+        // the socket and stops waiting at once, whatever the kernel still does.
+        var connecting = Task.Factory.StartNew(() => ConnectBlocking(addresses, port, connectTimeout, cancellationToken),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var socket = await connecting.WaitAsync(cancellationToken).ConfigureAwait(false);
+        var c = new RtspConnection(socket, limits);
+        var reader = new Thread(c.ReadLoop) { IsBackground = true, Name = "rtsp-read" };
+        reader.Start();
         return c;
+    }
+
+    private static Socket ConnectBlocking(IPAddress[] addresses, int port, TimeSpan connectTimeout, CancellationToken cancellationToken)
+    {
+        SocketException? last = null;
+        foreach (var address in addresses)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            // Linux bounds a blocking connect by SO_SNDTIMEO, so an unanswered SYN does not hold this
+            // pool thread for the kernel's two minutes after the caller gave up. A second more than
+            // the caller's own timeout, so the caller's clear timeout message wins the race.
+            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+            {
+                NoDelay = true,
+                SendTimeout = (int)Math.Clamp(connectTimeout.TotalMilliseconds + 1000, 1, int.MaxValue),
+            };
+            try
+            {
+                using (cancellationToken.UnsafeRegister(static s => ((Socket)s!).Dispose(), socket))
+                    socket.Connect(address, port);
+                socket.SendTimeout = (int)WriteTimeout.TotalMilliseconds;
+                return socket;
+            }
+            catch (SocketException e)
+            {
+                socket.Dispose();
+                last = e;
+            }
+            catch (ObjectDisposedException)
+            {
+                socket.Dispose();
+                cancellationToken.ThrowIfCancellationRequested();
+                throw;
+            }
+        }
+        cancellationToken.ThrowIfCancellationRequested();
+        throw last!;
     }
 
     public async Task<RtspResponse> SendAsync(RtspRequest request, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)
@@ -90,7 +142,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await _stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+            SendAll(bytes.Span);
         }
         finally
         {
@@ -98,32 +150,84 @@ internal sealed class RtspConnection : IAsyncDisposable
         }
     }
 
-    private async Task ReadLoopAsync()
+    private void SendAll(ReadOnlySpan<byte> bytes)
     {
+        try
+        {
+            while (!bytes.IsEmpty) bytes = bytes[_socket.Send(bytes)..];
+        }
+        catch (SocketException e)
+        {
+            throw new IOException(e.Message, e);
+        }
+    }
+
+    private void ReadLoop()
+    {
+        var buffer = new byte[InitialBufferBytes];
+        var filled = 0;
         try
         {
             while (true)
             {
-                var result = await _reader.ReadAsync(_closing.Token).ConfigureAwait(false);
-                var buffer = result.Buffer;
-                var consumed = Dispatch(buffer, out var replies);
-                _reader.AdvanceTo(consumed, buffer.End);
+                if (filled == buffer.Length)
+                {
+                    // The parser throws for anything over its limits before this could be reached.
+                    if (buffer.Length >= _maxBufferBytes) throw new RtspProtocolException($"more than {_maxBufferBytes} bytes without a complete message");
+                    Array.Resize(ref buffer, Math.Min(_maxBufferBytes, buffer.Length * 2));
+                }
+                int read;
+                try
+                {
+                    read = _socket.Receive(buffer, filled, buffer.Length - filled, SocketFlags.None);
+                }
+                catch (Exception e) when (_closing && e is SocketException or ObjectDisposedException)
+                {
+                    break;
+                }
+                if (read == 0)
+                {
+                    if (_closing) break;
+                    throw new RtspClientException(filled > 0 ? "the server closed the connection in the middle of a message" : "the server closed the connection");
+                }
+                filled += read;
+                var consumed = Dispatch(new ReadOnlySequence<byte>(buffer, 0, filled), out var replies);
+                if (consumed > 0)
+                {
+                    buffer.AsSpan(consumed, filled - consumed).CopyTo(buffer);
+                    filled -= consumed;
+                }
                 if (replies is not null)
-                    foreach (var reply in replies) await WriteAsync(RtspWriter.ToBytes(reply), _closing.Token).ConfigureAwait(false);
-                if (result.IsCompleted)
-                    throw new RtspClientException(buffer.Slice(consumed).Length > 0 ? "the server closed the connection in the middle of a message" : "the server closed the connection");
+                {
+                    _writeLock.Wait();
+                    try
+                    {
+                        foreach (var reply in replies) SendAll(RtspWriter.ToBytes(reply));
+                    }
+                    finally
+                    {
+                        _writeLock.Release();
+                    }
+                }
             }
+            _completion.TrySetResult();
         }
-        catch (OperationCanceledException) when (_closing.IsCancellationRequested)
+        catch (Exception e) when (_closing && e is SocketException or ObjectDisposedException or IOException)
         {
+            _completion.TrySetResult();
         }
-        catch (IOException e)
+        catch (Exception e) when (e is SocketException or IOException)
         {
-            throw new RtspClientException("the RTSP connection failed: " + e.Message, e);
+            _completion.TrySetException(new RtspClientException("the RTSP connection failed: " + e.Message, e));
+        }
+        catch (Exception e)
+        {
+            // Protocol errors and anything a frame handler threw: the session ends with the reason.
+            _completion.TrySetException(e);
         }
     }
 
-    private SequencePosition Dispatch(ReadOnlySequence<byte> buffer, out List<RtspResponse>? replies)
+    private int Dispatch(ReadOnlySequence<byte> buffer, out List<RtspResponse>? replies)
     {
         replies = null; // server requests are rare; no list per read
         var reader = new SequenceReader<byte>(buffer);
@@ -147,17 +251,19 @@ internal sealed class RtspConnection : IAsyncDisposable
                     break;
             }
         }
-        return reader.Position;
+        return (int)reader.Consumed;
     }
 
     public async ValueTask DisposeAsync()
     {
-        await _closing.CancelAsync().ConfigureAwait(false);
-        _tcp.Dispose();
-        try { if (_readLoop is not null) await _readLoop.ConfigureAwait(false); }
-        catch (Exception) { /* the loop's error was already observed or no longer matters */ }
-        await _reader.CompleteAsync().ConfigureAwait(false);
-        _closing.Dispose();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _closing = true;
+        // shutdown(2) wakes the reader out of its blocking recv (close alone would not on Linux).
+        try { _socket.Shutdown(SocketShutdown.Both); }
+        catch (SocketException) { /* not connected any more */ }
+        try { await Completion.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false); }
+        catch (Exception) { /* the reader's error was already observed or no longer matters */ }
+        _socket.Dispose();
         _writeLock.Dispose();
     }
 }
