@@ -16,7 +16,6 @@ public sealed class UplinkWebSocket : IAsyncDisposable
     private readonly UplinkLimits _limits;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private byte[] _receiveBuffer;
-    private readonly byte[] _frameHeader = new byte[UplinkProtocol.FrameHeaderSize];
     private long _mediaBytesSent, _mediaBytesReceived;
 
     /// <summary>Wraps an open WebSocket.</summary>
@@ -130,27 +129,29 @@ public sealed class UplinkWebSocket : IAsyncDisposable
         }
     }
 
-    /// <summary>Sends one <see cref="MediaFrame"/> with the payload taken straight from <paramref name="unit"/> (no copy).</summary>
+    /// <summary>Sends one <see cref="MediaFrame"/> as one WebSocket frame.</summary>
     /// <returns>The message size in bytes.</returns>
     public async ValueTask<int> SendFrameAsync(ulong sequence, ushort streamId, ulong sendTimestamp, AccessUnit unit, CancellationToken cancellationToken)
     {
         var length = UplinkProtocol.FrameHeaderSize + unit.Data.Length;
         if (length - UplinkProtocol.HeaderSize > _limits.MaxMessageBytes)
             throw new ArgumentException($"frame of {unit.Data.Length} bytes exceeds the {_limits.MaxMessageBytes}-byte message limit", nameof(unit));
+        // Header and payload in one buffer, one WebSocket frame: a client WebSocket masks (so copies)
+        // every byte anyway, and a second frame would cost a second send and mask key per access unit.
         await _sendLock.WaitAsync(cancellationToken);
+        var message = ArrayPool<byte>.Shared.Rent(length);
         try
         {
-            UplinkCodec.WriteFrameHeader(_frameHeader, sequence, streamId, sendTimestamp, unit);
-            // Two WebSocket frames, one WebSocket message: header then the producer's payload buffer.
-            await _socket.SendAsync(_frameHeader, WebSocketMessageType.Binary, unit.Data.IsEmpty, cancellationToken);
-            if (!unit.Data.IsEmpty)
-                await _socket.SendAsync(unit.Data, WebSocketMessageType.Binary, true, cancellationToken);
+            UplinkCodec.WriteFrameHeader(message, sequence, streamId, sendTimestamp, unit);
+            unit.Data.Span.CopyTo(message.AsSpan(UplinkProtocol.FrameHeaderSize));
+            await _socket.SendAsync(message.AsMemory(0, length), WebSocketMessageType.Binary, true, cancellationToken);
             Interlocked.Add(ref _mediaBytesSent, length);
             return length;
         }
         finally
         {
             _sendLock.Release();
+            ArrayPool<byte>.Shared.Return(message);
         }
     }
 
