@@ -15,7 +15,10 @@ public sealed class UplinkSendQueue
     private readonly List<CameraQueue> _cameras = [];
     private readonly TimeProvider _time;
     private readonly MetricsRegistry _metrics;
-    private readonly SemaphoreSlim _pulse = new(0, 1);
+    // The sender's wake-up: Pulse never blocks and coalesces. The sender is one dedicated thread
+    // that blocks on it (see UplinkClient.SendLoop), so a frame costs one wake of that thread and no
+    // thread-pool work item or timer.
+    private readonly ManualResetEventSlim _pulse = new(false, spinCount: 1);
     private long _order, _bytes;
 
     /// <summary>Creates the queue.</summary>
@@ -39,6 +42,18 @@ public sealed class UplinkSendQueue
 
     /// <summary>Payload bytes queued now.</summary>
     public long QueuedBytes { get { lock (_lock) return _bytes; } }
+
+    /// <summary>Whether any camera has a frame waiting.</summary>
+    public bool HasFrames
+    {
+        get
+        {
+            lock (_lock)
+                foreach (var c in _cameras)
+                    if (c.Items.Count > 0) return true;
+            return false;
+        }
+    }
 
     /// <summary>Adds a camera; its stream id is its position (stable for the life of the process).</summary>
     public CameraQueue AddCamera(string name)
@@ -75,8 +90,17 @@ public sealed class UplinkSendQueue
         }
     }
 
-    /// <summary>Queues one frame, or drops it (and what is queued before it) when the camera is over its bound.</summary>
+    /// <summary>Queues one frame, or drops it (and what is queued before it) when the camera is over its bound, and wakes the sender.</summary>
     public void Enqueue(CameraQueue camera, in AccessUnit unit)
+    {
+        if (EnqueueQuietly(camera, unit)) Pulse();
+    }
+
+    /// <summary>
+    /// As <see cref="Enqueue"/> without waking the sender: for a producer that then tries to send
+    /// itself and pulses only when it cannot. Returns true when the frame was queued.
+    /// </summary>
+    public bool EnqueueQuietly(CameraQueue camera, in AccessUnit unit)
     {
         ArgumentNullException.ThrowIfNull(camera);
         lock (_lock)
@@ -86,7 +110,7 @@ public sealed class UplinkSendQueue
             {
                 // A source that sends frames before (or outside) its tracks: nothing could decode them.
                 camera.Drop(unit.Data.Length);
-                return;
+                return false;
             }
             var gopStart = camera.IsGopStart(unit);
             var now = _time.GetTimestamp();
@@ -94,7 +118,7 @@ public sealed class UplinkSendQueue
                 DropToNextGop(camera);
             if (camera.Skipping)
             {
-                if (!gopStart) { camera.Drop(unit.Data.Length); return; }
+                if (!gopStart) { camera.Drop(unit.Data.Length); return false; }
                 camera.Skipping = false;
             }
             if (_bytes + unit.Data.Length > MaxBytes)
@@ -102,12 +126,12 @@ public sealed class UplinkSendQueue
                 // Other cameras fill the byte cap; this one restarts at its next keyframe.
                 camera.Drop(unit.Data.Length);
                 camera.Skipping = true;
-                return;
+                return false;
             }
             camera.Items.Enqueue(new QueuedFrame(camera, unit, tracks, now, ++_order));
             _bytes += unit.Data.Length;
         }
-        Pulse();
+        return true;
     }
 
     /// <summary>Takes the oldest frame across cameras that is still young enough to send.</summary>
@@ -170,22 +194,20 @@ public sealed class UplinkSendQueue
             foreach (var c in _cameras) c.NeedKeyframe = true;
     }
 
-    /// <summary>Wakes a waiting <see cref="WaitAsync"/>.</summary>
-    public void Pulse()
-    {
-        if (_pulse.CurrentCount > 0) return; // already signalled; avoids an exception per frame while the sender waits
-        try
-        {
-            _pulse.Release();
-        }
-        catch (SemaphoreFullException)
-        {
-            // Already signalled.
-        }
-    }
+    /// <summary>Wakes a waiting <see cref="Wait"/>; pulses coalesce while nobody waits.</summary>
+    public void Pulse() => _pulse.Set();
 
-    /// <summary>Waits until something was queued or <see cref="Pulse"/> was called, or the timeout passed.</summary>
-    public Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken) => _pulse.WaitAsync(timeout, cancellationToken);
+    /// <summary>
+    /// Blocks until something was queued or <see cref="Pulse"/> was called (at once when a pulse is
+    /// pending), then clears the pulse: the caller must look at everything again before waiting anew.
+    /// One waiter at a time.
+    /// </summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public void Wait(CancellationToken cancellationToken)
+    {
+        _pulse.Wait(cancellationToken);
+        _pulse.Reset();
+    }
 
     private TimeSpan Age(in QueuedFrame f, long now) => _time.GetElapsedTime(f.EnqueuedAt, now);
 

@@ -105,7 +105,15 @@ public class UplinkClientTests(ITestOutputHelper output)
     [Fact]
     public async Task Slow_link_drops_whole_gops_and_keeps_the_delay_bounded()
     {
-        await using var relay = await TestRelay.StartAsync(output, FastRelay);
+        // The device's heartbeats queue behind up to a window plus a keyframe of media (about 1 s at
+        // 30 KB/s), so the relay's dead-link limit here is 3 s, not FastRelay's 1 s: this test is about
+        // congestion, and a link declared dead loses the frames in flight, which are then neither
+        // received nor counted as dropped.
+        await using var relay = await TestRelay.StartAsync(output, o =>
+        {
+            o.HeartbeatInterval = TimeSpan.FromMilliseconds(200);
+            o.DeadLinkTimeout = TimeSpan.FromSeconds(3);
+        });
         // 30 KB/s link for an 84 KB/s stream (12 KB keyframe + 24 x 3 KB per second).
         await using var proxy = new TcpTestProxy(relay.Port, upstreamBytesPerSecond: 30_000);
         var options = Options(new Uri($"ws://127.0.0.1:{proxy.Port}/uplink")) with
