@@ -220,13 +220,18 @@ internal sealed class RtspConnection : IAsyncDisposable
 
     /// <summary>Packetizes one access unit onto the connection (interleaved) and flushes. Waits while the
     /// client is slow; only this viewer's subscription fills up and skips frames meanwhile.</summary>
+    /// <remarks><paramref name="ct"/> (PAUSE, TEARDOWN) stops the wait for the connection, never a write
+    /// under way: a cancelled socket write leaves part of a packet on the wire, the client loses the
+    /// framing and the response to the PAUSE that cancelled it never reads as one. A write only ends
+    /// early when the connection is aborted (the watchdog's write timeout covers a client that stopped
+    /// reading).</remarks>
     internal async ValueTask WriteAsync(RtpPacketizer packetizer, AccessUnit unit, RtpPacketHandler handler, CancellationToken ct)
     {
         await _writeLock.WaitAsync(ct).ConfigureAwait(false);
         try
         {
             packetizer.Packetize(unit, handler);
-            await FlushLockedAsync(ct).ConfigureAwait(false);
+            await FlushLockedAsync(_abort.Token).ConfigureAwait(false);
         }
         finally
         {
@@ -245,7 +250,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         try
         {
             output.SendRtcp(packet.Span);
-            await FlushLockedAsync(ct).ConfigureAwait(false);
+            await FlushLockedAsync(_abort.Token).ConfigureAwait(false);
         }
         finally
         {

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Devices;
+using Pinhole.Testing;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Uplink;
 using Pinhole.Transport.Metrics;
@@ -68,39 +69,6 @@ internal sealed class TestRelay : IAsyncDisposable
                 && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(
                     System.Text.Encoding.UTF8.GetBytes(expected), System.Text.Encoding.UTF8.GetBytes(token)));
     }
-}
-
-/// <summary>Routes logs to the xunit output of the test that owns them.</summary>
-internal sealed class TestOutputLoggerProvider(ITestOutputHelper output, string prefix) : ILoggerProvider
-{
-    private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
-
-    public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName[(categoryName.LastIndexOf('.') + 1)..]);
-
-    public void Dispose() { }
-
-    private sealed class Logger(TestOutputLoggerProvider owner, string category) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            if (!IsEnabled(logLevel)) return;
-            try
-            {
-                owner.WriteLine($"{owner._clock.Elapsed.TotalSeconds,7:0.000} {owner.Prefix} {logLevel,-11} {category}: {formatter(state, exception)}{(exception is null ? "" : " " + exception.Message)}");
-            }
-            catch (InvalidOperationException)
-            {
-                // The test already finished.
-            }
-        }
-    }
-
-    private string Prefix => prefix;
-
-    private void WriteLine(string line) => output.WriteLine(line);
 }
 
 internal static class TestLogging

@@ -13,7 +13,7 @@ public class RtspGStreamerClientTests(ITestOutputHelper output)
     [InlineData("tcp", "h265")]
     public async Task Rtspsrc_authenticates_and_decodes_frames(string protocol, string codec)
     {
-        await using var h = await RtspHarness.StartAsync();
+        await using var h = await RtspHarness.StartAsync(output: output);
         await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), codec == "h264" ? TestMedia.H264 : TestMedia.H265).Start();
         // 40 decoded pictures, then end of stream; an auth or decode failure is a non-zero exit.
         var pipeline = $"-q rtspsrc location=rtsp://127.0.0.1:{h.Port}/gw1/cam user-id={RtspHarness.User} user-pw={RtspHarness.Password} protocols={protocol} latency=100 "

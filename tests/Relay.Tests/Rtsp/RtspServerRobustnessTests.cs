@@ -48,6 +48,36 @@ public class RtspServerRobustnessTests(ITestOutputHelper output)
     }
 
     [RequiresFact(Needs.Ffmpeg)]
+    public async Task A_pause_while_a_media_write_is_blocked_is_answered_on_an_intact_stream_and_play_resumes()
+    {
+        // GStreamer's rtspsrc sends PAUSE while media is still flowing; a PAUSE that cut the write
+        // under way short left half a packet on the wire, and the client read garbage or an EOF.
+        await using var h = await RtspHarness.StartAsync(withViewers: false,
+            o => o with { SocketSendBufferBytes = 32 * 1024, WriteTimeout = TimeSpan.FromSeconds(15) });
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264Busy).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port, receiveBuffer: 4096);
+        Assert.Equal(200, (await c.PlayTcpAsync(Base(h), 1)).StatusCode);
+        // Not reading: both socket buffers fill and the server's write of a frame blocks part-way.
+        await Task.Delay(1500);
+        var packetsBefore = c.Channels.TryGetValue(0, out var ch) ? ch.Packets : 0;
+
+        // RequestAsync parses every interleaved frame on the way to the response: a torn packet
+        // shows as a parse error, a lost connection as EndOfStreamException.
+        var pause = await c.RequestAsync("PAUSE", Base(h));
+        Assert.Equal(200, pause.StatusCode);
+        output.WriteLine($"{c.Channels[0].Packets - packetsBefore} packets drained before the PAUSE response");
+        Assert.True(c.Channels[0].Packets > packetsBefore, "the blocked write should complete before the response");
+
+        // Paused: nothing more arrives, the connection stays up, and PLAY resumes on it.
+        var paused = c.Channels[0].Packets;
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(0.5)));
+        Assert.Equal(paused, c.Channels[0].Packets);
+        Assert.Equal(200, (await c.RequestAsync("PLAY", Base(h))).StatusCode);
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(1)));
+        Assert.True(c.Channels[0].Packets > paused + 10, "media flows again after PLAY");
+    }
+
+    [RequiresFact(Needs.Ffmpeg)]
     public async Task New_parameter_sets_of_the_same_codec_keep_the_session_and_another_codec_ends_it()
     {
         await using var h = await RtspHarness.StartAsync(withViewers: false);

@@ -9,6 +9,7 @@ using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Viewers;
+using Pinhole.Testing;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Rtsp;
@@ -92,14 +93,17 @@ internal sealed class RtspHarness : IAsyncDisposable
     public MetricsRegistry Metrics { get; }
     public int Port => Server.LocalEndPoint!.Port;
 
-    public static async Task<RtspHarness> StartAsync(bool withViewers = true, Func<RtspServerOptions, RtspServerOptions>? configure = null, MediaStreamRegistry? registry = null)
+    public static async Task<RtspHarness> StartAsync(bool withViewers = true, Func<RtspServerOptions, RtspServerOptions>? configure = null, MediaStreamRegistry? registry = null, Xunit.Abstractions.ITestOutputHelper? output = null)
     {
         var options = new RtspServerOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, 0) };
         options = configure?.Invoke(options) ?? options;
         registry ??= new MediaStreamRegistry();
         var viewers = new ViewerDirectory(withViewers ? [new ViewerConfig { User = User, Password = Password }] : []);
         var metrics = new MetricsRegistry();
-        var server = new RtspServer(options, registry, viewers, metrics, TimeProvider.System);
+        // With an output, the server's log lines (why a connection closed, …) land in the test's output.
+        var logger = output is null ? null
+            : new Microsoft.Extensions.Logging.Logger<RtspServer>(new Microsoft.Extensions.Logging.LoggerFactory([new TestOutputLoggerProvider(output, "relay")]));
+        var server = new RtspServer(options, registry, viewers, metrics, TimeProvider.System, logger);
         await server.StartAsync(CancellationToken.None);
         return new RtspHarness(server, registry, metrics);
     }
