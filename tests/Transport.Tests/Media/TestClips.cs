@@ -228,6 +228,7 @@ internal static class TestClips
         time ??= TimeProvider.System;
         sink.OnTracks(clip.Tracks);
         var start = time.GetTimestamp();
+        var skippedNow = 0;
         for (long loop = 0; ; loop++)
         {
             foreach (var u in clip.Units)
@@ -242,8 +243,15 @@ internal static class TestClips
                 if (stats is { SkipToKeyframe: true })
                 {
                     // What the relay does to a viewer that fell behind: nothing until the next video keyframe.
-                    if (!(clip.Tracks[u.Track].IsVideo && u.IsKeyframe)) { stats.Skipped++; continue; }
+                    // A keyframe that is the very next unit does not end it: there is always a gap.
+                    if (!(clip.Tracks[u.Track].IsVideo && u.IsKeyframe) || skippedNow == 0)
+                    {
+                        stats.Skipped++;
+                        skippedNow++;
+                        continue;
+                    }
                     stats.SkipToKeyframe = false;
+                    skippedNow = 0;
                 }
                 sink.OnAccessUnit(u with { Pts = u.Pts + offset, Dts = u.Dts + offset });
             }
