@@ -13,7 +13,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 # Real peers the tests and the demo talk to, and the tools the build uses. All from Debian 12.
 APT_PACKAGES=(
   mosquitto mosquitto-clients
-  ffmpeg vlc-bin
+  ffmpeg
   python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   chromium chromium-driver
