@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Xunit.Abstractions;
@@ -10,6 +11,10 @@ namespace Pinhole.Testing;
 public sealed class TestOutputLoggerProvider(ITestOutputHelper output, string prefix) : ILoggerProvider
 {
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly ConcurrentQueue<string> _lines = new();
+
+    /// <summary>Every line logged so far, for tests that assert on what a server said.</summary>
+    public IReadOnlyCollection<string> Lines => _lines;
 
     /// <inheritdoc />
     public ILogger CreateLogger(string categoryName) => new Logger(this, categoryName[(categoryName.LastIndexOf('.') + 1)..]);
@@ -38,5 +43,9 @@ public sealed class TestOutputLoggerProvider(ITestOutputHelper output, string pr
 
     private string Prefix => prefix;
 
-    private void WriteLine(string line) => output.WriteLine(line);
+    private void WriteLine(string line)
+    {
+        _lines.Enqueue(line);
+        output.WriteLine(line);
+    }
 }

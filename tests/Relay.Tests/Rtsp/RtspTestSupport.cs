@@ -91,6 +91,10 @@ internal sealed class RtspHarness : IAsyncDisposable
     public RtspServer Server { get; }
     public MediaStreamRegistry Registry { get; }
     public MetricsRegistry Metrics { get; }
+
+    /// <summary>The server's log lines, when started with an output.</summary>
+    public TestOutputLoggerProvider? Log { get; private init; }
+
     public int Port => Server.LocalEndPoint!.Port;
 
     public static async Task<RtspHarness> StartAsync(bool withViewers = true, Func<RtspServerOptions, RtspServerOptions>? configure = null, MediaStreamRegistry? registry = null, Xunit.Abstractions.ITestOutputHelper? output = null)
@@ -101,11 +105,12 @@ internal sealed class RtspHarness : IAsyncDisposable
         var viewers = new ViewerDirectory(withViewers ? [new ViewerConfig { User = User, Password = Password }] : []);
         var metrics = new MetricsRegistry();
         // With an output, the server's log lines (why a connection closed, …) land in the test's output.
-        var logger = output is null ? null
-            : new Microsoft.Extensions.Logging.Logger<RtspServer>(new Microsoft.Extensions.Logging.LoggerFactory([new TestOutputLoggerProvider(output, "relay")]));
+        var log = output is null ? null : new TestOutputLoggerProvider(output, "relay");
+        var logger = log is null ? null
+            : new Microsoft.Extensions.Logging.Logger<RtspServer>(new Microsoft.Extensions.Logging.LoggerFactory([log]));
         var server = new RtspServer(options, registry, viewers, metrics, TimeProvider.System, logger);
         await server.StartAsync(CancellationToken.None);
-        return new RtspHarness(server, registry, metrics);
+        return new RtspHarness(server, registry, metrics) { Log = log };
     }
 
     public string Url(string path, bool credentials = true) =>

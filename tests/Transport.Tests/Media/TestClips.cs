@@ -228,7 +228,7 @@ internal static class TestClips
         time ??= TimeProvider.System;
         sink.OnTracks(clip.Tracks);
         var start = time.GetTimestamp();
-        var skippedNow = 0;
+        var skippedVideo = 0;
         for (long loop = 0; ; loop++)
         {
             foreach (var u in clip.Units)
@@ -243,15 +243,17 @@ internal static class TestClips
                 if (stats is { SkipToKeyframe: true })
                 {
                     // What the relay does to a viewer that fell behind: nothing until the next video keyframe.
-                    // A keyframe that is the very next unit does not end it: there is always a gap.
-                    if (!(clip.Tracks[u.Track].IsVideo && u.IsKeyframe) || skippedNow == 0)
+                    // A keyframe before any video frame was dropped does not end it: there is always a
+                    // gap in the video.
+                    var video = clip.Tracks[u.Track].IsVideo;
+                    if (!(video && u.IsKeyframe) || skippedVideo == 0)
                     {
                         stats.Skipped++;
-                        skippedNow++;
+                        if (video) skippedVideo++;
                         continue;
                     }
                     stats.SkipToKeyframe = false;
-                    skippedNow = 0;
+                    skippedVideo = 0;
                 }
                 sink.OnAccessUnit(u with { Pts = u.Pts + offset, Dts = u.Dts + offset });
             }
