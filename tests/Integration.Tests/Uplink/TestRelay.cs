@@ -7,9 +7,9 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Devices;
-using Pinhole.Testing;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Uplink;
+using Pinhole.Testing;
 using Pinhole.Transport.Metrics;
 using Xunit.Abstractions;
 

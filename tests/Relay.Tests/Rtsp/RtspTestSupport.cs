@@ -5,6 +5,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Streaming;
@@ -13,6 +14,7 @@ using Pinhole.Testing;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Rtsp;
+using Xunit.Abstractions;
 
 namespace Pinhole.Relay.Tests.Rtsp;
 
@@ -95,9 +97,11 @@ internal sealed class RtspHarness : IAsyncDisposable
     /// <summary>The server's log lines, when started with an output.</summary>
     public TestOutputLoggerProvider? Log { get; private init; }
 
+    private LoggerFactory? LogFactory { get; init; }
+
     public int Port => Server.LocalEndPoint!.Port;
 
-    public static async Task<RtspHarness> StartAsync(bool withViewers = true, Func<RtspServerOptions, RtspServerOptions>? configure = null, MediaStreamRegistry? registry = null, Xunit.Abstractions.ITestOutputHelper? output = null)
+    public static async Task<RtspHarness> StartAsync(bool withViewers = true, Func<RtspServerOptions, RtspServerOptions>? configure = null, MediaStreamRegistry? registry = null, ITestOutputHelper? output = null)
     {
         var options = new RtspServerOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, 0) };
         options = configure?.Invoke(options) ?? options;
@@ -106,11 +110,10 @@ internal sealed class RtspHarness : IAsyncDisposable
         var metrics = new MetricsRegistry();
         // With an output, the server's log lines (why a connection closed, …) land in the test's output.
         var log = output is null ? null : new TestOutputLoggerProvider(output, "relay");
-        var logger = log is null ? null
-            : new Microsoft.Extensions.Logging.Logger<RtspServer>(new Microsoft.Extensions.Logging.LoggerFactory([log]));
-        var server = new RtspServer(options, registry, viewers, metrics, TimeProvider.System, logger);
+        var factory = log is null ? null : new LoggerFactory([log]);
+        var server = new RtspServer(options, registry, viewers, metrics, TimeProvider.System, factory?.CreateLogger<RtspServer>());
         await server.StartAsync(CancellationToken.None);
-        return new RtspHarness(server, registry, metrics) { Log = log };
+        return new RtspHarness(server, registry, metrics) { Log = log, LogFactory = factory };
     }
 
     public string Url(string path, bool credentials = true) =>
@@ -127,6 +130,7 @@ internal sealed class RtspHarness : IAsyncDisposable
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await Server.StopAsync(timeout.Token);
+        LogFactory?.Dispose();
     }
 }
 
