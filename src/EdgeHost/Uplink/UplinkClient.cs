@@ -1,14 +1,11 @@
-using System.Net;
-using System.Net.Http;
-using System.Net.Security;
 using System.Net.WebSockets;
-using System.Security.Cryptography.X509Certificates;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Uplink;
+using Pinhole.Transport.WebSockets;
 
 namespace Pinhole.EdgeHost.Uplink;
 
@@ -202,18 +199,23 @@ public sealed class UplinkClient : IPipeline
 
     private async Task<SessionOutcome> RunSessionAsync(Uri relay, IPipelineContext context, CancellationToken cancellationToken)
     {
-        using var handler = CreateHandler();
-        using var invoker = new HttpMessageInvoker(handler);
-        using var socket = new ClientWebSocket();
-        socket.Options.SetRequestHeader(UplinkProtocol.DeviceHeader, _options.DeviceId);
-        socket.Options.SetRequestHeader("Authorization", "Bearer " + _options.Token);
-        socket.Options.SetRequestHeader(UplinkProtocol.VersionHeader, UplinkProtocol.Version.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        socket.Options.AddSubProtocol(UplinkProtocol.SubProtocol);
-        socket.Options.KeepAliveInterval = TimeSpan.Zero; // the protocol's own pings detect dead links
-        socket.Options.CollectHttpResponseDetails = true;
+        var connect = new UplinkConnectOptions
+        {
+            Headers =
+            [
+                new(UplinkProtocol.DeviceHeader, _options.DeviceId),
+                new("Authorization", "Bearer " + _options.Token),
+                new(UplinkProtocol.VersionHeader, UplinkProtocol.Version.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            ],
+            TrustedCa = _options.TrustedCa,
+            // Null means the environment: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (wss goes through HTTPS_PROXY).
+            Proxy = _options.Proxy,
+            ConnectTimeout = _options.ConnectTimeout,
+            Limits = _options.Limits,
+        };
 
         using var session = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        UplinkWebSocket? link = null;
+        UplinkClientConnection? link = null;
         try
         {
             using (var connectTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -221,22 +223,34 @@ public sealed class UplinkClient : IPipeline
                 connectTimeout.CancelAfter(_options.ConnectTimeout);
                 try
                 {
-                    await socket.ConnectAsync(relay, invoker, connectTimeout.Token);
+                    link = await UplinkClientConnection.ConnectAsync(relay, connect, connectTimeout.Token);
                 }
-                catch (WebSocketException) when (socket.HttpStatusCode is not 0 and not HttpStatusCode.SwitchingProtocols)
+                catch (UplinkHandshakeException e) when (e.StatusCode != 0)
                 {
-                    var reason = socket.HttpResponseHeaders?.TryGetValue(UplinkProtocol.RejectHeader, out var values) == true ? string.Join(",", values) : "no reason given";
-                    UplinkClientLog.Refused(_logger, relay, $"HTTP {(int)socket.HttpStatusCode} {reason}");
-                    context.SetStatus($"refused by {relay}: HTTP {(int)socket.HttpStatusCode} {reason}");
+                    var reason = e.Headers.TryGetValue(UplinkProtocol.RejectHeader, out var value) ? value : "no reason given";
+                    UplinkClientLog.Refused(_logger, relay, $"HTTP {e.StatusCode} {reason}");
+                    context.SetStatus($"refused by {relay}: HTTP {e.StatusCode} {reason}");
                     return SessionOutcome.Refused;
                 }
 
-                link = new UplinkWebSocket(socket, _options.Limits);
-                await link.SendAsync(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, UplinkCapabilities.Media | UplinkCapabilities.DropReports, _options.Agent), connectTimeout.Token);
-                var answer = await link.ReceiveAsync(connectTimeout.Token);
+                // Hello and welcome are the first bytes either way: the hello fits any socket buffer, and
+                // the welcome is read on a thread of its own (the connection's reads block).
+                using var abortOnTimeout = connectTimeout.Token.UnsafeRegister(static l => ((UplinkClientConnection)l!).Abort(), link);
+                link.Send(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, UplinkCapabilities.Media | UplinkCapabilities.DropReports, _options.Agent), connectTimeout.Token);
+                var welcoming = Task.Factory.StartNew(link.Receive, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                UplinkMessage? answer;
+                try
+                {
+                    answer = await welcoming.WaitAsync(connectTimeout.Token);
+                }
+                catch (IOException) when (connectTimeout.IsCancellationRequested)
+                {
+                    throw new OperationCanceledException(connectTimeout.Token);
+                }
                 switch (answer)
                 {
                     case Welcome welcome when welcome.Version == UplinkProtocol.Version:
+                        abortOnTimeout.Dispose();
                         await RunConnectedAsync(relay, link, welcome, context, session);
                         return SessionOutcome.Ended;
                     case Reject reject:
@@ -254,7 +268,12 @@ public sealed class UplinkClient : IPipeline
             UplinkClientLog.ConnectFailed(_logger, relay, $"no answer within {_options.ConnectTimeout.TotalSeconds:0.#} s");
             return SessionOutcome.Failed;
         }
-        catch (Exception e) when (e is WebSocketException or HttpRequestException or IOException or UplinkProtocolException
+        catch (TimeoutException) when (!cancellationToken.IsCancellationRequested)
+        {
+            UplinkClientLog.ConnectFailed(_logger, relay, $"no answer within {_options.ConnectTimeout.TotalSeconds:0.#} s");
+            return SessionOutcome.Failed;
+        }
+        catch (Exception e) when (e is IOException or UplinkProtocolException or WebSocketFramingException
                                      or System.Security.Authentication.AuthenticationException or System.Net.Sockets.SocketException)
         {
             UplinkClientLog.ConnectFailed(_logger, relay, Describe(e));
@@ -273,7 +292,7 @@ public sealed class UplinkClient : IPipeline
         }
         finally
         {
-            if (link is not null) await link.DisposeAsync();
+            link?.Dispose();
         }
     }
 
@@ -284,34 +303,11 @@ public sealed class UplinkClient : IPipeline
         return string.Join(" -> ", parts.Distinct());
     }
 
-    private SocketsHttpHandler CreateHandler()
-    {
-        var handler = new SocketsHttpHandler
-        {
-            ConnectTimeout = _options.ConnectTimeout,
-            PooledConnectionLifetime = TimeSpan.Zero,
-            UseProxy = true,
-            // Null means HttpClient.DefaultProxy: HTTPS_PROXY / HTTP_PROXY / NO_PROXY (wss goes through HTTPS_PROXY).
-            Proxy = _options.Proxy is null ? null : new WebProxy(_options.Proxy),
-        };
-        if (_options.TrustedCa is { Count: > 0 } ca)
-        {
-            var policy = new X509ChainPolicy
-            {
-                TrustMode = X509ChainTrustMode.CustomRootTrust,
-                RevocationMode = X509RevocationMode.NoCheck, // a private CA rarely publishes revocation lists
-            };
-            policy.CustomTrustStore.AddRange(ca);
-            handler.SslOptions = new SslClientAuthenticationOptions { CertificateChainPolicy = policy };
-        }
-        return handler;
-    }
-
     private static string RelayLabel(Uri relay) => relay.GetLeftPart(UriPartial.Path);
 
     // ------------------------------------------------------------------ one connected session
 
-    private async Task RunConnectedAsync(Uri relay, UplinkWebSocket link, Welcome welcome, IPipelineContext context, CancellationTokenSource session)
+    private async Task RunConnectedAsync(Uri relay, UplinkClientConnection link, Welcome welcome, IPipelineContext context, CancellationTokenSource session)
     {
         _connects.Inc();
         _connectedRelay = relay;
@@ -324,13 +320,15 @@ public sealed class UplinkClient : IPipeline
         var state = new ConnectionState(link, welcome, _time.GetTimestamp());
         _queue.ResetForNewConnection();
         var stopping = session.Token;
-        // Cancelling a pending WebSocket receive aborts the socket, so the receive loop gets its own
-        // token, cancelled only after a graceful close had its chance.
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         state.Sending = work.Token;
+        // A pong or close answer the receiving thread could not hand to the kernel at once is the
+        // sender's to push out.
+        link.ReplyPending = _queue.Pulse;
         Volatile.Write(ref _sending, state);
-        using var receiving = new CancellationTokenSource();
-        var receive = ReceiveLoopAsync(relay, state, context, receiving.Token);
+        // Relay messages (acks ten times a second) are read on a thread of their own, blocking: one
+        // wake-up per message, where an async receive woke the epoll thread and pool workers too.
+        var receive = RunOnThread("uplink-read", () => ReceiveLoop(relay, state, context));
         var send = Task.Factory.StartNew(() => SendLoop(state, work.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var housekeeping = HousekeepingLoopAsync(relay, state, work.Token);
         var stopped = Task.Delay(Timeout.Infinite, stopping);
@@ -340,17 +338,21 @@ public sealed class UplinkClient : IPipeline
             Volatile.Write(ref _sending, null);
             await work.CancelAsync();
             await Task.WhenAll(send, housekeeping).ContinueWith(_ => { }, TaskScheduler.Default);
-            if (first == stopped && link.Socket.State == WebSocketState.Open)
+            // Stopping cancels the sender and housekeeping too, and either may finish before `stopped`
+            // does: what matters is whether the device is stopping, not which task noticed first.
+            var shuttingDown = first == stopped || stopping.IsCancellationRequested;
+            if (shuttingDown && link.IsOpen)
             {
                 // Shutting down: say goodbye and let the relay answer the close.
-                await link.CloseAsync(new Goodbye(UplinkReason.Shutdown, "device shutting down"), WebSocketCloseStatus.NormalClosure, TimeSpan.FromSeconds(1));
+                var goodbye = new Goodbye(UplinkReason.Shutdown, "device shutting down");
+                await Task.Factory.StartNew(() => link.Close(goodbye, (ushort)WebSocketCloseStatus.NormalClosure, goodbye.Reason.ToToken(), TimeSpan.FromSeconds(1)),
+                    CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 await Task.WhenAny(receive, Task.Delay(TimeSpan.FromSeconds(1), _time));
             }
-            await receiving.CancelAsync();
-            link.Socket.Abort();
+            link.Abort();
             await receive.ContinueWith(_ => { }, TaskScheduler.Default);
             var failure = new[] { receive, send, housekeeping }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
-            var reason = state.EndReason ?? (first == stopped ? "device shutting down" : failure is not null ? Describe(failure) : "closed");
+            var reason = shuttingDown ? "device shutting down" : state.EndReason ?? (failure is not null ? Describe(failure) : "closed");
             UplinkClientLog.Ended(_logger, relay, reason);
         }
         finally
@@ -363,9 +365,9 @@ public sealed class UplinkClient : IPipeline
         }
     }
 
-    private sealed class ConnectionState(UplinkWebSocket link, Welcome welcome, long now)
+    private sealed class ConnectionState(UplinkClientConnection link, Welcome welcome, long now)
     {
-        public UplinkWebSocket Link { get; } = link;
+        public UplinkClientConnection Link { get; } = link;
         public Welcome Welcome { get; } = welcome;
         public long LastReceived = now;
         public string? EndReason;
@@ -380,22 +382,40 @@ public sealed class UplinkClient : IPipeline
         public long AckedBytes;
         public ulong Sequence;
 
-        // Sending: whoever holds PumpLock sends, the sender thread or a camera's thread inline.
+        // Sending: whoever holds PumpLock sends, the sender thread or a camera's thread inline. A send
+        // the kernel did not take at once leaves bytes pending in the connection; only the sender
+        // thread sends after that, and it flushes them first, so messages keep their order.
         public readonly Lock PumpLock = new();
         public CancellationToken Sending;
-        // A send a camera's thread started but could not finish at once; the sender thread waits for
-        // it before anything else, so messages keep their order.
-        public Task? PendingSend;
-        // A frame whose StreamAnnounce is the pending send; it goes right after it.
+        // A frame whose StreamAnnounce is still pending; it goes right after it.
         public QueuedFrame? Carry;
     }
 
-    private async Task ReceiveLoopAsync(Uri relay, ConnectionState state, IPipelineContext context, CancellationToken ct)
+    private static Task RunOnThread(string name, Action loop)
     {
-        await Task.Yield();
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                loop();
+                done.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                done.TrySetException(e);
+            }
+        })
+        { IsBackground = true, Name = name };
+        thread.Start();
+        return done.Task;
+    }
+
+    private void ReceiveLoop(Uri relay, ConnectionState state, IPipelineContext context)
+    {
         while (true)
         {
-            var message = await state.Link.ReceiveAsync(ct);
+            var message = state.Link.Receive();
             Volatile.Write(ref state.LastReceived, _time.GetTimestamp());
             context.Heartbeat();
             switch (message)
@@ -490,7 +510,7 @@ public sealed class UplinkClient : IPipeline
         {
             // The link failed under this camera's thread; end the connection as the sender would.
             state.EndReason ??= "send failed: " + Describe(e);
-            state.Link.Socket.Abort();
+            state.Link.Abort();
         }
         finally
         {
@@ -520,11 +540,10 @@ public sealed class UplinkClient : IPipeline
     {
         var ct = state.Sending;
         if (inline && ct.IsCancellationRequested) return false;
-        if (state.PendingSend is { } pending)
+        if (state.Link.HasPendingBytes)
         {
-            if (inline && !pending.IsCompletedSuccessfully) return false;
-            pending.GetAwaiter().GetResult(); // the sender thread waits here; a failure ends the connection
-            state.PendingSend = null;
+            if (inline) return false;
+            state.Link.FlushPending(ct); // the sender thread waits here; a failure ends the connection
         }
         if (state.Carry is { } carried)
         {
@@ -535,12 +554,12 @@ public sealed class UplinkClient : IPipeline
         while (!ct.IsCancellationRequested)
         {
             while (state.Control.Reader.TryRead(out var control))
-                if (!Send(state, state.Link.SendAsync(control, ct), inline)) return false;
+                if (!Sent(state, state.Link.TrySend(control), inline)) return false;
             while (_queue.TryTakeEnded(out var ended))
             {
                 // Only a stream the relay knows this connection; the next frame re-announces it.
                 if (state.Announced.TryRemove(ended!.StreamId, out _)
-                    && !Send(state, state.Link.SendAsync(new StreamEnd(ended.StreamId), ct), inline)) return false;
+                    && !Sent(state, state.Link.TrySend(new StreamEnd(ended.StreamId)), inline)) return false;
             }
 
             // Delay must not hide in socket buffers: while the oldest unacknowledged frame is too
@@ -561,7 +580,7 @@ public sealed class UplinkClient : IPipeline
             if (!state.Announced.TryGetValue(camera.StreamId, out var announced) || !ReferenceEquals(announced, frame.Tracks))
             {
                 state.Announced[camera.StreamId] = frame.Tracks;
-                if (!Send(state, state.Link.SendAsync(new StreamAnnounce(camera.StreamId, camera.Name, frame.Tracks), ct), inline))
+                if (!Sent(state, state.Link.TrySend(new StreamAnnounce(camera.StreamId, camera.Name, frame.Tracks)), inline))
                 {
                     state.Carry = frame;
                     return false;
@@ -577,34 +596,20 @@ public sealed class UplinkClient : IPipeline
         var camera = frame.Camera;
         var sequence = ++state.Sequence;
         lock (state.InFlightLock) state.InFlight.Enqueue((sequence, _time.GetTimestamp()));
-        var send = state.Link.SendFrameAsync(sequence, camera.StreamId, NowMicros(), frame.Unit, state.Sending);
+        var taken = state.Link.TrySendFrame(sequence, camera.StreamId, NowMicros(), frame.Unit);
         _framesSent.Inc();
         _bytesSent.Inc(UplinkProtocol.FrameHeaderSize + frame.Unit.Data.Length);
         camera.SentFrames.Inc();
-        if (send.IsCompletedSuccessfully)
-        {
-            send.GetAwaiter().GetResult();
-            return true;
-        }
-        return Send(state, new ValueTask(send.AsTask()), inline);
+        return Sent(state, taken, inline);
     }
 
-    // A send that finished at once costs nothing. Otherwise the sender thread waits for it, and a
-    // camera thread leaves it to the sender thread (false).
-    private static bool Send(ConnectionState state, ValueTask send, bool inline)
+    // A message the kernel took at once costs nothing more. Otherwise its tail is pending: the sender
+    // thread pushes it out now, and a camera thread leaves it to the sender thread (false).
+    private static bool Sent(ConnectionState state, bool taken, bool inline)
     {
-        if (send.IsCompletedSuccessfully)
-        {
-            send.GetAwaiter().GetResult();
-            return true;
-        }
-        var task = send.AsTask();
-        if (inline)
-        {
-            state.PendingSend = task;
-            return false;
-        }
-        task.GetAwaiter().GetResult();
+        if (taken) return true;
+        if (inline) return false;
+        state.Link.FlushPending(state.Sending);
         return true;
     }
 
@@ -624,7 +629,7 @@ public sealed class UplinkClient : IPipeline
                 state.EndReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
                 UplinkClientLog.DeadLink(_logger, relay, silence);
                 _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks abandoned because heartbeats stopped.").Inc();
-                state.Link.Socket.Abort();
+                state.Link.Abort();
                 return;
             }
             if (_time.GetElapsedTime(lastPing) >= heartbeat)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Pinhole.Transport.Sockets;
 
 namespace Pinhole.Transport.Rtsp;
 
@@ -76,39 +77,9 @@ internal sealed class RtspConnection : IAsyncDisposable
 
     private static Socket ConnectBlocking(IPAddress[] addresses, int port, TimeSpan connectTimeout, CancellationToken cancellationToken)
     {
-        SocketException? last = null;
-        foreach (var address in addresses)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            // Linux bounds a blocking connect by SO_SNDTIMEO, so an unanswered SYN does not hold this
-            // pool thread for the kernel's two minutes after the caller gave up. A second more than
-            // the caller's own timeout, so the caller's clear timeout message wins the race.
-            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
-            {
-                NoDelay = true,
-                SendTimeout = (int)Math.Clamp(connectTimeout.TotalMilliseconds + 1000, 1, int.MaxValue),
-            };
-            try
-            {
-                using (cancellationToken.UnsafeRegister(static s => ((Socket)s!).Dispose(), socket))
-                    socket.Connect(address, port);
-                socket.SendTimeout = (int)WriteTimeout.TotalMilliseconds;
-                return socket;
-            }
-            catch (SocketException e)
-            {
-                socket.Dispose();
-                last = e;
-            }
-            catch (ObjectDisposedException)
-            {
-                socket.Dispose();
-                cancellationToken.ThrowIfCancellationRequested();
-                throw;
-            }
-        }
-        cancellationToken.ThrowIfCancellationRequested();
-        throw last!;
+        var socket = BlockingConnect.Connect(addresses, port, connectTimeout, cancellationToken);
+        socket.SendTimeout = (int)WriteTimeout.TotalMilliseconds;
+        return socket;
     }
 
     public async Task<RtspResponse> SendAsync(RtspRequest request, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken)

@@ -1,0 +1,603 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Sockets;
+using Pinhole.Transport.WebSockets;
+
+namespace Pinhole.Transport.Uplink;
+
+/// <summary>
+/// The device's end of the uplink: one WebSocket (RFC 6455) to a relay, over TCP, optionally TLS and
+/// an HTTP CONNECT proxy, carrying one uplink message per binary message. Built for a device that
+/// streams all day on a small CPU, so the socket stays out of .NET's async engine:
+/// <list type="bullet">
+/// <item><see cref="Receive"/> blocks the calling thread in <c>poll</c>; give it a thread of its own.
+/// A relay message wakes that thread and nothing else.</item>
+/// <item><c>TrySend…</c> never block: they frame, mask and hand the message to the kernel, and return
+/// false when the kernel did not take all of it. The rest is kept in order and leaves with
+/// <see cref="FlushPending"/>, which blocks, on whichever thread can afford to wait.</item>
+/// <item>Mask keys come from a block of cryptographically random bytes refilled every 1,024 frames,
+/// not from one call into the crypto library per frame.</item>
+/// </list>
+/// Thread safety: one thread receives; sends may come from any thread (serialised inside).
+/// </summary>
+public sealed class UplinkClientConnection : IDisposable
+{
+    private const int MaxHeadBytes = 16 * 1024;
+    private static readonly byte[] HeadEnd = "\r\n\r\n"u8.ToArray();
+
+    private readonly NonBlockingSocketStream _socket;
+    private readonly Stream _stream;
+    private readonly UplinkLimits _limits;
+    private readonly Lock _sendLock = new();
+    private readonly byte[] _maskKeys = new byte[4096];
+    private int _nextMaskKey = 4096;
+    private byte[] _read = new byte[16 * 1024];
+    private int _readStart, _readEnd;
+    private byte[] _message = new byte[4096];
+    private long _mediaBytesSent;
+    private volatile bool _closeSent, _closeReceived, _aborted;
+
+    private UplinkClientConnection(NonBlockingSocketStream socket, Stream stream, UplinkLimits limits, string subProtocol)
+    {
+        _socket = socket;
+        _stream = stream;
+        _limits = limits;
+        SubProtocol = subProtocol;
+    }
+
+    /// <summary>The subprotocol the relay selected.</summary>
+    public string SubProtocol { get; }
+
+    /// <summary>Media-channel bytes (whole uplink messages) handed to the connection so far.</summary>
+    public long MediaBytesSent => Interlocked.Read(ref _mediaBytesSent);
+
+    /// <summary>Bytes were sent that the kernel has not taken yet; <see cref="FlushPending"/> pushes them.</summary>
+    public bool HasPendingBytes => _socket.HasPending;
+
+    /// <summary>Neither side has closed and the connection was not aborted.</summary>
+    public bool IsOpen => !_closeSent && !_closeReceived && !_aborted;
+
+    /// <summary>
+    /// Called (on the receiving thread) when <see cref="Receive"/> answered a ping or a close and the
+    /// kernel did not take the answer at once: whoever flushes should run.
+    /// </summary>
+    public Action? ReplyPending { get; set; }
+
+    // ------------------------------------------------------------------ connecting
+
+    /// <summary>
+    /// Connects to <paramref name="relay"/> (<c>ws://</c> or <c>wss://</c>): DNS, TCP, the proxy tunnel,
+    /// TLS and the upgrade, all within <see cref="UplinkConnectOptions.ConnectTimeout"/>.
+    /// </summary>
+    /// <exception cref="UplinkHandshakeException">The relay answered the upgrade with an HTTP status other than 101.</exception>
+    /// <exception cref="IOException">The connection, proxy, TLS or the upgrade failed.</exception>
+    /// <exception cref="SocketException">No address of the relay (or proxy) could be reached.</exception>
+    /// <exception cref="TimeoutException">It took longer than the connect timeout.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static async Task<UplinkClientConnection> ConnectAsync(Uri relay, UplinkConnectOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(relay);
+        ArgumentNullException.ThrowIfNull(options);
+        if (!relay.IsAbsoluteUri || relay.Scheme is not ("ws" or "wss")) throw new ArgumentException($"'{relay}' is not a ws:// or wss:// URL", nameof(relay));
+        foreach (var (name, value) in options.Headers) CheckHeader(name, value);
+
+        var proxy = options.Proxy ?? SystemProxyFor(relay, options.SystemProxy);
+        var dial = proxy ?? relay;
+        // The token below is what ends a slow handshake (it aborts the socket); the stream's own
+        // deadline, a second later, only backs it up.
+        var deadline = Stopwatch.GetTimestamp() + (long)((options.ConnectTimeout.TotalSeconds + 1) * Stopwatch.Frequency);
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(options.ConnectTimeout);
+        try
+        {
+            var addresses = IPAddress.TryParse(dial.DnsSafeHost, out var literal)
+                ? [literal]
+                : await Dns.GetHostAddressesAsync(dial.DnsSafeHost, timeout.Token).ConfigureAwait(false);
+            if (addresses.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
+            // The whole handshake runs blocking on a thread of its own: one async call would put the
+            // socket into the async engine for good. Cancelling aborts the socket, which ends it.
+            var connecting = Task.Factory.StartNew(() => ConnectBlocking(relay, proxy, addresses, dial.Port, options, deadline, timeout.Token),
+                CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            _ = connecting.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            try
+            {
+                return await connecting.WaitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                // The thread may still finish; whatever it built is not wanted any more.
+                _ = connecting.ContinueWith(static t => t.Result.Dispose(), CancellationToken.None, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+                throw;
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException($"no answer within {options.ConnectTimeout.TotalSeconds:0.#} s");
+        }
+    }
+
+    private static Uri? SystemProxyFor(Uri relay, IWebProxy? system)
+    {
+        if (system is null) return null;
+        // Proxies are configured for http/https; a WebSocket follows its HTTP scheme (wss -> HTTPS_PROXY).
+        var http = new UriBuilder(relay) { Scheme = relay.Scheme == "wss" ? Uri.UriSchemeHttps : Uri.UriSchemeHttp, Port = relay.Port }.Uri;
+        if (system.IsBypassed(http)) return null;
+        var proxy = system.GetProxy(http);
+        if (proxy is null || proxy == http) return null;
+        // The environment's credentials live in the proxy object, not the URL.
+        if (string.IsNullOrEmpty(proxy.UserInfo) && system.Credentials?.GetCredential(proxy, "Basic") is { } credential)
+            proxy = new UriBuilder(proxy) { UserName = Uri.EscapeDataString(credential.UserName), Password = Uri.EscapeDataString(credential.Password) }.Uri;
+        return proxy;
+    }
+
+    private static UplinkClientConnection ConnectBlocking(Uri relay, Uri? proxy, IPAddress[] addresses, int port, UplinkConnectOptions options, long deadline, CancellationToken cancellationToken)
+    {
+        var socket = BlockingConnect.Connect(addresses, port, options.ConnectTimeout, cancellationToken);
+        var raw = new NonBlockingSocketStream(socket) { Deadline = deadline };
+        SslStream? tls = null;
+        using var abort = cancellationToken.UnsafeRegister(static s => ((NonBlockingSocketStream)s!).Abort(), raw);
+        try
+        {
+            if (proxy is not null) OpenTunnel(raw, relay, proxy);
+            Stream stream = raw;
+            if (relay.Scheme == "wss")
+            {
+                tls = new SslStream(raw, leaveInnerStreamOpen: false);
+                tls.AuthenticateAsClient(TlsOptions(relay, options.TrustedCa));
+                stream = tls;
+            }
+            var buffer = new byte[4096];
+            var filled = 0;
+            var subProtocol = Upgrade(stream, relay, options, ref buffer, ref filled, out var headLength);
+            var connection = new UplinkClientConnection(raw, stream, options.Limits, subProtocol);
+            // The relay may send its first frame right behind the 101.
+            if (filled > headLength)
+            {
+                connection._read = new byte[Math.Max(connection._read.Length, filled - headLength)];
+                buffer.AsSpan(headLength, filled - headLength).CopyTo(connection._read);
+                connection._readEnd = filled - headLength;
+            }
+            raw.Deadline = long.MaxValue;
+            return connection;
+        }
+        catch (Exception e)
+        {
+            tls?.Dispose();
+            raw.Abort();
+            if (cancellationToken.IsCancellationRequested) throw new OperationCanceledException("connect cancelled", e, cancellationToken);
+            throw;
+        }
+    }
+
+    private static SslClientAuthenticationOptions TlsOptions(Uri relay, X509Certificate2Collection? trustedCa)
+    {
+        var options = new SslClientAuthenticationOptions { TargetHost = relay.DnsSafeHost };
+        if (trustedCa is { Count: > 0 })
+        {
+            var policy = new X509ChainPolicy
+            {
+                TrustMode = X509ChainTrustMode.CustomRootTrust,
+                RevocationMode = X509RevocationMode.NoCheck, // a private CA rarely publishes revocation lists
+            };
+            policy.CustomTrustStore.AddRange(trustedCa);
+            options.CertificateChainPolicy = policy;
+        }
+        return options;
+    }
+
+    private static string Authority(Uri uri) =>
+        (uri.HostNameType == UriHostNameType.IPv6 ? $"[{uri.DnsSafeHost}]" : uri.IdnHost) + (uri.IsDefaultPort ? "" : ":" + uri.Port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    // HTTP/1.1 CONNECT (RFC 9110 §9.3.6): the proxy opens a TCP tunnel to the relay and answers 2xx.
+    private static void OpenTunnel(Stream raw, Uri relay, Uri proxy)
+    {
+        var target = (relay.HostNameType == UriHostNameType.IPv6 ? $"[{relay.DnsSafeHost}]" : relay.IdnHost) + ":" + relay.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var request = new StringBuilder().Append("CONNECT ").Append(target).Append(" HTTP/1.1\r\nHost: ").Append(target).Append("\r\n");
+        if (!string.IsNullOrEmpty(proxy.UserInfo))
+        {
+            var credentials = Uri.UnescapeDataString(proxy.UserInfo);
+            request.Append("Proxy-Authorization: Basic ").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(credentials))).Append("\r\n");
+        }
+        request.Append("\r\n");
+        raw.Write(Encoding.ASCII.GetBytes(request.ToString()));
+        var buffer = new byte[1024];
+        var filled = 0;
+        var head = ReadHead(raw, ref buffer, ref filled, "the proxy");
+        var (status, reason, _) = ParseHead(buffer.AsSpan(0, head), "the proxy");
+        if (status is < 200 or > 299) throw new IOException($"the proxy refused the tunnel: HTTP {status} {reason}".TrimEnd());
+        if (filled > head) throw new IOException("the proxy sent data before the tunnel was used");
+    }
+
+    // RFC 6455 §4.1: the opening handshake. Returns the selected subprotocol.
+    private static string Upgrade(Stream stream, Uri relay, UplinkConnectOptions options, ref byte[] buffer, ref int filled, out int headLength)
+    {
+        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(16));
+        var request = new StringBuilder()
+            .Append("GET ").Append(relay.PathAndQuery).Append(" HTTP/1.1\r\n")
+            .Append("Host: ").Append(Authority(relay)).Append("\r\n")
+            .Append("Upgrade: websocket\r\nConnection: Upgrade\r\n")
+            .Append("Sec-WebSocket-Key: ").Append(key).Append("\r\n")
+            .Append("Sec-WebSocket-Version: 13\r\n")
+            .Append("Sec-WebSocket-Protocol: ").Append(options.SubProtocol).Append("\r\n");
+        foreach (var (name, value) in options.Headers) request.Append(name).Append(": ").Append(value).Append("\r\n");
+        request.Append("\r\n");
+        stream.Write(Encoding.UTF8.GetBytes(request.ToString()));
+        stream.Flush();
+
+        headLength = ReadHead(stream, ref buffer, ref filled, "the relay");
+        var (status, reason, headers) = ParseHead(buffer.AsSpan(0, headLength), "the relay");
+        if (status != 101) throw new UplinkHandshakeException(status, reason, headers);
+        if (!headers.TryGetValue("Upgrade", out var upgrade) || !upgrade.Equals("websocket", StringComparison.OrdinalIgnoreCase))
+            throw new IOException("the relay answered 101 without 'Upgrade: websocket'");
+        if (!headers.TryGetValue("Connection", out var connection) || !connection.Split(',').Any(t => t.Trim().Equals("upgrade", StringComparison.OrdinalIgnoreCase)))
+            throw new IOException("the relay answered 101 without 'Connection: Upgrade'");
+        if (!headers.TryGetValue("Sec-WebSocket-Accept", out var accept) || accept != WebSocketFraming.ComputeAccept(key))
+            throw new IOException("the relay's Sec-WebSocket-Accept does not match the key (RFC 6455 §4.1)");
+        if (!headers.TryGetValue("Sec-WebSocket-Protocol", out var selected) || selected != options.SubProtocol)
+            throw new IOException($"the relay did not select the '{options.SubProtocol}' subprotocol");
+        return selected;
+    }
+
+    private static int ReadHead(Stream stream, ref byte[] buffer, ref int filled, string who)
+    {
+        while (true)
+        {
+            var end = buffer.AsSpan(0, filled).IndexOf(HeadEnd);
+            if (end >= 0) return end + HeadEnd.Length;
+            if (filled >= MaxHeadBytes) throw new IOException($"{who} sent more than {MaxHeadBytes} bytes of HTTP header");
+            if (filled == buffer.Length) Array.Resize(ref buffer, Math.Min(MaxHeadBytes, buffer.Length * 2));
+            var n = stream.Read(buffer, filled, buffer.Length - filled);
+            if (n == 0) throw new IOException($"{who} closed the connection {(filled == 0 ? "without an answer" : "in the middle of its answer")}");
+            filled += n;
+        }
+    }
+
+    private static (int Status, string Reason, Dictionary<string, string> Headers) ParseHead(ReadOnlySpan<byte> head, string who)
+    {
+        var text = Encoding.Latin1.GetString(head);
+        var lines = text.Split("\r\n");
+        var status = lines[0].Split(' ', 3);
+        if (status.Length < 2 || !status[0].StartsWith("HTTP/1.", StringComparison.Ordinal) || status[1].Length != 3
+            || !int.TryParse(status[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var code))
+            throw new IOException($"{who} did not answer HTTP: '{Printable(lines[0])}'");
+        var headers = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        foreach (var line in lines.Skip(1))
+        {
+            if (line.Length == 0) continue;
+            var colon = line.IndexOf(':', StringComparison.Ordinal);
+            if (colon <= 0) throw new IOException($"{who} sent a malformed header line: '{Printable(line)}'");
+            var name = line[..colon].Trim();
+            var value = line[(colon + 1)..].Trim();
+            headers[name] = headers.TryGetValue(name, out var earlier) ? earlier + "," + value : value;
+        }
+        return (code, status.Length > 2 ? status[2] : "", headers);
+    }
+
+    private static string Printable(string s) => new(s.Take(120).Select(c => c is >= ' ' and < '\x7f' ? c : '?').ToArray());
+
+    private static void CheckHeader(string name, string value)
+    {
+        if (name.Length == 0 || name.Any(c => c <= ' ' || c >= '\x7f' || c == ':'))
+            throw new ArgumentException($"'{name}' is not a valid header name");
+        if (value.Any(c => c is '\r' or '\n' or '\0'))
+            throw new ArgumentException($"the value of header '{name}' contains a line break");
+    }
+
+    // ------------------------------------------------------------------ receiving
+
+    /// <summary>
+    /// Blocks until the next uplink message arrives and returns it; answers WebSocket pings on the way.
+    /// Returns null when the relay closed the WebSocket (the close is answered).
+    /// </summary>
+    /// <exception cref="UplinkProtocolException">A text message, an oversized message or malformed uplink bytes.</exception>
+    /// <exception cref="WebSocketFramingException">Bytes that are not WebSocket frames.</exception>
+    /// <exception cref="IOException">The connection failed or the relay closed it without a close frame.</exception>
+    public UplinkMessage? Receive()
+    {
+        try
+        {
+            return ReceiveMessage();
+        }
+        catch (ObjectDisposedException e)
+        {
+            throw Aborted(e);
+        }
+    }
+
+    private UplinkMessage? ReceiveMessage()
+    {
+        var filled = 0;
+        var expected = -1;
+        var inMessage = false;
+        Span<byte> control = stackalloc byte[WebSocketFraming.MaxControlPayload];
+        while (true)
+        {
+            var header = ReadFrameHeader();
+            if (header.Masked) throw new WebSocketFramingException("the relay masked a frame; a server must not (RFC 6455 §5.1)");
+            if (header.IsControl)
+            {
+                var payload = control[..(int)header.PayloadLength];
+                ReadExactly(payload);
+                switch (header.Opcode)
+                {
+                    case WebSocketOpcode.Ping:
+                        Reply(WebSocketOpcode.Pong, payload);
+                        break;
+                    case WebSocketOpcode.Close:
+                        _closeReceived = true;
+                        // Echo the status code (§5.5.1); the connection is over either way.
+                        if (!_closeSent) Reply(WebSocketOpcode.Close, payload.Length >= 2 ? payload[..2] : []);
+                        return null;
+                }
+                continue;
+            }
+            if (header.Opcode == WebSocketOpcode.Text) throw new UplinkProtocolException("text WebSocket message on the uplink; every message is binary");
+            if (header.Opcode == WebSocketOpcode.Binary && inMessage) throw new WebSocketFramingException("a new message began before the previous one ended (RFC 6455 §5.4)");
+            if (header.Opcode == WebSocketOpcode.Continuation && !inMessage) throw new WebSocketFramingException("a continuation frame outside a message (RFC 6455 §5.4)");
+            inMessage = true;
+
+            var remaining = header.PayloadLength;
+            while (true)
+            {
+                if (expected < 0 && UplinkCodec.TryPeekBodyLength(_message.AsSpan(0, filled), _limits, out var body))
+                    expected = UplinkProtocol.HeaderSize + body;
+                if (expected >= 0 && filled + remaining > expected)
+                    throw new UplinkProtocolException($"WebSocket message longer than the {expected} bytes its header announced");
+                if (remaining == 0) break;
+                // Until the uplink header is in, read only up to it, so its length is checked first.
+                var want = (int)(expected < 0 ? Math.Min(remaining, UplinkProtocol.HeaderSize - filled) : remaining);
+                if (_message.Length < filled + want) Array.Resize(ref _message, Math.Max(filled + want, Math.Min(_message.Length * 2, expected)));
+                ReadExactly(_message.AsSpan(filled, want));
+                filled += want;
+                remaining -= want;
+            }
+            if (!header.Fin) continue;
+            if (filled != expected)
+                throw new UplinkProtocolException($"WebSocket message of {filled} bytes, its header announced {Math.Max(expected, UplinkProtocol.HeaderSize)}");
+            return UplinkCodec.ParseOne(_message.AsMemory(0, filled), _limits);
+        }
+    }
+
+    private WebSocketFrameHeader ReadFrameHeader()
+    {
+        while (true)
+        {
+            if (WebSocketFraming.TryReadHeader(_read.AsSpan(_readStart, _readEnd - _readStart), out var header))
+            {
+                _readStart += header.HeaderLength;
+                return header;
+            }
+            Fill();
+        }
+    }
+
+    private void Fill()
+    {
+        if (_readStart > 0)
+        {
+            _read.AsSpan(_readStart, _readEnd - _readStart).CopyTo(_read);
+            _readEnd -= _readStart;
+            _readStart = 0;
+        }
+        var n = _stream.Read(_read, _readEnd, _read.Length - _readEnd);
+        if (n == 0) throw new IOException(_closeSent ? "the relay closed the connection" : "the relay closed the connection without a WebSocket close");
+        _readEnd += n;
+    }
+
+    private void ReadExactly(Span<byte> destination)
+    {
+        var buffered = Math.Min(destination.Length, _readEnd - _readStart);
+        _read.AsSpan(_readStart, buffered).CopyTo(destination);
+        _readStart += buffered;
+        destination = destination[buffered..];
+        while (!destination.IsEmpty)
+        {
+            // Large payloads go straight to their place; small ones through the buffer.
+            if (destination.Length >= _read.Length / 2)
+            {
+                var n = _stream.Read(destination);
+                if (n == 0) throw new IOException("the relay closed the connection in the middle of a frame");
+                destination = destination[n..];
+            }
+            else
+            {
+                Fill();
+                var take = Math.Min(destination.Length, _readEnd - _readStart);
+                _read.AsSpan(_readStart, take).CopyTo(destination);
+                _readStart += take;
+                destination = destination[take..];
+            }
+        }
+    }
+
+    private void Reply(WebSocketOpcode opcode, ReadOnlySpan<byte> payload)
+    {
+        lock (_sendLock)
+        {
+            if (_closeSent) return;
+            WriteFrame(opcode, payload);
+            if (opcode == WebSocketOpcode.Close) _closeSent = true;
+        }
+        if (HasPendingBytes) ReplyPending?.Invoke();
+    }
+
+    // ------------------------------------------------------------------ sending
+
+    /// <summary>
+    /// Sends <paramref name="message"/> as one binary WebSocket message without blocking. True when the
+    /// kernel took all of it; false when some of it waits for <see cref="FlushPending"/>.
+    /// </summary>
+    /// <exception cref="IOException">The connection failed or was closed.</exception>
+    public bool TrySend(UplinkMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var body = UplinkCodec.Encode(message);
+        lock (_sendLock)
+        {
+            ThrowIfClosed();
+            WriteFrame(WebSocketOpcode.Binary, body);
+            if (message.Channel == UplinkChannel.Media) Interlocked.Add(ref _mediaBytesSent, body.Length);
+        }
+        return !HasPendingBytes;
+    }
+
+    /// <summary>
+    /// Sends one <see cref="MediaFrame"/> (header and <paramref name="unit"/>'s payload) as one
+    /// WebSocket frame without blocking; true when the kernel took all of it.
+    /// </summary>
+    /// <exception cref="ArgumentException">The frame exceeds the message size limit.</exception>
+    /// <exception cref="IOException">The connection failed or was closed.</exception>
+    public bool TrySendFrame(ulong sequence, ushort streamId, ulong sendTimestamp, in AccessUnit unit)
+    {
+        var length = UplinkProtocol.FrameHeaderSize + unit.Data.Length;
+        if (length - UplinkProtocol.HeaderSize > _limits.MaxMessageBytes)
+            throw new ArgumentException($"frame of {unit.Data.Length} bytes exceeds the {_limits.MaxMessageBytes}-byte message limit", nameof(unit));
+        var headerLength = WebSocketFraming.ClientHeaderLength(length);
+        var buffer = ArrayPool<byte>.Shared.Rent(headerLength + length);
+        try
+        {
+            // One buffer, one copy of the payload, masked in place, one write.
+            var message = buffer.AsSpan(headerLength, length);
+            UplinkCodec.WriteFrameHeader(message, sequence, streamId, sendTimestamp, unit);
+            unit.Data.Span.CopyTo(message[UplinkProtocol.FrameHeaderSize..]);
+            lock (_sendLock)
+            {
+                ThrowIfClosed();
+                var key = NextMaskKey();
+                WebSocketFraming.WriteClientHeader(buffer, WebSocketOpcode.Binary, length, key);
+                WebSocketFraming.Mask(message, key);
+                _stream.Write(buffer, 0, headerLength + length);
+                Interlocked.Add(ref _mediaBytesSent, length);
+            }
+        }
+        catch (ObjectDisposedException e)
+        {
+            throw Aborted(e);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return !HasPendingBytes;
+    }
+
+    /// <summary>Sends <paramref name="message"/> and blocks until the kernel took all of it.</summary>
+    public void Send(UplinkMessage message, CancellationToken cancellationToken)
+    {
+        if (!TrySend(message)) FlushPending(cancellationToken);
+    }
+
+    /// <summary>Blocks until every byte sent so far is in the kernel (the peer is reading).</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled (checked every quarter second).</exception>
+    /// <exception cref="IOException">The connection failed.</exception>
+    public void FlushPending(CancellationToken cancellationToken)
+    {
+        try
+        {
+            _socket.FlushPending(cancellationToken);
+        }
+        catch (ObjectDisposedException e)
+        {
+            throw Aborted(e);
+        }
+    }
+
+    /// <summary>
+    /// Closes gracefully: sends <paramref name="goodbye"/> (if any) and a close frame, waiting at most
+    /// <paramref name="timeout"/> for the kernel to take them; aborts when that fails. The relay's
+    /// answering close arrives through <see cref="Receive"/>, which returns null.
+    /// </summary>
+    public void Close(UplinkMessage? goodbye, ushort status, string description, TimeSpan timeout)
+    {
+        ArgumentNullException.ThrowIfNull(description);
+        try
+        {
+            lock (_sendLock)
+            {
+                if (!_closeSent && !_aborted)
+                {
+                    if (goodbye is not null) WriteFrame(WebSocketOpcode.Binary, UplinkCodec.Encode(goodbye));
+                    var reason = Encoding.UTF8.GetBytes(description);
+                    var payload = new byte[2 + Math.Min(reason.Length, WebSocketFraming.MaxControlPayload - 2)];
+                    BinaryPrimitives.WriteUInt16BigEndian(payload, status);
+                    reason.AsSpan(0, payload.Length - 2).CopyTo(payload.AsSpan(2));
+                    WriteFrame(WebSocketOpcode.Close, payload);
+                    _closeSent = true;
+                }
+            }
+            using var cts = new CancellationTokenSource(timeout);
+            _socket.FlushPending(cts.Token);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or SocketException)
+        {
+            Abort();
+        }
+    }
+
+    /// <summary>Ends the connection at once; blocked <see cref="Receive"/> and <see cref="FlushPending"/> calls fail.</summary>
+    public void Abort()
+    {
+        _aborted = true;
+        _socket.Abort();
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Abort();
+        _stream.Dispose();
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (_aborted) throw new IOException("the uplink connection was aborted");
+        if (_closeSent) throw new IOException("the uplink connection is closing");
+    }
+
+    // Caller holds _sendLock.
+    private void WriteFrame(WebSocketOpcode opcode, ReadOnlySpan<byte> payload)
+    {
+        var headerLength = WebSocketFraming.ClientHeaderLength(payload.Length);
+        var buffer = ArrayPool<byte>.Shared.Rent(headerLength + payload.Length);
+        try
+        {
+            var key = NextMaskKey();
+            WebSocketFraming.WriteClientHeader(buffer, opcode, payload.Length, key);
+            payload.CopyTo(buffer.AsSpan(headerLength));
+            WebSocketFraming.Mask(buffer.AsSpan(headerLength, payload.Length), key);
+            _stream.Write(buffer, 0, headerLength + payload.Length);
+        }
+        catch (ObjectDisposedException e)
+        {
+            throw Aborted(e);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    // RFC 6455 §5.3: a fresh, unpredictable key per frame. Drawn from a random block refilled every
+    // 1,024 keys. Caller holds _sendLock.
+    private uint NextMaskKey()
+    {
+        if (_nextMaskKey == _maskKeys.Length)
+        {
+            RandomNumberGenerator.Fill(_maskKeys);
+            _nextMaskKey = 0;
+        }
+        var key = BinaryPrimitives.ReadUInt32LittleEndian(_maskKeys.AsSpan(_nextMaskKey));
+        _nextMaskKey += 4;
+        return key;
+    }
+
+    private static IOException Aborted(Exception e) => new("the uplink connection was aborted", e);
+}
