@@ -20,14 +20,18 @@ internal sealed class TestRelay : IAsyncDisposable
 {
     public static readonly Dictionary<string, string> Devices = new() { ["gw1"] = "secret-gw1", ["gw2"] = "secret-gw2" };
 
-    private TestRelay(WebApplication app, int port, bool tls)
+    private TestRelay(WebApplication app, int port, bool tls, TestOutputLoggerProvider log)
     {
         App = app;
+        Log = log;
         Port = port;
         Uplink = new Uri($"{(tls ? "wss" : "ws")}://127.0.0.1:{port}/uplink");
     }
 
     public WebApplication App { get; }
+
+    /// <summary>What the relay logged (Information and up).</summary>
+    public TestOutputLoggerProvider Log { get; }
     public int Port { get; }
     public Uri Uplink { get; }
     public MediaStreamRegistry Streams => App.Services.GetRequiredService<MediaStreamRegistry>();
@@ -38,7 +42,8 @@ internal sealed class TestRelay : IAsyncDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
-        builder.Logging.AddProvider(new TestOutputLoggerProvider(output, "relay"));
+        var log = new TestOutputLoggerProvider(output, "relay");
+        builder.Logging.AddProvider(log);
         builder.Logging.SetMinimumLevel(LogLevel.Information);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, listen =>
         {
@@ -52,7 +57,7 @@ internal sealed class TestRelay : IAsyncDisposable
         app.MapUplink();
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new TestRelay(app, new Uri(address).Port, certificate is not null);
+        return new TestRelay(app, new Uri(address).Port, certificate is not null, log);
     }
 
     public async ValueTask DisposeAsync()

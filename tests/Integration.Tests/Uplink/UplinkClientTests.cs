@@ -63,6 +63,21 @@ public class UplinkClientTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_stopping_device_says_goodbye_to_the_relay()
+    {
+        await using var relay = await TestRelay.StartAsync(output, FastRelay);
+        var edge = new RunningClient(Options(relay.Uplink), output);
+        await new FakeCamera().RunAsync(edge.Client.GetSink("cam"), frames: 5, CancellationToken.None);
+        await WaitUntilAsync(() => relay.Streams.TryGet("gw1", "cam", out var s) && s.FramesIn == 5, "5 frames at the relay");
+
+        await edge.DisposeAsync();
+
+        // The relay hears why, instead of finding a lost connection. (Stopping cancels the sender too; the
+        // goodbye once depended on which of the two the session noticed first.)
+        await WaitUntilAsync(() => relay.Log.Lines.Any(l => l.Contains("ended: device said goodbye: shutdown", StringComparison.Ordinal)), "the relay logging the goodbye");
+    }
+
+    [Fact]
     public async Task First_relay_down_fails_over_to_the_second()
     {
         var dead = new Uri($"ws://127.0.0.1:{FreePort()}/uplink");
