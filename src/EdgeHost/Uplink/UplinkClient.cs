@@ -463,7 +463,8 @@ public sealed class UplinkClient : IPipeline
             {
                 state.RateSamples.Enqueue((at, ((long)ack.BytesReceived - state.LastAckBytes) / dt.TotalSeconds));
                 while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > TimeSpan.FromSeconds(2)) state.RateSamples.Dequeue();
-                var rate = state.RateSamples.Max(r => r.BytesPerSecond);
+                var rate = 0.0;
+                foreach (var sample in state.RateSamples) rate = Math.Max(rate, sample.BytesPerSecond);
                 state.WindowBytes = Math.Max(MinWindowBytes, (long)(rate * _options.MaxUnackedAge.TotalSeconds));
             }
             state.LastAckAt = at;
