@@ -36,6 +36,8 @@ internal sealed class FakeConnector : ITelemetryMqttConnector
     public volatile bool Refuse;
     /// <summary>When set, returns whether a publish of this topic fails (as a PUBACK with an error reason code would).</summary>
     public Func<string, string, bool>? FailPublish;
+    /// <summary>Like <see cref="FailPublish"/>, given also the publishing connection's number (1 for the first).</summary>
+    public Func<int, string, string, bool>? FailPublishOn;
     /// <summary>The reason code of a failed publish: quota exceeded (transient) unless set.</summary>
     public byte FailReasonCode = 0x97;
 
@@ -43,7 +45,7 @@ internal sealed class FakeConnector : ITelemetryMqttConnector
     {
         LastOptions = options;
         if (Refuse) throw new IOException("connection refused");
-        var c = new FakeConnection(this, onMessage);
+        var c = new FakeConnection(this, onMessage, Connections.Count + 1);
         Connections.Enqueue(c);
         return Task.FromResult<ITelemetryMqttConnection>(c);
     }
@@ -51,7 +53,7 @@ internal sealed class FakeConnector : ITelemetryMqttConnector
     public FakeConnection Current => Connections.Last();
 }
 
-internal sealed class FakeConnection(FakeConnector owner, Func<TelemetryInboundMessage, Task> onMessage) : ITelemetryMqttConnection
+internal sealed class FakeConnection(FakeConnector owner, Func<TelemetryInboundMessage, Task> onMessage, int number) : ITelemetryMqttConnection
 {
     private readonly TaskCompletionSource _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     public ConcurrentQueue<string> Subscriptions { get; } = new();
@@ -69,7 +71,7 @@ internal sealed class FakeConnection(FakeConnector owner, Func<TelemetryInboundM
         // the acknowledgement comes back asynchronously.
         if (_closed.Task.IsCompleted) throw new IOException("not connected");
         var text = Encoding.UTF8.GetString(payload.Span);
-        var fail = owner.FailPublish?.Invoke(topic, text) == true;
+        var fail = owner.FailPublish?.Invoke(topic, text) == true || owner.FailPublishOn?.Invoke(number, topic, text) == true;
         if (!fail) owner.Published.Enqueue((topic, text, retain));
         await Task.Yield();
         if (fail) throw new PublishRefusedException(topic, owner.FailReasonCode, null);

@@ -96,16 +96,19 @@ public sealed class MqttTelemetrySessionTests : IAsyncLifetime
     [Fact]
     public async Task After_a_dropped_connection_everything_unacknowledged_is_sent_again_in_order_and_nothing_is_skipped()
     {
-        // The broker fails (like a missing PUBACK) every publish from seq 50 on, until told otherwise.
-        var failFrom50 = true;
-        _broker.FailPublish = (topic, payload) => failFrom50 && topic.EndsWith("/cpu_temp", StringComparison.Ordinal) && Seq(payload) >= 50;
+        // The broker fails every publish from seq 50 on, on every connection up to recoverAfter. A
+        // connection already failing keeps failing: a switch flipped under its pipelined publishes
+        // would let a later reading through ahead of the resend and test the timing, not the client.
+        var recoverAfter = int.MaxValue;
+        _broker.FailPublishOn = (connection, topic, payload) =>
+            connection <= Volatile.Read(ref recoverAfter) && topic.EndsWith("/cpu_temp", StringComparison.Ordinal) && Seq(payload) >= 50;
         for (var i = 0; i < 100; i++)
             await _outbox.AppendAsync("cpu_temp", new SensorReading(i, "°C", T0));
         Start();
         await Eventually.True(() => _broker.Connections.Count >= 3, "reconnects after failures");
         Assert.Equal(51, _outbox.PendingCount);
         Assert.Equal(Enumerable.Range(50, 51).Select(i => (long)i), _outbox.GetPending(0, 1000).Select(r => r.Sequence));
-        failFrom50 = false;
+        Volatile.Write(ref recoverAfter, _broker.Connections.Count);
         await Eventually.True(() => _outbox.PendingCount == 0, "drained after recovery");
         var seqs = Readings("cpu_temp").Select(r => Seq(r.Payload)).ToList();
         Assert.Equal(Enumerable.Range(1, 100).Select(i => (long)i), seqs.Distinct().Order());
