@@ -7,8 +7,9 @@ namespace Pinhole.Transport.Uplink;
 /// <summary>
 /// The uplink protocol over one WebSocket: one uplink message per binary WebSocket message. Reads
 /// whole messages with the size limit checked from the header before the body is buffered, and
-/// serialises sends (a WebSocket allows one send at a time). Shared by the edge client and the
-/// relay endpoint. Does not own the socket's lifetime beyond <see cref="DisposeAsync"/>.
+/// serialises sends (a WebSocket allows one send at a time). The relay endpoint's side, and tests
+/// that play a device against it; the device itself uses <see cref="UplinkClientConnection"/>.
+/// Does not own the socket's lifetime beyond <see cref="DisposeAsync"/>.
 /// </summary>
 public sealed class UplinkWebSocket : IAsyncDisposable
 {
