@@ -328,18 +328,19 @@ public sealed class UplinkClient : IPipeline
         Volatile.Write(ref _sending, state);
         // Relay messages (acks ten times a second) are read on a thread of their own, blocking: one
         // wake-up per message, where an async receive woke the epoll thread and pool workers too.
+        // The periodic checks (dead link, pings, drop reports) run on that thread while it waits,
+        // not on a timer that would wake the timer thread and a pool worker every tick.
+        link.WhileWaiting(HousekeepingTick(welcome), () => Housekeep(relay, state));
         var receive = RunOnThread("uplink-read", () => ReceiveLoop(relay, state, context));
         var send = Task.Factory.StartNew(() => SendLoop(state, work.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        var housekeeping = HousekeepingLoopAsync(relay, state, work.Token);
         var stopped = Task.Delay(Timeout.Infinite, stopping);
         try
         {
-            var first = await Task.WhenAny(receive, send, housekeeping, stopped);
+            var first = await Task.WhenAny(receive, send, stopped);
             Volatile.Write(ref _sending, null);
             await work.CancelAsync();
-            await Task.WhenAll(send, housekeeping).ContinueWith(_ => { }, TaskScheduler.Default);
-            // Stopping cancels the sender and housekeeping too, and either may finish before `stopped`
-            // does: what matters is whether the device is stopping, not which task noticed first.
+            await send.ContinueWith(_ => { }, TaskScheduler.Default);
+            // Stopping cancels the sender too, and it may finish before `stopped` does: what matters is whether the device is stopping, not which task noticed first.
             var shuttingDown = first == stopped || stopping.IsCancellationRequested;
             if (shuttingDown && link.IsOpen)
             {
@@ -351,7 +352,7 @@ public sealed class UplinkClient : IPipeline
             }
             link.Abort();
             await receive.ContinueWith(_ => { }, TaskScheduler.Default);
-            var failure = new[] { receive, send, housekeeping }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
+            var failure = new[] { receive, send }.Select(t => t.Exception?.InnerException).FirstOrDefault(e => e is not null and not OperationCanceledException);
             var reason = shuttingDown ? "device shutting down" : state.EndReason ?? (failure is not null ? Describe(failure) : "closed");
             UplinkClientLog.Ended(_logger, relay, reason);
         }
@@ -370,6 +371,7 @@ public sealed class UplinkClient : IPipeline
         public UplinkClientConnection Link { get; } = link;
         public Welcome Welcome { get; } = welcome;
         public long LastReceived = now;
+        public long LastPing = now, LastReport = now;
         public string? EndReason;
         public readonly Channel<UplinkMessage> Control = Channel.CreateUnbounded<UplinkMessage>(new UnboundedChannelOptions { SingleReader = true });
         public readonly System.Collections.Concurrent.ConcurrentDictionary<ushort, IReadOnlyList<TrackInfo>> Announced = new();
@@ -614,44 +616,46 @@ public sealed class UplinkClient : IPipeline
         return true;
     }
 
-    private async Task HousekeepingLoopAsync(Uri relay, ConnectionState state, CancellationToken ct)
+    private TimeSpan Heartbeat(Welcome welcome) =>
+        welcome.HeartbeatInterval < _options.HeartbeatInterval ? welcome.HeartbeatInterval : _options.HeartbeatInterval;
+
+    // A quarter of the shorter of heartbeat and dead-link timeout, between 10 ms and 1 s.
+    private TimeSpan HousekeepingTick(Welcome welcome) =>
+        TimeSpan.FromMilliseconds(Math.Clamp(Math.Min(Heartbeat(welcome).TotalMilliseconds, _options.DeadLinkTimeout.TotalMilliseconds) / 4, 10, 1000));
+
+    // Runs on the receiving thread about once a tick (see WhileWaiting), so never concurrently.
+    private void Housekeep(Uri relay, ConnectionState state)
     {
-        var heartbeat = state.Welcome.HeartbeatInterval < _options.HeartbeatInterval ? state.Welcome.HeartbeatInterval : _options.HeartbeatInterval;
-        var tick = TimeSpan.FromMilliseconds(Math.Clamp(Math.Min(heartbeat.TotalMilliseconds, _options.DeadLinkTimeout.TotalMilliseconds) / 4, 10, 1000));
-        var lastPing = _time.GetTimestamp();
-        var lastReport = _time.GetTimestamp();
-        while (!ct.IsCancellationRequested)
+        if (!state.Link.IsOpen) return;
+        var tick = HousekeepingTick(state.Welcome);
+        var silence = _time.GetElapsedTime(Volatile.Read(ref state.LastReceived));
+        // One tick early, so detection never takes longer than DeadLinkTimeout.
+        if (silence + tick > _options.DeadLinkTimeout)
         {
-            await Task.Delay(tick, _time, ct);
-            var silence = _time.GetElapsedTime(Volatile.Read(ref state.LastReceived));
-            // One tick early, so detection never takes longer than DeadLinkTimeout.
-            if (silence + tick > _options.DeadLinkTimeout)
+            state.EndReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
+            UplinkClientLog.DeadLink(_logger, relay, silence);
+            _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks abandoned because heartbeats stopped.").Inc();
+            state.Link.Abort();
+            return;
+        }
+        if (_time.GetElapsedTime(state.LastPing) >= Heartbeat(state.Welcome))
+        {
+            state.LastPing = _time.GetTimestamp();
+            state.Control.Writer.TryWrite(new Ping(NowMicros()));
+            _queue.Pulse();
+        }
+        if ((state.Welcome.Capabilities & UplinkCapabilities.DropReports) != 0 && _time.GetElapsedTime(state.LastReport) >= _options.DropReportInterval)
+        {
+            state.LastReport = _time.GetTimestamp();
+            foreach (var camera in _queue.Cameras)
             {
-                state.EndReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
-                UplinkClientLog.DeadLink(_logger, relay, silence);
-                _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks abandoned because heartbeats stopped.").Inc();
-                state.Link.Abort();
-                return;
-            }
-            if (_time.GetElapsedTime(lastPing) >= heartbeat)
-            {
-                lastPing = _time.GetTimestamp();
-                state.Control.Writer.TryWrite(new Ping(NowMicros()));
+                // Only for streams the relay knows on this connection; totals are cumulative.
+                if (!state.Announced.ContainsKey(camera.StreamId)) continue;
+                var dropped = camera.DroppedFrames;
+                if (state.ReportedDrops.TryGetValue(camera.StreamId, out var reported) && reported == dropped) continue;
+                state.ReportedDrops[camera.StreamId] = dropped;
+                state.Control.Writer.TryWrite(new DropReport(camera.StreamId, (ulong)dropped, (ulong)camera.DroppedBytes));
                 _queue.Pulse();
-            }
-            if ((state.Welcome.Capabilities & UplinkCapabilities.DropReports) != 0 && _time.GetElapsedTime(lastReport) >= _options.DropReportInterval)
-            {
-                lastReport = _time.GetTimestamp();
-                foreach (var camera in _queue.Cameras)
-                {
-                    // Only for streams the relay knows on this connection; totals are cumulative.
-                    if (!state.Announced.ContainsKey(camera.StreamId)) continue;
-                    var dropped = camera.DroppedFrames;
-                    if (state.ReportedDrops.TryGetValue(camera.StreamId, out var reported) && reported == dropped) continue;
-                    state.ReportedDrops[camera.StreamId] = dropped;
-                    state.Control.Writer.TryWrite(new DropReport(camera.StreamId, (ulong)dropped, (ulong)camera.DroppedBytes));
-                    _queue.Pulse();
-                }
             }
         }
     }

@@ -44,6 +44,20 @@ internal sealed class NonBlockingSocketStream : Stream
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
+    /// <summary>
+    /// Called on the reading thread while a read waits: when it starts waiting and
+    /// <see cref="WaitingInterval"/> has passed since the last call, and again each time it has
+    /// waited that long. Lets the reader do periodic checks (a dead peer, heartbeats) on the thread
+    /// that waits anyway, without a timer, and a peer that trickles bytes cannot hold them off. It
+    /// must not read from the stream; it may <see cref="Abort"/>.
+    /// </summary>
+    public Action? Waiting { get; set; }
+
+    /// <summary>How often <see cref="Waiting"/> runs; infinite (the default) never.</summary>
+    public TimeSpan WaitingInterval { get; set; } = Timeout.InfiniteTimeSpan;
+
+    private long _nextWaiting;
+
     public override int Read(Span<byte> buffer)
     {
         if (buffer.IsEmpty) return 0;
@@ -51,7 +65,19 @@ internal sealed class NonBlockingSocketStream : Stream
         {
             // Wait first: the reader mostly waits for the peer, and poll+recv is one syscall fewer
             // than a recv that finds nothing, then poll, then recv.
-            Wait(SelectMode.SelectRead);
+            TimeSpan? slice = null;
+            if (Waiting is { } waiting && WaitingInterval > TimeSpan.Zero)
+            {
+                var now = Stopwatch.GetTimestamp();
+                if (now >= _nextWaiting)
+                {
+                    waiting();
+                    now = Stopwatch.GetTimestamp();
+                    _nextWaiting = now + (long)(WaitingInterval.TotalSeconds * Stopwatch.Frequency);
+                }
+                slice = Stopwatch.GetElapsedTime(now, _nextWaiting);
+            }
+            if (!Wait(SelectMode.SelectRead, slice)) continue;
             var n = _socket.Receive(buffer, SocketFlags.None, out var error);
             switch (error)
             {
@@ -152,7 +178,8 @@ internal sealed class NonBlockingSocketStream : Stream
         _hasTail = true;
     }
 
-    private void Wait(SelectMode mode, TimeSpan? slice = null)
+    // True when the socket is ready, false when the slice (or the deadline) ran out first.
+    private bool Wait(SelectMode mode, TimeSpan? slice = null)
     {
         var deadline = Deadline;
         long micros = -1;
@@ -165,7 +192,7 @@ internal sealed class NonBlockingSocketStream : Stream
         if (slice is { } s && (micros < 0 || micros > s.TotalMicroseconds)) micros = (long)s.TotalMicroseconds;
         try
         {
-            _socket.Poll(micros < 0 ? -1 : (int)Math.Min(int.MaxValue, Math.Max(1, micros)), mode);
+            return _socket.Poll(micros < 0 ? -1 : (int)Math.Min(int.MaxValue, Math.Max(1, micros)), mode);
         }
         catch (SocketException e)
         {

@@ -71,6 +71,21 @@ public sealed class UplinkClientConnection : IDisposable
     /// </summary>
     public Action? ReplyPending { get; set; }
 
+    /// <summary>
+    /// Has <see cref="Receive"/> call <paramref name="check"/> on the receiving thread while it waits
+    /// for the relay, at most every <paramref name="interval"/> (when it starts waiting and that long
+    /// has passed, and again after each <paramref name="interval"/> of waiting). The caller's periodic
+    /// checks (a dead link, heartbeats) then ride on the thread that waits anyway instead of a timer.
+    /// <paramref name="check"/> may <see cref="Abort"/>; it must not receive. Set it before receiving.
+    /// </summary>
+    public void WhileWaiting(TimeSpan interval, Action check)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(interval, TimeSpan.Zero);
+        ArgumentNullException.ThrowIfNull(check);
+        _socket.WaitingInterval = interval;
+        _socket.Waiting = check;
+    }
+
     // ------------------------------------------------------------------ connecting
 
     /// <summary>

@@ -293,4 +293,50 @@ public sealed class UplinkClientConnectionTests : IDisposable
             Assert.Equal("shutdown", Encoding.UTF8.GetString(close.Payload.AsSpan(2)));
         }
     }
+    [Fact]
+    public async Task While_the_relay_is_silent_the_waiting_check_runs_every_interval_and_may_abort()
+    {
+        var (client, _) = await ConnectAsync();
+        using (client)
+        {
+            var calls = new List<long>();
+            client.WhileWaiting(TimeSpan.FromMilliseconds(100), () =>
+            {
+                lock (calls) calls.Add(Stopwatch.GetTimestamp());
+                if (calls.Count == 5) client.Abort();
+            });
+            var clock = Stopwatch.StartNew();
+            var receiving = ReceiveAsync(client);
+            await Assert.ThrowsAnyAsync<IOException>(() => receiving.WaitAsync(Timeout));
+            // The first check runs as receiving starts to wait, then one per interval of silence.
+            Assert.Equal(5, calls.Count);
+            Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(390), TimeSpan.FromSeconds(3));
+            for (var i = 1; i < calls.Count; i++)
+                Assert.True(Stopwatch.GetElapsedTime(calls[i - 1], calls[i]) >= TimeSpan.FromMilliseconds(95), $"check {i} came early");
+        }
+    }
+
+    [Fact]
+    public async Task A_relay_trickling_bytes_does_not_hold_off_the_waiting_check()
+    {
+        var (client, _) = await ConnectAsync();
+        using (client)
+        {
+            var calls = 0;
+            client.WhileWaiting(TimeSpan.FromMilliseconds(100), () => Interlocked.Increment(ref calls));
+            var receiving = ReceiveAsync(client);
+            // One byte of an ack every 30 ms: each wait ends before the interval would, yet the check
+            // must still come about every 100 ms.
+            var frame = RawWebSocketServer.Frame(0x2, UplinkCodec.Encode(new Ack(1, 2, 3, 4)));
+            var clock = Stopwatch.StartNew();
+            foreach (var b in frame)
+            {
+                await _server.SendAsync([b]);
+                await Task.Delay(30);
+            }
+            Assert.Equal(new Ack(1, 2, 3, 4), await receiving.WaitAsync(Timeout));
+            var expected = clock.Elapsed.TotalMilliseconds / 100;
+            Assert.InRange(Volatile.Read(ref calls), (int)(expected * 0.5), (int)expected + 2);
+        }
+    }
 }
