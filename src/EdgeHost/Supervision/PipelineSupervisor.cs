@@ -60,7 +60,7 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
     public async Task StartAsync(EdgeConfig config)
     {
         await ApplyAsync(config);
-        _loop = Task.Run(LoopAsync);
+        _loop = StartLoopThread();
     }
 
     /// <summary>Makes the running set match <paramref name="config"/>: restarts only pipelines whose fingerprint changed.</summary>
@@ -189,11 +189,35 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
         _applyLock.Dispose();
     }
 
-    private async Task LoopAsync()
+    // The loop has a thread of its own that sleeps between ticks: one wake-up per tick, where a
+    // PeriodicTimer woke the timer thread and then a pool worker (and kept the pool's gate thread
+    // polling) every time. On a device that runs for years the idle wake-ups are most of the cost
+    // that is not video. The tick follows the wall clock, not the TimeProvider.
+    private Task StartLoopThread()
     {
-        using var timer = new PeriodicTimer(_options.TickInterval, _time);
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Loop();
+                done.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                done.TrySetException(e);
+            }
+        })
+        { IsBackground = true, Name = "supervisor" };
+        thread.Start();
+        return done.Task;
+    }
+
+    private void Loop()
+    {
+        var stopping = _stop.Token.WaitHandle;
         string? lastFingerprint = null;
-        while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+        while (!stopping.WaitOne(_options.TickInterval))
         {
             string fingerprint;
             lock (Gate)

@@ -4,7 +4,7 @@ namespace Pinhole.EdgeHost.Supervision;
 public sealed class SupervisorOptions
 {
     /// <summary>How often the supervisor loop checks for stalls and proves it is alive (the watchdog follows this tick).</summary>
-    public TimeSpan TickInterval { get; set; } = TimeSpan.FromMilliseconds(500);
+    public TimeSpan TickInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Delay before the first restart.</summary>
     public TimeSpan InitialBackoff { get; set; } = TimeSpan.FromSeconds(1);
