@@ -14,8 +14,11 @@ public sealed class UplinkEndpointOptions
     /// <summary>Nothing received for this long means the link is dead: the session is aborted.</summary>
     public TimeSpan DeadLinkTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Acks are merged: at most one per interval, and only when new frames arrived.</summary>
-    public TimeSpan AckInterval { get; set; } = TimeSpan.FromMilliseconds(100);
+    /// <summary>
+    /// Acks are merged: at most one per interval, and only when new frames arrived. Every ack wakes
+    /// the device, so not more often than its in-flight bound (1 s) needs: a quarter of it.
+    /// </summary>
+    public TimeSpan AckInterval { get; set; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>How long a device has after the upgrade to send its hello.</summary>
     public TimeSpan HelloTimeout { get; set; } = TimeSpan.FromSeconds(10);
