@@ -153,7 +153,8 @@ public sealed partial class ExecCameraSource : CameraSource
             var reader = new SequenceReader<byte>(buffer);
             while (AnnexBReader.TryReadNalUnit(ref reader, isFinal, out var nalSequence))
             {
-                var nal = nalSequence.ToArray(); // the pipe reuses its buffers; access units keep theirs
+                // The assembler copies what it keeps, so a NAL unit in one pipe segment is read in place.
+                ReadOnlySpan<byte> nal = nalSequence.IsSingleSegment ? nalSequence.FirstSpan : nalSequence.ToArray();
                 if (AccessUnitBoundary.StartsNewAccessUnit(codec, nal, _hasVcl))
                 {
                     _assembler.Complete(_pts, output);

@@ -105,7 +105,7 @@ public sealed class AacDepacketizer : RtpDepacketizer
                 _fragmentLength = -1; // an unfinished fragment followed by a whole AU: drop it
                 DroppedUnits++;
             }
-            var unit = data.Slice(offset, size);
+            var unit = data.Slice(offset, size).ToArray(); // the packet's memory is the caller's again after Push
             offset += size;
             output.OnAccessUnit(TrackInfo!, new AccessUnit(Track, timestamp + index * _frameLength, timestamp + index * _frameLength, true, unit));
         }

@@ -27,7 +27,7 @@ public sealed class G711Depacketizer : RtpDepacketizer
     {
         if (packet.Payload.Length == 0) return; // comfort-noise gaps send empty packets; nothing to play
         if (packet.Payload.Length % TrackInfo!.Channels != 0) throw new RtspProtocolException("G.711 payload is not a whole number of sample frames");
-        output.OnAccessUnit(TrackInfo, new AccessUnit(Track, timestamp, timestamp, true, packet.Payload));
+        output.OnAccessUnit(TrackInfo, new AccessUnit(Track, timestamp, timestamp, true, packet.Payload.ToArray()));
     }
 
     /// <inheritdoc />

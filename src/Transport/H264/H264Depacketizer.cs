@@ -113,9 +113,10 @@ internal sealed class FragmentBuffer
         _length += data.Length;
     }
 
-    public ReadOnlyMemory<byte> Finish()
+    /// <summary>Ends the fragment; the bytes stay valid until the next <see cref="Start(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> (the assembler copies them at once).</summary>
+    public ReadOnlySpan<byte> Finish()
     {
-        var nal = _buffer.AsSpan(0, _length).ToArray();
+        var nal = _buffer.AsSpan(0, _length);
         _length = -1;
         return nal;
     }

@@ -21,10 +21,18 @@ public sealed class NalUnitAssembler
     /// <summary>Most NAL units in one access unit.</summary>
     public const int MaxNalUnits = 1024;
 
+    private const int InitialUnitBytes = 64 * 1024;
+    private const int ShrinkAboveBytes = 1024 * 1024;
+
     private readonly MediaCodec _codec;
     private readonly int _track;
-    private readonly List<ReadOnlyMemory<byte>> _nals = [];
+    // The access unit being collected, already in its output form: each NAL unit behind its 4-byte
+    // length. NAL units are copied in as they come, so callers may reuse their buffers at once.
+    private byte[] _unit = new byte[InitialUnitBytes];
+    private int _used;
+    private readonly List<(int Offset, int Length)> _nals = [];
     private int _bytes;
+    private bool _vcl, _keyframe;
     private bool _broken;
     private bool _waitForKeyframe = true;
     private byte[]? _vps, _sps, _pps;
@@ -57,26 +65,36 @@ public sealed class NalUnitAssembler
     /// <summary>True when an access unit is being collected.</summary>
     public bool HasPending => _nals.Count > 0 || _broken;
 
-    /// <summary>Adds one NAL unit (header included, no start code or length). The memory must stay unchanged until the unit is completed.</summary>
-    public void Add(ReadOnlyMemory<byte> nal)
+    /// <summary>Adds one NAL unit (header included, no start code or length). It is copied: the caller may reuse the memory at once.</summary>
+    public void Add(ReadOnlyMemory<byte> nal) => Add(nal.Span);
+
+    /// <summary>Adds one NAL unit (header included, no start code or length). It is copied: the caller may reuse the memory at once.</summary>
+    public void Add(ReadOnlySpan<byte> nal)
     {
         if (nal.Length < HeaderLength) throw new RtspProtocolException($"{_codec} NAL unit shorter than its header");
-        if ((nal.Span[0] & 0x80) != 0) throw new RtspProtocolException($"{_codec} NAL unit with forbidden_zero_bit set");
+        if ((nal[0] & 0x80) != 0) throw new RtspProtocolException($"{_codec} NAL unit with forbidden_zero_bit set");
         if (_broken) return;
-        var type = NalType(nal.Span);
+        var type = NalType(nal);
         if (IsAccessUnitDelimiter(type)) return; // re-created by muxers when needed
         if (IsParameterSet(type))
         {
-            StoreParameterSet(nal.Span);
+            StoreParameterSet(nal);
             // Packetizers with config-interval=-1 repeat SPS/PPS before every slice of a keyframe;
             // a copy between two slices of one picture would make a decoder start a new frame.
-            foreach (var n in _nals)
-                if (n.Span.SequenceEqual(nal.Span)) return;
+            foreach (var (offset, length) in _nals)
+                if (_unit.AsSpan(offset, length).SequenceEqual(nal)) return;
         }
         if (_nals.Count >= MaxNalUnits) throw new RtspProtocolException($"more than {MaxNalUnits} NAL units in one access unit");
         if (_bytes + nal.Length > MaxAccessUnitBytes) throw new RtspProtocolException($"access unit larger than {MaxAccessUnitBytes} bytes");
-        _nals.Add(nal);
+        var needed = _used + 4 + nal.Length;
+        if (needed > _unit.Length) Array.Resize(ref _unit, Math.Max(needed, Math.Min(_unit.Length * 2, MaxAccessUnitBytes + 4 * MaxNalUnits)));
+        BinaryPrimitives.WriteInt32BigEndian(_unit.AsSpan(_used), nal.Length);
+        nal.CopyTo(_unit.AsSpan(_used + 4));
+        _nals.Add((_used + 4, nal.Length));
+        _used = needed;
         _bytes += nal.Length;
+        _vcl |= IsVcl(type);
+        _keyframe |= IsKeyframe(type);
     }
 
     /// <summary>Marks the pending access unit as damaged (lost packets) and waits for the next keyframe.</summary>
@@ -94,32 +112,25 @@ public sealed class NalUnitAssembler
         {
             if (_broken) { Dropped++; return; }
             if (_nals.Count == 0) return;
-            var keyframe = false;
-            var vcl = false;
-            foreach (var n in _nals)
-            {
-                var t = NalType(n.Span);
-                vcl |= IsVcl(t);
-                keyframe |= IsKeyframe(t);
-            }
+            var keyframe = _keyframe;
             TryUpdateTrackInfo();
-            if (!vcl) return; // parameter sets or SEI alone: configuration only
+            if (!_vcl) return; // parameter sets or SEI alone: configuration only
             if (_trackInfo is null || (_waitForKeyframe && !keyframe)) { Dropped++; return; }
             _waitForKeyframe = false;
-            var payload = new byte[_bytes + 4 * _nals.Count];
-            var o = 0;
-            foreach (var n in _nals)
-            {
-                BinaryPrimitives.WriteInt32BigEndian(payload.AsSpan(o), n.Length);
-                n.Span.CopyTo(payload.AsSpan(o + 4));
-                o += 4 + n.Length;
-            }
+            // The unit leaves as its own array: sinks keep it (send queues, GOP caches) while the
+            // collecting buffer is reused for the next one.
+            var payload = _unit.AsSpan(0, _used).ToArray();
             output.OnAccessUnit(_trackInfo, new AccessUnit(_track, pts, pts, keyframe, payload));
         }
         finally
         {
+            // One huge unit (up to MaxAccessUnitBytes) must not pin that much memory for good: a
+            // keyframe (the largest units) that used under a quarter of a big buffer shrinks it.
+            if (_keyframe && _unit.Length > ShrinkAboveBytes && _used < _unit.Length / 4) _unit = new byte[Math.Max(InitialUnitBytes, 2 * _used)];
             _nals.Clear();
+            _used = 0;
             _bytes = 0;
+            _vcl = _keyframe = false;
             _broken = false;
         }
     }

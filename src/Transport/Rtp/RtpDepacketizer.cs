@@ -33,7 +33,10 @@ public abstract class RtpDepacketizer
     /// <summary>Access units dropped (loss, waiting for a keyframe or parameter sets, malformed).</summary>
     public virtual long DroppedUnits { get; protected set; }
 
-    /// <summary>Feeds one packet; completed access units go to <paramref name="output"/>.</summary>
+    /// <summary>
+    /// Feeds one packet; completed access units go to <paramref name="output"/>. Nothing keeps the
+    /// packet's memory after this returns (access units own copies), so the caller may reuse it.
+    /// </summary>
     public void Push(RtpPacket packet, IAccessUnitOutput output)
     {
         ArgumentNullException.ThrowIfNull(packet);

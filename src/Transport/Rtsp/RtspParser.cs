@@ -191,7 +191,8 @@ public static class RtspParser
 /// RTCP packet).
 /// </summary>
 /// <param name="Channel">The channel id chosen by the Transport header's <c>interleaved=</c>.</param>
-/// <param name="Payload">The frame's bytes (a copy, owned by the frame).</param>
+/// <param name="Payload">The frame's bytes: a copy owned by the frame from <see cref="TryParse"/>; lent
+/// from the read buffer, valid during the call only, where a connection hands frames to a handler.</param>
 public readonly record struct InterleavedFrame(byte Channel, ReadOnlyMemory<byte> Payload)
 {
     /// <summary>Bytes before the payload: <c>$</c>, channel, length.</summary>
