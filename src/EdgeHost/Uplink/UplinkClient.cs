@@ -326,7 +326,7 @@ public sealed class UplinkClient : IPipeline
         // sender's to push out.
         link.ReplyPending = _queue.Pulse;
         Volatile.Write(ref _sending, state);
-        // Relay messages (acks ten times a second) are read on a thread of their own, blocking: one
+        // Relay messages (acks several times a second) are read on a thread of their own, blocking: one
         // wake-up per message, where an async receive woke the epoll thread and pool workers too.
         // The periodic checks (dead link, pings, drop reports) run on that thread while it waits,
         // not on a timer that would wake the timer thread and a pool worker every tick.
@@ -477,7 +477,7 @@ public sealed class UplinkClient : IPipeline
         Interlocked.Exchange(ref _bytesInFlight, inFlight);
         _inFlightGauge.Set(inFlight);
         // An ack can only let frames move that wait in the queue (held back by congestion); with
-        // none queued, waking the sender ten times a second would be for nothing.
+        // none queued, waking the sender at every ack would be for nothing.
         if (_queue.HasFrames) _queue.Pulse();
     }
 
