@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
+using Pinhole.EdgeHost.Threading;
 using Pinhole.Transport.Metrics;
 
 namespace Pinhole.EdgeHost.Supervision;
@@ -60,7 +61,7 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
     public async Task StartAsync(EdgeConfig config)
     {
         await ApplyAsync(config);
-        _loop = StartLoopThread();
+        _loop = DedicatedThread.Run("supervisor", Loop);
     }
 
     /// <summary>Makes the running set match <paramref name="config"/>: restarts only pipelines whose fingerprint changed.</summary>
@@ -189,30 +190,10 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
         _applyLock.Dispose();
     }
 
-    // The loop has a thread of its own that sleeps between ticks: one wake-up per tick, where a
+    // The loop runs on a thread of its own that sleeps between ticks: one wake-up per tick, where a
     // PeriodicTimer woke the timer thread and then a pool worker (and kept the pool's gate thread
     // polling) every time. On a device that runs for years the idle wake-ups are most of the cost
     // that is not video. The tick follows the wall clock, not the TimeProvider.
-    private Task StartLoopThread()
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                Loop();
-                done.TrySetResult();
-            }
-            catch (Exception e)
-            {
-                done.TrySetException(e);
-            }
-        })
-        { IsBackground = true, Name = "supervisor" };
-        thread.Start();
-        return done.Task;
-    }
-
     private void Loop()
     {
         var stopping = _stop.Token.WaitHandle;

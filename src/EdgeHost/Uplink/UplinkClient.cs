@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Supervision;
+using Pinhole.EdgeHost.Threading;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Uplink;
@@ -331,7 +332,7 @@ public sealed class UplinkClient : IPipeline
         // The periodic checks (dead link, pings, drop reports) run on that thread while it waits,
         // not on a timer that would wake the timer thread and a pool worker every tick.
         link.WhileWaiting(HousekeepingTick(welcome), () => Housekeep(relay, state));
-        var receive = RunOnThread("uplink-read", () => ReceiveLoop(relay, state, context));
+        var receive = DedicatedThread.Run("uplink-read", () => ReceiveLoop(relay, state, context));
         var send = Task.Factory.StartNew(() => SendLoop(state, work.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         var stopped = Task.Delay(Timeout.Infinite, stopping);
         try
@@ -391,26 +392,6 @@ public sealed class UplinkClient : IPipeline
         public CancellationToken Sending;
         // A frame whose StreamAnnounce is still pending; it goes right after it.
         public QueuedFrame? Carry;
-    }
-
-    private static Task RunOnThread(string name, Action loop)
-    {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                loop();
-                done.TrySetResult();
-            }
-            catch (Exception e)
-            {
-                done.TrySetException(e);
-            }
-        })
-        { IsBackground = true, Name = name };
-        thread.Start();
-        return done.Task;
     }
 
     private void ReceiveLoop(Uri relay, ConnectionState state, IPipelineContext context)
