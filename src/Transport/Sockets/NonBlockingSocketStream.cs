@@ -190,9 +190,12 @@ internal sealed class NonBlockingSocketStream : Stream
             micros = (long)left.TotalMicroseconds;
         }
         if (slice is { } s && (micros < 0 || micros > s.TotalMicroseconds)) micros = (long)s.TotalMicroseconds;
+        // poll(2) counts whole milliseconds: round up, so a wait never ends early and then spins
+        // on zero-millisecond polls for the rest of it.
+        if (micros >= 0) micros = Math.Min(int.MaxValue / 1000, Math.Max(1, (micros + 999) / 1000)) * 1000;
         try
         {
-            return _socket.Poll(micros < 0 ? -1 : (int)Math.Min(int.MaxValue, Math.Max(1, micros)), mode);
+            return _socket.Poll(micros < 0 ? -1 : (int)micros, mode);
         }
         catch (SocketException e)
         {
