@@ -333,7 +333,7 @@ public sealed class UplinkClient : IPipeline
         // not on a timer that would wake the timer thread and a pool worker every tick.
         link.WhileWaiting(HousekeepingTick(welcome), () => Housekeep(relay, state));
         var receive = DedicatedThread.Run("uplink-read", () => ReceiveLoop(relay, state, context));
-        var send = Task.Factory.StartNew(() => SendLoop(state, work.Token), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var send = DedicatedThread.Run("uplink-send", () => SendLoop(state, work.Token));
         var stopped = Task.Delay(Timeout.Infinite, stopping);
         try
         {
@@ -341,7 +341,8 @@ public sealed class UplinkClient : IPipeline
             Volatile.Write(ref _sending, null);
             await work.CancelAsync();
             await send.ContinueWith(_ => { }, TaskScheduler.Default);
-            // Stopping cancels the sender too, and it may finish before `stopped` does: what matters is whether the device is stopping, not which task noticed first.
+            // Stopping cancels the sender too, and it may finish before `stopped` does: what matters
+            // is whether the device is stopping, not which task noticed first.
             var shuttingDown = first == stopped || stopping.IsCancellationRequested;
             if (shuttingDown && link.IsOpen)
             {

@@ -31,7 +31,6 @@ public sealed class NalUnitAssembler
     private byte[] _unit = new byte[InitialUnitBytes];
     private int _used;
     private readonly List<(int Offset, int Length)> _nals = [];
-    private int _bytes;
     private bool _vcl, _keyframe;
     private bool _broken;
     private bool _waitForKeyframe = true;
@@ -85,14 +84,13 @@ public sealed class NalUnitAssembler
                 if (_unit.AsSpan(offset, length).SequenceEqual(nal)) return;
         }
         if (_nals.Count >= MaxNalUnits) throw new RtspProtocolException($"more than {MaxNalUnits} NAL units in one access unit");
-        if (_bytes + nal.Length > MaxAccessUnitBytes) throw new RtspProtocolException($"access unit larger than {MaxAccessUnitBytes} bytes");
+        if (_used - 4 * _nals.Count + nal.Length > MaxAccessUnitBytes) throw new RtspProtocolException($"access unit larger than {MaxAccessUnitBytes} bytes");
         var needed = _used + 4 + nal.Length;
         if (needed > _unit.Length) Array.Resize(ref _unit, Math.Max(needed, Math.Min(_unit.Length * 2, MaxAccessUnitBytes + 4 * MaxNalUnits)));
         BinaryPrimitives.WriteInt32BigEndian(_unit.AsSpan(_used), nal.Length);
         nal.CopyTo(_unit.AsSpan(_used + 4));
         _nals.Add((_used + 4, nal.Length));
         _used = needed;
-        _bytes += nal.Length;
         _vcl |= IsVcl(type);
         _keyframe |= IsKeyframe(type);
     }
@@ -129,7 +127,6 @@ public sealed class NalUnitAssembler
             if (_keyframe && _unit.Length > ShrinkAboveBytes && _used < _unit.Length / 4) _unit = new byte[Math.Max(InitialUnitBytes, 2 * _used)];
             _nals.Clear();
             _used = 0;
-            _bytes = 0;
             _vcl = _keyframe = false;
             _broken = false;
         }

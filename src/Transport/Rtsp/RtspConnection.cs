@@ -210,11 +210,10 @@ internal sealed class RtspConnection : IAsyncDisposable
         {
             if (buffer[offset] == RtspParser.InterleavedMarker)
             {
-                // §10.12: '$', channel, 16-bit length, payload; lent to the handler in place.
-                if (filled - offset < InterleavedFrame.HeaderLength) break;
-                var length = (buffer[offset + 2] << 8) | buffer[offset + 3];
-                if (filled - offset < InterleavedFrame.HeaderLength + length) break;
-                FrameReceived?.Invoke(new InterleavedFrame(buffer[offset + 1], buffer.AsMemory(offset + InterleavedFrame.HeaderLength, length)));
+                // Lent to the handler in place, not copied out as InterleavedFrame.TryParse does.
+                if (!InterleavedFrame.TryReadHeader(buffer.AsSpan(offset, filled - offset), out var channel, out var length)
+                    || filled - offset < InterleavedFrame.HeaderLength + length) break;
+                FrameReceived?.Invoke(new InterleavedFrame(channel, buffer.AsMemory(offset + InterleavedFrame.HeaderLength, length)));
                 offset += InterleavedFrame.HeaderLength + length;
                 continue;
             }

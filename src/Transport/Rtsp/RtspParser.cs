@@ -202,17 +202,28 @@ public readonly record struct InterleavedFrame(byte Channel, ReadOnlyMemory<byte
     public static bool TryParse(ref SequenceReader<byte> reader, out InterleavedFrame frame)
     {
         frame = default;
-        if (reader.Remaining < HeaderLength) return false;
         Span<byte> header = stackalloc byte[HeaderLength];
-        reader.TryCopyTo(header);
-        if (header[0] != RtspParser.InterleavedMarker) throw new RtspProtocolException("interleaved frame does not start with '$'");
-        var length = (header[2] << 8) | header[3];
+        if (!reader.TryCopyTo(header) || !TryReadHeader(header, out var channel, out var length)) return false;
         if (reader.Remaining < HeaderLength + length) return false;
         var payload = new byte[length];
         reader.Advance(HeaderLength);
         reader.TryCopyTo(payload);
         reader.Advance(length);
-        frame = new InterleavedFrame(header[1], payload);
+        frame = new InterleavedFrame(channel, payload);
+        return true;
+    }
+
+    /// <summary>
+    /// Reads the 4-byte header at the start of <paramref name="bytes"/>; false when fewer than 4 bytes
+    /// are there. Whether the payload is all there too is the caller's to check.
+    /// </summary>
+    /// <exception cref="RtspProtocolException">The bytes do not start with <c>$</c>.</exception>
+    public static bool TryReadHeader(ReadOnlySpan<byte> bytes, out byte channel, out int length)
+    {
+        (channel, length) = (0, 0);
+        if (bytes.Length < HeaderLength) return false;
+        if (bytes[0] != RtspParser.InterleavedMarker) throw new RtspProtocolException("interleaved frame does not start with '$'");
+        (channel, length) = (bytes[1], (bytes[2] << 8) | bytes[3]);
         return true;
     }
 
