@@ -62,6 +62,15 @@ public sealed record RtspCameraOptions
     /// <summary>videotestsrc pattern ("ball" moves, so every frame differs).</summary>
     public string Pattern { get; init; } = "ball";
 
+    /// <summary>Lower transports the camera offers: "any" (default), "tcp", or "udp" (answers 461 to a TCP-interleaved SETUP, like VLC's server and many cheap cameras).</summary>
+    public string Protocols { get; init; } = "any";
+
+    /// <summary>H.264 slices per picture (x264 slices=N); 1 by default.</summary>
+    public int Slices { get; init; } = 1;
+
+    /// <summary>H.264 B-frames between reference frames (x264 bframes=N, main profile); 0 by default.</summary>
+    public int BFrames { get; init; }
+
     /// <summary>When set (with <see cref="Password"/>), the camera demands RTSP Digest authentication.</summary>
     public string? User { get; init; }
 
@@ -192,6 +201,9 @@ public sealed class RtspCamera : IAsyncDisposable
             "--gop", o.Gop.ToString(CultureInfo.InvariantCulture),
             "--bitrate", o.BitrateKbps.ToString(CultureInfo.InvariantCulture),
             "--pattern", o.Pattern,
+            "--protocols", o.Protocols,
+            "--slices", o.Slices.ToString(CultureInfo.InvariantCulture),
+            "--bframes", o.BFrames.ToString(CultureInfo.InvariantCulture),
         };
         if (o.User is not null)
             args.AddRange(["--user", o.User, "--password", o.Password ?? ""]);

@@ -5,6 +5,7 @@ Run with Debian's /usr/bin/python3 (it has python3-gi). Prints one line `READY p
 once listening, then serves until killed.
 
   rtsp-camera.py --port 0 --path /cam --codec h264 --audio aac --user u --password p
+  rtsp-camera.py --protocols udp --slices 2 --bframes 2   (a UDP-only camera, 2 slices a picture, B-frames)
 """
 import argparse
 import signal
@@ -26,8 +27,14 @@ def video_branch(a):
     # concealed macroblocks on the first I frame, which would hide real errors from "no decoder
     # errors" assertions. One slice per frame keeps the reference stream clean.
     if a.codec == "h264":
-        enc = (f"x264enc tune=zerolatency speed-preset=ultrafast bitrate={a.bitrate} key-int-max={gop} "
-               f"bframes=0 sliced-threads=false ! video/x-h264,profile=constrained-baseline")
+        # --slices N asks x264 for N slices per picture (as encoders in slice or low-latency mode
+        # do); --bframes N for B-frames, which need the main profile and no zerolatency tune
+        # (zerolatency turns B-frames off).
+        tune = "" if a.bframes else "tune=zerolatency "
+        opts = f"slices={a.slices}" if a.slices > 1 else ""
+        profile = "main" if a.bframes else "constrained-baseline"
+        enc = (f"x264enc {tune}speed-preset=ultrafast bitrate={a.bitrate} key-int-max={gop} "
+               f"bframes={a.bframes} sliced-threads=false option-string=\"{opts}\" ! video/x-h264,profile={profile}")
         pay = "rtph264pay name=pay0 pt=96 config-interval=-1"
     elif a.codec == "h265":
         enc = (f"x265enc tune=zerolatency speed-preset=ultrafast bitrate={a.bitrate} key-int-max={gop} "
@@ -63,6 +70,10 @@ def main():
     p.add_argument("--gop", type=int, default=0, help="keyframe interval in frames (default: one per second)")
     p.add_argument("--bitrate", type=int, default=800, help="video kbit/s")
     p.add_argument("--pattern", default="ball")
+    p.add_argument("--protocols", choices=["any", "tcp", "udp"], default="any",
+                   help="lower transports offered: udp makes a camera that answers 461 to TCP-interleaved SETUP")
+    p.add_argument("--slices", type=int, default=1, help="H.264 slices per picture")
+    p.add_argument("--bframes", type=int, default=0, help="H.264 B-frames between references")
     p.add_argument("--user")
     p.add_argument("--password")
     a = p.parse_args()
@@ -83,6 +94,10 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(True)
+    if a.protocols == "udp":
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
+    elif a.protocols == "tcp":
+        factory.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
 
     if a.user:
         auth = GstRtspServer.RTSPAuth()
