@@ -375,21 +375,34 @@ internal sealed class RtspConnection : IAsyncDisposable
     }
 
     // RFC 7616 §3.4.6: the digest-uri must name the requested resource, or a response captured for
-    // one stream could be replayed for another with the same nonce.
+    // one stream could be replayed for another with the same nonce. "The same resource" is the
+    // stream, not the exact string: clients built on live555 (openRTSP, VLC, most NVRs) sign every
+    // request after DESCRIBE with the session's base URL (the Content-Base, "rtsp://H/DEV/CAM/"),
+    // so SETUP .../trackID=0 arrives with uri="rtsp://H/DEV/CAM/". Accepted: the request URL; the
+    // stream's base URL with or without the trailing slash; the aggregate control URL (".../*");
+    // each of these as a path alone. Never a URI of another stream, nor another track's URL.
     private static bool DigestUriMatches(string header, string requestUri)
     {
-        try
+        string? uri;
+        try { uri = HttpAuthChallenge.ParseOne(header)["uri"]; }
+        catch (RtspProtocolException) { return false; }
+        if (uri is null) return false;
+        if (uri == requestUri) return true;
+        if (!Uri.TryCreate(requestUri, UriKind.Absolute, out var request) || !TryResolve(requestUri, out var wanted)) return false;
+        Uri? signed;
+        if (uri.StartsWith('/'))
         {
-            var uri = HttpAuthChallenge.ParseOne(header)["uri"];
-            if (uri is null) return false;
-            if (uri == requestUri) return true;
-            return Uri.TryCreate(requestUri, UriKind.Absolute, out var r) && (uri == r.PathAndQuery
-                || Uri.TryCreate(uri, UriKind.Absolute, out var d) && d.PathAndQuery == r.PathAndQuery && d.Port == r.Port);
+            // A path alone (RFC 7616 §3.4: digest-uri may be the request-target's path form).
+            if (!Uri.TryCreate(request, uri, out signed)) return false;
         }
-        catch (RtspProtocolException)
+        else if (!Uri.TryCreate(uri, UriKind.Absolute, out signed) || signed.Port != request.Port)
         {
             return false;
         }
+        if (!TryResolve(signed.AbsoluteUri, out var named)) return false;
+        if (named.Device != wanted.Device || named.Camera != wanted.Camera) return false;
+        // The base or aggregate URL covers every request of the stream; a track URL only itself.
+        return named.Track == -1 || named.Track == wanted.Track;
     }
 
     // --- request URIs ------------------------------------------------------------------------

@@ -65,6 +65,98 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.Equal(3, h.Metric("pinhole_rtsp_auth_failures_total"));
     }
 
+    // live555 (RTSPClient::createAuthenticatorString, 2023 releases) writes the header below and
+    // ignores qop and algorithm: it answers the last Digest challenge it saw (ours: MD5) the RFC 2069
+    // way, and after DESCRIBE it signs every request with the session's base URL (the Content-Base),
+    // not the request URL.
+    private static string Live555Digest(RtspResponse unauthorized, string method, string uri, string algorithm = "MD5")
+    {
+        var challenge = HttpAuthChallenge.ParseAll(unauthorized.Headers.GetValues("WWW-Authenticate"))
+            .Last(c => c.Is("Digest") && string.Equals(c["algorithm"], algorithm, StringComparison.OrdinalIgnoreCase));
+        Assert.True(DigestMath.TryParseAlgorithm(algorithm, out var alg));
+        var (realm, nonce) = (challenge["realm"]!, challenge["nonce"]!);
+        var ha1 = DigestMath.Ha1(alg, RtspHarness.User, realm, RtspHarness.Password);
+        var response = DigestMath.Response(alg, ha1, nonce, method, uri, null, null, null);
+        var header = $"Digest username=\"{RtspHarness.User}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\"";
+        return alg == DigestAlgorithm.Md5 ? header : header + ", algorithm=" + algorithm;
+    }
+
+    [RequiresTheory(Needs.Ffmpeg)]
+    [InlineData("tcp", "MD5")]
+    [InlineData("udp", "MD5")]
+    [InlineData("tcp", "SHA-256")]
+    public async Task A_live555_client_signing_SETUP_and_PLAY_with_the_base_URL_plays(string transport, string algorithm)
+    {
+        await using var h = await RtspHarness.StartAsync(output: output);
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264).Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        var ua = ("User-Agent", "openRTSP (LIVE555 Streaming Media v2023.11.30)");
+        Assert.Equal(200, (await c.RequestAsync("OPTIONS", Base(h), ua)).StatusCode);
+        var challenge = await c.RequestAsync("DESCRIBE", Base(h), ua, ("Accept", "application/sdp"));
+        Assert.Equal(401, challenge.StatusCode);
+
+        // DESCRIBE is signed with the URL it requests.
+        c.Authorization = Live555Digest(challenge, "DESCRIBE", Base(h), algorithm);
+        var describe = await c.RequestAsync("DESCRIBE", Base(h), ua, ("Accept", "application/sdp"));
+        Assert.Equal(200, describe.StatusCode);
+        var contentBase = describe.Headers["Content-Base"]!;
+        Assert.Equal(Base(h) + "/", contentBase);
+
+        // SETUP of the track and the aggregate PLAY are signed with the Content-Base.
+        c.Authorization = Live555Digest(challenge, "SETUP", contentBase, algorithm);
+        using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        var port = ((System.Net.IPEndPoint)udp.Client.LocalEndPoint!).Port;
+        var offer = transport == "tcp" ? "RTP/AVP/TCP;unicast;interleaved=0-1" : $"RTP/AVP;unicast;client_port={port}-{port + 1}";
+        var setup = await c.RequestAsync("SETUP", contentBase + "trackID=0", ua, ("Transport", offer));
+        Assert.Equal(200, setup.StatusCode);
+        c.Authorization = Live555Digest(challenge, "PLAY", contentBase, algorithm);
+        var play = await c.RequestAsync("PLAY", contentBase, ua, ("Range", "npt=0.000-"));
+        Assert.Equal(200, play.StatusCode);
+
+        if (transport == "tcp")
+        {
+            Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(1)));
+            Assert.True(c.Channels.TryGetValue(0, out var media) && media.Packets > 0, "no RTP reached the live555-style client");
+        }
+        else
+        {
+            using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            var datagram = await udp.ReceiveAsync(wait.Token);
+            Assert.Equal(2, datagram.Buffer[0] >> 6); // RTP version 2
+        }
+        c.Authorization = Live555Digest(challenge, "TEARDOWN", contentBase, algorithm);
+        Assert.Equal(200, (await c.RequestAsync("TEARDOWN", contentBase, ua)).StatusCode);
+        Assert.Equal(0, h.Metric("pinhole_rtsp_auth_failures_total"));
+    }
+
+    [RequiresFact(Needs.Ffmpeg)]
+    public async Task A_digest_uri_is_accepted_only_when_it_names_the_requested_stream()
+    {
+        await using var h = await RtspHarness.StartAsync(output: output);
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264, TestMedia.Aac).Start();
+        await using var other = new StreamFeeder(h.Registry.GetOrAdd("gw1", "other"), TestMedia.H264).Start();
+        var baseUrl = Base(h);
+        var path = new Uri(baseUrl).AbsolutePath; // "/gw1/cam"
+        var setupUrl = baseUrl + "/trackID=0";
+
+        async Task<int> SetupSignedWith(string uri)
+        {
+            await using var c = await RawRtspClient.ConnectAsync(h.Port);
+            var challenge = await c.RequestAsync("DESCRIBE", baseUrl);
+            c.Authorization = Live555Digest(challenge, "SETUP", uri);
+            return (await c.RequestAsync("SETUP", setupUrl, ("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1"))).StatusCode;
+        }
+
+        // The same stream: the request URL, the base with and without '/', the aggregate URL, their paths.
+        foreach (var uri in new[] { setupUrl, baseUrl, baseUrl + "/", baseUrl + "/*", path, path + "/", path + "/trackID=0", path + "/*" })
+            Assert.True(await SetupSignedWith(uri) == 200, $"digest-uri {uri} was refused for SETUP {setupUrl}");
+
+        // Another stream, another track of this stream, another port, or nonsense: refused.
+        var otherPort = $"rtsp://127.0.0.1:{h.Port + 1}/gw1/cam/";
+        foreach (var uri in new[] { Base(h, "gw1/other") + "/", "/gw1/other", "/gw1/cam2/", baseUrl + "/trackID=1", path + "/trackID=1", otherPort, "rtsp://", "*", "" })
+            Assert.True(await SetupSignedWith(uri) == 401, $"digest-uri '{uri}' was accepted for SETUP {setupUrl}");
+    }
+
     [RequiresFact(Needs.Ffmpeg)]
     public async Task Basic_with_the_right_password_is_accepted_and_with_a_wrong_one_refused()
     {
