@@ -72,6 +72,25 @@ public static class AccessUnitBoundary
         throw new ArgumentException("only H.264 and H.265 have NAL units", nameof(codec));
     }
 
+    /// <summary>
+    /// True when an access unit (4-byte length-prefixed NAL units, as <see cref="AccessUnit"/> holds)
+    /// provably continues a picture instead of starting one: its first slice is not a picture's
+    /// first. Edges before #21 cut pictures at every marker bit, so a keyframe could arrive as a
+    /// top half and a bottom half, both flagged as keyframes; only the top half is a place to start.
+    /// </summary>
+    public static bool ContinuesPicture(MediaCodec codec, ReadOnlySpan<byte> lengthPrefixed)
+    {
+        if (!codec.IsVideo()) return false;
+        while (lengthPrefixed.Length > 4)
+        {
+            var length = (int)Math.Min(System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(lengthPrefixed), (uint)(lengthPrefixed.Length - 4));
+            var nal = lengthPrefixed.Slice(4, length);
+            if (IsVcl(codec, nal)) return Classify(codec, nal) == NalUnitRole.NextSlice;
+            lengthPrefixed = lengthPrefixed[(4 + length)..];
+        }
+        return false;
+    }
+
     /// <summary>True for VCL (coded picture) NAL units.</summary>
     public static bool IsVcl(MediaCodec codec, ReadOnlySpan<byte> nal) =>
         !nal.IsEmpty && (codec == MediaCodec.H264 ? (nal[0] & 0x1f) is >= 1 and <= 5 : ((nal[0] >> 1) & 0x3f) <= 31);
