@@ -170,4 +170,28 @@ public class MediaStreamTests
         Assert.True(frames[0].IsKeyframe);
         Assert.Equal(LengthPrefixed(Nal(0x65, 0x88), Nal(0x65, 0x40)), frames[0].Data.ToArray());
     }
+
+    [Fact]
+    public void A_lagging_viewer_resumes_at_the_top_half_of_a_split_keyframe_not_at_its_bottom_half()
+    {
+        // A queue of 27 items overflows on the bottom half of a keyframe (26 frames then a top half
+        // fill it): dropping there must not leave the viewer starting at that bottom half.
+        var registry = new MediaStreamRegistry(new MediaStreamLimits { ViewerQueueDuration = TimeSpan.FromSeconds(60), ViewerQueueMaxItems = 27 });
+        var stream = registry.GetOrAdd("gw1", "cam");
+        stream.OnTracks([Video]);
+        using var slow = stream.Subscribe()!;
+        Drain(slow);
+        // An older edge: every keyframe arrives as a top half and a bottom half, both flagged as keyframes.
+        for (var i = 0; i < 110; i++)
+        {
+            var key = i % 25 == 0;
+            stream.OnAccessUnit(new AccessUnit(0, i * 3600L, i * 3600L, key, LengthPrefixed(Nal(key ? (byte)0x65 : (byte)0x41, 0x88))));
+            if (key) stream.OnAccessUnit(new AccessUnit(0, i * 3600L, i * 3600L, true, LengthPrefixed(Nal(0x65, 0x40))));
+        }
+        var kept = Drain(slow).Where(e => e.Kind == MediaEventKind.Frame).Select(e => e.Unit).ToList();
+        Assert.True(slow.DroppedFrames > 0);
+        Assert.True(kept[0].IsKeyframe);
+        Assert.Equal(LengthPrefixed(Nal(0x65, 0x88)), kept[0].Data.ToArray());
+        Assert.Equal(LengthPrefixed(Nal(0x65, 0x40)), kept[1].Data.ToArray());
+    }
 }
