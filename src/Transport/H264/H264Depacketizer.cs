@@ -74,7 +74,7 @@ public sealed class H264Depacketizer : NalUnitDepacketizer
                             throw new RtspProtocolException("H.264 FU-A continuation without a start");
                         }
                         Fragment.Append(payload.Span[2..]);
-                        if (end) AddNal(Fragment.Finish(), placed: true);
+                        if (end) AddNal(Fragment.Finish(), fragment: true);
                     }
                     break;
                 }

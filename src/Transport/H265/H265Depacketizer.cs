@@ -75,6 +75,7 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
                         var b0 = (byte)((payload.Span[0] & 0x81) | (fuType << 1));
                         // The start fragment holds the first slice segment header byte (first_slice_segment_in_pic_flag).
                         if (payload.Length > 3) StartFragment([b0, payload.Span[1], payload.Span[3]]);
+                        else StartFragment([b0, payload.Span[1]]);
                         Fragment.Start([b0, payload.Span[1]], payload.Span[3..]);
                     }
                     else
@@ -86,7 +87,7 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
                             throw new RtspProtocolException("H.265 FU continuation without a start");
                         }
                         Fragment.Append(payload.Span[3..]);
-                        if (end) AddNal(Fragment.Finish(), placed: true);
+                        if (end) AddNal(Fragment.Finish(), fragment: true);
                     }
                     break;
                 }

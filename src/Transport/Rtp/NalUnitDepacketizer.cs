@@ -42,6 +42,8 @@ public abstract class NalUnitDepacketizer : RtpDepacketizer
     private int _confirmations;
     private bool _keyframeConfirmed;
     private bool _markerDisproved;
+    // The fragment in progress was placed from its start (a slice or another NAL unit its header decides).
+    private bool _fragmentPlaced;
 
     private protected NalUnitDepacketizer(int track, MediaCodec codec, IEnumerable<ReadOnlyMemory<byte>>? parameterSets, string markerInsideFragment) : base(track)
     {
@@ -118,16 +120,19 @@ public abstract class NalUnitDepacketizer : RtpDepacketizer
     private protected void StartFragment(ReadOnlySpan<byte> head)
     {
         var role = AccessUnitBoundary.Classify(_codec, head);
-        if (role != NalUnitRole.ParameterSet) Place(role, head, whole: false);
+        // A parameter set is compared whole, and a start too short to show the slice header is
+        // decided when the whole NAL unit is there.
+        _fragmentPlaced = role is not (NalUnitRole.ParameterSet or NalUnitRole.Neutral);
+        if (_fragmentPlaced) Place(role, head, whole: false);
     }
 
     /// <summary>Adds one whole NAL unit, ending the pending access unit first when this one begins the next.</summary>
     /// <param name="nal">The NAL unit.</param>
-    /// <param name="placed">True for the end of a fragment whose start was given to <see cref="StartFragment"/> (placed already unless a parameter set).</param>
-    private protected void AddNal(ReadOnlySpan<byte> nal, bool placed = false)
+    /// <param name="fragment">True for a fragmented NAL unit whose start went to <see cref="StartFragment"/>.</param>
+    private protected void AddNal(ReadOnlySpan<byte> nal, bool fragment = false)
     {
         var role = AccessUnitBoundary.Classify(_codec, nal);
-        if (!placed || role == NalUnitRole.ParameterSet) Place(role, nal, whole: true);
+        if (!fragment || !_fragmentPlaced) Place(role, nal, whole: true);
         if (_droppingTail) return;
         Assembler.Add(nal);
     }
