@@ -68,6 +68,9 @@ public sealed record RtspCameraOptions
     /// <summary>H.264 slices per picture (x264 slices=N); 1 by default.</summary>
     public int Slices { get; init; } = 1;
 
+    /// <summary>H.264: set the RTP marker after every slice, not only after the last of a picture, as live555ProxyServer does.</summary>
+    public bool MarkSlices { get; init; }
+
     /// <summary>H.264 B-frames between reference frames (x264 bframes=N, main profile); 0 by default.</summary>
     public int BFrames { get; init; }
 
@@ -205,6 +208,8 @@ public sealed class RtspCamera : IAsyncDisposable
             "--slices", o.Slices.ToString(CultureInfo.InvariantCulture),
             "--bframes", o.BFrames.ToString(CultureInfo.InvariantCulture),
         };
+        if (o.MarkSlices)
+            args.Add("--mark-slices");
         if (o.User is not null)
             args.AddRange(["--user", o.User, "--password", o.Password ?? ""]);
         // Port 0 the first time: the camera binds itself and reports the port, so there is no race.

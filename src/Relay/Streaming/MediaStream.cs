@@ -1,3 +1,4 @@
+using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
 
 namespace Pinhole.Relay.Streaming;
@@ -179,7 +180,11 @@ public sealed class MediaStream : IMediaSink
 
     private void CacheInGop(in AccessUnit unit)
     {
-        var startsGop = _videoTrack < 0 ? unit.IsKeyframe : unit.Track == _videoTrack && unit.IsKeyframe;
+        // A keyframe that only continues a picture (the bottom half an older edge cut off at a
+        // marker bit) is no place to start: the GOP must begin with the whole picture.
+        var startsGop = _videoTrack < 0
+            ? unit.IsKeyframe
+            : unit.Track == _videoTrack && unit.IsKeyframe && !AccessUnitBoundary.ContinuesPicture(_tracks![_videoTrack].Codec, unit.Data.Span);
         if (startsGop) ResetGop(valid: true);
         if (!_gopValid) return;
         if (_gop.Count >= _limits.MaxGopFrames || _gopBytes + unit.Data.Length > _limits.MaxGopBytes)

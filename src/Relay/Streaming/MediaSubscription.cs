@@ -1,3 +1,4 @@
+using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
 
 namespace Pinhole.Relay.Streaming;
@@ -19,6 +20,7 @@ public sealed class MediaSubscription : IDisposable
     private bool _waitingForKeyframe;
     private bool _disposed;
     private int _videoTrack = -1;
+    private MediaCodec _videoCodec;
     private long _droppedFrames;
 
     internal MediaSubscription(MediaStream stream, MediaStreamLimits limits)
@@ -74,6 +76,7 @@ public sealed class MediaSubscription : IDisposable
             {
                 case MediaEventKind.Tracks:
                     _videoTrack = FindVideoTrack(item.Tracks!);
+                    if (_videoTrack >= 0) _videoCodec = item.Tracks![_videoTrack].Codec;
                     // A new configuration starts a new decode; what is queued from the old one is useless.
                     DropQueued();
                     _waitingForKeyframe = false;
@@ -98,7 +101,8 @@ public sealed class MediaSubscription : IDisposable
     private bool Admit(in AccessUnit unit)
     {
         var isVideo = unit.Track == _videoTrack;
-        var isRandomAccess = _videoTrack < 0 ? unit.IsKeyframe : isVideo && unit.IsKeyframe;
+        // Resume only at the start of a keyframe picture, never at a bottom half (see MediaStream).
+        var isRandomAccess = _videoTrack < 0 ? unit.IsKeyframe : isVideo && unit.IsKeyframe && !AccessUnitBoundary.ContinuesPicture(_videoCodec, unit.Data.Span);
         if (_waitingForKeyframe)
         {
             if (!isRandomAccess)

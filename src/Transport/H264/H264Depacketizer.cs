@@ -6,8 +6,8 @@ namespace Pinhole.Transport.H264;
 
 /// <summary>
 /// RTP payload format for H.264 (RFC 6184), packetization-mode 0 and 1: single NAL unit packets
-/// (§5.6), STAP-A (§5.7.1) and FU-A (§5.8). An access unit ends at the marker bit (§5.1) or when
-/// the timestamp changes.
+/// (§5.6), STAP-A (§5.7.1) and FU-A (§5.8). Where an access unit ends (not at every marker bit,
+/// §5.1) is <see cref="NalUnitDepacketizer"/>'s.
 /// </summary>
 public sealed class H264Depacketizer : NalUnitDepacketizer
 {
@@ -29,7 +29,7 @@ public sealed class H264Depacketizer : NalUnitDepacketizer
         {
             case >= 1 and <= 23:
                 if (Fragment.InProgress) throw new RtspProtocolException("H.264 single NAL unit inside an unfinished FU-A");
-                Assembler.Add(payload);
+                AddNal(payload.Span);
                 AfterLoss = false;
                 break;
             case StapA:
@@ -44,7 +44,7 @@ public sealed class H264Depacketizer : NalUnitDepacketizer
                     var size = (payload.Span[offset] << 8) | payload.Span[offset + 1];
                     offset += 2;
                     if (size == 0 || size > payload.Length - offset) throw new RtspProtocolException($"H.264 STAP-A NAL unit size {size} is zero or past the packet end");
-                    Assembler.Add(payload.Slice(offset, size));
+                    AddNal(payload.Span.Slice(offset, size));
                     offset += size;
                 }
                 break;
@@ -60,7 +60,10 @@ public sealed class H264Depacketizer : NalUnitDepacketizer
                     {
                         AfterLoss = false;
                         if (Fragment.InProgress) throw new RtspProtocolException("H.264 FU-A start before the previous FU-A ended");
-                        Fragment.Start((byte)((indicator & 0xe0) | (header & 0x1f)), payload.Span[2..]);
+                        var nalHeader = (byte)((indicator & 0xe0) | (header & 0x1f));
+                        // The start fragment holds the first slice header byte (first_mb_in_slice).
+                        StartFragment([nalHeader, payload.Span[2]]);
+                        Fragment.Start(nalHeader, payload.Span[2..]);
                     }
                     else
                     {
@@ -71,7 +74,7 @@ public sealed class H264Depacketizer : NalUnitDepacketizer
                             throw new RtspProtocolException("H.264 FU-A continuation without a start");
                         }
                         Fragment.Append(payload.Span[2..]);
-                        if (end) Assembler.Add(Fragment.Finish());
+                        if (end) AddNal(Fragment.Finish(), fragment: true);
                     }
                     break;
                 }

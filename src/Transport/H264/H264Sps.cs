@@ -10,6 +10,19 @@ namespace Pinhole.Transport.H264;
 /// <param name="Height">Cropped picture height in pixels.</param>
 public sealed record H264Sps(int ProfileIdc, int ConstraintFlags, int LevelIdc, int Width, int Height)
 {
+    /// <summary>VUI <c>max_num_reorder_frames</c> (§E.2.1): how many frames may precede a frame in decoding
+    /// order and follow it in output order (0 without B-frames); null when the SPS has no
+    /// <c>bitstream_restriction</c> (or its VUI is unreadable).</summary>
+    public int? MaxNumReorderFrames { get; init; }
+
+    /// <summary>
+    /// The reorder depth to assume: <see cref="MaxNumReorderFrames"/> when given, else 0 for the
+    /// profiles without B-frames (Baseline, and the intra profiles with constraint_set3_flag, for
+    /// which §E.2.1 infers 0), else null (unknown).
+    /// </summary>
+    public int? ReorderDepth => MaxNumReorderFrames
+        ?? (ProfileIdc == 66 || (ProfileIdc is 44 or 86 or 100 or 110 or 122 or 244 && (ConstraintFlags & 0x10) != 0) ? 0 : null);
+
     /// <summary>Parses an SPS NAL unit (with its one-byte NAL header, without start code).</summary>
     public static H264Sps Parse(ReadOnlySpan<byte> nal)
     {
@@ -82,7 +95,64 @@ public sealed record H264Sps(int ProfileIdc, int ConstraintFlags, int LevelIdc, 
             height -= cropY * (top + bottom);
             if (width <= 0 || height <= 0) throw new RtspProtocolException("H.264 SPS cropping larger than the picture");
         }
-        return new H264Sps(profile, constraints, level, width, height);
+        int? reorder = null;
+        try
+        {
+            if (r.ReadFlag()) reorder = ReadVuiMaxNumReorderFrames(ref r); // vui_parameters_present_flag
+        }
+        catch (RtspProtocolException)
+        {
+            // A cut or odd VUI loses only the reorder depth; the picture size above is sound.
+        }
+        return new H264Sps(profile, constraints, level, width, height) { MaxNumReorderFrames = reorder };
+    }
+
+    // vui_parameters() up to max_num_reorder_frames (§E.1.1); null without bitstream_restriction.
+    private static int? ReadVuiMaxNumReorderFrames(ref RbspReader r)
+    {
+        if (r.ReadFlag()) // aspect_ratio_info_present_flag
+        {
+            if (r.ReadBits(8) == 255) r.Skip(32); // aspect_ratio_idc Extended_SAR: sar_width, sar_height
+        }
+        if (r.ReadFlag()) r.Skip(1); // overscan_info_present_flag, overscan_appropriate_flag
+        if (r.ReadFlag()) // video_signal_type_present_flag
+        {
+            r.Skip(3 + 1); // video_format, video_full_range_flag
+            if (r.ReadFlag()) r.Skip(24); // colour_description_present_flag: primaries, transfer, matrix
+        }
+        if (r.ReadFlag()) // chroma_loc_info_present_flag
+        {
+            r.ReadUe(5, "chroma_sample_loc_type_top_field");
+            r.ReadUe(5, "chroma_sample_loc_type_bottom_field");
+        }
+        if (r.ReadFlag()) r.Skip(32 + 32 + 1); // timing_info_present_flag: num_units_in_tick, time_scale, fixed_frame_rate_flag
+        var nalHrd = r.ReadFlag();
+        if (nalHrd) SkipHrdParameters(ref r);
+        var vclHrd = r.ReadFlag();
+        if (vclHrd) SkipHrdParameters(ref r);
+        if (nalHrd || vclHrd) r.Skip(1); // low_delay_hrd_flag
+        r.Skip(1); // pic_struct_present_flag
+        if (!r.ReadFlag()) return null; // bitstream_restriction_flag
+        r.Skip(1); // motion_vectors_over_pic_boundaries_flag
+        r.ReadUe(16, "max_bytes_per_pic_denom");
+        r.ReadUe(16, "max_bits_per_mb_denom");
+        r.ReadUe(16, "log2_max_mv_length_horizontal");
+        r.ReadUe(16, "log2_max_mv_length_vertical");
+        return r.ReadUe(16, "max_num_reorder_frames");
+    }
+
+    // hrd_parameters() (§E.1.2).
+    private static void SkipHrdParameters(ref RbspReader r)
+    {
+        var cpbCount = r.ReadUe(31, "cpb_cnt_minus1") + 1;
+        r.Skip(4 + 4); // bit_rate_scale, cpb_size_scale
+        for (var i = 0; i < cpbCount; i++)
+        {
+            r.ReadUe(); // bit_rate_value_minus1
+            r.ReadUe(); // cpb_size_value_minus1
+            r.Skip(1); // cbr_flag
+        }
+        r.Skip(5 + 5 + 5 + 5); // initial_cpb_removal_delay_length_minus1, cpb_removal_delay_length_minus1, dpb_output_delay_length_minus1, time_offset_length
     }
 
     private static void SkipScalingList(ref RbspReader r, int size)

@@ -8,7 +8,7 @@ namespace Pinhole.Transport.H265;
 /// <summary>
 /// RTP payload format for H.265 (RFC 7798) without DONL (sprop-max-don-diff = 0, the default):
 /// single NAL unit packets (§4.4.1), aggregation packets (§4.4.2) and fragmentation units (§4.4.3).
-/// An access unit ends at the marker bit or when the timestamp changes.
+/// Where an access unit ends (not at every marker bit) is <see cref="NalUnitDepacketizer"/>'s.
 /// </summary>
 public sealed class H265Depacketizer : NalUnitDepacketizer
 {
@@ -37,7 +37,7 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
         {
             case < Ap:
                 if (Fragment.InProgress) throw new RtspProtocolException("H.265 single NAL unit inside an unfinished FU");
-                Assembler.Add(payload);
+                AddNal(payload.Span);
                 AfterLoss = false;
                 break;
             case Ap:
@@ -53,7 +53,7 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
                         var size = (payload.Span[offset] << 8) | payload.Span[offset + 1];
                         offset += 2;
                         if (size < 2 || size > payload.Length - offset) throw new RtspProtocolException($"H.265 AP NAL unit size {size} is too small or past the packet end");
-                        Assembler.Add(payload.Slice(offset, size));
+                        AddNal(payload.Span.Slice(offset, size));
                         offset += size;
                         count++;
                     }
@@ -73,6 +73,9 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
                         if (Fragment.InProgress) throw new RtspProtocolException("H.265 FU start before the previous FU ended");
                         // Rebuild the NAL header: F and LayerId from PayloadHdr, type from the FU header.
                         var b0 = (byte)((payload.Span[0] & 0x81) | (fuType << 1));
+                        // The start fragment holds the first slice segment header byte (first_slice_segment_in_pic_flag).
+                        if (payload.Length > 3) StartFragment([b0, payload.Span[1], payload.Span[3]]);
+                        else StartFragment([b0, payload.Span[1]]);
                         Fragment.Start([b0, payload.Span[1]], payload.Span[3..]);
                     }
                     else
@@ -84,7 +87,7 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
                             throw new RtspProtocolException("H.265 FU continuation without a start");
                         }
                         Fragment.Append(payload.Span[3..]);
-                        if (end) Assembler.Add(Fragment.Finish());
+                        if (end) AddNal(Fragment.Finish(), fragment: true);
                     }
                     break;
                 }

@@ -10,6 +10,11 @@ namespace Pinhole.Transport.H265;
 /// <param name="Height">Picture height after the conformance window, in pixels.</param>
 public sealed record H265Sps(int GeneralProfileIdc, int GeneralLevelIdc, int Width, int Height)
 {
+    /// <summary><c>sps_max_num_reorder_pics</c> of the highest sub-layer (§7.4.3.2.1): how many pictures
+    /// may precede a picture in decoding order and follow it in output order (0 without B-frames);
+    /// null when the SPS ends before it.</summary>
+    public int? MaxNumReorderPics { get; init; }
+
     /// <summary>Parses an SPS NAL unit (with its two-byte NAL header, without start code).</summary>
     public static H265Sps Parse(ReadOnlySpan<byte> nal)
     {
@@ -57,6 +62,27 @@ public sealed record H265Sps(int GeneralProfileIdc, int GeneralLevelIdc, int Wid
             height -= subHeightC * (top + bottom);
             if (width <= 0 || height <= 0) throw new RtspProtocolException("H.265 SPS conformance window larger than the picture");
         }
-        return new H265Sps(profile, level, width, height);
+        int? reorder = null;
+        try
+        {
+            r.ReadUe(8, "bit_depth_luma_minus8");
+            r.ReadUe(8, "bit_depth_chroma_minus8");
+            r.ReadUe(12, "log2_max_pic_order_cnt_lsb_minus4");
+            // With sps_sub_layer_ordering_info_present_flag one triple per sub-layer, else only the
+            // highest one's; the value that applies to the whole stream is the highest sub-layer's.
+            var first = r.ReadFlag() ? 0 : maxSubLayersMinus1;
+            for (var i = first; i <= maxSubLayersMinus1; i++)
+            {
+                r.ReadUe(15, "sps_max_dec_pic_buffering_minus1");
+                reorder = r.ReadUe(15, "sps_max_num_reorder_pics");
+                r.ReadUe(); // sps_max_latency_increase_plus1
+            }
+        }
+        catch (RtspProtocolException)
+        {
+            // A cut SPS loses only the reorder depth; the picture size above is sound.
+            reorder = null;
+        }
+        return new H265Sps(profile, level, width, height) { MaxNumReorderPics = reorder };
     }
 }

@@ -10,7 +10,9 @@ namespace Pinhole.Transport.Rtp;
 /// Collects the NAL units of one H.264 or H.265 access unit and emits it as AVCC (4-byte
 /// big-endian lengths). Tracks parameter sets (from SDP and in-band) and publishes a new
 /// <see cref="TrackInfo"/> when they change; drops access units until it has the parameter sets
-/// and a keyframe, and again after a loss until the next keyframe (never a broken GOP).
+/// and a keyframe, and again after a loss until the next keyframe (never a broken GOP). Gives each
+/// unit a DTS from its PTS (<see cref="DecodeTimestampGenerator"/>, with the reorder depth from the
+/// SPS), so DTS = PTS without B-frames. The caller decides where units end.
 /// Used by the RTP depacketizers and by the Annex-B reader of <c>exec:</c> sources.
 /// </summary>
 public sealed class NalUnitAssembler
@@ -22,6 +24,7 @@ public sealed class NalUnitAssembler
     public const int MaxNalUnits = 1024;
 
     private const int InitialUnitBytes = 64 * 1024;
+    private const int UnknownReorderDepth = 2;
     private const int ShrinkAboveBytes = 1024 * 1024;
 
     private readonly MediaCodec _codec;
@@ -37,6 +40,7 @@ public sealed class NalUnitAssembler
     private byte[]? _vps, _sps, _pps;
     private int _width, _height;
     private TrackInfo? _trackInfo;
+    private readonly DecodeTimestampGenerator _dts = new(90000);
 
     /// <summary>Creates an assembler; <paramref name="parameterSets"/> are out-of-band ones (SDP sprop-*).</summary>
     public NalUnitAssembler(MediaCodec codec, int track, IEnumerable<ReadOnlyMemory<byte>>? parameterSets = null)
@@ -64,6 +68,28 @@ public sealed class NalUnitAssembler
     /// <summary>True when an access unit is being collected.</summary>
     public bool HasPending => _nals.Count > 0 || _broken;
 
+    /// <summary>True when the access unit being collected holds a slice (VCL NAL unit) already.</summary>
+    public bool HasVcl => _vcl;
+
+    /// <summary>True when the access unit being collected holds a keyframe slice (IDR, IRAP).</summary>
+    public bool HasKeyframe => _keyframe;
+
+    /// <summary>True when the access unit being collected holds a NAL unit equal to <paramref name="nal"/>
+    /// (a repeated parameter set, which <see cref="Add(ReadOnlySpan{byte})"/> leaves out).</summary>
+    public bool Contains(ReadOnlySpan<byte> nal)
+    {
+        foreach (var (offset, length) in _nals)
+            if (_unit.AsSpan(offset, length).SequenceEqual(nal)) return true;
+        return false;
+    }
+
+    /// <summary>True when <paramref name="nal"/> equals the SPS, PPS or VPS in use.</summary>
+    public bool IsCurrentParameterSet(ReadOnlySpan<byte> nal) =>
+        (_sps is not null && nal.SequenceEqual(_sps)) || (_pps is not null && nal.SequenceEqual(_pps)) || (_vps is not null && nal.SequenceEqual(_vps));
+
+    /// <summary>The reorder depth the DTS are derived with (0 without B-frames).</summary>
+    public int ReorderDepth => _dts.ReorderDepth;
+
     /// <summary>Adds one NAL unit (header included, no start code or length). It is copied: the caller may reuse the memory at once.</summary>
     public void Add(ReadOnlyMemory<byte> nal) => Add(nal.Span);
 
@@ -80,8 +106,7 @@ public sealed class NalUnitAssembler
             StoreParameterSet(nal);
             // Packetizers with config-interval=-1 repeat SPS/PPS before every slice of a keyframe;
             // a copy between two slices of one picture would make a decoder start a new frame.
-            foreach (var (offset, length) in _nals)
-                if (_unit.AsSpan(offset, length).SequenceEqual(nal)) return;
+            if (Contains(nal)) return;
         }
         if (_nals.Count >= MaxNalUnits) throw new RtspProtocolException($"more than {MaxNalUnits} NAL units in one access unit");
         if (_used - 4 * _nals.Count + nal.Length > MaxAccessUnitBytes) throw new RtspProtocolException($"access unit larger than {MaxAccessUnitBytes} bytes");
@@ -118,7 +143,7 @@ public sealed class NalUnitAssembler
             // The unit leaves as its own array: sinks keep it (send queues, GOP caches) while the
             // collecting buffer is reused for the next one.
             var payload = _unit.AsSpan(0, _used).ToArray();
-            output.OnAccessUnit(_trackInfo, new AccessUnit(_track, pts, pts, keyframe, payload));
+            output.OnAccessUnit(_trackInfo, new AccessUnit(_track, pts, _dts.Next(pts, keyframe), keyframe, payload));
         }
         finally
         {
@@ -161,8 +186,12 @@ public sealed class NalUnitAssembler
         if (_codec == MediaCodec.H264 ? type == 7 : type == 33)
         {
             // Parse before accepting, so a malformed SPS never replaces a good one.
-            if (_codec == MediaCodec.H264) { var sps = H264Sps.Parse(copy); (_width, _height) = (sps.Width, sps.Height); }
-            else { var sps = H265Sps.Parse(copy); (_width, _height) = (sps.Width, sps.Height); }
+            // The reorder depth (B-frames) decides how far DTS trail PTS; a stream that does not say
+            // is assumed to reorder up to 2 frames until a GOP without reordering proves otherwise.
+            int? reorder;
+            if (_codec == MediaCodec.H264) { var sps = H264Sps.Parse(copy); (_width, _height) = (sps.Width, sps.Height); reorder = sps.ReorderDepth; }
+            else { var sps = H265Sps.Parse(copy); (_width, _height) = (sps.Width, sps.Height); reorder = sps.MaxNumReorderPics; }
+            _dts.SetReorderDepth(reorder ?? UnknownReorderDepth, guessed: reorder is null);
         }
         slot = copy;
     }

@@ -6,6 +6,7 @@ once listening, then serves until killed.
 
   rtsp-camera.py --port 0 --path /cam --codec h264 --audio aac --user u --password p
   rtsp-camera.py --protocols udp --slices 2 --bframes 2   (a UDP-only camera, 2 slices a picture, B-frames)
+  rtsp-camera.py --slices 2 --mark-slices                 (the marker bit after every slice, like live555ProxyServer)
 """
 import argparse
 import signal
@@ -36,6 +37,11 @@ def video_branch(a):
         enc = (f"x264enc {tune}speed-preset=ultrafast bitrate={a.bitrate} key-int-max={gop} "
                f"bframes={a.bframes} sliced-threads=false option-string=\"{opts}\" ! video/x-h264,profile={profile}")
         pay = "rtph264pay name=pay0 pt=96 config-interval=-1"
+        if a.mark_slices:
+            # Like live555ProxyServer: the RTP marker after every slice. h264parse hands the
+            # payloader one NAL unit a buffer; mark_every_slice flags each slice as an access
+            # unit's last NAL unit, which rtph264pay ends with the marker bit.
+            pay = "h264parse ! video/x-h264,alignment=nal ! " + pay
     elif a.codec == "h265":
         enc = (f"x265enc tune=zerolatency speed-preset=ultrafast bitrate={a.bitrate} key-int-max={gop} "
                f"! video/x-h265,profile=main")
@@ -43,6 +49,25 @@ def video_branch(a):
     else:
         raise SystemExit(f"unknown codec {a.codec}")
     return f"{src} ! {enc} ! {pay}"
+
+
+def mark_every_slice(factory, media):
+    """Sets GST_BUFFER_FLAG_MARKER on every slice NAL unit (types 1..5) entering pay0."""
+    def on_buffer(pad, info):
+        buf = info.get_buffer()
+        ok, m = buf.map(Gst.MapFlags.READ)
+        if ok:
+            data = bytes(m.data[:8])
+            buf.unmap(m)
+            i = data.find(b"\x00\x00\x01")
+            if i >= 0 and i + 3 < len(data) and 1 <= (data[i + 3] & 0x1F) <= 5:
+                buf.set_flags(Gst.BufferFlags.MARKER)
+            else:
+                buf.unset_flags(Gst.BufferFlags.MARKER)
+        return Gst.PadProbeReturn.OK
+
+    pay = media.get_element().get_by_name("pay0")
+    pay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, on_buffer)
 
 
 def audio_branch(a, name):
@@ -74,6 +99,8 @@ def main():
                    help="lower transports offered: udp makes a camera that answers 461 to TCP-interleaved SETUP")
     p.add_argument("--slices", type=int, default=1, help="H.264 slices per picture")
     p.add_argument("--bframes", type=int, default=0, help="H.264 B-frames between references")
+    p.add_argument("--mark-slices", action="store_true",
+                   help="H.264: set the RTP marker after every NAL unit (slice), as live555ProxyServer does")
     p.add_argument("--user")
     p.add_argument("--password")
     a = p.parse_args()
@@ -94,6 +121,8 @@ def main():
     factory = GstRtspServer.RTSPMediaFactory()
     factory.set_launch(launch)
     factory.set_shared(True)
+    if a.mark_slices and a.codec == "h264":
+        factory.connect("media-configure", mark_every_slice)
     if a.protocols == "udp":
         factory.set_protocols(GstRtsp.RTSPLowerTrans.UDP)
     elif a.protocols == "tcp":

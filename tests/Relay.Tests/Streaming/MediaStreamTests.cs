@@ -118,4 +118,80 @@ public class MediaStreamTests
         var evt = await pending.WaitAsync(TimeSpan.FromSeconds(5));
         Assert.Equal(MediaEventKind.Frame, evt.Kind);
     }
+
+    // Issue #21: pictures of several slices. H.264 slices whose first_mb_in_slice is 0 (0x88: the
+    // ue(v) "1") or not (0x40: a longer code), behind 4-byte lengths as an AccessUnit holds them.
+    private static byte[] Nal(byte header, byte firstSliceHeaderByte) => [header, firstSliceHeaderByte, 0x5A, 0x5A];
+
+    private static byte[] LengthPrefixed(params byte[][] nals) =>
+        [.. nals.SelectMany(n => new byte[] { 0, 0, (byte)(n.Length >> 8), (byte)n.Length }.Concat(n))];
+
+    [Fact]
+    public void Gop_cache_never_starts_at_the_bottom_half_of_a_keyframe_an_older_edge_cut_at_the_marker()
+    {
+        var registry = new MediaStreamRegistry();
+        var stream = registry.GetOrAdd("gw1", "cam");
+        stream.OnTracks([Video]);
+        var top = LengthPrefixed(Nal(0x65, 0x88));
+        var bottom = LengthPrefixed(Nal(0x65, 0x40));
+        stream.OnAccessUnit(new AccessUnit(0, 3600, 3600, true, top));
+        stream.OnAccessUnit(new AccessUnit(0, 3600, 3600, true, bottom)); // same picture: not a new GOP
+        stream.OnAccessUnit(new AccessUnit(0, 7200, 7200, false, LengthPrefixed(Nal(0x41, 0x88))));
+
+        using var sub = stream.Subscribe()!;
+        var frames = Drain(sub).Where(e => e.Kind == MediaEventKind.Frame).Select(e => e.Unit).ToList();
+        Assert.Equal(3, frames.Count);
+        Assert.Equal(top, frames[0].Data.ToArray());
+        Assert.Equal(bottom, frames[1].Data.ToArray());
+    }
+
+    [Fact]
+    public void Gop_cache_starts_at_the_whole_keyframe_of_a_source_that_marks_every_slice()
+    {
+        // The edge's depacketizer fed what live555ProxyServer sends (marker after each slice), into the hub.
+        var sps = Convert.FromBase64String("Z0LAHtoCgL/lwFqDAwNSgAAAAwCAAAAZR4sXUA==");
+        var pps = Convert.FromBase64String("aM48gA==");
+        var registry = new MediaStreamRegistry();
+        var stream = registry.GetOrAdd("gw1", "cam");
+        var mux = new Pinhole.Transport.Rtp.MediaSinkMultiplexer(stream, 1);
+        var dep = new Pinhole.Transport.H264.H264Depacketizer(0, [sps, pps]);
+        ushort seq = 0;
+        void Send(long ts, byte[] nal) => dep.Push(new Pinhole.Transport.Rtp.RtpPacket { SequenceNumber = seq++, Timestamp = (uint)ts, Marker = true, PayloadType = 96, Payload = nal }, mux);
+        for (var picture = 0; picture < 8; picture++)
+        {
+            var type = picture % 4 == 0 ? (byte)0x65 : (byte)0x41;
+            Send(picture * 3600L, Nal(type, 0x88));
+            Send(picture * 3600L, Nal(type, 0x40));
+        }
+        using var sub = stream.Subscribe()!;
+        var frames = Drain(sub).Where(e => e.Kind == MediaEventKind.Frame).Select(e => e.Unit).ToList();
+        // The GOP from the keyframe at picture 4: pictures 4, 5, 6 (7 waits for the next packet), each whole.
+        Assert.Equal([4 * 3600L, 5 * 3600L, 6 * 3600L], frames.Select(f => f.Pts));
+        Assert.True(frames[0].IsKeyframe);
+        Assert.Equal(LengthPrefixed(Nal(0x65, 0x88), Nal(0x65, 0x40)), frames[0].Data.ToArray());
+    }
+
+    [Fact]
+    public void A_lagging_viewer_resumes_at_the_top_half_of_a_split_keyframe_not_at_its_bottom_half()
+    {
+        // A queue of 27 items overflows on the bottom half of a keyframe (26 frames then a top half
+        // fill it): dropping there must not leave the viewer starting at that bottom half.
+        var registry = new MediaStreamRegistry(new MediaStreamLimits { ViewerQueueDuration = TimeSpan.FromSeconds(60), ViewerQueueMaxItems = 27 });
+        var stream = registry.GetOrAdd("gw1", "cam");
+        stream.OnTracks([Video]);
+        using var slow = stream.Subscribe()!;
+        Drain(slow);
+        // An older edge: every keyframe arrives as a top half and a bottom half, both flagged as keyframes.
+        for (var i = 0; i < 110; i++)
+        {
+            var key = i % 25 == 0;
+            stream.OnAccessUnit(new AccessUnit(0, i * 3600L, i * 3600L, key, LengthPrefixed(Nal(key ? (byte)0x65 : (byte)0x41, 0x88))));
+            if (key) stream.OnAccessUnit(new AccessUnit(0, i * 3600L, i * 3600L, true, LengthPrefixed(Nal(0x65, 0x40))));
+        }
+        var kept = Drain(slow).Where(e => e.Kind == MediaEventKind.Frame).Select(e => e.Unit).ToList();
+        Assert.True(slow.DroppedFrames > 0);
+        Assert.True(kept[0].IsKeyframe);
+        Assert.Equal(LengthPrefixed(Nal(0x65, 0x88)), kept[0].Data.ToArray());
+        Assert.Equal(LengthPrefixed(Nal(0x65, 0x40)), kept[1].Data.ToArray());
+    }
 }

@@ -244,6 +244,63 @@ public class Fmp4MuxerTests
         Assert.Equal("50", video.GetProperty("nb_read_frames").GetString());
     }
 
+    [RequiresFact(Needs.Ffmpeg)]
+    public void Real_x264_B_frames_get_composition_offsets_and_ffprobe_shows_every_frame_in_presentation_order()
+    {
+        // Issue #21: ffmpeg libx264 -bf 2, sent in decode order with RTP-style PTS (what the edge receives);
+        // the DTS come from the depacketizer's generator with the SPS's reorder depth.
+        var dir = Directory.CreateTempSubdirectory("pinhole-bframes-");
+        try
+        {
+            var mp4 = Path.Combine(dir.FullName, "bf.mp4");
+            var h264 = Path.Combine(dir.FullName, "bf.h264");
+            Run("ffmpeg", $"-nostdin -v error -f lavfi -i testsrc=size=320x240:rate=25 -frames:v 50 -c:v libx264 -preset ultrafast -g 25 -bf 2 -pix_fmt yuv420p {mp4}");
+            Run("ffmpeg", $"-nostdin -v error -i {mp4} -c copy -bsf:v h264_mp4toannexb -f h264 {h264}");
+            var (packets, _) = Run("ffprobe", $"-v error -select_streams v -show_entries packet=pts -of csv=p=0 {mp4}");
+            var pts = packets.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => long.Parse(l.Trim(), System.Globalization.CultureInfo.InvariantCulture) * 90_000 / 12_800).ToList();
+            var (track, decodeOrder) = TestClips.SplitH264(File.ReadAllBytes(h264), 320, 240, fps: 25);
+            Assert.Equal(50, decodeOrder.Count);
+            Assert.Equal(50, pts.Count);
+            Assert.Contains(pts.Zip(pts.Skip(1)), p => p.Second < p.First); // B-frames: PTS out of order
+
+            var sps = Pinhole.Transport.H264.H264Sps.Parse(track.ParameterSets[0].Span);
+            Assert.Equal(2, sps.MaxNumReorderFrames);
+            var generator = new DecodeTimestampGenerator(90_000);
+            generator.SetReorderDepth(sps.ReorderDepth!.Value, guessed: false);
+            var units = decodeOrder.Select((u, i) => u with { Pts = 90_000 + pts[i], Dts = generator.Next(90_000 + pts[i], u.IsKeyframe) }).ToList();
+
+            var muxer = new Fmp4Muxer([track]);
+            using var file = new MemoryStream();
+            file.Write(muxer.CreateInitSegment());
+            var origin = units[0].Dts;
+            foreach (var u in units)
+            {
+                var fragment = muxer.CreateFragment(u)!;
+                var traf = BoxWalker.Walk(fragment)[0].Child("traf");
+                var trun = traf.Child("trun");
+                Assert.Equal((ulong)(u.Dts - origin), traf.Child("tfdt").U64(4));
+                Assert.Equal(0x000F01u, trun.Flags); // composition offsets present
+                Assert.Equal(0, trun.Version); // DTS <= PTS: never negative
+                Assert.Equal(u.Pts - u.Dts, (long)trun.U32(24));
+                file.Write(fragment);
+            }
+            var path = Path.Combine(dir.FullName, "out.mp4");
+            File.WriteAllBytes(path, file.ToArray());
+            var (frames, errors) = Run("ffprobe", $"-v error -select_streams v -show_entries frame=pts,pict_type -of csv=p=0 {path}");
+            Assert.Equal("", errors);
+            var shown = frames.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Trim().Split(',')).ToList();
+            Assert.Equal(50, shown.Count);
+            Assert.Contains(shown, f => f[1] == "B");
+            var shownPts = shown.Select(f => long.Parse(f[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+            Assert.True(shownPts.Zip(shownPts.Skip(1)).All(p => p.Second > p.First), "frames come out in presentation order: " + string.Join(' ', shownPts));
+            Assert.Equal(pts.Order().Select(p => p + 90_000 - origin), shownPts);
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     // Writes init + one fragment per unit to a file, walks every box, then asks ffprobe to count the
     // frames and ffmpeg to decode all of it; any error output fails the test.
     private static JsonElement MuxAndProbe(TestClip clip, out int fragments)

@@ -97,7 +97,10 @@ public class H264DepacketizerTests
         var fragments = FuA(idr, 1400).ToList();
         Assert.Equal(4, fragments.Count);
         for (var i = 0; i < fragments.Count; i++) dep.Push(Packet(seq++, 9000, i == fragments.Count - 1, fragments[i]), output);
-        var unit = Assert.Single(output.Units);
+        // The first marker of a stream is not trusted yet to end a whole picture: the next packet proves it.
+        Assert.Empty(output.Units);
+        dep.Push(Packet(seq++, 12600, true, Nal(0x41, 10)), output);
+        var unit = output.Units[0];
         Assert.True(unit.IsKeyframe);
         Assert.Equal(9000, unit.Pts);
         var nals = NalsOf(unit);
@@ -157,9 +160,10 @@ public class H264DepacketizerTests
         dep.Push(Packet(7, 0, false, fu[1]), output); // no exception: joining mid-NAL is normal
         dep.Push(Packet(8, 0, true, fu[2]), output);
         dep.Push(Packet(9, 3600, true, Nal(0x65, 10)), output);
+        dep.Push(Packet(10, 7200, false, Nal(0x09, 2)), output); // the next access unit proves the first marker
         Assert.Equal(new long[] { 3600 }, output.Units.Select(u => u.Pts));
         // Once in sync, a continuation without a start is malformed again.
-        Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(10, 7200, false, fu[1]), output));
+        Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(11, 7200, false, fu[1]), output));
     }
 
     [Fact]
@@ -170,6 +174,7 @@ public class H264DepacketizerTests
         dep.Push(Packet(1, 1000, false, Nal(0x65, 10)), output);
         Assert.Empty(output.Units);
         dep.Push(Packet(2, 4600, true, Nal(0x41, 10)), output);
+        dep.Push(Packet(3, 8200, true, Nal(0x41, 10)), output); // proves the marker of 4600 (the first of the stream)
         Assert.Equal(new long[] { 1000, 4600 }, output.Units.Select(u => u.Pts));
     }
 
@@ -195,6 +200,7 @@ public class H264DepacketizerTests
         var output = new CollectingOutput();
         dep.Push(Packet(65535, uint.MaxValue - 1000, true, Nal(0x65, 10)), output);
         dep.Push(Packet(0, 2600, true, Nal(0x41, 10)), output); // +3601 ticks across the 32-bit wrap
+        dep.Push(Packet(1, 6200, false, Nal(0x09, 2)), output); // the first markers of a stream wait for the next packet
         Assert.Equal(2, output.Units.Count);
         Assert.Equal(3601, output.Units[1].Pts - output.Units[0].Pts);
     }
@@ -228,8 +234,9 @@ public class H264DepacketizerTests
             foreach (var p in payloads) dep.Push(Packet(seq++, 0, false, p), output);
         });
         Assert.False(string.IsNullOrEmpty(e.Message), what);
-        // Afterwards a clean keyframe still comes through.
+        // Afterwards a clean keyframe still comes through (once the next packet proves its marker).
         dep.Push(Packet(seq++, 3600, true, Nal(0x65, 10)), output);
+        dep.Push(Packet(seq++, 7200, false, Nal(0x09, 2)), output);
         Assert.True(Assert.Single(output.Units).IsKeyframe);
     }
 
