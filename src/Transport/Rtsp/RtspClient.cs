@@ -22,8 +22,23 @@ public enum RtspLowerTransport
 /// <summary>Settings of an <see cref="RtspClient"/>.</summary>
 public sealed record RtspClientOptions
 {
-    /// <summary>RTP transport; TCP interleaved by default.</summary>
+    /// <summary>RTP transport (the first one tried when <see cref="TransportFallback"/> is on); TCP interleaved by default.</summary>
     public RtspLowerTransport Transport { get; init; } = RtspLowerTransport.Tcp;
+
+    /// <summary>
+    /// When true (a camera's <c>auto</c> transport), a session whose SETUP is refused for its lower
+    /// transport (461, or answered with the other one) is retried at once over the other transport,
+    /// and a UDP session that receives no RTP within <see cref="UdpFirstPacketTimeout"/> of PLAY is
+    /// retried over TCP. Each transport is tried at most once per <see cref="RtspClient.RunAsync"/>.
+    /// When false the session uses <see cref="Transport"/> or fails.
+    /// </summary>
+    public bool TransportFallback { get; init; }
+
+    /// <summary>
+    /// With <see cref="TransportFallback"/>: how long a UDP session may go without its first RTP
+    /// packet after PLAY before it counts as blocked (a firewall or NAT between camera and edge).
+    /// </summary>
+    public TimeSpan UdpFirstPacketTimeout { get; init; } = TimeSpan.FromSeconds(4);
 
     /// <summary>Time allowed for the TCP connect.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
@@ -70,6 +85,9 @@ public sealed partial class RtspClient
     private long _lastMediaTimestamp;
     private long _protocolErrors;
     private RtpReceptionStatistics[] _statistics = [];
+    private uint?[] _announcedSsrc = [];
+    private long _rtpPackets;
+    private TaskCompletionSource? _bye;
     private readonly uint _ssrc = (uint)Random.Shared.NextInt64(1, uint.MaxValue);
 
     /// <summary>Creates a client for <paramref name="url"/> (<c>rtsp://[user:pass@]host[:port]/path</c>).</summary>
@@ -95,14 +113,55 @@ public sealed partial class RtspClient
     public long DeliveredUnits { get; private set; }
 
     /// <summary>
+    /// The lower transport of the latest session that the camera accepted with PLAY (null before the
+    /// first). Kept after <see cref="RunAsync"/> ends, so a caller can remember what worked.
+    /// </summary>
+    public RtspLowerTransport? PlayedTransport { get; private set; }
+
+    /// <summary>Raised (on the session's task) when PLAY succeeded, with the lower transport in use.</summary>
+    public event Action<RtspLowerTransport>? Playing;
+
+    /// <summary>
     /// Connects, sets up every supported track and delivers media to <paramref name="sink"/> until
     /// <paramref name="cancellationToken"/> is cancelled (then sends TEARDOWN and returns normally).
+    /// With <see cref="RtspClientOptions.TransportFallback"/>, a refused or silent lower transport is
+    /// retried once over the other one (a new connection and session; the sink sees the tracks again).
     /// Throws <see cref="RtspClientException"/> (credential-free) when the camera is unreachable,
-    /// refuses, stops sending or closes the connection.
+    /// refuses, stops sending, ends the stream (RTCP BYE) or closes the connection.
     /// </summary>
     public async Task RunAsync(IMediaSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
+        var transport = _options.Transport;
+        string? fellBackBecause = null;
+        while (true)
+        {
+            try
+            {
+                await RunSessionAsync(sink, transport, fellBackBecause, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (LowerTransportFailedException e) when (fellBackBecause is null)
+            {
+                // A new connection, not a second SETUP on this one: after a 461 on a later track the
+                // session is half set up, GStreamer and others keep one transport per session, and a
+                // camera may close the connection after an error. A fresh OPTIONS/DESCRIBE costs one
+                // round trip on the LAN.
+                var other = transport == RtspLowerTransport.Tcp ? RtspLowerTransport.Udp : RtspLowerTransport.Tcp;
+                Log.FallingBack(_logger, SafeUrl, Name(transport), Name(other), e.Message);
+                fellBackBecause = $"{Name(transport)}: {e.Message}";
+                transport = other;
+            }
+        }
+    }
+
+    private static string Name(RtspLowerTransport transport) => transport == RtspLowerTransport.Tcp ? "TCP" : "UDP";
+
+    /// <summary>One session over <paramref name="lowerTransport"/>; <paramref name="fellBackBecause"/> is null on the first attempt.</summary>
+    private async Task RunSessionAsync(IMediaSink sink, RtspLowerTransport lowerTransport, string? fellBackBecause, CancellationToken cancellationToken)
+    {
+        var canFallBack = _options.TransportFallback && fellBackBecause is null;
+
         // Each run is a fresh session: nothing from an earlier attempt may leak into it.
         _session = null;
         _auth = null;
@@ -162,6 +221,10 @@ public sealed partial class RtspClient
             var channelMap = new Dictionary<int, RtpDepacketizer>();
             var rtcpChannelMap = new Dictionary<int, int>();
             _statistics = tracks.Select(_ => new RtpReceptionStatistics()).ToArray();
+            _announcedSsrc = new uint?[tracks.Count];
+            _rtpPackets = 0;
+            var bye = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _bye = bye;
             var rtcpTargets = new Func<byte[], Task>?[tracks.Count];
             var udpTasks = new List<Task>();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -170,7 +233,7 @@ public sealed partial class RtspClient
                 var (dep, control, _) = tracks[i];
                 var setup = new RtspRequest("SETUP", control.AbsoluteUri);
                 UdpClient? rtp = null, rtcp = null;
-                if (_options.Transport == RtspLowerTransport.Tcp)
+                if (lowerTransport == RtspLowerTransport.Tcp)
                 {
                     setup.Headers.Add("Transport", new RtspTransport { Protocol = "RTP/AVP/TCP", Interleaved = new RtspRange(2 * i, 2 * i + 1) }.ToString());
                 }
@@ -183,14 +246,22 @@ public sealed partial class RtspClient
                     setup.Headers.Add("Transport", new RtspTransport { Protocol = "RTP/AVP", ClientPort = new RtspRange(port, port + 1) }.ToString());
                 }
                 var response = await RequestAsync(connection!, setup, cancellationToken).ConfigureAwait(false);
+                // RFC 2326 §11.4.4: 461 Unsupported Transport — the camera does not offer this lower transport.
+                if (response.StatusCode == 461 && canFallBack)
+                    throw new LowerTransportFailedException($"SETUP refused: 461 {response.ReasonPhrase}");
                 EnsureSuccess(response, "SETUP", control);
                 if (response.Headers["Session"] is { } sessionHeader) _session ??= ParseOrFail(() => RtspSession.Parse(sessionHeader), url);
                 if (_session is null) throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP answered without a Session header");
                 var transportHeader = response.Headers["Transport"] ?? throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP answered without a Transport header");
                 var transport = ParseOrFail(() => RtspTransport.ParseList(transportHeader)[0], url);
-                if (_options.Transport == RtspLowerTransport.Tcp != transport.IsTcp)
-                    throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP asked for {_options.Transport} but the server answered '{transport.Protocol}'", 461);
-                if (_options.Transport == RtspLowerTransport.Tcp)
+                if (lowerTransport == RtspLowerTransport.Tcp != transport.IsTcp)
+                {
+                    // §12.39: the server answers with the transport it chose; one we did not offer is a refusal of ours.
+                    if (canFallBack) throw new LowerTransportFailedException($"SETUP answered with another lower transport ('{transport.Protocol}')");
+                    throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP asked for {lowerTransport} but the server answered '{transport.Protocol}'", 461);
+                }
+                _announcedSsrc[i] = transport.Ssrc;
+                if (lowerTransport == RtspLowerTransport.Tcp)
                 {
                     // The server may pick other channels than we asked for (§12.39).
                     var channel = transport.Interleaved?.First ?? 2 * i;
@@ -220,7 +291,7 @@ public sealed partial class RtspClient
                 Log.TrackSetUp(_logger, SafeUrl, i, tracks[i].Media.RtpMap(tracks[i].Media.PayloadType)?.EncodingName ?? "?", transport.ToString());
             }
 
-            if (_options.Transport == RtspLowerTransport.Tcp)
+            if (lowerTransport == RtspLowerTransport.Tcp)
             {
                 connection!.FrameReceived = frame =>
                 {
@@ -238,23 +309,34 @@ public sealed partial class RtspClient
             _lastMediaTimestamp = _time.GetTimestamp();
             var playResponse = await RequestAsync(connection, play, cancellationToken).ConfigureAwait(false);
             EnsureSuccess(playResponse, "PLAY", url);
-            Log.Playing(_logger, SafeUrl, tracks.Count, _options.Transport.ToString(), _session!.TimeoutSeconds);
+            Log.Playing(_logger, SafeUrl, tracks.Count, lowerTransport.ToString(), _session!.TimeoutSeconds);
+            PlayedTransport = lowerTransport;
+            Playing?.Invoke(lowerTransport);
 
             var keepalive = KeepaliveAsync(connection, url, stop.Token);
             var watchdog = MediaWatchdogAsync(stop.Token);
             var reports = ReceiverReportsAsync(rtcpTargets, stop.Token);
-            var all = new List<Task> { connection.Completion, keepalive, watchdog, reports };
+            var all = new List<Task> { connection.Completion, keepalive, watchdog, reports, bye.Task };
             all.AddRange(udpTasks);
+            if (lowerTransport == RtspLowerTransport.Udp && _options.TransportFallback)
+                all.Add(FirstUdpPacketAsync(canFallBack, fellBackBecause, stop.Token));
             var cancelled = Task.Delay(Timeout.InfiniteTimeSpan, _time, cancellationToken);
             all.Add(cancelled);
             var first = await Task.WhenAny(all).ConfigureAwait(false);
             await stop.CancelAsync().ConfigureAwait(false);
             if (first == cancelled || cancellationToken.IsCancellationRequested)
             {
-                await TeardownAsync(connection, url).ConfigureAwait(false);
+                await TeardownAsync(connection, url, TimeSpan.FromSeconds(2)).ConfigureAwait(false);
                 return;
             }
+            if (first == bye.Task || first.Exception?.InnerException is LowerTransportFailedException)
+            {
+                // The camera ended the stream, or we leave a silent UDP session: free the session on
+                // the camera now rather than at its timeout, but do not wait long for the answer.
+                await TeardownAsync(connection, url, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            }
             try { await first.ConfigureAwait(false); }
+            catch (LowerTransportFailedException) { throw; }
             catch (RtspClientException) { throw; }
             catch (RtspProtocolException e) { throw new RtspClientException($"{RtspUrl.Redact(url)}: malformed data from the server: {e.Message}", e); }
             catch (Exception e) when (e is IOException or SocketException) { throw new RtspClientException($"{RtspUrl.Redact(url)}: connection failed: {e.Message}", e); }
@@ -263,6 +345,12 @@ public sealed partial class RtspClient
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Normal stop.
+        }
+        catch (LowerTransportFailedException) when (connection is not null && _session is not null)
+        {
+            // Refused on a later track: the earlier ones are set up on the camera. (After a silent UDP session this is a no-op: torn down already.)
+            await TeardownAsync(connection, url, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            throw;
         }
         catch (RtspClientException e) when (!e.Message.StartsWith("rtsp://", StringComparison.OrdinalIgnoreCase))
         {
@@ -437,6 +525,7 @@ public sealed partial class RtspClient
         lock (_mediaLock)
         {
             _lastMediaTimestamp = _time.GetTimestamp();
+            _rtpPackets++;
             _statistics[depacketizer.Track].OnRtp(packet);
             try { depacketizer.Push(packet, mux); }
             catch (RtspProtocolException e) { CountBadPacket(depacketizer, e); }
@@ -465,7 +554,66 @@ public sealed partial class RtspClient
         try { packets = RtcpPacket.ParseCompound(data); }
         catch (RtspProtocolException) { return; } // RTCP is advisory; a bad one is ignored
         lock (_mediaLock)
-            foreach (var p in packets) _statistics[track].OnSenderReport(p, _time.GetTimestamp());
+        {
+            foreach (var p in packets)
+            {
+                if (p.PacketType == RtcpPacket.ByeType && IsCameraLeaving(p, track))
+                {
+                    Log.ByeReceived(_logger, SafeUrl, track, p.Reason ?? "");
+                    _bye?.TrySetException(new RtspClientException(
+                        $"{SafeUrl}: the camera ended the stream (RTCP BYE{(string.IsNullOrEmpty(p.Reason) ? "" : ": " + RtspUrl.RedactText(p.Reason))})"));
+                }
+                else
+                {
+                    _statistics[track].OnSenderReport(p, _time.GetTimestamp());
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// RFC 3550 §6.6: a BYE names the sources that leave. Only the camera can write on this track's
+    /// RTCP channel (interleaved on our own RTSP connection, or UDP from the camera's address), so a
+    /// BYE there is the camera's; it ends the session when it names a source the camera sends on a
+    /// track (seen in RTP, or announced in the SETUP answer's <c>ssrc=</c>), or arrives before this
+    /// track's first packet. A camera that changes SSRC (an encoder restart, a collision, §8.2) says
+    /// BYE for the old one and carries on with the new one; that must not end the session.
+    /// Called under <c>_mediaLock</c>.
+    /// </summary>
+    private bool IsCameraLeaving(RtcpPacket bye, int track)
+    {
+        var trackSourceKnown = false;
+        for (var i = 0; i < _statistics.Length; i++)
+        {
+            var ssrc = _statistics[i].Ssrc ?? _announcedSsrc[i];
+            if (ssrc is not { } s) continue;
+            if (i == track) trackSourceKnown = true;
+            if (bye.Sources.Contains(s)) return true;
+        }
+        return !trackSourceKnown;
+    }
+
+    private async Task FirstUdpPacketAsync(bool canFallBack, string? fellBackBecause, CancellationToken cancellationToken)
+    {
+        // A camera behind a NAT or a LAN firewall that drops UDP accepts SETUP and PLAY and then
+        // nothing arrives; the usual media timeout would take 10 s to say so, and say it vaguely.
+        try
+        {
+            await Task.Delay(_options.UdpFirstPacketTimeout, _time, cancellationToken).ConfigureAwait(false);
+            long packets;
+            lock (_mediaLock) packets = _rtpPackets;
+            if (packets > 0)
+            {
+                // Media flows; from here on the media watchdog watches it. Stay pending until the session ends.
+                await Task.Delay(Timeout.InfiniteTimeSpan, _time, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+        }
+        catch (OperationCanceledException) { return; }
+        var wait = _options.UdpFirstPacketTimeout.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
+        if (canFallBack) throw new LowerTransportFailedException($"received no RTP over UDP within {wait} s of PLAY");
+        throw new RtspClientException($"{SafeUrl}: no RTP over UDP within {wait} s of PLAY (after {fellBackBecause}): "
+            + "is a firewall or NAT between the camera and this device dropping UDP?");
     }
 
     private async Task ReceiverReportsAsync(Func<byte[], Task>?[] targets, CancellationToken cancellationToken)
@@ -539,12 +687,12 @@ public sealed partial class RtspClient
         }
     }
 
-    private async Task TeardownAsync(RtspConnection connection, Uri url)
+    private async Task TeardownAsync(RtspConnection connection, Uri url, TimeSpan timeout)
     {
         if (connection.Completion.IsCompleted) return;
         try
         {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2), _time);
+            using var cts = new CancellationTokenSource(timeout, _time);
             var request = new RtspRequest("TEARDOWN", url.AbsoluteUri);
             await SendOnceAsync(connection, request, cts.Token).ConfigureAwait(false);
             Log.TornDown(_logger, SafeUrl);
@@ -554,6 +702,9 @@ public sealed partial class RtspClient
             // Best effort: the session times out on the server anyway.
         }
     }
+
+    /// <summary>The session's lower transport was refused or stays silent; <see cref="RunAsync"/> tries the other one.</summary>
+    private sealed class LowerTransportFailedException(string message) : Exception(message);
 
     private static partial class Log
     {
@@ -586,5 +737,11 @@ public sealed partial class RtspClient
 
         [LoggerMessage(EventId = 10, Level = LogLevel.Debug, Message = "RTSP {Url}: torn down")]
         public static partial void TornDown(ILogger logger, string url);
+
+        [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "RTSP {Url}: {Transport}: {Reason}; trying {Other}")]
+        public static partial void FallingBack(ILogger logger, string url, string transport, string other, string reason);
+
+        [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "RTSP {Url}: RTCP BYE on track {Track} {Reason}")]
+        public static partial void ByeReceived(ILogger logger, string url, int track, string reason);
     }
 }
