@@ -4,13 +4,18 @@ using Pinhole.Transport.Rtsp;
 
 namespace Pinhole.Drivers.Cameras;
 
-/// <summary>An IP camera read with <see cref="RtspClient"/> (RTP over TCP by default).</summary>
+/// <summary>
+/// An IP camera read with <see cref="RtspClient"/>. With <see cref="RtspClientOptions.TransportFallback"/>
+/// (the <c>auto</c> transport) the source remembers the lower transport that last played and tries it
+/// first on the next run, so a UDP-only camera costs one refused SETUP once, not on every restart.
+/// </summary>
 public sealed class RtspCameraSource : CameraSource
 {
     private readonly Uri _url;
     private readonly RtspClientOptions _options;
     private readonly ILoggerFactory _loggerFactory;
     private readonly TimeProvider _time;
+    private volatile StrongBox? _transport;
 
     /// <summary>Creates the source; credentials in <paramref name="url"/> are used for auth and never logged.</summary>
     public RtspCameraSource(Uri url, RtspClientOptions options, ILoggerFactory loggerFactory, TimeProvider? timeProvider = null)
@@ -24,13 +29,36 @@ public sealed class RtspCameraSource : CameraSource
         _time = timeProvider ?? TimeProvider.System;
     }
 
+    /// <summary>The client options for a configured transport: <c>auto</c> is TCP first with fallback.</summary>
+    public static RtspClientOptions OptionsFor(CameraTransport transport) => transport switch
+    {
+        CameraTransport.Tcp => new RtspClientOptions { Transport = RtspLowerTransport.Tcp },
+        CameraTransport.Udp => new RtspClientOptions { Transport = RtspLowerTransport.Udp },
+        _ => new RtspClientOptions { Transport = RtspLowerTransport.Tcp, TransportFallback = true },
+    };
+
     /// <inheritdoc />
     public override string DisplayName => RtspUrl.Redact(_url);
+
+    /// <summary>
+    /// The lower transport the camera last played over (in use now while a session plays); null
+    /// before the first PLAY of this source. With fallback on, the next run tries it first.
+    /// </summary>
+    public RtspLowerTransport? Transport => _transport?.Value;
+
+    /// <summary>Raised when a session starts playing, with its lower transport (on the session's task).</summary>
+    public event Action<RtspLowerTransport>? Playing;
 
     /// <inheritdoc />
     public override async Task RunAsync(IMediaSink sink, CancellationToken cancellationToken)
     {
-        var client = new RtspClient(_url, _options, _loggerFactory.CreateLogger<RtspClient>(), _time);
+        var options = _options.TransportFallback && Transport is { } worked ? _options with { Transport = worked } : _options;
+        var client = new RtspClient(_url, options, _loggerFactory.CreateLogger<RtspClient>(), _time);
+        client.Playing += transport =>
+        {
+            _transport = new StrongBox(transport);
+            Playing?.Invoke(transport);
+        };
         try
         {
             await client.RunAsync(sink, cancellationToken).ConfigureAwait(false);
@@ -40,4 +68,7 @@ public sealed class RtspCameraSource : CameraSource
             throw new CameraException("camera " + e.Message, e);
         }
     }
+
+    // An enum cannot be volatile or Interlocked; a reference to an immutable box can.
+    private sealed record StrongBox(RtspLowerTransport Value);
 }
