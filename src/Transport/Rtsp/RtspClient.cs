@@ -85,7 +85,6 @@ public sealed partial class RtspClient
     private long _lastMediaTimestamp;
     private long _protocolErrors;
     private RtpReceptionStatistics[] _statistics = [];
-    private uint?[] _announcedSsrc = [];
     private long _rtpPackets;
     private TaskCompletionSource? _bye;
     private readonly uint _ssrc = (uint)Random.Shared.NextInt64(1, uint.MaxValue);
@@ -221,7 +220,6 @@ public sealed partial class RtspClient
             var channelMap = new Dictionary<int, RtpDepacketizer>();
             var rtcpChannelMap = new Dictionary<int, int>();
             _statistics = tracks.Select(_ => new RtpReceptionStatistics()).ToArray();
-            _announcedSsrc = new uint?[tracks.Count];
             _rtpPackets = 0;
             var bye = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _bye = bye;
@@ -260,7 +258,6 @@ public sealed partial class RtspClient
                     if (canFallBack) throw new LowerTransportFailedException($"SETUP answered with another lower transport ('{transport.Protocol}')");
                     throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP asked for {lowerTransport} but the server answered '{transport.Protocol}'", 461);
                 }
-                _announcedSsrc[i] = transport.Ssrc;
                 if (lowerTransport == RtspLowerTransport.Tcp)
                 {
                     // The server may pick other channels than we asked for (§12.39).
@@ -557,7 +554,12 @@ public sealed partial class RtspClient
         {
             foreach (var p in packets)
             {
-                if (p.PacketType == RtcpPacket.ByeType && IsCameraLeaving(p, track))
+                // RFC 3550 §6.6: the sender leaves. Any BYE on the session's RTCP channel ends the session,
+                // whatever SSRC it names: only the camera can write there (interleaved on our own RTSP
+                // connection, or UDP from the camera's address to ports we told only the camera), a
+                // unicast session has no other participant, and VLC's RTSP output says BYE (and SR/SDES)
+                // with SSRC 0, not its stream's SSRC, when its input ends.
+                if (p.PacketType == RtcpPacket.ByeType)
                 {
                     Log.ByeReceived(_logger, SafeUrl, track, p.Reason ?? "");
                     _bye?.TrySetException(new RtspClientException(
@@ -569,28 +571,6 @@ public sealed partial class RtspClient
                 }
             }
         }
-    }
-
-    /// <summary>
-    /// RFC 3550 §6.6: a BYE names the sources that leave. Only the camera can write on this track's
-    /// RTCP channel (interleaved on our own RTSP connection, or UDP from the camera's address), so a
-    /// BYE there is the camera's; it ends the session when it names a source the camera sends on a
-    /// track (seen in RTP, or announced in the SETUP answer's <c>ssrc=</c>), or arrives before this
-    /// track's first packet. A camera that changes SSRC (an encoder restart, a collision, §8.2) says
-    /// BYE for the old one and carries on with the new one; that must not end the session.
-    /// Called under <c>_mediaLock</c>.
-    /// </summary>
-    private bool IsCameraLeaving(RtcpPacket bye, int track)
-    {
-        var trackSourceKnown = false;
-        for (var i = 0; i < _statistics.Length; i++)
-        {
-            var ssrc = _statistics[i].Ssrc ?? _announcedSsrc[i];
-            if (ssrc is not { } s) continue;
-            if (i == track) trackSourceKnown = true;
-            if (bye.Sources.Contains(s)) return true;
-        }
-        return !trackSourceKnown;
     }
 
     private async Task FirstUdpPacketAsync(bool canFallBack, string? fellBackBecause, CancellationToken cancellationToken)
