@@ -30,6 +30,15 @@ public class VideoPathTests(ITestOutputHelper output)
         Assert.Contains($"pinhole_camera_transport{{camera=\"{EndToEnd.CameraName}\",transport=\"udp\"}} 1", metrics, StringComparison.Ordinal);
         Assert.Contains($"pinhole_camera_transport{{camera=\"{EndToEnd.CameraName}\",transport=\"tcp\"}} 0", metrics, StringComparison.Ordinal);
         Assert.Contains("trying UDP", stack.Edge!.Output, StringComparison.Ordinal);
+
+        // The page's status table shows it too (the camera pipeline's status line).
+        using var handler = new HttpClientHandler { CookieContainer = new System.Net.CookieContainer(), AllowAutoRedirect = false };
+        using var page = new HttpClient(handler) { BaseAddress = http.BaseAddress };
+        using var login = await page.PostAsync("/login", new FormUrlEncodedContent([new("password", "edge-page-password")]));
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, login.StatusCode);
+        var status = System.Text.Json.Nodes.JsonNode.Parse(await page.GetStringAsync("/api/status"))!["pipelines"]!.AsArray()
+            .Single(p => p!["name"]!.GetValue<string>() == "camera/" + EndToEnd.CameraName)!["status"]!.GetValue<string>();
+        Assert.Equal("playing 320x240 H264 over UDP", status);
     }
 
     [RequiresTheory(Needs.RtspCamera | Needs.Ffmpeg)]
