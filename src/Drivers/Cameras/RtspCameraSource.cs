@@ -41,12 +41,13 @@ public sealed class RtspCameraSource : CameraSource
     public override string DisplayName => RtspUrl.Redact(_url);
 
     /// <summary>
-    /// The lower transport the camera last played over (in use now while a session plays); null
-    /// before the first PLAY of this source. With fallback on, the next run tries it first.
+    /// The lower transport the camera last delivered media over (the one in use while a session
+    /// plays); null before the first packet, and again after a run in which the remembered one
+    /// delivered nothing. With fallback on, the next run tries it first.
     /// </summary>
     public RtspLowerTransport? Transport => _transport?.Value;
 
-    /// <summary>Raised when a session starts playing, with its lower transport (on the session's task).</summary>
+    /// <summary>Raised when a session's first RTP packet arrives, with its lower transport (on the receiving thread).</summary>
     public event Action<RtspLowerTransport>? Playing;
 
     /// <inheritdoc />
@@ -54,8 +55,10 @@ public sealed class RtspCameraSource : CameraSource
     {
         var options = _options.TransportFallback && Transport is { } worked ? _options with { Transport = worked } : _options;
         var client = new RtspClient(_url, options, _loggerFactory.CreateLogger<RtspClient>(), _time);
+        var delivered = false;
         client.Playing += transport =>
         {
+            delivered = true;
             _transport = new StrongBox(transport);
             Playing?.Invoke(transport);
         };
@@ -65,6 +68,9 @@ public sealed class RtspCameraSource : CameraSource
         }
         catch (RtspClientException e)
         {
+            // What worked before did not now (no media at all): start from the default next time
+            // rather than retry a transport the network may have started to block.
+            if (!delivered && _options.TransportFallback) _transport = null;
             throw new CameraException("camera " + e.Message, e);
         }
     }

@@ -86,6 +86,7 @@ public sealed partial class RtspClient
     private long _protocolErrors;
     private RtpReceptionStatistics[] _statistics = [];
     private long _rtpPackets;
+    private RtspLowerTransport _sessionTransport;
     private TaskCompletionSource? _bye;
     private readonly uint _ssrc = (uint)Random.Shared.NextInt64(1, uint.MaxValue);
 
@@ -112,12 +113,15 @@ public sealed partial class RtspClient
     public long DeliveredUnits { get; private set; }
 
     /// <summary>
-    /// The lower transport of the latest session that the camera accepted with PLAY (null before the
-    /// first). Kept after <see cref="RunAsync"/> ends, so a caller can remember what worked.
+    /// The lower transport of the latest session that delivered RTP (null before the first packet).
+    /// Kept after <see cref="RunAsync"/> ends, so a caller can remember what worked.
     /// </summary>
     public RtspLowerTransport? PlayedTransport { get; private set; }
 
-    /// <summary>Raised (on the session's task) when PLAY succeeded, with the lower transport in use.</summary>
+    /// <summary>
+    /// Raised when a session's first RTP packet arrives, with the session's lower transport. Runs on
+    /// the receiving thread: keep it short.
+    /// </summary>
     public event Action<RtspLowerTransport>? Playing;
 
     /// <summary>
@@ -142,11 +146,11 @@ public sealed partial class RtspClient
             }
             catch (LowerTransportFailedException e) when (fellBackBecause is null)
             {
-                // A new connection, not a second SETUP on this one: after a 461 on a later track the
-                // session is half set up, GStreamer and others keep one transport per session, and a
-                // camera may close the connection after an error. A fresh OPTIONS/DESCRIBE costs one
-                // round trip on the LAN.
-                var other = transport == RtspLowerTransport.Tcp ? RtspLowerTransport.Udp : RtspLowerTransport.Tcp;
+                // A session exists on the camera (a refusal on a later track, a SETUP answered with
+                // the other transport, or a silent UDP session): it was torn down; start afresh on a
+                // new connection, as servers keep one transport per session. (A 461 before any
+                // session is retried on the same connection, in RunSessionAsync.)
+                var other = Other(transport);
                 Log.FallingBack(_logger, SafeUrl, Name(transport), Name(other), e.Message);
                 fellBackBecause = $"{Name(transport)}: {e.Message}";
                 transport = other;
@@ -155,6 +159,8 @@ public sealed partial class RtspClient
     }
 
     private static string Name(RtspLowerTransport transport) => transport == RtspLowerTransport.Tcp ? "TCP" : "UDP";
+
+    private static RtspLowerTransport Other(RtspLowerTransport transport) => transport == RtspLowerTransport.Tcp ? RtspLowerTransport.Udp : RtspLowerTransport.Tcp;
 
     /// <summary>One session over <paramref name="lowerTransport"/>; <paramref name="fellBackBecause"/> is null on the first attempt.</summary>
     private async Task RunSessionAsync(IMediaSink sink, RtspLowerTransport lowerTransport, string? fellBackBecause, CancellationToken cancellationToken)
@@ -221,6 +227,7 @@ public sealed partial class RtspClient
             var rtcpChannelMap = new Dictionary<int, int>();
             _statistics = tracks.Select(_ => new RtpReceptionStatistics()).ToArray();
             _rtpPackets = 0;
+            _sessionTransport = lowerTransport;
             var bye = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _bye = bye;
             var rtcpTargets = new Func<byte[], Task>?[tracks.Count];
@@ -246,7 +253,23 @@ public sealed partial class RtspClient
                 var response = await RequestAsync(connection!, setup, cancellationToken).ConfigureAwait(false);
                 // RFC 2326 §11.4.4: 461 Unsupported Transport — the camera does not offer this lower transport.
                 if (response.StatusCode == 461 && canFallBack)
-                    throw new LowerTransportFailedException($"SETUP refused: 461 {response.ReasonPhrase}");
+                {
+                    var refused = $"SETUP refused: 461 {response.ReasonPhrase}";
+                    if (_session is not null) throw new LowerTransportFailedException(refused);
+                    // Nothing is set up yet (the usual case: the first SETUP): ask again on this
+                    // connection. A new one raced GStreamer's shared media, still being torn down
+                    // for the closed connection, and its DESCRIBE got 503.
+                    var other = Other(lowerTransport);
+                    Log.FallingBack(_logger, SafeUrl, Name(lowerTransport), Name(other), refused);
+                    fellBackBecause = $"{Name(lowerTransport)}: {refused}";
+                    lowerTransport = other;
+                    _sessionTransport = other;
+                    canFallBack = false;
+                    rtp?.Dispose();
+                    rtcp?.Dispose();
+                    i = -1;
+                    continue;
+                }
                 EnsureSuccess(response, "SETUP", control);
                 if (response.Headers["Session"] is { } sessionHeader) _session ??= ParseOrFail(() => RtspSession.Parse(sessionHeader), url);
                 if (_session is null) throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP answered without a Session header");
@@ -306,9 +329,7 @@ public sealed partial class RtspClient
             _lastMediaTimestamp = _time.GetTimestamp();
             var playResponse = await RequestAsync(connection, play, cancellationToken).ConfigureAwait(false);
             EnsureSuccess(playResponse, "PLAY", url);
-            Log.Playing(_logger, SafeUrl, tracks.Count, lowerTransport.ToString(), _session!.TimeoutSeconds);
-            PlayedTransport = lowerTransport;
-            Playing?.Invoke(lowerTransport);
+            Log.Playing(_logger, SafeUrl, tracks.Count, Name(lowerTransport), _session!.TimeoutSeconds);
 
             var keepalive = KeepaliveAsync(connection, url, stop.Token);
             var watchdog = MediaWatchdogAsync(stop.Token);
@@ -326,10 +347,10 @@ public sealed partial class RtspClient
                 await TeardownAsync(connection, url, TimeSpan.FromSeconds(2)).ConfigureAwait(false);
                 return;
             }
-            if (first == bye.Task || first.Exception?.InnerException is LowerTransportFailedException)
+            if (first == bye.Task)
             {
-                // The camera ended the stream, or we leave a silent UDP session: free the session on
-                // the camera now rather than at its timeout, but do not wait long for the answer.
+                // The camera ended the stream: free the session on it now rather than at its timeout,
+                // but do not wait long for the answer.
                 await TeardownAsync(connection, url, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
             }
             try { await first.ConfigureAwait(false); }
@@ -345,7 +366,8 @@ public sealed partial class RtspClient
         }
         catch (LowerTransportFailedException) when (connection is not null && _session is not null)
         {
-            // Refused on a later track: the earlier ones are set up on the camera. (After a silent UDP session this is a no-op: torn down already.)
+            // A silent UDP session, or a refusal on a later track after the earlier ones were set up:
+            // free what the camera holds before the next attempt.
             await TeardownAsync(connection, url, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
             throw;
         }
@@ -519,13 +541,20 @@ public sealed partial class RtspClient
 
     private void HandleRtp(RtpPacket packet, RtpDepacketizer depacketizer, MediaSinkMultiplexer mux)
     {
+        bool first;
         lock (_mediaLock)
         {
             _lastMediaTimestamp = _time.GetTimestamp();
-            _rtpPackets++;
+            first = ++_rtpPackets == 1;
             _statistics[depacketizer.Track].OnRtp(packet);
             try { depacketizer.Push(packet, mux); }
             catch (RtspProtocolException e) { CountBadPacket(depacketizer, e); }
+        }
+        if (first)
+        {
+            // Media arrived: this transport works (a PLAY answered 200 proves nothing for UDP).
+            PlayedTransport = _sessionTransport;
+            Playing?.Invoke(_sessionTransport);
         }
     }
 
@@ -561,9 +590,10 @@ public sealed partial class RtspClient
                 // with SSRC 0, not its stream's SSRC, when its input ends.
                 if (p.PacketType == RtcpPacket.ByeType)
                 {
-                    Log.ByeReceived(_logger, SafeUrl, track, p.Reason ?? "");
-                    _bye?.TrySetException(new RtspClientException(
-                        $"{SafeUrl}: the camera ended the stream (RTCP BYE{(string.IsNullOrEmpty(p.Reason) ? "" : ": " + RtspUrl.RedactText(p.Reason))})"));
+                    if (_bye is not { Task.IsCompleted: false } bye) continue; // said once already
+                    var reason = string.IsNullOrEmpty(p.Reason) ? "" : ": " + RtspUrl.RedactText(p.Reason);
+                    Log.ByeReceived(_logger, SafeUrl, track, reason);
+                    bye.TrySetException(new RtspClientException($"{SafeUrl}: the camera ended the stream (RTCP BYE{reason})"));
                 }
                 else
                 {
@@ -721,7 +751,7 @@ public sealed partial class RtspClient
         [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "RTSP {Url}: {Transport}: {Reason}; trying {Other}")]
         public static partial void FallingBack(ILogger logger, string url, string transport, string other, string reason);
 
-        [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "RTSP {Url}: RTCP BYE on track {Track} {Reason}")]
+        [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "RTSP {Url}: RTCP BYE on track {Track}{Reason}")]
         public static partial void ByeReceived(ILogger logger, string url, int track, string reason);
     }
 }

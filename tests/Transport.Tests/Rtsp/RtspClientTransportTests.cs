@@ -91,8 +91,9 @@ public class RtspClientTransportTests
 
         Assert.Equal(RtspLowerTransport.Udp, client.PlayedTransport);
         Assert.Equal(["TCP", "UDP"], Setups(server));
-        // A fresh connection and session for UDP: OPTIONS and DESCRIBE again.
-        Assert.Equal(2, server.Requests.Count(r => r.Method == "DESCRIBE"));
+        // Nothing was set up by the refused SETUP: the UDP one follows on the same connection.
+        Assert.Single(server.Requests, r => r.Method == "DESCRIBE");
+        Assert.Equal(1, server.Connections);
         // RTCP receiver reports reach the server's RTCP port (RFC 3550 §6.2) and name the camera's stream.
         var senderSsrc = RtpPacket.Parse(Captures.Stream("pcma").Frames.First(f => f.Channel == 0).Payload).Ssrc;
         var rr = server.ClientUdpRtcp.SelectMany(b => RtcpPacket.ParseCompound(b)).First();
@@ -112,6 +113,9 @@ public class RtspClientTransportTests
 
         Assert.Equal(RtspLowerTransport.Udp, client.PlayedTransport);
         Assert.Equal(["TCP", "UDP"], Setups(server));
+        // That answer made a session on the camera: it is torn down and UDP starts on a new connection.
+        Assert.Equal(["OPTIONS", "DESCRIBE", "SETUP", "TEARDOWN", "OPTIONS", "DESCRIBE", "SETUP", "PLAY"], server.Requests.Select(r => r.Method).Take(8));
+        Assert.Equal(2, server.Connections);
     }
 
     [Fact]

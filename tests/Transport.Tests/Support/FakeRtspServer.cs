@@ -63,6 +63,11 @@ internal sealed class FakeRtspServer : IAsyncDisposable
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
 
+    /// <summary>TCP connections accepted so far.</summary>
+    public int Connections => Volatile.Read(ref _connections);
+
+    private int _connections;
+
     public string Url(string path = "/cam") => $"rtsp://127.0.0.1:{Port}{path}";
 
     /// <summary>A 200 response with the capture's SDP and Content-Base pointing here.</summary>
@@ -82,6 +87,7 @@ internal sealed class FakeRtspServer : IAsyncDisposable
             while (true)
             {
                 var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                Interlocked.Increment(ref _connections);
                 _ = Task.Run(() => ServeAsync(client));
             }
         }
