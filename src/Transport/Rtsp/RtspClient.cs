@@ -226,7 +226,7 @@ public sealed partial class RtspClient
             var channelMap = new Dictionary<int, RtpDepacketizer>();
             var rtcpChannelMap = new Dictionary<int, int>();
             _statistics = tracks.Select(_ => new RtpReceptionStatistics()).ToArray();
-            _rtpPackets = 0;
+            Interlocked.Exchange(ref _rtpPackets, 0);
             _sessionTransport = lowerTransport;
             var bye = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             _bye = bye;
@@ -541,20 +541,19 @@ public sealed partial class RtspClient
 
     private void HandleRtp(RtpPacket packet, RtpDepacketizer depacketizer, MediaSinkMultiplexer mux)
     {
-        bool first;
+        if (Interlocked.Increment(ref _rtpPackets) == 1)
+        {
+            // Media arrived: this transport works (a PLAY answered 200 proves nothing for UDP). Said
+            // before the packet goes on, so the sink's OnTracks already sees it.
+            PlayedTransport = _sessionTransport;
+            Playing?.Invoke(_sessionTransport);
+        }
         lock (_mediaLock)
         {
             _lastMediaTimestamp = _time.GetTimestamp();
-            first = ++_rtpPackets == 1;
             _statistics[depacketizer.Track].OnRtp(packet);
             try { depacketizer.Push(packet, mux); }
             catch (RtspProtocolException e) { CountBadPacket(depacketizer, e); }
-        }
-        if (first)
-        {
-            // Media arrived: this transport works (a PLAY answered 200 proves nothing for UDP).
-            PlayedTransport = _sessionTransport;
-            Playing?.Invoke(_sessionTransport);
         }
     }
 
@@ -610,9 +609,7 @@ public sealed partial class RtspClient
         try
         {
             await Task.Delay(_options.UdpFirstPacketTimeout, _time, cancellationToken).ConfigureAwait(false);
-            long packets;
-            lock (_mediaLock) packets = _rtpPackets;
-            if (packets > 0)
+            if (Interlocked.Read(ref _rtpPackets) > 0)
             {
                 // Media flows; from here on the media watchdog watches it. Stay pending until the session ends.
                 await Task.Delay(Timeout.InfiniteTimeSpan, _time, cancellationToken).ConfigureAwait(false);
