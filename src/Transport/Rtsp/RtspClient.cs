@@ -144,6 +144,12 @@ public sealed partial class RtspClient
                 await RunSessionAsync(sink, transport, fellBackBecause, cancellationToken).ConfigureAwait(false);
                 return;
             }
+            catch (RtspClientException e) when (fellBackBecause is not null && Interlocked.Read(ref _rtpPackets) == 0
+                && !e.Message.Contains(fellBackBecause, StringComparison.Ordinal))
+            {
+                // The other transport failed too, before any media: say why the first one was left.
+                throw new RtspClientException($"{e.Message} (after {fellBackBecause})", e.StatusCode, e);
+            }
             catch (LowerTransportFailedException e) when (fellBackBecause is null)
             {
                 // A session exists on the camera (a refusal on a later track, a SETUP answered with
