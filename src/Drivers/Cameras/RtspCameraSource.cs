@@ -15,7 +15,7 @@ public sealed class RtspCameraSource : CameraSource
     private readonly RtspClientOptions _options;
     private readonly ILoggerFactory _loggerFactory;
     private readonly TimeProvider _time;
-    private volatile StrongBox? _transport;
+    private volatile Remembered? _transport;
 
     /// <summary>Creates the source; credentials in <paramref name="url"/> are used for auth and never logged.</summary>
     public RtspCameraSource(Uri url, RtspClientOptions options, ILoggerFactory loggerFactory, TimeProvider? timeProvider = null)
@@ -59,7 +59,7 @@ public sealed class RtspCameraSource : CameraSource
         client.Playing += transport =>
         {
             delivered = true;
-            _transport = new StrongBox(transport);
+            _transport = new Remembered(transport);
             Playing?.Invoke(transport);
         };
         try
@@ -76,5 +76,5 @@ public sealed class RtspCameraSource : CameraSource
     }
 
     // An enum cannot be volatile or Interlocked; a reference to an immutable box can.
-    private sealed record StrongBox(RtspLowerTransport Value);
+    private sealed record Remembered(RtspLowerTransport Value);
 }
