@@ -26,6 +26,9 @@ public enum Needs
 
     /// <summary>/usr/bin/chromium and /usr/bin/chromedriver.</summary>
     Chromium = 32,
+
+    /// <summary>VLC (cvlc, from vlc-bin and vlc-plugin-base) and ffmpeg, for <see cref="VlcRtspServer"/>.</summary>
+    Vlc = 64,
 }
 
 /// <summary>Turns <see cref="Needs"/> into a skip reason.</summary>
@@ -47,6 +50,8 @@ public static class Requirements
             reasons.Add(ff);
         if (needs.HasFlag(Needs.Chromium) && Chromium.SkipReason is { } chrome)
             reasons.Add(chrome);
+        if (needs.HasFlag(Needs.Vlc) && VlcRtspServer.SkipReason is { } vlc)
+            reasons.Add(vlc);
         return reasons.Count == 0 ? null : string.Join("; ", reasons);
     }
 }

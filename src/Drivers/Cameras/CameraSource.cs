@@ -4,6 +4,19 @@ using Pinhole.Transport.Rtsp;
 
 namespace Pinhole.Drivers.Cameras;
 
+/// <summary>How an <c>rtsp://</c> camera's RTP travels (edge.json <c>cameras[].transport</c>).</summary>
+public enum CameraTransport
+{
+    /// <summary>TCP interleaved first; UDP when the camera refuses TCP (461); back to TCP when UDP stays silent. What worked is tried first next time.</summary>
+    Auto,
+
+    /// <summary>TCP interleaved only (RFC 2326 §10.12).</summary>
+    Tcp,
+
+    /// <summary>UDP unicast only.</summary>
+    Udp,
+}
+
 /// <summary>
 /// A camera on the device: an <c>rtsp://</c> IP camera or an <c>exec:</c> capture command that writes
 /// H.264 Annex-B to stdout. Every source produces the same <see cref="IMediaSink"/> stream:
@@ -26,7 +39,13 @@ public abstract class CameraSource
     /// <c>exec:COMMAND ARGS…</c> (split like a shell, run without one). Throws
     /// <see cref="CameraConfigurationException"/> for anything else.
     /// </summary>
-    public static CameraSource Create(string source, ILoggerFactory loggerFactory)
+    public static CameraSource Create(string source, ILoggerFactory loggerFactory) => Create(source, CameraTransport.Auto, loggerFactory);
+
+    /// <summary>
+    /// As <see cref="Create(string, ILoggerFactory)"/>, with the lower transport an <c>rtsp://</c>
+    /// camera uses (ignored by <c>exec:</c>).
+    /// </summary>
+    public static CameraSource Create(string source, CameraTransport transport, ILoggerFactory loggerFactory)
     {
         ArgumentNullException.ThrowIfNull(loggerFactory);
         if (string.IsNullOrWhiteSpace(source)) throw new CameraConfigurationException("camera source is empty; expected rtsp://… or exec:COMMAND");
@@ -37,7 +56,7 @@ public abstract class CameraSource
         {
             if (!Uri.TryCreate(trimmed, UriKind.Absolute, out var url) || string.IsNullOrEmpty(url.Host))
                 throw new CameraConfigurationException($"camera source '{RtspUrl.Redact(trimmed)}' is not a valid rtsp:// URL");
-            return new RtspCameraSource(url, new RtspClientOptions(), loggerFactory);
+            return new RtspCameraSource(url, RtspCameraSource.OptionsFor(transport), loggerFactory);
         }
         var colon = trimmed.IndexOf(':', StringComparison.Ordinal);
         var scheme = colon > 0 ? trimmed[..colon] : trimmed.Split(' ')[0];

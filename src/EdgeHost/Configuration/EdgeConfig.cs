@@ -24,6 +24,8 @@ public sealed class CameraConfig
 {
     public string Name { get; set; } = "";
     public string Source { get; set; } = "";
+    /// <summary><c>auto</c> (default: TCP, then UDP when the camera refuses TCP), <c>tcp</c> or <c>udp</c>; <c>rtsp://</c> sources only.</summary>
+    public string Transport { get; set; } = "auto";
 }
 
 /// <summary>One sensor. <c>kind</c> is <c>file</c> or <c>gpio</c>; durations are strings like <c>5s</c>, <c>20ms</c>.</summary>

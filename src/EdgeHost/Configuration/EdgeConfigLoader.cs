@@ -145,10 +145,21 @@ public static class EdgeConfigLoader
             if (Validate.Identifier(camera.Name, o.PathOf("name"), problems, o.Has("name")) && !names.Add(camera.Name))
                 problems.Add(new(o.PathOf("name"), $"duplicate camera name \"{camera.Name}\""));
             if (o.Has("source")) Validate.CameraSource(camera.Source, o.PathOf("source"), problems);
+            if (o.String("transport") is { } transport)
+            {
+                camera.Transport = transport;
+                if (!CameraTransports.Contains(transport))
+                    problems.Add(new(o.PathOf("transport"), $"must be \"auto\", \"tcp\" or \"udp\" (got \"{transport}\")"));
+                else if (camera.Source.StartsWith("exec:", StringComparison.Ordinal))
+                    problems.Add(new(o.PathOf("transport"), "is only used by rtsp:// sources (leave it out for exec:)"));
+            }
             o.ReportUnknownKeys();
             config.Cameras.Add(camera);
         }
     }
+
+    /// <summary>The values of <c>cameras[].transport</c>; <c>auto</c> is the default.</summary>
+    public static readonly IReadOnlyList<string> CameraTransports = ["auto", "tcp", "udp"];
 
     private static readonly string[] FileOnlyKeys = ["path", "scale", "offset", "interval"];
     private static readonly string[] GpioOnlyKeys = ["chip", "line", "edge", "debounce"];

@@ -72,11 +72,19 @@ public static partial class EdgeApplication
         {
             var uplink = sp.GetRequiredService<UplinkClient>();
             var logs = sp.GetRequiredService<ILoggerFactory>();
+            var metrics = sp.GetRequiredService<MetricsRegistry>();
             return
             [
                 PipelineSpec.For("uplink", new { config.DeviceId, config.Token, config.Relays, config.TrustedCa, config.Proxy },
                     () => uplink.CreatePipeline(UplinkClientOptions.FromConfig(config))),
-                .. config.Cameras.Select(c => PipelineSpec.For($"camera/{c.Name}", c, () => CameraPipeline.Create(c, uplink, logs))),
+                .. config.Cameras.Select(c =>
+                {
+                    // One source per spec, shared by every restart of the camera's pipeline, so an rtsp://
+                    // camera remembers the transport that worked; a config change makes a new spec and
+                    // starts afresh. Created at the first start, as before, so a bad source fails the pipeline.
+                    var source = new Lazy<Drivers.Cameras.CameraSource>(() => CameraPipeline.CreateSource(c, logs));
+                    return PipelineSpec.For($"camera/{c.Name}", c, () => CameraPipeline.Create(c, source.Value, uplink, metrics));
+                }),
             ];
         });
 

@@ -65,6 +65,7 @@ const SENSOR_FIELDS = {
   gpio: ['chip', 'line', 'edge', 'debounce', 'unit'],
 };
 const NUMERIC = new Set(['scale', 'offset', 'line']);
+const TRANSPORTS = ['auto', 'tcp', 'udp'];
 let loaded = null;
 
 function field(path, label, value, opts = {}) {
@@ -102,6 +103,8 @@ function render(config) {
   cameras.replaceChildren(...(config.cameras || []).map((c, i) => el('div', { class: 'row camera' },
     field(`cameras[${i}].name`, 'name', c.name),
     field(`cameras[${i}].source`, 'source (rtsp:// or exec:)', c.source, { wide: true }),
+    // auto: TCP, then UDP when the camera refuses TCP; the status table says which one plays.
+    field(`cameras[${i}].transport`, 'transport (rtsp://)', c.transport, { options: TRANSPORTS }),
     removeButton(() => { const cfg = collect(); cfg.cameras.splice(i, 1); render(cfg); }))));
 
   const sensors = $('#sensors');
@@ -154,8 +157,13 @@ function typed(key, text) {
 function collect() {
   const cfg = { relays: [], cameras: [], sensors: [], mqtt: null };
   document.querySelectorAll('#relays .relay').forEach((_, i) => cfg.relays.push(value(`relays[${i}]`)));
-  document.querySelectorAll('#cameras .camera').forEach((_, i) =>
-    cfg.cameras.push({ name: value(`cameras[${i}].name`), source: value(`cameras[${i}].source`) }));
+  document.querySelectorAll('#cameras .camera').forEach((_, i) => {
+    const c = { name: value(`cameras[${i}].name`), source: value(`cameras[${i}].source`) };
+    // auto is the default: leave the key out so edge.json stays as short as the user wrote it.
+    const transport = value(`cameras[${i}].transport`);
+    if (transport && transport !== 'auto') c.transport = transport;
+    cfg.cameras.push(c);
+  });
   document.querySelectorAll('#sensors .sensor').forEach((_, i) => {
     const p = `sensors[${i}]`;
     const s = { name: value(`${p}.name`), kind: value(`${p}.kind`) };

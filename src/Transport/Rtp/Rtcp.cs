@@ -13,7 +13,10 @@ namespace Pinhole.Transport.Rtp;
 /// <param name="DelaySinceLastSr">DLSR in 1/65536 s.</param>
 public readonly record struct RtcpReportBlock(uint Ssrc, byte FractionLost, int CumulativeLost, uint HighestSequence, uint Jitter, uint LastSr, uint DelaySinceLastSr);
 
-/// <summary>An RTCP SR or RR (RFC 3550 §6.4); other packet types are reported with only their type.</summary>
+/// <summary>
+/// An RTCP SR or RR (RFC 3550 §6.4) or BYE (§6.6); other packet types are reported with only their
+/// type and first SSRC.
+/// </summary>
 public sealed class RtcpPacket
 {
     /// <summary>PT of a sender report.</summary>
@@ -21,6 +24,9 @@ public sealed class RtcpPacket
 
     /// <summary>PT of a receiver report.</summary>
     public const byte ReceiverReportType = 201;
+
+    /// <summary>PT of a BYE: the listed sources leave the session (RFC 3550 §6.6).</summary>
+    public const byte ByeType = 203;
 
     /// <summary>The packet type (200 SR, 201 RR, 202 SDES, 203 BYE, …).</summary>
     public byte PacketType { get; init; }
@@ -43,6 +49,12 @@ public sealed class RtcpPacket
     /// <summary>Reception report blocks (SR and RR).</summary>
     public IReadOnlyList<RtcpReportBlock> Reports { get; init; } = [];
 
+    /// <summary>BYE only: the SSRC/CSRC identifiers that leave (the first is also <see cref="Ssrc"/>).</summary>
+    public IReadOnlyList<uint> Sources { get; init; } = [];
+
+    /// <summary>BYE only: the optional reason for leaving (UTF-8 text), or null.</summary>
+    public string? Reason { get; init; }
+
     /// <summary>Parses a compound RTCP packet (RFC 3550 §6.1) into its parts.</summary>
     public static IReadOnlyList<RtcpPacket> ParseCompound(ReadOnlySpan<byte> data)
     {
@@ -63,6 +75,7 @@ public sealed class RtcpPacket
     {
         var count = p[0] & 0x1f;
         var type = p[1];
+        if (type == ByeType) return ParseBye(p, count);
         if (type is not (SenderReportType or ReceiverReportType))
             return new RtcpPacket { PacketType = type, Ssrc = p.Length >= 8 ? BinaryPrimitives.ReadUInt32BigEndian(p[4..]) : 0 };
         var offset = type == SenderReportType ? 28 : 8;
@@ -94,10 +107,29 @@ public sealed class RtcpPacket
         return packet;
     }
 
-    /// <summary>Serializes an SR or RR (with its report blocks, at most 31).</summary>
+    private static RtcpPacket ParseBye(ReadOnlySpan<byte> p, int count)
+    {
+        // §6.6: V P SC PT=203 length, SC identifiers, then optionally a length octet and that many
+        // octets of reason, padded to 32 bits.
+        var end = 4 + 4 * count;
+        if (p.Length < end) throw new RtspProtocolException("RTCP BYE shorter than its source count");
+        var sources = new uint[count];
+        for (var i = 0; i < count; i++) sources[i] = BinaryPrimitives.ReadUInt32BigEndian(p[(4 + 4 * i)..]);
+        string? reason = null;
+        if (p.Length > end && p[end] > 0)
+        {
+            var length = p[end];
+            if (p.Length < end + 1 + length) throw new RtspProtocolException("RTCP BYE reason longer than the packet");
+            reason = System.Text.Encoding.UTF8.GetString(p.Slice(end + 1, length));
+        }
+        return new RtcpPacket { PacketType = ByeType, Ssrc = count > 0 ? sources[0] : 0, Sources = sources, Reason = reason };
+    }
+
+    /// <summary>Serializes an SR or RR (with its report blocks, at most 31), or a BYE (its sources, at most 31, and reason).</summary>
     public byte[] ToArray()
     {
-        if (PacketType is not (SenderReportType or ReceiverReportType)) throw new InvalidOperationException("only SR and RR can be written");
+        if (PacketType == ByeType) return ByeToArray();
+        if (PacketType is not (SenderReportType or ReceiverReportType)) throw new InvalidOperationException("only SR, RR and BYE can be written");
         if (Reports.Count > 31) throw new InvalidOperationException("at most 31 report blocks");
         var offset = PacketType == SenderReportType ? 28 : 8;
         var b = new byte[offset + 24 * Reports.Count];
@@ -123,6 +155,26 @@ public sealed class RtcpPacket
             BinaryPrimitives.WriteUInt32BigEndian(s[12..], r.Jitter);
             BinaryPrimitives.WriteUInt32BigEndian(s[16..], r.LastSr);
             BinaryPrimitives.WriteUInt32BigEndian(s[20..], r.DelaySinceLastSr);
+        }
+        return b;
+    }
+
+    private byte[] ByeToArray()
+    {
+        var sources = Sources.Count > 0 ? Sources : [Ssrc];
+        if (sources.Count > 31) throw new InvalidOperationException("at most 31 sources in one BYE");
+        var reason = Reason is null ? [] : System.Text.Encoding.UTF8.GetBytes(Reason);
+        if (reason.Length > 255) throw new InvalidOperationException("a BYE reason is at most 255 bytes");
+        var length = 4 + 4 * sources.Count + (Reason is null ? 0 : 1 + reason.Length);
+        var b = new byte[(length + 3) / 4 * 4]; // zero padding to 32 bits (§6.6)
+        b[0] = (byte)(0x80 | sources.Count);
+        b[1] = ByeType;
+        BinaryPrimitives.WriteUInt16BigEndian(b.AsSpan(2), (ushort)(b.Length / 4 - 1));
+        for (var i = 0; i < sources.Count; i++) BinaryPrimitives.WriteUInt32BigEndian(b.AsSpan(4 + 4 * i), sources[i]);
+        if (Reason is not null)
+        {
+            b[4 + 4 * sources.Count] = (byte)reason.Length;
+            reason.CopyTo(b.AsSpan(5 + 4 * sources.Count));
         }
         return b;
     }

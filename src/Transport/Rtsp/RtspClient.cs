@@ -22,8 +22,23 @@ public enum RtspLowerTransport
 /// <summary>Settings of an <see cref="RtspClient"/>.</summary>
 public sealed record RtspClientOptions
 {
-    /// <summary>RTP transport; TCP interleaved by default.</summary>
+    /// <summary>RTP transport (the first one tried when <see cref="TransportFallback"/> is on); TCP interleaved by default.</summary>
     public RtspLowerTransport Transport { get; init; } = RtspLowerTransport.Tcp;
+
+    /// <summary>
+    /// When true (a camera's <c>auto</c> transport), a session whose SETUP is refused for its lower
+    /// transport (461, or answered with the other one) is retried at once over the other transport,
+    /// and a UDP session that receives no RTP within <see cref="UdpFirstPacketTimeout"/> of PLAY is
+    /// retried over TCP. Each transport is tried at most once per <see cref="RtspClient.RunAsync"/>.
+    /// When false the session uses <see cref="Transport"/> or fails.
+    /// </summary>
+    public bool TransportFallback { get; init; }
+
+    /// <summary>
+    /// With <see cref="TransportFallback"/>: how long a UDP session may go without its first RTP
+    /// packet after PLAY before it counts as blocked (a firewall or NAT between camera and edge).
+    /// </summary>
+    public TimeSpan UdpFirstPacketTimeout { get; init; } = TimeSpan.FromSeconds(4);
 
     /// <summary>Time allowed for the TCP connect.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
@@ -70,6 +85,9 @@ public sealed partial class RtspClient
     private long _lastMediaTimestamp;
     private long _protocolErrors;
     private RtpReceptionStatistics[] _statistics = [];
+    private long _rtpPackets;
+    private RtspLowerTransport _sessionTransport;
+    private TaskCompletionSource? _bye;
     private readonly uint _ssrc = (uint)Random.Shared.NextInt64(1, uint.MaxValue);
 
     /// <summary>Creates a client for <paramref name="url"/> (<c>rtsp://[user:pass@]host[:port]/path</c>).</summary>
@@ -95,14 +113,66 @@ public sealed partial class RtspClient
     public long DeliveredUnits { get; private set; }
 
     /// <summary>
+    /// The lower transport of the latest session that delivered RTP (null before the first packet).
+    /// Kept after <see cref="RunAsync"/> ends, so a caller can remember what worked.
+    /// </summary>
+    public RtspLowerTransport? PlayedTransport { get; private set; }
+
+    /// <summary>
+    /// Raised when a session's first RTP packet arrives, with the session's lower transport. Runs on
+    /// the receiving thread: keep it short.
+    /// </summary>
+    public event Action<RtspLowerTransport>? Playing;
+
+    /// <summary>
     /// Connects, sets up every supported track and delivers media to <paramref name="sink"/> until
     /// <paramref name="cancellationToken"/> is cancelled (then sends TEARDOWN and returns normally).
+    /// With <see cref="RtspClientOptions.TransportFallback"/>, a refused or silent lower transport is
+    /// retried once over the other one (a new connection and session; the sink sees the tracks again).
     /// Throws <see cref="RtspClientException"/> (credential-free) when the camera is unreachable,
-    /// refuses, stops sending or closes the connection.
+    /// refuses, stops sending, ends the stream (RTCP BYE) or closes the connection.
     /// </summary>
     public async Task RunAsync(IMediaSink sink, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(sink);
+        var transport = _options.Transport;
+        string? fellBackBecause = null;
+        while (true)
+        {
+            try
+            {
+                await RunSessionAsync(sink, transport, fellBackBecause, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (RtspClientException e) when (fellBackBecause is not null && Interlocked.Read(ref _rtpPackets) == 0
+                && !e.Message.Contains(fellBackBecause, StringComparison.Ordinal))
+            {
+                // The other transport failed too, before any media: say why the first one was left.
+                throw new RtspClientException($"{e.Message} (after {fellBackBecause})", e.StatusCode, e);
+            }
+            catch (LowerTransportFailedException e) when (fellBackBecause is null)
+            {
+                // A session exists on the camera (a refusal on a later track, a SETUP answered with
+                // the other transport, or a silent UDP session): it was torn down; start afresh on a
+                // new connection, as servers keep one transport per session. (A 461 before any
+                // session is retried on the same connection, in RunSessionAsync.)
+                var other = Other(transport);
+                Log.FallingBack(_logger, SafeUrl, Name(transport), Name(other), e.Message);
+                fellBackBecause = $"{Name(transport)}: {e.Message}";
+                transport = other;
+            }
+        }
+    }
+
+    private static string Name(RtspLowerTransport transport) => transport == RtspLowerTransport.Tcp ? "TCP" : "UDP";
+
+    private static RtspLowerTransport Other(RtspLowerTransport transport) => transport == RtspLowerTransport.Tcp ? RtspLowerTransport.Udp : RtspLowerTransport.Tcp;
+
+    /// <summary>One session over <paramref name="lowerTransport"/>; <paramref name="fellBackBecause"/> is null on the first attempt.</summary>
+    private async Task RunSessionAsync(IMediaSink sink, RtspLowerTransport lowerTransport, string? fellBackBecause, CancellationToken cancellationToken)
+    {
+        var canFallBack = _options.TransportFallback && fellBackBecause is null;
+
         // Each run is a fresh session: nothing from an earlier attempt may leak into it.
         _session = null;
         _auth = null;
@@ -162,6 +232,10 @@ public sealed partial class RtspClient
             var channelMap = new Dictionary<int, RtpDepacketizer>();
             var rtcpChannelMap = new Dictionary<int, int>();
             _statistics = tracks.Select(_ => new RtpReceptionStatistics()).ToArray();
+            Interlocked.Exchange(ref _rtpPackets, 0);
+            _sessionTransport = lowerTransport;
+            var bye = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _bye = bye;
             var rtcpTargets = new Func<byte[], Task>?[tracks.Count];
             var udpTasks = new List<Task>();
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -170,7 +244,7 @@ public sealed partial class RtspClient
                 var (dep, control, _) = tracks[i];
                 var setup = new RtspRequest("SETUP", control.AbsoluteUri);
                 UdpClient? rtp = null, rtcp = null;
-                if (_options.Transport == RtspLowerTransport.Tcp)
+                if (lowerTransport == RtspLowerTransport.Tcp)
                 {
                     setup.Headers.Add("Transport", new RtspTransport { Protocol = "RTP/AVP/TCP", Interleaved = new RtspRange(2 * i, 2 * i + 1) }.ToString());
                 }
@@ -183,14 +257,37 @@ public sealed partial class RtspClient
                     setup.Headers.Add("Transport", new RtspTransport { Protocol = "RTP/AVP", ClientPort = new RtspRange(port, port + 1) }.ToString());
                 }
                 var response = await RequestAsync(connection!, setup, cancellationToken).ConfigureAwait(false);
+                // RFC 2326 §11.4.4: 461 Unsupported Transport — the camera does not offer this lower transport.
+                if (response.StatusCode == 461 && canFallBack)
+                {
+                    var refused = $"SETUP refused: 461 {response.ReasonPhrase}";
+                    if (_session is not null) throw new LowerTransportFailedException(refused);
+                    // Nothing is set up yet (the usual case: the first SETUP): ask again on this
+                    // connection. A new one raced GStreamer's shared media, still being torn down
+                    // for the closed connection, and its DESCRIBE got 503.
+                    var other = Other(lowerTransport);
+                    Log.FallingBack(_logger, SafeUrl, Name(lowerTransport), Name(other), refused);
+                    fellBackBecause = $"{Name(lowerTransport)}: {refused}";
+                    lowerTransport = other;
+                    _sessionTransport = other;
+                    canFallBack = false;
+                    rtp?.Dispose();
+                    rtcp?.Dispose();
+                    i = -1;
+                    continue;
+                }
                 EnsureSuccess(response, "SETUP", control);
                 if (response.Headers["Session"] is { } sessionHeader) _session ??= ParseOrFail(() => RtspSession.Parse(sessionHeader), url);
                 if (_session is null) throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP answered without a Session header");
                 var transportHeader = response.Headers["Transport"] ?? throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP answered without a Transport header");
                 var transport = ParseOrFail(() => RtspTransport.ParseList(transportHeader)[0], url);
-                if (_options.Transport == RtspLowerTransport.Tcp != transport.IsTcp)
-                    throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP asked for {_options.Transport} but the server answered '{transport.Protocol}'", 461);
-                if (_options.Transport == RtspLowerTransport.Tcp)
+                if (lowerTransport == RtspLowerTransport.Tcp != transport.IsTcp)
+                {
+                    // §12.39: the server answers with the transport it chose; one we did not offer is a refusal of ours.
+                    if (canFallBack) throw new LowerTransportFailedException($"SETUP answered with another lower transport ('{transport.Protocol}')");
+                    throw new RtspClientException($"{RtspUrl.Redact(url)}: SETUP asked for {lowerTransport} but the server answered '{transport.Protocol}'", 461);
+                }
+                if (lowerTransport == RtspLowerTransport.Tcp)
                 {
                     // The server may pick other channels than we asked for (§12.39).
                     var channel = transport.Interleaved?.First ?? 2 * i;
@@ -220,7 +317,7 @@ public sealed partial class RtspClient
                 Log.TrackSetUp(_logger, SafeUrl, i, tracks[i].Media.RtpMap(tracks[i].Media.PayloadType)?.EncodingName ?? "?", transport.ToString());
             }
 
-            if (_options.Transport == RtspLowerTransport.Tcp)
+            if (lowerTransport == RtspLowerTransport.Tcp)
             {
                 connection!.FrameReceived = frame =>
                 {
@@ -238,23 +335,32 @@ public sealed partial class RtspClient
             _lastMediaTimestamp = _time.GetTimestamp();
             var playResponse = await RequestAsync(connection, play, cancellationToken).ConfigureAwait(false);
             EnsureSuccess(playResponse, "PLAY", url);
-            Log.Playing(_logger, SafeUrl, tracks.Count, _options.Transport.ToString(), _session!.TimeoutSeconds);
+            Log.Playing(_logger, SafeUrl, tracks.Count, Name(lowerTransport), _session!.TimeoutSeconds);
 
             var keepalive = KeepaliveAsync(connection, url, stop.Token);
             var watchdog = MediaWatchdogAsync(stop.Token);
             var reports = ReceiverReportsAsync(rtcpTargets, stop.Token);
-            var all = new List<Task> { connection.Completion, keepalive, watchdog, reports };
+            var all = new List<Task> { connection.Completion, keepalive, watchdog, reports, bye.Task };
             all.AddRange(udpTasks);
+            if (lowerTransport == RtspLowerTransport.Udp && _options.TransportFallback)
+                all.Add(FirstUdpPacketAsync(canFallBack, fellBackBecause, stop.Token));
             var cancelled = Task.Delay(Timeout.InfiniteTimeSpan, _time, cancellationToken);
             all.Add(cancelled);
             var first = await Task.WhenAny(all).ConfigureAwait(false);
             await stop.CancelAsync().ConfigureAwait(false);
             if (first == cancelled || cancellationToken.IsCancellationRequested)
             {
-                await TeardownAsync(connection, url).ConfigureAwait(false);
+                await TeardownAsync(connection, url, TimeSpan.FromSeconds(2)).ConfigureAwait(false);
                 return;
             }
+            if (first == bye.Task)
+            {
+                // The camera ended the stream: free the session on it now rather than at its timeout,
+                // but do not wait long for the answer.
+                await TeardownAsync(connection, url, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            }
             try { await first.ConfigureAwait(false); }
+            catch (LowerTransportFailedException) { throw; }
             catch (RtspClientException) { throw; }
             catch (RtspProtocolException e) { throw new RtspClientException($"{RtspUrl.Redact(url)}: malformed data from the server: {e.Message}", e); }
             catch (Exception e) when (e is IOException or SocketException) { throw new RtspClientException($"{RtspUrl.Redact(url)}: connection failed: {e.Message}", e); }
@@ -263,6 +369,13 @@ public sealed partial class RtspClient
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Normal stop.
+        }
+        catch (LowerTransportFailedException) when (connection is not null && _session is not null)
+        {
+            // A silent UDP session, or a refusal on a later track after the earlier ones were set up:
+            // free what the camera holds before the next attempt.
+            await TeardownAsync(connection, url, TimeSpan.FromSeconds(1)).ConfigureAwait(false);
+            throw;
         }
         catch (RtspClientException e) when (!e.Message.StartsWith("rtsp://", StringComparison.OrdinalIgnoreCase))
         {
@@ -434,6 +547,13 @@ public sealed partial class RtspClient
 
     private void HandleRtp(RtpPacket packet, RtpDepacketizer depacketizer, MediaSinkMultiplexer mux)
     {
+        if (Interlocked.Increment(ref _rtpPackets) == 1)
+        {
+            // Media arrived: this transport works (a PLAY answered 200 proves nothing for UDP). Said
+            // before the packet goes on, so the sink's OnTracks already sees it.
+            PlayedTransport = _sessionTransport;
+            Playing?.Invoke(_sessionTransport);
+        }
         lock (_mediaLock)
         {
             _lastMediaTimestamp = _time.GetTimestamp();
@@ -465,7 +585,48 @@ public sealed partial class RtspClient
         try { packets = RtcpPacket.ParseCompound(data); }
         catch (RtspProtocolException) { return; } // RTCP is advisory; a bad one is ignored
         lock (_mediaLock)
-            foreach (var p in packets) _statistics[track].OnSenderReport(p, _time.GetTimestamp());
+        {
+            foreach (var p in packets)
+            {
+                // RFC 3550 §6.6: the sender leaves. Any BYE on the session's RTCP channel ends the session,
+                // whatever SSRC it names: only the camera can write there (interleaved on our own RTSP
+                // connection, or UDP from the camera's address to ports we told only the camera), a
+                // unicast session has no other participant, and VLC's RTSP output says BYE (and SR/SDES)
+                // with SSRC 0, not its stream's SSRC, when its input ends.
+                if (p.PacketType == RtcpPacket.ByeType)
+                {
+                    if (_bye is not { Task.IsCompleted: false } bye) continue; // said once already
+                    var reason = string.IsNullOrEmpty(p.Reason) ? "" : ": " + RtspUrl.RedactText(p.Reason);
+                    Log.ByeReceived(_logger, SafeUrl, track, reason);
+                    bye.TrySetException(new RtspClientException($"{SafeUrl}: the camera ended the stream (RTCP BYE{reason})"));
+                }
+                else
+                {
+                    _statistics[track].OnSenderReport(p, _time.GetTimestamp());
+                }
+            }
+        }
+    }
+
+    private async Task FirstUdpPacketAsync(bool canFallBack, string? fellBackBecause, CancellationToken cancellationToken)
+    {
+        // A camera behind a NAT or a LAN firewall that drops UDP accepts SETUP and PLAY and then
+        // nothing arrives; the usual media timeout would take 10 s to say so, and say it vaguely.
+        try
+        {
+            await Task.Delay(_options.UdpFirstPacketTimeout, _time, cancellationToken).ConfigureAwait(false);
+            if (Interlocked.Read(ref _rtpPackets) > 0)
+            {
+                // Media flows; from here on the media watchdog watches it. Stay pending until the session ends.
+                await Task.Delay(Timeout.InfiniteTimeSpan, _time, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+        }
+        catch (OperationCanceledException) { return; }
+        var wait = _options.UdpFirstPacketTimeout.TotalSeconds.ToString("0.#", CultureInfo.InvariantCulture);
+        if (canFallBack) throw new LowerTransportFailedException($"received no RTP over UDP within {wait} s of PLAY");
+        throw new RtspClientException($"{SafeUrl}: no RTP over UDP within {wait} s of PLAY (after {fellBackBecause}): "
+            + "is a firewall or NAT between the camera and this device dropping UDP?");
     }
 
     private async Task ReceiverReportsAsync(Func<byte[], Task>?[] targets, CancellationToken cancellationToken)
@@ -539,12 +700,12 @@ public sealed partial class RtspClient
         }
     }
 
-    private async Task TeardownAsync(RtspConnection connection, Uri url)
+    private async Task TeardownAsync(RtspConnection connection, Uri url, TimeSpan timeout)
     {
         if (connection.Completion.IsCompleted) return;
         try
         {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2), _time);
+            using var cts = new CancellationTokenSource(timeout, _time);
             var request = new RtspRequest("TEARDOWN", url.AbsoluteUri);
             await SendOnceAsync(connection, request, cts.Token).ConfigureAwait(false);
             Log.TornDown(_logger, SafeUrl);
@@ -554,6 +715,9 @@ public sealed partial class RtspClient
             // Best effort: the session times out on the server anyway.
         }
     }
+
+    /// <summary>The session's lower transport was refused or stays silent; <see cref="RunAsync"/> tries the other one.</summary>
+    private sealed class LowerTransportFailedException(string message) : Exception(message);
 
     private static partial class Log
     {
@@ -586,5 +750,11 @@ public sealed partial class RtspClient
 
         [LoggerMessage(EventId = 10, Level = LogLevel.Debug, Message = "RTSP {Url}: torn down")]
         public static partial void TornDown(ILogger logger, string url);
+
+        [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "RTSP {Url}: {Transport}: {Reason}; trying {Other}")]
+        public static partial void FallingBack(ILogger logger, string url, string transport, string other, string reason);
+
+        [LoggerMessage(EventId = 12, Level = LogLevel.Information, Message = "RTSP {Url}: RTCP BYE on track {Track}{Reason}")]
+        public static partial void ByeReceived(ILogger logger, string url, int track, string reason);
     }
 }

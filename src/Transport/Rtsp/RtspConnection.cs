@@ -267,6 +267,9 @@ public sealed class RtspClientException : Exception
     /// <summary>Creates the exception for an RTSP error status.</summary>
     public RtspClientException(string message, int statusCode) : base(message) => StatusCode = statusCode;
 
+    /// <summary>Creates the exception for an RTSP error status, with its cause.</summary>
+    public RtspClientException(string message, int statusCode, Exception innerException) : base(message, innerException) => StatusCode = statusCode;
+
     /// <summary>The RTSP status code that caused the failure, when one did (0 otherwise).</summary>
     public int StatusCode { get; }
 }

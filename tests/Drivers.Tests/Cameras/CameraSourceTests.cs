@@ -199,6 +199,55 @@ public class RtspCameraSourceTests
         }
     }
 
+    [RequiresFact(Needs.RtspCamera)]
+    public async Task Auto_transport_remembers_that_UDP_worked_and_tries_it_first_on_the_next_run()
+    {
+        // GStreamer with protocols=udp answers 461 to a TCP-interleaved SETUP.
+        await using var cam = await RtspCamera.StartAsync(new RtspCameraOptions { Protocols = "udp", Width = 320, Height = 240 });
+        var logs = new LineLoggerFactory();
+        var source = Assert.IsType<RtspCameraSource>(CameraSource.Create(cam.Url.AbsoluteUri, CameraTransport.Auto, logs));
+        Assert.Null(source.Transport);
+
+        for (var run = 1; run <= 2; run++)
+        {
+            // As the supervisor's backoff would: GStreamer answers a DESCRIBE that comes while it still
+            // tears down the shared stream of the client that just left with 503.
+            if (run == 2) await Task.Delay(TimeSpan.FromSeconds(1));
+            var sink = new Sink();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            var running = source.RunAsync(sink, cts.Token);
+            await Task.WhenAny(sink.Enough.Task, running, Task.Delay(TimeSpan.FromSeconds(15)));
+            await cts.CancelAsync();
+            await running;
+            lock (sink.Units) Assert.True(sink.Units.Count >= 25, $"run {run}: {sink.Units.Count} units");
+            Assert.Equal(Pinhole.Transport.Rtsp.RtspLowerTransport.Udp, source.Transport);
+            // The first run paid for one refused TCP SETUP; the second went straight to UDP.
+            Assert.Equal(1, logs.Lines.Count(l => l.Contains("SETUP refused: 461", StringComparison.Ordinal) && l.Contains("trying UDP", StringComparison.Ordinal)));
+        }
+    }
+
+    private sealed class LineLoggerFactory : ILoggerFactory, ILogger
+    {
+        private readonly List<string> _lines = [];
+
+        public IReadOnlyList<string> Lines { get { lock (_lines) return [.. _lines]; } }
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public void AddProvider(ILoggerProvider provider) { }
+
+        public void Dispose() { }
+
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            lock (_lines) _lines.Add(formatter(state, exception));
+        }
+    }
+
     [Fact]
     public async Task Unreachable_camera_is_a_CameraException_without_credentials()
     {

@@ -55,6 +55,22 @@ public class CommandLineTests
     }
 
     [Fact]
+    public async Task Check_config_names_a_bad_camera_transport_in_one_line()
+    {
+        using var dir = new TempConfigDir();
+        var file = dir.Write("""
+            { "deviceId": "gw1", "token": "t", "relays": [ "wss://relay/uplink" ],
+              "cameras": [ { "name": "door", "source": "rtsp://192.168.1.64/1", "transport": "udp" },
+                           { "name": "yard", "source": "rtsp://192.168.1.65/1", "transport": "multicast" } ] }
+            """);
+        var (exit, stdout, stderr) = await EdgeProcess.RunAsync("check-config", file);
+
+        Assert.Equal(1, exit);
+        Assert.Equal("cameras[1].transport: must be \"auto\", \"tcp\" or \"udp\" (got \"multicast\")", stdout.Trim());
+        Assert.DoesNotContain("Exception", stdout + stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Hash_password_prints_a_hash_the_page_accepts()
     {
         var (exit, stdout, _) = await EdgeProcess.RunWithInputAsync("s3cret pass\n", "hash-password");

@@ -52,6 +52,20 @@ public class EdgeConfigLoaderTests
         Assert.Equal("pinhole", s.Mqtt!.TopicPrefix);
     }
 
+    [Theory]
+    [InlineData(null, "auto")]
+    [InlineData("auto", "auto")]
+    [InlineData("tcp", "tcp")]
+    [InlineData("udp", "udp")]
+    public void Camera_transport_is_auto_unless_set_to_tcp_or_udp(string? value, string expected)
+    {
+        var camera = new JsonObject { ["name"] = "door", ["source"] = "rtsp://192.168.1.64/1" };
+        if (value is not null) camera["transport"] = value;
+        var result = EdgeConfigLoader.Parse(With(Minimal, o => o["cameras"] = new JsonArray(camera)));
+        Assert.Empty(result.Problems);
+        Assert.Equal(expected, Assert.Single(result.Config!.Cameras).Transport);
+    }
+
     public static TheoryData<string, string> BadConfigs => new()
     {
         { Remove(Minimal, "deviceId"), "deviceId: is required" },
@@ -72,6 +86,11 @@ public class EdgeConfigLoaderTests
         { Set(Minimal, "cameras", "[{\"source\":\"rtsp://h/1\"}]"), "cameras[0].name: is required" },
         { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"rtsp://h/1\",\"fps\":5}]"), "cameras[0].fps: unknown key \"fps\"" },
         { Set(Minimal, "cameras", "[\"rtsp://h/1\"]"), "cameras[0]: expected an object, got a string" },
+        { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"rtsp://h/1\",\"transport\":\"UDP\"}]"), "cameras[0].transport: must be \"auto\", \"tcp\" or \"udp\" (got \"UDP\")" },
+        { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"rtsp://h/1\",\"transport\":\"rtp/avp\"}]"), "cameras[0].transport: must be \"auto\", \"tcp\" or \"udp\" (got \"rtp/avp\")" },
+        { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"rtsp://h/1\",\"transport\":1}]"), "cameras[0].transport: expected a string, got the number 1" },
+        { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"exec:cat /dev/video0\",\"transport\":\"udp\"}]"), "cameras[0].transport: is only used by rtsp:// sources (leave it out for exec:)" },
+        { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"rtsp://h/1\",\"Transport\":\"udp\"}]"), "cameras[0].Transport: unknown key \"Transport\" (did you mean \"transport\"?)" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"i2c\"}]"), "sensors[0].kind: unsupported kind \"i2c\" (use \"file\" or \"gpio\")" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\"}]"), "sensors[0].path: is required" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"5 sec\"}]"), "sensors[0].interval: \"5 sec\" is not a duration (use e.g. 5s, 20ms, 1m)" },

@@ -50,6 +50,10 @@ public class EdgePageBrowserTests
             await browser.WaitForAsync("document.getElementsByName('sensors[0].interval').length === 1", TimeSpan.FromSeconds(10));
             Retype(driver, "sensors[0].interval", "10s");
             Retype(driver, "cameras[0].source", "rtsp://user:pass@192.168.1.65:554/stream2");
+            // The camera's transport select offers auto (shown by default), tcp and udp.
+            Assert.Equal("auto,tcp,udp|auto", browser.Execute<string>(
+                "const t = document.getElementsByName('cameras[0].transport')[0]; return [...t.options].map(o => o.value).join(',') + '|' + t.value"));
+            browser.Execute("const t = document.getElementsByName('cameras[0].transport')[0]; t.value = 'udp'; t.dispatchEvent(new Event('change'))");
             driver.FindElement(By.Id("save")).Click();
             var saved = (string)(await browser.WaitForAsync(
                 "document.querySelector('#save-result.ok') && document.querySelector('#save-result').textContent", TimeSpan.FromSeconds(15)))!;
@@ -68,6 +72,8 @@ public class EdgePageBrowserTests
             var onDisk = EdgeConfigLoader.LoadFile(host.ConfigPath).Config!;
             Assert.Equal("10s", onDisk.Sensors[0].Interval);
             Assert.Equal("rtsp://user:pass@192.168.1.65:554/stream2", onDisk.Cameras[0].Source);
+            Assert.Equal("udp", onDisk.Cameras[0].Transport);
+            Assert.DoesNotContain("\"transport\"", (await File.ReadAllTextAsync(host.ConfigPath)).Split("\"pi\"")[1], StringComparison.Ordinal); // auto stays unwritten
             Assert.True(File.Exists(host.ConfigPath + ".prev"));
 
             // An invalid URL: the message appears next to the field, nothing is saved, nothing restarts.

@@ -128,6 +128,7 @@ public partial class EdgePageHttpTests
     [InlineData("[1,2]", 400, "expected a JSON object")]
     [InlineData("{\"token\": \"stolen\"}", 400, "cannot be changed from the page")]
     [InlineData("{\"cameras\": [{\"name\": \"door\", \"source\": \"ftp://x/y\"}]}", 400, "unsupported scheme \\u0022ftp\\u0022")]
+    [InlineData("{\"cameras\": [{\"name\": \"door\", \"source\": \"rtsp://x/y\", \"transport\": \"quic\"}]}", 400, "{\"path\":\"cameras[0].transport\",\"message\":\"must be \\u0022auto\\u0022, \\u0022tcp\\u0022 or \\u0022udp\\u0022")]
     public async Task Bad_requests_get_a_clear_error_and_change_nothing(string body, int status, string message)
     {
         await using var host = await EdgeTestHost.StartAsync();
@@ -196,6 +197,27 @@ public partial class EdgePageHttpTests
 
         await EdgeTestHost.WaitUntilAsync(() => host.Starts.Count("sensor/cpu_temp") == 2, TimeSpan.FromSeconds(10), "sensor restart");
         Assert.All(all.Where(n => n != "sensor/cpu_temp"), n => Assert.Equal(1, host.Starts.Count(n)));
+    }
+
+    [Fact]
+    public async Task A_camera_transport_saved_from_the_page_reaches_the_file_and_restarts_only_that_camera()
+    {
+        await using var host = await EdgeTestHost.StartAsync();
+        using var client = host.CreateClient();
+        var csrf = await LogInAsync(client);
+        await EdgeTestHost.WaitUntilAsync(() => host.Starts.Count("camera/door") == 1 && host.Starts.Count("camera/pi") == 1, TimeSpan.FromSeconds(10), "cameras started");
+
+        var sections = JsonNode.Parse(await client.GetStringAsync("/api/config"))!.AsObject();
+        Assert.Null(sections["cameras"]![0]!["transport"]); // auto: the key is left out
+        sections["cameras"]![0]!["transport"] = "udp";
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/config") { Content = Json(sections.ToJsonString()) };
+        request.Headers.Add("X-CSRF-Token", csrf);
+        var response = await client.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(["camera/door"], JsonNode.Parse(await response.Content.ReadAsStringAsync())!["restarted"]!.AsArray().Select(n => n!.GetValue<string>()));
+
+        Assert.Equal("udp", EdgeConfigLoader.LoadFile(host.ConfigPath).Config!.Cameras[0].Transport);
+        Assert.Equal("udp", JsonNode.Parse(await client.GetStringAsync("/api/config"))!["cameras"]![0]!["transport"]!.GetValue<string>());
     }
 
     [Fact]

@@ -12,6 +12,35 @@ public class VideoPathTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Cases => ["h264+aac", "h265", "h264+pcma", "h264+digest"];
 
+    [RequiresFact(Needs.RtspCamera | Needs.Ffmpeg)]
+    public async Task A_camera_that_offers_only_UDP_comes_up_over_UDP_with_the_default_auto_transport()
+    {
+        // Issue #21: GStreamer with protocols=udp answers 461 to a TCP SETUP, as VLC and cheap cameras do.
+        // edge.json has no transport key: auto.
+        await using var stack = await EndToEndStack.StartAsync(output, new RtspCameraOptions { Width = 320, Height = 240, Gop = 25, Protocols = "udp" });
+
+        var probe = await EndToEnd.ProbeUntilPlayingAsync(stack.RtspUrl, TimeSpan.FromSeconds(30), frames: 25);
+        var why = probe + "\n" + stack.Logs;
+        Assert.True(probe.Succeeded, why);
+        Assert.True(probe.Video!.FramesDecoded >= 25, why);
+        Assert.Empty(probe.DecoderErrors);
+
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{stack.WebPort}") };
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.Contains($"pinhole_camera_transport{{camera=\"{EndToEnd.CameraName}\",transport=\"udp\"}} 1", metrics, StringComparison.Ordinal);
+        Assert.Contains($"pinhole_camera_transport{{camera=\"{EndToEnd.CameraName}\",transport=\"tcp\"}} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("trying UDP", stack.Edge!.Output, StringComparison.Ordinal);
+
+        // The page's status table shows it too (the camera pipeline's status line).
+        using var handler = new HttpClientHandler { CookieContainer = new System.Net.CookieContainer(), AllowAutoRedirect = false };
+        using var page = new HttpClient(handler) { BaseAddress = http.BaseAddress };
+        using var login = await page.PostAsync("/login", new FormUrlEncodedContent([new("password", "edge-page-password")]));
+        Assert.Equal(System.Net.HttpStatusCode.Redirect, login.StatusCode);
+        var status = System.Text.Json.Nodes.JsonNode.Parse(await page.GetStringAsync("/api/status"))!["pipelines"]!.AsArray()
+            .Single(p => p!["name"]!.GetValue<string>() == "camera/" + EndToEnd.CameraName)!["status"]!.GetValue<string>();
+        Assert.Equal("playing 320x240 H264 over UDP", status);
+    }
+
     [RequiresTheory(Needs.RtspCamera | Needs.Ffmpeg)]
     [MemberData(nameof(Cases))]
     public async Task Viewer_decodes_the_camera_through_edge_and_relay(string variant)

@@ -9,6 +9,7 @@ once listening, then serves until killed.
   rtsp-camera.py --slices 2 --mark-slices                 (the marker bit after every slice, like live555ProxyServer)
 """
 import argparse
+import os
 import signal
 import sys
 
@@ -145,10 +146,25 @@ def main():
         raise SystemExit(f"cannot listen on {a.address}:{a.port}")
 
     loop = GLib.MainLoop()
+    medias = []
+    factory.connect("media-configure", lambda _factory, media: medias.append(media))
+
+    def stop():
+        # A graceful stop ends the stream first, as a camera that shuts a stream down does: EOS
+        # makes rtpbin send an RTCP BYE ("End Of Stream", RFC 3550 sec. 6.6) to every client;
+        # a second later the process exits. (Quitting the loop alone kept serving while a client
+        # was connected, and sent no BYE.)
+        for media in medias:
+            media.get_element().send_event(Gst.Event.new_eos())
+        GLib.timeout_add(1000 if medias else 0, loop.quit)
+        return GLib.SOURCE_REMOVE
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, stop)
     print(f"READY port={server.get_bound_port()}", flush=True)
     loop.run()
+    sys.stdout.flush()
+    os._exit(0)  # GStreamer's server threads kept the interpreter alive while a client was connected
 
 
 if __name__ == "__main__":
