@@ -50,9 +50,9 @@ public static class FleetApi
         });
 
         api.MapGet("/devices", (FleetService fleet, MediaStreamRegistry streams) =>
-            Results.Text(new JsonArray([.. fleet.Devices.Describe().Select(d => (JsonNode)DeviceView(fleet, streams, d.Id))]).ToJsonString(), Json));
+            Results.Text(new JsonArray([.. fleet.Devices.Describe().Select(d => (JsonNode)DeviceView(fleet, streams, d))]).ToJsonString(), Json));
         api.MapGet("/devices/{id}", (string id, FleetService fleet, MediaStreamRegistry streams) =>
-            fleet.Devices.Exists(id) ? Results.Text(DeviceView(fleet, streams, id).ToJsonString(), Json) : NoDevice(id));
+            fleet.Devices.Describe().FirstOrDefault(d => d.Id == id) is { } entry ? Results.Text(DeviceView(fleet, streams, entry).ToJsonString(), Json) : NoDevice(id));
         api.MapPost("/devices", async (HttpContext http, FleetService fleet) =>
         {
             var body = await ReadJsonObjectAsync(http, 4096);
@@ -151,9 +151,9 @@ public static class FleetApi
     private static ChangeOrigin Origin(HttpContext http) =>
         new(((FleetCaller)http.Items[typeof(FleetCaller)]!).Actor, http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
 
-    private static JsonObject DeviceView(FleetService fleet, MediaStreamRegistry streams, string id)
+    private static JsonObject DeviceView(FleetService fleet, MediaStreamRegistry streams, Devices.DeviceEntry entry)
     {
-        var entry = fleet.Devices.Describe().FirstOrDefault(d => d.Id == id);
+        var id = entry.Id;
         var record = fleet.Store.GetDeviceRecord(id);
         var desired = fleet.Store.GetLatestConfig(id);
         var live = fleet.Live(id);
@@ -177,8 +177,8 @@ public static class FleetApi
         return new JsonObject
         {
             ["id"] = id,
-            ["source"] = entry?.Source,
-            ["revoked"] = entry?.Revoked is not null,
+            ["source"] = entry.Source,
+            ["revoked"] = entry.Revoked is not null,
             ["online"] = live is not null,
             ["lastSeen"] = live is not null ? DateTimeOffset.UtcNow : record?.LastSeen,
             ["remoteAddress"] = live?.Session.RemoteAddress ?? record?.Remote,
