@@ -94,8 +94,10 @@ public static class FleetApi
         api.MapPut("/devices/{id}/config", async (HttpContext http, string id, FleetService fleet) =>
         {
             if (!fleet.Devices.Exists(id)) return NoDevice(id);
-            var text = await ReadBodyAsync(http, MaxConfigRequestBytes);
-            if (text is null) return Error(StatusCodes.Status413PayloadTooLarge, $"the document is larger than {MaxConfigRequestBytes} bytes");
+            var (text, problem) = await ReadBodyAsync(http, MaxConfigRequestBytes);
+            if (text is null) return problem == BodyProblem.TooLarge
+                ? Error(StatusCodes.Status413PayloadTooLarge, $"the document is larger than {MaxConfigRequestBytes} bytes")
+                : Results.Text("the document is not UTF-8 text\n", "text/plain; charset=utf-8", statusCode: StatusCodes.Status400BadRequest);
             var result = await fleet.PutConfigAsync(id, text, Origin(http));
             if (!result.Stored)
                 return Results.Text(string.Join('\n', result.Problems.Select(p => p.ToString())) + "\n", "text/plain; charset=utf-8", statusCode: StatusCodes.Status400BadRequest);
@@ -197,30 +199,33 @@ public static class FleetApi
         };
     }
 
-    private static async Task<string?> ReadBodyAsync(HttpContext http, int limit)
+    private enum BodyProblem { None, TooLarge, NotUtf8 }
+
+    // The limit is checked while reading, so a client that lies about (or leaves out) Content-Length cannot make the relay buffer more.
+    private static async Task<(string? Text, BodyProblem Problem)> ReadBodyAsync(HttpContext http, int limit)
     {
-        if (http.Request.ContentLength > limit) return null;
+        if (http.Request.ContentLength > limit) return (null, BodyProblem.TooLarge);
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];
         int n;
         while ((n = await http.Request.Body.ReadAsync(chunk, http.RequestAborted)) > 0)
         {
-            if (buffer.Length + n > limit) return null;
+            if (buffer.Length + n > limit) return (null, BodyProblem.TooLarge);
             buffer.Write(chunk, 0, n);
         }
         try
         {
-            return new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+            return (new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(buffer.GetBuffer(), 0, (int)buffer.Length), BodyProblem.None);
         }
         catch (DecoderFallbackException)
         {
-            return "\"not UTF-8\"";
+            return (null, BodyProblem.NotUtf8);
         }
     }
 
     private static async Task<JsonObject?> ReadJsonObjectAsync(HttpContext http, int limit)
     {
-        var text = await ReadBodyAsync(http, limit);
+        var (text, _) = await ReadBodyAsync(http, limit);
         if (text is null) return null;
         try
         {

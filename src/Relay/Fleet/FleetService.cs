@@ -220,7 +220,8 @@ public sealed partial class FleetService : IUplinkSessionObserver
     {
         ArgumentNullException.ThrowIfNull(session);
         if (!wasLive) return;
-        _live.TryRemove(new KeyValuePair<string, LiveState>(session.DeviceId, _live.GetValueOrDefault(session.DeviceId)!));
+        if (_live.TryGetValue(session.DeviceId, out var live) && live.Session == session)
+            _live.TryRemove(new KeyValuePair<string, LiveState>(session.DeviceId, live));
         try
         {
             _store.SetSeen(session.DeviceId, _time.GetUtcNow(), null, null);

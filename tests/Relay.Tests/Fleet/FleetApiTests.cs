@@ -111,6 +111,11 @@ public sealed class FleetApiTests : IAsyncLifetime
         var notJson = await admin.PutAsync(new Uri("/api/devices/gw1/config", UriKind.Relative), Json("{ \"cameras\": [ "));
         Assert.Equal(HttpStatusCode.BadRequest, notJson.StatusCode);
         Assert.StartsWith("invalid JSON", await notJson.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var notUtf8 = await admin.PutAsync(new Uri("/api/devices/gw1/config", UriKind.Relative), new ByteArrayContent([0x7b, 0xC3, 0x28, 0x7d]));
+        Assert.Equal(HttpStatusCode.BadRequest, notUtf8.StatusCode);
+        Assert.Equal("the document is not UTF-8 text\n", await notUtf8.Content.ReadAsStringAsync());
+        var huge = await admin.PutAsync(new Uri("/api/devices/gw1/config", UriKind.Relative), Json(new string(' ', 600 * 1024)));
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, huge.StatusCode);
     }
 
     [Fact]
