@@ -48,7 +48,6 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
     private ManagedState _state;
     private Task _guard = Task.CompletedTask;
     private CancellationTokenSource? _guardCancel;
-    private Task _statusLoop = Task.CompletedTask;
 
     /// <summary>Loads the persisted state; a revision still guarding after a restart resumes its guard.</summary>
     public FleetAgent(EdgeConfigStore store, PipelineSupervisor supervisor, TimeProvider time, ILogger<FleetAgent> logger)
@@ -61,6 +60,8 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
         _statePath = Path.Combine(store.Current.DataDir, "fleet-state.json");
         _state = Load(_statePath, logger) ?? new ManagedState(0, "", "", time.GetUtcNow());
         if (_state.Outcome == "guarding") StartGuard();
+        // Status goes to the relay when it changes, on the supervisor's own tick: no timer of ours wakes the device.
+        _supervisor.Changed += SendStatus;
     }
 
     /// <summary>The latest outcome (revision 0 when the relay never sent a configuration).</summary>
@@ -83,7 +84,6 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
             if (_state.Outcome == "guarding") Decide(_state with { Outcome = "applied", Detail = "", At = _time.GetUtcNow(), Previous = null, GuardUntil = null });
             if (_state.Revision > 0) Report();
         });
-        if (send is not null && _statusLoop.IsCompleted) _statusLoop = Task.Run(() => StatusLoopAsync(_stop.Token));
         SendStatus();
     }
 
@@ -268,37 +268,15 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
         _send?.Invoke(new ConfigReport((ulong)state.Revision, outcome.Value, detail));
     }
 
-    private async Task StatusLoopAsync(CancellationToken ct)
-    {
-        string? last = null;
-        var lastSent = 0L;
-        while (!ct.IsCancellationRequested && _send is not null)
-        {
-            try
-            {
-                await Task.Delay(TimeSpan.FromSeconds(2), _time, ct);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            // On change, and at least every 30 s so uptime stays fresh.
-            var doc = StatusDocument(includeUptime: false);
-            if (doc == last && _time.GetElapsedTime(lastSent) < TimeSpan.FromSeconds(30)) continue;
-            last = doc;
-            lastSent = _time.GetTimestamp();
-            SendStatus();
-        }
-    }
-
     private void SendStatus()
     {
         if (_send is not { } send) return;
-        var doc = StatusDocument(includeUptime: true);
+        var doc = StatusDocument();
         if (Encoding.UTF8.GetByteCount(doc) <= UplinkProtocol.MaxReportBytes) send(new DeviceStatus(doc));
     }
 
-    private string StatusDocument(bool includeUptime)
+    // The relay adds the time since it received this to the uptime, so it need not be refreshed.
+    private string StatusDocument()
     {
         var state = _state;
         var o = new JsonObject
@@ -314,15 +292,16 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
                 ["lastError"] = p.LastError is { Length: > 500 } e ? e[..500] : p.LastError,
             })]),
         };
-        if (includeUptime) o["uptimeSeconds"] = Math.Round(_time.GetElapsedTime(_startedAt).TotalSeconds, 1);
+        o["uptimeSeconds"] = Math.Round(_time.GetElapsedTime(_startedAt).TotalSeconds, 1);
         return o.ToJsonString();
     }
 
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        _supervisor.Changed -= SendStatus;
         await _stop.CancelAsync();
-        await Task.WhenAll(_guard, _statusLoop).ContinueWith(_ => { }, TaskScheduler.Default);
+        await _guard.ContinueWith(_ => { }, TaskScheduler.Default);
         _stop.Dispose();
     }
 

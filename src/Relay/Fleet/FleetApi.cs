@@ -187,7 +187,9 @@ public static class FleetApi
             ["agent"] = live?.Session.Agent ?? record?.Agent,
             ["configSupported"] = live is null ? null : (live.Session.Capabilities & Transport.Uplink.UplinkCapabilities.Data) != 0,
             ["connectedAt"] = live?.Session.ConnectedAt,
-            ["uptimeSeconds"] = status?["uptimeSeconds"]?.DeepClone(),
+            // The device reports its uptime when its status changes; count on from when that arrived.
+            ["uptimeSeconds"] = status?["uptimeSeconds"] is JsonValue up && up.TryGetValue<double>(out var seconds) && live?.StatusAt is { } at
+                ? Math.Round(seconds + (DateTimeOffset.UtcNow - at).TotalSeconds, 1) : null,
             ["runningRevision"] = status?["revision"]?.DeepClone(),
             ["cameras"] = Pipelines("camera/"),
             ["sensors"] = Pipelines("sensor/"),
