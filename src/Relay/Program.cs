@@ -1,7 +1,9 @@
 using System.CommandLine;
 using Pinhole.Relay;
 using Pinhole.Relay.Configuration;
+using Pinhole.EdgeHost.Configuration;
 using Pinhole.Relay.Devices;
+using Pinhole.Relay.Fleet;
 
 // pinhole-relay: the WAN end of the uplink. Every failure the user can cause (bad config, busy
 // port, unknown device) ends in one clear line on stderr and a non-zero exit, never a stack trace.
@@ -49,38 +51,149 @@ check.SetAction(parse =>
 });
 root.Subcommands.Add(check);
 
-var devices = new Command("devices", "Manage devices stored in dataDir.");
+var devices = new Command("devices", "Manage the devices allowed to open an uplink (stored in dataDir; changes are audited).");
 var deviceId = new Argument<string>("ID") { Description = "device id (letters, digits, '-', '_')" };
 var add = new Command("add", "Create a device and print its new token (shown once).") { deviceId, configOption };
-add.SetAction(parse => WithRegistry(parse.GetValue(configOption), registry =>
+add.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, origin) =>
 {
-    Console.WriteLine(registry.Add(parse.GetValue(deviceId)!));
+    var id = parse.GetValue(deviceId)!;
+    Console.WriteLine(registry.Add(id));
+    store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "device.add", id, "device added with a new token"));
     return 0;
 }));
-var remove = new Command("remove", "Delete a device added with 'devices add'.") { deviceId, configOption };
-remove.SetAction(parse => WithRegistry(parse.GetValue(configOption), registry =>
-    registry.Remove(parse.GetValue(deviceId)!) ? 0 : Fail($"no stored device \"{parse.GetValue(deviceId)}\"", 1)));
-var list = new Command("list", "List device ids (from relay.json and from dataDir).") { configOption };
-list.SetAction(parse => WithRegistry(parse.GetValue(configOption), registry =>
+var remove = new Command("remove", "Delete a device added with 'devices add' (a running relay closes its uplink within a second).") { deviceId, configOption };
+remove.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, origin) =>
 {
-    foreach (var id in registry.List()) Console.WriteLine(id);
+    var id = parse.GetValue(deviceId)!;
+    if (!registry.Remove(id))
+        return Fail(registry.Exists(id) ? $"device \"{id}\" is listed in relay.json; remove it there" : $"no stored device \"{id}\"", 1);
+    store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "device.remove", id, "device removed"));
+    return 0;
+}));
+var rotate = new Command("rotate-token", "Give a device a new token and print it; the old one stops working and a live uplink that used it is closed.") { deviceId, configOption };
+rotate.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, origin) =>
+{
+    var id = parse.GetValue(deviceId)!;
+    Console.WriteLine(registry.RotateToken(id));
+    store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "device.rotate-token", id, "token rotated; the old token no longer works"));
+    return 0;
+}));
+var revoke = new Command("revoke", "Revoke a device's token: its live uplink is closed and it cannot reconnect until rotate-token.") { deviceId, configOption };
+revoke.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, origin) =>
+{
+    var id = parse.GetValue(deviceId)!;
+    registry.Revoke(id);
+    store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "device.revoke", id, "token revoked"));
+    return 0;
+}));
+var longOption = new Option<bool>("--long", "-l") { Description = "one line per device with its source, state and configuration revisions" };
+var list = new Command("list", "List device ids (from relay.json and from dataDir).") { configOption, longOption };
+list.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, _) =>
+{
+    foreach (var d in registry.Describe())
+    {
+        if (!parse.GetValue(longOption))
+        {
+            Console.WriteLine(d.Id);
+            continue;
+        }
+        var record = store.GetDeviceRecord(d.Id);
+        var desired = store.GetLatestConfig(d.Id);
+        Console.WriteLine(string.Join('\t', d.Id, d.Source, d.Revoked is null ? "active" : "revoked",
+            record?.LastSeen?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? "never-seen", record?.Agent ?? "-",
+            desired is null ? "desired=-" : $"desired={desired.Revision}",
+            record?.ReportedRevision is { } r ? $"reported={r}:{record.ReportedOutcome}" : "reported=-"));
+    }
     return 0;
 }));
 devices.Subcommands.Add(add);
 devices.Subcommands.Add(remove);
 devices.Subcommands.Add(list);
+devices.Subcommands.Add(rotate);
+devices.Subcommands.Add(revoke);
 root.Subcommands.Add(devices);
+
+var tokens = new Command("tokens", "API tokens for scripts: Authorization: Bearer TOKEN on /api/* (admin rights).");
+var tokenName = new Argument<string>("NAME") { Description = "a name for the token (letters, digits, '.', '-', '_')" };
+var tokenAdd = new Command("add", "Create an API token and print it (shown once; only its hash is stored).") { tokenName, configOption };
+tokenAdd.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, store, origin) =>
+{
+    var name = parse.GetValue(tokenName)!;
+    Console.WriteLine(ApiTokens.Create(store, name, DateTimeOffset.UtcNow));
+    store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "token.add", "token:" + name, "API token created"));
+    return 0;
+}));
+var tokenRemove = new Command("remove", "Delete an API token.") { tokenName, configOption };
+tokenRemove.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, store, origin) =>
+{
+    var name = parse.GetValue(tokenName)!;
+    if (!store.RemoveApiToken(name)) return Fail($"no API token \"{name}\"", 1);
+    store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "token.remove", "token:" + name, "API token deleted"));
+    return 0;
+}));
+var tokenList = new Command("list", "List API token names.") { configOption };
+tokenList.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, store, _) =>
+{
+    foreach (var (name, created) in store.ListApiTokens())
+        Console.WriteLine($"{name}\t{created:u}");
+    return 0;
+}));
+tokens.Subcommands.Add(tokenAdd);
+tokens.Subcommands.Add(tokenRemove);
+tokens.Subcommands.Add(tokenList);
+root.Subcommands.Add(tokens);
+
+var configCommand = new Command("config", "A device's desired configuration (the managed part of edge.json), pushed over its uplink.");
+var configFile = new Argument<FileInfo>("FILE") { Description = "JSON document: cameras, sensors, mqtt and optionally relays" };
+var configGet = new Command("get", "Write the device's latest desired configuration to FILE ('-' for stdout).") { deviceId, configFile, configOption };
+configGet.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, _) =>
+{
+    var id = parse.GetValue(deviceId)!;
+    if (!registry.Exists(id)) return Fail($"no device \"{id}\"", 1);
+    if (store.GetLatestConfig(id) is not { } latest) return Fail($"no desired configuration stored for \"{id}\"", 1);
+    var pretty = System.Text.Json.Nodes.JsonNode.Parse(latest.Document)!.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
+    var target = parse.GetValue(configFile)!;
+    if (target.Name == "-") Console.Write(pretty);
+    else File.WriteAllText(target.FullName, pretty);
+    Console.Error.WriteLine($"{id}: revision {latest.Revision}, {latest.Outcome ?? "not reported yet"}{(string.IsNullOrEmpty(latest.Detail) ? "" : ": " + latest.Detail)}");
+    return 0;
+}));
+var configSet = new Command("set", "Validate FILE like 'pinhole-edge check-config' and store it as the device's next revision; a running relay sends it within a second.") { deviceId, configFile, configOption };
+configSet.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, origin) =>
+{
+    var id = parse.GetValue(deviceId)!;
+    if (!registry.Exists(id)) return Fail($"no device \"{id}\"", 1);
+    var source = parse.GetValue(configFile)!;
+    var text = source.Name == "-" ? Console.In.ReadToEnd() : File.ReadAllText(source.FullName);
+    var problems = ManagedConfig.Validate(text, out var document);
+    if (problems.Count > 0)
+    {
+        foreach (var p in problems) Console.Error.WriteLine($"{source.Name}: {p}");
+        return 1;
+    }
+    var normalized = document!.ToJsonString();
+    var revision = store.AddConfigRevision(id, normalized, origin.Actor, DateTimeOffset.UtcNow);
+    store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "config.set", id, $"revision {revision} ({normalized.Length} bytes)"));
+    Console.WriteLine($"{id}: revision {revision}");
+    return 0;
+}));
+configCommand.Subcommands.Add(configGet);
+configCommand.Subcommands.Add(configSet);
+root.Subcommands.Add(configCommand);
 
 return await root.Parse(args).InvokeAsync();
 
-static int WithRegistry(FileInfo? file, Func<DeviceRegistry, int> action)
+static int WithFleet(FileInfo? file, Func<DeviceRegistry, IFleetStore, ChangeOrigin, int> action)
 {
     if (file is null) return Fail("--config FILE is required", 2);
     var config = RelayConfigLoader.LoadFile(file.FullName, out var problems);
     if (config is null) return Problems(file.FullName, problems);
     try
     {
-        return action(new DeviceRegistry(config.DataDir, config.Devices));
+        using var store = new SqliteFleetStore(config.DataDir);
+        // The audit log names who ran the command on this machine.
+        var origin = new ChangeOrigin("cli:" + Environment.UserName, "local");
+        return action(new DeviceRegistry(store, config.Devices), store, origin);
     }
     catch (Exception e) when (e is InvalidOperationException or Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
     {

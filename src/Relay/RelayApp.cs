@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
+using Pinhole.Relay.Fleet;
 using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Uplink;
@@ -92,13 +93,17 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<MetricsRegistry>();
         builder.Services.AddSingleton(new MediaStreamRegistry());
-        builder.Services.AddSingleton(_ => new DeviceRegistry(config.DataDir, config.Devices));
+        builder.Services.AddSingleton<IFleetStore>(_ => new SqliteFleetStore(config.DataDir));
+        builder.Services.AddSingleton(sp => new DeviceRegistry(sp.GetRequiredService<IFleetStore>(), config.Devices));
         builder.Services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceRegistry>());
         builder.Services.AddSingleton(new ViewerDirectory(config.Viewers));
         // Features register their services here: uplink, RTSP server, browser viewing.
         builder.Services.AddUplink();
         builder.Services.AddRtspServer();
         builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
+        builder.Services.AddSingleton<FleetService>();
+        builder.Services.AddSingleton<IUplinkSessionObserver>(sp => sp.GetRequiredService<FleetService>());
+        builder.Services.AddHostedService<FleetWatcher>();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -109,6 +114,7 @@ public sealed class RelayApp : IAsyncDisposable
         // Features map their endpoints here.
         app.MapUplink();
         app.MapBrowserViewing();
+        app.MapFleet();
         return new RelayApp(app, config);
     }
 

@@ -92,4 +92,38 @@ public sealed class RelayAppTests : IDisposable
         Assert.Contains("devices", output, StringComparison.Ordinal);
         Assert.Contains("--config", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Cli_rotates_revokes_lists_and_makes_api_tokens_and_audits_each_change()
+    {
+        var file = Path.Combine(_dir, "relay.json");
+        File.WriteAllText(file, $$"""{ "dataDir": "{{_dir.Replace("\\", "\\\\", StringComparison.Ordinal)}}/data" }""");
+        var (code, first, err) = RunCli("devices", "add", "gw7", "--config", file);
+        Assert.True(code == 0, err);
+
+        (code, var second, err) = RunCli("devices", "rotate-token", "gw7", "--config", file);
+        Assert.True(code == 0, err);
+        Assert.NotEqual(first.Trim(), second.Trim());
+        (code, _, err) = RunCli("devices", "revoke", "gw7", "--config", file);
+        Assert.True(code == 0, err);
+        var (_, list, _) = RunCli("devices", "list", "--long", "--config", file);
+        Assert.StartsWith("gw7\tstored\trevoked\tnever-seen\t", list, StringComparison.Ordinal);
+        (code, _, err) = RunCli("devices", "revoke", "nope", "--config", file);
+        Assert.Equal(1, code);
+        Assert.Equal("pinhole-relay: no device \"nope\"", err.Trim());
+
+        (code, var token, err) = RunCli("tokens", "add", "deploy-bot", "--config", file);
+        Assert.True(code == 0, err);
+        Assert.StartsWith("pht_", token, StringComparison.Ordinal);
+        (code, _, err) = RunCli("tokens", "add", "deploy-bot", "--config", file);
+        Assert.Equal(1, code);
+        Assert.Contains("already exists", err, StringComparison.Ordinal);
+
+        using var store = new Pinhole.Relay.Fleet.SqliteFleetStore(Path.Combine(_dir, "data"));
+        Assert.Equal("deploy-bot", Pinhole.Relay.Fleet.ApiTokens.Authenticate(store, token.Trim()));
+        var audit = store.ReadAudit(10);
+        Assert.Equal(["token.add", "device.revoke", "device.rotate-token", "device.add"], audit.Select(a => a.Action));
+        Assert.All(audit, a => Assert.Equal(("cli:" + Environment.UserName, "local"), (a.Actor, a.Source)));
+        Assert.DoesNotContain(audit, a => a.Detail.Contains(token.Trim(), StringComparison.Ordinal) || a.Detail.Contains(second.Trim(), StringComparison.Ordinal));
+    }
 }

@@ -56,6 +56,16 @@ public sealed partial class EdgeConfigStore
         return result;
     }
 
+    /// <summary>The sections a relay manages, exactly as in the file (secrets included): what a guarded remote change would restore.</summary>
+    public JsonObject ReadManagedSections()
+    {
+        var file = ReadFileObject(out _) ?? [];
+        var result = new JsonObject();
+        foreach (var key in ManagedConfig.Keys)
+            result[key] = file[key]?.DeepClone();
+        return result;
+    }
+
     /// <summary>
     /// Replaces the editable sections with <paramref name="sections"/> (keys not given are kept; a
     /// null value removes an optional section), validates, saves and applies. An MQTT object without

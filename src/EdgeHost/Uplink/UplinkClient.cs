@@ -59,6 +59,9 @@ public sealed class UplinkClient : IPipeline
     /// <inheritdoc />
     public string Name => "uplink";
 
+    /// <summary>The data channel's user (the fleet agent). Set before the first connect; null offers no data channel.</summary>
+    public IUplinkDataHandler? DataHandler { get; set; }
+
     /// <summary>Heartbeats come with every message received and every connection attempt, so a stall is longer than
     /// the slowest path through a failed attempt plus the longest backoff.</summary>
     public TimeSpan StallTimeout => StallTimeoutFor(_options);
@@ -237,7 +240,8 @@ public sealed class UplinkClient : IPipeline
                 // Hello and welcome are the first bytes either way: the hello fits any socket buffer, and
                 // the welcome is read on a thread of its own (the connection's reads block).
                 using var abortOnTimeout = connectTimeout.Token.UnsafeRegister(static l => ((UplinkClientConnection)l!).Abort(), link);
-                link.Send(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, UplinkCapabilities.Media | UplinkCapabilities.DropReports, _options.Agent), connectTimeout.Token);
+                var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (DataHandler is null ? 0 : UplinkCapabilities.Data);
+                link.Send(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, offered, _options.Agent), connectTimeout.Token);
                 var welcoming = Task.Factory.StartNew(link.Receive, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 UplinkMessage? answer;
                 try
@@ -332,6 +336,14 @@ public sealed class UplinkClient : IPipeline
         // The periodic checks (dead link, pings, drop reports) run on that thread while it waits,
         // not on a timer that would wake the timer thread and a pool worker every tick.
         link.WhileWaiting(HousekeepingTick(welcome), () => Housekeep(relay, state));
+        var handler = DataHandler;
+        var dataConfirmed = handler is not null && (welcome.Capabilities & UplinkCapabilities.Data) != 0;
+        handler?.OnConnected(relay, dataConfirmed ? message =>
+        {
+            if (!state.Link.IsOpen || !state.Control.Writer.TryWrite(message)) return false;
+            _queue.Pulse();
+            return true;
+        } : null);
         var receive = DedicatedThread.Run("uplink-read", () => ReceiveLoop(relay, state, context));
         var send = DedicatedThread.Run("uplink-send", () => SendLoop(state, work.Token));
         var stopped = Task.Delay(Timeout.Infinite, stopping);
@@ -361,6 +373,8 @@ public sealed class UplinkClient : IPipeline
         finally
         {
             Volatile.Write(ref _sending, null);
+            state.Control.Writer.TryComplete();
+            handler?.OnDisconnected();
             _connectedRelay = null;
             connectedGauge.Set(0);
             Interlocked.Exchange(ref _bytesInFlight, 0);
@@ -421,6 +435,11 @@ public sealed class UplinkClient : IPipeline
                     state.EndReason = $"relay said goodbye: {bye.Reason.ToToken()}: {bye.Text}";
                     if (bye.Reason == UplinkReason.Replaced) UplinkClientLog.Refused(_logger, relay, state.EndReason);
                     break;
+                case ConfigPush push when (state.Welcome.Capabilities & UplinkCapabilities.Data) != 0 && DataHandler is { } handler:
+                    handler.OnMessage(push);
+                    break;
+                case ConfigPush:
+                    break; // the data channel was not confirmed: ignore, as a v1 device would
                 case UnknownMessage:
                     break; // a newer relay's extension; v1 skips it
                 default:

@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
+using Pinhole.EdgeHost.Fleet;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Systemd;
 using Pinhole.EdgeHost.Cameras;
@@ -66,8 +67,13 @@ public static partial class EdgeApplication
         // Video: one uplink client for the process (it owns the send queue and the per-camera sinks,
         // which outlive pipeline restarts); the supervisor gets a fresh uplink pipeline per (re)start
         // and one pipeline per camera writing into it.
+        // Fleet: the relay's desired configuration arrives on the uplink's data channel (docs/fleet.md).
+        services.AddSingleton<FleetAgent>();
         services.AddSingleton(sp => new UplinkClient(UplinkClientOptions.FromConfig(sp.GetRequiredService<EdgeConfig>()),
-            sp.GetRequiredService<MetricsRegistry>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<MetricsRegistry>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>())
+        {
+            DataHandler = sp.GetRequiredService<FleetAgent>(),
+        });
         services.AddPipelineFactory((sp, config) =>
         {
             var uplink = sp.GetRequiredService<UplinkClient>();

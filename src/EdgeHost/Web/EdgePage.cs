@@ -138,6 +138,13 @@ internal static class EdgePage
                 ["deviceId"] = store.Current.DeviceId,
                 ["summary"] = PipelineSupervisor.Summarize(pipelines),
                 ["healthy"] = pipelines.All(p => p.Healthy),
+                ["managed"] = context.RequestServices.GetService<Fleet.FleetAgent>()?.State is { Revision: > 0 } m ? new JsonObject
+                {
+                    ["revision"] = m.Revision,
+                    ["outcome"] = m.Outcome,
+                    ["detail"] = m.Detail,
+                    ["at"] = m.At,
+                } : null,
                 ["pipelines"] = new JsonArray([.. pipelines.Select(p => (JsonNode)new JsonObject
                 {
                     ["name"] = p.Name,

@@ -26,6 +26,14 @@ async function refreshStatus() {
     const s = await res.json();
     $('#device-id').textContent = s.deviceId;
     $('#summary').textContent = s.summary;
+    const managed = $('#managed');
+    if (s.managed) {
+      managed.hidden = false;
+      managed.textContent = `Managed remotely: revision ${s.managed.revision} ${s.managed.outcome}` +
+        (s.managed.detail ? ` (${s.managed.detail})` : '') + '. Changes saved here are replaced by the relay\'s next configuration.';
+    } else {
+      managed.hidden = true;
+    }
     const body = $('#pipelines tbody');
     body.replaceChildren(...s.pipelines.map(p => {
       const tr = el('tr', { 'data-pipeline': p.name, class: p.healthy ? 'healthy' : 'unhealthy' },

@@ -27,9 +27,21 @@ public sealed class DeviceConfig
     public string Token { get; set; } = "";
 }
 
-/// <summary>A person allowed to watch (RTSP and browser).</summary>
+/// <summary>A person allowed to watch (RTSP and browser); with <c>"role": "admin"</c> also to manage the fleet.</summary>
 public sealed class ViewerConfig
 {
     public string User { get; set; } = "";
     public string Password { get; set; } = "";
+    /// <summary><c>viewer</c> (the default) or <c>admin</c>.</summary>
+    public string Role { get; set; } = ViewerRoles.Viewer;
+}
+
+/// <summary>The values of <c>viewers[].role</c>.</summary>
+public static class ViewerRoles
+{
+    /// <summary>Watches cameras (RTSP, browser).</summary>
+    public const string Viewer = "viewer";
+
+    /// <summary>Also sees and changes the fleet: devices, tokens, configuration, the audit log.</summary>
+    public const string Admin = "admin";
 }

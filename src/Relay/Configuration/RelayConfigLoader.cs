@@ -209,6 +209,11 @@ public static partial class RelayConfigLoader
             {
                 case "user": v.User = String(p, $"{path}.user", errors) ?? ""; break;
                 case "password": v.Password = String(p, $"{path}.password", errors) ?? ""; break;
+                case "role":
+                    v.Role = String(p, $"{path}.role", errors) ?? ViewerRoles.Viewer;
+                    if (v.Role is not (ViewerRoles.Viewer or ViewerRoles.Admin))
+                        errors.Add($"{path}.role: must be \"{ViewerRoles.Viewer}\" or \"{ViewerRoles.Admin}\" (got \"{v.Role}\")");
+                    break;
                 default: errors.Add($"{path}.{p.Name}: unknown key"); break;
             }
         }

@@ -20,6 +20,7 @@ public sealed class RelayUplinkSession
     private readonly MetricsRegistry _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
+    private readonly IUplinkSessionObserver? _observer;
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<ushort, AnnouncedStream> _announced = [];
@@ -31,10 +32,11 @@ public sealed class RelayUplinkSession
     private string? _endReason;
 
     internal RelayUplinkSession(string deviceId, string? remote, WebSocket socket, UplinkEndpointOptions options, MediaStreamRegistry streams,
-        UplinkSessionRegistry sessions, MetricsRegistry metrics, TimeProvider time, ILogger logger)
+        UplinkSessionRegistry sessions, MetricsRegistry metrics, TimeProvider time, ILogger logger, IUplinkSessionObserver? observer = null)
     {
         DeviceId = deviceId;
         _remote = remote;
+        _observer = observer;
         _options = options;
         _link = new UplinkWebSocket(socket, options.Limits);
         _streams = streams;
@@ -48,6 +50,42 @@ public sealed class RelayUplinkSession
 
     /// <summary>The authenticated device.</summary>
     public string DeviceId { get; }
+
+    /// <summary>The device's address as the relay sees it (its NAT's public address, or a proxy's).</summary>
+    public string? RemoteAddress => _remote;
+
+    /// <summary>The device's software, from its hello (empty before it).</summary>
+    public string Agent { get; private set; } = "";
+
+    /// <summary>Features both sides confirmed in the welcome.</summary>
+    public UplinkCapabilities Capabilities { get; private set; }
+
+    /// <summary>When the session was welcomed.</summary>
+    public DateTimeOffset ConnectedAt { get; private set; }
+
+    /// <summary>Sends one message to the device (data channel: configuration). Thread-safe; fails when the session ended.</summary>
+    internal async ValueTask SendAsync(UplinkMessage message, CancellationToken cancellationToken)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+        await _link.SendAsync(message, linked.Token);
+    }
+
+    /// <summary>Ends the session from the relay's side (the device's token was revoked or rotated): goodbye, close, abort.</summary>
+    internal async Task CloseAsync(UplinkReason reason, string text, TimeSpan timeout)
+    {
+        _endReason = $"closed by the relay: {reason.ToToken()}: {text}";
+        try
+        {
+            await _link.CloseAsync(new Goodbye(reason, text), WebSocketCloseStatus.PolicyViolation, timeout);
+        }
+        catch (Exception e) when (e is WebSocketException or IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            // Closing is best effort: the abort below ends the session either way.
+        }
+        await _stop.CancelAsync();
+        _link.Socket.Abort();
+        await Task.WhenAny(_finished.Task, Task.Delay(timeout, _time));
+    }
 
     /// <summary>Runs the session until the device leaves, the link dies, or a newer uplink replaces it.</summary>
     internal async Task RunAsync(CancellationToken requestAborted)
@@ -70,9 +108,15 @@ public sealed class RelayUplinkSession
                 await old.ReplaceAsync(_options.ReplaceTimeout);
             }
 
-            var caps = hello.Capabilities & (UplinkCapabilities.Media | UplinkCapabilities.DropReports);
+            // The data channel (configuration) is offered only when a feature is there to serve it.
+            var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (_observer is null ? 0 : UplinkCapabilities.Data);
+            var caps = hello.Capabilities & offered;
+            Agent = hello.Agent;
+            Capabilities = caps;
+            ConnectedAt = _time.GetUtcNow();
             await _link.SendAsync(new Welcome(UplinkProtocol.Version, caps, _options.HeartbeatInterval, _options.AckInterval, _options.Limits.MaxMessageBytes), ct);
             UplinkLog.Connected(_logger, DeviceId, _remote, hello.Agent, UplinkProtocol.Version);
+            if (_observer is not null) await _observer.OnConnectedAsync(this, ct);
 
             _lastReceivedAt = _time.GetTimestamp();
             var timers = RunTimersAsync(ct);
@@ -101,8 +145,9 @@ public sealed class RelayUplinkSession
         }
         finally
         {
-            if (registered && _sessions.Unregister(this))
-                _streams.SetDeviceOffline(DeviceId);
+            var wasLive = registered && _sessions.Unregister(this);
+            if (wasLive) _streams.SetDeviceOffline(DeviceId);
+            if (registered) _observer?.OnEnded(this, wasLive);
             UplinkLog.Ended(_logger, DeviceId, _endReason ?? "closed by the device");
             await _link.DisposeAsync();
             _finished.TrySetResult();
@@ -205,6 +250,11 @@ public sealed class RelayUplinkSession
                 case Goodbye bye:
                     _endReason = $"device said goodbye: {bye.Reason.ToToken()} {bye.Text}";
                     break;
+                case ConfigReport or DeviceStatus when (Capabilities & UplinkCapabilities.Data) != 0 && _observer is not null:
+                    await _observer.OnDataAsync(this, message, ct);
+                    break;
+                case ConfigReport or DeviceStatus:
+                    throw new UplinkProtocolException($"{message.GetType().Name} on the data channel, which this session did not confirm");
                 case UnknownMessage unknown:
                     UplinkLog.SkippedUnknown(_logger, DeviceId, unknown.WireChannel, unknown.WireTypeByte);
                     break;

@@ -87,7 +87,7 @@ public static class UplinkEndpoint
             KeepAliveInterval = TimeSpan.Zero, // the protocol has its own heartbeats
         });
         var session = new RelayUplinkSession(deviceId, remote, socket, options, sp.GetRequiredService<MediaStreamRegistry>(), sessions,
-            metrics, sp.GetService<TimeProvider>() ?? TimeProvider.System, logger);
+            metrics, sp.GetService<TimeProvider>() ?? TimeProvider.System, logger, sp.GetService<IUplinkSessionObserver>());
         await session.RunAsync(context.RequestAborted);
     }
 

@@ -14,6 +14,10 @@ public sealed class UplinkSessionRegistry
     /// <summary>True when the device has a live uplink.</summary>
     public bool IsConnected(string deviceId) => _sessions.ContainsKey(deviceId);
 
+    /// <summary>The device's live uplink, if it has one.</summary>
+    public bool TryGet(string deviceId, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out RelayUplinkSession session) =>
+        _sessions.TryGetValue(deviceId, out session);
+
     /// <summary>Ids of the connected devices, ordered.</summary>
     public IReadOnlyList<string> ConnectedDevices => [.. _sessions.Keys.Order(StringComparer.Ordinal)];
 

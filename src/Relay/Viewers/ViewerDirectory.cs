@@ -13,6 +13,7 @@ public sealed class ViewerDirectory
 {
     private const int Iterations = 100_000;
     private readonly Dictionary<string, Entry> _viewers = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _admins = new(StringComparer.Ordinal);
 
     /// <summary>Builds the directory from config.</summary>
     public ViewerDirectory(IEnumerable<ViewerConfig> viewers)
@@ -23,8 +24,12 @@ public sealed class ViewerDirectory
             var hash = Rfc2898DeriveBytes.Pbkdf2(v.Password, salt, Iterations, HashAlgorithmName.SHA256, 32);
             // Digest needs H(A1) = H(user:realm:password); keep the per-realm values, not the password.
             _viewers[v.User] = new Entry(salt, hash, new Dictionary<(string, string), string>(), v.Password);
+            if (v.Role == ViewerRoles.Admin) _admins.Add(v.User);
         }
     }
+
+    /// <summary>True when <paramref name="user"/> has <c>"role": "admin"</c>.</summary>
+    public bool IsAdmin(string user) => _admins.Contains(user);
 
     /// <summary>True when there is at least one viewer.</summary>
     public bool Any => _viewers.Count > 0;

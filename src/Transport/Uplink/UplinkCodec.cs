@@ -81,6 +81,9 @@ public static class UplinkCodec
             (1, StreamAnnounce.WireType) => ParseAnnounce(ref r, limits),
             (1, MediaFrame.WireType) => ParseFrame(ref r, body),
             (1, StreamEnd.WireType) => new StreamEnd(U16(ref r)),
+            (2, ConfigPush.WireType) => new ConfigPush(U64(ref r), Rest(ref r, UplinkProtocol.MaxConfigBytes, "configuration document")),
+            (2, ConfigReport.WireType) => new ConfigReport(U64(ref r), Outcome(ref r), Rest(ref r, UplinkProtocol.MaxReportBytes, "report detail")),
+            (2, DeviceStatus.WireType) => new DeviceStatus(Rest(ref r, UplinkProtocol.MaxReportBytes, "status document")),
             _ => new UnknownMessage(channel, type, (int)body.Length),
         };
         if (message is not UnknownMessage && !r.End)
@@ -160,6 +163,30 @@ public static class UplinkCodec
 
     private static int NonNegative(uint value, string what, int track) =>
         value <= int.MaxValue ? (int)value : throw new UplinkProtocolException($"track {track}: {what} {value} out of range");
+
+    private static ConfigOutcome Outcome(ref SequenceReader<byte> r) => U8(ref r) switch
+    {
+        1 => ConfigOutcome.Applied,
+        2 => ConfigOutcome.Rejected,
+        3 => ConfigOutcome.Reverted,
+        var o => throw new UplinkProtocolException($"unknown configuration outcome {o}"),
+    };
+
+    // A variable-length UTF-8 text that runs to the end of the body (a configuration document, a report).
+    private static string Rest(ref SequenceReader<byte> r, int limit, string what)
+    {
+        if (r.Remaining > limit) throw new UplinkProtocolException($"{what} of {r.Remaining} bytes, limit {limit}");
+        var bytes = r.UnreadSequence.ToArray();
+        r.AdvanceToEnd();
+        try
+        {
+            return StrictUtf8.GetString(bytes);
+        }
+        catch (DecoderFallbackException e)
+        {
+            throw new UplinkProtocolException($"{what} is not valid UTF-8", e);
+        }
+    }
 
     private static UplinkReason Reason(ref SequenceReader<byte> r)
     {
@@ -254,6 +281,9 @@ public static class UplinkCodec
                 w.Bytes(m.Unit.Data.Span);
                 break;
             case StreamEnd m: w.U16(m.StreamId); break;
+            case ConfigPush m: w.U64(m.Revision); w.Utf8(m.Document); break;
+            case ConfigReport m: w.U64(m.Revision); w.U8((byte)m.Outcome); w.Utf8(m.Detail); break;
+            case DeviceStatus m: w.Utf8(m.Document); break;
             default: throw new ArgumentException($"unsupported message {message.GetType().Name}", nameof(message));
         }
         writer.Advance(total);
@@ -340,6 +370,10 @@ public static class UplinkCodec
         StreamAnnounce m => AnnounceLength(m),
         MediaFrame m => UplinkProtocol.FrameHeaderSize - UplinkProtocol.HeaderSize + m.Unit.Data.Length,
         StreamEnd => 2,
+        ConfigPush m => 8 + RestLength(m.Document, UplinkProtocol.MaxConfigBytes, "configuration document"),
+        ConfigReport m => Enum.IsDefined(m.Outcome) ? 8 + 1 + RestLength(m.Detail, UplinkProtocol.MaxReportBytes, "report detail")
+            : throw new ArgumentException($"unknown outcome {m.Outcome}", nameof(message)),
+        DeviceStatus m => RestLength(m.Document, UplinkProtocol.MaxReportBytes, "status document"),
         _ => throw new ArgumentException($"unsupported message {message.GetType().Name}", nameof(message)),
     };
 
@@ -363,6 +397,12 @@ public static class UplinkCodec
             }
         }
         return length;
+    }
+
+    private static int RestLength(string s, int limit, string what)
+    {
+        var n = Encoding.UTF8.GetByteCount(s);
+        return n <= limit ? n : throw new ArgumentException($"{what} longer than {limit} UTF-8 bytes", nameof(s));
     }
 
     private static int Str8Length(string s, string what)
@@ -394,6 +434,8 @@ public static class UplinkCodec
             _span[_pos] = (byte)n;
             _pos += 1 + n;
         }
+
+        public void Utf8(string s) => _pos += Encoding.UTF8.GetBytes(s, _span[_pos..]);
 
         public void Str16(string s)
         {

@@ -197,3 +197,65 @@ public sealed record UnknownMessage(byte WireChannel, byte WireTypeByte, int Len
     /// <inheritdoc />
     public override byte Type => WireTypeByte;
 }
+
+/// <summary>
+/// Relay to device, data channel (protocol extension behind <see cref="UplinkCapabilities.Data"/>):
+/// the device's whole desired configuration at a revision. Sent after every welcome and on every
+/// change, never as a delta, so a missed message is repaired by the next one.
+/// </summary>
+/// <param name="Revision">Revision number, increasing per device (1 for the first).</param>
+/// <param name="Document">The managed part of edge.json as UTF-8 JSON (at most <see cref="UplinkProtocol.MaxConfigBytes"/>).</param>
+public sealed record ConfigPush(ulong Revision, string Document) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x01;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Data;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>What became of a desired configuration on the device.</summary>
+public enum ConfigOutcome : byte
+{
+    /// <summary>Validated, saved and running.</summary>
+    Applied = 1,
+
+    /// <summary>Refused by the device's validation; the previous configuration keeps running.</summary>
+    Rejected = 2,
+
+    /// <summary>Applied, then undone by the device because it could reach no relay with it.</summary>
+    Reverted = 3,
+}
+
+/// <summary>Device to relay, data channel: the outcome of one revision.</summary>
+/// <param name="Revision">The <see cref="ConfigPush.Revision"/> this is about.</param>
+/// <param name="Outcome">Applied, rejected or reverted.</param>
+/// <param name="Detail">Why (one problem per line), empty when applied. At most <see cref="UplinkProtocol.MaxReportBytes"/> UTF-8 bytes.</param>
+public sealed record ConfigReport(ulong Revision, ConfigOutcome Outcome, string Detail) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x02;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Data;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Device to relay, data channel: what the device runs now (uptime, pipelines and their state), as UTF-8 JSON.</summary>
+/// <param name="Document">A JSON object, at most <see cref="UplinkProtocol.MaxReportBytes"/> UTF-8 bytes.</param>
+public sealed record DeviceStatus(string Document) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x03;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Data;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}

@@ -30,6 +30,12 @@ public static class UplinkProtocol
     /// <summary>Longest human-readable text (reject and goodbye messages), in UTF-8 bytes.</summary>
     public const int MaxTextBytes = 1024;
 
+    /// <summary>Largest configuration document in a <see cref="ConfigPush"/>, in UTF-8 bytes.</summary>
+    public const int MaxConfigBytes = 256 * 1024;
+
+    /// <summary>Largest detail of a <see cref="ConfigReport"/> and largest <see cref="DeviceStatus"/> document, in UTF-8 bytes.</summary>
+    public const int MaxReportBytes = 64 * 1024;
+
     /// <summary>True when <paramref name="name"/> is a valid camera name: 1–64 of <c>A-Z a-z 0-9 . _ -</c>, not starting with a dot.
     /// Camera names become URL path segments on the relay.</summary>
     public static bool IsValidCameraName(string name)
@@ -64,7 +70,7 @@ public enum UplinkChannel : byte
     /// <summary>Media: stream announces and access units (device to relay).</summary>
     Media = 1,
 
-    /// <summary>Reserved for later work: configuration and other data (relay to device).</summary>
+    /// <summary>Data: desired configuration (relay to device), its outcome and the device's status (device to relay).</summary>
     Data = 2,
 
     /// <summary>Reserved for later work: tunnelled TCP/HTTP connections.</summary>
@@ -84,7 +90,7 @@ public enum UplinkCapabilities : uint
     /// <summary>Device sends <see cref="DropReport"/> messages.</summary>
     DropReports = 1 << 1,
 
-    /// <summary>Reserved: the data channel.</summary>
+    /// <summary>The data channel: <see cref="ConfigPush"/>, <see cref="ConfigReport"/>, <see cref="DeviceStatus"/>.</summary>
     Data = 1 << 2,
 
     /// <summary>Reserved: the tunnel channel.</summary>

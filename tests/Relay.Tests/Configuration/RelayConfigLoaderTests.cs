@@ -90,4 +90,21 @@ public class RelayConfigLoaderTests
     [InlineData("host:x", false)]
     public void Rtsp_listen_address_parses(string text, bool ok) =>
         Assert.Equal(ok, RelayConfigLoader.TryParseEndPoint(text, out _));
+
+    [Fact]
+    public void Viewer_roles_default_to_viewer_admin_is_accepted_and_anything_else_is_a_problem()
+    {
+        var config = Load("""
+            { "viewers": [ { "user": "alice", "password": "a", "role": "admin" }, { "user": "bob", "password": "b" }, { "user": "carol", "password": "c", "role": "viewer" } ] }
+            """, out var problems);
+        Assert.Empty(problems);
+        Assert.Equal(["admin", "viewer", "viewer"], config!.Viewers.Select(v => v.Role));
+        var directory = new Pinhole.Relay.Viewers.ViewerDirectory(config.Viewers);
+        Assert.True(directory.IsAdmin("alice"));
+        Assert.False(directory.IsAdmin("bob"));
+        Assert.False(directory.IsAdmin("nobody"));
+
+        Assert.Null(Load("""{ "viewers": [ { "user": "eve", "password": "e", "role": "owner" }, { "user": "x", "password": "y", "role": 1 } ] }""", out problems));
+        Assert.Equal(["viewers[0].role: must be \"viewer\" or \"admin\" (got \"owner\")", "viewers[1].role: must be a string"], problems);
+    }
 }

@@ -52,4 +52,28 @@ public sealed class DeviceRegistryTests : IDisposable
         Assert.False(registry.Remove("gw9"));
         Assert.False(await registry.AuthenticateAsync("gw9", token, default));
     }
+
+    [Fact]
+    public async Task Rotating_replaces_the_token_and_revoking_refuses_it_also_for_relay_json_devices()
+    {
+        var registry = new DeviceRegistry(_dir, [new DeviceConfig { Id = "gw1", Token = "a-long-random-secret" }]);
+        var stored = registry.Add("gw2");
+        var stamps = registry.CredentialStamps();
+
+        var rotated = registry.RotateToken("gw1");
+        Assert.False(await registry.AuthenticateAsync("gw1", "a-long-random-secret", default));
+        Assert.True(await registry.AuthenticateAsync("gw1", rotated, default));
+        registry.Revoke("gw2");
+        Assert.False(await registry.AuthenticateAsync("gw2", stored, default));
+
+        // Both changes show in the stamps the relay compares to close live uplinks; a reopened registry agrees.
+        var after = registry.CredentialStamps();
+        Assert.NotEqual(stamps.GetValueOrDefault("gw1"), after["gw1"]);
+        Assert.NotEqual(stamps["gw2"], after["gw2"]);
+        var reopened = new DeviceRegistry(_dir, [new DeviceConfig { Id = "gw1", Token = "a-long-random-secret" }]);
+        Assert.True(await reopened.AuthenticateAsync("gw1", rotated, default));
+        Assert.Equal(["gw1:relay.json+stored:False", "gw2:stored:True"], reopened.Describe().Select(d => $"{d.Id}:{d.Source}:{d.Revoked is not null}"));
+        Assert.False(reopened.Remove("gw1"));
+        Assert.Contains("no device", Assert.Throws<InvalidOperationException>(() => reopened.Revoke("nope")).Message, StringComparison.Ordinal);
+    }
 }

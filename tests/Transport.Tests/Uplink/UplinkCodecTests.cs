@@ -41,6 +41,11 @@ public class UplinkCodecTests
         ["frame"] = new MediaFrame(42, 3, 1_700_000_000_000_000, new AccessUnit(1, -5, long.MaxValue, true, new byte[] { 0, 0, 0, 2, 0x65, 0x88 })),
         ["frame-empty"] = new MediaFrame(1, 0, 0, new AccessUnit(0, 0, 0, false, ReadOnlyMemory<byte>.Empty)),
         ["end"] = new StreamEnd(65535),
+        ["config-push"] = new ConfigPush(7, """{"cameras":[{"name":"door","source":"rtsp://cam/1"}],"note":"ünïcode"}"""),
+        ["config-push-empty"] = new ConfigPush(ulong.MaxValue, ""),
+        ["config-report"] = new ConfigReport(7, ConfigOutcome.Rejected, "cameras[0].source: unsupported scheme \"http\"\nsecond line"),
+        ["config-report-applied"] = new ConfigReport(1, ConfigOutcome.Applied, ""),
+        ["device-status"] = new DeviceStatus("""{"uptime":12.5,"pipelines":[]}"""),
     };
 
     [Theory]
@@ -164,8 +169,42 @@ public class UplinkCodecTests
         { "announce zero clock rate", Patch(UplinkCodec.Encode(new StreamAnnounce(1, "cam", [H264])), 6 + 2 + 4 + 1 + 1, 0) },
         { "announce parameter set overruns body", Patch(UplinkCodec.Encode(new StreamAnnounce(1, "cam", [H264])), 6 + 2 + 4 + 1 + 19, 0xff) },
         { "reject text over 1024 bytes", [0, 3, 0, 0, 0, 3, 1, 0x04, 0x01] },
+        { "config push shorter than its revision", [2, 1, 0, 0, 0, 4, 0, 0, 0, 1] },
+        { "config push not UTF-8", [2, 1, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 1, 0xC3, 0x28] },
+        { "config report unknown outcome", [2, 2, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 1, 9] },
+        { "config push over its limit", ConfigPushOf(UplinkProtocol.MaxConfigBytes + 1) },
+        { "device status over its limit", [2, 3, .. BigEndian(UplinkProtocol.MaxReportBytes + 1), .. new byte[UplinkProtocol.MaxReportBytes + 1]] },
         { "welcome zero heartbeat", [0, 2, 0, 0, 0, 18, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 1, 0] },
     };
+
+    private static byte[] BigEndian(int value)
+    {
+        var bytes = new byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(bytes, value);
+        return bytes;
+    }
+
+    private static byte[] ConfigPushOf(int documentBytes)
+    {
+        var body = new byte[8 + documentBytes];
+        body.AsSpan(8).Fill((byte)' ');
+        return [2, 1, .. BigEndian(body.Length), .. body];
+    }
+
+    [Fact]
+    public void Data_channel_layout_matches_the_documented_bytes()
+    {
+        Assert.Equal([2, 1, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 5, (byte)'{', (byte)'}'], UplinkCodec.Encode(new ConfigPush(5, "{}")));
+        Assert.Equal([2, 2, 0, 0, 0, 11, 0, 0, 0, 0, 0, 0, 0, 5, 3, (byte)'n', (byte)'o'], UplinkCodec.Encode(new ConfigReport(5, ConfigOutcome.Reverted, "no")));
+        Assert.Equal([2, 3, 0, 0, 0, 2, (byte)'{', (byte)'}'], UplinkCodec.Encode(new DeviceStatus("{}")));
+    }
+
+    [Fact]
+    public void Encoder_refuses_a_configuration_over_the_limit()
+    {
+        Assert.Throws<ArgumentException>(() => UplinkCodec.Encode(new ConfigPush(1, new string('x', UplinkProtocol.MaxConfigBytes + 1))));
+        Assert.Throws<ArgumentException>(() => UplinkCodec.Encode(new ConfigReport(1, (ConfigOutcome)9, "")));
+    }
 
     [Theory]
     [MemberData(nameof(Malformed))]

@@ -17,6 +17,21 @@ public sealed class EdgeConfig
     public MqttConfig? Mqtt { get; set; }
     public WebConfig Web { get; set; } = new();
     public string DataDir { get; set; } = "/var/lib/pinhole";
+    /// <summary>How this device takes configuration from the relay (never itself managed remotely).</summary>
+    public FleetConfig Fleet { get; set; } = new();
+}
+
+/// <summary>
+/// The device's own limits on remote management: a relay admin can change cameras, sensors, MQTT and
+/// relays, but cannot make the device run commands unless it allows that here.
+/// </summary>
+public sealed class FleetConfig
+{
+    /// <summary>Accept <c>exec:</c> camera sources from the relay (they run commands on the device). Default false.</summary>
+    public bool AllowExec { get; set; }
+
+    /// <summary>A remote change of <c>relays</c> that reaches no relay within this time is undone. Default 90s.</summary>
+    public string ConnectivityGuard { get; set; } = "90s";
 }
 
 /// <summary>One camera: <c>rtsp://…</c> or <c>exec:COMMAND</c>.</summary>

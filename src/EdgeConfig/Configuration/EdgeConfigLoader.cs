@@ -116,6 +116,7 @@ public static class EdgeConfigLoader
         ReadSensors(o, config, problems);
         ReadMqtt(o, config, problems);
         ReadWeb(o, config, problems);
+        ReadFleet(o, config, problems);
 
         var dataDir = o.String("dataDir");
         if (dataDir is not null)
@@ -259,6 +260,21 @@ public static class EdgeConfigLoader
         o.ReportUnknownKeys();
     }
 
+    private static void ReadFleet(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems)
+    {
+        var o = root.Object("fleet");
+        if (o is null) return;
+        config.Fleet = new FleetConfig
+        {
+            AllowExec = o.Boolean("allowExec") ?? false,
+            // At least 10 s (a relay needs a moment to answer); at most 2 minutes, the longest a device may stay unreachable.
+            ConnectivityGuard = o.Duration("connectivityGuard", minimum: TimeSpan.FromSeconds(10)) ?? "90s",
+        };
+        if (Configuration.Duration.TryParse(config.Fleet.ConnectivityGuard, out var guard, out _) && guard > TimeSpan.FromMinutes(2))
+            problems.Add(new(o.PathOf("connectivityGuard"), $"must be at most 2m (got \"{config.Fleet.ConnectivityGuard}\")"));
+        o.ReportUnknownKeys();
+    }
+
     /// <summary>Shared value checks.</summary>
     internal static class Validate
     {
@@ -365,6 +381,14 @@ internal sealed class JsonObjectReader
         if (!TryGet(key, false, out var v)) return null;
         if (v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) && double.IsFinite(d)) return d;
         _problems.Add(new(PathOf(key), $"expected a number, got {Describe(v)}"));
+        return null;
+    }
+
+    public bool? Boolean(string key)
+    {
+        if (!TryGet(key, false, out var v)) return null;
+        if (v.ValueKind is JsonValueKind.True or JsonValueKind.False) return v.GetBoolean();
+        _problems.Add(new(PathOf(key), $"expected true or false, got {Describe(v)}"));
         return null;
     }
 

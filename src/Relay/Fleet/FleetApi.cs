@@ -1,0 +1,256 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Mvc;
+using Pinhole.Relay.Streaming;
+using Pinhole.Relay.Viewers;
+using Pinhole.Relay.Web;
+
+namespace Pinhole.Relay.Fleet;
+
+/// <summary>An authenticated caller of the fleet API.</summary>
+/// <param name="Name">User name, or API token name.</param>
+/// <param name="IsToken">True for an API token (<c>Authorization: Bearer</c>), false for a browser session.</param>
+/// <param name="IsAdmin">API tokens are admins; users when their role is <c>admin</c>.</param>
+public sealed record FleetCaller(string Name, bool IsToken, bool IsAdmin)
+{
+    /// <summary>How the audit log names the caller.</summary>
+    public string Actor => IsToken ? "token:" + Name : "user:" + Name;
+}
+
+/// <summary>
+/// The fleet API under <c>/api</c> (admins only: no credentials 401, a viewer 403) and the fleet pages
+/// under <c>/fleet</c>. Every change is written to the audit log with the caller and its address.
+/// </summary>
+public static class FleetApi
+{
+    private const string Json = "application/json; charset=utf-8";
+    private const int MaxConfigRequestBytes = 512 * 1024;
+
+    /// <summary>Maps <c>/api/*</c> and the fleet pages.</summary>
+    public static IEndpointRouteBuilder MapFleet(this IEndpointRouteBuilder endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var api = endpoints.MapGroup("/api").AddEndpointFilter(async (context, next) =>
+        {
+            var http = context.HttpContext;
+            http.Response.Headers.CacheControl = "no-store";
+            var caller = Identify(http);
+            if (caller is null)
+            {
+                http.Response.Headers.WWWAuthenticate = "Bearer";
+                return Error(StatusCodes.Status401Unauthorized, "log in, or send Authorization: Bearer TOKEN (pinhole-relay tokens add NAME)");
+            }
+            if (!caller.IsAdmin) return Error(StatusCodes.Status403Forbidden, $"{caller.Name} is not an admin");
+            // A browser session rides on a cookie: a change must come from this site's own page.
+            if (!caller.IsToken && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method) && !SameOrigin(http))
+                return Error(StatusCodes.Status403Forbidden, "changes with a session cookie must come from the relay's own page (Origin)");
+            http.Items[typeof(FleetCaller)] = caller;
+            return await next(context);
+        });
+
+        api.MapGet("/devices", (FleetService fleet, MediaStreamRegistry streams) =>
+            Results.Text(new JsonArray([.. fleet.Devices.Describe().Select(d => (JsonNode)DeviceView(fleet, streams, d))]).ToJsonString(), Json));
+        api.MapGet("/devices/{id}", (string id, FleetService fleet, MediaStreamRegistry streams) =>
+            fleet.Devices.Describe().FirstOrDefault(d => d.Id == id) is { } entry ? Results.Text(DeviceView(fleet, streams, entry).ToJsonString(), Json) : NoDevice(id));
+        api.MapPost("/devices", async (HttpContext http, FleetService fleet) =>
+        {
+            var body = await ReadJsonObjectAsync(http, 4096);
+            if (body?["id"]?.GetValueKind() != System.Text.Json.JsonValueKind.String)
+                return Error(StatusCodes.Status400BadRequest, "send {\"id\": \"DEVICE\"}");
+            var id = body["id"]!.GetValue<string>();
+            try
+            {
+                var token = fleet.AddDevice(id, Origin(http));
+                return Results.Text(new JsonObject { ["id"] = id, ["token"] = token }.ToJsonString(), Json, statusCode: StatusCodes.Status201Created);
+            }
+            catch (InvalidOperationException e)
+            {
+                return Error(StatusCodes.Status409Conflict, e.Message);
+            }
+        });
+        api.MapDelete("/devices/{id}", async (HttpContext http, string id, FleetService fleet) =>
+            await fleet.RemoveDeviceAsync(id, Origin(http)) ? Results.NoContent()
+                : fleet.Devices.Exists(id) ? Error(StatusCodes.Status409Conflict, $"device \"{id}\" is listed in relay.json; remove it there") : NoDevice(id));
+        api.MapPost("/devices/{id}/rotate-token", async (HttpContext http, string id, FleetService fleet) =>
+        {
+            if (!fleet.Devices.Exists(id)) return NoDevice(id);
+            var token = await fleet.RotateTokenAsync(id, Origin(http));
+            return Results.Text(new JsonObject { ["id"] = id, ["token"] = token }.ToJsonString(), Json);
+        });
+        api.MapPost("/devices/{id}/revoke", async (HttpContext http, string id, FleetService fleet) =>
+        {
+            if (!fleet.Devices.Exists(id)) return NoDevice(id);
+            await fleet.RevokeAsync(id, Origin(http));
+            return Results.NoContent();
+        });
+        api.MapGet("/devices/{id}/config", (HttpContext http, string id, FleetService fleet) =>
+        {
+            if (!fleet.Devices.Exists(id)) return NoDevice(id);
+            if (fleet.Store.GetLatestConfig(id) is not { } latest) return Error(StatusCodes.Status404NotFound, $"no desired configuration stored for \"{id}\"");
+            http.Response.Headers["Pinhole-Config-Revision"] = latest.Revision.ToString(CultureInfo.InvariantCulture);
+            return Results.Text(latest.Document, Json);
+        });
+        api.MapPut("/devices/{id}/config", async (HttpContext http, string id, FleetService fleet) =>
+        {
+            if (!fleet.Devices.Exists(id)) return NoDevice(id);
+            var (text, problem) = await ReadBodyAsync(http, MaxConfigRequestBytes);
+            if (text is null) return problem == BodyProblem.TooLarge
+                ? Error(StatusCodes.Status413PayloadTooLarge, $"the document is larger than {MaxConfigRequestBytes} bytes")
+                : Results.Text("the document is not UTF-8 text\n", "text/plain; charset=utf-8", statusCode: StatusCodes.Status400BadRequest);
+            var result = await fleet.PutConfigAsync(id, text, Origin(http));
+            if (!result.Stored)
+                return Results.Text(string.Join('\n', result.Problems.Select(p => p.ToString())) + "\n", "text/plain; charset=utf-8", statusCode: StatusCodes.Status400BadRequest);
+            http.Response.Headers["Pinhole-Config-Revision"] = result.Revision.ToString(CultureInfo.InvariantCulture);
+            return Results.Text(new JsonObject { ["device"] = id, ["revision"] = result.Revision }.ToJsonString(), Json);
+        });
+        api.MapGet("/devices/{id}/config/history", (string id, FleetService fleet) =>
+            fleet.Devices.Exists(id)
+                ? Results.Text(new JsonArray([.. fleet.Store.ConfigHistory(id, 100).Select(r => (JsonNode)new JsonObject
+                {
+                    ["revision"] = r.Revision,
+                    ["author"] = r.Author,
+                    ["created"] = r.Created,
+                    ["outcome"] = r.Outcome,
+                    ["detail"] = r.Detail,
+                    ["reported"] = r.Reported,
+                    ["document"] = r.Document,
+                })]).ToJsonString(), Json)
+                : NoDevice(id));
+        api.MapGet("/audit", (FleetService fleet, int? limit, string? target) =>
+            Results.Text(new JsonArray([.. fleet.Store.ReadAudit(Math.Clamp(limit ?? 200, 1, 10_000), target).Select(a => (JsonNode)new JsonObject
+            {
+                ["id"] = a.Id,
+                ["at"] = a.At,
+                ["actor"] = a.Actor,
+                ["from"] = a.Source,
+                ["action"] = a.Action,
+                ["target"] = a.Target,
+                ["detail"] = a.Detail,
+            })]).ToJsonString(), Json));
+        api.MapFallback((HttpContext http) => Error(StatusCodes.Status404NotFound, $"no API at {http.Request.Path}"));
+
+        FleetPages.Map(endpoints);
+        return endpoints;
+    }
+
+    /// <summary>The caller of a request: a valid API token, or a logged-in browser session; null when neither.</summary>
+    public static FleetCaller? Identify(HttpContext http)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        var authorization = http.Request.Headers.Authorization.ToString();
+        const string bearer = "Bearer ";
+        if (authorization.StartsWith(bearer, StringComparison.OrdinalIgnoreCase))
+        {
+            var store = http.RequestServices.GetRequiredService<IFleetStore>();
+            var name = ApiTokens.Authenticate(store, authorization[bearer.Length..].Trim());
+            return name is null ? null : new FleetCaller(name, IsToken: true, IsAdmin: true);
+        }
+        if (BrowserViewing.CurrentUser(http) is not { } user) return null;
+        return new FleetCaller(user, IsToken: false, http.RequestServices.GetRequiredService<ViewerDirectory>().IsAdmin(user));
+    }
+
+    private static ChangeOrigin Origin(HttpContext http) =>
+        new(((FleetCaller)http.Items[typeof(FleetCaller)]!).Actor, http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+
+    private static JsonObject DeviceView(FleetService fleet, MediaStreamRegistry streams, Devices.DeviceEntry entry)
+    {
+        var id = entry.Id;
+        var record = fleet.Store.GetDeviceRecord(id);
+        var desired = fleet.Store.GetLatestConfig(id);
+        var live = fleet.Live(id);
+        var status = live?.Status;
+        JsonArray Pipelines(string prefix)
+        {
+            var list = new JsonArray();
+            if (status?["pipelines"] is not JsonArray all) return list;
+            foreach (var p in all.OfType<JsonObject>())
+            {
+                var name = p["name"]?.GetValueKind() == System.Text.Json.JsonValueKind.String ? p["name"]!.GetValue<string>() : "";
+                if (!name.StartsWith(prefix, StringComparison.Ordinal)) continue;
+                var item = (JsonObject)p.DeepClone();
+                item["name"] = name[prefix.Length..];
+                if (prefix == "camera/") item["streaming"] = streams.TryGet(id, name[prefix.Length..], out var s) && s.IsOnline;
+                list.Add(item);
+            }
+            return list;
+        }
+        var lastError = record?.ReportedOutcome is "rejected" or "reverted" ? record.ReportedDetail : null;
+        return new JsonObject
+        {
+            ["id"] = id,
+            ["source"] = entry.Source,
+            ["revoked"] = entry.Revoked is not null,
+            ["online"] = live is not null,
+            ["lastSeen"] = live is not null ? DateTimeOffset.UtcNow : record?.LastSeen,
+            ["remoteAddress"] = live?.Session.RemoteAddress ?? record?.Remote,
+            ["agent"] = live?.Session.Agent ?? record?.Agent,
+            ["configSupported"] = live is null ? null : (live.Session.Capabilities & Transport.Uplink.UplinkCapabilities.Data) != 0,
+            ["connectedAt"] = live?.Session.ConnectedAt,
+            // The device reports its uptime when its status changes; count on from when that arrived.
+            ["uptimeSeconds"] = status?["uptimeSeconds"] is JsonValue up && up.TryGetValue<double>(out var seconds) && live?.StatusAt is { } at
+                ? Math.Round(seconds + (DateTimeOffset.UtcNow - at).TotalSeconds, 1) : null,
+            ["runningRevision"] = status?["revision"]?.DeepClone(),
+            ["cameras"] = Pipelines("camera/"),
+            ["sensors"] = Pipelines("sensor/"),
+            ["desiredRevision"] = desired?.Revision,
+            ["reportedRevision"] = record?.ReportedRevision,
+            ["reportedOutcome"] = record?.ReportedOutcome,
+            ["reportedAt"] = record?.ReportedAt,
+            ["lastError"] = lastError,
+        };
+    }
+
+    private enum BodyProblem { None, TooLarge, NotUtf8 }
+
+    // The limit is checked while reading, so a client that lies about (or leaves out) Content-Length cannot make the relay buffer more.
+    private static async Task<(string? Text, BodyProblem Problem)> ReadBodyAsync(HttpContext http, int limit)
+    {
+        if (http.Request.ContentLength > limit) return (null, BodyProblem.TooLarge);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int n;
+        while ((n = await http.Request.Body.ReadAsync(chunk, http.RequestAborted)) > 0)
+        {
+            if (buffer.Length + n > limit) return (null, BodyProblem.TooLarge);
+            buffer.Write(chunk, 0, n);
+        }
+        try
+        {
+            return (new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(buffer.GetBuffer(), 0, (int)buffer.Length), BodyProblem.None);
+        }
+        catch (DecoderFallbackException)
+        {
+            return (null, BodyProblem.NotUtf8);
+        }
+    }
+
+    private static async Task<JsonObject?> ReadJsonObjectAsync(HttpContext http, int limit)
+    {
+        var (text, _) = await ReadBodyAsync(http, limit);
+        if (text is null) return null;
+        try
+        {
+            return JsonNode.Parse(text) as JsonObject;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static IResult NoDevice(string id) => Error(StatusCodes.Status404NotFound, $"no device \"{id}\"");
+
+    private static IResult Error(int status, string message) =>
+        Results.Text(new JsonObject { ["error"] = message }.ToJsonString(), Json, statusCode: status);
+
+    private static bool SameOrigin(HttpContext http)
+    {
+        var origin = http.Request.Headers.Origin.ToString();
+        if (!Uri.TryCreate(origin, UriKind.Absolute, out var o)) return false;
+        return Uri.TryCreate($"{http.Request.Scheme}://{http.Request.Host}", UriKind.Absolute, out var self)
+            && string.Equals(o.Scheme, self.Scheme, StringComparison.OrdinalIgnoreCase)
+            && string.Equals(o.Host, self.Host, StringComparison.OrdinalIgnoreCase)
+            && o.Port == self.Port;
+    }
+}
