@@ -234,6 +234,7 @@ public static class EdgeConfigLoader
         {
             Listen = o.String("listen") ?? config.Web.Listen,
             Password = o.String("password"),
+            AllowExec = o.Boolean("allowExec") ?? false,
         };
         if (o.Has("listen") && !WebListen.TryParse(config.Web.Listen, out _, out var error))
             problems.Add(new(o.PathOf("listen"), error));
@@ -346,6 +347,14 @@ internal sealed class JsonObjectReader
     {
         if (value.ValueKind == JsonValueKind.String) return value.GetString();
         problems.Add(new(path, $"expected a string, got {Describe(value)}"));
+        return null;
+    }
+
+    public bool? Boolean(string key)
+    {
+        if (!TryGet(key, false, out var v)) return null;
+        if (v.ValueKind is JsonValueKind.True or JsonValueKind.False) return v.GetBoolean();
+        _problems.Add(new(PathOf(key), $"expected true or false, got {Describe(v)}"));
         return null;
     }
 
