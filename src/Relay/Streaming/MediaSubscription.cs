@@ -21,12 +21,16 @@ public sealed class MediaSubscription : IDisposable
     private int _videoTrack = -1;
     private long _droppedFrames;
 
-    internal MediaSubscription(MediaStream stream, MediaStreamLimits limits)
+    internal MediaSubscription(MediaStream stream, MediaStreamLimits limits, string? viewer = null)
     {
         _stream = stream;
+        Viewer = viewer;
         _maxVideoTicks = (long)(limits.ViewerQueueDuration.TotalSeconds * 90_000);
         _maxItems = limits.ViewerQueueMaxItems;
     }
+
+    /// <summary>The user watching (counted against <see cref="MediaStreamLimits.MaxViewersPerUser"/>); null when anonymous.</summary>
+    public string? Viewer { get; }
 
     /// <summary>The stream this subscription reads.</summary>
     public MediaStream Stream => _stream;
