@@ -193,4 +193,18 @@ public class RtspAttackTests(ITestOutputHelper output)
         await using var d = await RawRtspClient.ConnectAsync(open.Port);
         Assert.Equal(404, (await d.RequestAsync("DESCRIBE", Url(open))).StatusCode);
     }
+
+    [RequiresFact(Needs.Ffmpeg)]
+    public async Task A_viewer_that_stops_reading_is_cut_off_without_an_error_in_the_log()
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false,
+            o => o with { SocketSendBufferBytes = 32 * 1024, WriteTimeout = TimeSpan.FromSeconds(2) }, output: output);
+        await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264Busy).Start();
+        await using var stalled = await RawRtspClient.ConnectAsync(h.Port, receiveBuffer: 4096);
+        Assert.Equal(200, (await stalled.PlayTcpAsync(Url(h), 1)).StatusCode);
+        // Never reads again: the relay's write blocks, and after WriteTimeout the relay hangs up.
+        await RtspServerProtocolTests.WaitUntil(() => h.Log!.Lines.Any(l => l.Contains("ended: client stopped reading", StringComparison.Ordinal)), seconds: 20);
+        // Before: the aborted write surfaced as an unexpected exception, logged as an Error with a stack trace.
+        Assert.DoesNotContain(h.Log!.Lines, l => l.Contains(" Error ", StringComparison.Ordinal) || l.Contains(" Critical ", StringComparison.Ordinal));
+    }
 }
