@@ -425,7 +425,9 @@ internal sealed class RtspConnection : IAsyncDisposable
             else if (header.StartsWith("Digest ", StringComparison.OrdinalIgnoreCase))
             {
                 var user = DigestUser(header);
-                if (Throttled(user) is { } wait) return wait;
+                // A connection that proved itself as this user is not cut off mid-stream because someone
+                // elsewhere is now guessing at the account; everyone else asks the throttle first.
+                if (!(_authenticated && user == _user) && Throttled(user) is { } wait) return wait;
                 var verdict = DigestUriMatches(header, request.Uri)
                     ? _server.Digest.Verify(header, request.Method, viewers.DigestHa1, out _, _nonceScope)
                     : DigestVerdict.Invalid;

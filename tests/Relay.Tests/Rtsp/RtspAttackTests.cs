@@ -207,4 +207,30 @@ public class RtspAttackTests(ITestOutputHelper output)
         // Before: the aborted write surfaced as an unexpected exception, logged as an Error with a stack trace.
         Assert.DoesNotContain(h.Log!.Lines, l => l.Contains(" Error ", StringComparison.Ordinal) || l.Contains(" Critical ", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task A_playing_viewer_is_not_cut_off_when_its_address_gets_locked_by_someone_else()
+    {
+        var throttle = Throttle(TimeSpan.FromMinutes(1));
+        await using var h = await RtspHarness.StartAsync(output: output, throttle: throttle);
+        await using var owner = await RawRtspClient.ConnectAsync(h.Port, from: "127.0.0.3");
+        var challenge = await owner.RequestAsync("DESCRIBE", Url(h));
+        var digest = HttpClientAuthenticator.Create(
+            HttpAuthChallenge.ParseAll(challenge.Headers.GetValues("WWW-Authenticate")).Where(c => c.Is("Digest")).ToList(),
+            RtspHarness.User, RtspHarness.Password)!;
+        owner.Authorization = digest.Authorize("DESCRIBE", Url(h));
+        Assert.Equal(404, (await owner.RequestAsync("DESCRIBE", Url(h))).StatusCode);
+
+        // Someone behind the same NAT guesses until the address is locked.
+        for (var i = 0; i < 6; i++) throttle.Failed("127.0.0.3", "mallory");
+        Assert.True(throttle.RetryAfter("127.0.0.3", RtspHarness.User) > TimeSpan.Zero);
+
+        // The owner's connection carries on (as its keepalives would); a new one from there waits.
+        owner.Authorization = digest.Authorize("DESCRIBE", Url(h));
+        Assert.Equal(404, (await owner.RequestAsync("DESCRIBE", Url(h))).StatusCode);
+        await using var other = await RawRtspClient.ConnectAsync(h.Port, from: "127.0.0.3");
+        var c2 = await other.RequestAsync("DESCRIBE", Url(h));
+        other.Authorization = RawRtspClient.DigestFor(c2, "DESCRIBE", Url(h), RtspHarness.User, RtspHarness.Password, "MD5");
+        Assert.Equal(503, (await other.RequestAsync("DESCRIBE", Url(h))).StatusCode);
+    }
 }
