@@ -33,7 +33,7 @@ public sealed class EdgeHostOptions
     public LoginThrottleOptions LoginThrottle { get; set; } = new();
 
     /// <summary>Most simultaneous connections to the page from one client address (the page takes 64 in all).</summary>
-    public int WebConnectionsPerAddress { get; set; } = 8;
+    public int WebConnectionsPerAddress { get; set; } = 16;
 
     /// <summary>The clock for timers and backoff.</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;
