@@ -56,7 +56,8 @@ cat > "$DATA/relay.json" <<JSON
   "rtsp": "127.0.0.1:$RTSP_PORT",
   "dataDir": "$DATA/relay",
   "devices": [ { "id": "gw1", "token": "$TOKEN" } ],
-  "viewers": [ { "user": "demo", "password": "demo" } ]
+  "viewers": [ { "user": "demo", "password": "demo" } ],
+  "metrics": { "public": true }
 }
 JSON
 out/relay/pinhole-relay --config "$DATA/relay.json" >"$DATA/relay.log" 2>&1 & pids+=($!)

@@ -47,7 +47,8 @@ public sealed class EdgeStartupBenchmark : IBenchmark
                   "http": "http://127.0.0.1:{{httpPort}}",
                   "rtsp": "127.0.0.1:{{FreePort.GetTcp()}}",
                   "dataDir": "{{dir}}/relay",
-                  "devices": [ { "id": "bench", "token": "a-long-random-secret" } ]
+                  "devices": [ { "id": "bench", "token": "a-long-random-secret" } ],
+                  "metrics": { "public": true }
                 }
                 """, cancellationToken);
             await using var relay = await PeerProcess.StartAsync(new PeerStartInfo("dotnet", relayDll, "--config", relayConfig)

@@ -34,6 +34,7 @@ root.SetAction(async (parse, ct) =>
     await using (relay)
     {
         Console.Error.WriteLine($"pinhole-relay: serving {relay.HttpUri} (uplink {relay.UplinkUri})");
+        foreach (var note in RelayConfigLoader.Notes(config)) Console.Error.WriteLine($"pinhole-relay: {note}");
         await relay.WaitForShutdownAsync(ct);
     }
     return 0;
@@ -47,6 +48,7 @@ check.SetAction(parse =>
     var config = RelayConfigLoader.LoadFile(file.FullName, out var problems);
     if (config is null) return Problems(file.FullName, problems);
     Console.WriteLine($"{file.FullName}: ok ({config.Devices.Count} devices, {config.Viewers.Count} viewers)");
+    foreach (var note in RelayConfigLoader.Notes(config)) Console.WriteLine($"{file.FullName}: note: {note}");
     return 0;
 });
 root.Subcommands.Add(check);

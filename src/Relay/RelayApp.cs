@@ -9,6 +9,7 @@ using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
 using Pinhole.Relay.Fleet;
 using Pinhole.Relay.Rtsp;
+using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
@@ -92,7 +93,14 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<MetricsRegistry>();
-        builder.Services.AddSingleton(new MediaStreamRegistry());
+        var limits = config.Limits;
+        builder.Services.AddSingleton(sp => new MediaStreamRegistry(new MediaStreamLimits
+        {
+            MaxViewersPerUser = limits.ViewersPerUser,
+            MaxCamerasPerDevice = limits.CamerasPerDevice,
+            GopCacheMemory = limits.GopCacheMemory,
+        }, time: sp.GetRequiredService<TimeProvider>()));
+        builder.Services.AddSingleton<RefusalLog>();
         builder.Services.AddSingleton<IFleetStore>(_ => new SqliteFleetStore(config.DataDir));
         builder.Services.AddSingleton(sp => new DeviceRegistry(sp.GetRequiredService<IFleetStore>(), config.Devices));
         builder.Services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceRegistry>());
@@ -109,8 +117,16 @@ public sealed class RelayApp : IAsyncDisposable
         var app = builder.Build();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15) });
         app.MapGet("/healthz", () => Results.Text("ok\n"));
-        app.MapGet("/metrics", (MetricsRegistry metrics, MediaStreamRegistry streams) =>
-            Results.Text(RenderMetrics(metrics, streams), "text/plain; version=0.0.4; charset=utf-8"));
+        app.MapGet("/metrics", (HttpContext context, MetricsRegistry metrics, MediaStreamRegistry streams) =>
+        {
+            // The series name every device and camera: not for anyone who can reach the relay.
+            if (!config.Metrics.Public && BrowserViewing.CurrentUser(context) is null)
+            {
+                context.Response.Headers.WWWAuthenticate = "Bearer realm=\"pinhole\"";
+                return Results.Text("/metrics needs a logged-in session (or \"metrics\": { \"public\": true } in relay.json)\n", statusCode: StatusCodes.Status401Unauthorized);
+            }
+            return Results.Text(RenderMetrics(metrics, streams), "text/plain; version=0.0.4; charset=utf-8");
+        });
         // Features map their endpoints here.
         app.MapUplink();
         app.MapBrowserViewing();

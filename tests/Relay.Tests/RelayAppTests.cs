@@ -12,7 +12,7 @@ public sealed class RelayAppTests : IDisposable
     [Fact]
     public async Task Starts_on_a_free_port_and_serves_healthz_and_metrics()
     {
-        var config = new RelayConfig { Http = "http://127.0.0.1:0", Rtsp = "127.0.0.1:0", DataDir = _dir };
+        var config = new RelayConfig { Http = "http://127.0.0.1:0", Rtsp = "127.0.0.1:0", DataDir = _dir, Metrics = new MetricsConfig { Public = true } };
         await using var relay = await RelayApp.StartAsync(config);
         using var http = new HttpClient { BaseAddress = relay.HttpUri };
 

@@ -75,4 +75,7 @@ public sealed class WebConfig
 {
     public string Listen { get; set; } = "http://0.0.0.0:8081";
     public string? Password { get; set; }
+    /// <summary>Whether the page may add or change <c>exec:</c> camera sources (they run commands on the device).
+    /// Off by default: only edge.json itself (or the relay's fleet config) sets them.</summary>
+    public bool AllowExec { get; set; }
 }

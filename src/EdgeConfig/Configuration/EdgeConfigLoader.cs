@@ -246,6 +246,7 @@ public static class EdgeConfigLoader
         {
             Listen = o.String("listen") ?? config.Web.Listen,
             Password = o.String("password"),
+            AllowExec = o.Boolean("allowExec") ?? false,
         };
         if (o.Has("listen") && !WebListen.TryParse(config.Web.Listen, out _, out var error))
             problems.Add(new(o.PathOf("listen"), error));
@@ -376,19 +377,19 @@ internal sealed class JsonObjectReader
         return null;
     }
 
-    public double? Number(string key)
-    {
-        if (!TryGet(key, false, out var v)) return null;
-        if (v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) && double.IsFinite(d)) return d;
-        _problems.Add(new(PathOf(key), $"expected a number, got {Describe(v)}"));
-        return null;
-    }
-
     public bool? Boolean(string key)
     {
         if (!TryGet(key, false, out var v)) return null;
         if (v.ValueKind is JsonValueKind.True or JsonValueKind.False) return v.GetBoolean();
         _problems.Add(new(PathOf(key), $"expected true or false, got {Describe(v)}"));
+        return null;
+    }
+
+    public double? Number(string key)
+    {
+        if (!TryGet(key, false, out var v)) return null;
+        if (v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out var d) && double.IsFinite(d)) return d;
+        _problems.Add(new(PathOf(key), $"expected a number, got {Describe(v)}"));
         return null;
     }
 

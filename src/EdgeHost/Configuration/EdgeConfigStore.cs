@@ -44,7 +44,11 @@ public sealed partial class EdgeConfigStore
     /// <summary>The config the pipelines run with.</summary>
     public EdgeConfig Current { get; private set; }
 
-    /// <summary>The editable sections of the file as JSON (secrets: the MQTT password is left out, see <see cref="SaveSectionsAsync"/>).</summary>
+    /// <summary>What <see cref="ReadEditableSections"/> shows instead of a camera's password; sent back, it keeps the stored one.</summary>
+    public const string PasswordPlaceholder = "********";
+
+    /// <summary>The editable sections of the file as JSON. Secrets stay on the device: the MQTT password is left out
+    /// and camera passwords in <c>rtsp://user:password@…</c> read as <see cref="PasswordPlaceholder"/> (see <see cref="SaveSectionsAsync"/>).</summary>
     public JsonObject ReadEditableSections()
     {
         var file = ReadFileObject(out _) ?? [];
@@ -53,6 +57,12 @@ public sealed partial class EdgeConfigStore
             result[key] = file[key]?.DeepClone();
         if (result["mqtt"] is JsonObject mqtt && mqtt.Remove("password"))
             mqtt["passwordSet"] = true;
+        if (result["cameras"] is JsonArray cameras)
+        {
+            foreach (var camera in cameras.OfType<JsonObject>())
+                if (camera["source"] is JsonValue v && v.TryGetValue<string>(out var source) && CameraUrlPassword.Redact(source) is { } redacted)
+                    camera["source"] = redacted;
+        }
         return result;
     }
 
@@ -64,6 +74,49 @@ public sealed partial class EdgeConfigStore
         foreach (var key in ManagedConfig.Keys)
             result[key] = file[key]?.DeepClone();
         return result;
+    }
+
+    /// <summary>
+    /// A save from the local page: <see cref="SaveSectionsAsync"/> after the page's trust rules. The page is
+    /// reachable by anyone on the LAN who has its password, which must not make them the device's owner: a
+    /// relay it adds gets the device token, so it must be <c>wss://</c> (or one edge.json already trusts), and an
+    /// <c>exec:</c> camera runs a command, so the page may add or change one only with <c>web.allowExec</c>.
+    /// </summary>
+    public async Task<ConfigSaveResult> SavePageSectionsAsync(JsonObject sections)
+    {
+        ArgumentNullException.ThrowIfNull(sections);
+        var file = ReadFileObject(out var error);
+        if (file is null) return new ConfigSaveResult([new ConfigProblem("", error!)], null);
+        var problems = new List<ConfigProblem>();
+        if (sections["relays"] is JsonArray relays)
+        {
+            var trusted = (file["relays"] as JsonArray)?.Select(r => r?.ToString()).ToHashSet(StringComparer.Ordinal) ?? [];
+            for (var i = 0; i < relays.Count; i++)
+            {
+                var url = relays[i] is JsonValue rv && rv.TryGetValue<string>(out var u) ? u : null;
+                if (url is null || url.StartsWith("wss://", StringComparison.OrdinalIgnoreCase) || trusted.Contains(url)) continue;
+                problems.Add(new ConfigProblem($"relays[{i}]", "from the page a new relay must be wss:// (the device sends it its token); add ws:// relays in edge.json"));
+            }
+        }
+        if (sections["cameras"] is JsonArray cameras && !Current.Web.AllowExec)
+        {
+            var stored = (file["cameras"] as JsonArray)?.OfType<JsonObject>()
+                .Select(c => (Name: c["name"]?.ToString(), Source: c["source"]?.ToString())).ToHashSet() ?? [];
+            for (var i = 0; i < cameras.Count; i++)
+            {
+                if (cameras[i] is not JsonObject c || c["source"] is not JsonValue sv || !sv.TryGetValue<string>(out var source)) continue;
+                if (!source.TrimStart().StartsWith("exec:", StringComparison.Ordinal)) continue;
+                // An exec: camera edge.json already has may stay as it is.
+                if (stored.Contains((c["name"]?.ToString(), source))) continue;
+                problems.Add(new ConfigProblem($"cameras[{i}].source", "exec: sources run a command on the device: the page may add or change them only with \"web\": { \"allowExec\": true } in edge.json"));
+            }
+        }
+        if (problems.Count > 0)
+        {
+            LogRefused(_logger, problems.Count, problems[0].ToString());
+            return new ConfigSaveResult(problems, null);
+        }
+        return await SaveSectionsAsync(sections);
     }
 
     /// <summary>
@@ -88,6 +141,25 @@ public sealed partial class EdgeConfigStore
                     keep.Remove("passwordSet");
                     if (!keep.ContainsKey("password") && file["mqtt"] is JsonObject oldMqtt && oldMqtt["password"] is { } oldPassword)
                         keep["password"] = oldPassword.DeepClone();
+                    file[key] = keep;
+                }
+                else if (key == "cameras" && value is JsonArray newCameras)
+                {
+                    // A password the page shows as the placeholder and sends back unchanged stays what it was.
+                    var keep = newCameras.DeepClone().AsArray();
+                    var old = (file["cameras"] as JsonArray)?.OfType<JsonObject>().ToList() ?? [];
+                    for (var i = 0; i < keep.Count; i++)
+                    {
+                        if (keep[i] is not JsonObject c || c["source"] is not JsonValue sv || !sv.TryGetValue<string>(out var source)
+                            || !CameraUrlPassword.HasPlaceholder(source)) continue;
+                        var name = c["name"]?.ToString();
+                        var match = old.Select(o => o["source"]?.ToString()).FirstOrDefault(o => o is not null && CameraUrlPassword.Redact(o) == source
+                            && old.Any(x => x["name"]?.ToString() == name && x["source"]?.ToString() == o))
+                            ?? old.Select(o => o["source"]?.ToString()).FirstOrDefault(o => o is not null && CameraUrlPassword.Redact(o) == source);
+                        if (match is null)
+                            return new ConfigSaveResult([new ConfigProblem($"cameras[{i}].source", $"{PasswordPlaceholder} stands for a stored password, and no stored camera has this address and user; type the password")], null);
+                        c["source"] = match;
+                    }
                     file[key] = keep;
                 }
                 else if (!EditableSections.Contains(key))
@@ -195,16 +267,29 @@ public sealed partial class EdgeConfigStore
     /// Write-to-temp, fsync, keep the old file as <c>.prev</c>, rename over, fsync the directory: after a
     /// power cut the file is either the old or the new version, never a torn mix.
     /// </summary>
+    /// <remarks>The new file keeps the old one's permissions and (when the process may set it) owner: edge.json holds
+    /// the device token and passwords, and a 0600 file must not come back 0644 from a save.</remarks>
     public static void WriteAtomically(string path, string text)
     {
         var directory = Path.GetDirectoryName(Path.GetFullPath(path))!;
         var temp = Path.Combine(directory, $".{Path.GetFileName(path)}.{Environment.ProcessId}.tmp");
         try
         {
-            using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+            var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, Share = FileShare.None };
+            // Created with the old file's mode (or owner-only when there is none), so it is never readable by others, not even briefly.
+            if (!OperatingSystem.IsWindows())
+                options.UnixCreateMode = File.Exists(path) ? File.GetUnixFileMode(path) : UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            if (File.Exists(temp)) File.Delete(temp);
+            using (var stream = new FileStream(temp, options))
             {
                 stream.Write(Encoding.UTF8.GetBytes(text));
                 stream.Flush(flushToDisk: true);
+            }
+            if (!OperatingSystem.IsWindows() && File.Exists(path))
+            {
+                // The umask may have narrowed the create mode; set it exactly. Then the owner, when we are allowed to.
+                File.SetUnixFileMode(temp, File.GetUnixFileMode(path));
+                if (OperatingSystem.IsLinux() && Native.TryGetOwner(path, out var uid, out var gid)) _ = Native.chown(temp, uid, gid);
             }
             if (File.Exists(path))
             {
@@ -247,6 +332,32 @@ public sealed partial class EdgeConfigStore
 
         [DllImport("libc", SetLastError = true)]
         internal static extern int close(int fd);
+
+        [DllImport("libc", SetLastError = true)]
+        internal static extern int chown([MarshalAs(UnmanagedType.LPUTF8Str)] string path, uint owner, uint group);
+
+        [DllImport("libc", SetLastError = true)]
+        private static extern int statx(int dirfd, [MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags, uint mask, [Out] byte[] buffer);
+
+        // struct statx has the same layout on every architecture: stx_uid at byte 20, stx_gid at 24 (statx(2)).
+        internal static bool TryGetOwner(string path, out uint uid, out uint gid)
+        {
+            const int AtFdCwd = -100;
+            const uint StatxUid = 0x8, StatxGid = 0x10;
+            var buffer = new byte[256];
+            uid = gid = 0;
+            try
+            {
+                if (statx(AtFdCwd, path, 0, StatxUid | StatxGid, buffer) != 0) return false;
+            }
+            catch (EntryPointNotFoundException)
+            {
+                return false;
+            }
+            uid = BitConverter.ToUInt32(buffer, 20);
+            gid = BitConverter.ToUInt32(buffer, 24);
+            return true;
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "config refused ({Count} problems), first: {First}")]

@@ -13,7 +13,7 @@ internal static partial class UplinkClientLog
     [LoggerMessage(3, LogLevel.Warning, "Uplink to {Relay} failed: {Reason}")]
     public static partial void ConnectFailed(ILogger logger, Uri relay, string reason);
 
-    [LoggerMessage(4, LogLevel.Error, "Relay {Relay} refused the uplink: {Reason}")]
+    [LoggerMessage(4, LogLevel.Warning, "Relay {Relay} refused the uplink: {Reason}")]
     public static partial void Refused(ILogger logger, Uri relay, string reason);
 
     [LoggerMessage(5, LogLevel.Warning, "Uplink to {Relay} ended: {Reason}")]

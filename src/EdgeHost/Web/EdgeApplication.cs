@@ -33,6 +33,9 @@ public sealed class EdgeHostOptions
     /// <summary>Wrong-password throttle timing.</summary>
     public LoginThrottleOptions LoginThrottle { get; set; } = new();
 
+    /// <summary>Most simultaneous connections to the page from one client address (the page takes 64 in all).</summary>
+    public int WebConnectionsPerAddress { get; set; } = 16;
+
     /// <summary>The clock for timers and backoff.</summary>
     public TimeProvider Time { get; set; } = TimeProvider.System;
 
@@ -125,9 +128,13 @@ public static partial class EdgeApplication
             k.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
             k.Limits.MaxConcurrentConnections = 64;
             k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
-            if (listen.Localhost) k.ListenLocalhost(listen.Port);
-            else if (listen.Address!.Equals(IPAddress.Any)) k.ListenAnyIP(listen.Port);
-            else k.Listen(listen.Address, listen.Port);
+            // Kestrel's default (130 s) let 64 idle connections lock the owner out for minutes; requests
+            // without a session also get "Connection: close" (see EdgePage).
+            k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(15);
+            var perAddress = new ConnectionsPerAddress(options.WebConnectionsPerAddress);
+            if (listen.Localhost) k.ListenLocalhost(listen.Port, perAddress.Apply);
+            else if (listen.Address!.Equals(IPAddress.Any)) k.ListenAnyIP(listen.Port, perAddress.Apply);
+            else k.Listen(listen.Address, listen.Port, perAddress.Apply);
         });
 
         var services = builder.Services;
@@ -178,6 +185,42 @@ public static partial class EdgeApplication
                 o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
                 o.UseUtcTimestamp = true;
             });
+        }
+    }
+
+    /// <summary>Closes a connection at once when its address already holds the most it may: one client cannot take every slot.</summary>
+    private sealed class ConnectionsPerAddress(int max)
+    {
+        private readonly System.Collections.Concurrent.ConcurrentDictionary<IPAddress, int> _open = new();
+
+        public void Apply(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions listen) => listen.Use(next => async connection =>
+        {
+            var address = (connection.RemoteEndPoint as IPEndPoint)?.Address;
+            if (address is null)
+            {
+                await next(connection);
+                return;
+            }
+            if (_open.AddOrUpdate(address, 1, (_, n) => n + 1) > max)
+            {
+                Leave(address);
+                connection.Abort();
+                return;
+            }
+            try
+            {
+                await next(connection);
+            }
+            finally
+            {
+                Leave(address);
+            }
+        });
+
+        private void Leave(IPAddress address)
+        {
+            while (_open.TryGetValue(address, out var n))
+                if (n <= 1 ? _open.TryRemove(new KeyValuePair<IPAddress, int>(address, n)) : _open.TryUpdate(address, n - 1, n)) return;
         }
     }
 

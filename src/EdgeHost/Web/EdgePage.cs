@@ -34,6 +34,9 @@ internal static class EdgePage
             // same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on form posts, defeating the Origin check.
             headers["Referrer-Policy"] = "same-origin";
             headers.ContentSecurityPolicy = "default-src 'self'; frame-ancestors 'none'; form-action 'self'";
+            // Without a session a client gets no keep-alive: idle connections must not crowd out the owner.
+            var sessions = context.RequestServices.GetRequiredService<SessionStore>();
+            if (FindSession(context, sessions) is null) headers.Connection = "close";
             try
             {
                 await next(context);
@@ -176,19 +179,10 @@ internal static class EdgePage
             if (context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
                 return Problem(HttpStatusCode.UnsupportedMediaType, "send the config as application/json");
 
-            JsonObject sections;
-            try
-            {
-                if (await JsonNode.ParseAsync(context.Request.Body) is not JsonObject o)
-                    return Problem(HttpStatusCode.BadRequest, "expected a JSON object with relays, cameras, sensors and mqtt");
-                sections = o;
-            }
-            catch (JsonException e)
-            {
-                return Problem(HttpStatusCode.BadRequest, $"invalid JSON: {e.Message}");
-            }
+            if (await ReadSectionsAsync(context.Request) is not { } sections)
+                return Problem(HttpStatusCode.BadRequest, context.Items[BodyProblem] as string ?? "bad request body");
 
-            var result = await store.SaveSectionsAsync(sections);
+            var result = await store.SavePageSectionsAsync(sections);
             if (!result.Saved)
             {
                 var refused = new JsonObject
@@ -209,6 +203,36 @@ internal static class EdgePage
             };
             return Results.Text(ok.ToJsonString(), JsonType);
         });
+    }
+
+    private const string BodyProblem = "pinhole.body-problem";
+
+    // Every way a body can be bad is a 400 with a reason: not UTF-8, not JSON, duplicate keys, not an object.
+    private static async Task<JsonObject?> ReadSectionsAsync(HttpRequest request)
+    {
+        string? problem;
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, request.HttpContext.RequestAborted); // Kestrel caps the size (413 beyond)
+        var bytes = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        if (!System.Text.Unicode.Utf8.IsValid(bytes))
+        {
+            problem = "the body is not valid UTF-8";
+        }
+        else
+        {
+            try
+            {
+                var node = JsonNode.Parse(bytes, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false, MaxDepth = 32 });
+                if (node is JsonObject o) return o;
+                problem = "expected a JSON object with relays, cameras, sensors and mqtt";
+            }
+            catch (JsonException e)
+            {
+                problem = $"invalid JSON: {e.Message}";
+            }
+        }
+        request.HttpContext.Items[BodyProblem] = problem;
+        return null;
     }
 
     private static JsonArray Names(IReadOnlyList<string> names) => new([.. names.Select(n => (JsonNode)JsonValue.Create(n))]);

@@ -6,6 +6,10 @@ public sealed class LoginThrottleOptions
     /// <summary>Wrong passwords allowed from one client before it is locked out.</summary>
     public int FreeAttempts { get; set; } = 3;
 
+    /// <summary>Wrong passwords allowed for the page's account from all clients together before clients that never
+    /// logged in are locked out too (spreading guesses over addresses gains nothing then).</summary>
+    public int FreeAttemptsPerAccount { get; set; } = 10;
+
     /// <summary>The first lockout; each further wrong password doubles it.</summary>
     public TimeSpan FirstLockout { get; set; } = TimeSpan.FromSeconds(5);
 

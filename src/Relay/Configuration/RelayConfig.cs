@@ -11,6 +11,40 @@ public sealed class RelayConfig
     public TlsConfig? Tls { get; set; }
     public List<DeviceConfig> Devices { get; set; } = [];
     public List<ViewerConfig> Viewers { get; set; } = [];
+    /// <summary>RTSP over TLS listen address (<c>HOST:PORT</c>), served with <see cref="Tls"/>; null: none.</summary>
+    public string? Rtsps { get; set; }
+    /// <summary>Serve cameras without credentials when <see cref="Viewers"/> is empty. Off by default: a relay
+    /// without viewers refuses every viewer rather than serving everyone.</summary>
+    public bool AnonymousViewing { get; set; }
+    /// <summary>Accept RTSP Basic credentials on the plaintext port (they cross the network readable). Off by
+    /// default: Basic is offered and accepted only over RTSPS, Digest everywhere.</summary>
+    public bool RtspBasicOverPlaintext { get; set; }
+    /// <summary>Who may read <c>/metrics</c>.</summary>
+    public MetricsConfig Metrics { get; set; } = new();
+    /// <summary>Connection, viewer, camera and memory limits.</summary>
+    public LimitsConfig Limits { get; set; } = new();
+}
+
+/// <summary><c>/metrics</c> access.</summary>
+public sealed class MetricsConfig
+{
+    /// <summary>True: anyone may read <c>/metrics</c>; false (default): a logged-in viewer session or a bearer token is needed.</summary>
+    public bool Public { get; set; }
+}
+
+/// <summary>relay.json <c>limits</c>: what one client, user or device may hold.</summary>
+public sealed class LimitsConfig
+{
+    /// <summary>RTSP connections in total (plaintext and TLS together).</summary>
+    public int RtspConnections { get; set; } = 256;
+    /// <summary>RTSP connections from one client address.</summary>
+    public int RtspConnectionsPerAddress { get; set; } = 16;
+    /// <summary>Cameras one device may announce; more are refused.</summary>
+    public int CamerasPerDevice { get; set; } = 32;
+    /// <summary>Simultaneous viewers (RTSP and browser) one user may have.</summary>
+    public int ViewersPerUser { get; set; } = 16;
+    /// <summary>Bytes all cameras' GOP caches may hold together.</summary>
+    public long GopCacheMemory { get; set; } = 256L * 1024 * 1024;
 }
 
 /// <summary>Certificate and key (PEM files) for HTTPS, WSS and the uplink.</summary>

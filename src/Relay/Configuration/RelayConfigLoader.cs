@@ -70,6 +70,11 @@ public static partial class RelayConfigLoader
                     case "tls": config.Tls = ReadTls(p.Value, errors); break;
                     case "devices": config.Devices = ReadArray(p.Value, "devices", errors, ReadDevice); break;
                     case "viewers": config.Viewers = ReadArray(p.Value, "viewers", errors, ReadViewer); break;
+                    case "rtsps": config.Rtsps = p.Value.ValueKind == JsonValueKind.Null ? null : String(p, "rtsps", errors); break;
+                    case "anonymousViewing": config.AnonymousViewing = Bool(p, "anonymousViewing", errors) ?? false; break;
+                    case "rtspBasicOverPlaintext": config.RtspBasicOverPlaintext = Bool(p, "rtspBasicOverPlaintext", errors) ?? false; break;
+                    case "metrics": config.Metrics = ReadMetrics(p.Value, errors); break;
+                    case "limits": config.Limits = ReadLimits(p.Value, errors); break;
                     default: errors.Add($"{p.Name}: unknown key"); break;
                 }
             }
@@ -83,6 +88,18 @@ public static partial class RelayConfigLoader
             }
             return config;
         }
+    }
+
+    /// <summary>What a valid config means for who can watch, said at start and by <c>check-config</c>.</summary>
+    public static IEnumerable<string> Notes(RelayConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        if (config.Viewers.Count == 0)
+            yield return config.AnonymousViewing
+                ? "anonymousViewing is on and there are no viewers: anyone who can reach the relay may watch every camera over RTSP"
+                : "there are no viewers, so nobody may watch: add \"viewers\", or set \"anonymousViewing\": true to serve RTSP without credentials";
+        if (config.Metrics.Public) yield return "metrics.public is on: /metrics (device and camera names) is readable without logging in";
+        if (config.RtspBasicOverPlaintext) yield return "rtspBasicOverPlaintext is on: RTSP Basic passwords cross the network readable on the plaintext port";
     }
 
     /// <summary>Parses the <c>rtsp</c> listen address (<c>HOST:PORT</c>, IPv6 in brackets; <c>localhost</c> means loopback).</summary>
@@ -114,6 +131,15 @@ public static partial class RelayConfigLoader
         if (string.IsNullOrWhiteSpace(c.DataDir))
             errors.Add("dataDir: must not be empty");
         if (c.Tls is { } tls) ValidateTls(tls, baseDir, errors);
+        if (c.Rtsps is not null)
+        {
+            if (!TryParseEndPoint(c.Rtsps, out _))
+                errors.Add($"rtsps: \"{c.Rtsps}\" is not HOST:PORT (for example 0.0.0.0:8322)");
+            else if (c.Tls is null)
+                errors.Add("rtsps: RTSP over TLS needs \"tls\" with a certificate and key");
+        }
+        if (c.AnonymousViewing && c.Viewers.Count > 0)
+            errors.Add("anonymousViewing: true only applies to a relay without viewers; remove it or the viewers");
 
         var ids = new HashSet<string>(StringComparer.Ordinal);
         for (var i = 0; i < c.Devices.Count; i++)
@@ -163,6 +189,76 @@ public static partial class RelayConfigLoader
 
     [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
     private static partial Regex DeviceIdPattern();
+
+    private static MetricsConfig ReadMetrics(JsonElement e, List<string> errors)
+    {
+        var m = new MetricsConfig();
+        if (!ExpectObject(e, "metrics", errors)) return m;
+        foreach (var p in e.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "public": m.Public = Bool(p, "metrics.public", errors) ?? false; break;
+                default: errors.Add($"metrics.{p.Name}: unknown key"); break;
+            }
+        }
+        return m;
+    }
+
+    private static LimitsConfig ReadLimits(JsonElement e, List<string> errors)
+    {
+        var l = new LimitsConfig();
+        if (!ExpectObject(e, "limits", errors)) return l;
+        foreach (var p in e.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "rtspConnections": l.RtspConnections = Count(p, "limits.rtspConnections", 1, 100_000, errors) ?? l.RtspConnections; break;
+                case "rtspConnectionsPerAddress": l.RtspConnectionsPerAddress = Count(p, "limits.rtspConnectionsPerAddress", 1, 100_000, errors) ?? l.RtspConnectionsPerAddress; break;
+                case "camerasPerDevice": l.CamerasPerDevice = Count(p, "limits.camerasPerDevice", 1, 10_000, errors) ?? l.CamerasPerDevice; break;
+                case "viewersPerUser": l.ViewersPerUser = Count(p, "limits.viewersPerUser", 1, 100_000, errors) ?? l.ViewersPerUser; break;
+                case "gopCacheMemory": l.GopCacheMemory = Bytes(p, "limits.gopCacheMemory", errors) ?? l.GopCacheMemory; break;
+                default: errors.Add($"limits.{p.Name}: unknown key"); break;
+            }
+        }
+        if (l.RtspConnectionsPerAddress > l.RtspConnections)
+            errors.Add($"limits.rtspConnectionsPerAddress: {l.RtspConnectionsPerAddress} is more than limits.rtspConnections ({l.RtspConnections})");
+        return l;
+    }
+
+    private static int? Count(JsonProperty p, string path, int min, int max, List<string> errors)
+    {
+        if (p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt32(out var n) && n >= min && n <= max) return n;
+        errors.Add($"{path}: must be a whole number from {min} to {max}");
+        return null;
+    }
+
+    // A byte count: a number, or a string such as "256MB", "1GiB", "512k".
+    private static long? Bytes(JsonProperty p, string path, List<string> errors)
+    {
+        long? value = null;
+        if (p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt64(out var n)) value = n;
+        else if (p.Value.ValueKind == JsonValueKind.String && ByteSizePattern().Match(p.Value.GetString()!) is { Success: true } m
+                 && long.TryParse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture, out var number))
+        {
+            var unit = m.Groups[2].Value.ToUpperInvariant();
+            long scale = unit.Length == 0 || unit == "B" ? 1 : unit[0] switch { 'K' => 1L << 10, 'M' => 1L << 20, 'G' => 1L << 30, _ => 0 };
+            if (scale > 0 && number <= long.MaxValue / scale) value = number * scale;
+        }
+        if (value is >= 1024 * 1024 and <= 64L << 30) return value;
+        errors.Add($"{path}: must be a size from 1MB to 64GB (bytes, or a string such as \"256MB\")");
+        return null;
+    }
+
+    [GeneratedRegex(@"^\s*(\d{1,12})\s*([kKmMgG]i?[bB]?|[bB])?\s*$")]
+    private static partial Regex ByteSizePattern();
+
+    private static bool? Bool(JsonProperty p, string path, List<string> errors)
+    {
+        if (p.Value.ValueKind is JsonValueKind.True or JsonValueKind.False) return p.Value.GetBoolean();
+        errors.Add($"{path}: must be true or false");
+        return null;
+    }
 
     private static TlsConfig? ReadTls(JsonElement e, List<string> errors)
     {

@@ -2,7 +2,9 @@ using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Pinhole.Transport.Media;
@@ -25,7 +27,13 @@ internal sealed class RtspConnection : IAsyncDisposable
 
     private readonly RtspServer _server;
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly NetworkStream _network;
+    private readonly Stream _stream;
+    private readonly SslStream? _tls;
+    private readonly string _address;
+    private readonly string _nonceScope;
+    private readonly long _acceptedAt;
+    private readonly Dictionary<string, ulong> _nonceCounts = new(StringComparer.Ordinal);
     private readonly PipeReader _input;
     private readonly PipeWriter _output;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -35,28 +43,39 @@ internal sealed class RtspConnection : IAsyncDisposable
     private long _lastActivity;
     private long _writeStarted;
     private string? _verifiedBasic;
+    private string? _user;
+    private volatile bool _authenticated;
     private int _authFailures;
     private string? _closeReason;
     private RtspServerSession? _session;
 
-    public RtspConnection(RtspServer server, Socket socket)
+    public RtspConnection(RtspServer server, Socket socket, IPAddress address, bool tls)
     {
         _server = server;
         _socket = socket;
+        _address = address.ToString();
+        // Digest nonces issued on this connection are good only on it (a captured header cannot be replayed elsewhere).
+        _nonceScope = Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12));
         RemoteEndPoint = socket.RemoteEndPoint;
         socket.NoDelay = true;
         socket.SendBufferSize = server.Options.SocketSendBufferBytes;
-        _stream = new NetworkStream(socket, ownsSocket: false);
+        _network = new NetworkStream(socket, ownsSocket: false);
+        _tls = tls ? new SslStream(_network, leaveInnerStreamOpen: true) : null;
+        _stream = (Stream?)_tls ?? _network;
         _input = PipeReader.Create(_stream, new StreamPipeReaderOptions(bufferSize: 4096, leaveOpen: true));
         _output = PipeWriter.Create(_stream, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true));
         _limits = new RtspParserLimits { MaxHeaderBytes = server.Options.MaxHeaderBytes, MaxBodyBytes = server.Options.MaxBodyBytes };
-        _lastActivity = Time.GetTimestamp();
-        var period = TimeSpan.FromTicks(Math.Clamp(Math.Min(server.Options.SessionTimeout.Ticks, server.Options.WriteTimeout.Ticks) / 4,
+        _lastActivity = _acceptedAt = Time.GetTimestamp();
+        var period = TimeSpan.FromTicks(Math.Clamp(Math.Min(Math.Min(server.Options.SessionTimeout.Ticks, server.Options.WriteTimeout.Ticks),
+                server.Options.AuthenticationTimeout.Ticks) / 4,
             TimeSpan.TicksPerMillisecond * 50, TimeSpan.TicksPerSecond));
         _watchdog = Time.CreateTimer(_ => CheckTimeouts(), null, period, period);
     }
 
     public EndPoint? RemoteEndPoint { get; }
+
+    /// <summary>True on the RTSPS listener.</summary>
+    public bool IsTls => _tls is not null;
 
     internal TimeProvider Time => _server.Time;
 
@@ -98,6 +117,15 @@ internal sealed class RtspConnection : IAsyncDisposable
     private void CheckTimeouts()
     {
         _session?.ReportDrops();
+        // Until it authenticates a connection is on a deadline that nothing it sends extends: OPTIONS or
+        // empty interleaved frames would otherwise hold a slot for ever.
+        if (!_authenticated && Time.GetElapsedTime(_acceptedAt) > Options.AuthenticationTimeout)
+        {
+            _server.Refusals.Refused("rtsp-authentication-deadline", _address,
+                $"did not authenticate within {Options.AuthenticationTimeout.TotalSeconds:0.#} s of connecting");
+            Abort("not authenticated in time");
+            return;
+        }
         if (Time.GetElapsedTime(Volatile.Read(ref _lastActivity)) > Options.SessionTimeout)
         {
             Abort("session timeout");
@@ -116,6 +144,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         var maxBuffered = Math.Max(Options.MaxHeaderBytes + Options.MaxBodyBytes, ushort.MaxValue + InterleavedFrame.HeaderLength) + 1;
         try
         {
+            if (_tls is not null && !await HandshakeAsync(ct).ConfigureAwait(false)) return;
             while (true)
             {
                 var result = await _input.ReadAsync(ct).ConfigureAwait(false);
@@ -124,7 +153,7 @@ internal sealed class RtspConnection : IAsyncDisposable
                 {
                     while (TryParse(ref buffer, out var message, out var frame))
                     {
-                        Touch();
+                        if (_authenticated) Touch();
                         if (message is RtspRequest request)
                             await HandleAsync(request, ct).ConfigureAwait(false);
                         // Interleaved RTCP receiver reports only keep the session alive; responses
@@ -155,6 +184,28 @@ internal sealed class RtspConnection : IAsyncDisposable
         catch (Exception e) when (e is OperationCanceledException or IOException or SocketException or ObjectDisposedException)
         {
             Interlocked.CompareExchange(ref _closeReason, stopping.IsCancellationRequested ? "server stopping" : "connection lost", null);
+        }
+    }
+
+    private async Task<bool> HandshakeAsync(CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(Options.TlsHandshakeTimeout);
+        try
+        {
+            await _tls!.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+            {
+                ServerCertificate = Options.TlsCertificate,
+                ClientCertificateRequired = false,
+                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            }, timeout.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+            RtspServerLog.TlsHandshakeFailed(Logger, RemoteEndPoint, e is OperationCanceledException ? "timed out" : e.Message);
+            Interlocked.CompareExchange(ref _closeReason, "TLS handshake failed", null);
+            return false;
         }
     }
 
@@ -335,43 +386,130 @@ internal sealed class RtspConnection : IAsyncDisposable
     private RtspResponse? Authenticate(RtspRequest request)
     {
         var viewers = _server.Viewers;
-        if (!viewers.Any) return null;
+        if (!viewers.Any && Options.AnonymousViewing)
+        {
+            _authenticated = true;
+            return null;
+        }
         var header = request.Headers["Authorization"];
         var stale = false;
         if (header is not null)
         {
-            if (header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase))
+            var basic = header.StartsWith("Basic ", StringComparison.OrdinalIgnoreCase);
+            if (basic && !BasicAllowed)
             {
-                // PBKDF2 is deliberately slow: verify a connection's credentials once, not on every request.
-                if (header == _verifiedBasic) return null;
-                if (DigestServer.TryParseBasic(header, out var user, out var password) && viewers.Verify(user, password))
+                // Basic sends the password readable by anyone on the path: refused on plaintext RTSP
+                // without looking at it, and the challenge below offers only Digest.
+                _server.Refusals.Refused("rtsp-basic-on-plaintext", _address, "Basic credentials on the plaintext RTSP port (use Digest, or rtsps://)");
+            }
+            else if (basic)
+            {
+                // PBKDF2 is deliberately slow: verify a connection's credentials once, not on every request
+                // (and the directory remembers credentials it verified recently).
+                if (header == _verifiedBasic) return Authenticated(null);
+                if (DigestServer.TryParseBasic(header, out var user, out var password))
                 {
-                    _verifiedBasic = header;
-                    return null;
+                    if (Throttled(user) is { } wait) return wait;
+                    if (viewers.Verify(user, password))
+                    {
+                        _verifiedBasic = header;
+                        return Authenticated(user);
+                    }
+                    CountFailure(user, "Basic");
+                }
+                else
+                {
+                    CountFailure(null, "Basic");
                 }
             }
             else if (header.StartsWith("Digest ", StringComparison.OrdinalIgnoreCase))
             {
+                var user = DigestUser(header);
+                // A connection that proved itself as this user is not cut off mid-stream because someone
+                // elsewhere is now guessing at the account; everyone else asks the throttle first.
+                if (!(_authenticated && user == _user) && Throttled(user) is { } wait) return wait;
                 var verdict = DigestUriMatches(header, request.Uri)
-                    ? _server.Digest.Verify(header, request.Method, viewers.DigestHa1, out _)
+                    ? _server.Digest.Verify(header, request.Method, viewers.DigestHa1, out _, _nonceScope)
                     : DigestVerdict.Invalid;
-                if (verdict == DigestVerdict.Valid) return null;
+                if (verdict == DigestVerdict.Valid && !NonceCountAdvances(header)) verdict = DigestVerdict.Invalid;
+                if (verdict == DigestVerdict.Valid) return Authenticated(user);
                 stale = verdict == DigestVerdict.Stale;
+                if (!stale) CountFailure(user, "Digest");
             }
-            if (!stale)
+            else
             {
-                _authFailures++;
-                _server.Metrics.AuthFailures.Inc();
-                RtspServerLog.AuthenticationFailed(Logger, RemoteEndPoint, header.Split(' ', 2)[0]);
+                CountFailure(null, header.Split(' ', 2)[0]);
             }
         }
         var response = Status(401);
         // RFC 7616 §3.7: challenges in order of preference. Clients that know only MD5 (FFmpeg,
         // live555) use the last Digest challenge they see, so MD5 goes after SHA-256.
-        response.Headers.Add("WWW-Authenticate", _server.Digest.CreateChallenge(DigestAlgorithm.Sha256, stale));
-        response.Headers.Add("WWW-Authenticate", _server.Digest.CreateChallenge(DigestAlgorithm.Md5, stale));
-        response.Headers.Add("WWW-Authenticate", _server.Digest.CreateBasicChallenge());
+        response.Headers.Add("WWW-Authenticate", _server.Digest.CreateChallenge(DigestAlgorithm.Sha256, stale, _nonceScope));
+        response.Headers.Add("WWW-Authenticate", _server.Digest.CreateChallenge(DigestAlgorithm.Md5, stale, _nonceScope));
+        if (BasicAllowed) response.Headers.Add("WWW-Authenticate", _server.Digest.CreateBasicChallenge());
         return response;
+    }
+
+    private bool BasicAllowed => IsTls || Options.AllowBasicOnPlaintext;
+
+    private RtspResponse? Authenticated(string? user)
+    {
+        if (!_authenticated && user is not null)
+        {
+            // Once per connection: the throttle forgets this address's and user's misses.
+            _server.Throttle.Succeeded(_address, user);
+        }
+        _user ??= user;
+        _authenticated = true;
+        return null;
+    }
+
+    // The shared throttle (web login, RTSP) is asked before any password work is done.
+    private RtspResponse? Throttled(string? user)
+    {
+        var wait = _server.Throttle.RetryAfter(_address, user ?? "");
+        if (wait <= TimeSpan.Zero) return null;
+        _server.Refusals.Refused("rtsp-login-throttled", _address, $"too many failed logins; next attempt admitted in {Math.Ceiling(wait.TotalSeconds)} s");
+        _authFailures = MaxAuthFailures; // nothing more to try on this connection
+        // RFC 2326 §7.1.1: 503 with Retry-After says "come back later", which 401 would not.
+        var r = Status(503);
+        r.Headers["Retry-After"] = Math.Ceiling(wait.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+        return r;
+    }
+
+    private void CountFailure(string? user, string scheme)
+    {
+        _authFailures++;
+        _server.Metrics.AuthFailures.Inc();
+        _server.Throttle.Failed(_address, user ?? "");
+        RtspServerLog.AuthenticationFailed(Logger, RemoteEndPoint, scheme);
+    }
+
+    private static string? DigestUser(string header)
+    {
+        try
+        {
+            return HttpAuthChallenge.ParseOne(header)["username"];
+        }
+        catch (RtspProtocolException)
+        {
+            return null;
+        }
+    }
+
+    // RFC 7616 §3.4: with qop the client counts its uses of a nonce in nc; a count that does not go up is
+    // a replayed header. (The nonce itself is good only on this connection.)
+    private bool NonceCountAdvances(string header)
+    {
+        HttpAuthChallenge a;
+        try { a = HttpAuthChallenge.ParseOne(header); }
+        catch (RtspProtocolException) { return false; }
+        if (a["qop"] is null) return true;
+        if (a["nonce"] is not { } nonce || !ulong.TryParse(a["nc"], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var nc)) return false;
+        if (_nonceCounts.TryGetValue(nonce, out var last) && nc <= last) return false;
+        if (_nonceCounts.Count >= 16 && !_nonceCounts.ContainsKey(nonce)) _nonceCounts.Clear();
+        _nonceCounts[nonce] = nc;
+        return true;
     }
 
     // RFC 7616 §3.4.6: the digest-uri must name the requested resource, or a response captured for
@@ -551,10 +689,11 @@ internal sealed class RtspConnection : IAsyncDisposable
         response.Headers["Session"] = SessionHeader();
         response.Headers["Range"] = "npt=0.000-";
         if (session.IsPlaying) return (response, null);
-        var subscription = session.Stream.Subscribe();
+        var subscription = session.Stream.Subscribe(_user);
         if (subscription is null)
         {
             _server.Metrics.Rejected.Inc();
+            _server.Refusals.Refused("viewer-limit", _address, $"viewer limit reached for {session.Stream.DeviceId}/{session.Stream.Camera} (per stream, per user or in total)");
             return (Status(503), null);
         }
         // RFC 2326 §12.33: where each track's RTP starts, so the client can map RTP time to npt.

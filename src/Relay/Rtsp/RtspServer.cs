@@ -4,8 +4,10 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Viewers;
+using Pinhole.Relay.Web;
 using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Rtsp;
 
@@ -23,9 +25,10 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
     private readonly RtspServerOptions _options;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<RtspConnection, Task> _connections = new();
+    private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
     private readonly CancellationTokenSource _stopping = new();
-    private Socket? _listener;
-    private Task? _acceptLoop;
+    private Socket? _listener, _tlsListener;
+    private Task? _acceptLoop, _tlsAcceptLoop;
 
     /// <summary>Creates the server; nothing listens until <see cref="StartAsync"/>.</summary>
     /// <param name="options">Listen address and limits.</param>
@@ -34,8 +37,11 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
     /// <param name="metrics">Where the server's counters go.</param>
     /// <param name="timeProvider">Clock for timeouts and RTCP.</param>
     /// <param name="logger">Logger; null for none.</param>
+    /// <param name="throttle">The password-guessing throttle shared with the web login; null: one of its own.</param>
+    /// <param name="refusals">Where refusals are counted and logged; null: one of its own.</param>
     public RtspServer(RtspServerOptions options, MediaStreamRegistry streams, ViewerDirectory viewers,
-        MetricsRegistry metrics, TimeProvider timeProvider, ILogger<RtspServer>? logger = null)
+        MetricsRegistry metrics, TimeProvider timeProvider, ILogger<RtspServer>? logger = null,
+        LoginThrottle? throttle = null, RefusalLog? refusals = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(metrics);
@@ -46,10 +52,15 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         Metrics = new RtspServerMetrics(metrics);
         Digest = new DigestServer(options.Realm, options.NonceLifetime, timeProvider);
+        Throttle = throttle ?? new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions()), timeProvider);
+        Refusals = refusals ?? new RefusalLog(metrics, timeProvider, null);
     }
 
     /// <summary>The bound address once started (useful with port 0).</summary>
     public IPEndPoint? LocalEndPoint => _listener?.LocalEndPoint as IPEndPoint;
+
+    /// <summary>The bound TLS (<c>rtsps://</c>) address once started, when one is configured.</summary>
+    public IPEndPoint? TlsLocalEndPoint => _tlsListener?.LocalEndPoint as IPEndPoint;
 
     /// <summary>Open TCP connections.</summary>
     public int ConnectionCount => Metrics.Connections;
@@ -64,26 +75,58 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
     internal ILogger Logger => _logger;
     internal RtspServerMetrics Metrics { get; }
     internal DigestServer Digest { get; }
+    internal LoginThrottle Throttle { get; }
+    internal RefusalLog Refusals { get; }
 
     /// <summary>Binds the listen address and starts accepting connections.</summary>
     public Task StartAsync(CancellationToken cancellationToken)
     {
         if (_listener is not null) throw new InvalidOperationException("already started");
-        var listener = new Socket(_options.EndPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (_options.TlsEndPoint is not null && _options.TlsCertificate is null)
+            throw new InvalidOperationException("rtsps: a TLS listener needs a certificate");
+        _listener = Listen(_options.EndPoint);
+        if (_options.TlsEndPoint is { } tlsEndPoint)
+        {
+            try
+            {
+                _tlsListener = Listen(tlsEndPoint);
+            }
+            catch
+            {
+                _listener.Dispose();
+                _listener = null;
+                throw;
+            }
+        }
+        RtspServerLog.Listening(_logger, _listener.LocalEndPoint!);
+        if (!Viewers.Any)
+        {
+            if (_options.AnonymousViewing) RtspServerLog.AnonymousViewing(_logger);
+            else RtspServerLog.NobodyMayView(_logger);
+        }
+        _acceptLoop = AcceptLoopAsync(_listener, tls: false, _stopping.Token);
+        if (_tlsListener is not null)
+        {
+            RtspServerLog.ListeningTls(_logger, _tlsListener.LocalEndPoint!);
+            _tlsAcceptLoop = AcceptLoopAsync(_tlsListener, tls: true, _stopping.Token);
+        }
+        return Task.CompletedTask;
+    }
+
+    private static Socket Listen(IPEndPoint endPoint)
+    {
+        var listener = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            listener.Bind(_options.EndPoint);
+            listener.Bind(endPoint);
             listener.Listen(128);
+            return listener;
         }
         catch
         {
             listener.Dispose();
             throw;
         }
-        _listener = listener;
-        RtspServerLog.Listening(_logger, listener.LocalEndPoint!);
-        _acceptLoop = AcceptLoopAsync(listener, _stopping.Token);
-        return Task.CompletedTask;
     }
 
     /// <summary>Stops listening and closes every connection (their sessions end).</summary>
@@ -92,9 +135,11 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
         if (_stopping.IsCancellationRequested) return;
         await _stopping.CancelAsync().ConfigureAwait(false);
         _listener?.Dispose();
+        _tlsListener?.Dispose();
         foreach (var c in _connections.Keys) c.Abort("server stopping");
         var all = _connections.Values.ToList();
         if (_acceptLoop is not null) all.Add(_acceptLoop);
+        if (_tlsAcceptLoop is not null) all.Add(_tlsAcceptLoop);
         await Task.WhenAll(all).WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -105,7 +150,7 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
         _stopping.Dispose();
     }
 
-    private async Task AcceptLoopAsync(Socket listener, CancellationToken stopping)
+    private async Task AcceptLoopAsync(Socket listener, bool tls, CancellationToken stopping)
     {
         while (!stopping.IsCancellationRequested)
         {
@@ -123,20 +168,64 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
                 // A connection reset between SYN and accept: nothing to do but take the next one.
                 continue;
             }
-            if (Metrics.ConnectionOpened() > _options.MaxConnections)
+            var address = (socket.RemoteEndPoint as IPEndPoint)?.Address is { } a && a.IsIPv4MappedToIPv6 ? a.MapToIPv4() : (socket.RemoteEndPoint as IPEndPoint)?.Address;
+            if (address is null)
             {
-                Metrics.ConnectionClosed();
-                Metrics.Rejected.Inc();
-                RtspServerLog.TooManyConnections(_logger, socket.RemoteEndPoint, _options.MaxConnections);
                 socket.Dispose();
                 continue;
             }
-            var connection = new RtspConnection(this, socket);
-            _connections[connection] = RunConnectionAsync(connection, stopping);
+            // Per address first: one client's flood must not count against everyone's total.
+            if (_perAddress.AddOrUpdate(address, 1, (_, n) => n + 1) > _options.MaxConnectionsPerAddress)
+            {
+                ReleaseAddress(address);
+                Refuse(socket, "rtsp-connections-per-address", address, $"{_options.MaxConnectionsPerAddress} RTSP connections from this address already");
+                continue;
+            }
+            if (Metrics.ConnectionOpened() > _options.MaxConnections)
+            {
+                Metrics.ConnectionClosed();
+                ReleaseAddress(address);
+                Refuse(socket, "rtsp-connections", address, $"{_options.MaxConnections} RTSP connections already");
+                continue;
+            }
+            RtspConnection connection;
+            try
+            {
+                connection = new RtspConnection(this, socket, address, tls);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // Reset before we could set it up.
+                Metrics.ConnectionClosed();
+                ReleaseAddress(address);
+                socket.Dispose();
+                continue;
+            }
+            _connections[connection] = RunConnectionAsync(connection, address, stopping);
         }
     }
 
-    private async Task RunConnectionAsync(RtspConnection connection, CancellationToken stopping)
+    private void Refuse(Socket socket, string cause, IPAddress address, string detail)
+    {
+        Metrics.Rejected.Inc();
+        Refusals.Refused(cause, address.ToString(), detail);
+        // Closed without a word: an RTSP answer would need reading the request, which is what the limit avoids.
+        socket.Dispose();
+    }
+
+    private void ReleaseAddress(IPAddress address)
+    {
+        while (true)
+        {
+            if (!_perAddress.TryGetValue(address, out var n)) return;
+            if (n <= 1 ? _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, n)) : _perAddress.TryUpdate(address, n - 1, n)) return;
+        }
+    }
+
+    /// <summary>Open connections from <paramref name="address"/> now.</summary>
+    internal int ConnectionsFrom(IPAddress address) => _perAddress.TryGetValue(address, out var n) ? n : 0;
+
+    private async Task RunConnectionAsync(RtspConnection connection, IPAddress address, CancellationToken stopping)
     {
         await Task.Yield();
         try
@@ -152,6 +241,7 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
         {
             await connection.DisposeAsync().ConfigureAwait(false);
             Metrics.ConnectionClosed();
+            ReleaseAddress(address);
             _connections.TryRemove(connection, out _);
         }
     }

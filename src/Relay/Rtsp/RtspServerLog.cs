@@ -10,8 +10,17 @@ internal static partial class RtspServerLog
     [LoggerMessage(1, LogLevel.Information, "RTSP server listening on {EndPoint}")]
     public static partial void Listening(ILogger logger, EndPoint endPoint);
 
-    [LoggerMessage(2, LogLevel.Warning, "RTSP connection from {Remote} refused: {Max} connections already")]
-    public static partial void TooManyConnections(ILogger logger, EndPoint? remote, int max);
+    [LoggerMessage(10, LogLevel.Information, "RTSPS (RTSP over TLS) listening on {EndPoint}")]
+    public static partial void ListeningTls(ILogger logger, EndPoint endPoint);
+
+    [LoggerMessage(11, LogLevel.Information, "RTSP connection from {Remote}: TLS handshake failed: {Reason}")]
+    public static partial void TlsHandshakeFailed(ILogger logger, EndPoint? remote, string reason);
+
+    [LoggerMessage(12, LogLevel.Warning, "RTSP: no viewers and anonymousViewing is off, so every RTSP viewer is refused; add viewers or set \"anonymousViewing\": true")]
+    public static partial void NobodyMayView(ILogger logger);
+
+    [LoggerMessage(13, LogLevel.Warning, "RTSP: no viewers and anonymousViewing is on: anyone who can reach the relay may watch every camera")]
+    public static partial void AnonymousViewing(ILogger logger);
 
     [LoggerMessage(3, LogLevel.Debug, "RTSP connection from {Remote} closed: {Reason}")]
     public static partial void ConnectionClosed(ILogger logger, EndPoint? remote, string reason);

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Pinhole.Transport.Rtp;
 
 namespace Pinhole.Relay.Rtsp;
@@ -12,8 +13,30 @@ public sealed record RtspServerOptions
     /// <summary>Realm shown in Basic and Digest challenges.</summary>
     public string Realm { get; init; } = "pinhole";
 
-    /// <summary>Most simultaneous TCP connections; more are accepted and closed at once.</summary>
+    /// <summary>Most simultaneous TCP connections (plaintext and TLS together); more are accepted and closed at once.</summary>
     public int MaxConnections { get; init; } = 256;
+
+    /// <summary>Most simultaneous TCP connections from one client address, so one client cannot hold every slot.</summary>
+    public int MaxConnectionsPerAddress { get; init; } = 16;
+
+    /// <summary>A connection must authenticate (or, when viewing is anonymous, make its first DESCRIBE or SETUP)
+    /// within this long of being accepted; OPTIONS and interleaved frames do not extend it.</summary>
+    public TimeSpan AuthenticationTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Serve without credentials when there are no viewers. Off: a server without viewers refuses everyone.</summary>
+    public bool AnonymousViewing { get; init; }
+
+    /// <summary>Offer and accept Basic credentials on the plaintext listener. Off: Basic only over TLS.</summary>
+    public bool AllowBasicOnPlaintext { get; init; }
+
+    /// <summary>Where to serve RTSP over TLS (<c>rtsps://</c>); null: no TLS listener.</summary>
+    public IPEndPoint? TlsEndPoint { get; init; }
+
+    /// <summary>Certificate (with its private key) for <see cref="TlsEndPoint"/>.</summary>
+    public X509Certificate2? TlsCertificate { get; init; }
+
+    /// <summary>How long a TLS client has to finish its handshake.</summary>
+    public TimeSpan TlsHandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Largest request line plus headers.</summary>
     public int MaxHeaderBytes { get; init; } = 8 * 1024;

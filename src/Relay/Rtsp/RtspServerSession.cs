@@ -143,8 +143,10 @@ internal sealed class RtspServerSession : IAsyncDisposable
                 }
             }
         }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
+            // Stopped (PAUSE, TEARDOWN), or the connection was aborted under a write: a viewer that stopped
+            // reading is cut off by the write timeout, which is no error of ours.
         }
         catch (ObjectDisposedException)
         {

@@ -2,7 +2,11 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
 using Pinhole.Relay.Configuration;
+using Pinhole.Relay.Security;
+using Pinhole.Relay.Web;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Viewers;
 using Pinhole.Transport.Metrics;
@@ -34,7 +38,19 @@ public static class RtspServiceCollectionExtensions
             // The loader has validated the address already; this only repeats its parse.
             if (!RelayConfigLoader.TryParseEndPoint(config.Rtsp, out var endPoint))
                 throw new InvalidOperationException($"rtsp: \"{config.Rtsp}\" is not HOST:PORT");
-            return new RtspServerOptions { EndPoint = endPoint };
+            IPEndPoint? tlsEndPoint = null;
+            if (config.Rtsps is { } rtsps && !RelayConfigLoader.TryParseEndPoint(rtsps, out tlsEndPoint))
+                throw new InvalidOperationException($"rtsps: \"{rtsps}\" is not HOST:PORT");
+            return new RtspServerOptions
+            {
+                EndPoint = endPoint,
+                MaxConnections = config.Limits.RtspConnections,
+                MaxConnectionsPerAddress = config.Limits.RtspConnectionsPerAddress,
+                AnonymousViewing = config.AnonymousViewing,
+                AllowBasicOnPlaintext = config.RtspBasicOverPlaintext,
+                TlsEndPoint = tlsEndPoint,
+                TlsCertificate = tlsEndPoint is not null && config.Tls is { } tls ? LoadCertificate(tls) : null,
+            };
         });
         services.TryAddSingleton(sp => new RtspServer(
             sp.GetRequiredService<RtspServerOptions>(),
@@ -42,8 +58,17 @@ public static class RtspServiceCollectionExtensions
             sp.GetRequiredService<ViewerDirectory>(),
             sp.GetRequiredService<MetricsRegistry>(),
             sp.GetRequiredService<TimeProvider>(),
-            sp.GetService<ILogger<RtspServer>>()));
+            sp.GetService<ILogger<RtspServer>>(),
+            sp.GetService<LoginThrottle>(),
+            sp.GetService<RefusalLog>()));
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RtspServer>());
         return services;
+    }
+
+    // SslStream on Linux needs the key in a persisted (PKCS#12) form, not the ephemeral one PEM loading gives.
+    private static X509Certificate2 LoadCertificate(TlsConfig tls)
+    {
+        using var pem = X509Certificate2.CreateFromPemFile(tls.Certificate, tls.Key);
+        return X509CertificateLoader.LoadPkcs12(pem.Export(X509ContentType.Pkcs12), null);
     }
 }

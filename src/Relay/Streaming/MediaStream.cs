@@ -20,6 +20,18 @@ public sealed record MediaStreamLimits
 
     /// <summary>Largest cached GOP, in bytes.</summary>
     public long MaxGopBytes { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>Most viewers one user may have at once, across every stream and protocol.</summary>
+    public int MaxViewersPerUser { get; init; } = 16;
+
+    /// <summary>Most cameras one device may have on the relay.</summary>
+    public int MaxCamerasPerDevice { get; init; } = 32;
+
+    /// <summary>Bytes all streams' GOP caches may hold together; a GOP that does not fit is not cached.</summary>
+    public long GopCacheMemory { get; init; } = 256L * 1024 * 1024;
+
+    /// <summary>A stream whose device left is forgotten after this long without the device and without viewers.</summary>
+    public TimeSpan DepartedStreamGrace { get; init; } = TimeSpan.FromMinutes(10);
 }
 
 /// <summary>
@@ -32,7 +44,7 @@ public sealed class MediaStream : IMediaSink
     private readonly Lock _lock = new();
     private readonly List<AccessUnit> _gop = [];
     private readonly MediaStreamLimits _limits;
-    private readonly Func<bool> _admitViewer;
+    private readonly MediaStreamRegistry? _registry;
     private MediaSubscription[] _subscribers = [];
     private IReadOnlyList<TrackInfo>? _tracks;
     private long _gopBytes;
@@ -42,13 +54,19 @@ public sealed class MediaStream : IMediaSink
     private readonly long[] _bytesPerSecond = new long[4];
     private long _currentSecond;
 
-    internal MediaStream(string deviceId, string camera, MediaStreamLimits limits, Func<bool> admitViewer)
+    internal MediaStream(string deviceId, string camera, MediaStreamLimits limits, MediaStreamRegistry? registry)
     {
         DeviceId = deviceId;
         Camera = camera;
         _limits = limits;
-        _admitViewer = admitViewer;
+        _registry = registry;
     }
+
+    /// <summary>Bytes this stream's GOP cache holds now.</summary>
+    public long GopBytes { get { lock (_lock) return _gopBytes; } }
+
+    /// <summary>When the device last left (the registry forgets the stream after a grace period); null while online.</summary>
+    internal long? OfflineSince { get; private set; }
 
     /// <summary>The device this camera belongs to.</summary>
     public string DeviceId { get; }
@@ -97,12 +115,17 @@ public sealed class MediaStream : IMediaSink
     /// Adds a viewer. It first receives the tracks and the cached GOP (when there is one), then live
     /// frames. Returns null when the viewer limit for this stream or the relay is reached.
     /// </summary>
-    public MediaSubscription? Subscribe()
+    public MediaSubscription? Subscribe() => Subscribe(null);
+
+    /// <summary>Adds a viewer on behalf of <paramref name="user"/>, who may hold at most
+    /// <see cref="MediaStreamLimits.MaxViewersPerUser"/> viewers at once; null when a limit is reached.</summary>
+    public MediaSubscription? Subscribe(string? user)
     {
         lock (_lock)
         {
-            if (_subscribers.Length >= _limits.MaxViewersPerStream || !_admitViewer()) return null;
-            var sub = new MediaSubscription(this, _limits);
+            if (_subscribers.Length >= _limits.MaxViewersPerStream) return null;
+            if (_registry is not null && !_registry.TryAdmitViewer(user)) return null;
+            var sub = new MediaSubscription(this, _limits, user);
             if (!IsOnline) sub.Write(MediaEvent.OfflineEvent);
             if (_tracks is not null)
             {
@@ -117,7 +140,13 @@ public sealed class MediaStream : IMediaSink
 
     internal void Unsubscribe(MediaSubscription sub)
     {
-        lock (_lock) _subscribers = [.. _subscribers.Where(s => s != sub)];
+        lock (_lock)
+        {
+            var before = _subscribers.Length;
+            _subscribers = [.. _subscribers.Where(s => s != sub)];
+            if (_subscribers.Length == before) return;
+        }
+        _registry?.ReleaseViewer(sub.Viewer);
     }
 
     /// <inheritdoc />
@@ -127,6 +156,7 @@ public sealed class MediaStream : IMediaSink
         lock (_lock)
         {
             IsOnline = true;
+            OfflineSince = null;
             if (_tracks is not null && _tracks.SequenceEqual(tracks)) return;
             _tracks = tracks;
             _videoTrack = -1;
@@ -166,6 +196,7 @@ public sealed class MediaStream : IMediaSink
         {
             if (!IsOnline) return;
             IsOnline = false;
+            OfflineSince = _registry?.Time.GetTimestamp() ?? 0;
             ResetGop(valid: false);
             subs = _subscribers;
         }
@@ -187,7 +218,8 @@ public sealed class MediaStream : IMediaSink
             : unit.Track == _videoTrack && unit.IsKeyframe && !AccessUnitBoundary.ContinuesPicture(_tracks![_videoTrack].Codec, unit.Data.Span);
         if (startsGop) ResetGop(valid: true);
         if (!_gopValid) return;
-        if (_gop.Count >= _limits.MaxGopFrames || _gopBytes + unit.Data.Length > _limits.MaxGopBytes)
+        if (_gop.Count >= _limits.MaxGopFrames || _gopBytes + unit.Data.Length > _limits.MaxGopBytes
+            || (_registry is not null && !_registry.TryReserveGopBytes(unit.Data.Length)))
         {
             // Too long to cache; new viewers wait for the next keyframe instead.
             ResetGop(valid: false);
@@ -201,6 +233,7 @@ public sealed class MediaStream : IMediaSink
     private void ResetGop(bool valid)
     {
         _gop.Clear();
+        if (_gopBytes > 0) _registry?.ReleaseGopBytes(_gopBytes);
         _gopBytes = 0;
         _gopValid = valid;
     }

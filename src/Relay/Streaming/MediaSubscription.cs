@@ -23,12 +23,16 @@ public sealed class MediaSubscription : IDisposable
     private MediaCodec _videoCodec;
     private long _droppedFrames;
 
-    internal MediaSubscription(MediaStream stream, MediaStreamLimits limits)
+    internal MediaSubscription(MediaStream stream, MediaStreamLimits limits, string? viewer = null)
     {
         _stream = stream;
+        Viewer = viewer;
         _maxVideoTicks = (long)(limits.ViewerQueueDuration.TotalSeconds * 90_000);
         _maxItems = limits.ViewerQueueMaxItems;
     }
+
+    /// <summary>The user watching (counted against <see cref="MediaStreamLimits.MaxViewersPerUser"/>); null when anonymous.</summary>
+    public string? Viewer { get; }
 
     /// <summary>The stream this subscription reads.</summary>
     public MediaStream Stream => _stream;

@@ -1,5 +1,6 @@
 using System.Net.WebSockets;
 using Microsoft.Extensions.Logging;
+using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Metrics;
@@ -24,6 +25,8 @@ public sealed class RelayUplinkSession
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<ushort, AnnouncedStream> _announced = [];
+    private readonly HashSet<ushort> _refusedStreams = [];
+    private readonly RefusalLog? _refusals;
     private readonly Counter _frames, _bytes;
     private readonly string? _remote;
     private readonly Lock _ackLock = new();
@@ -32,9 +35,10 @@ public sealed class RelayUplinkSession
     private string? _endReason;
 
     internal RelayUplinkSession(string deviceId, string? remote, WebSocket socket, UplinkEndpointOptions options, MediaStreamRegistry streams,
-        UplinkSessionRegistry sessions, MetricsRegistry metrics, TimeProvider time, ILogger logger, IUplinkSessionObserver? observer = null)
+        UplinkSessionRegistry sessions, MetricsRegistry metrics, TimeProvider time, ILogger logger, IUplinkSessionObserver? observer = null, RefusalLog? refusals = null)
     {
         DeviceId = deviceId;
+        _refusals = refusals;
         _remote = remote;
         _observer = observer;
         _options = options;
@@ -241,7 +245,10 @@ public sealed class RelayUplinkSession
                     await _link.SendAsync(new Pong(ping.Timestamp), ct);
                     break;
                 case Pong pong:
-                    var rtt = TimeSpan.FromMicroseconds(Math.Max(0, (double)(NowMicros() - pong.Timestamp)));
+                    // The timestamp is the device's echo of ours: one from the future (or garbage) must not
+                    // underflow the unsigned subtraction into an overflowing TimeSpan.
+                    var now = NowMicros();
+                    var rtt = pong.Timestamp <= now ? TimeSpan.FromMicroseconds(Math.Min(now - pong.Timestamp, (ulong)TimeSpan.FromHours(1).TotalMicroseconds)) : TimeSpan.Zero;
                     _metrics.Gauge("pinhole_uplink_rtt_seconds", "Round-trip time of relay pings over the uplink.", ("device", DeviceId)).Set(rtt.TotalSeconds);
                     break;
                 case DropReport drops:
@@ -269,7 +276,16 @@ public sealed class RelayUplinkSession
         foreach (var (id, other) in _announced)
             if (id != announce.StreamId && other.Stream.Camera == announce.Camera)
                 throw new UplinkProtocolException($"camera {announce.Camera} announced on two stream ids");
-        var stream = _streams.GetOrAdd(DeviceId, announce.Camera);
+        if (!_streams.TryGetOrAdd(DeviceId, announce.Camera, out var stream))
+        {
+            // One camera too many: this stream is ignored (its frames are dropped), the others carry on.
+            _refusedStreams.Add(announce.StreamId);
+            _announced.Remove(announce.StreamId);
+            _refusals?.Refused("cameras-per-device", DeviceId,
+                $"camera {announce.Camera} refused: the device has {_streams.Limits.MaxCamerasPerDevice} cameras already (limits.camerasPerDevice)");
+            return;
+        }
+        _refusedStreams.Remove(announce.StreamId);
         _announced[announce.StreamId] = new AnnouncedStream(stream, announce.Tracks.Count);
         stream.OnTracks(announce.Tracks);
         UplinkLog.Announced(_logger, DeviceId, announce.Camera,
@@ -278,9 +294,10 @@ public sealed class RelayUplinkSession
 
     private void OnFrame(MediaFrame frame)
     {
-        if (!_announced.TryGetValue(frame.StreamId, out var announced))
+        var refused = !_announced.TryGetValue(frame.StreamId, out var announced);
+        if (refused && !_refusedStreams.Contains(frame.StreamId))
             throw new UplinkProtocolException($"frame for stream {frame.StreamId}, which was never announced");
-        if (frame.Unit.Track >= announced.TrackCount)
+        if (!refused && frame.Unit.Track >= announced!.TrackCount)
             throw new UplinkProtocolException($"frame for track {frame.Unit.Track} of {announced.Stream.Camera}, which has {announced.TrackCount} tracks");
         lock (_ackLock)
         {
@@ -290,9 +307,11 @@ public sealed class RelayUplinkSession
             _lastSendTimestamp = frame.SendTimestamp;
             _lastFrameAt = _time.GetTimestamp();
         }
+        // A refused camera's frames are acknowledged (the device must not stall) and dropped.
+        if (refused) return;
         _frames.Inc();
         _bytes.Inc(frame.Unit.Data.Length);
-        announced.Stream.OnAccessUnit(frame.Unit);
+        announced!.Stream.OnAccessUnit(frame.Unit);
     }
 
     private void OnDropReport(DropReport report)

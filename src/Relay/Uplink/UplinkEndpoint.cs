@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Devices;
+using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
 using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Uplink;
@@ -23,6 +24,7 @@ public static class UplinkEndpoint
         services.TryAddSingleton(options);
         services.TryAddSingleton<UplinkSessionRegistry>();
         services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<RefusalLog>();
         services.TryAddSingleton<MetricsRegistry>();
         return services;
     }
@@ -35,12 +37,14 @@ public static class UplinkEndpoint
         var options = sp.GetService<UplinkEndpointOptions>() ?? new UplinkEndpointOptions();
         var sessions = sp.GetService<UplinkSessionRegistry>() ?? new UplinkSessionRegistry();
         var metrics = sp.GetRequiredService<MetricsRegistry>();
+        // Wrong device tokens are slowed per address: a device token names no account to lock.
+        var throttle = new AddressThrottle(sp.GetService<TimeProvider>() ?? TimeProvider.System);
         metrics.ObservableGauge("pinhole_uplinks_connected", "Devices with a live uplink.", () => sessions.Count);
-        endpoints.Map(options.Path, context => HandleAsync(context, options, sessions));
+        endpoints.Map(options.Path, context => HandleAsync(context, options, sessions, throttle));
         return endpoints;
     }
 
-    private static async Task HandleAsync(HttpContext context, UplinkEndpointOptions options, UplinkSessionRegistry sessions)
+    private static async Task HandleAsync(HttpContext context, UplinkEndpointOptions options, UplinkSessionRegistry sessions, AddressThrottle throttle)
     {
         var sp = context.RequestServices;
         var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Pinhole.Relay.Uplink");
@@ -71,15 +75,32 @@ public static class UplinkEndpoint
             return;
         }
 
+        var refusals = sp.GetRequiredService<RefusalLog>();
+        var address = remote ?? "unknown";
+        var wait = throttle.RetryAfter(address);
+        if (wait > TimeSpan.Zero)
+        {
+            // Not even looked at: this address sent wrong tokens too often.
+            var seconds = (int)Math.Ceiling(wait.TotalSeconds);
+            refusals.Refused("uplink-token-throttled", address, $"too many wrong device tokens; next attempt admitted in {seconds} s");
+            metrics.Counter("pinhole_uplink_rejects_total", "Uplink attempts refused.", ("reason", "throttled")).Inc();
+            context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+            context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            context.Response.Headers[UplinkProtocol.RejectHeader] = UplinkReason.Unauthorized.ToToken();
+            await context.Response.WriteAsync($"uplink refused: too many wrong tokens from this address; retry in {seconds} s\n", context.RequestAborted);
+            return;
+        }
         var authenticator = sp.GetRequiredService<IDeviceAuthenticator>();
         if (!await authenticator.AuthenticateAsync(deviceId, authorization[bearer.Length..].Trim(), context.RequestAborted))
         {
+            throttle.Failed(address);
             // Unknown device and wrong token get the same answer so nobody can probe for device ids.
             await RefuseAsync(context, StatusCodes.Status401Unauthorized, UplinkReason.Unauthorized,
                 $"device '{Sanitize(deviceId)}' is unknown or its token is wrong", logger, metrics, remote);
             return;
         }
 
+        throttle.Succeeded(address);
         var subProtocol = context.WebSockets.WebSocketRequestedProtocols.Contains(UplinkProtocol.SubProtocol) ? UplinkProtocol.SubProtocol : null;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
@@ -87,7 +108,7 @@ public static class UplinkEndpoint
             KeepAliveInterval = TimeSpan.Zero, // the protocol has its own heartbeats
         });
         var session = new RelayUplinkSession(deviceId, remote, socket, options, sp.GetRequiredService<MediaStreamRegistry>(), sessions,
-            metrics, sp.GetService<TimeProvider>() ?? TimeProvider.System, logger, sp.GetService<IUplinkSessionObserver>());
+            metrics, sp.GetService<TimeProvider>() ?? TimeProvider.System, logger, sp.GetService<IUplinkSessionObserver>(), refusals);
         await session.RunAsync(context.RequestAborted);
     }
 

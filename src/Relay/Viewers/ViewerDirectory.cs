@@ -34,8 +34,32 @@ public sealed class ViewerDirectory
     /// <summary>True when there is at least one viewer.</summary>
     public bool Any => _viewers.Count > 0;
 
-    /// <summary>Checks a user name and password (Basic auth, login form). Constant time in the password.</summary>
+    /// <summary>How long verified credentials are remembered, so a client that reconnects does not pay PBKDF2 again.</summary>
+    public static readonly TimeSpan VerifiedLifetime = TimeSpan.FromMinutes(5);
+
+    private const int MaxVerified = 4096;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _verified = new(StringComparer.Ordinal);
+    private readonly byte[] _verifiedKey = RandomNumberGenerator.GetBytes(32);
+    private readonly TimeProvider _time = TimeProvider.System;
+
+    /// <summary>
+    /// Checks a user name and password (Basic auth, login form). Constant time in the password. Callers
+    /// ask the login throttle first: this is where the deliberately slow hashing happens, except for
+    /// credentials verified within <see cref="VerifiedLifetime"/> (kept only as a keyed hash).
+    /// </summary>
     public bool Verify(string user, string password)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(password);
+        var key = Convert.ToHexString(HMACSHA256.HashData(_verifiedKey, Encoding.UTF8.GetBytes(user + "\0" + password)));
+        if (_verified.TryGetValue(key, out var at) && _time.GetElapsedTime(at) < VerifiedLifetime) return true;
+        if (!VerifySlowly(user, password)) return false;
+        if (_verified.Count >= MaxVerified) _verified.Clear();
+        _verified[key] = _time.GetTimestamp();
+        return true;
+    }
+
+    private bool VerifySlowly(string user, string password)
     {
         if (!_viewers.TryGetValue(user, out var e))
         {

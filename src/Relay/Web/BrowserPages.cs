@@ -28,6 +28,15 @@ internal static class BrowserPages
             """);
     }
 
+    /// <summary>What <c>GET /logout</c> shows when it cannot tell the request came from this site: a button that posts.</summary>
+    public static string ConfirmLogout() => Layout("Log out", user: null, """
+        <form class="login" method="post" action="/logout">
+          <h1>Pinhole</h1>
+          <p>Log out of Pinhole?</p>
+          <button type="submit">Log out</button>
+        </form>
+        """);
+
     public static string DeviceList(string user, IReadOnlyList<MediaStream> streams, IReadOnlyList<string> devicesWithoutCameras)
     {
         var rows = new StringBuilder();
@@ -127,7 +136,7 @@ internal static class BrowserPages
         var refresh = refreshSeconds > 0 ? $"<meta http-equiv=\"refresh\" content=\"{refreshSeconds}\">" : "";
         var header = user is null ? "" : $"""
             <header><a href="/" class="brand">Pinhole</a>
-              <span class="user">{Html.Encode(user)} · <a href="/logout">log out</a></span></header>
+              <span class="user">{Html.Encode(user)} · <form class="logout" method="post" action="/logout"><button type="submit">log out</button></form></span></header>
             """;
         return $"""
             <!doctype html>

@@ -92,23 +92,39 @@ public static class BrowserViewing
         if (user.Length is 0 or > 128 || password.Length is 0 or > 256)
             return Page(BrowserPages.Login(next, "Enter your user name and password."), StatusCodes.Status400BadRequest);
 
-        var wait = throttle.RetryAfter(client, user);
+        // A browser that logged in as this user before is not held by guesses at the user from elsewhere.
+        var device = sessions.DeviceOf(request.Cookies[SessionStore.DeviceCookieName], user);
+        var wait = throttle.RetryAfter(client, user, device);
         if (wait > TimeSpan.Zero)
         {
             BrowserLog.LoginLocked(log, user, client, wait);
+            context.RequestServices.GetService<Security.RefusalLog>()?.Refused("login-throttled", client, $"too many failed logins; next attempt admitted in {Math.Ceiling(wait.TotalSeconds)} s");
             return Locked(context, next, wait);
         }
         // PBKDF2 is deliberately slow; keep it off the request thread's fast path.
         var ok = await Task.Run(() => viewers.Verify(user, password), context.RequestAborted).ConfigureAwait(false);
         if (!ok)
         {
-            var lockout = throttle.Failed(client, user);
+            var lockout = throttle.Failed(client, user, device);
             BrowserLog.LoginFailed(log, user, client, lockout);
             return lockout > TimeSpan.Zero
                 ? Locked(context, next, lockout)
                 : Page(BrowserPages.Login(next, "Wrong user name or password."), StatusCodes.Status401Unauthorized);
         }
-        throttle.Succeeded(client, user);
+        throttle.Succeeded(client, user, device);
+        if (device is null)
+        {
+            var (deviceCookie, deviceExpires) = sessions.CreateDeviceCookie(user);
+            context.Response.Cookies.Append(SessionStore.DeviceCookieName, deviceCookie, new CookieOptions
+            {
+                HttpOnly = true,
+                SameSite = SameSiteMode.Strict,
+                Secure = request.IsHttps,
+                Path = "/login",
+                Expires = deviceExpires,
+                IsEssential = true,
+            });
+        }
         var (cookie, expires) = sessions.Create(user);
         context.Response.Cookies.Append(SessionStore.CookieName, cookie, new CookieOptions
         {
@@ -128,6 +144,10 @@ public static class BrowserViewing
         NoStore(context);
         if (HttpMethods.IsPost(context.Request.Method) && !SameOrigin(context, options.Value, allowMissing: true))
             return Results.StatusCode(StatusCodes.Status403Forbidden);
+        // A GET changes nothing unless the browser says it came from this site or from the user
+        // (Fetch Metadata); a link or image on another site only gets a confirmation page.
+        if (HttpMethods.IsGet(context.Request.Method) && context.Request.Headers["Sec-Fetch-Site"].ToString() is not ("same-origin" or "none"))
+            return Page(BrowserPages.ConfirmLogout());
         sessions.Remove(context.Request.Cookies[SessionStore.CookieName]);
         context.Response.Cookies.Delete(SessionStore.CookieName, new CookieOptions { Path = "/", HttpOnly = true, Secure = context.Request.IsHttps, SameSite = SameSiteMode.Lax });
         return Results.Redirect("/login");
@@ -188,10 +208,10 @@ public static class BrowserViewing
             response.StatusCode = StatusCodes.Status404NotFound;
             return;
         }
-        using var subscription = stream.Subscribe();
+        using var subscription = stream.Subscribe(user);
         if (subscription is null)
         {
-            BrowserLog.SocketRefused(log, client, "viewer limit reached");
+            context.RequestServices.GetService<Security.RefusalLog>()?.Refused("viewer-limit", client, $"viewer limit reached for {device}/{camera} (per stream, per user or in total)");
             response.StatusCode = StatusCodes.Status503ServiceUnavailable;
             return;
         }
@@ -213,7 +233,7 @@ public static class BrowserViewing
                 }
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException or IOException)
         {
             // The viewer left, stopped reading, or the relay is stopping.
         }

@@ -58,6 +58,33 @@ public sealed class SessionStore
         return s.User;
     }
 
+    /// <summary>Name of the device cookie: proof that this browser logged in as a user before (see <see cref="LoginThrottle"/>).</summary>
+    public const string DeviceCookieName = "pinhole_device";
+
+    /// <summary>How long a device cookie is honoured.</summary>
+    public static readonly TimeSpan DeviceCookieLifetime = TimeSpan.FromDays(90);
+
+    /// <summary>A signed device cookie for <paramref name="user"/> (issued after a successful login).</summary>
+    public (string CookieValue, DateTimeOffset Expires) CreateDeviceCookie(string user)
+    {
+        var expires = _time.GetUtcNow() + DeviceCookieLifetime;
+        var body = $"{Base64Url(Encoding.UTF8.GetBytes(user))}.{Base64Url(RandomNumberGenerator.GetBytes(16))}.{expires.ToUnixTimeSeconds()}";
+        return ($"{body}.{Sign("device:" + body)}", expires);
+    }
+
+    /// <summary>The device id of a valid, unexpired device cookie issued to <paramref name="user"/>; null otherwise.</summary>
+    public string? DeviceOf(string? cookieValue, string user)
+    {
+        if (string.IsNullOrEmpty(cookieValue) || cookieValue.Length > 600) return null;
+        var parts = cookieValue.Split('.');
+        if (parts.Length != 4) return null;
+        var body = $"{parts[0]}.{parts[1]}.{parts[2]}";
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Sign("device:" + body)), Encoding.ASCII.GetBytes(parts[3]))) return null;
+        if (!long.TryParse(parts[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var expires)
+            || expires <= _time.GetUtcNow().ToUnixTimeSeconds()) return null;
+        return parts[0] == Base64Url(Encoding.UTF8.GetBytes(user)) ? parts[1] : null;
+    }
+
     /// <summary>Ends the session of a cookie, if it is one.</summary>
     public void Remove(string? cookieValue)
     {

@@ -16,7 +16,7 @@ internal static partial class MqttClientLog
     [LoggerMessage(4, LogLevel.Warning, "MQTT broker {Endpoint} sent DISCONNECT with reason {ReasonCode} ({ReasonString})")]
     public static partial void ServerDisconnected(ILogger logger, string endpoint, MqttReasonCode reasonCode, string? reasonString);
 
-    [LoggerMessage(5, LogLevel.Error, "MQTT protocol violation from {Endpoint}: {Reason}; closing the connection")]
+    [LoggerMessage(5, LogLevel.Warning, "MQTT protocol violation from {Endpoint}: {Reason}; closing the connection")]
     public static partial void ProtocolViolation(ILogger logger, string endpoint, string reason);
 
     [LoggerMessage(6, LogLevel.Warning, "MQTT keep alive: nothing received from {Endpoint} for {Seconds:0.0} s (keep alive {KeepAliveSeconds} s); closing the connection")]

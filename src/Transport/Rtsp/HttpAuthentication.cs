@@ -188,10 +188,15 @@ public sealed class DigestServer
     public TimeSpan NonceLifetime { get; }
 
     /// <summary>A WWW-Authenticate value: <c>Digest realm=…, nonce=…, algorithm=…, qop="auth"</c>.</summary>
-    public string CreateChallenge(DigestAlgorithm algorithm, bool stale = false)
+    /// <param name="algorithm">The hash the client is asked to use.</param>
+    /// <param name="stale">Tell the client its credentials were right but its nonce had expired.</param>
+    /// <param name="scope">Binds the nonce to one client connection (any string unique to it): <see cref="Verify"/>
+    /// with another scope treats the nonce as not issued here, so a header captured on one connection cannot be
+    /// replayed on another. Null: the nonce is valid on any connection.</param>
+    public string CreateChallenge(DigestAlgorithm algorithm, bool stale = false, string? scope = null)
     {
         // RFC 7616 §3.3: in a challenge qop is a quoted list (unlike in the credentials), algorithm and stale are tokens.
-        var challenge = $"Digest realm=\"{Realm}\", nonce=\"{CreateNonce()}\", algorithm={DigestMath.Name(algorithm)}, qop=\"auth\"";
+        var challenge = $"Digest realm=\"{Realm}\", nonce=\"{CreateNonce(scope)}\", algorithm={DigestMath.Name(algorithm)}, qop=\"auth\"";
         return stale ? challenge + ", stale=true" : challenge;
     }
 
@@ -202,7 +207,11 @@ public sealed class DigestServer
     /// Checks a Digest Authorization header for <paramref name="method"/>. <paramref name="ha1Lookup"/>
     /// gets (user, realm, algorithm name) and returns H(A1) in lower-case hex, or null for an unknown user.
     /// </summary>
-    public DigestVerdict Verify(string authorizationHeader, string method, Func<string, string, string, string?> ha1Lookup, out string? user)
+    /// <remarks>With a <paramref name="scope"/>, a nonce issued for another scope (or never issued) is
+    /// <see cref="DigestVerdict.Stale"/> when the response is otherwise right (the client simply gets a fresh
+    /// nonce), and <see cref="DigestVerdict.Invalid"/> otherwise.</remarks>
+    public DigestVerdict Verify(string authorizationHeader, string method, Func<string, string, string, string?> ha1Lookup, out string? user,
+        string? scope = null)
     {
         ArgumentNullException.ThrowIfNull(ha1Lookup);
         user = null;
@@ -216,8 +225,8 @@ public sealed class DigestServer
         var qop = a["qop"];
         if (qop is not null && qop != "auth") return DigestVerdict.Invalid;
         if (qop is not null && (a["nc"] is null || a["cnonce"] is null)) return DigestVerdict.Invalid;
-        var nonceState = CheckNonce(nonce);
-        if (nonceState == NonceState.Forged) return DigestVerdict.Invalid;
+        var nonceState = CheckNonce(nonce, scope);
+        if (nonceState == NonceState.Forged && scope is null) return DigestVerdict.Invalid;
         var ha1 = ha1Lookup(username, realm, DigestMath.Name(alg));
         if (ha1 is null)
         {
@@ -229,7 +238,7 @@ public sealed class DigestServer
         if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(response.ToLowerInvariant())))
             return DigestVerdict.Invalid;
         user = username;
-        return nonceState == NonceState.Expired ? DigestVerdict.Stale : DigestVerdict.Valid;
+        return nonceState == NonceState.Fresh ? DigestVerdict.Valid : DigestVerdict.Stale;
     }
 
     /// <summary>Decodes a Basic Authorization header (RFC 7617) into user and password; false when malformed.</summary>
@@ -254,19 +263,19 @@ public sealed class DigestServer
 
     private enum NonceState { Fresh, Expired, Forged }
 
-    private string CreateNonce()
+    private string CreateNonce(string? scope)
     {
-        // nonce = hex(time-ms) "." hex(HMAC-SHA256(key, time-ms)[..16])
+        // nonce = hex(time-ms) "." hex(HMAC-SHA256(key, time-ms [NUL scope])[..16])
         var ms = _time.GetUtcNow().ToUnixTimeMilliseconds().ToString("x", CultureInfo.InvariantCulture);
-        return ms + "." + Mac(ms);
+        return ms + "." + Mac(scope is null ? ms : ms + "\0" + scope);
     }
 
-    private NonceState CheckNonce(string nonce)
+    private NonceState CheckNonce(string nonce, string? scope)
     {
         var dot = nonce.IndexOf('.', StringComparison.Ordinal);
         if (dot <= 0) return NonceState.Forged;
         var ms = nonce[..dot];
-        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Mac(ms)), Encoding.ASCII.GetBytes(nonce[(dot + 1)..])))
+        if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Mac(scope is null ? ms : ms + "\0" + scope)), Encoding.ASCII.GetBytes(nonce[(dot + 1)..])))
             return NonceState.Forged;
         if (!long.TryParse(ms, NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var issued)) return NonceState.Forged;
         var age = _time.GetUtcNow().ToUnixTimeMilliseconds() - issued;

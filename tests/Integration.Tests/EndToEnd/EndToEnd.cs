@@ -59,6 +59,9 @@ internal static partial class EndToEnd
             dataDir = Path.Combine(dir, $"relay-data-{httpPort}"),
             devices = new[] { new { id = Device, token = Token } },
             viewers = new[] { new { user = ViewerUser, password = ViewerPassword } },
+            // The tests read relay metrics without logging in, and StalledRtspViewer speaks Basic.
+            metrics = new { @public = true },
+            rtspBasicOverPlaintext = true,
         }));
         return path;
     }

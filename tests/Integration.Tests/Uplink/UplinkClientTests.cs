@@ -258,6 +258,7 @@ public class UplinkClientTests(ITestOutputHelper output)
             {
                 Http = "http://127.0.0.1:0", Rtsp = "127.0.0.1:0", DataDir = dir,
                 Devices = [new() { Id = "gw1", Token = "secret-gw1" }],
+                Metrics = new() { Public = true },
             };
             await using var relay = await Pinhole.Relay.RelayApp.StartAsync(config);
             // Not a dead-link or congestion test, and it asserts that nothing is dropped: the 1 s limits

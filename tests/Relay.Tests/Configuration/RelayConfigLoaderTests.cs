@@ -107,4 +107,39 @@ public class RelayConfigLoaderTests
         Assert.Null(Load("""{ "viewers": [ { "user": "eve", "password": "e", "role": "owner" }, { "user": "x", "password": "y", "role": 1 } ] }""", out problems));
         Assert.Equal(["viewers[0].role: must be \"viewer\" or \"admin\" (got \"owner\")", "viewers[1].role: must be a string"], problems);
     }
+
+    [Fact]
+    public void Limits_and_the_safe_default_switches_load_and_bad_values_are_named()
+    {
+        var config = Load("""
+            {
+              "anonymousViewing": true,
+              "rtspBasicOverPlaintext": true,
+              "metrics": { "public": true },
+              "limits": { "rtspConnections": 100, "rtspConnectionsPerAddress": 8, "camerasPerDevice": 4, "viewersPerUser": 2, "gopCacheMemory": "64MB" }
+            }
+            """, out var problems);
+        Assert.Empty(problems);
+        Assert.NotNull(config);
+        Assert.True(config.AnonymousViewing);
+        Assert.True(config.RtspBasicOverPlaintext);
+        Assert.True(config.Metrics.Public);
+        Assert.Equal((100, 8, 4, 2, 64L << 20), (config.Limits.RtspConnections, config.Limits.RtspConnectionsPerAddress,
+            config.Limits.CamerasPerDevice, config.Limits.ViewersPerUser, config.Limits.GopCacheMemory));
+        Assert.Contains(RelayConfigLoader.Notes(config), n => n.Contains("anyone who can reach the relay may watch", StringComparison.Ordinal));
+
+        var defaults = Load("{}", out _)!;
+        Assert.False(defaults.AnonymousViewing);
+        Assert.False(defaults.Metrics.Public);
+        Assert.Contains(RelayConfigLoader.Notes(defaults), n => n.Contains("nobody may watch", StringComparison.Ordinal));
+
+        Assert.Null(Load("""
+            { "anonymousViewing": "yes", "rtsps": "0.0.0.0:8322", "limits": { "rtspConnections": 0, "gopCacheMemory": "lots", "perDevice": 1 } }
+            """, out problems));
+        Assert.Contains("anonymousViewing: must be true or false", problems);
+        Assert.Contains("limits.rtspConnections: must be a whole number from 1 to 100000", problems);
+        Assert.Contains(problems, p => p.StartsWith("limits.gopCacheMemory: must be a size", StringComparison.Ordinal));
+        Assert.Contains("limits.perDevice: unknown key", problems);
+        Assert.Contains("rtsps: RTSP over TLS needs \"tls\" with a certificate and key", problems);
+    }
 }

@@ -22,6 +22,7 @@ public sealed class RtspRelayAppTests(ITestOutputHelper output) : IDisposable
             Rtsp = "127.0.0.1:0",
             DataDir = _dir,
             Viewers = [new ViewerConfig { User = "bob", Password = "hunter2" }],
+            Metrics = new MetricsConfig { Public = true },
         };
         await using var relay = await RelayApp.StartAsync(config);
         var rtsp = relay.Services.GetRequiredService<RtspServer>();

@@ -8,6 +8,8 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Rtsp;
+using Pinhole.Relay.Security;
+using Pinhole.Relay.Web;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Viewers;
 using Pinhole.Testing;
@@ -101,9 +103,12 @@ internal sealed class RtspHarness : IAsyncDisposable
 
     public int Port => Server.LocalEndPoint!.Port;
 
-    public static async Task<RtspHarness> StartAsync(bool withViewers = true, Func<RtspServerOptions, RtspServerOptions>? configure = null, MediaStreamRegistry? registry = null, ITestOutputHelper? output = null)
+    public static async Task<RtspHarness> StartAsync(bool withViewers = true, Func<RtspServerOptions, RtspServerOptions>? configure = null, MediaStreamRegistry? registry = null,
+        ITestOutputHelper? output = null, LoginThrottle? throttle = null)
     {
-        var options = new RtspServerOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, 0) };
+        // Most tests are about media, not about the secure defaults (attack tests set those back):
+        // without viewers serve anonymously, and take Basic on the plaintext port.
+        var options = new RtspServerOptions { EndPoint = new IPEndPoint(IPAddress.Loopback, 0), AnonymousViewing = !withViewers, AllowBasicOnPlaintext = true };
         options = configure?.Invoke(options) ?? options;
         registry ??= new MediaStreamRegistry();
         var viewers = new ViewerDirectory(withViewers ? [new ViewerConfig { User = User, Password = Password }] : []);
@@ -111,7 +116,8 @@ internal sealed class RtspHarness : IAsyncDisposable
         // With an output, the server's log lines (why a connection closed, …) land in the test's output.
         var log = output is null ? null : new TestOutputLoggerProvider(output, "relay");
         var factory = log is null ? null : new LoggerFactory([log]);
-        var server = new RtspServer(options, registry, viewers, metrics, TimeProvider.System, factory?.CreateLogger<RtspServer>());
+        var server = new RtspServer(options, registry, viewers, metrics, TimeProvider.System, factory?.CreateLogger<RtspServer>(),
+            throttle, new RefusalLog(metrics, TimeProvider.System, factory?.CreateLogger<RefusalLog>()));
         await server.StartAsync(CancellationToken.None);
         return new RtspHarness(server, registry, metrics) { Log = log, LogFactory = factory };
     }
@@ -201,12 +207,34 @@ internal sealed class RawRtspClient : IAsyncDisposable
     /// <summary>The latest packet received per interleaved channel.</summary>
     public Dictionary<byte, byte[]> LastPacket { get; } = [];
 
-    public static async Task<RawRtspClient> ConnectAsync(int port, int? receiveBuffer = null)
+    public static async Task<RawRtspClient> ConnectAsync(int port, int? receiveBuffer = null, string? from = null)
     {
         var tcp = new TcpClient(AddressFamily.InterNetwork);
         if (receiveBuffer is { } rb) tcp.Client.ReceiveBufferSize = rb;
+        // Any 127.x.y.z is loopback on Linux: a test can be several clients at several addresses.
+        if (from is not null) tcp.Client.Bind(new IPEndPoint(IPAddress.Parse(from), 0));
         await tcp.ConnectAsync(IPAddress.Loopback, port);
         return new RawRtspClient(tcp);
+    }
+
+    /// <summary>True when the server closed the connection within <paramref name="within"/> (reads and discards what arrives).</summary>
+    public async Task<bool> ClosedByServerAsync(TimeSpan within)
+    {
+        using var cts = new CancellationTokenSource(within);
+        var buffer = new byte[4096];
+        try
+        {
+            while (true)
+                if (await _stream.ReadAsync(buffer, cts.Token) == 0) return true;
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
     }
 
     public Task SendRawAsync(byte[] bytes) => _stream.WriteAsync(bytes).AsTask();

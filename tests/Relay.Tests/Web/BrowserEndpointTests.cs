@@ -64,7 +64,7 @@ public class BrowserEndpointTests
         using var r = await client.PostAsync("/login?next=%2Fplay%2Fgw1%2Fdoor", LoginForm(BrowserTestHost.User, BrowserTestHost.Password));
         Assert.Equal(HttpStatusCode.Redirect, r.StatusCode);
         Assert.Equal("/play/gw1/door", r.Headers.Location!.OriginalString);
-        var setCookie = Assert.Single(r.Headers.GetValues("Set-Cookie"));
+        var setCookie = Assert.Single(r.Headers.GetValues("Set-Cookie"), c => c.StartsWith(SessionStore.CookieName + "=", StringComparison.Ordinal));
         Assert.StartsWith(SessionStore.CookieName + "=", setCookie, StringComparison.Ordinal);
         Assert.Contains("httponly", setCookie, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("samesite=lax", setCookie, StringComparison.OrdinalIgnoreCase);
@@ -125,7 +125,7 @@ public class BrowserEndpointTests
         using var r = await client.PostAsync("/login", LoginForm(BrowserTestHost.User, BrowserTestHost.Password));
         Assert.Equal(HttpStatusCode.Redirect, r.StatusCode);
         Assert.Equal("/", r.Headers.Location!.OriginalString);
-        var setCookie = Assert.Single(r.Headers.GetValues("Set-Cookie"));
+        var setCookie = Assert.Single(r.Headers.GetValues("Set-Cookie"), c => c.StartsWith(SessionStore.CookieName + "=", StringComparison.Ordinal));
         Assert.Contains("; secure", setCookie, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("httponly", setCookie, StringComparison.OrdinalIgnoreCase);
     }

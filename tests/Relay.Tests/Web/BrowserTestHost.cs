@@ -37,6 +37,8 @@ internal sealed class BrowserTestHost : IAsyncDisposable
 
     public MediaStreamRegistry Registry { get; }
 
+    public IServiceProvider Services => _app.Services;
+
     public Uri BaseUri { get; }
 
     public string Origin => BaseUri.GetLeftPart(UriPartial.Authority);

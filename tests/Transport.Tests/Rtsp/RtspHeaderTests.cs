@@ -161,6 +161,23 @@ public class HttpAuthTests
     }
 
     [Fact]
+    public void A_nonce_issued_for_one_scope_is_stale_in_another_and_a_guess_there_stays_invalid()
+    {
+        var server = new DigestServer("Pinhole", TimeSpan.FromMinutes(5), new ManualTime());
+        string? Lookup(string user, string realm, string alg) => user == "alice" ? DigestMath.Ha1(DigestAlgorithm.Md5, user, realm, "secret") : null;
+        var challenge = HttpAuthChallenge.ParseAll([server.CreateChallenge(DigestAlgorithm.Md5, scope: "connection-1")]);
+        var header = HttpClientAuthenticator.Create(challenge, "alice", "secret")!.Authorize("DESCRIBE", "rtsp://relay/gw1/door");
+
+        Assert.Equal(DigestVerdict.Valid, server.Verify(header, "DESCRIBE", Lookup, out _, scope: "connection-1"));
+        // Captured and replayed on another connection: right, but not this connection's nonce.
+        Assert.Equal(DigestVerdict.Stale, server.Verify(header, "DESCRIBE", Lookup, out _, scope: "connection-2"));
+        Assert.Equal(DigestVerdict.Invalid, server.Verify(header, "DESCRIBE", Lookup, out _)); // unscoped: a nonce it never issued
+        // A wrong password with a foreign nonce is simply wrong.
+        var guess = HttpClientAuthenticator.Create(challenge, "alice", "guess")!.Authorize("DESCRIBE", "rtsp://relay/gw1/door");
+        Assert.Equal(DigestVerdict.Invalid, server.Verify(guess, "DESCRIBE", Lookup, out _, scope: "connection-2"));
+    }
+
+    [Fact]
     public void Basic_header_decodes()
     {
         Assert.True(DigestServer.TryParseBasic("Basic YWxpY2U6czpjcmV0", out var u, out var p));
