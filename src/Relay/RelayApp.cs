@@ -119,11 +119,18 @@ public sealed class RelayApp : IAsyncDisposable
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         app.MapGet("/metrics", (HttpContext context, MetricsRegistry metrics, MediaStreamRegistry streams) =>
         {
-            // The series name every device and camera: not for anyone who can reach the relay.
-            if (!config.Metrics.Public && BrowserViewing.CurrentUser(context) is null)
+            // The series name every device and camera: for admins and scrapers with an API token
+            // (pinhole-relay tokens add NAME), not for anyone who can reach the relay, nor for viewers.
+            if (!config.Metrics.Public)
             {
-                context.Response.Headers.WWWAuthenticate = "Bearer realm=\"pinhole\"";
-                return Results.Text("/metrics needs a logged-in session (or \"metrics\": { \"public\": true } in relay.json)\n", statusCode: StatusCodes.Status401Unauthorized);
+                var caller = FleetApi.Identify(context);
+                if (caller is null)
+                {
+                    context.Response.Headers.WWWAuthenticate = "Bearer realm=\"pinhole\"";
+                    return Results.Text("/metrics needs Authorization: Bearer TOKEN (pinhole-relay tokens add NAME) or an admin's session (or \"metrics\": { \"public\": true } in relay.json)\n", statusCode: StatusCodes.Status401Unauthorized);
+                }
+                if (!caller.IsAdmin)
+                    return Results.Text($"/metrics is for admins and API tokens; {caller.Name} is a viewer\n", statusCode: StatusCodes.Status403Forbidden);
             }
             return Results.Text(RenderMetrics(metrics, streams), "text/plain; version=0.0.4; charset=utf-8");
         });

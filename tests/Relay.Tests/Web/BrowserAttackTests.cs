@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Web;
 
@@ -108,7 +109,7 @@ public class BrowserAttackTests
     }
 
     [Fact]
-    public async Task Metrics_need_a_session_unless_the_config_makes_them_public()
+    public async Task Metrics_need_an_API_token_or_an_admin_session_unless_the_config_makes_them_public()
     {
         var dir = Directory.CreateTempSubdirectory("pinhole-metrics-").FullName;
         try
@@ -117,23 +118,46 @@ public class BrowserAttackTests
             {
                 Http = "http://127.0.0.1:0", Rtsp = "127.0.0.1:0", DataDir = dir,
                 Devices = [new DeviceConfig { Id = "secret-device-name", Token = "0123456789abcdef" }],
-                Viewers = [new ViewerConfig { User = "bob", Password = "hunter2" }],
+                Viewers = [new ViewerConfig { User = "bob", Password = "hunter2" }, new ViewerConfig { User = "ann", Password = "s3cret-admin", Role = "admin" }],
             };
             await using var relay = await RelayApp.StartAsync(config);
-            var cookies = new CookieContainer();
-            using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = cookies }) { BaseAddress = relay.HttpUri };
-            using (var r = await http.GetAsync(new Uri("/metrics", UriKind.Relative)))
+            async Task<(HttpStatusCode Status, string Body)> Metrics(HttpClient client)
             {
-                Assert.Equal(HttpStatusCode.Unauthorized, r.StatusCode);
-                Assert.DoesNotContain("pinhole_", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+                using var r = await client.GetAsync(new Uri("/metrics", UriKind.Relative));
+                return (r.StatusCode, await r.Content.ReadAsStringAsync());
             }
-            using (var login = await http.PostAsync(new Uri("/login", UriKind.Relative), LoginForm("bob", "hunter2")))
+            HttpClient Client(CookieContainer? cookies = null) =>
+                new(new HttpClientHandler { AllowAutoRedirect = false, CookieContainer = cookies ?? new CookieContainer() }) { BaseAddress = relay.HttpUri };
+
+            using var anonymous = Client();
+            var (status, body) = await Metrics(anonymous);
+            Assert.Equal(HttpStatusCode.Unauthorized, status);
+            Assert.DoesNotContain("pinhole_", body, StringComparison.Ordinal);
+            anonymous.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "pht_not-a-token");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await Metrics(anonymous)).Status);
+
+            // A viewer may watch, but the series name every device and camera: 403.
+            using var viewer = Client();
+            using (var login = await viewer.PostAsync(new Uri("/login", UriKind.Relative), LoginForm("bob", "hunter2")))
                 Assert.Equal(HttpStatusCode.Redirect, login.StatusCode);
-            using (var r = await http.GetAsync(new Uri("/metrics", UriKind.Relative)))
-            {
-                Assert.Equal(HttpStatusCode.OK, r.StatusCode);
-                Assert.Contains("pinhole_relay_viewers 0", await r.Content.ReadAsStringAsync(), StringComparison.Ordinal);
-            }
+            (status, body) = await Metrics(viewer);
+            Assert.Equal(HttpStatusCode.Forbidden, status);
+            Assert.DoesNotContain("secret-device-name", body, StringComparison.Ordinal);
+
+            using var admin = Client();
+            using (var login = await admin.PostAsync(new Uri("/login", UriKind.Relative), LoginForm("ann", "s3cret-admin")))
+                Assert.Equal(HttpStatusCode.Redirect, login.StatusCode);
+            (status, body) = await Metrics(admin);
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Contains("pinhole_relay_viewers 0", body, StringComparison.Ordinal);
+
+            // A scraper: an API token from `pinhole-relay tokens add`.
+            var token = Pinhole.Relay.Fleet.ApiTokens.Create(relay.Services.GetRequiredService<Pinhole.Relay.Fleet.IFleetStore>(), "prometheus", DateTimeOffset.UtcNow);
+            using var scraper = Client();
+            scraper.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+            (status, body) = await Metrics(scraper);
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Contains("pinhole_relay_viewers 0", body, StringComparison.Ordinal);
         }
         finally
         {
