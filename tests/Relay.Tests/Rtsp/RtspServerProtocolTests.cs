@@ -5,6 +5,7 @@ using System.Text;
 using Microsoft.Extensions.DependencyInjection;
 using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Streaming;
+using Pinhole.Relay.Web;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
@@ -132,7 +133,10 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
     [RequiresFact(Needs.Ffmpeg)]
     public async Task A_digest_uri_is_accepted_only_when_it_names_the_requested_stream()
     {
-        await using var h = await RtspHarness.StartAsync(output: output);
+        // Nine deliberate failures from one address: room for them in the login throttle, so each is
+        // judged by the digest-uri rule (401), not refused unchecked (503) by the throttle.
+        var throttle = new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions { FreeLoginFailures = 100 }), TimeProvider.System);
+        await using var h = await RtspHarness.StartAsync(output: output, throttle: throttle);
         await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264, TestMedia.Aac).Start();
         await using var other = new StreamFeeder(h.Registry.GetOrAdd("gw1", "other"), TestMedia.H264).Start();
         var baseUrl = Base(h);
@@ -154,7 +158,10 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         // Another stream, another track of this stream, another port, or nonsense: refused.
         var otherPort = $"rtsp://127.0.0.1:{h.Port + 1}/gw1/cam/";
         foreach (var uri in new[] { Base(h, "gw1/other") + "/", "/gw1/other", "/gw1/cam2/", baseUrl + "/trackID=1", path + "/trackID=1", otherPort, "rtsp://", "*", "" })
-            Assert.True(await SetupSignedWith(uri) == 401, $"digest-uri '{uri}' was accepted for SETUP {setupUrl}");
+        {
+            var status = await SetupSignedWith(uri);
+            Assert.True(status == 401, $"digest-uri '{uri}' for SETUP {setupUrl} was answered {status}, not 401");
+        }
     }
 
     [RequiresFact(Needs.Ffmpeg)]
