@@ -56,7 +56,7 @@ cat > "$DATA/relay.json" <<JSON
   "rtsp": "127.0.0.1:$RTSP_PORT",
   "dataDir": "$DATA/relay",
   "devices": [ { "id": "gw1", "token": "$TOKEN" } ],
-  "viewers": [ { "user": "demo", "password": "demo" } ],
+  "viewers": [ { "user": "demo", "password": "demo", "role": "admin" } ],
   "metrics": { "public": true }
 }
 JSON
@@ -86,10 +86,11 @@ wait_port "$EDGE_WEB_PORT" edge
 
 cat <<MSG
 
-Pinhole demo is running (logs in demo-data/). Viewer login: demo / demo
+Pinhole demo is running (logs in demo-data/). Login: demo / demo (an admin)
 
   Browser player   http://127.0.0.1:$HTTP_PORT/play/gw1/cam
   Device list      http://127.0.0.1:$HTTP_PORT/
+  Fleet (admins)   http://127.0.0.1:$HTTP_PORT/fleet   (devices, remote config, audit log)
   RTSP             rtsp://demo:demo@127.0.0.1:$RTSP_PORT/gw1/cam
                    e.g.  ffplay -rtsp_transport tcp rtsp://demo:demo@127.0.0.1:$RTSP_PORT/gw1/cam
   Edge local page  http://127.0.0.1:$EDGE_WEB_PORT/   (password: demo)
