@@ -152,6 +152,8 @@ public sealed class FleetBenchmark : IBenchmark
             Rtsp = "127.0.0.1:0",
             DataDir = Path.Combine(dir, "relay-many"),
             Devices = [.. ids.Select(id => new DeviceConfig { Id = id, Token = "token-of-" + id + "-0123456789" })],
+            // Every simulated device connects from 127.0.0.1, as devices behind one balancer would.
+            Limits = new LimitsConfig { HttpConnectionsPerAddress = 0 },
         }, b => b.Logging.SetMinimumLevel(LogLevel.Warning), ct);
         var apiToken = ApiTokens.Create(relay.Services.GetRequiredService<IFleetStore>(), "bench", DateTimeOffset.UtcNow);
         using var http = new HttpClient { BaseAddress = relay.HttpUri };

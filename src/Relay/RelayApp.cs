@@ -15,6 +15,7 @@ using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
 using Pinhole.Transport.Metrics;
+using Pinhole.Transport.Sockets;
 
 namespace Pinhole.Relay;
 
@@ -73,8 +74,34 @@ public sealed class RelayApp : IAsyncDisposable
             k.Limits.MaxRequestBodySize = 1024 * 1024;
             k.Limits.KeepAliveTimeout = TimeSpan.FromSeconds(60);
             k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(15);
+            // One client address may hold only so many connections (a flood or a slowloris must not take
+            // every slot from viewers and devices); refused before the TLS handshake costs anything.
+            var perAddress = config.Limits.HttpConnectionsPerAddress > 0 ? new ConnectionsPerAddress(config.Limits.HttpConnectionsPerAddress) : null;
             void Listen(ListenOptions o)
             {
+                if (perAddress is not null) o.Use(next => async connection =>
+                {
+                    if ((connection.RemoteEndPoint as IPEndPoint)?.Address is not { } address)
+                    {
+                        await next(connection);
+                        return;
+                    }
+                    if (!perAddress.TryEnter(address))
+                    {
+                        o.ApplicationServices.GetService<RefusalLog>()?.Refused("http-connections-per-address", address.ToString(),
+                            $"{perAddress.Max} HTTP connections from this address already (limits.httpConnectionsPerAddress)");
+                        connection.Abort();
+                        return;
+                    }
+                    try
+                    {
+                        await next(connection);
+                    }
+                    finally
+                    {
+                        perAddress.Leave(address);
+                    }
+                });
                 if (http.Scheme == "https" && config.Tls is { } tls)
                     o.UseHttps(X509Certificate2.CreateFromPemFile(tls.Certificate, tls.Key));
             }

@@ -191,7 +191,7 @@ public static partial class EdgeApplication
     /// <summary>Closes a connection at once when its address already holds the most it may: one client cannot take every slot.</summary>
     private sealed class ConnectionsPerAddress(int max)
     {
-        private readonly System.Collections.Concurrent.ConcurrentDictionary<IPAddress, int> _open = new();
+        private readonly Transport.Sockets.ConnectionsPerAddress _open = new(max);
 
         public void Apply(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions listen) => listen.Use(next => async connection =>
         {
@@ -201,9 +201,8 @@ public static partial class EdgeApplication
                 await next(connection);
                 return;
             }
-            if (_open.AddOrUpdate(address, 1, (_, n) => n + 1) > max)
+            if (!_open.TryEnter(address))
             {
-                Leave(address);
                 connection.Abort();
                 return;
             }
@@ -213,15 +212,9 @@ public static partial class EdgeApplication
             }
             finally
             {
-                Leave(address);
+                _open.Leave(address);
             }
         });
-
-        private void Leave(IPAddress address)
-        {
-            while (_open.TryGetValue(address, out var n))
-                if (n <= 1 ? _open.TryRemove(new KeyValuePair<IPAddress, int>(address, n)) : _open.TryUpdate(address, n - 1, n)) return;
-        }
     }
 
     /// <summary>SIGHUP (<c>systemctl reload</c>) re-reads edge.json and applies it, like a save from the page.</summary>

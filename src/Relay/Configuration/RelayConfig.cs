@@ -39,6 +39,9 @@ public sealed class LimitsConfig
     public int RtspConnections { get; set; } = 256;
     /// <summary>RTSP connections from one client address.</summary>
     public int RtspConnectionsPerAddress { get; set; } = 16;
+    /// <summary>HTTP connections (pages, the player's WebSockets, the API, device uplinks) from one client
+    /// address; 0 turns the cap off (behind a load balancer every client has the balancer's address).</summary>
+    public int HttpConnectionsPerAddress { get; set; } = 64;
     /// <summary>Cameras one device may announce; more are refused.</summary>
     public int CamerasPerDevice { get; set; } = 32;
     /// <summary>Simultaneous viewers (RTSP and browser) one user may have.</summary>

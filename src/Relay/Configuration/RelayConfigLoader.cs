@@ -215,6 +215,7 @@ public static partial class RelayConfigLoader
             {
                 case "rtspConnections": l.RtspConnections = Count(p, "limits.rtspConnections", 1, 100_000, errors) ?? l.RtspConnections; break;
                 case "rtspConnectionsPerAddress": l.RtspConnectionsPerAddress = Count(p, "limits.rtspConnectionsPerAddress", 1, 100_000, errors) ?? l.RtspConnectionsPerAddress; break;
+                case "httpConnectionsPerAddress": l.HttpConnectionsPerAddress = Count(p, "limits.httpConnectionsPerAddress", 0, 100_000, errors) ?? l.HttpConnectionsPerAddress; break;
                 case "camerasPerDevice": l.CamerasPerDevice = Count(p, "limits.camerasPerDevice", 1, 10_000, errors) ?? l.CamerasPerDevice; break;
                 case "viewersPerUser": l.ViewersPerUser = Count(p, "limits.viewersPerUser", 1, 100_000, errors) ?? l.ViewersPerUser; break;
                 case "gopCacheMemory": l.GopCacheMemory = Bytes(p, "limits.gopCacheMemory", errors) ?? l.GopCacheMemory; break;

@@ -10,6 +10,7 @@ using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
 using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Sockets;
 
 namespace Pinhole.Relay.Rtsp;
 
@@ -25,7 +26,7 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
     private readonly RtspServerOptions _options;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<RtspConnection, Task> _connections = new();
-    private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
+    private readonly ConnectionsPerAddress _perAddress;
     private readonly CancellationTokenSource _stopping = new();
     private Socket? _listener, _tlsListener;
     private Task? _acceptLoop, _tlsAcceptLoop;
@@ -46,6 +47,7 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(metrics);
         _options = options;
+        _perAddress = new ConnectionsPerAddress(options.MaxConnectionsPerAddress);
         Streams = streams ?? throw new ArgumentNullException(nameof(streams));
         Viewers = viewers ?? throw new ArgumentNullException(nameof(viewers));
         Time = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
@@ -175,9 +177,8 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
                 continue;
             }
             // Per address first: one client's flood must not count against everyone's total.
-            if (_perAddress.AddOrUpdate(address, 1, (_, n) => n + 1) > _options.MaxConnectionsPerAddress)
+            if (!_perAddress.TryEnter(address))
             {
-                ReleaseAddress(address);
                 Refuse(socket, "rtsp-connections-per-address", address, $"{_options.MaxConnectionsPerAddress} RTSP connections from this address already");
                 continue;
             }
@@ -213,17 +214,10 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
         socket.Dispose();
     }
 
-    private void ReleaseAddress(IPAddress address)
-    {
-        while (true)
-        {
-            if (!_perAddress.TryGetValue(address, out var n)) return;
-            if (n <= 1 ? _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, n)) : _perAddress.TryUpdate(address, n - 1, n)) return;
-        }
-    }
+    private void ReleaseAddress(IPAddress address) => _perAddress.Leave(address);
 
     /// <summary>Open connections from <paramref name="address"/> now.</summary>
-    internal int ConnectionsFrom(IPAddress address) => _perAddress.TryGetValue(address, out var n) ? n : 0;
+    internal int ConnectionsFrom(IPAddress address) => _perAddress.Count(address);
 
     private async Task RunConnectionAsync(RtspConnection connection, IPAddress address, CancellationToken stopping)
     {
