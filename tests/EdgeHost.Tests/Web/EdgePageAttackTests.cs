@@ -137,6 +137,24 @@ public partial class EdgePageAttackTests
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(host.ConfigPath));
     }
 
+    [Pinhole.Testing.RequiresRootFact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public async Task A_save_keeps_the_file_owner()
+    {
+        // On a device edge.json belongs to the service's user; a save by the page (written as a new
+        // file, then renamed over the old one) must not hand it to whoever runs the process.
+        await using var host = await EdgeTestHost.StartAsync();
+        const string nobody = "65534:65534";
+        Assert.True((await Pinhole.Testing.Command.RunAsync("chown", [nobody, host.ConfigPath], TimeSpan.FromSeconds(10))).Succeeded);
+        using var client = host.CreateClient();
+        var csrf = await LogInAsync(client);
+        var (status, body) = await PostConfigAsync(client, csrf, """{ "relays": [ "wss://relay9.example.com/uplink" ] }""");
+        Assert.True(status == HttpStatusCode.OK, body);
+        Assert.Contains("relay9.example.com", await File.ReadAllTextAsync(host.ConfigPath), StringComparison.Ordinal);
+        var owner = await Pinhole.Testing.Command.RunAsync("stat", ["-c", "%u:%g", host.ConfigPath], TimeSpan.FromSeconds(10));
+        Assert.Equal(nobody, owner.StandardOutput.Trim());
+    }
+
     [Theory]
     [InlineData("duplicate keys", "invalid JSON")]
     [InlineData("invalid UTF-8", "not valid UTF-8")]
