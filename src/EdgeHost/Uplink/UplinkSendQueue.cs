@@ -82,7 +82,6 @@ public sealed class UplinkSendQueue
         ArgumentNullException.ThrowIfNull(tracks);
         lock (_lock)
         {
-            camera.EndRequested = false; // the source (re)started
             camera.Tracks = tracks;
             camera.VideoTrack = -1;
             for (var i = 0; i < tracks.Count; i++)
@@ -171,16 +170,24 @@ public sealed class UplinkSendQueue
     public void EndStream(CameraQueue camera)
     {
         ArgumentNullException.ThrowIfNull(camera);
-        lock (_lock) camera.EndRequested = true;
+        lock (_lock)
+        {
+            // The end lies after every frame queued so far. A source that restarts before they are
+            // sent must not cancel it: its new session starts a new clock, and the relay re-anchors
+            // viewers' timelines on StreamEnd (before, a quick restart lost it and RTP time jumped back).
+            camera.EndRequested = true;
+            camera.EndAfterOrder = _order;
+        }
         Pulse();
     }
 
-    /// <summary>Takes a camera whose source stopped and whose queue is empty, clearing its end request.</summary>
+    /// <summary>Takes a camera whose source stopped and whose frames from before that are all sent (or
+    /// dropped), clearing its end request. Frames of a restarted source may wait behind it.</summary>
     public bool TryTakeEnded(out CameraQueue? camera)
     {
         lock (_lock)
         {
-            camera = _cameras.Find(c => c.EndRequested && c.Items.Count == 0);
+            camera = _cameras.Find(c => c.EndRequested && (c.Items.Count == 0 || c.Items.Peek().Order > c.EndAfterOrder));
             if (camera is null) return false;
             camera.EndRequested = false;
             return true;
@@ -276,6 +283,8 @@ public sealed class CameraQueue
     internal bool Skipping { get; set; }
     internal bool NeedKeyframe { get; set; } = true;
     internal bool EndRequested { get; set; }
+    // The arrival order of the last frame queued before the end was requested.
+    internal long EndAfterOrder { get; set; }
 
     internal bool IsGopStart(in AccessUnit unit) => unit.IsKeyframe && (VideoTrack < 0 || unit.Track == VideoTrack);
 

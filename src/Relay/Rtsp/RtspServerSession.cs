@@ -13,6 +13,10 @@ namespace Pinhole.Relay.Rtsp;
 /// </summary>
 internal sealed class RtspServerSession : IAsyncDisposable
 {
+    // A track's DTS that leaps ahead of the last one sent by more than this is a source that restarted
+    // its clock, not a pause: the source's own gaps (a viewer skipping to a keyframe) stay below it.
+    private const double MaxDtsLeapSeconds = 5;
+
     private readonly RtspConnection _connection;
     private readonly RtspServerMetrics _metrics;
     private MediaSubscription? _subscription;
@@ -131,6 +135,10 @@ internal sealed class RtspServerSession : IAsyncDisposable
                         // timestamps may restart when it reconnects, so the next frame re-anchors.
                         _resumeAfterGap = _anchored;
                         break;
+                    case MediaEventKind.Restart:
+                        // The device's source restarted (the stream was announced again): a new clock origin.
+                        _resumeAfterGap = _anchored;
+                        break;
                     case MediaEventKind.Frame:
                         await SendFrameAsync(evt.Unit, ct).ConfigureAwait(false);
                         ReportDrops();
@@ -182,9 +190,11 @@ internal sealed class RtspServerSession : IAsyncDisposable
 
     // A new configuration of the same codecs (new SPS/PPS, new size) continues the session with
     // the parameter sets sent in band before the next keyframe; anything else (another codec, a
-    // track added or removed) cannot be expressed to a client that already has the SDP.
+    // track added or removed) cannot be expressed to a client that already has the SDP. A new
+    // configuration is announced by a source that (re)started, so its clock may start anew too.
     private bool TryContinueWith(IReadOnlyList<TrackInfo> tracks)
     {
+        _resumeAfterGap = _anchored;
         if (tracks.Count != Tracks.Count) return false;
         for (var i = 0; i < tracks.Count; i++)
         {
@@ -203,8 +213,10 @@ internal sealed class RtspServerSession : IAsyncDisposable
             Anchor(unit);
             _anchored = true;
         }
-        else if (_resumeAfterGap)
+        else if (_resumeAfterGap || RestartsClock(output, unit))
         {
+            // Whatever the device said (StreamEnd, a new announcement, or nothing at all), a source
+            // whose clock restarted must not take the viewer's RTP time back or leap it ahead.
             Resume(unit);
             _resumeAfterGap = false;
         }
@@ -218,6 +230,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
             output.Packetizer.Packetize(unit, output.RtpHandler);
         }
         output.LastSentAt = _connection.Time.GetTimestamp();
+        output.LastDts = unit.Dts;
         FramesSent++;
         _metrics.FramesSent.Inc();
         _metrics.BytesSent.Inc(output.BytesSent - before);
@@ -237,9 +250,18 @@ internal sealed class RtspServerSession : IAsyncDisposable
         }
     }
 
-    // After the device was offline its clock may have restarted: continue every track's RTP time
-    // from where it stopped, advanced by the wallclock time of the gap, so clients see a pause
-    // rather than a jump back in time (RFC 3550 §5.1: timestamps advance with the sampling clock).
+    // DTS never goes back on a track, B-frames or not (DecodeTimestampGenerator), and advances with
+    // the sampling clock: one that goes back or leaps far ahead comes from a restarted clock.
+    private static bool RestartsClock(RtspTrackOutput output, in AccessUnit unit) =>
+        output.LastDts is { } last
+        && (unit.Dts < last || unit.Dts - last > (long)(MaxDtsLeapSeconds * output.Packetizer.ClockRate));
+
+    // After the device was offline, or its source restarted, its clock may have restarted: continue
+    // every track's RTP time from where it stopped, advanced by the wallclock time of the gap, so
+    // clients see a pause rather than a jump back in time (RFC 3550 §5.1: timestamps advance with
+    // the sampling clock). It continues from the last decode time, not the last (presentation)
+    // timestamp: with B-frames that one may lie ahead, and the new pictures' decode times must
+    // follow the old ones. Every track's last DTS starts afresh, so the others don't re-anchor again.
     private void Resume(in AccessUnit first)
     {
         var anchorClock = Tracks[first.Track].ClockRate;
@@ -247,9 +269,11 @@ internal sealed class RtspServerSession : IAsyncDisposable
         {
             if (o is null || o.Packetizer.PacketCount == 0) continue;
             var p = o.Packetizer;
-            var target = unchecked(p.LastTimestamp + (uint)(_connection.Time.GetElapsedTime(o.LastSentAt).TotalSeconds * p.ClockRate));
-            var ticks = (long)((Int128)first.Pts * p.ClockRate / anchorClock);
+            var last = o.LastDts is { } dts ? p.ToRtpTimestamp(dts) : p.LastTimestamp;
+            var target = unchecked(last + (uint)(_connection.Time.GetElapsedTime(o.LastSentAt).TotalSeconds * p.ClockRate));
+            var ticks = (long)((Int128)first.Dts * p.ClockRate / anchorClock);
             p.TimestampOffset = unchecked(target - (uint)ticks);
+            o.LastDts = null;
         }
     }
 

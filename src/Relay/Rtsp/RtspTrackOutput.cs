@@ -29,6 +29,11 @@ internal abstract class RtspTrackOutput : IDisposable
     /// <summary>When the last access unit went out (<see cref="TimeProvider.GetTimestamp"/>), for RTCP SR.</summary>
     public long LastSentAt { get; set; }
 
+    /// <summary>The decode time of the last access unit sent since the session's RTP time was last
+    /// (re)anchored, in the track's clock; null before one. DTS never goes back on a track, so one
+    /// that does (or leaps ahead) shows the source restarted its clock.</summary>
+    public long? LastDts { get; set; }
+
     /// <summary>True when packets go on the RTSP connection and must be written under its write lock.</summary>
     public abstract bool IsInterleaved { get; }
 

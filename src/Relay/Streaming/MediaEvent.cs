@@ -13,6 +13,10 @@ public enum MediaEventKind
 
     /// <summary>The device went offline; <see cref="MediaEventKind.Tracks"/> follows when it is back.</summary>
     Offline,
+
+    /// <summary>The device's source restarted (the same tracks were announced again): from the next
+    /// frame on, timestamps may start from a new origin. Frames before it still play.</summary>
+    Restart,
 }
 
 /// <summary>One item in a viewer's queue.</summary>
@@ -24,4 +28,5 @@ public readonly record struct MediaEvent(MediaEventKind Kind, IReadOnlyList<Trac
     internal static MediaEvent ForTracks(IReadOnlyList<TrackInfo> tracks) => new(MediaEventKind.Tracks, tracks, default);
     internal static MediaEvent ForFrame(in AccessUnit unit) => new(MediaEventKind.Frame, null, unit);
     internal static readonly MediaEvent OfflineEvent = new(MediaEventKind.Offline, null, default);
+    internal static readonly MediaEvent RestartEvent = new(MediaEventKind.Restart, null, default);
 }

@@ -149,23 +149,36 @@ public sealed class MediaStream : IMediaSink
         _registry?.ReleaseViewer(sub.Viewer);
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// The device (re)announced the stream. New tracks re-initialise viewers; the same tracks again
+    /// mean the device's source restarted (a camera reconnected), whose timestamps may start from a
+    /// new origin: viewers are told (<see cref="MediaEventKind.Restart"/>) so they carry their own
+    /// timeline on, and the cached GOP is dropped so a new viewer never gets frames from before the
+    /// restart followed by frames from after it.
+    /// </summary>
     public void OnTracks(IReadOnlyList<TrackInfo> tracks)
     {
         MediaSubscription[] subs;
+        MediaEvent evt;
         lock (_lock)
         {
             IsOnline = true;
             OfflineSince = null;
-            if (_tracks is not null && _tracks.SequenceEqual(tracks)) return;
-            _tracks = tracks;
-            _videoTrack = -1;
-            for (var i = 0; i < tracks.Count; i++)
-                if (tracks[i].IsVideo) { _videoTrack = i; break; }
+            if (_tracks is not null && _tracks.SequenceEqual(tracks))
+            {
+                evt = MediaEvent.RestartEvent;
+            }
+            else
+            {
+                _tracks = tracks;
+                _videoTrack = -1;
+                for (var i = 0; i < tracks.Count; i++)
+                    if (tracks[i].IsVideo) { _videoTrack = i; break; }
+                evt = MediaEvent.ForTracks(tracks);
+            }
             ResetGop(valid: false);
             subs = _subscribers;
         }
-        var evt = MediaEvent.ForTracks(tracks);
         foreach (var s in subs) s.Write(evt);
     }
 

@@ -90,6 +90,10 @@ public sealed class MediaSubscription : IDisposable
                     DropQueued();
                     _queue.Enqueue(item);
                     break;
+                case MediaEventKind.Restart:
+                    // Frames queued before it still play; the viewer re-anchors its timeline after them.
+                    _queue.Enqueue(item);
+                    break;
                 default:
                     if (!Admit(item.Unit)) return;
                     _queue.Enqueue(item);
@@ -131,12 +135,14 @@ public sealed class MediaSubscription : IDisposable
 
     private long QueuedVideoSpan(in AccessUnit newest)
     {
+        // Timestamps from before a restart are on another clock: measure from the first frame after it.
+        long? oldest = null;
         foreach (var queued in _queue)
         {
-            if (queued.Kind == MediaEventKind.Frame && queued.Unit.Track == _videoTrack)
-                return newest.Dts - queued.Unit.Dts;
+            if (queued.Kind == MediaEventKind.Restart) oldest = null;
+            else if (oldest is null && queued.Kind == MediaEventKind.Frame && queued.Unit.Track == _videoTrack) oldest = queued.Unit.Dts;
         }
-        return 0;
+        return oldest is { } dts ? newest.Dts - dts : 0;
     }
 
     private void DropQueued()

@@ -22,6 +22,53 @@ public class UplinkSendQueueTests
         return list;
     }
 
+    // What the sender does: an ended camera's StreamEnd goes out as soon as it is due, then frames.
+    private static List<string> DrainWithEnds(UplinkSendQueue q)
+    {
+        var list = new List<string>();
+        while (true)
+        {
+            if (q.TryTakeEnded(out var ended)) list.Add("end " + ended!.Name);
+            else if (q.TryDequeue(out var f)) list.Add(Index(f).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            else return list;
+        }
+    }
+
+    // Found with real peers: the camera said BYE while frames were still queued (a slow uplink), the
+    // edge restarted it a second later, and its new tracks cancelled the pending StreamEnd. The relay
+    // never learnt the source restarted, and viewers' RTP time jumped back to the new session's origin.
+    [Fact]
+    public void A_camera_that_ends_and_restarts_before_its_queue_drained_still_ends_between_its_old_and_new_frames()
+    {
+        var time = new ManualTime();
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        for (var i = 0; i < 10; i++) q.Enqueue(cam, Frame(i));
+        q.EndStream(cam);
+
+        q.SetTracks(cam, [Video]); // the source restarted: new tracks, a new clock
+        for (var i = 100; i < 105; i++) q.Enqueue(cam, Frame(i, key: i == 100));
+
+        Assert.Equal([.. Enumerable.Range(0, 10).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), "end cam", "100", "101", "102", "103", "104"], DrainWithEnds(q));
+    }
+
+    [Fact]
+    public void A_camera_that_ends_with_nothing_queued_ends_at_once_and_only_once()
+    {
+        var time = new ManualTime();
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        q.Enqueue(cam, Frame(0));
+        Assert.Equal(["0"], DrainWithEnds(q));
+        q.EndStream(cam);
+        Assert.Equal(["end cam"], DrainWithEnds(q));
+        q.SetTracks(cam, [Video]);
+        q.Enqueue(cam, Frame(25));
+        Assert.Equal(["25"], DrainWithEnds(q));
+    }
+
     [Fact]
     public void Fast_link_delivers_everything_in_order_after_the_first_keyframe()
     {

@@ -279,6 +279,62 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
         Assert.InRange(forward, (int)(1.2 * 90_000), 3 * 90_000);
     }
 
+    // Found with real peers: the edge's camera pipeline restarted, the camera's new RTP session started
+    // a new timestamp origin, and a viewer that stayed saw RTP time jump back 10 s (32 s with B-frames).
+    // Whatever the edge says in between (StreamEnd, a re-announce, nothing), RTP time must keep
+    // advancing (RFC 3550 §5.1): the viewer sees a pause as long as the gap, never a jump back.
+    [RequiresTheory(Needs.Ffmpeg)]
+    [InlineData("offline", -10)]
+    [InlineData("offline", 60)]
+    [InlineData("re-announce", -10)]
+    [InlineData("re-announce", 60)]
+    [InlineData("nothing", -10)]
+    [InlineData("nothing", 60)]
+    public async Task When_the_source_restarts_its_clock_RTP_time_advances_by_the_gap(string between, int originSeconds)
+    {
+        await using var h = await RtspHarness.StartAsync(withViewers: false);
+        var stream = h.Registry.GetOrAdd("gw1", "cam");
+        var feeder = new StreamFeeder(stream, TestMedia.H264, TestMedia.Aac) { Origin = TimeSpan.FromSeconds(20) }.Start();
+        await using var c = await RawRtspClient.ConnectAsync(h.Port);
+        var timeline = new List<(byte Channel, uint Timestamp, TimeSpan At)>();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        c.OnFrame = (channel, payload) =>
+        {
+            if (channel % 2 == 0) timeline.Add((channel, BinaryPrimitives.ReadUInt32BigEndian(payload.Span[4..]), clock.Elapsed));
+        };
+        Assert.Equal(200, (await c.PlayTcpAsync(Base(h), 2)).StatusCode);
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(1.5)));
+        await feeder.DisposeAsync();
+        if (between == "offline") stream.SetOffline();
+        var pause = clock.Elapsed;
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(0.7)));
+
+        // The source's new clock starts 10 s behind or 60 s ahead of where it was (20 s + 1.5 s).
+        await using var again = new StreamFeeder(stream, TestMedia.H264, TestMedia.Aac) { Origin = TimeSpan.FromSeconds(20 + originSeconds) }
+            .Start(announce: between != "nothing");
+        Assert.True(await c.PumpAsync(TimeSpan.FromSeconds(1.5)));
+
+        foreach (var channel in new byte[] { 0, 2 })
+        {
+            var track = timeline.Where(t => t.Channel == channel).ToList();
+            Assert.True(track.Count > 20, $"channel {channel}: {track.Count} packets");
+            var rate = channel == 0 ? 90_000.0 : TestMedia.Aac.Info.ClockRate;
+            for (var i = 1; i < track.Count; i++)
+            {
+                var step = unchecked((int)(track[i].Timestamp - track[i - 1].Timestamp)) / rate;
+                var wall = (track[i].At - track[i - 1].At).TotalSeconds;
+                // Never back; forward by about the wallclock time between the packets (0.7 s and more across the gap).
+                Assert.True(step >= 0 && step < wall + 0.5, $"channel {channel} packet {i}: RTP time stepped {step:+0.000;-0.000} s in {wall:0.000} s of wallclock");
+            }
+            // From the last packet before the gap: RTP time advanced by the wallclock time, gap included.
+            var before = track.FindLast(t => t.At < pause);
+            var total = unchecked((int)(track[^1].Timestamp - before.Timestamp)) / rate;
+            var elapsed = (track[^1].At - before.At).TotalSeconds;
+            output.WriteLine($"channel {channel}: RTP time advanced {total:0.00} s in {elapsed:0.00} s across the gap");
+            Assert.InRange(total, elapsed - 0.5, elapsed + 0.5);
+        }
+    }
+
     [RequiresFact(Needs.Ffmpeg)]
     public async Task Sender_reports_pair_wallclock_with_the_RTP_time_of_the_stream()
     {

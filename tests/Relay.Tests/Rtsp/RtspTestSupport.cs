@@ -38,11 +38,15 @@ internal sealed class StreamFeeder : IAsyncDisposable
 
     public IReadOnlyList<TrackInfo> Infos => [.. _tracks.Select(t => t.Info)];
 
+    /// <summary>Media time of the first unit: a source's clock starts wherever it likes (a camera's new RTP session).</summary>
+    public TimeSpan Origin { get; init; }
+
     public long Fed(int track) => Interlocked.Read(ref _fed[track]);
 
-    public StreamFeeder Start()
+    /// <summary>Starts feeding; without <paramref name="announce"/> frames just carry on under the tracks the stream has.</summary>
+    public StreamFeeder Start(bool announce = true)
     {
-        _stream.OnTracks(Infos);
+        if (announce) _stream.OnTracks(Infos);
         _loop = Task.Run(() => RunAsync(_stop.Token));
         return this;
     }
@@ -64,7 +68,7 @@ internal sealed class StreamFeeder : IAsyncDisposable
                 catch (OperationCanceledException) { return; }
             }
             var u = t.Units[(int)(next[i] % t.Units.Count)];
-            var pts = next[i] * t.FrameDuration;
+            var pts = next[i] * t.FrameDuration + (long)(Origin.TotalSeconds * t.Info.ClockRate);
             _stream.OnAccessUnit(new AccessUnit(i, pts, pts, u.IsKeyframe, u.Data));
             Interlocked.Increment(ref _fed[i]);
             next[i]++;

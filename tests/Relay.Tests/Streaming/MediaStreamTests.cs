@@ -90,6 +90,31 @@ public class MediaStreamTests
         Assert.True(stream.IsOnline);
     }
 
+    // The edge re-announces a camera whose source restarted (same tracks, a new clock origin): frames
+    // from before must not be replayed to a new viewer ahead of frames from after, and a viewer
+    // that stays is told, so it carries its own timeline on.
+    [Fact]
+    public void The_same_tracks_announced_again_mark_a_restart_and_drop_the_cached_gop()
+    {
+        var registry = new MediaStreamRegistry();
+        var stream = registry.GetOrAdd("gw1", "cam");
+        stream.OnTracks([Video]);
+        stream.OnAccessUnit(Frame(900_000, key: true));
+        stream.OnAccessUnit(Frame(903_600, key: false));
+        using var staying = stream.Subscribe()!;
+        Drain(staying);
+
+        stream.OnTracks([Video]); // the camera came back: its clock starts at 0 again
+        stream.OnAccessUnit(Frame(3600, key: false)); // a picture before the first keyframe of the new session
+
+        Assert.Equal([MediaEventKind.Restart, MediaEventKind.Frame], Drain(staying).Select(e => e.Kind));
+        using var newcomer = stream.Subscribe()!;
+        Assert.Equal([MediaEventKind.Tracks], Drain(newcomer).Select(e => e.Kind));
+        stream.OnAccessUnit(Frame(7200, key: true));
+        using var later = stream.Subscribe()!;
+        Assert.Equal([7200L], Drain(later).Where(e => e.Kind == MediaEventKind.Frame).Select(e => e.Unit.Dts));
+    }
+
     [Fact]
     public void Viewer_limits_are_enforced_per_stream_and_in_total()
     {
