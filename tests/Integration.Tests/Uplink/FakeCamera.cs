@@ -35,15 +35,29 @@ internal sealed class FakeCamera(int fps = 25, int gop = 25, int keyframeBytes =
 
     private AccessUnit MakeFrame(int index, bool key, long pts)
     {
-        var size = key ? keyframeBytes : frameBytes;
+        var size = Math.Max(key ? keyframeBytes : frameBytes, 6);
         var data = new byte[4 + size];
         BinaryPrimitives.WriteInt32BigEndian(data, size);
         data[4] = key ? (byte)0x65 : (byte)0x41;
-        BinaryPrimitives.WriteInt32BigEndian(data.AsSpan(5), index);
+        // The slice header starts with first_mb_in_slice = 0 (ue(v) "1"): each frame is a whole
+        // picture, as the relay expects of a keyframe a viewer may start at.
+        data[5] = 0x80;
+        BinaryPrimitives.WriteInt32BigEndian(data.AsSpan(6), index);
         return new AccessUnit(0, pts, pts, key, data);
     }
 
-    public static int IndexOf(in AccessUnit unit) => BinaryPrimitives.ReadInt32BigEndian(unit.Data.Span[5..]);
+    /// <summary>Builds a one-NAL frame carrying <paramref name="index"/>: an IDR picture when <paramref name="key"/>, else a P slice.</summary>
+    public static byte[] Payload(int index, bool key)
+    {
+        var data = new byte[4 + 6];
+        BinaryPrimitives.WriteInt32BigEndian(data, 6);
+        data[4] = key ? (byte)0x65 : (byte)0x41;
+        data[5] = 0x80;
+        BinaryPrimitives.WriteInt32BigEndian(data.AsSpan(6), index);
+        return data;
+    }
+
+    public static int IndexOf(in AccessUnit unit) => BinaryPrimitives.ReadInt32BigEndian(unit.Data.Span[6..]);
 }
 
 /// <summary>Reads a relay MediaStream as a viewer would and records what arrived and when.</summary>

@@ -110,7 +110,7 @@ public class UplinkEndpointTests(ITestOutputHelper output)
         long sentBytes = 0;
         for (var i = 0; i < 200; i++)
         {
-            var unit = new AccessUnit(0, i * 3600, i * 3600, i % 25 == 0, new byte[] { 0, 0, 0, 5, 0x41, 0, 0, 0, (byte)i });
+            var unit = new AccessUnit(0, i * 3600, i * 3600, i % 25 == 0, FakeCamera.Payload(i, key: i % 25 == 0));
             sentBytes += await link.SendFrameAsync((ulong)i + 1, 7, 1000 + (ulong)i, unit, cts.Token);
         }
         var clock = Stopwatch.StartNew();
