@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Tests.Support;
 using Pinhole.EdgeHost.Web;
+using Pinhole.Testing;
 
 namespace Pinhole.EdgeHost.Tests.Web;
 
@@ -19,28 +20,8 @@ public partial class EdgePageAttackTests
     [GeneratedRegex("<meta name=\"csrf-token\" content=\"([^\"]+)\">")]
     private static partial Regex CsrfMeta();
 
-    // Any 127.x.y.z is loopback on Linux: each address is another client.
-    private static HttpClient ClientFrom(Uri baseAddress, string address) => new(new SocketsHttpHandler
-    {
-        AllowAutoRedirect = false,
-        UseCookies = true,
-        CookieContainer = new CookieContainer(),
-        ConnectCallback = async (context, ct) =>
-        {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            try
-            {
-                socket.Bind(new IPEndPoint(IPAddress.Parse(address), 0));
-                await socket.ConnectAsync(context.DnsEndPoint, ct);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
-    }) { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(20) };
+    private static HttpClient ClientFrom(Uri baseAddress, string address) =>
+        new(LoopbackClient.Handler(address)) { BaseAddress = baseAddress, Timeout = TimeSpan.FromSeconds(20) };
 
     private static async Task<string> LogInAsync(HttpClient client)
     {

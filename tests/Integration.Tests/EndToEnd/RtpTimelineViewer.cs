@@ -75,31 +75,8 @@ internal sealed class RtpTimelineViewer : IAsyncDisposable
         }
     }
 
-    private async Task<(int Status, Dictionary<string, string> Headers, string Body)> RequestAsync(NetworkStream stream, string method, string url, string extraHeaders)
-    {
-        var request = $"{method} {url} RTSP/1.0\r\nCSeq: {++_cseq}\r\nUser-Agent: pinhole-timeline-viewer\r\n{extraHeaders}\r\n";
-        await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
-        var head = new StringBuilder();
-        var one = new byte[1];
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
-        {
-            if (await stream.ReadAsync(one, timeout.Token) == 0) throw new IOException($"{method}: connection closed");
-            head.Append((char)one[0]);
-        }
-        var lines = head.ToString().Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
-        var status = int.Parse(lines[0].Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture);
-        var headers = lines.Skip(1).Select(l => l.Split(':', 2)).Where(p => p.Length == 2)
-            .GroupBy(p => p[0].Trim().ToLowerInvariant()).ToDictionary(g => g.Key, g => g.First()[1].Trim());
-        var body = "";
-        if (headers.TryGetValue("content-length", out var lengthText) && int.TryParse(lengthText, out var length) && length > 0)
-        {
-            var buffer = new byte[length];
-            await stream.ReadExactlyAsync(buffer, timeout.Token);
-            body = Encoding.UTF8.GetString(buffer);
-        }
-        return (status, headers, body);
-    }
+    private Task<(int Status, Dictionary<string, string> Headers, string Body)> RequestAsync(NetworkStream stream, string method, string url, string extraHeaders) =>
+        RawRtspExchange.RequestAsync(stream, ++_cseq, "pinhole-timeline-viewer", method, url, extraHeaders);
 
     public async ValueTask DisposeAsync()
     {

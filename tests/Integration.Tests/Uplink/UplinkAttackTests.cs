@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Net.WebSockets;
+using Pinhole.Testing;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Uplink;
 using Xunit.Abstractions;
@@ -12,25 +13,7 @@ public class UplinkAttackTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
-    // Any 127.x.y.z is loopback on Linux: each address is another client.
-    private static HttpMessageInvoker From(string address) => new(new SocketsHttpHandler
-    {
-        ConnectCallback = async (context, ct) =>
-        {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            try
-            {
-                socket.Bind(new IPEndPoint(IPAddress.Parse(address), 0));
-                await socket.ConnectAsync(context.DnsEndPoint, ct);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
-    });
+    private static HttpMessageInvoker From(string address) => new(LoopbackClient.Handler(address));
 
     private static async Task<(HttpStatusCode Status, ClientWebSocket Socket)> TryConnectAsync(TestRelay relay, string token, string from)
     {

@@ -1,8 +1,8 @@
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Web;
+using Pinhole.Testing;
 
 namespace Pinhole.Relay.Tests.Web;
 
@@ -12,27 +12,8 @@ public class BrowserAttackTests
     private static FormUrlEncodedContent LoginForm(string user, string password) => new([new("user", user), new("password", password)]);
 
     // Any 127.x.y.z is loopback on Linux: each address is another client.
-    private static HttpClient ClientFrom(Uri baseUri, string address, CookieContainer cookies) => new(new SocketsHttpHandler
-    {
-        AllowAutoRedirect = false,
-        UseCookies = true,
-        CookieContainer = cookies,
-        ConnectCallback = async (context, ct) =>
-        {
-            var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            try
-            {
-                socket.Bind(new IPEndPoint(IPAddress.Parse(address), 0));
-                await socket.ConnectAsync(context.DnsEndPoint, ct);
-                return new NetworkStream(socket, ownsSocket: true);
-            }
-            catch
-            {
-                socket.Dispose();
-                throw;
-            }
-        },
-    }) { BaseAddress = baseUri };
+    private static HttpClient ClientFrom(Uri baseUri, string address, CookieContainer cookies) =>
+        new(LoopbackClient.Handler(address, cookies)) { BaseAddress = baseUri };
 
     [Fact]
     public async Task A_guesser_cannot_lock_the_owner_out_of_a_browser_that_logged_in_before()

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using Pinhole.Relay.Configuration;
+using Pinhole.Testing;
 
 namespace Pinhole.Relay.Tests.Web;
 
@@ -11,9 +12,7 @@ public class HttpFloodTests
     // A slowloris: a request that never ends its headers, holding its connection for as long as the server lets it.
     private static async Task<Socket> SlowClientAsync(int port, string from)
     {
-        var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Parse(from), 0));
-        await s.ConnectAsync(IPAddress.Loopback, port);
+        var s = await LoopbackClient.ConnectFromAsync(from, new IPEndPoint(IPAddress.Loopback, port));
         // A connection over the cap may be reset before (or while) this is sent: that is the refusal.
         try { await s.SendAsync(Encoding.ASCII.GetBytes("GET /healthz HTTP/1.1\r\nHost: relay\r\nX-Slow: ")); }
         catch (SocketException) { }
@@ -31,16 +30,7 @@ public class HttpFloodTests
 
     private static async Task<HttpStatusCode> HealthzFromAsync(int port, string from)
     {
-        using var handler = new SocketsHttpHandler
-        {
-            ConnectCallback = async (ctx, ct) =>
-            {
-                var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-                s.Bind(new IPEndPoint(IPAddress.Parse(from), 0));
-                await s.ConnectAsync(ctx.DnsEndPoint.Host, ctx.DnsEndPoint.Port, ct);
-                return new NetworkStream(s, ownsSocket: true);
-            },
-        };
+        using var handler = LoopbackClient.Handler(from);
         using var http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(5) };
         using var r = await http.GetAsync(new Uri($"http://127.0.0.1:{port}/healthz"));
         return r.StatusCode;
