@@ -68,6 +68,8 @@ public sealed class MqttConfig
     public string? Username { get; set; }
     public string? Password { get; set; }
     public string TopicPrefix { get; set; } = "pinhole";
+    /// <summary><c>"5"</c> (MQTT 5.0, the default) or <c>"3.1.1"</c> for brokers that speak only that.</summary>
+    public string ProtocolVersion { get; set; } = "5";
 }
 
 /// <summary>The local config page.</summary>

@@ -228,7 +228,10 @@ public static class EdgeConfigLoader
             Username = o.String("username"),
             Password = o.String("password"),
             TopicPrefix = o.String("topicPrefix") ?? "pinhole",
+            ProtocolVersion = o.String("protocolVersion") ?? "5",
         };
+        if (mqtt.ProtocolVersion is not ("5" or "3.1.1"))
+            problems.Add(new(o.PathOf("protocolVersion"), $"must be \"5\" or \"3.1.1\" (got \"{mqtt.ProtocolVersion}\")"));
         if (o.Has("url"))
             Validate.Url(mqtt.Url, o.PathOf("url"), problems, ["ws", "wss", "mqtt", "mqtts"], "use wss://, ws://, mqtts:// or mqtt://");
         if (mqtt.TopicPrefix.Length == 0 || mqtt.TopicPrefix.AsSpan().IndexOfAny("+#\0") >= 0 ||

@@ -2,7 +2,7 @@ namespace Pinhole.EdgeHost.Telemetry;
 
 // The few MQTT operations the telemetry session needs, so the session's logic (reconnect,
 // drain in order, acknowledge only on PUBACK, discovery) is tested against a fake, and the
-// adapter over Pinhole.Transport.Mqtt.MqttClient stays a thin translation.
+// adapter over MQTTnet (MqttNetConnector) stays a thin translation.
 
 /// <summary>How to connect: a persistent session (clean start false) with a retained last will.</summary>
 internal sealed record TelemetryConnectOptions(
@@ -14,7 +14,18 @@ internal sealed record TelemetryConnectOptions(
     string WillPayload,
     TimeSpan KeepAlive,
     TimeSpan SessionExpiry,
-    string? TrustedCaPath);
+    string? TrustedCaPath,
+    TelemetryProtocolVersion ProtocolVersion = TelemetryProtocolVersion.V500);
+
+/// <summary>The MQTT version spoken to the broker (edge.json <c>mqtt.protocolVersion</c>).</summary>
+internal enum TelemetryProtocolVersion
+{
+    /// <summary>MQTT 3.1.1.</summary>
+    V311,
+
+    /// <summary>MQTT 5.0, the default: reason codes on every acknowledgement, session expiry.</summary>
+    V500,
+}
 
 /// <summary>A message received on a subscription.</summary>
 internal readonly record struct TelemetryInboundMessage(string Topic, ReadOnlyMemory<byte> Payload);

@@ -25,7 +25,7 @@ internal sealed class TelemetryPipelineFactory : IPipelineFactory, IAsyncDisposa
     private readonly ConcurrentDictionary<string, Lazy<TelemetryOutbox>> _outboxes = new(StringComparer.Ordinal);
 
     public TelemetryPipelineFactory(ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time)
-        : this(loggerFactory, metrics, time, chip => new GpioCdevV2Driver(chip), new MqttClientConnector(loggerFactory, time))
+        : this(loggerFactory, metrics, time, chip => new GpioCdevV2Driver(chip), new MqttNetConnector(loggerFactory, time))
     {
     }
 

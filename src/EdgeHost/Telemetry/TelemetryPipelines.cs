@@ -84,7 +84,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(loggerFactory);
         var time = timeProvider ?? TimeProvider.System;
-        return Create(config, loggerFactory, metrics, time, chip => new GpioCdevV2Driver(chip), new MqttClientConnector(loggerFactory, time));
+        return Create(config, loggerFactory, metrics, time, chip => new GpioCdevV2Driver(chip), new MqttNetConnector(loggerFactory, time));
     }
 
     internal static TelemetryPipelines Create(
@@ -147,7 +147,8 @@ public sealed class TelemetryPipelines : IAsyncDisposable
         var options = new TelemetryConnectOptions(
             new Uri(mqtt.Url), $"pinhole-edge-{config.DeviceId}", mqtt.Username, mqtt.Password,
             topics.Status, TelemetryPayloads.Offline,
-            KeepAlive: TimeSpan.FromSeconds(15), SessionExpiry: TimeSpan.FromDays(1), config.TrustedCa);
+            KeepAlive: TimeSpan.FromSeconds(15), SessionExpiry: TimeSpan.FromDays(1), config.TrustedCa,
+            mqtt.ProtocolVersion == "3.1.1" ? TelemetryProtocolVersion.V311 : TelemetryProtocolVersion.V500);
         var sensors = config.Sensors.Select(s => (s.Name, s.Unit ?? "")).ToList();
         return new MqttTelemetrySession(connector, options, topics, sensors, outbox, metrics, time,
             loggerFactory.CreateLogger<MqttTelemetrySession>(), backoff);
