@@ -7,7 +7,7 @@ namespace Pinhole.Harness.Tests;
 /// <summary>
 /// Just enough MQTT 3.1.1 (OASIS spec, section 3) over a WebSocket (subprotocol "mqtt", section 6)
 /// to prove the broker peer works: CONNECT, SUBSCRIBE, and reading PUBLISH packets. Not a client
-/// library; the product's client lives in src/Transport/Mqtt.
+/// library; the product uses MQTTnet (src/EdgeHost/Telemetry/MqttNetConnector.cs).
 /// </summary>
 internal sealed class RawMqttOverWebSocket : IAsyncDisposable
 {

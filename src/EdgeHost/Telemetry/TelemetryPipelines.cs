@@ -77,7 +77,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
 
     /// <summary>
     /// Validates the config, opens the outbox and builds the pipelines: GPIO through the Linux
-    /// character device, MQTT through <see cref="Pinhole.Transport.Mqtt.MqttClient"/>.
+    /// character device, MQTT through MQTTnet (<see cref="MqttNetConnector"/>).
     /// </summary>
     /// <exception cref="ArgumentException">The config has problems (all of them are listed).</exception>
     public static TelemetryPipelines Create(EdgeConfig config, ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider? timeProvider = null)
