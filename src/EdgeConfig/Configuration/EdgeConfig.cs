@@ -1,6 +1,6 @@
 namespace Pinhole.EdgeHost.Configuration;
 
-// The shape of edge.json (see ../shared/design/interface.md). Plain data: parsing, defaults and
+// The shape of edge.json (the public interface: README.md and docs/). Plain data: parsing, defaults and
 // validation live in the loader, so one place reports every problem with its JSON path.
 
 /// <summary>Root of edge.json.</summary>

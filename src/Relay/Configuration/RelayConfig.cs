@@ -1,6 +1,6 @@
 namespace Pinhole.Relay.Configuration;
 
-// The shape of relay.json (see ../shared/design/interface.md). Plain data: the loader validates it.
+// The shape of relay.json (the public interface: README.md and docs/). Plain data: the loader validates it.
 
 /// <summary>Root of relay.json.</summary>
 public sealed class RelayConfig

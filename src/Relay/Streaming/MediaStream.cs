@@ -216,12 +216,6 @@ public sealed class MediaStream : IMediaSink
         foreach (var s in subs) s.Write(MediaEvent.OfflineEvent);
     }
 
-    /// <summary>Forgets the tracks, so the next <see cref="OnTracks"/> is always sent to viewers.</summary>
-    internal void ForgetTracks()
-    {
-        lock (_lock) _tracks = null;
-    }
-
     private void CacheInGop(in AccessUnit unit)
     {
         // A keyframe that only continues a picture (the bottom half an older edge cut off at a

@@ -5,9 +5,10 @@ using Pinhole.Relay.Configuration;
 namespace Pinhole.Relay.Viewers;
 
 /// <summary>
-/// The people allowed to watch, from relay.json <c>viewers</c>. Passwords are kept only as
-/// PBKDF2 hashes for Basic and form login; RTSP Digest (RFC 2617/7616) needs H(A1) per realm and
-/// algorithm, which is derived once per (user, realm, algorithm) and cached.
+/// The people allowed to watch, from relay.json <c>viewers</c>. Basic and form logins are checked
+/// against a PBKDF2 hash (constant time, deliberately slow). The password itself also stays in
+/// memory, as it is in relay.json: RTSP Digest (RFC 2617/7616) needs H(A1) = H(user:realm:password)
+/// for each realm and algorithm a client asks for, derived on first use and cached.
 /// </summary>
 public sealed class ViewerDirectory
 {
@@ -22,7 +23,7 @@ public sealed class ViewerDirectory
         {
             var salt = RandomNumberGenerator.GetBytes(16);
             var hash = Rfc2898DeriveBytes.Pbkdf2(v.Password, salt, Iterations, HashAlgorithmName.SHA256, 32);
-            // Digest needs H(A1) = H(user:realm:password); keep the per-realm values, not the password.
+            // Digest needs the password to derive H(A1) per (realm, algorithm); see the class remarks.
             _viewers[v.User] = new Entry(salt, hash, new Dictionary<(string, string), string>(), v.Password);
             if (v.Role == ViewerRoles.Admin) _admins.Add(v.User);
         }

@@ -22,7 +22,4 @@ internal static partial class BrowserLog
 
     [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Player WebSocket for {Device}/{Camera} ended with an error")]
     public static partial void ViewerFailed(ILogger logger, Exception exception, string device, string camera);
-
-    [LoggerMessage(EventId = 4008, Level = LogLevel.Warning, Message = "Stream {Device}/{Camera} cannot be muxed for browsers: {Reason}")]
-    public static partial void CannotMux(ILogger logger, string device, string camera, string reason);
 }
