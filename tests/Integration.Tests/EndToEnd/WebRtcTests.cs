@@ -82,4 +82,109 @@ public class WebRtcTests(ITestOutputHelper output)
         // The camera's audio is AAC: the page says WebRTC plays its video only.
         Assert.Contains("AAC", browser.Execute<string>("return document.getElementById('message').textContent;"), StringComparison.Ordinal);
     }
+
+    [RequiresFact(Needs.Chromium | Needs.RtspCamera)]
+    public async Task The_player_falls_back_to_MSE_within_3_s_when_WebRTC_cannot_connect()
+    {
+        var port = FreePort.GetTcpAndUdp();
+        // The answer names 127.0.0.2, where nothing listens: every check and TCP connect fails (on loopback).
+        await using var stack = await EndToEndStack.StartAsync(output,
+            new RtspCameraOptions { Video = CameraVideo.H264, Width = 640, Height = 360, Gop = 25 },
+            configure: s => s.RelayExtra["webrtc"] = new { udp = $"127.0.0.1:{port}", publicAddresses = new[] { "127.0.0.2" } });
+        using var browser = Chromium.Start();
+        var play = new Uri(stack.HttpUri, $"/play/{EndToEnd.Device}/{EndToEnd.CameraName}");
+        await LogInAsync(browser, play);
+        var loaded = browser.Execute<double>("return performance.now();");
+
+        await browser.WaitForAsync("window.pinhole && window.pinhole.transport === 'mse'", TimeSpan.FromSeconds(10));
+        var fellBackAfter = browser.Execute<double>("return performance.now();") - loaded;
+        var reason = browser.Execute<string>("return window.pinhole.fallbackReason;");
+        await browser.WaitForAsync("window.pinhole.state === 'live'", TimeSpan.FromSeconds(30));
+        var before = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+        await Task.Delay(5000);
+        var after = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+        var latency = browser.Execute<string>("return document.getElementById('latency').textContent;");
+        output.WriteLine($"fell back to MSE ({reason}) about {fellBackAfter:0} ms after the page was read; {after - before} frames in 5 s; shown '{latency}'");
+        Assert.Equal("not connected within 3 s", reason);
+        Assert.True(after - before > 50, $"MSE decoded {after - before} frames in 5 s\n{stack.Logs}");
+        Assert.StartsWith("MSE", latency, StringComparison.Ordinal);
+    }
+
+    [RequiresFact(Needs.Chromium | Needs.RtspCamera)]
+    public async Task A_camera_with_B_frames_is_refused_over_WHEP_and_plays_over_MSE()
+    {
+        var port = FreePort.GetTcpAndUdp();
+        await using var stack = await EndToEndStack.StartAsync(output,
+            new RtspCameraOptions { Video = CameraVideo.H264, Width = 640, Height = 360, Gop = 25, BFrames = 2 },
+            configure: s => s.RelayExtra["webrtc"] = WebRtcConfig(port));
+        using var browser = Chromium.Start();
+        var play = new Uri(stack.HttpUri, $"/play/{EndToEnd.Device}/{EndToEnd.CameraName}");
+        await LogInAsync(browser, play);
+        // The page knew the tracks already: it goes to MSE without offering, or the WHEP answer says 409.
+        await browser.WaitForAsync("window.pinhole && window.pinhole.transport === 'mse'", TimeSpan.FromSeconds(10));
+        await browser.WaitForAsync("window.pinhole.state === 'live'", TimeSpan.FromSeconds(30));
+        var status = browser.Driver.ExecuteAsyncScript($$"""
+            const done = arguments[arguments.length - 1];
+            const pc = new RTCPeerConnection();
+            pc.addTransceiver('video', { direction: 'recvonly' });
+            pc.createOffer().then((o) => pc.setLocalDescription(o)).then(() => fetch('/whep/{{EndToEnd.Device}}/{{EndToEnd.CameraName}}', {
+              method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp }))
+              .then(async (r) => done(r.status + ' ' + (await r.text())), (e) => done('error ' + e));
+            """) as string;
+        output.WriteLine($"WHEP for a B-frame camera: {status}");
+        Assert.StartsWith("409 ", status, StringComparison.Ordinal);
+        Assert.Contains("B-frames", status, StringComparison.Ordinal);
+    }
+
+    [RequiresCoturnFact]
+    public async Task Chromium_plays_over_WebRTC_through_coturn_with_credentials_minted_per_viewer()
+    {
+        const string Secret = "coturn-test-secret-0123456789";
+        await using var turn = await Coturn.StartAsync(Secret, line => { try { output.WriteLine("coturn " + line); } catch (InvalidOperationException) { } });
+        var port = FreePort.GetTcpAndUdp();
+        await using var stack = await EndToEndStack.StartAsync(output,
+            new RtspCameraOptions { Video = CameraVideo.H264, Width = 640, Height = 360, Gop = 25 },
+            configure: s =>
+            {
+                s.RelayExtra["webrtc"] = WebRtcConfig(port);
+                s.RelayExtra["iceServers"] = new[] { new { urls = new[] { $"turn:127.0.0.1:{turn.Port}?transport=udp" }, secret = Secret, ttl = 600 } };
+            });
+        using var browser = Chromium.Start();
+        // ?ice=relay: iceTransportPolicy "relay", so only TURN candidates may carry the media.
+        var play = new Uri(stack.HttpUri, $"/play/{EndToEnd.Device}/{EndToEnd.CameraName}?ice=relay");
+        await LogInAsync(browser, play);
+        var ice = browser.Execute<string>("return document.getElementById('player').dataset.ice;");
+        Assert.Contains(":viewer\"", ice, StringComparison.Ordinal); // the minted user name is EXPIRY:USER
+
+        await browser.WaitForAsync("window.pinhole && window.pinhole.transport === 'webrtc'", TimeSpan.FromSeconds(20));
+        var local = browser.Driver.ExecuteAsyncScript("""
+            const done = arguments[arguments.length - 1];
+            window.pinhole.pc.getStats().then((report) => {
+              let selected = null; const pairs = {}; const candidates = {};
+              report.forEach((s) => {
+                if (s.type === 'transport') selected = s.selectedCandidatePairId;
+                if (s.type === 'candidate-pair') pairs[s.id] = s;
+                if (s.type === 'local-candidate') candidates[s.id] = s.candidateType + ' ' + s.protocol;
+              });
+              const pair = selected && pairs[selected];
+              done(pair ? candidates[pair.localCandidateId] : 'no selected pair');
+            });
+            """) as string;
+        var (frames, last) = await WatchAsync(browser, 10);
+        var decoded = frames[^1] - frames[0];
+        output.WriteLine($"via TURN: local candidate {local}; decoded {decoded} frames in 10 s ({string.Join(",", frames)}); lost {last[1]}");
+        Assert.StartsWith("relay ", local, StringComparison.Ordinal);
+        Assert.True(decoded > 200, $"decoded {decoded} frames in 10 s through TURN: {string.Join(",", frames)}\n{stack.Logs}\n--- coturn ---\n{turn.Log}");
+        Assert.Matches(@"ALLOCATE processed, success", turn.Log);
+    }
+}
+
+/// <summary>A fact that needs Chromium, the test camera and Debian's coturn.</summary>
+[AttributeUsage(AttributeTargets.Method, AllowMultiple = false)]
+public sealed class RequiresCoturnFactAttribute : FactAttribute
+{
+    public RequiresCoturnFactAttribute()
+    {
+        Skip = Requirements.SkipReason(Needs.Chromium | Needs.RtspCamera) ?? Coturn.SkipReason;
+    }
 }

@@ -343,12 +343,22 @@
     if (video.paused) { const p = video.play(); if (p) p.catch(() => {}); }
     try {
       const report = await pc.getStats();
-      let jitter = null, rtt = 0, path = '';
+      let jitter = null, rtt = 0, path = '', selected = null;
+      const pairs = {}, locals = {};
       report.forEach((s) => {
         if (s.type === 'inbound-rtp' && s.kind === 'video') jitter = { delay: s.jitterBufferDelay || 0, count: s.jitterBufferEmittedCount || 0 };
-        if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') rtt = s.currentRoundTripTime || 0;
-        if (s.type === 'local-candidate' && s.candidateType === 'relay') path = ' via TURN';
+        if (s.type === 'transport') selected = s.selectedCandidatePairId;
+        if (s.type === 'candidate-pair') pairs[s.id] = s;
+        if (s.type === 'local-candidate') locals[s.id] = s;
       });
+      const pair = selected && pairs[selected];
+      if (pair) {
+        rtt = pair.currentRoundTripTime || 0;
+        const local = locals[pair.localCandidateId];
+        if (local && local.candidateType === 'relay') path = ' via TURN';
+        else if (local && local.protocol === 'tcp') path = ' over TCP';
+      }
+      stats.webrtcPath = path.trim() || 'UDP';
       if (jitter && lastJitter && jitter.count > lastJitter.count) {
         stats.webrtcLatency = (jitter.delay - lastJitter.delay) / (jitter.count - lastJitter.count) + rtt / 2;
       }
