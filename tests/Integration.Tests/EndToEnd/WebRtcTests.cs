@@ -177,6 +177,88 @@ public class WebRtcTests(ITestOutputHelper output)
         Assert.True(decoded > 200, $"decoded {decoded} frames in 10 s through TURN: {string.Join(",", frames)}\n{stack.Logs}\n--- coturn ---\n{turn.Log}");
         Assert.Matches(@"ALLOCATE processed, success", turn.Log);
     }
+
+    /// <summary>Opens <paramref name="count"/> WHEP viewers in the current page (each with its own muted video element).</summary>
+    internal static string OpenViewers(Chromium browser, int count) => browser.Driver.ExecuteAsyncScript($$"""
+        const done = arguments[arguments.length - 1];
+        (async () => {
+          window.viewers = [];
+          for (let i = 0; i < {{count}}; i++) {
+            const pc = new RTCPeerConnection();
+            pc.addTransceiver('video', { direction: 'recvonly' });
+            const v = document.createElement('video');
+            v.muted = true; v.autoplay = true; v.playsInline = true; v.width = 80; v.height = 45;
+            document.body.appendChild(v);
+            pc.ontrack = (e) => { v.srcObject = new MediaStream([e.track]); v.play().catch(() => {}); };
+            await pc.setLocalDescription(await pc.createOffer());
+            const r = await fetch('/whep/{{EndToEnd.Device}}/{{EndToEnd.CameraName}}', { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+            if (r.status !== 201) { done('viewer ' + i + ': ' + r.status + ' ' + await r.text()); return; }
+            await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
+            window.viewers.push(pc);
+          }
+          done('ok');
+        })().catch((e) => done('error ' + e));
+        """) as string ?? "no answer";
+
+    /// <summary>framesDecoded of every viewer opened by <see cref="OpenViewers"/>.</summary>
+    internal static long[] ViewerFrames(Chromium browser) =>
+        browser.Driver.ExecuteAsyncScript("""
+            const done = arguments[arguments.length - 1];
+            Promise.all(window.viewers.map((pc) => pc.getStats().then((report) => {
+              let n = 0; report.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') n = s.framesDecoded || 0; }); return n;
+            }))).then(done, () => done([]));
+            """) is IReadOnlyCollection<object> values ? values.Select(v => Convert.ToInt64(v, CultureInfo.InvariantCulture)).ToArray() : [];
+
+    /// <summary>CPU seconds (user + system) a process has used, from /proc/PID/stat.</summary>
+    internal static double CpuSeconds(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // Fields 14 and 15 (utime, stime) are 11 and 12 after the command name; clock ticks are 100 a second on Linux.
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+    }
+
+    [RequiresFact(Needs.Chromium | Needs.RtspCamera)]
+    public async Task Twenty_WebRTC_viewers_of_one_camera_all_decode_and_the_relay_CPU_per_viewer_is_recorded()
+    {
+        const int Viewers = 20;
+        var port = FreePort.GetTcpAndUdp();
+        await using var stack = await EndToEndStack.StartAsync(output,
+            new RtspCameraOptions { Video = CameraVideo.H264, Width = 640, Height = 360, Gop = 25 },
+            configure: s =>
+            {
+                s.RelayExtra["webrtc"] = WebRtcConfig(port);
+                s.RelayExtra["limits"] = new { viewersPerUser = 32 };
+            });
+        using var browser = Chromium.Start();
+        await LogInAsync(browser, new Uri(stack.HttpUri, $"/play/{EndToEnd.Device}/{EndToEnd.CameraName}"));
+        await browser.WaitForAsync("window.pinhole && window.pinhole.transport === 'webrtc'", TimeSpan.FromSeconds(20));
+        // A page of the relay's without a player or a refresh (the device list refreshes itself): only the viewers opened below.
+        browser.Navigate(new Uri(stack.HttpUri, "/login"));
+        var relayPid = stack.Relay!.Id;
+
+        // The player's own viewer has left (DELETE on pagehide); let the relay settle, then measure it with the camera flowing in and nobody watching.
+        await Task.Delay(5_000);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var idleStart = CpuSeconds(relayPid);
+        await Task.Delay(10_000);
+        var idle = (CpuSeconds(relayPid) - idleStart) / clock.Elapsed.TotalSeconds;
+
+        Assert.Equal("ok", OpenViewers(browser, Viewers));
+        await browser.WaitForAsync($"window.viewers.filter((pc) => pc.connectionState === 'connected').length === {Viewers}", TimeSpan.FromSeconds(30));
+        await Task.Delay(2000);
+        var before = ViewerFrames(browser);
+        clock.Restart();
+        var cpuStart = CpuSeconds(relayPid);
+        await Task.Delay(10_000);
+        var busy = (CpuSeconds(relayPid) - cpuStart) / clock.Elapsed.TotalSeconds;
+        var after = ViewerFrames(browser);
+        var decoded = after.Zip(before, (a, b) => a - b).ToArray();
+        var perViewer = (busy - idle) / Viewers;
+        output.WriteLine($"{Viewers} viewers: frames decoded in 10 s each: {string.Join(",", decoded)}; relay CPU {idle * 100:0.0}% of a core with the camera in and no viewers, {busy * 100:0.0}% with {Viewers} viewers: {perViewer * 100:0.00}% of a core per viewer");
+        Assert.Equal(Viewers, decoded.Length);
+        Assert.All(decoded, d => Assert.True(d > 100, $"a viewer decoded only {d} frames in 10 s: {string.Join(",", decoded)}"));
+    }
 }
 
 /// <summary>A fact that needs Chromium, the test camera and Debian's coturn.</summary>
