@@ -114,6 +114,6 @@ internal sealed class DtlsSrtpServer : DefaultTlsServer
     public override void NotifyHandshakeComplete()
     {
         base.NotifyHandshakeComplete();
-        KeyingMaterial = m_context.ExportKeyingMaterial(ExporterLabel.dtls_srtp, null, SrtpKeyMaterial.ExportLength);
+        KeyingMaterial = m_context.ExportKeyingMaterial(ExporterLabel.dtls_srtp, null, SrtpKeyMaterial.ExportedLength);
     }
 }

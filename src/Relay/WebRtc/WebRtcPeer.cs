@@ -39,7 +39,7 @@ internal sealed class WebRtcPeer : IDisposable
     private readonly DtlsCertificate _identity;
     private readonly DtlsDatagramTransport _dtls;
     private readonly CancellationTokenSource _closing = new();
-    private readonly byte[] _protectBuffer = new byte[MaxRtpPacket + SrtpSession.RtcpOverhead + 64];
+    private readonly byte[] _protectBuffer = new byte[MaxRtpPacket + SrtpSession.SrtcpTrailerLength + 64];
     private readonly (ushort Seq, byte[]? Packet)[] _sent = new (ushort, byte[]?)[NackBufferSize];
     private readonly Lock _sendLock = new();
     private volatile IcePath? _path;

@@ -1,25 +1,37 @@
 namespace Pinhole.Transport.Srtp;
 
-/// <summary>SRTP master keys from a DTLS-SRTP handshake (RFC 5764 §4.2).</summary>
+/// <summary>
+/// Splits the keying material DTLS exports for SRTP_AES128_CM_HMAC_SHA1_80 (RFC 5764 §4.2) into
+/// the master keys and salts of the two directions.
+/// </summary>
 public static class SrtpKeyMaterial
 {
-    /// <summary>Master key length of SRTP_AES128_CM_HMAC_SHA1_80.</summary>
-    public const int KeyLength = 16;
+    /// <summary>The TLS exporter label for DTLS-SRTP (RFC 5764 §4.2).</summary>
+    public const string ExporterLabel = "EXTRACTOR-dtls_srtp";
 
-    /// <summary>Master salt length of SRTP_AES128_CM_HMAC_SHA1_80.</summary>
-    public const int SaltLength = 14;
+    /// <summary>Master key length of AES_CM_128 (RFC 3711 §8.2).</summary>
+    public const int MasterKeyLength = 16;
 
-    /// <summary>Bytes to export with the label <c>EXTRACTOR-dtls_srtp</c>: 2 * (16 + 14).</summary>
-    public const int ExportLength = 2 * (KeyLength + SaltLength);
+    /// <summary>Master salt length of AES_CM_128 (RFC 3711 §8.2).</summary>
+    public const int MasterSaltLength = 14;
 
-    /// <summary>Splits the exported block (client key, server key, client salt, server salt) into ours and the peer's.</summary>
+    /// <summary>Bytes to export: 2 × (16 + 14).</summary>
+    public const int ExportedLength = 2 * (MasterKeyLength + MasterSaltLength);
+
+    /// <summary>
+    /// Splits <paramref name="exported"/> (60 bytes, laid out client key, server key, client salt,
+    /// server salt) into what this side protects with (local) and unprotects with (remote).
+    /// </summary>
+    /// <param name="exported">The exporter output for <see cref="ExporterLabel"/>, no context, 60 bytes.</param>
+    /// <param name="weAreDtlsServer">True when this side was the DTLS server (the relay: a=setup:passive).</param>
+    /// <exception cref="ArgumentException">The input is not 60 bytes.</exception>
     public static (byte[] LocalKey, byte[] LocalSalt, byte[] RemoteKey, byte[] RemoteSalt) FromDtlsExporter(ReadOnlySpan<byte> exported, bool weAreDtlsServer)
     {
-        if (exported.Length != ExportLength) throw new ArgumentException($"DTLS-SRTP export must be {ExportLength} bytes", nameof(exported));
-        var clientKey = exported[..KeyLength].ToArray();
-        var serverKey = exported.Slice(KeyLength, KeyLength).ToArray();
-        var clientSalt = exported.Slice(2 * KeyLength, SaltLength).ToArray();
-        var serverSalt = exported.Slice(2 * KeyLength + SaltLength, SaltLength).ToArray();
+        if (exported.Length != ExportedLength) throw new ArgumentException($"DTLS-SRTP keying material is {ExportedLength} bytes, not {exported.Length}", nameof(exported));
+        var clientKey = exported[..MasterKeyLength].ToArray();
+        var serverKey = exported.Slice(MasterKeyLength, MasterKeyLength).ToArray();
+        var clientSalt = exported.Slice(2 * MasterKeyLength, MasterSaltLength).ToArray();
+        var serverSalt = exported.Slice(2 * MasterKeyLength + MasterSaltLength, MasterSaltLength).ToArray();
         return weAreDtlsServer ? (serverKey, serverSalt, clientKey, clientSalt) : (clientKey, clientSalt, serverKey, serverSalt);
     }
 }
