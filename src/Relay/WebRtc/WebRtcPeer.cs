@@ -192,14 +192,25 @@ internal sealed class WebRtcPeer : IDisposable
         {
             if (!srtcp.TryUnprotectRtcp(packet, plain, out length)) return;
         }
-        var feedback = RtcpFeedbackReader.Read(plain.AsSpan(0, length), _videoSsrc);
-        if (feedback.FractionLost is { } fraction) LastFractionLost = fraction;
-        if (feedback.Nacked.Count > 0)
+        RtcpFeedback feedback;
+        try
         {
-            Interlocked.Add(ref NacksReceived, feedback.Nacked.Count);
+            feedback = RtcpFeedback.Parse(plain.AsSpan(0, length));
+        }
+        catch (Transport.Rtsp.RtspProtocolException)
+        {
+            return; // authenticated but malformed: the browser's bug, not a reason to end the session
+        }
+        foreach (var rr in feedback.ReceiverReports)
+            foreach (var block in rr.Reports)
+                if (block.Ssrc == _videoSsrc) LastFractionLost = block.FractionLost;
+        var nacked = feedback.Nacks.Where(n => n.MediaSsrc == _videoSsrc).SelectMany(n => n.LostSequenceNumbers).ToList();
+        if (nacked.Count > 0)
+        {
+            Interlocked.Add(ref NacksReceived, nacked.Count);
             var path = _path;
             if (path is null) return;
-            foreach (var seq in feedback.Nacked)
+            foreach (var seq in nacked)
             {
                 byte[]? again;
                 lock (_sent)
@@ -213,7 +224,7 @@ internal sealed class WebRtcPeer : IDisposable
                 Interlocked.Increment(ref Retransmitted);
             }
         }
-        if (feedback.KeyframeRequested)
+        if (feedback.PictureLossIndications.Any(p => p.MediaSsrc == _videoSsrc) || feedback.FullIntraRequests.Any(f => f.MediaSsrc == _videoSsrc))
         {
             Interlocked.Increment(ref KeyframeRequests);
             _keyframeRequested = true;

@@ -159,6 +159,9 @@ internal sealed class EndToEndStack : IAsyncDisposable
     public Uri HttpUri => new($"http://127.0.0.1:{HttpPort}");
     public string UplinkUrl => $"ws://127.0.0.1:{HttpPort}/uplink";
 
+    /// <summary>The network namespace the relay and edge run in (null: the test's own); set it in StartAsync's configure.</summary>
+    public string? NetworkNamespace { get; set; }
+
     /// <summary>Keys added to relay.json (written when the relay starts).</summary>
     public Dictionary<string, object> RelayExtra { get; } = [];
 
@@ -192,13 +195,13 @@ internal sealed class EndToEndStack : IAsyncDisposable
     public async Task StartRelayAsync()
     {
         var config = EndToEnd.WriteRelayConfig(Dir, "127.0.0.1", HttpPort, RtspPort, RelayExtra);
-        Relay = await PeerProcess.StartAsync(EndToEnd.RelayStartInfo(config, _output));
+        Relay = await PeerProcess.StartAsync(EndToEnd.RelayStartInfo(config, _output) with { NetworkNamespace = NetworkNamespace });
     }
 
     public async Task StartEdgeAsync()
     {
         var config = EndToEnd.WriteEdgeConfig(Dir, Relays, CameraSource, WebPort);
-        Edge = await PeerProcess.StartAsync(EndToEnd.EdgeStartInfo(config, WebPort, _output));
+        Edge = await PeerProcess.StartAsync(EndToEnd.EdgeStartInfo(config, WebPort, _output) with { NetworkNamespace = NetworkNamespace });
     }
 
     public async Task KillRelayAsync()
