@@ -177,7 +177,9 @@ internal sealed class WebRtcPeer : IDisposable
         }
         finally
         {
+            // close_notify tells the browser at once (its connection closes and the player falls back to MSE).
             try { transport?.Close(); } catch (Exception e) when (e is IOException or TlsException or ObjectDisposedException) { }
+            _dtls.Close();
         }
     }
 
@@ -445,10 +447,12 @@ internal sealed class WebRtcPeer : IDisposable
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0) return;
         CloseReason = reason;
-        State = WebRtcPeerState.Closed;
         WebRtcLog.Closed(_log, Id, User, Stream.DeviceId, Stream.Camera, reason, Interlocked.Read(ref PacketsSent), Interlocked.Read(ref Retransmitted));
+        var connected = State == WebRtcPeerState.Connected;
+        State = WebRtcPeerState.Closed;
         _closing.Cancel();
-        _dtls.Close();
+        // A handshake in progress is cut off here; after it the DTLS thread sends close_notify first.
+        if (!connected || _dtlsThread is null) _dtls.Close();
         _subscription.Dispose();
         _server.Forget(this);
     }
