@@ -14,6 +14,7 @@ using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
+using Pinhole.Relay.WebRtc;
 using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Sockets;
 
@@ -136,6 +137,7 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddUplink();
         builder.Services.AddRtspServer();
         builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
+        builder.Services.AddWebRtc(config);
         builder.Services.AddSingleton<FleetService>();
         builder.Services.AddSingleton<IUplinkSessionObserver>(sp => sp.GetRequiredService<FleetService>());
         builder.Services.AddHostedService<FleetWatcher>();
@@ -164,6 +166,7 @@ public sealed class RelayApp : IAsyncDisposable
         // Features map their endpoints here.
         app.MapUplink();
         app.MapBrowserViewing();
+        app.MapWhep();
         app.MapFleet();
         return new RelayApp(app, config);
     }

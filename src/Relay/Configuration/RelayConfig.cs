@@ -23,6 +23,37 @@ public sealed class RelayConfig
     public MetricsConfig Metrics { get; set; } = new();
     /// <summary>Connection, viewer, camera and memory limits.</summary>
     public LimitsConfig Limits { get; set; } = new();
+    /// <summary>WebRTC playback (WHEP); null: off.</summary>
+    public WebRtcConfig? WebRtc { get; set; }
+    /// <summary>STUN/TURN servers handed to browsers for WebRTC (RTCPeerConnection <c>iceServers</c>).</summary>
+    public List<IceServerConfig> IceServers { get; set; } = [];
+}
+
+/// <summary>relay.json <c>webrtc</c>: the one UDP port (and the same TCP port for ICE-TCP) all WebRTC viewers use.</summary>
+public sealed class WebRtcConfig
+{
+    /// <summary>UDP listen address, <c>HOST:PORT</c>; ICE-TCP (RFC 6544 passive) listens on the same address and port.</summary>
+    public string Udp { get; set; } = "0.0.0.0:8443";
+    /// <summary>Addresses browsers can reach the relay at (host candidates); empty: the listen address when it is not a wildcard, else loopback.</summary>
+    public List<string> PublicAddresses { get; set; } = [];
+    /// <summary>Offer ICE over TCP on the same port for networks that block UDP.</summary>
+    public bool Tcp { get; set; } = true;
+}
+
+/// <summary>One STUN or TURN server for browsers. With <see cref="Secret"/> the relay mints time-limited
+/// TURN credentials per viewer (TURN REST API: username <c>EXPIRY:USER</c>, password base64 HMAC-SHA1).</summary>
+public sealed class IceServerConfig
+{
+    /// <summary><c>stun:</c>, <c>turn:</c> or <c>turns:</c> URLs.</summary>
+    public List<string> Urls { get; set; } = [];
+    /// <summary>A fixed TURN user name (when there is no <see cref="Secret"/>).</summary>
+    public string? Username { get; set; }
+    /// <summary>A fixed TURN password.</summary>
+    public string? Credential { get; set; }
+    /// <summary>The TURN server's shared secret (coturn <c>static-auth-secret</c>).</summary>
+    public string? Secret { get; set; }
+    /// <summary>Lifetime of minted credentials in seconds.</summary>
+    public int Ttl { get; set; } = 3600;
 }
 
 /// <summary><c>/metrics</c> access.</summary>

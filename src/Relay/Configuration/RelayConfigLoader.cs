@@ -75,6 +75,8 @@ public static partial class RelayConfigLoader
                     case "rtspBasicOverPlaintext": config.RtspBasicOverPlaintext = Bool(p, "rtspBasicOverPlaintext", errors) ?? false; break;
                     case "metrics": config.Metrics = ReadMetrics(p.Value, errors); break;
                     case "limits": config.Limits = ReadLimits(p.Value, errors); break;
+                    case "webrtc": config.WebRtc = ReadWebRtc(p.Value, errors); break;
+                    case "iceServers": config.IceServers = ReadArray(p.Value, "iceServers", errors, ReadIceServer); break;
                     default: errors.Add($"{p.Name}: unknown key"); break;
                 }
             }
@@ -278,6 +280,66 @@ public static partial class RelayConfigLoader
         if (tls.Certificate.Length == 0) errors.Add("tls.certificate: required");
         if (tls.Key.Length == 0) errors.Add("tls.key: required");
         return tls;
+    }
+
+    private static WebRtcConfig? ReadWebRtc(JsonElement e, List<string> errors)
+    {
+        if (e.ValueKind == JsonValueKind.Null) return null;
+        if (!ExpectObject(e, "webrtc", errors)) return null;
+        var w = new WebRtcConfig();
+        foreach (var p in e.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "udp": w.Udp = String(p, "webrtc.udp", errors) ?? w.Udp; break;
+                case "tcp": w.Tcp = Bool(p, "webrtc.tcp", errors) ?? w.Tcp; break;
+                case "publicAddresses":
+                    w.PublicAddresses = [];
+                    if (p.Value.ValueKind != JsonValueKind.Array) { errors.Add("webrtc.publicAddresses: must be an array of IP addresses"); break; }
+                    var i = 0;
+                    foreach (var a in p.Value.EnumerateArray())
+                    {
+                        if (a.ValueKind == JsonValueKind.String && IPAddress.TryParse(a.GetString(), out _)) w.PublicAddresses.Add(a.GetString()!);
+                        else errors.Add($"webrtc.publicAddresses[{i}]: must be an IP address (browsers are sent it as a host candidate)");
+                        i++;
+                    }
+                    break;
+                default: errors.Add($"webrtc.{p.Name}: unknown key"); break;
+            }
+        }
+        if (!TryParseEndPoint(w.Udp, out _))
+            errors.Add($"webrtc.udp: \"{w.Udp}\" is not HOST:PORT (for example 0.0.0.0:8443)");
+        return w;
+    }
+
+    private static IceServerConfig? ReadIceServer(JsonElement e, string path, List<string> errors)
+    {
+        if (!ExpectObject(e, path, errors)) return null;
+        var s = new IceServerConfig();
+        foreach (var p in e.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "urls":
+                    if (p.Value.ValueKind == JsonValueKind.String) s.Urls = [p.Value.GetString()!];
+                    else if (p.Value.ValueKind == JsonValueKind.Array && p.Value.EnumerateArray().All(u => u.ValueKind == JsonValueKind.String))
+                        s.Urls = p.Value.EnumerateArray().Select(u => u.GetString()!).ToList();
+                    else errors.Add($"{path}.urls: must be a string or an array of strings");
+                    break;
+                case "username": s.Username = String(p, $"{path}.username", errors); break;
+                case "credential": s.Credential = String(p, $"{path}.credential", errors); break;
+                case "secret": s.Secret = String(p, $"{path}.secret", errors); break;
+                case "ttl": s.Ttl = Count(p, $"{path}.ttl", 60, 7 * 24 * 3600, errors) ?? s.Ttl; break;
+                default: errors.Add($"{path}.{p.Name}: unknown key"); break;
+            }
+        }
+        if (s.Urls.Count == 0) errors.Add($"{path}.urls: required (stun:HOST:PORT or turn:HOST:PORT)");
+        foreach (var u in s.Urls)
+            if (!(u.StartsWith("stun:", StringComparison.Ordinal) || u.StartsWith("stuns:", StringComparison.Ordinal) || u.StartsWith("turn:", StringComparison.Ordinal) || u.StartsWith("turns:", StringComparison.Ordinal)))
+                errors.Add($"{path}.urls: \"{u}\" must start with stun:, stuns:, turn: or turns:");
+        if (s.Secret is not null && (s.Username is not null || s.Credential is not null))
+            errors.Add($"{path}: give either \"secret\" (credentials minted per viewer) or \"username\" and \"credential\", not both");
+        return s;
     }
 
     private static DeviceConfig? ReadDevice(JsonElement e, string path, List<string> errors)

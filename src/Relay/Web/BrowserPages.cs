@@ -77,12 +77,14 @@ internal static class BrowserPages
         return Layout("Cameras", user, $"<h1>Cameras</h1>{table}", refreshSeconds: 10);
     }
 
-    public static string Player(string user, string device, string camera, string wsPath, string rtspUrl)
+    public static string Player(string user, string device, string camera, string wsPath, string rtspUrl, string? whepPath = null, string? iceServersJson = null, string? audio = null)
     {
         var title = $"{device} / {camera}";
+        // WebRTC first when the relay offers it (data-whep); the ICE servers carry this viewer's minted TURN credentials.
+        var webrtc = whepPath is null ? "" : $" data-whep=\"{Html.Encode(whepPath)}\" data-ice=\"{Html.Encode(iceServersJson ?? "[]")}\" data-audio=\"{Html.Encode(audio ?? "")}\"";
         return Layout(title, user, $"""
             <h1>{Html.Encode(title)}</h1>
-            <div class="player" id="player" data-ws="{Html.Encode(wsPath)}" data-rtsp="{Html.Encode(rtspUrl)}">
+            <div class="player" id="player" data-ws="{Html.Encode(wsPath)}" data-rtsp="{Html.Encode(rtspUrl)}"{webrtc}>
               <video id="video" muted autoplay playsinline disablepictureinpicture></video>
               <div class="bar">
                 <span id="state" class="state connecting" data-state="connecting">connecting</span>

@@ -176,7 +176,21 @@ public static class BrowserViewing
             var shown = tracks.FirstOrDefault(t => t.IsVideo) ?? tracks[0];
             return Page(BrowserPages.Unplayable(user, device, camera, BrowserPages.CodecName(shown), rtsp));
         }
-        return Page(BrowserPages.Player(user, device, camera, BrowserPages.PlayPath(device, camera) + "/ws", rtsp));
+        string? whep = null, ice = null, audio = null;
+        if (context.RequestServices.GetService<WebRtc.WebRtcServer>() is not null
+            && (stream.Tracks is not { } known || WebRtc.WhepEndpoint.WhyNotWebRtc(known) is null))
+        {
+            whep = "/whep/" + Uri.EscapeDataString(device) + "/" + Uri.EscapeDataString(camera);
+            var config = context.RequestServices.GetRequiredService<Configuration.RelayConfig>();
+            ice = WebRtc.IceServers.ForViewer(config.IceServers, user, context.RequestServices.GetRequiredService<TimeProvider>().GetUtcNow()).ToJsonString();
+            audio = stream.Tracks?.FirstOrDefault(t => !t.IsVideo)?.Codec switch
+            {
+                Transport.Media.MediaCodec.PcmAlaw or Transport.Media.MediaCodec.PcmMulaw => "g711",
+                Transport.Media.MediaCodec.Aac => "aac",
+                _ => "",
+            };
+        }
+        return Page(BrowserPages.Player(user, device, camera, BrowserPages.PlayPath(device, camera) + "/ws", rtsp, whep, ice, audio));
     }
 
     private static async Task PlayerSocket(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry,
@@ -327,6 +341,9 @@ public static class BrowserViewing
     private static string? LocalPath(string? next) =>
         next is { Length: > 0 and < 2048 } && next[0] == '/' && (next.Length == 1 || (next[1] != '/' && next[1] != '\\')) && !next.Any(char.IsControl)
             ? next : null;
+
+    /// <summary>True when the request's Origin is the relay itself or one of <see cref="BrowserViewingOptions.AllowedOrigins"/> (a missing Origin passes: not a browser).</summary>
+    internal static bool IsSameOrigin(HttpContext context, BrowserViewingOptions options) => SameOrigin(context, options, allowMissing: true);
 
     private static bool SameOrigin(HttpContext context, BrowserViewingOptions options, bool allowMissing)
     {

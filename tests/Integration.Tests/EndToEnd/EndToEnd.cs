@@ -49,10 +49,10 @@ internal static partial class EndToEnd
     };
 
     /// <summary>Writes relay.json and returns its path.</summary>
-    public static string WriteRelayConfig(string dir, string host, int httpPort, int rtspPort)
+    public static string WriteRelayConfig(string dir, string host, int httpPort, int rtspPort, IReadOnlyDictionary<string, object>? extra = null)
     {
         var path = Path.Combine(dir, $"relay-{httpPort}.json");
-        File.WriteAllText(path, JsonSerializer.Serialize(new
+        var json = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(new
         {
             http = $"http://{host}:{httpPort}",
             rtsp = $"{host}:{rtspPort}",
@@ -62,7 +62,11 @@ internal static partial class EndToEnd
             // The tests read relay metrics without logging in, and StalledRtspViewer speaks Basic.
             metrics = new { @public = true },
             rtspBasicOverPlaintext = true,
-        }));
+        }))!.AsObject();
+        // Keys a feature's tests add (for example "webrtc", "iceServers").
+        foreach (var (key, value) in extra ?? new Dictionary<string, object>())
+            json[key] = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(value));
+        File.WriteAllText(path, json.ToJsonString());
         return path;
     }
 
@@ -155,11 +159,18 @@ internal sealed class EndToEndStack : IAsyncDisposable
     public Uri HttpUri => new($"http://127.0.0.1:{HttpPort}");
     public string UplinkUrl => $"ws://127.0.0.1:{HttpPort}/uplink";
 
+    /// <summary>The network namespace the relay and edge run in (null: the test's own); set it in StartAsync's configure.</summary>
+    public string? NetworkNamespace { get; set; }
+
+    /// <summary>Keys added to relay.json (written when the relay starts).</summary>
+    public Dictionary<string, object> RelayExtra { get; } = [];
+
     /// <summary>The edge's <c>relays</c> list (default: this stack's relay only).</summary>
     public IReadOnlyList<string> Relays { get; private set; } = [];
 
     /// <summary>Starts a camera with <paramref name="options"/>, a relay and an edge whose camera source is <paramref name="source"/> (default: the camera's URL, with credentials when it has them).</summary>
-    public static async Task<EndToEndStack> StartAsync(ITestOutputHelper? output, RtspCameraOptions options, Func<RtspCamera, string>? source = null, Func<EndToEndStack, IEnumerable<string>>? relays = null)
+    public static async Task<EndToEndStack> StartAsync(ITestOutputHelper? output, RtspCameraOptions options, Func<RtspCamera, string>? source = null, Func<EndToEndStack, IEnumerable<string>>? relays = null,
+        Action<EndToEndStack>? configure = null)
     {
         var camera = await RtspCamera.StartAsync(options);
         EndToEndStack? stack = null;
@@ -168,6 +179,7 @@ internal sealed class EndToEndStack : IAsyncDisposable
             stack = new EndToEndStack(output, camera, EndToEnd.NewWorkDir("stack"), FreePort.Get(), FreePort.Get(), FreePort.Get(),
                 (source ?? (c => c.UrlWithCredentials.ToString()))(camera));
             stack.Relays = relays is null ? [stack.UplinkUrl] : [.. relays(stack)];
+            configure?.Invoke(stack);
             await stack.StartRelayAsync();
             await stack.StartEdgeAsync();
             return stack;
@@ -182,14 +194,14 @@ internal sealed class EndToEndStack : IAsyncDisposable
 
     public async Task StartRelayAsync()
     {
-        var config = EndToEnd.WriteRelayConfig(Dir, "127.0.0.1", HttpPort, RtspPort);
-        Relay = await PeerProcess.StartAsync(EndToEnd.RelayStartInfo(config, _output));
+        var config = EndToEnd.WriteRelayConfig(Dir, "127.0.0.1", HttpPort, RtspPort, RelayExtra);
+        Relay = await PeerProcess.StartAsync(EndToEnd.RelayStartInfo(config, _output) with { NetworkNamespace = NetworkNamespace });
     }
 
     public async Task StartEdgeAsync()
     {
         var config = EndToEnd.WriteEdgeConfig(Dir, Relays, CameraSource, WebPort);
-        Edge = await PeerProcess.StartAsync(EndToEnd.EdgeStartInfo(config, WebPort, _output));
+        Edge = await PeerProcess.StartAsync(EndToEnd.EdgeStartInfo(config, WebPort, _output) with { NetworkNamespace = NetworkNamespace });
     }
 
     public async Task KillRelayAsync()

@@ -1,4 +1,9 @@
-// Pinhole live player: fMP4 over WebSocket into Media Source Extensions. Plain modern JavaScript, no build step.
+// Pinhole live player: WebRTC (WHEP) first when the relay offers it, else fMP4 over WebSocket into
+// Media Source Extensions. Plain modern JavaScript, no build step.
+//
+// WebRTC: one RTCPeerConnection, recvonly, offer POSTed to data-whep; the relay is an ICE-lite peer.
+// When it is not connected within 3 s (UDP and ICE-TCP blocked, no TURN) or fails later, the
+// player falls back to MSE. window.pinhole.transport says which one plays.
 //
 // Protocol (server -> browser): a text {"type":"init","mime":...} followed by a binary init segment
 // starts (or restarts) playback; binary messages after it are moof+mdat fragments, one per frame;
@@ -31,7 +36,8 @@
   // What tests and the benchmark read (window.pinhole): state, first-frame time, latency samples.
   const stats = {
     state: 'connecting', firstFrameAt: null, inits: 0, seeks: 0, segments: 0, reconnects: 0,
-    latency: () => liveLag(),
+    transport: null, pc: null, fallbackReason: null, webrtcLatency: null,
+    latency: () => stats.transport === 'webrtc' ? stats.webrtcLatency : liveLag(),
   };
   window.pinhole = stats;
 
@@ -225,6 +231,7 @@
   }
 
   function tick() {
+    if (stats.transport === 'webrtc') { webrtcTick(); return; }
     if (!sourceBuffer || video.buffered.length === 0) return;
     const lag = chase();
     const rate = lag > CHASE_FAST_S ? 1.1 : lag > CHASE_SLOW_S ? 1.05 : 1.0;
@@ -238,8 +245,128 @@
     if (!offline && !video.paused && advancing) setState('live', 'live');
     lastFrames = frames;
     lastTime = video.currentTime;
-    latencyEl.textContent = stats.state === 'live' ? `${lag.toFixed(2)} s behind` : '';
+    latencyEl.textContent = stats.state === 'live' ? `MSE · ${lag.toFixed(2)} s behind` : '';
   }
+
+  // ---- WebRTC (WHEP) ----
+  const CONNECT_DEADLINE_MS = 3000;   // not connected by then: MSE
+  const FIRST_FRAME_DEADLINE_MS = 6000;
+  let pc = null;
+  let resource = null;
+
+  function startMse(reason) {
+    if (stats.transport === 'mse') return;
+    stats.fallbackReason = reason || null;
+    if (reason) console.warn('pinhole player: WebRTC not used:', reason);
+    stopWebRtc();
+    stats.transport = 'mse';
+    video.srcObject = null;
+    connect();
+  }
+
+  function stopWebRtc() {
+    if (pc) { try { pc.close(); } catch { /* closed */ } pc = null; stats.pc = null; }
+    if (resource) {
+      fetch(resource, { method: 'DELETE', credentials: 'same-origin', keepalive: true }).catch(() => {});
+      resource = null;
+    }
+  }
+
+  async function startWebRtc() {
+    const whep = root.dataset.whep;
+    if (!whep || !window.RTCPeerConnection) { startMse(whep ? 'this browser has no WebRTC' : null); return; }
+    stats.transport = 'webrtc-connecting';
+    setState('connecting', 'connecting (WebRTC)');
+    const params = new URLSearchParams(location.search);
+    let iceServers = [];
+    try { iceServers = JSON.parse(root.dataset.ice || '[]'); } catch { iceServers = []; }
+    const config = { iceServers, bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' };
+    // ?ice=relay forces TURN (tests, and networks where only the TURN server is reachable).
+    if (params.get('ice') === 'relay') config.iceTransportPolicy = 'relay';
+    const started = performance.now();
+    const deadline = setTimeout(() => {
+      if (stats.transport === 'webrtc-connecting' && (!pc || pc.connectionState !== 'connected')) startMse('not connected within 3 s');
+    }, CONNECT_DEADLINE_MS);
+    setTimeout(() => {
+      if (stats.transport === 'webrtc-connecting') startMse('no picture within 6 s');
+    }, FIRST_FRAME_DEADLINE_MS);
+    try {
+      pc = new RTCPeerConnection(config);
+      stats.pc = pc;
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      if (root.dataset.audio === 'g711') pc.addTransceiver('audio', { direction: 'recvonly' });
+      const media = new MediaStream();
+      pc.ontrack = (e) => {
+        media.addTrack(e.track);
+        if (video.srcObject !== media) video.srcObject = media;
+        const p = video.play(); if (p) p.catch(() => {});
+      };
+      pc.onconnectionstatechange = () => {
+        if (!pc) return;
+        stats.connectionState = pc.connectionState;
+        if (pc.connectionState === 'failed' || (pc.connectionState === 'closed' && stats.transport === 'webrtc')) startMse('WebRTC ' + pc.connectionState);
+      };
+      await pc.setLocalDescription(await pc.createOffer());
+      const r = await fetch(whep, { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+      if (r.status !== 201) {
+        clearTimeout(deadline);
+        const why = (await r.text()).trim();
+        if (r.status === 401) checkStillLoggedIn();
+        startMse(`relay answered ${r.status}: ${why}`);
+        return;
+      }
+      resource = r.headers.get('Location');
+      await pc.setRemoteDescription({ type: 'answer', sdp: await r.text() });
+      const mark = () => {
+        if (stats.transport !== 'webrtc-connecting') return;
+        clearTimeout(deadline);
+        stats.transport = 'webrtc';
+        if (stats.firstFrameAt === null) stats.firstFrameAt = performance.now();
+        stats.webrtcFirstFrameMs = performance.now() - started;
+        setState('live', 'live');
+      };
+      if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(mark);
+      else video.addEventListener('loadeddata', mark, { once: true });
+    } catch (e) {
+      clearTimeout(deadline);
+      startMse('WebRTC setup failed: ' + e.message);
+    }
+  }
+
+  // Latency under WebRTC: what the jitter buffer holds plus half the round trip.
+  let lastJitter = null;
+  async function webrtcTick() {
+    if (!pc) return;
+    const frames = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality().totalVideoFrames : 0;
+    if (frames > lastFrames) setState('live', 'live');
+    lastFrames = frames;
+    if (video.paused) { const p = video.play(); if (p) p.catch(() => {}); }
+    try {
+      const report = await pc.getStats();
+      let jitter = null, rtt = 0, path = '', selected = null;
+      const pairs = {}, locals = {};
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') jitter = { delay: s.jitterBufferDelay || 0, count: s.jitterBufferEmittedCount || 0 };
+        if (s.type === 'transport') selected = s.selectedCandidatePairId;
+        if (s.type === 'candidate-pair') pairs[s.id] = s;
+        if (s.type === 'local-candidate') locals[s.id] = s;
+      });
+      const pair = selected && pairs[selected];
+      if (pair) {
+        rtt = pair.currentRoundTripTime || 0;
+        const local = locals[pair.localCandidateId];
+        if (local && local.candidateType === 'relay') path = ' via TURN';
+        else if (local && local.protocol === 'tcp') path = ' over TCP';
+      }
+      stats.webrtcPath = path.trim() || 'UDP';
+      if (jitter && lastJitter && jitter.count > lastJitter.count) {
+        stats.webrtcLatency = (jitter.delay - lastJitter.delay) / (jitter.count - lastJitter.count) + rtt / 2;
+      }
+      if (jitter) lastJitter = jitter;
+      latencyEl.textContent = stats.state === 'live' && stats.webrtcLatency !== null ? `WebRTC${path} · ${stats.webrtcLatency.toFixed(3)} s behind` : `WebRTC${path}`;
+    } catch { /* closed */ }
+  }
+  window.addEventListener('pagehide', stopWebRtc);
 
   function watchFirstFrame() {
     const mark = () => { if (stats.firstFrameAt === null) stats.firstFrameAt = performance.now(); };
@@ -257,5 +384,6 @@
 
   watchFirstFrame();
   setInterval(tick, 200);
-  connect();
+  if (root.dataset.audio === 'aac' && root.dataset.whep) showMessage('This camera\'s audio is AAC, which WebRTC cannot carry: WebRTC plays its video only.');
+  startWebRtc();
 })();
