@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 
 namespace Pinhole.EdgeHost.Updates;
 
@@ -18,7 +19,7 @@ public sealed record RollbackRecord(string Version, string Reason);
 /// the <c>current</c> symlink, and the small <c>trial</c>, <c>rollback</c>, <c>committed</c> files. Every change
 /// is a write to a temporary name, an fsync and one rename, so a power cut leaves the old or the new state.
 /// </summary>
-public sealed class InstallRoot(string root)
+public sealed partial class InstallRoot(string root)
 {
     /// <summary>The root folder.</summary>
     public string Root { get; } = root;
@@ -45,11 +46,16 @@ public sealed class InstallRoot(string root)
     public void SwitchTo(string version)
     {
         var temp = Path.Combine(Root, "current.update");
-        if (File.Exists(temp) || new FileInfo(temp).LinkTarget is not null) File.Delete(temp);
+        if (new FileInfo(temp).LinkTarget is not null || File.Exists(temp)) File.Delete(temp);
         File.CreateSymbolicLink(temp, "releases/" + version);
-        File.Move(temp, Path.Combine(Root, "current"), overwrite: true);
+        // rename(2) of the link itself: .NET's File.Move follows a link to a folder and refuses it.
+        if (rename(temp, Path.Combine(Root, "current")) != 0)
+            throw new IOException($"cannot switch {Root}/current to {version}: errno {Marshal.GetLastPInvokeError()}");
         SyncDirectory(Root);
     }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int rename([MarshalAs(UnmanagedType.LPUTF8Str)] string from, [MarshalAs(UnmanagedType.LPUTF8Str)] string to);
 
     /// <summary>The trial in progress, or null.</summary>
     public TrialRecord? ReadTrial()
@@ -141,15 +147,6 @@ public sealed class InstallRoot(string root)
     /// <summary>fsync of a folder, so a rename in it survives a power cut.</summary>
     public static void SyncDirectory(string dir)
     {
-        if (OperatingSystem.IsWindows()) return;
-        try
-        {
-            using var handle = File.OpenHandle(dir, FileMode.Open, FileAccess.Read);
-            RandomAccess.FlushToDisk(handle);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Some file systems refuse to open or fsync a folder; the rename itself is still atomic.
-        }
+        Telemetry.Outbox.DirectorySync.Fsync(dir);
     }
 }

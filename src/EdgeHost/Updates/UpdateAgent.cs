@@ -311,7 +311,8 @@ public sealed partial class UpdateAgent : IUplinkDataHandler, IAsyncDisposable
         TryDelete(d.Path);
         TryDelete(Path.Combine(_dir, version + ".offer"));
         LogSwitched(_logger, version, current, timeout);
-        Send(new UpdateReport(version, UpdateState.Trial, 100, ""));
+        // The new release reports "trial" itself when it connects; this process only says it switched.
+        Send(new UpdateReport(version, UpdateState.Installing, 100, $"switched from {current}; restarting into it on trial"));
         // Exit: the launcher (under systemd's Restart=) starts ROOT/current on trial.
         _lifetime?.StopApplication();
     }

@@ -91,9 +91,9 @@ public static partial class EdgeApplication
             return client;
         });
         services.AddSingleton(sp => ((sp.GetRequiredService<UplinkClient>().DataHandler as UplinkDataHandlers)?.Handlers.OfType<Updates.UpdateAgent>().FirstOrDefault())!);
-        services.AddHostedService(sp => sp.GetRequiredService<EdgeConfig>().Update is null
+        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<EdgeConfig>().Update is null
             ? new NothingHostedService()
-            : (Microsoft.Extensions.Hosting.IHostedService)ActivatorUtilities.CreateInstance<Updates.TrialMonitor>(sp));
+            : ActivatorUtilities.CreateInstance<Updates.TrialMonitor>(sp));
         services.AddPipelineFactory((sp, config) =>
         {
             var uplink = sp.GetRequiredService<UplinkClient>();

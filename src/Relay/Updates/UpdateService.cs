@@ -197,7 +197,8 @@ public sealed partial class UpdateService
             LogHalted(_logger, rollout.Version, why);
             return;
         }
-        if (rollout.Percent == 100 && staged.Count > 0 && staged.All(id => states.TryGetValue(id, out var d) && d.Running == rollout.Version))
+        if (rollout.Percent == 100 && staged.Count > 0 &&
+            staged.All(id => states.TryGetValue(id, out var d) && d.Running == rollout.Version && d.Version == rollout.Version && d.State == "committed"))
         {
             _store.SetRolloutState(rollout.Id, "done", $"{staged.Count} devices run {rollout.Version}");
             return;
