@@ -57,7 +57,7 @@ public sealed class ReleaseBundleTests : IDisposable
         var bundle = Pack();
         var target = Path.Combine(_dir, "out");
         var other = ReleasePacker.CreateKeyPair();
-        var e = Assert.Throws<ReleaseBundleException>(() => Unpack(bundle, target, other.Public));
+        var e = Assert.Throws<ReleaseBundleException>(() => Unpack(bundle, target, other.PublicKeyPem));
         Assert.StartsWith("bad signature", e.Message, StringComparison.Ordinal);
         Assert.False(Directory.Exists(target));
     }
