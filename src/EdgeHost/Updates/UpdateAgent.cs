@@ -211,7 +211,7 @@ public sealed partial class UpdateAgent : IUplinkDataHandler, IAsyncDisposable
         else LogDownloading(_logger, d.Offer.Version, size);
         file.Position = offset;
         var requested = offset;
-        var lastPercent = -1;
+        var lastPercent = -10; // so the first chunk is reported (0 %)
         var started = _time.GetTimestamp();
         var startOffset = offset;
         while (offset < size)
