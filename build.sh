@@ -4,6 +4,7 @@
 #   ./build.sh test     all of the above, then every test; exit 0 only when all pass
 #   ./build.sh demo     a local demo: test camera, Mosquitto, relay and edge; prints the viewer URLs
 #   ./build.sh bench    runs the benchmarks and writes docs/benchmarks.md
+#   ./build.sh bundle   signed update bundles of the edge for linux-arm64 and linux-x64 in out/bundles
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 ROOT=$PWD
@@ -97,11 +98,39 @@ run_tests() {
   [ ${#failed_projects[@]} -eq 0 ] && [ "$failed" -eq 0 ]
 }
 
+# Signed update bundles (docs/updates.md): the edge published self-contained for each architecture,
+# packed by the relay's CLI. VERSION (default: from git describe) and RELEASE_KEY (default
+# out/release-keys/release.key, made on first use; keep it safe and off the relay) may be set.
+bundle() {
+  install_packages
+  local version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo 0.0.0)}
+  local key=${RELEASE_KEY:-$ROOT/out/release-keys/release.key} rid stage
+  case $version in [0-9]*) ;; *) version=0.0.0-$version ;; esac
+  log "restore and build the relay CLI"
+  dotnet build src/Relay/Pinhole.Relay.csproj -c "$CONFIGURATION" -v quiet -nologo -clp:NoSummary
+  local relay=(dotnet "src/Relay/bin/$CONFIGURATION/net10.0/pinhole-relay.dll")
+  if [ ! -f "$key" ]; then
+    log "no release key at $key: making one (release.pub goes to the devices' update.publicKey)"
+    "${relay[@]}" releases keygen --out "$(dirname "$key")"
+  fi
+  mkdir -p out/bundles
+  for rid in linux-arm64 linux-x64; do
+    stage=out/bundle-stage/$rid
+    rm -rf "$stage"
+    log "publish pinhole-edge $version for $rid (self-contained)"
+    dotnet publish src/EdgeHost/Pinhole.EdgeHost.csproj -c "$CONFIGURATION" -r "$rid" --self-contained true \
+      -p:Version="${version%%[-+]*}" -p:InformationalVersion="$version" -v quiet -nologo -o "$stage"
+    "${relay[@]}" releases pack "$stage" --version "$version" --key "$key" --out "out/bundles/pinhole-edge-$version-$rid.bundle"
+  done
+  log "bundles in out/bundles; store one on a relay with: pinhole-relay releases add FILE --config relay.json"
+}
+
 case "${1:-build}" in
   build) build ;;
   test) build; run_tests ;;
   demo) build; exec "$ROOT/scripts/demo.sh" ;;
+  bundle) bundle ;;
   bench) build; dotnet run --project bench/Pinhole.Benchmarks -c "$CONFIGURATION" --no-build -- --out docs/benchmarks.md ;;
-  -h|--help|help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench)" >&2; exit 2 ;;
+  -h|--help|help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench, bundle)" >&2; exit 2 ;;
 esac

@@ -50,7 +50,7 @@ public static class Program
                     await stdout.WriteLineAsync(Usage);
                     return 0;
                 case ["--version"]:
-                    await stdout.WriteLineAsync($"pinhole-edge {typeof(Program).Assembly.GetName().Version}");
+                    await stdout.WriteLineAsync($"pinhole-edge {Updates.ReleaseInfo.Version}");
                     return 0;
                 case ["check-config", var file]:
                     return await CheckConfigAsync(file, stdout);

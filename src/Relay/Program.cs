@@ -94,17 +94,20 @@ list.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store
 {
     foreach (var d in registry.Describe())
     {
+        var record = store.GetDeviceRecord(d.Id);
+        // The running version (from the device's agent string) once the device has connected.
+        var version = FleetApi.AgentVersion(record?.Agent);
         if (!parse.GetValue(longOption))
         {
-            Console.WriteLine(d.Id);
+            Console.WriteLine(version is null ? d.Id : $"{d.Id}\t{version}");
             continue;
         }
-        var record = store.GetDeviceRecord(d.Id);
         var desired = store.GetLatestConfig(d.Id);
         Console.WriteLine(string.Join('\t', d.Id, d.Source, d.Revoked is null ? "active" : "revoked",
             record?.LastSeen?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? "never-seen", record?.Agent ?? "-",
             desired is null ? "desired=-" : $"desired={desired.Revision}",
-            record?.ReportedRevision is { } r ? $"reported={r}:{record.ReportedOutcome}" : "reported=-"));
+            record?.ReportedRevision is { } r ? $"reported={r}:{record.ReportedOutcome}" : "reported=-",
+            $"version={version ?? "-"}"));
     }
     return 0;
 }));
@@ -182,6 +185,128 @@ configSet.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, 
 configCommand.Subcommands.Add(configGet);
 configCommand.Subcommands.Add(configSet);
 root.Subcommands.Add(configCommand);
+
+// ---------------------------------------------------------------- releases and rollouts (docs/updates.md)
+var releases = new Command("releases", "Signed release bundles of pinhole-edge: make a key, pack a build, store it on the relay.");
+var outDir = new Option<DirectoryInfo>("--out") { Description = "folder for release.key (private, keep it off the relay) and release.pub (goes to devices)", Required = true };
+var keygen = new Command("keygen", "Create an ECDSA P-256 signing key pair: DIR/release.key and DIR/release.pub (PEM).") { outDir };
+keygen.SetAction(parse =>
+{
+    var dir = parse.GetValue(outDir)!.FullName;
+    var priv = Path.Combine(dir, "release.key");
+    if (File.Exists(priv)) return Fail($"{priv} exists; refusing to overwrite a signing key", 1);
+    try
+    {
+        Directory.CreateDirectory(dir);
+        var (privatePem, publicPem) = Pinhole.Transport.Updates.ReleasePacker.CreateKeyPair();
+        using (var f = new FileStream(priv, FileMode.CreateNew, FileAccess.Write))
+        {
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(f.SafeFileHandle, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            f.Write(System.Text.Encoding.ASCII.GetBytes(privatePem + "\n"));
+        }
+        File.WriteAllText(Path.Combine(dir, "release.pub"), publicPem + "\n");
+        Console.WriteLine($"{priv} (private: signs releases; keep it safe)");
+        Console.WriteLine($"{Path.Combine(dir, "release.pub")} (public: edge.json update.publicKey)");
+        return 0;
+    }
+    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+    {
+        return Fail(e.Message, 1);
+    }
+});
+var packDir = new Argument<DirectoryInfo>("DIR") { Description = "an edge build folder (published pinhole-edge)" };
+var versionOption = new Option<string>("--version") { Description = "release version, e.g. 1.4.0", Required = true };
+var keyOption = new Option<FileInfo>("--key") { Description = "private key PEM (releases keygen)", Required = true };
+var outFile = new Option<FileInfo>("--out") { Description = "bundle file to write", Required = true };
+var archOption = new Option<string?>("--arch") { Description = "linux-arm64, linux-x64 or any (default: from pinhole-edge's ELF header, else any)" };
+var pack = new Command("pack", "Pack an edge build folder into one signed bundle (manifest with version, architecture, file hashes, signature).") { packDir, versionOption, keyOption, outFile, archOption };
+pack.SetAction(parse =>
+{
+    try
+    {
+        var manifest = Pinhole.Transport.Updates.ReleasePacker.Pack(parse.GetValue(packDir)!.FullName, parse.GetValue(versionOption)!,
+            File.ReadAllText(parse.GetValue(keyOption)!.FullName), parse.GetValue(outFile)!.FullName, parse.GetValue(archOption));
+        Console.WriteLine($"{parse.GetValue(outFile)!.FullName}: {manifest.Version} for {manifest.Architecture}, {manifest.Files.Count} files, {manifest.TotalBytes} bytes");
+        return 0;
+    }
+    catch (Exception e) when (e is Pinhole.Transport.Updates.ReleaseBundleException or IOException or UnauthorizedAccessException)
+    {
+        return Fail(e.Message, 1);
+    }
+});
+var bundleFile = new Argument<FileInfo>("FILE") { Description = "a bundle made by 'releases pack'" };
+var releaseAdd = new Command("add", "Store a bundle on the relay (dataDir/releases/VERSION.bundle).") { bundleFile, configOption };
+releaseAdd.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, store, origin) =>
+{
+    var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;
+    try
+    {
+        var stored = new Pinhole.Relay.Updates.ReleaseStore(config.DataDir).Add(parse.GetValue(bundleFile)!.FullName);
+        store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "release.add", stored.Manifest.Version,
+            $"{stored.Manifest.Architecture}, {stored.Size} bytes, sha256 {Convert.ToHexStringLower(stored.Sha256)}"));
+        Console.WriteLine($"{stored.Manifest.Version}\t{stored.Manifest.Architecture}\t{stored.Size} bytes");
+        return 0;
+    }
+    catch (Pinhole.Transport.Updates.ReleaseBundleException e)
+    {
+        return Fail($"{parse.GetValue(bundleFile)!.FullName}: {e.Message}", 1);
+    }
+}));
+var releaseList = new Command("list", "List stored releases.") { configOption };
+releaseList.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, _, _) =>
+{
+    var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;
+    foreach (var r in new Pinhole.Relay.Updates.ReleaseStore(config.DataDir).List())
+        Console.WriteLine($"{r.Manifest.Version}\t{r.Manifest.Architecture}\t{r.Size}\t{r.Manifest.Created:u}");
+    return 0;
+}));
+releases.Subcommands.Add(keygen);
+releases.Subcommands.Add(pack);
+releases.Subcommands.Add(releaseAdd);
+releases.Subcommands.Add(releaseList);
+root.Subcommands.Add(releases);
+
+var rollout = new Command("rollout", "Roll a stored release out to devices; a running relay picks it up within a second.");
+var rolloutVersion = new Argument<string>("VERSION") { Description = "a release stored with 'releases add'" };
+var devicesOption = new Option<string?>("--devices") { Description = "comma-separated device ids" };
+var allOption = new Option<bool>("--all") { Description = "every device" };
+var percentOption = new Option<int>("--percent") { Description = "stage: offer to this share of the targets (the first by id); default 100", DefaultValueFactory = _ => 100 };
+var maxFailOption = new Option<int>("--max-failures") { Description = "halt when more than this % of offered devices fail (default 20)", DefaultValueFactory = _ => Pinhole.Relay.Updates.Rollouts.DefaultMaxFailurePercent };
+var forceOption = new Option<bool>("--force") { Description = "offer even where the device runs a newer version, or rolled this one back" };
+var rolloutStart = new Command("start", "Start a rollout: rollout start V (--devices a,b | --all) [--percent N].") { rolloutVersion, devicesOption, allOption, percentOption, maxFailOption, forceOption, configOption };
+rolloutStart.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, origin) =>
+{
+    var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;
+    var list = parse.GetValue(devicesOption);
+    var all = parse.GetValue(allOption);
+    if (all == (list is not null)) return Fail("give either --devices a,b or --all", 2);
+    using var updates = new Pinhole.Relay.Updates.UpdateStore(config.DataDir);
+    var (started, problem) = Pinhole.Relay.Updates.Rollouts.Start(updates, new Pinhole.Relay.Updates.ReleaseStore(config.DataDir), registry, store,
+        parse.GetValue(rolloutVersion)!, list?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), parse.GetValue(percentOption),
+        parse.GetValue(maxFailOption), parse.GetValue(forceOption), origin, DateTimeOffset.UtcNow);
+    if (started is null) return Fail(problem!, 1);
+    Console.WriteLine($"rollout {started.Id}: {started.Version} to {(started.Devices is null ? "all devices" : string.Join(',', started.Devices))} ({started.Percent}%)");
+    return 0;
+}));
+var rolloutStatus = new Command("status", "The latest rollout and each staged device's state.") { configOption };
+rolloutStatus.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, _, _) =>
+{
+    var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;
+    using var updates = new Pinhole.Relay.Updates.UpdateStore(config.DataDir);
+    if (updates.Latest() is not { } latest) return Fail("no rollout yet", 1);
+    Console.WriteLine($"rollout {latest.Id}: {latest.Version} {latest.State}{(latest.Detail.Length > 0 ? ": " + latest.Detail : "")}");
+    var states = updates.All().ToDictionary(d => d.Device, StringComparer.Ordinal);
+    var targets = (latest.Devices ?? [.. registry.Describe().Select(d => d.Id)]).Order(StringComparer.Ordinal).ToList();
+    foreach (var id in targets.Take((int)Math.Ceiling(targets.Count * latest.Percent / 100.0)))
+    {
+        var view = Pinhole.Relay.Updates.Rollouts.DeviceView(id, states.GetValueOrDefault(id), latest.Version);
+        Console.WriteLine($"{id}\t{view["state"]}\t{view["percent"]}%\trunning={view["running"] ?? "-"}\t{view["detail"]}");
+    }
+    return 0;
+}));
+rollout.Subcommands.Add(rolloutStart);
+rollout.Subcommands.Add(rolloutStatus);
+root.Subcommands.Add(rollout);
 
 return await root.Parse(args).InvokeAsync();
 

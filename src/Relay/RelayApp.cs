@@ -138,6 +138,11 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddRtspServer();
         builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
         builder.Services.AddWebRtc(config);
+        // Updates (docs/updates.md): release bundles in dataDir/releases, rollouts in relay.db.
+        builder.Services.AddSingleton(_ => new Updates.UpdateStore(config.DataDir));
+        builder.Services.AddSingleton(_ => new Updates.ReleaseStore(config.DataDir));
+        builder.Services.AddSingleton<Updates.UpdateService>();
+        builder.Services.AddHostedService<Updates.UpdateWatcher>();
         builder.Services.AddSingleton<FleetService>();
         builder.Services.AddSingleton<IUplinkSessionObserver>(sp => sp.GetRequiredService<FleetService>());
         builder.Services.AddHostedService<FleetWatcher>();

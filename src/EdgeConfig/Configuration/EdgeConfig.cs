@@ -19,6 +19,24 @@ public sealed class EdgeConfig
     public string DataDir { get; set; } = "/var/lib/pinhole";
     /// <summary>How this device takes configuration from the relay (never itself managed remotely).</summary>
     public FleetConfig Fleet { get; set; } = new();
+    /// <summary>Remote updates (docs/updates.md); null when edge.json has no <c>update</c> section (the device takes no updates).</summary>
+    public UpdateConfig? Update { get; set; }
+}
+
+/// <summary>
+/// Where releases are installed and whose signature the device trusts. A device without this section
+/// does not offer the update capability to the relay.
+/// </summary>
+public sealed class UpdateConfig
+{
+    /// <summary>PEM file with the ECDSA P-256 public key releases must be signed with (absolute once loaded).</summary>
+    public string PublicKey { get; set; } = "";
+
+    /// <summary>Install root: <c>ROOT/releases/VERSION/</c>, <c>ROOT/current</c> (absolute once loaded). Default <c>/opt/pinhole</c>.</summary>
+    public string Root { get; set; } = "/opt/pinhole";
+
+    /// <summary>How long a new release has to prove it works before it is rolled back. Default 3m.</summary>
+    public string TrialTimeout { get; set; } = "3m";
 }
 
 /// <summary>

@@ -117,6 +117,7 @@ public static class EdgeConfigLoader
         ReadMqtt(o, config, problems);
         ReadWeb(o, config, problems);
         ReadFleet(o, config, problems);
+        ReadUpdate(o, config, problems, baseDirectory);
 
         var dataDir = o.String("dataDir");
         if (dataDir is not null)
@@ -276,6 +277,34 @@ public static class EdgeConfigLoader
         };
         if (Configuration.Duration.TryParse(config.Fleet.ConnectivityGuard, out var guard, out _) && guard > TimeSpan.FromMinutes(2))
             problems.Add(new(o.PathOf("connectivityGuard"), $"must be at most 2m (got \"{config.Fleet.ConnectivityGuard}\")"));
+        o.ReportUnknownKeys();
+    }
+
+    private static void ReadUpdate(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems, string baseDirectory)
+    {
+        var o = root.Object("update");
+        if (o is null) return;
+        var update = new UpdateConfig();
+        var key = o.String("publicKey", required: true);
+        if (key is { Length: > 0 })
+        {
+            update.PublicKey = Path.GetFullPath(key, baseDirectory);
+            if (!File.Exists(update.PublicKey))
+                problems.Add(new(o.PathOf("publicKey"), $"file not found: {update.PublicKey}"));
+        }
+        else if (key is not null)
+            problems.Add(new(o.PathOf("publicKey"), "must name the release public key (PEM)"));
+        var rootDir = o.String("root");
+        if (rootDir is not null)
+        {
+            if (rootDir.Length == 0) problems.Add(new(o.PathOf("root"), "must not be empty"));
+            else update.Root = Path.GetFullPath(rootDir, baseDirectory);
+        }
+        // At least 5 s (a release needs a moment to start and connect); at most 1 hour.
+        update.TrialTimeout = o.Duration("trialTimeout", minimum: TimeSpan.FromSeconds(5)) ?? "3m";
+        if (Configuration.Duration.TryParse(update.TrialTimeout, out var trial, out _) && trial > TimeSpan.FromHours(1))
+            problems.Add(new(o.PathOf("trialTimeout"), $"must be at most 1h (got \"{update.TrialTimeout}\")"));
+        config.Update = update;
         o.ReportUnknownKeys();
     }
 

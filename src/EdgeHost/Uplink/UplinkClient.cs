@@ -62,6 +62,9 @@ public sealed class UplinkClient : IPipeline
     /// <summary>The data channel's user (the fleet agent). Set before the first connect; null offers no data channel.</summary>
     public IUplinkDataHandler? DataHandler { get; set; }
 
+    /// <summary>Data-channel features offered beyond configuration (<see cref="UplinkCapabilities.Updates"/> when the device takes updates). Only with a <see cref="DataHandler"/>.</summary>
+    public UplinkCapabilities DataFeatures { get; set; }
+
     /// <summary>Heartbeats come with every message received and every connection attempt, so a stall is longer than
     /// the slowest path through a failed attempt plus the longest backoff.</summary>
     public TimeSpan StallTimeout => StallTimeoutFor(_options);
@@ -240,7 +243,7 @@ public sealed class UplinkClient : IPipeline
                 // Hello and welcome are the first bytes either way: the hello fits any socket buffer, and
                 // the welcome is read on a thread of its own (the connection's reads block).
                 using var abortOnTimeout = connectTimeout.Token.UnsafeRegister(static l => ((UplinkClientConnection)l!).Abort(), link);
-                var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (DataHandler is null ? 0 : UplinkCapabilities.Data);
+                var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (DataHandler is null ? 0 : UplinkCapabilities.Data | DataFeatures);
                 link.Send(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, offered, _options.Agent), connectTimeout.Token);
                 var welcoming = Task.Factory.StartNew(link.Receive, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 UplinkMessage? answer;
@@ -440,6 +443,11 @@ public sealed class UplinkClient : IPipeline
                     break;
                 case ConfigPush:
                     break; // the data channel was not confirmed: ignore, as a v1 device would
+                case UpdateOffer or UpdateChunk when (state.Welcome.Capabilities & (UplinkCapabilities.Data | UplinkCapabilities.Updates)) == (UplinkCapabilities.Data | UplinkCapabilities.Updates) && DataHandler is { } updates:
+                    updates.OnMessage(message);
+                    break;
+                case UpdateOffer or UpdateChunk:
+                    break; // updates not confirmed: ignore, as a device without them would
                 case UnknownMessage:
                     break; // a newer relay's extension; v1 skips it
                 default:

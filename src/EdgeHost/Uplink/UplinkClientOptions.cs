@@ -52,7 +52,7 @@ public sealed record UplinkClientOptions
     public TimeSpan DropReportInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>Sent in the hello, for the relay's logs.</summary>
-    public string Agent { get; init; } = "pinhole-edge/" + (typeof(UplinkClientOptions).Assembly.GetName().Version?.ToString(3) ?? "0");
+    public string Agent { get; init; } = "pinhole-edge/" + Updates.ReleaseInfo.Version;
 
     /// <summary>Message size limits for what the relay sends.</summary>
     public UplinkLimits Limits { get; init; } = UplinkLimits.Default;

@@ -71,12 +71,29 @@ public static partial class EdgeApplication
         // which outlive pipeline restarts); the supervisor gets a fresh uplink pipeline per (re)start
         // and one pipeline per camera writing into it.
         // Fleet: the relay's desired configuration arrives on the uplink's data channel (docs/fleet.md).
+        // Updates (docs/updates.md): only when edge.json has an "update" section; they share the data channel.
         services.AddSingleton<FleetAgent>();
-        services.AddSingleton(sp => new UplinkClient(UplinkClientOptions.FromConfig(sp.GetRequiredService<EdgeConfig>()),
-            sp.GetRequiredService<MetricsRegistry>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>())
+        services.AddSingleton(sp =>
         {
-            DataHandler = sp.GetRequiredService<FleetAgent>(),
+            var config = sp.GetRequiredService<EdgeConfig>();
+            var client = new UplinkClient(UplinkClientOptions.FromConfig(config),
+                sp.GetRequiredService<MetricsRegistry>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>());
+            var fleet = sp.GetRequiredService<FleetAgent>();
+            if (config.Update is null)
+            {
+                client.DataHandler = fleet;
+                return client;
+            }
+            var updates = new Updates.UpdateAgent(config, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<Updates.UpdateAgent>>(),
+                client, sp.GetRequiredService<Microsoft.Extensions.Hosting.IHostApplicationLifetime>());
+            client.DataHandler = new UplinkDataHandlers(fleet, updates);
+            client.DataFeatures = Transport.Uplink.UplinkCapabilities.Updates;
+            return client;
         });
+        services.AddSingleton(sp => ((sp.GetRequiredService<UplinkClient>().DataHandler as UplinkDataHandlers)?.Handlers.OfType<Updates.UpdateAgent>().FirstOrDefault())!);
+        services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<EdgeConfig>().Update is null
+            ? new NothingHostedService()
+            : ActivatorUtilities.CreateInstance<Updates.TrialMonitor>(sp));
         services.AddPipelineFactory((sp, config) =>
         {
             var uplink = sp.GetRequiredService<UplinkClient>();

@@ -117,6 +117,32 @@ public static class FleetApi
                     ["document"] = r.Document,
                 })]).ToJsonString(), Json)
                 : NoDevice(id));
+        api.MapGet("/releases", (Updates.UpdateService updates) =>
+            Results.Text(new JsonArray([.. updates.Releases.List().Select(r => (JsonNode)Updates.Rollouts.ReleaseView(r))]).ToJsonString(), Json));
+        api.MapGet("/rollouts", (Updates.UpdateService updates) =>
+            Results.Text(new JsonArray([.. updates.Store.List().Select(r => (JsonNode)Updates.Rollouts.View(r, updates))]).ToJsonString(), Json));
+        api.MapPost("/rollouts", async (HttpContext http, Updates.UpdateService updates, FleetService fleet) =>
+        {
+            const string usage = "send {\"version\": \"V\", \"devices\": [\"a\", \"b\"] or \"all\": true, \"percent\": N, \"maxFailurePercent\": N, \"force\": false}";
+            var body = await ReadJsonObjectAsync(http, 64 * 1024);
+            if (body is null) return Error(StatusCodes.Status400BadRequest, usage);
+            try
+            {
+                var version = body["version"]?.GetValue<string>();
+                var all = body["all"]?.GetValue<bool>() ?? false;
+                var devices = body["devices"] is JsonArray list ? list.Select(d => d!.GetValue<string>()).ToList() : null;
+                if (version is null || all == (devices is not null)) return Error(StatusCodes.Status400BadRequest, usage);
+                var (rollout, problem) = Updates.Rollouts.Start(updates.Store, updates.Releases, fleet.Devices, fleet.Store, version, devices,
+                    body["percent"]?.GetValue<int>() ?? 100, body["maxFailurePercent"]?.GetValue<int>() ?? Updates.Rollouts.DefaultMaxFailurePercent,
+                    body["force"]?.GetValue<bool>() ?? false, Origin(http), DateTimeOffset.UtcNow);
+                if (rollout is null) return Error(problem!.StartsWith("no release", StringComparison.Ordinal) ? StatusCodes.Status404NotFound : StatusCodes.Status400BadRequest, problem);
+                return Results.Text(Updates.Rollouts.View(rollout, updates).ToJsonString(), Json);
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
+            {
+                return Error(StatusCodes.Status400BadRequest, usage);
+            }
+        });
         api.MapGet("/audit", (FleetService fleet, int? limit, string? target) =>
             Results.Text(new JsonArray([.. fleet.Store.ReadAudit(Math.Clamp(limit ?? 200, 1, 10_000), target).Select(a => (JsonNode)new JsonObject
             {
@@ -159,6 +185,7 @@ public static class FleetApi
         var record = fleet.Store.GetDeviceRecord(id);
         var desired = fleet.Store.GetLatestConfig(id);
         var live = fleet.Live(id);
+        var updates = fleet.Updates;
         var status = live?.Status;
         JsonArray Pipelines(string prefix)
         {
@@ -198,6 +225,8 @@ public static class FleetApi
             ["reportedOutcome"] = record?.ReportedOutcome,
             ["reportedAt"] = record?.ReportedAt,
             ["lastError"] = lastError,
+            ["version"] = AgentVersion(live?.Session.Agent ?? record?.Agent),
+            ["update"] = updates?.Store.Get(id) is { } u ? Updates.Rollouts.DeviceView(id, u) : null,
         };
     }
 
@@ -243,6 +272,13 @@ public static class FleetApi
 
     private static IResult Error(int status, string message) =>
         Results.Text(new JsonObject { ["error"] = message }.ToJsonString(), Json, statusCode: status);
+
+    /// <summary>The version in an agent string (<c>pinhole-edge/2.1.0</c> gives <c>2.1.0</c>), or null.</summary>
+    public static string? AgentVersion(string? agent)
+    {
+        var slash = agent?.LastIndexOf('/') ?? -1;
+        return slash >= 0 && slash < agent!.Length - 1 ? agent[(slash + 1)..] : null;
+    }
 
     private static bool SameOrigin(HttpContext http)
     {

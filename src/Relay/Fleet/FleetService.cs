@@ -36,10 +36,13 @@ public sealed partial class FleetService : IUplinkSessionObserver
     private readonly ConcurrentDictionary<string, LiveState> _live = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _pushed = new(StringComparer.Ordinal);
     private IReadOnlyDictionary<string, long> _stamps;
+    private readonly Updates.UpdateService? _updates;
 
     /// <summary>Creates the service.</summary>
-    public FleetService(IFleetStore store, DeviceRegistry devices, UplinkSessionRegistry sessions, TimeProvider time, ILogger<FleetService> logger)
+    public FleetService(IFleetStore store, DeviceRegistry devices, UplinkSessionRegistry sessions, TimeProvider time, ILogger<FleetService> logger,
+        Updates.UpdateService? updates = null)
     {
+        _updates = updates;
         _store = store;
         _devices = devices;
         _sessions = sessions;
@@ -50,6 +53,9 @@ public sealed partial class FleetService : IUplinkSessionObserver
 
     /// <summary>The store (read side of the API).</summary>
     public IFleetStore Store => _store;
+
+    /// <summary>Remote updates, when the relay serves them.</summary>
+    public Updates.UpdateService? Updates => _updates;
 
     /// <summary>The device registry.</summary>
     public DeviceRegistry Devices => _devices;
@@ -171,6 +177,7 @@ public sealed partial class FleetService : IUplinkSessionObserver
             await session.SendAsync(new ConfigPush((ulong)latest.Revision, latest.Document), cancellationToken);
             LogPushed(_logger, session.DeviceId, latest.Revision);
         }
+        if (_updates is not null) await _updates.OnConnectedAsync(session);
     }
 
     /// <inheritdoc />
@@ -179,6 +186,9 @@ public sealed partial class FleetService : IUplinkSessionObserver
         ArgumentNullException.ThrowIfNull(session);
         switch (message)
         {
+            case UpdateRequest or UpdateReport:
+                _updates?.OnMessage(session, message);
+                break;
             case ConfigReport report:
                 var outcome = report.Outcome switch
                 {
@@ -219,6 +229,7 @@ public sealed partial class FleetService : IUplinkSessionObserver
     public void OnEnded(RelayUplinkSession session, bool wasLive)
     {
         ArgumentNullException.ThrowIfNull(session);
+        _updates?.OnEnded(session);
         if (!wasLive) return;
         if (_live.TryGetValue(session.DeviceId, out var live) && live.Session == session)
             _live.TryRemove(new KeyValuePair<string, LiveState>(session.DeviceId, live));

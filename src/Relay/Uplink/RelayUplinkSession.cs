@@ -113,7 +113,9 @@ public sealed class RelayUplinkSession
             }
 
             // The data channel (configuration) is offered only when a feature is there to serve it.
-            var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (_observer is null ? 0 : UplinkCapabilities.Data);
+            // Updates ride the data channel, so they are confirmed only together with it.
+            var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (_observer is null ? 0 : UplinkCapabilities.Data | UplinkCapabilities.Updates);
+            if ((hello.Capabilities & UplinkCapabilities.Data) == 0) offered &= ~UplinkCapabilities.Updates;
             var caps = hello.Capabilities & offered;
             Agent = hello.Agent;
             Capabilities = caps;
@@ -262,6 +264,11 @@ public sealed class RelayUplinkSession
                     break;
                 case ConfigReport or DeviceStatus:
                     throw new UplinkProtocolException($"{message.GetType().Name} on the data channel, which this session did not confirm");
+                case UpdateRequest or UpdateReport when (Capabilities & UplinkCapabilities.Updates) != 0 && _observer is not null:
+                    await _observer.OnDataAsync(this, message, ct);
+                    break;
+                case UpdateRequest or UpdateReport:
+                    throw new UplinkProtocolException($"{message.GetType().Name} from a session that did not confirm updates");
                 case UnknownMessage unknown:
                     UplinkLog.SkippedUnknown(_logger, DeviceId, unknown.WireChannel, unknown.WireTypeByte);
                     break;

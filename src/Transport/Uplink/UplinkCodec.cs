@@ -84,6 +84,10 @@ public static class UplinkCodec
             (2, ConfigPush.WireType) => new ConfigPush(U64(ref r), Rest(ref r, UplinkProtocol.MaxConfigBytes, "configuration document")),
             (2, ConfigReport.WireType) => new ConfigReport(U64(ref r), Outcome(ref r), Rest(ref r, UplinkProtocol.MaxReportBytes, "report detail")),
             (2, DeviceStatus.WireType) => new DeviceStatus(Rest(ref r, UplinkProtocol.MaxReportBytes, "status document")),
+            (2, UpdateOffer.WireType) => ParseOffer(ref r),
+            (2, UpdateRequest.WireType) => new UpdateRequest(Str8(ref r), U64(ref r), U32(ref r)),
+            (2, UpdateChunk.WireType) => ParseChunk(ref r, body),
+            (2, UpdateReport.WireType) => new UpdateReport(Str8(ref r), UpdateStateOf(ref r), U8(ref r), Rest(ref r, UplinkProtocol.MaxReportBytes, "update detail")),
             _ => new UnknownMessage(channel, type, (int)body.Length),
         };
         if (message is not UnknownMessage && !r.End)
@@ -163,6 +167,36 @@ public static class UplinkCodec
 
     private static int NonNegative(uint value, string what, int track) =>
         value <= int.MaxValue ? (int)value : throw new UplinkProtocolException($"track {track}: {what} {value} out of range");
+
+    private static UpdateOffer ParseOffer(ref SequenceReader<byte> r)
+    {
+        var version = Str8(ref r);
+        var architecture = Str8(ref r);
+        var size = U64(ref r);
+        var hash = new byte[32];
+        if (!r.TryCopyTo(hash)) throw Truncated();
+        r.Advance(32);
+        var flags = U8(ref r);
+        if ((flags & ~1) != 0) throw new UplinkProtocolException($"update offer with reserved flags 0x{flags:x2}");
+        return new UpdateOffer(version, architecture, size, hash, (flags & 1) != 0);
+    }
+
+    private static UpdateChunk ParseChunk(ref SequenceReader<byte> r, ReadOnlySequence<byte> body)
+    {
+        var version = Str8(ref r);
+        var offset = U64(ref r);
+        if (r.Remaining > UplinkProtocol.MaxUpdateChunkBytes)
+            throw new UplinkProtocolException($"update chunk of {r.Remaining} bytes, limit {UplinkProtocol.MaxUpdateChunkBytes}");
+        var data = body.Slice(r.Position).ToArray();
+        r.AdvanceToEnd();
+        return new UpdateChunk(version, offset, data);
+    }
+
+    private static UpdateState UpdateStateOf(ref SequenceReader<byte> r)
+    {
+        var b = U8(ref r);
+        return Enum.IsDefined((UpdateState)b) ? (UpdateState)b : throw new UplinkProtocolException($"unknown update state {b}");
+    }
 
     private static ConfigOutcome Outcome(ref SequenceReader<byte> r) => U8(ref r) switch
     {
@@ -284,6 +318,10 @@ public static class UplinkCodec
             case ConfigPush m: w.U64(m.Revision); w.Utf8(m.Document); break;
             case ConfigReport m: w.U64(m.Revision); w.U8((byte)m.Outcome); w.Utf8(m.Detail); break;
             case DeviceStatus m: w.Utf8(m.Document); break;
+            case UpdateOffer m: w.Str8(m.Version); w.Str8(m.Architecture); w.U64(m.Size); w.Bytes(m.Sha256.Span); w.U8((byte)(m.Force ? 1 : 0)); break;
+            case UpdateRequest m: w.Str8(m.Version); w.U64(m.Offset); w.U32(m.Length); break;
+            case UpdateChunk m: w.Str8(m.Version); w.U64(m.Offset); w.Bytes(m.Data.Span); break;
+            case UpdateReport m: w.Str8(m.Version); w.U8((byte)m.State); w.U8(m.Percent); w.Utf8(m.Detail); break;
             default: throw new ArgumentException($"unsupported message {message.GetType().Name}", nameof(message));
         }
         writer.Advance(total);
@@ -374,6 +412,13 @@ public static class UplinkCodec
         ConfigReport m => Enum.IsDefined(m.Outcome) ? 8 + 1 + RestLength(m.Detail, UplinkProtocol.MaxReportBytes, "report detail")
             : throw new ArgumentException($"unknown outcome {m.Outcome}", nameof(message)),
         DeviceStatus m => RestLength(m.Document, UplinkProtocol.MaxReportBytes, "status document"),
+        UpdateOffer m => m.Sha256.Length == 32 ? Str8Length(m.Version, "version") + Str8Length(m.Architecture, "architecture") + 8 + 32 + 1
+            : throw new ArgumentException("an update offer's SHA-256 is 32 bytes", nameof(message)),
+        UpdateRequest m => Str8Length(m.Version, "version") + 8 + 4,
+        UpdateChunk m => m.Data.Length <= UplinkProtocol.MaxUpdateChunkBytes ? Str8Length(m.Version, "version") + 8 + m.Data.Length
+            : throw new ArgumentException($"update chunk longer than {UplinkProtocol.MaxUpdateChunkBytes} bytes", nameof(message)),
+        UpdateReport m => Enum.IsDefined(m.State) ? Str8Length(m.Version, "version") + 1 + 1 + RestLength(m.Detail, UplinkProtocol.MaxReportBytes, "update detail")
+            : throw new ArgumentException($"unknown update state {m.State}", nameof(message)),
         _ => throw new ArgumentException($"unsupported message {message.GetType().Name}", nameof(message)),
     };
 

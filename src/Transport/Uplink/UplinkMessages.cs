@@ -259,3 +259,100 @@ public sealed record DeviceStatus(string Document) : UplinkMessage
     /// <inheritdoc />
     public override byte Type => WireType;
 }
+
+/// <summary>
+/// Relay to device, data channel (behind <see cref="UplinkCapabilities.Updates"/>): a signed release
+/// bundle the device should install. The device answers with <see cref="UpdateRequest"/>s for the bytes
+/// it still lacks and <see cref="UpdateReport"/>s on its progress.
+/// </summary>
+/// <param name="Version">The release version (1-64 of <c>A-Z a-z 0-9 . _ + -</c>).</param>
+/// <param name="Architecture">What the release runs on: <c>linux-arm64</c>, <c>linux-x64</c>, or <c>any</c> (framework-dependent).</param>
+/// <param name="Size">Bundle size in bytes.</param>
+/// <param name="Sha256">SHA-256 of the whole bundle (32 bytes): a partial download resumed after a restart is checked against it.</param>
+/// <param name="Force">Install even when the version is not newer than the one the device runs.</param>
+public sealed record UpdateOffer(string Version, string Architecture, ulong Size, ReadOnlyMemory<byte> Sha256, bool Force) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x10;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Data;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Device to relay, data channel: send <paramref name="Length"/> bytes of the bundle from <paramref name="Offset"/>.
+/// The device asks from the last byte it has on disk, so a download resumes after a disconnect or restart.</summary>
+/// <param name="Version">The offered version.</param>
+/// <param name="Offset">First byte wanted.</param>
+/// <param name="Length">Bytes wanted (the relay may send fewer, in chunks of at most <see cref="UplinkProtocol.MaxUpdateChunkBytes"/>).</param>
+public sealed record UpdateRequest(string Version, ulong Offset, uint Length) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x11;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Data;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Relay to device, data channel: bytes of a bundle, answering an <see cref="UpdateRequest"/>.</summary>
+/// <param name="Version">The bundle's version.</param>
+/// <param name="Offset">Where <paramref name="Data"/> starts in the bundle.</param>
+/// <param name="Data">At most <see cref="UplinkProtocol.MaxUpdateChunkBytes"/> bytes (empty: the offset is at or past the end).</param>
+public sealed record UpdateChunk(string Version, ulong Offset, ReadOnlyMemory<byte> Data) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x12;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Data;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Where a device is with an update. Values are on the wire.</summary>
+public enum UpdateState : byte
+{
+    /// <summary>Fetching the bundle; the report's percent says how far.</summary>
+    Downloading = 1,
+
+    /// <summary>Verified; unpacking and switching.</summary>
+    Installing = 2,
+
+    /// <summary>Running the new release on trial: it commits once it proves it works.</summary>
+    Trial = 3,
+
+    /// <summary>The release proved itself and is now the committed one.</summary>
+    Committed = 4,
+
+    /// <summary>The release failed its trial; the previous one runs again. The detail says why.</summary>
+    RolledBack = 5,
+
+    /// <summary>Refused before anything was installed (bad signature, tampered file, wrong architecture, older version). The detail says why.</summary>
+    Refused = 6,
+
+    /// <summary>The device runs this version (sent on every connect, so the relay learns what runs).</summary>
+    Running = 7,
+}
+
+/// <summary>Device to relay, data channel: progress or outcome of an update.</summary>
+/// <param name="Version">The version this is about.</param>
+/// <param name="State">Where the device is.</param>
+/// <param name="Percent">Download progress, 0-100 (0 outside <see cref="UpdateState.Downloading"/>).</param>
+/// <param name="Detail">Why (refused, rolled back), UTF-8 to the end of the body, at most <see cref="UplinkProtocol.MaxReportBytes"/>.</param>
+public sealed record UpdateReport(string Version, UpdateState State, byte Percent, string Detail) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x13;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Data;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}

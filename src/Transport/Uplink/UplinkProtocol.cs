@@ -36,6 +36,9 @@ public static class UplinkProtocol
     /// <summary>Largest detail of a <see cref="ConfigReport"/> and largest <see cref="DeviceStatus"/> document, in UTF-8 bytes.</summary>
     public const int MaxReportBytes = 64 * 1024;
 
+    /// <summary>Largest payload of one <see cref="UpdateChunk"/>.</summary>
+    public const int MaxUpdateChunkBytes = 256 * 1024;
+
     /// <summary>True when <paramref name="name"/> is a valid camera name: 1–64 of <c>A-Z a-z 0-9 . _ -</c>, not starting with a dot.
     /// Camera names become URL path segments on the relay.</summary>
     public static bool IsValidCameraName(string name)
@@ -95,6 +98,10 @@ public enum UplinkCapabilities : uint
 
     /// <summary>Reserved: the tunnel channel.</summary>
     Tunnel = 1 << 3,
+
+    /// <summary>Remote updates on the data channel: <see cref="UpdateOffer"/>, <see cref="UpdateRequest"/>,
+    /// <see cref="UpdateChunk"/>, <see cref="UpdateReport"/>. Only together with <see cref="Data"/>.</summary>
+    Updates = 1 << 4,
 }
 
 /// <summary>Why a session was refused or ended. Values are on the wire.</summary>

@@ -17,17 +17,35 @@ internal sealed class TcpTestProxy : IAsyncDisposable
     private readonly int _targetPort;
     private readonly Task _accept;
 
-    public TcpTestProxy(int targetPort, long upstreamBytesPerSecond = 0)
+    public TcpTestProxy(int targetPort, long upstreamBytesPerSecond = 0, long downstreamBytesPerSecond = 0)
     {
         _targetPort = targetPort;
         UpstreamBytesPerSecond = upstreamBytesPerSecond;
+        DownstreamBytesPerSecond = downstreamBytesPerSecond;
         _listener.Start();
         _accept = AcceptLoopAsync();
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
     public long UpstreamBytesPerSecond { get; }
+    public long DownstreamBytesPerSecond { get; }
     public int ConnectionCount { get { lock (_pairs) return _pairs.Count; } }
+
+    /// <summary>Every connection open now is closed at once (both sides see a reset); new connections work.</summary>
+    public void DropExisting()
+    {
+        lock (_pairs)
+        {
+            foreach (var p in _pairs)
+            {
+                p.Client.LingerState = new LingerOption(true, 0);
+                p.Upstream.LingerState = new LingerOption(true, 0);
+                p.Client.Dispose();
+                p.Upstream.Dispose();
+            }
+            _pairs.Clear();
+        }
+    }
 
     /// <summary>Every connection open now stops forwarding; new connections work.</summary>
     public void BlackholeExisting()
@@ -62,7 +80,7 @@ internal sealed class TcpTestProxy : IAsyncDisposable
                 }
                 var pair = new Pair(client, upstream);
                 lock (_pairs) _pairs.Add(pair);
-                pair.Pumps = Task.WhenAll(PumpAsync(pair, client, upstream, UpstreamBytesPerSecond), PumpAsync(pair, upstream, client, 0));
+                pair.Pumps = Task.WhenAll(PumpAsync(pair, client, upstream, UpstreamBytesPerSecond), PumpAsync(pair, upstream, client, DownstreamBytesPerSecond));
             }
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)

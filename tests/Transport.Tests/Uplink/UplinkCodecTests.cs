@@ -46,6 +46,11 @@ public class UplinkCodecTests
         ["config-report"] = new ConfigReport(7, ConfigOutcome.Rejected, "cameras[0].source: unsupported scheme \"http\"\nsecond line"),
         ["config-report-applied"] = new ConfigReport(1, ConfigOutcome.Applied, ""),
         ["device-status"] = new DeviceStatus("""{"uptime":12.5,"pipelines":[]}"""),
+        ["update-offer"] = new UpdateOffer("2.1.0-rc.1+build", "linux-arm64", 123_456_789, Enumerable.Range(0, 32).Select(i => (byte)i).ToArray(), true),
+        ["update-request"] = new UpdateRequest("2.1.0", 1L << 33, 65536),
+        ["update-chunk"] = new UpdateChunk("2.1.0", 65536, new byte[] { 1, 2, 3, 0xff }),
+        ["update-chunk-empty"] = new UpdateChunk("2.1.0", 7, ReadOnlyMemory<byte>.Empty),
+        ["update-report"] = new UpdateReport("2.1.0", UpdateState.RolledBack, 0, "2.1.0 exited with code 3 during its trial"),
     };
 
     [Theory]
@@ -295,10 +300,34 @@ public class UplinkCodecTests
                 Assert.Equal((f.Unit.Track, f.Unit.Pts, f.Unit.Dts, f.Unit.IsKeyframe), (g.Unit.Track, g.Unit.Pts, g.Unit.Dts, g.Unit.IsKeyframe));
                 Assert.Equal(f.Unit.Data.ToArray(), g.Unit.Data.ToArray());
                 break;
+            case UpdateOffer o:
+                var p = (UpdateOffer)actual;
+                Assert.Equal((o.Version, o.Architecture, o.Size, o.Force), (p.Version, p.Architecture, p.Size, p.Force));
+                Assert.Equal(o.Sha256.ToArray(), p.Sha256.ToArray());
+                break;
+            case UpdateChunk c:
+                var d = (UpdateChunk)actual;
+                Assert.Equal((c.Version, c.Offset), (d.Version, d.Offset));
+                Assert.Equal(c.Data.ToArray(), d.Data.ToArray());
+                break;
             default:
                 Assert.Equal(expected, actual);
                 break;
         }
+    }
+
+    [Fact]
+    public void Update_messages_out_of_range_are_protocol_errors()
+    {
+        // A report with an unknown state, an offer with reserved flags, a chunk over the limit.
+        var report = UplinkCodec.Encode(new UpdateReport("1", UpdateState.Running, 0, ""));
+        report[6 + 2] = 99;
+        Assert.Throws<UplinkProtocolException>(() => UplinkCodec.ParseOne(report, UplinkLimits.Default));
+        var offer = UplinkCodec.Encode(new UpdateOffer("1", "any", 1, new byte[32], false));
+        offer[^1] = 2;
+        Assert.Throws<UplinkProtocolException>(() => UplinkCodec.ParseOne(offer, UplinkLimits.Default));
+        Assert.Throws<ArgumentException>(() => UplinkCodec.Encode(new UpdateChunk("1", 0, new byte[UplinkProtocol.MaxUpdateChunkBytes + 1])));
+        Assert.Throws<ArgumentException>(() => UplinkCodec.Encode(new UpdateOffer("1", "any", 1, new byte[31], false)));
     }
 
     private static ReadOnlySequence<byte> Segments(byte[] first, byte[] second)
