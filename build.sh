@@ -19,6 +19,7 @@ APT_PACKAGES=(
   chromium chromium-driver
   vlc-bin vlc-plugin-base
   iproute2 iptables procps psmisc curl ca-certificates openssl systemd
+  postgresql npm
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
