@@ -31,6 +31,53 @@ public sealed class PostgresTelemetryStore : SqlTelemetryStore
     /// <inheritdoc />
     protected override string Greatest => "GREATEST";
 
+    // One statement per batch instead of one round trip per reading: the batch goes over as arrays and
+    // unnest() turns them back into rows. RETURNING says which were new (ON CONFLICT DO NOTHING also
+    // skips a repeat inside the same batch).
+    /// <inheritdoc />
+    protected override List<TelemetryReading> InsertRaw(DbConnection db, DbTransaction tx, IReadOnlyList<TelemetryReading> readings)
+    {
+        ArgumentNullException.ThrowIfNull(readings);
+        if (readings.Count == 0) return [];
+        using var cmd = new NpgsqlCommand("""
+            INSERT INTO telemetry_readings (device, sensor, seq, ts, value)
+            SELECT * FROM unnest(@d::text[], @s::text[], @q::bigint[], @t::bigint[], @v::double precision[])
+            ON CONFLICT DO NOTHING RETURNING device, sensor, seq
+            """, (NpgsqlConnection)db, (NpgsqlTransaction)tx);
+        cmd.Parameters.AddWithValue("d", readings.Select(r => r.Device).ToArray());
+        cmd.Parameters.AddWithValue("s", readings.Select(r => r.Sensor).ToArray());
+        cmd.Parameters.AddWithValue("q", readings.Select(r => r.Seq).ToArray());
+        cmd.Parameters.AddWithValue("t", readings.Select(r => r.Timestamp.ToUnixTimeMilliseconds()).ToArray());
+        cmd.Parameters.AddWithValue("v", readings.Select(r => r.Value).ToArray());
+        var inserted = new HashSet<(string, string, long)>();
+        using (var r = cmd.ExecuteReader())
+            while (r.Read()) inserted.Add((r.GetString(0), r.GetString(1), r.GetInt64(2)));
+        var fresh = new List<TelemetryReading>(inserted.Count);
+        foreach (var reading in readings)
+            if (inserted.Remove((reading.Device, reading.Sensor, reading.Seq))) fresh.Add(reading);
+        return fresh;
+    }
+
+    /// <inheritdoc />
+    protected override void UpsertBuckets(DbConnection db, DbTransaction tx, string table, IReadOnlyList<BucketRow> rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (rows.Count == 0) return;
+        using var cmd = new NpgsqlCommand($"""
+            INSERT INTO {table} (device, sensor, bucket, vmin, vmax, vsum, n)
+            SELECT * FROM unnest(@d::text[], @s::text[], @b::bigint[], @lo::double precision[], @hi::double precision[], @sum::double precision[], @n::bigint[])
+            {BucketConflict(table)}
+            """, (NpgsqlConnection)db, (NpgsqlTransaction)tx);
+        cmd.Parameters.AddWithValue("d", rows.Select(r => r.Device).ToArray());
+        cmd.Parameters.AddWithValue("s", rows.Select(r => r.Sensor).ToArray());
+        cmd.Parameters.AddWithValue("b", rows.Select(r => r.Bucket).ToArray());
+        cmd.Parameters.AddWithValue("lo", rows.Select(r => r.Min).ToArray());
+        cmd.Parameters.AddWithValue("hi", rows.Select(r => r.Max).ToArray());
+        cmd.Parameters.AddWithValue("sum", rows.Select(r => r.Sum).ToArray());
+        cmd.Parameters.AddWithValue("n", rows.Select(r => r.Count).ToArray());
+        cmd.ExecuteNonQuery();
+    }
+
     /// <inheritdoc />
     protected override T Write<T>(Func<DbConnection, T> action)
     {

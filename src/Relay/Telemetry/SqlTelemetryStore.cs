@@ -70,18 +70,7 @@ public abstract class SqlTelemetryStore : ITelemetryStore
         return Write(db =>
         {
             using var tx = db.BeginTransaction();
-            var fresh = new List<TelemetryReading>();
-            using (var insert = Command(db, tx, "INSERT INTO telemetry_readings (device, sensor, seq, ts, value) VALUES (@d, @s, @q, @t, @v) ON CONFLICT DO NOTHING",
-                       ("d", DbType.String), ("s", DbType.String), ("q", DbType.Int64), ("t", DbType.Int64), ("v", DbType.Double)))
-            {
-                foreach (var r in readings)
-                {
-                    var ts = r.Timestamp.ToUnixTimeMilliseconds();
-                    if (ts < oldest) continue;
-                    Set(insert, r.Device, r.Sensor, r.Seq, ts, r.Value);
-                    if (insert.ExecuteNonQuery() == 1) fresh.Add(r);
-                }
-            }
+            var fresh = InsertRaw(db, tx, [.. readings.Where(r => r.Timestamp.ToUnixTimeMilliseconds() >= oldest)]);
             if (fresh.Count > 0)
             {
                 // Aggregate the batch in memory first: one upsert per bucket, not per reading.
@@ -107,14 +96,49 @@ public abstract class SqlTelemetryStore : ITelemetryStore
         });
     }
 
-    private void Aggregate(DbConnection db, DbTransaction tx, string table, long width, List<TelemetryReading> fresh)
+    /// <summary>Inserts raw readings, skipping those already stored (and repeats within the batch); returns the new ones in input order.</summary>
+    protected virtual List<TelemetryReading> InsertRaw(DbConnection db, DbTransaction tx, IReadOnlyList<TelemetryReading> readings)
     {
+        ArgumentNullException.ThrowIfNull(readings);
+        var fresh = new List<TelemetryReading>();
+        using var insert = Command(db, tx, "INSERT INTO telemetry_readings (device, sensor, seq, ts, value) VALUES (@d, @s, @q, @t, @v) ON CONFLICT DO NOTHING",
+            ("d", DbType.String), ("s", DbType.String), ("q", DbType.Int64), ("t", DbType.Int64), ("v", DbType.Double));
+        foreach (var r in readings)
+        {
+            Set(insert, r.Device, r.Sensor, r.Seq, r.Timestamp.ToUnixTimeMilliseconds(), r.Value);
+            if (insert.ExecuteNonQuery() == 1) fresh.Add(r);
+        }
+        return fresh;
+    }
+
+    /// <summary>One aggregate row to merge into a tier.</summary>
+    protected readonly record struct BucketRow(string Device, string Sensor, long Bucket, double Min, double Max, double Sum, long Count);
+
+    /// <summary>Merges aggregate rows (unique per device, sensor and bucket) into <paramref name="table"/>.</summary>
+    protected virtual void UpsertBuckets(DbConnection db, DbTransaction tx, string table, IReadOnlyList<BucketRow> rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
         using var upsert = Command(db, tx, $"""
             INSERT INTO {table} (device, sensor, bucket, vmin, vmax, vsum, n) VALUES (@d, @s, @b, @lo, @hi, @sum, @n)
-            ON CONFLICT (device, sensor, bucket) DO UPDATE SET
-              vmin = {Least}({table}.vmin, excluded.vmin), vmax = {Greatest}({table}.vmax, excluded.vmax),
-              vsum = {table}.vsum + excluded.vsum, n = {table}.n + excluded.n
+            {BucketConflict(table)}
             """, ("d", DbType.String), ("s", DbType.String), ("b", DbType.Int64), ("lo", DbType.Double), ("hi", DbType.Double), ("sum", DbType.Double), ("n", DbType.Int64));
+        foreach (var r in rows)
+        {
+            Set(upsert, r.Device, r.Sensor, r.Bucket, r.Min, r.Max, r.Sum, r.Count);
+            upsert.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>The <c>ON CONFLICT</c> clause that merges a bucket row into an existing one.</summary>
+    protected string BucketConflict(string table) => $"""
+        ON CONFLICT (device, sensor, bucket) DO UPDATE SET
+          vmin = {Least}({table}.vmin, excluded.vmin), vmax = {Greatest}({table}.vmax, excluded.vmax),
+          vsum = {table}.vsum + excluded.vsum, n = {table}.n + excluded.n
+        """;
+
+    private void Aggregate(DbConnection db, DbTransaction tx, string table, long width, List<TelemetryReading> fresh)
+    {
+        var rows = new List<BucketRow>();
         foreach (var g in fresh.GroupBy(r => (r.Device, r.Sensor, Bucket: Floor(r.Timestamp.ToUnixTimeMilliseconds(), width))))
         {
             double lo = double.PositiveInfinity, hi = double.NegativeInfinity, sum = 0;
@@ -126,9 +150,9 @@ public abstract class SqlTelemetryStore : ITelemetryStore
                 sum += r.Value;
                 n++;
             }
-            Set(upsert, g.Key.Device, g.Key.Sensor, g.Key.Bucket, lo, hi, sum, n);
-            upsert.ExecuteNonQuery();
+            rows.Add(new BucketRow(g.Key.Device, g.Key.Sensor, g.Key.Bucket, lo, hi, sum, n));
         }
+        UpsertBuckets(db, tx, table, rows);
     }
 
     /// <inheritdoc />
