@@ -28,7 +28,7 @@ public abstract class TelemetryStoreTests(ITestOutputHelper output)
         Assert.Single(store.Store([R(1, a.Timestamp, 20, sensor: "u"), a], Now));
         var raw = store.History("gw1", "t", Now.AddHours(-1), Now, null, Now)!;
         Assert.Equal([1L, 2], raw.Points.Select(p => p.Seq!.Value));
-        var minute = store.History("gw1", "t", Now.AddDays(-6), Now, 100, Now)!;
+        var minute = store.History("gw1", "t", Now.AddDays(-6), Now, 2000, Now)!;
         Assert.Equal(HistoryTier.Minute, minute.Tier);
         var bucket = Assert.Single(minute.Points);
         Assert.Equal((2L, 20.0, 22.0, 21.0), (bucket.Count, bucket.Min, bucket.Max, bucket.Avg));
