@@ -57,7 +57,7 @@ public sealed class TelemetryIngest : BackgroundService
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var writer = Task.Run(() => WriteLoopAsync(stoppingToken), stoppingToken);
+        var writer = Task.Run(() => RunWriterAsync(stoppingToken), stoppingToken);
         var delay = TimeSpan.FromMilliseconds(500);
         var broker = new Uri(_config.Mqtt);
         while (!stoppingToken.IsCancellationRequested)
@@ -98,9 +98,10 @@ public sealed class TelemetryIngest : BackgroundService
                 }
                 break;
             }
-            catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or MQTTnet.Adapter.MqttConnectingFailedException or OperationCanceledException
-                                          or IOException or System.Net.Sockets.SocketException or System.Net.WebSockets.WebSocketException or InvalidOperationException)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
+                // Whatever the broker or the network did, the ingest retries: a background service that
+                // throws would stop the whole relay.
                 TelemetryLog.ConnectFailed(_log, Redacted(broker), e.Message, delay);
             }
             finally
@@ -164,7 +165,17 @@ public sealed class TelemetryIngest : BackgroundService
                     await _queue.Writer.WriteAsync(new Pending(reading, e)).ConfigureAwait(false);
                     return;
                 case TelemetryTopicKind.Status:
-                    _store.SetStatus(device, TelemetryMessages.ParseStatus(Bytes(message.Payload)), _time.GetUtcNow());
+                    var status = TelemetryMessages.ParseStatus(Bytes(message.Payload));
+                    try
+                    {
+                        _store.SetStatus(device, status, _time.GetUtcNow());
+                    }
+                    catch (Exception ex) when (ex is System.Data.Common.DbException or InvalidOperationException or TimeoutException)
+                    {
+                        // Left unacknowledged: sent again with the next connection.
+                        e.AutoAcknowledge = false;
+                        TelemetryLog.StoreFailed(_log, 1, ex.Message);
+                    }
                     return;
                 default:
                     return;
@@ -185,6 +196,25 @@ public sealed class TelemetryIngest : BackgroundService
     private static ReadOnlySpan<byte> Bytes(ReadOnlySequence<byte> payload) =>
         payload.IsSingleSegment ? payload.FirstSpan : payload.Length > TelemetryMessages.MaxPayloadBytes ? new byte[TelemetryMessages.MaxPayloadBytes + 1] : payload.ToArray();
 
+    // The writer must outlive anything one batch throws: a dead writer would leave every later reading
+    // unacknowledged with nothing said. Restarted after a second.
+    private async Task RunWriterAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await WriteLoopAsync(stoppingToken).ConfigureAwait(false);
+                return;
+            }
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+            {
+                TelemetryLog.WriterFailed(_log, e);
+                await Task.Delay(TimeSpan.FromSeconds(1), _time, stoppingToken).ConfigureAwait(false);
+            }
+        }
+    }
+
     private async Task WriteLoopAsync(CancellationToken stoppingToken)
     {
         var batch = new List<Pending>(MaxBatch);
@@ -198,14 +228,14 @@ public sealed class TelemetryIngest : BackgroundService
             {
                 fresh = _store.Store(readings, _time.GetUtcNow());
             }
-            catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException or IOException or TimeoutException)
+            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
             {
                 // Not acknowledged: the broker redelivers on the next connection. Reconnect to get them back now.
                 TelemetryLog.StoreFailed(_log, readings.Count, e.Message);
                 if (_client is { } c)
                 {
                     try { await c.DisconnectAsync(cancellationToken: stoppingToken).ConfigureAwait(false); }
-                    catch (Exception ex) when (ex is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException) { }
+                    catch (Exception) when (!stoppingToken.IsCancellationRequested) { /* already gone */ }
                 }
                 await Task.Delay(TimeSpan.FromSeconds(1), _time, stoppingToken).ConfigureAwait(false);
                 continue;
@@ -218,9 +248,10 @@ public sealed class TelemetryIngest : BackgroundService
                 {
                     await p.Message.AcknowledgeAsync(stoppingToken).ConfigureAwait(false);
                 }
-                catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or ObjectDisposedException)
+                catch (Exception) when (!stoppingToken.IsCancellationRequested)
                 {
-                    // The connection it came on is gone; the broker sends it again and the store skips it.
+                    // The connection it came on is gone (whatever MQTTnet throws for that); the broker
+                    // sends it again on the next one and the store skips it.
                 }
             }
             var changes = _alerts.Observe(fresh);
@@ -253,7 +284,7 @@ public sealed class TelemetryIngest : BackgroundService
                 lock (_alertLock)
                     if (_alertsToPublish.TryGetValue(topic, out var current) && ReferenceEquals(current, change)) _alertsToPublish.Remove(topic);
             }
-            catch (Exception e) when (e is MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException)
+            catch (Exception e) when (!cancellationToken.IsCancellationRequested)
             {
                 TelemetryLog.AlertPublishFailed(_log, topic, e.Message);
                 return;

@@ -26,6 +26,9 @@ internal static partial class TelemetryLog
     [LoggerMessage(8, LogLevel.Error, "Telemetry pruning failed: {Reason}")]
     public static partial void PruneFailed(ILogger logger, string reason);
 
+    [LoggerMessage(10, LogLevel.Error, "Telemetry ingest: the store writer failed; restarting it")]
+    public static partial void WriterFailed(ILogger logger, Exception exception);
+
     [LoggerMessage(9, LogLevel.Warning, "Telemetry ingest: publishing alert {Topic} failed: {Reason}; it is sent again on reconnect")]
     public static partial void AlertPublishFailed(ILogger logger, string topic, string reason);
 }
