@@ -30,9 +30,9 @@ public sealed class TelemetryIngest : BackgroundService
     private readonly Counter _stored;
     private readonly Counter _duplicates;
     private readonly Counter _rejected;
-    private IMqttClient? _client;
+    private volatile IMqttClient? _client;
 
-    private readonly record struct Pending(TelemetryReading? Reading, MqttApplicationMessageReceivedEventArgs Message);
+    private readonly record struct Pending(TelemetryReading? Reading, MqttApplicationMessageReceivedEventArgs Message, IMqttClient Client);
 
     /// <summary>Creates the ingest (started by the host).</summary>
     public TelemetryIngest(TelemetryConfig config, ITelemetryStore store, AlertEngine alerts, MetricsRegistry metrics, TimeProvider time, ILogger<TelemetryIngest> log)
@@ -64,7 +64,7 @@ public sealed class TelemetryIngest : BackgroundService
         {
             using var client = new MqttClientFactory().CreateMqttClient();
             var lost = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-            client.ApplicationMessageReceivedAsync += OnMessageAsync;
+            client.ApplicationMessageReceivedAsync += e => OnMessageAsync(client, e);
             client.DisconnectedAsync += e =>
             {
                 lost.TrySetResult(e.Exception?.Message ?? e.ReasonString ?? e.Reason.ToString());
@@ -72,8 +72,9 @@ public sealed class TelemetryIngest : BackgroundService
             };
             try
             {
-                var result = await client.ConnectAsync(Options(broker), stoppingToken).ConfigureAwait(false);
+                // Current before CONNACK: a persistent session's queued messages follow it at once.
                 _client = client;
+                var result = await client.ConnectAsync(Options(broker), stoppingToken).ConfigureAwait(false);
                 TelemetryLog.Connected(_log, Redacted(broker), ClientId, result.IsSessionPresent);
                 var prefix = _config.TopicPrefix;
                 await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
@@ -150,7 +151,7 @@ public sealed class TelemetryIngest : BackgroundService
         return b.Build();
     }
 
-    private async Task OnMessageAsync(MqttApplicationMessageReceivedEventArgs e)
+    private async Task OnMessageAsync(IMqttClient client, MqttApplicationMessageReceivedEventArgs e)
     {
         var message = e.ApplicationMessage;
         var kind = TelemetryMessages.ParseTopic(_config.TopicPrefix, message.Topic, out var device, out var sensor);
@@ -162,7 +163,7 @@ public sealed class TelemetryIngest : BackgroundService
                     var reading = TelemetryMessages.ParseReading(device, sensor, Bytes(message.Payload));
                     // Acknowledged by the writer once stored.
                     e.AutoAcknowledge = false;
-                    await _queue.Writer.WriteAsync(new Pending(reading, e)).ConfigureAwait(false);
+                    await _queue.Writer.WriteAsync(new Pending(reading, e, client)).ConfigureAwait(false);
                     return;
                 case TelemetryTopicKind.Status:
                     var status = TelemetryMessages.ParseStatus(Bytes(message.Payload));
@@ -242,11 +243,17 @@ public sealed class TelemetryIngest : BackgroundService
             }
             _stored.Inc(fresh.Count);
             _duplicates.Inc(readings.Count - fresh.Count);
+            // A PUBACK only makes sense on the connection the message came on; one that is gone gets
+            // nothing (the broker sends the message again on the next one, and the store skips it).
+            // Bounded in time: an acknowledgement must never hold up the writer.
+            using var ackTimeout = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            ackTimeout.CancelAfter(TimeSpan.FromSeconds(10));
             foreach (var p in batch)
             {
+                if (!ReferenceEquals(p.Client, _client)) continue;
                 try
                 {
-                    await p.Message.AcknowledgeAsync(stoppingToken).ConfigureAwait(false);
+                    await p.Message.AcknowledgeAsync(ackTimeout.Token).ConfigureAwait(false);
                 }
                 catch (Exception) when (!stoppingToken.IsCancellationRequested)
                 {
