@@ -21,6 +21,7 @@ APT_PACKAGES=(
   vlc-bin vlc-plugin-base
   iproute2 iptables procps psmisc curl ca-certificates openssl systemd
   coturn
+  postgresql npm
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }

@@ -27,7 +27,7 @@ root.SetAction(async (parse, ct) =>
     {
         return Fail($"cannot listen on {config.Http}: {e.Message}", 1);
     }
-    catch (Exception e) when (e is InvalidOperationException or System.Security.Cryptography.CryptographicException or Microsoft.Data.Sqlite.SqliteException or UnauthorizedAccessException)
+    catch (Exception e) when (e is InvalidOperationException or System.Security.Cryptography.CryptographicException or System.Data.Common.DbException or UnauthorizedAccessException)
     {
         return Fail(e.Message, 1);
     }

@@ -11,6 +11,7 @@ using Pinhole.Relay.Fleet;
 using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
+using Pinhole.Relay.Telemetry;
 using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
@@ -146,6 +147,19 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton<FleetService>();
         builder.Services.AddSingleton<IUplinkSessionObserver>(sp => sp.GetRequiredService<FleetService>());
         builder.Services.AddHostedService<FleetWatcher>();
+        builder.Services.AddSingleton(new AlertEngine(config.Telemetry?.Alerts ?? []));
+        if (config.Telemetry is { } telemetry)
+        {
+            var retention = new TelemetryRetention(telemetry.RawRetention, telemetry.MinuteRetention, telemetry.HourRetention);
+            builder.Services.AddSingleton(retention);
+            builder.Services.AddSingleton(telemetry);
+            builder.Services.AddSingleton<ITelemetryStore>(_ => config.Database.Kind == DatabaseKind.Postgres
+                ? new PostgresTelemetryStore(config.Database, retention)
+                : new SqliteTelemetryStore(config.DataDir, retention));
+            builder.Services.AddSingleton<TelemetryIngest>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<TelemetryIngest>());
+            builder.Services.AddHostedService<TelemetryPruner>();
+        }
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -166,12 +180,16 @@ public sealed class RelayApp : IAsyncDisposable
                 if (!caller.IsAdmin)
                     return Results.Text($"/metrics is for admins and API tokens; {caller.Name} is a viewer\n", statusCode: StatusCodes.Status403Forbidden);
             }
-            return Results.Text(RenderMetrics(metrics, streams), "text/plain; version=0.0.4; charset=utf-8");
+            var text = RenderMetrics(metrics, streams);
+            if (context.RequestServices.GetService<ITelemetryStore>() is { } history)
+                text += TelemetryApi.RenderMetrics(history, context.RequestServices.GetRequiredService<DeviceRegistry>().List());
+            return Results.Text(text, "text/plain; version=0.0.4; charset=utf-8");
         });
         // Features map their endpoints here.
         app.MapUplink();
         app.MapBrowserViewing();
         app.MapWhep();
+        app.MapTelemetry();
         app.MapFleet();
         return new RelayApp(app, config);
     }

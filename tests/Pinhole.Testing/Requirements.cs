@@ -29,6 +29,9 @@ public enum Needs
 
     /// <summary>VLC (cvlc, from vlc-bin and vlc-plugin-base) and ffmpeg, for <see cref="VlcRtspServer"/>.</summary>
     Vlc = 64,
+
+    /// <summary>A PostgreSQL server to start with <see cref="PostgresServer"/> (Debian package postgresql).</summary>
+    Postgres = 128,
 }
 
 /// <summary>Turns <see cref="Needs"/> into a skip reason.</summary>
@@ -52,6 +55,8 @@ public static class Requirements
             reasons.Add(chrome);
         if (needs.HasFlag(Needs.Vlc) && VlcRtspServer.SkipReason is { } vlc)
             reasons.Add(vlc);
+        if (needs.HasFlag(Needs.Postgres) && PostgresServer.SkipReason is { } pg)
+            reasons.Add(pg);
         return reasons.Count == 0 ? null : string.Join("; ", reasons);
     }
 }

@@ -24,7 +24,10 @@ public sealed class RelayConfig
     /// <summary>Connection, viewer, camera and memory limits.</summary>
     public LimitsConfig Limits { get; set; } = new();
     /// <summary>WebRTC playback (WHEP); null: off.</summary>
-    public WebRtcConfig? WebRtc { get; set; }
+    public WebRtcConfig? WebRtc { get; set;     /// <summary>Where stores that can leave <see cref="DataDir"/> live: SQLite there (default) or PostgreSQL.</summary>
+    public DatabaseUrl Database { get; set; } = DatabaseUrl.Sqlite;
+    /// <summary>Telemetry history: the broker to subscribe to, retention, alerts; null: no history.</summary>
+    public TelemetryConfig? Telemetry { get; set; }
     /// <summary>STUN/TURN servers handed to browsers for WebRTC (RTCPeerConnection <c>iceServers</c>).</summary>
     public List<IceServerConfig> IceServers { get; set; } = [];
 }
@@ -54,6 +57,44 @@ public sealed class IceServerConfig
     public string? Secret { get; set; }
     /// <summary>Lifetime of minted credentials in seconds.</summary>
     public int Ttl { get; set; } = 3600;
+}
+
+/// <summary>relay.json <c>telemetry</c>: the relay subscribes to the devices' readings and keeps their history.</summary>
+public sealed class TelemetryConfig
+{
+    /// <summary>Broker URL: <c>ws://</c>, <c>wss://</c>, <c>mqtt://</c> or <c>mqtts://</c>.</summary>
+    public string Mqtt { get; set; } = "";
+    /// <summary>Broker user name (optional).</summary>
+    public string? Username { get; set; }
+    /// <summary>Broker password (optional).</summary>
+    public string? Password { get; set; }
+    /// <summary>The devices' <c>mqtt.topicPrefix</c> (default <c>pinhole</c>).</summary>
+    public string TopicPrefix { get; set; } = "pinhole";
+    /// <summary>MQTT client id of the relay's persistent session (default <c>pinhole-relay-HOSTNAME</c>); unique per relay.</summary>
+    public string? ClientId { get; set; }
+    /// <summary>How long raw readings are kept.</summary>
+    public TimeSpan RawRetention { get; set; } = TimeSpan.FromDays(7);
+    /// <summary>How long 1-minute aggregates are kept.</summary>
+    public TimeSpan MinuteRetention { get; set; } = TimeSpan.FromDays(90);
+    /// <summary>How long 1-hour aggregates are kept; null: forever.</summary>
+    public TimeSpan? HourRetention { get; set; }
+    /// <summary>Thresholds that raise and clear alerts.</summary>
+    public List<AlertRuleConfig> Alerts { get; set; } = [];
+}
+
+/// <summary>One alert threshold: a sensor (on one device or <c>*</c>) above or below a value for at least a duration.</summary>
+public sealed class AlertRuleConfig
+{
+    /// <summary>Device id, or <c>*</c> for every device.</summary>
+    public string Device { get; set; } = "*";
+    /// <summary>Sensor name.</summary>
+    public string Sensor { get; set; } = "";
+    /// <summary>Raise when the value is above this.</summary>
+    public double? Above { get; set; }
+    /// <summary>Raise when the value is below this.</summary>
+    public double? Below { get; set; }
+    /// <summary>How long the condition must hold before the alert is raised (and be false before it clears).</summary>
+    public TimeSpan For { get; set; } = TimeSpan.Zero;
 }
 
 /// <summary><c>/metrics</c> access.</summary>

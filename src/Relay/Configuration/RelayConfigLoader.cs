@@ -77,6 +77,14 @@ public static partial class RelayConfigLoader
                     case "limits": config.Limits = ReadLimits(p.Value, errors); break;
                     case "webrtc": config.WebRtc = ReadWebRtc(p.Value, errors); break;
                     case "iceServers": config.IceServers = ReadArray(p.Value, "iceServers", errors, ReadIceServer); break;
+                    case "database":
+                        if (String(p, "database", errors) is { } db)
+                        {
+                            if (DatabaseUrl.TryParse(db, out var url, out var dbError)) config.Database = url;
+                            else errors.Add($"database: {dbError}");
+                        }
+                        break;
+                    case "telemetry": config.Telemetry = p.Value.ValueKind == JsonValueKind.Null ? null : ReadTelemetry(p.Value, errors); break;
                     default: errors.Add($"{p.Name}: unknown key"); break;
                 }
             }
@@ -227,6 +235,111 @@ public static partial class RelayConfigLoader
         if (l.RtspConnectionsPerAddress > l.RtspConnections)
             errors.Add($"limits.rtspConnectionsPerAddress: {l.RtspConnectionsPerAddress} is more than limits.rtspConnections ({l.RtspConnections})");
         return l;
+    }
+
+    private static TelemetryConfig? ReadTelemetry(JsonElement e, List<string> errors)
+    {
+        if (!ExpectObject(e, "telemetry", errors)) return null;
+        var t = new TelemetryConfig();
+        var hasMqtt = false;
+        foreach (var p in e.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "mqtt": t.Mqtt = String(p, "telemetry.mqtt", errors) ?? ""; hasMqtt = true; break;
+                case "username": t.Username = String(p, "telemetry.username", errors); break;
+                case "password": t.Password = String(p, "telemetry.password", errors); break;
+                case "topicPrefix": t.TopicPrefix = String(p, "telemetry.topicPrefix", errors) ?? t.TopicPrefix; break;
+                case "clientId": t.ClientId = String(p, "telemetry.clientId", errors); break;
+                case "retention": ReadRetention(p.Value, t, errors); break;
+                case "alerts": t.Alerts = ReadArray(p.Value, "telemetry.alerts", errors, ReadAlert); break;
+                default: errors.Add($"telemetry.{p.Name}: unknown key"); break;
+            }
+        }
+        if (!hasMqtt) errors.Add("telemetry.mqtt: required (the broker the devices publish to, e.g. ws://127.0.0.1:9001/mqtt)");
+        else if (!Uri.TryCreate(t.Mqtt, UriKind.Absolute, out var mqtt) || mqtt.Scheme is not ("ws" or "wss" or "mqtt" or "mqtts") || mqtt.Host.Length == 0)
+            errors.Add($"telemetry.mqtt: \"{t.Mqtt}\" is not a ws://, wss://, mqtt:// or mqtts:// URL");
+        else if (mqtt.UserInfo.Length > 0)
+            errors.Add("telemetry.mqtt: put credentials in telemetry.username and telemetry.password, not in the URL");
+        if (t.TopicPrefix.Length == 0 || t.TopicPrefix.IndexOfAny(['+', '#', '\0']) >= 0 || t.TopicPrefix.EndsWith('/'))
+            errors.Add($"telemetry.topicPrefix: \"{t.TopicPrefix}\" must be a non-empty topic level(s) without wildcards or a trailing '/'");
+        if (t.ClientId is { } id && (id.Length is 0 or > 64 || id.Any(char.IsControl)))
+            errors.Add("telemetry.clientId: must be 1-64 characters without control characters");
+        if (t.Password is not null && t.Username is null)
+            errors.Add("telemetry.password: needs telemetry.username");
+        return t;
+    }
+
+    private static void ReadRetention(JsonElement e, TelemetryConfig t, List<string> errors)
+    {
+        if (!ExpectObject(e, "telemetry.retention", errors)) return;
+        foreach (var p in e.EnumerateObject())
+        {
+            var path = $"telemetry.retention.{p.Name}";
+            switch (p.Name)
+            {
+                case "raw": t.RawRetention = RetentionSpan(p, path, allowForever: false, errors) ?? t.RawRetention; break;
+                case "minute": t.MinuteRetention = RetentionSpan(p, path, allowForever: false, errors) ?? t.MinuteRetention; break;
+                case "hour": t.HourRetention = RetentionSpan(p, path, allowForever: true, errors); break;
+                default: errors.Add($"{path}: unknown key (raw, minute, hour)"); break;
+            }
+        }
+        if (t.MinuteRetention < t.RawRetention)
+            errors.Add("telemetry.retention.minute: must be at least as long as telemetry.retention.raw");
+        if (t.HourRetention is { } hour && hour < t.MinuteRetention)
+            errors.Add("telemetry.retention.hour: must be at least as long as telemetry.retention.minute");
+    }
+
+    // Retention: "7d", "36h", "90d"; "forever" (or null) where allowed. At least an hour.
+    private static TimeSpan? RetentionSpan(JsonProperty p, string path, bool allowForever, List<string> errors)
+    {
+        if (allowForever && (p.Value.ValueKind == JsonValueKind.Null || (p.Value.ValueKind == JsonValueKind.String && p.Value.GetString() == "forever"))) return null;
+        var text = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : "";
+        TimeSpan? value = null;
+        if (text.EndsWith('d') && int.TryParse(text.AsSpan(0, text.Length - 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var days) && days is > 0 and <= 36_500)
+            value = TimeSpan.FromDays(days);
+        else if (Pinhole.EdgeHost.Configuration.Duration.TryParse(text, out var span, out _))
+            value = span;
+        if (value is { } v && v >= TimeSpan.FromHours(1)) return v;
+        errors.Add($"{path}: must be a duration of at least 1h such as \"7d\", \"36h\"{(allowForever ? " or \"forever\"" : "")}");
+        return null;
+    }
+
+    private static AlertRuleConfig? ReadAlert(JsonElement e, string path, List<string> errors)
+    {
+        if (!ExpectObject(e, path, errors)) return null;
+        var a = new AlertRuleConfig();
+        foreach (var p in e.EnumerateObject())
+        {
+            switch (p.Name)
+            {
+                case "device": a.Device = String(p, $"{path}.device", errors) ?? a.Device; break;
+                case "sensor": a.Sensor = String(p, $"{path}.sensor", errors) ?? ""; break;
+                case "above": a.Above = Number(p, $"{path}.above", errors); break;
+                case "below": a.Below = Number(p, $"{path}.below", errors); break;
+                case "for":
+                    if (String(p, $"{path}.for", errors) is { } text)
+                    {
+                        if (Pinhole.EdgeHost.Configuration.Duration.TryParse(text, out var span, out var error)) a.For = span;
+                        else errors.Add($"{path}.for: {error}");
+                    }
+                    break;
+                default: errors.Add($"{path}.{p.Name}: unknown key (device, sensor, above, below, for)"); break;
+            }
+        }
+        if (a.Device != "*" && !IsValidDeviceId(a.Device)) errors.Add($"{path}.device: \"{a.Device}\" must be a device id or \"*\"");
+        if (a.Sensor.Length == 0 || a.Sensor.IndexOfAny(['/', '+', '#']) >= 0) errors.Add($"{path}.sensor: required, a sensor name without '/', '+' or '#'");
+        if (a.Above is null && a.Below is null) errors.Add($"{path}: needs \"above\" or \"below\" (or both)");
+        if (a.Above is { } above && a.Below is { } below && below >= above)
+            errors.Add($"{path}: with both, \"below\" ({below}) must be less than \"above\" ({above}): the alert is raised outside that band");
+        return a;
+    }
+
+    private static double? Number(JsonProperty p, string path, List<string> errors)
+    {
+        if (p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetDouble(out var d) && double.IsFinite(d)) return d;
+        errors.Add($"{path}: must be a number");
+        return null;
     }
 
     private static int? Count(JsonProperty p, string path, int min, int max, List<string> errors)

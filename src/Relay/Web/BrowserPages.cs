@@ -37,8 +37,17 @@ internal static class BrowserPages
         </form>
         """);
 
-    public static string DeviceList(string user, IReadOnlyList<MediaStream> streams, IReadOnlyList<string> devicesWithoutCameras)
+    public static string DeviceList(string user, IReadOnlyList<MediaStream> streams, IReadOnlyList<string> devicesWithoutCameras,
+        Func<string, IReadOnlyList<string>>? raisedAlerts = null)
     {
+        // With a telemetry history: each device links to its sensor dashboard and shows its raised alerts.
+        string Sensors(string device)
+        {
+            if (raisedAlerts is null) return "<td></td>";
+            var alerts = raisedAlerts(device);
+            var badges = string.Concat(alerts.Select(a => $" <span class=\"alert\" data-alert=\"{Html.Encode(a)}\">alert: {Html.Encode(a)}</span>"));
+            return $"<td><a class=\"sensors-link\" href=\"/devices/{Html.Encode(Uri.EscapeDataString(device))}/sensors\">sensors</a>{badges}</td>";
+        }
         var rows = new StringBuilder();
         foreach (var s in streams)
         {
@@ -53,7 +62,7 @@ internal static class BrowserPages
                   <td><span class="state {state}">{state}</span></td>
                   <td>{Html.Encode(codecs)}</td><td>{resolution}</td>
                   <td class="num">{s.ViewerCount}</td><td class="num">{FormatBitrate(s.IsOnline ? s.BitsPerSecond : 0)}</td>
-                  <td><a href="{Html.Encode(PlayPath(s.DeviceId, s.Camera))}">watch</a></td>
+                  <td><a href="{Html.Encode(PlayPath(s.DeviceId, s.Camera))}">watch</a></td>{Sensors(s.DeviceId)}
                 </tr>
                 """);
         }
@@ -62,7 +71,7 @@ internal static class BrowserPages
             rows.Append(CultureInfo.InvariantCulture, $"""
                 <tr data-device="{Html.Encode(d)}" data-state="offline">
                   <td>{Html.Encode(d)}</td><td>—</td><td><span class="state offline">offline</span></td>
-                  <td colspan="5" class="muted">no camera announced yet</td>
+                  <td colspan="5" class="muted">no camera announced yet</td>{Sensors(d)}
                 </tr>
                 """);
         }
@@ -70,7 +79,7 @@ internal static class BrowserPages
             ? "<p class=\"empty\">No cameras yet. A device's cameras appear here once it connects.</p>"
             : $"""
               <table class="devices">
-                <thead><tr><th>Device</th><th>Camera</th><th>State</th><th>Codec</th><th>Resolution</th><th>Viewers</th><th>Bitrate</th><th></th></tr></thead>
+                <thead><tr><th>Device</th><th>Camera</th><th>State</th><th>Codec</th><th>Resolution</th><th>Viewers</th><th>Bitrate</th><th></th><th></th></tr></thead>
                 <tbody>{rows}</tbody>
               </table>
               """;

@@ -161,7 +161,10 @@ public static class BrowserViewing
         // Devices that are allowed but have not announced a camera (never connected, or no cameras) are listed too.
         var known = context.RequestServices.GetService<DeviceRegistry>()?.List() ?? [];
         var silent = known.Where(d => !streams.Any(s => s.DeviceId == d)).Order(StringComparer.Ordinal).ToList();
-        return Page(BrowserPages.DeviceList(user, streams, silent));
+        var alerts = context.RequestServices.GetService<Pinhole.Relay.Telemetry.ITelemetryStore>() is null ? null
+            : context.RequestServices.GetService<Pinhole.Relay.Telemetry.AlertEngine>() is { } engine
+                ? (Func<string, IReadOnlyList<string>>)(d => [.. engine.Active(d).Select(a => a.Sensor)]) : null;
+        return Page(BrowserPages.DeviceList(user, streams, silent, alerts));
     }
 
     private static IResult PlayerPage(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry, [FromServices] IOptions<BrowserViewingOptions> options)

@@ -58,7 +58,14 @@
       name.appendChild(a);
       cell(tr, d.revoked ? 'revoked' : d.online ? 'online' : 'offline', 'state ' + (d.online ? 'online' : 'offline'));
       cell(tr, when(d.lastSeen)); cell(tr, d.agent);
-      cell(tr, summary(d.cameras)); cell(tr, summary(d.sensors));
+      cell(tr, summary(d.cameras));
+      const sensors = cell(tr, '');
+      const chart = document.createElement('a');
+      chart.href = '/devices/' + encodeURIComponent(d.id) + '/sensors';
+      chart.className = 'sensors-link';
+      chart.textContent = summary(d.sensors) || 'history';
+      sensors.textContent = '';
+      sensors.appendChild(chart);
       cell(tr, d.desiredRevision); cell(tr, d.reportedRevision ? d.reportedRevision + ' ' + d.reportedOutcome : null);
       cell(tr, d.lastError);
       body.appendChild(tr);
