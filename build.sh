@@ -4,6 +4,7 @@
 #   ./build.sh test     all of the above, then every test; exit 0 only when all pass
 #   ./build.sh demo     a local demo: test camera, Mosquitto, relay and edge; prints the viewer URLs
 #   ./build.sh bench    runs the benchmarks and writes docs/benchmarks.md
+#   ./build.sh fuzz [TARGET|all] [SECONDS]   libFuzzer over the network parsers (docs/fuzzing.md)
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 ROOT=$PWD
@@ -19,6 +20,7 @@ APT_PACKAGES=(
   chromium chromium-driver
   vlc-bin vlc-plugin-base
   iproute2 iptables procps psmisc curl ca-certificates openssl systemd
+  clang libclang-rt-14-dev
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -101,6 +103,7 @@ case "${1:-build}" in
   test) build; run_tests ;;
   demo) build; exec "$ROOT/scripts/demo.sh" ;;
   bench) build; dotnet run --project bench/Pinhole.Benchmarks -c "$CONFIGURATION" --no-build -- --out docs/benchmarks.md ;;
-  -h|--help|help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench)" >&2; exit 2 ;;
+  fuzz) build; exec "$ROOT/fuzz/fuzz.sh" "${2:-all}" "${3:-60}" ;;
+  -h|--help|help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench, fuzz)" >&2; exit 2 ;;
 esac

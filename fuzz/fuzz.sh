@@ -35,11 +35,16 @@ if [ ! -x "$BRIDGE" ] || [ "$ROOT/fuzz/driver/dotnet-bridge.c" -nt "$BRIDGE" ]; 
   mv "$BRIDGE.tmp" "$BRIDGE"
 fi
 
-# Instrument a fresh copy each run: sharpfuzz rewrites the dll in place and refuses to do it twice.
+# Instrument a fresh copy whenever the build changed: sharpfuzz rewrites the dll in place and
+# refuses to do it twice, so the build output itself is never touched.
 BIN=$FUZZ_OUT/bin
-rm -rf "$BIN"
-cp -r "$FUZZ_BIN" "$BIN"
-(cd "$ROOT" && dotnet tool restore >/dev/null && dotnet sharpfuzz "$BIN/Pinhole.Transport.dll" >/dev/null)
+if [ ! -f "$BIN/.instrumented" ] || [ "$FUZZ_BIN/Pinhole.Transport.dll" -nt "$BIN/.instrumented" ] \
+    || [ "$FUZZ_BIN/Pinhole.Fuzz.dll" -nt "$BIN/.instrumented" ]; then
+  rm -rf "$BIN"
+  cp -r "$FUZZ_BIN" "$BIN"
+  (cd "$ROOT" && dotnet tool restore >/dev/null && dotnet sharpfuzz "$BIN/Pinhole.Transport.dll" >/dev/null)
+  touch "$BIN/.instrumented"
+fi
 
 if [ "$TARGET" = all ]; then
   mapfile -t TARGETS < <(cd "$ROOT/fuzz/corpus" && ls -d -- */ | tr -d /)
