@@ -104,6 +104,6 @@ case "${1:-build}" in
   demo) build; exec "$ROOT/scripts/demo.sh" ;;
   bench) build; dotnet run --project bench/Pinhole.Benchmarks -c "$CONFIGURATION" --no-build -- --out docs/benchmarks.md ;;
   fuzz) build; exec "$ROOT/fuzz/fuzz.sh" "${2:-all}" "${3:-60}" ;;
-  -h|--help|help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench, fuzz)" >&2; exit 2 ;;
 esac
