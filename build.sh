@@ -5,6 +5,7 @@
 #   ./build.sh demo     a local demo: test camera, Mosquitto, relay and edge; prints the viewer URLs
 #   ./build.sh bench    runs the benchmarks and writes docs/benchmarks.md
 #   ./build.sh bundle   signed update bundles of the edge for linux-arm64 and linux-x64 in out/bundles
+#   ./build.sh fuzz [TARGET|all] [SECONDS]   libFuzzer over the network parsers (docs/fuzzing.md)
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 ROOT=$PWD
@@ -22,6 +23,7 @@ APT_PACKAGES=(
   iproute2 iptables procps psmisc curl ca-certificates openssl systemd
   coturn
   postgresql npm
+  clang libclang-rt-14-dev
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -132,6 +134,7 @@ case "${1:-build}" in
   demo) build; exec "$ROOT/scripts/demo.sh" ;;
   bundle) bundle ;;
   bench) build; dotnet run --project bench/Pinhole.Benchmarks -c "$CONFIGURATION" --no-build -- --out docs/benchmarks.md ;;
+  fuzz) build; exec "$ROOT/fuzz/fuzz.sh" "${2:-all}" "${3:-60}" ;;
   -h|--help|help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench, bundle)" >&2; exit 2 ;;
+  *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench, bundle, fuzz)" >&2; exit 2 ;;
 esac

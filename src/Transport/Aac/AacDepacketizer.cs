@@ -87,6 +87,13 @@ public sealed class AacDepacketizer : RtpDepacketizer
             else index = 0;
             first = false;
             if (size > MaxAccessUnitBytes) throw new RtspProtocolException($"AAC access unit of {size} bytes exceeds {MaxAccessUnitBytes}");
+            if (size == 0)
+            {
+                // An AU-size of 0 (RFC 3640 §3.2.1) carries no AAC frame: nothing to decode, and an empty
+                // access unit would become an empty fMP4 sample or uplink frame downstream (found by fuzzing).
+                DroppedUnits++;
+                continue;
+            }
             var available = data.Length - offset;
             if (size > available)
             {

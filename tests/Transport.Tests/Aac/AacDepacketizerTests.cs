@@ -41,6 +41,19 @@ public class AacDepacketizerTests
         new() { SequenceNumber = seq, Timestamp = ts, Marker = marker, PayloadType = 97, Payload = payload };
 
     [Fact]
+    public void Zero_size_AU_header_is_dropped_not_delivered_as_an_empty_access_unit()
+    {
+        // Fuzzing (fuzz/Pinhole.Fuzz, target aac) found an AU-header with AU-size 0 delivered as an
+        // empty access unit. The AUs around it still come out, with their index-based timestamps.
+        var dep = new AacDepacketizer(1, 48000, Fmtp());
+        var output = new CollectingOutput();
+        dep.Push(Packet(1, 5000, true, Payload([1, 1], [], [3])), output);
+        Assert.Equal(new[] { 2, 1 }, output.Units.Select(u => u.Data.Length));
+        Assert.Equal(new long[] { 5000, 7048 }, output.Units.Select(u => u.Pts));
+        Assert.Equal(1, dep.DroppedUnits);
+    }
+
+    [Fact]
     public void Several_AUs_in_one_packet_get_consecutive_frame_timestamps()
     {
         var dep = new AacDepacketizer(1, 48000, Fmtp());
