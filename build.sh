@@ -22,7 +22,7 @@ APT_PACKAGES=(
   vlc-bin vlc-plugin-base
   iproute2 iptables procps psmisc curl ca-certificates openssl systemd
   coturn
-  postgresql npm
+  postgresql
   clang libclang-rt-14-dev
 )
 
@@ -33,6 +33,9 @@ install_packages() {
   for p in "${APT_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
+  # npm (uPlot for the relay's charts is vendored from the npm registry at build time): Debian's
+  # package only when no npm is on PATH (a Node.js from elsewhere conflicts with Debian's npm).
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   if [ "$(id -u)" -ne 0 ]; then
     echo "build.sh: missing Debian packages (run as root to install them): ${missing[*]}" >&2
