@@ -126,10 +126,6 @@ put("uplink", "media", msg(1, 1, struct.pack(">H", 1) + str8(b"door") + bytes([2
 put("uplink", "data", msg(2, 1, struct.pack(">Q", 7) + b'{"cameras":[]}') + msg(2, 2, struct.pack(">QB", 7, 0) + b"applied")
     + msg(2, 3, b'{"uptime":5}') + msg(9, 9, b"future"))
 
-# ---- mqtt: first byte 0 = MQTT 3.1.1, 1 = MQTT 5.0; then what a broker sends
-put("mqtt", "v311-broker", b"\x00" + bytes.fromhex("20020000" "9003000101" "30090003742f61323334" "40020002" "b0020003" "d000"))
-put("mqtt", "v5-broker", b"\x01" + bytes.fromhex("2003000000" "900400010001" "b00400030000" "d000" "e0020000")
-    + bytes.fromhex("3213000374 2f6100020a 0300 0a74 6578742f 706c 61696e 3233".replace(" ", ""))[:0])
 # ---- websocket: frames a relay sends to the edge (RFC 6455 §5)
 put("websocket", "frames", bytes([0x82, 5]) + b"hello" + bytes([0x89, 0]) + bytes([0x8A, 4, 1, 2, 3, 4])
     + bytes([0x02, 126, 0, 130]) + bytes(130) + bytes([0x80, 1, 9]) + bytes([0x88, 2, 3, 0xE8]))

@@ -6,8 +6,6 @@ using Pinhole.Transport.G711;
 using Pinhole.Transport.H264;
 using Pinhole.Transport.H265;
 using Pinhole.Transport.Media;
-using Pinhole.Transport.Mqtt;
-using Pinhole.Transport.Mqtt.Formatter;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Sdp;
@@ -45,8 +43,6 @@ public static class FuzzTargets
             typeof(RtspProtocolException), data => Depacketize(data, G711For)),
         new FuzzTarget("uplink", "the uplink codec as a byte stream (UplinkCodec.TryParse), split in two segments too; every message encoded and parsed back",
             typeof(UplinkProtocolException), Uplink),
-        new FuzzTarget("mqtt", "MQTT 3.1.1 and 5.0 packets from a broker as a stream (MqttPacketFormatter.TryParse)",
-            typeof(MqttProtocolException), Mqtt),
         new FuzzTarget("websocket", "WebSocket frame headers from the relay (WebSocketFraming.TryReadHeader) and unmasking",
             typeof(WebSocketFramingException), WebSocket),
         new FuzzTarget("parameter-sets", "first byte picks: H.264 SPS (H264Sps), H.265 SPS (H265Sps), AudioSpecificConfig, each also as an fMP4 codec string (CodecStrings)",
@@ -64,8 +60,6 @@ public static class FuzzTargets
     {
         public static readonly DigestServer Digest = new("pinhole", TimeSpan.FromMinutes(1));
         public static readonly UplinkLimits SmallLimits = new() { MaxMessageBytes = 256 * 1024 };
-        public static readonly MqttPacketFormatter Mqtt311 = new(MqttProtocolVersion.V311, 64 * 1024);
-        public static readonly MqttPacketFormatter Mqtt500 = new(MqttProtocolVersion.V500, 64 * 1024);
     }
 
     private static readonly Uri BaseUrl = new("rtsp://127.0.0.1:8554/gw1/cam");
@@ -295,18 +289,6 @@ public static class FuzzTargets
             return $"rejected after {messages.Count} messages";
         }
         return $"{messages.Count} messages, {reader.Consumed} consumed";
-    }
-
-    // ------------------------------------------------------------------ MQTT
-
-
-    private static void Mqtt(ReadOnlySpan<byte> data)
-    {
-        if (data.IsEmpty) return;
-        // The first byte picks the protocol version the client negotiated.
-        var formatter = (data[0] & 1) == 0 ? Shared.Mqtt311 : Shared.Mqtt500;
-        var reader = new SequenceReader<byte>(new ReadOnlySequence<byte>(data[1..].ToArray()));
-        while (formatter.TryParse(ref reader, out var packet)) _ = packet.ToString();
     }
 
     // ------------------------------------------------------------------ WebSocket

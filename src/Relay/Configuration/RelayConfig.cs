@@ -24,7 +24,8 @@ public sealed class RelayConfig
     /// <summary>Connection, viewer, camera and memory limits.</summary>
     public LimitsConfig Limits { get; set; } = new();
     /// <summary>WebRTC playback (WHEP); null: off.</summary>
-    public WebRtcConfig? WebRtc { get; set;     /// <summary>Where stores that can leave <see cref="DataDir"/> live: SQLite there (default) or PostgreSQL.</summary>
+    public WebRtcConfig? WebRtc { get; set; }
+    /// <summary>Where stores that can leave <see cref="DataDir"/> live: SQLite there (default) or PostgreSQL.</summary>
     public DatabaseUrl Database { get; set; } = DatabaseUrl.Sqlite;
     /// <summary>Telemetry history: the broker to subscribe to, retention, alerts; null: no history.</summary>
     public TelemetryConfig? Telemetry { get; set; }
