@@ -2,7 +2,8 @@
 # ./build.sh demo: a whole Pinhole on this machine, on loopback.
 #   test camera (GStreamer RTSP, H.264 + AAC) -> pinhole-edge -> wss uplink -> pinhole-relay -> you
 #   a demo sensor file -> pinhole-edge -> MQTT over WebSocket -> Mosquitto
-# Ports can be moved with DEMO_HTTP, DEMO_RTSP, DEMO_EDGE_WEB, DEMO_MQTT_WS. Ctrl+C stops everything.
+#   the relay subscribes to the same Mosquitto and keeps the sensor history (charts at /devices/gw1/sensors)
+# Ports can be moved with DEMO_HTTP, DEMO_RTSP, DEMO_EDGE_WEB, DEMO_MQTT_WS, DEMO_WEBRTC. Ctrl+C stops everything.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 ROOT=$PWD
@@ -13,6 +14,7 @@ EDGE_WEB_PORT=${DEMO_EDGE_WEB:-8081}
 MQTT_WS_PORT=${DEMO_MQTT_WS:-9001}
 MQTT_TCP_PORT=${DEMO_MQTT_TCP:-1884}
 CAMERA_PORT=${DEMO_CAMERA:-8555}
+WEBRTC_PORT=${DEMO_WEBRTC:-8443}
 TOKEN=demo-token-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 pids=()
@@ -57,7 +59,10 @@ cat > "$DATA/relay.json" <<JSON
   "dataDir": "$DATA/relay",
   "devices": [ { "id": "gw1", "token": "$TOKEN" } ],
   "viewers": [ { "user": "demo", "password": "demo", "role": "admin" } ],
-  "metrics": { "public": true }
+  "metrics": { "public": true },
+  "webrtc": { "udp": "127.0.0.1:$WEBRTC_PORT" },
+  "telemetry": { "mqtt": "ws://127.0.0.1:$MQTT_WS_PORT/mqtt",
+                 "alerts": [ { "device": "*", "sensor": "room_temp", "above": 24, "for": "10s" } ] }
 }
 JSON
 out/relay/pinhole-relay --config "$DATA/relay.json" >"$DATA/relay.log" 2>&1 & pids+=($!)
@@ -88,7 +93,8 @@ cat <<MSG
 
 Pinhole demo is running (logs in demo-data/). Login: demo / demo (an admin)
 
-  Browser player   http://127.0.0.1:$HTTP_PORT/play/gw1/cam
+  Browser player   http://127.0.0.1:$HTTP_PORT/play/gw1/cam   (WebRTC, MSE if WebRTC cannot connect)
+  Sensor charts    http://127.0.0.1:$HTTP_PORT/devices/gw1/sensors   (alert above 24 °C for 10 s)
   Device list      http://127.0.0.1:$HTTP_PORT/
   Fleet (admins)   http://127.0.0.1:$HTTP_PORT/fleet   (devices, remote config, audit log)
   RTSP             rtsp://demo:demo@127.0.0.1:$RTSP_PORT/gw1/cam
