@@ -22,9 +22,9 @@ public class SystemdUnitTests
         var dir = Directory.CreateTempSubdirectory("pinhole-unit-").FullName;
         try
         {
-            var binary = Path.Combine(dir, "pinhole-edge");
+            var binary = Path.Combine(dir, "pinhole-launch");
             File.Copy("/bin/true", binary);
-            var unit = (await File.ReadAllTextAsync(UnitPath)).Replace("/opt/pinhole/edge/pinhole-edge", binary, StringComparison.Ordinal);
+            var unit = (await File.ReadAllTextAsync(UnitPath)).Replace("/usr/lib/pinhole/pinhole-launch", binary, StringComparison.Ordinal);
             var unitFile = Path.Combine(dir, "pinhole-edge.service");
             await File.WriteAllTextAsync(unitFile, unit);
 
@@ -53,8 +53,10 @@ public class SystemdUnitTests
         string[] required =
         [
             "Type=notify", "Restart=always", "Wants=network-online.target", "ProtectSystem=strict",
-            "ReadWritePaths=/var/lib/pinhole /etc/pinhole", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectHome=yes",
-            "User=pinhole", "DeviceAllow=char-gpiochip rw", "ExecStart=/opt/pinhole/edge/pinhole-edge --config /etc/pinhole/edge.json",
+            "ReadWritePaths=/var/lib/pinhole /etc/pinhole /opt/pinhole", "NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectHome=yes",
+            "User=pinhole", "DeviceAllow=char-gpiochip rw", "NotifyAccess=all",
+            // The launcher (part of no release) starts ROOT/current/pinhole-edge and rolls a failed update back (docs/updates.md).
+            "ExecStart=/usr/lib/pinhole/pinhole-launch /opt/pinhole --config /etc/pinhole/edge.json",
         ];
         Assert.All(required, r => Assert.Contains(r, lines));
         Assert.Contains(lines, l => l.StartsWith("After=network-online.target", StringComparison.Ordinal));
