@@ -194,7 +194,7 @@ internal sealed partial class MqttNetConnector(ILoggerFactory loggerFactory, Tim
         {
             var message = new MqttApplicationMessageBuilder()
                 .WithTopic(topic)
-                .WithPayload(payload.ToArray())
+                .WithPayload(new ReadOnlySequence<byte>(payload)) // no copy: the caller leaves the bytes as they are until this publish completes
                 .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce)
                 .WithRetainFlag(retain)
                 .Build();

@@ -249,25 +249,10 @@ public sealed partial class FleetService : IUplinkSessionObserver
     /// Once a second: closes uplinks whose device token was rotated, revoked or removed, and pushes
     /// revisions stored by another process (<c>pinhole-relay config set</c> while the relay runs).
     /// </summary>
-    public async Task WatchAsync(TimeSpan interval, CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(interval, _time, cancellationToken);
-                await CheckOnceAsync();
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException)
-            {
-                LogWatchFailed(_logger, e.Message);
-            }
-        }
-    }
+    public Task WatchAsync(TimeSpan interval, CancellationToken cancellationToken) =>
+        PeriodicCheck.RunAsync(interval, _time, CheckOnceAsync,
+            e => e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException,
+            e => LogWatchFailed(_logger, e.Message), cancellationToken);
 
     internal async Task CheckOnceAsync()
     {

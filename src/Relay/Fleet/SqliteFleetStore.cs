@@ -17,18 +17,8 @@ public sealed class SqliteFleetStore : IFleetStore
     /// <summary>Opens (creating when needed) <c>relay.db</c> in <paramref name="dataDir"/>.</summary>
     public SqliteFleetStore(string dataDir)
     {
-        Directory.CreateDirectory(dataDir);
-        _db = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = Path.Combine(dataDir, "relay.db"),
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = false,
-            DefaultTimeout = 10,
-        }.ToString());
-        _db.Open();
+        _db = RelayDatabase.Open(dataDir);
         Execute("""
-            PRAGMA journal_mode=WAL;
-            PRAGMA busy_timeout=10000;
             CREATE TABLE IF NOT EXISTS devices (
                 id TEXT PRIMARY KEY NOT NULL,
                 salt BLOB NOT NULL,

@@ -153,25 +153,10 @@ public sealed partial class UpdateService
     }
 
     /// <summary>Once a second: offers, halts, completes. Also picks up rollouts started by the CLI.</summary>
-    public async Task WatchAsync(TimeSpan interval, CancellationToken cancellationToken)
-    {
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
-            {
-                await Task.Delay(interval, _time, cancellationToken);
-                await CheckOnceAsync();
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException or ReleaseBundleException)
-            {
-                LogWatchFailed(_logger, e.Message);
-            }
-        }
-    }
+    public Task WatchAsync(TimeSpan interval, CancellationToken cancellationToken) =>
+        Fleet.PeriodicCheck.RunAsync(interval, _time, CheckOnceAsync,
+            e => e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException or ReleaseBundleException,
+            e => LogWatchFailed(_logger, e.Message), cancellationToken);
 
     /// <summary>The devices a rollout covers now: its targets (sorted), the first <c>percent</c> of them.</summary>
     public IReadOnlyList<string> Staged(Rollout rollout)

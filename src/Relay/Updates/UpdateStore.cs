@@ -35,18 +35,8 @@ public sealed class UpdateStore : IDisposable
     /// <summary>Opens (creating the tables when needed) <c>relay.db</c> in <paramref name="dataDir"/>.</summary>
     public UpdateStore(string dataDir)
     {
-        Directory.CreateDirectory(dataDir);
-        _db = new SqliteConnection(new SqliteConnectionStringBuilder
-        {
-            DataSource = Path.Combine(dataDir, "relay.db"),
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = false,
-            DefaultTimeout = 10,
-        }.ToString());
-        _db.Open();
+        _db = Fleet.RelayDatabase.Open(dataDir);
         Execute("""
-            PRAGMA journal_mode=WAL;
-            PRAGMA busy_timeout=10000;
             CREATE TABLE IF NOT EXISTS rollouts (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 version TEXT NOT NULL,

@@ -1,6 +1,7 @@
-using System.Buffers.Binary;
+using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
+using Pinhole.Transport.Stun;
 
 namespace Pinhole.Relay.WebRtc;
 
@@ -63,10 +64,23 @@ internal sealed class TcpPath : IcePath, IDisposable
 
     public override void Send(ReadOnlySpan<byte> packet)
     {
-        if (packet.Length > ushort.MaxValue) return;
-        Span<byte> frame = stackalloc byte[packet.Length + 2];
-        BinaryPrimitives.WriteUInt16BigEndian(frame, (ushort)packet.Length);
-        packet.CopyTo(frame[2..]);
+        if (packet.Length > IceTcpFraming.MaxPacketLength) return;
+        // RTP packets are MTU-sized; only an odd large one rents instead of using the stack.
+        var rented = packet.Length > 2048 ? ArrayPool<byte>.Shared.Rent(packet.Length + 2) : null;
+        Span<byte> buffer = rented ?? stackalloc byte[2048 + 2];
+        var frame = buffer[..IceTcpFraming.WriteFrame(packet, buffer)];
+        try
+        {
+            SendFrame(frame);
+        }
+        finally
+        {
+            if (rented is not null) ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private void SendFrame(ReadOnlySpan<byte> frame)
+    {
         lock (_lock)
         {
             if (_broken) return;

@@ -40,7 +40,9 @@ internal sealed class WebRtcPeer : IDisposable
     private readonly DtlsDatagramTransport _dtls;
     private readonly CancellationTokenSource _closing = new();
     private readonly byte[] _protectBuffer = new byte[MaxRtpPacket + SrtpSession.SrtcpTrailerLength + 64];
-    private readonly (ushort Seq, byte[]? Packet)[] _sent = new (ushort, byte[]?)[NackBufferSize];
+    // The last NackBufferSize protected video packets by sequence number, for NACK resends. Slot buffers
+    // are reused, so the send path copies into one instead of allocating a packet per packet.
+    private readonly (ushort Seq, byte[]? Buffer, int Length)[] _sent = new (ushort, byte[]?, int)[NackBufferSize];
     private readonly Lock _sendLock = new();
     private volatile IcePath? _path;
     private MediaSubscription _subscription;
@@ -217,8 +219,9 @@ internal sealed class WebRtcPeer : IDisposable
                 byte[]? again;
                 lock (_sent)
                 {
+                    // A copy: the slot is reused by the send path once 1024 newer packets went out.
                     var slot = _sent[seq % NackBufferSize];
-                    again = slot.Seq == seq ? slot.Packet : null;
+                    again = slot.Seq == seq && slot.Buffer is not null ? slot.Buffer.AsSpan(0, slot.Length).ToArray() : null;
                 }
                 if (again is null) continue;
                 // The packet goes again exactly as protected the first time: same index, same bytes.
@@ -241,20 +244,23 @@ internal sealed class WebRtcPeer : IDisposable
             while (!ct.IsCancellationRequested)
             {
                 if (_keyframeRequested) AnswerKeyframeRequest();
-                MediaEvent evt;
-                // Wake at least once a second for sender reports and keyframe requests; a cancelled
-                // read takes nothing from the queue.
-                using var tick = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                tick.CancelAfter(TimeSpan.FromSeconds(1));
-                try
+                // Queued events are taken at once; only an empty queue waits, and then at most a second
+                // (sender reports and keyframe requests), so no timer is made per frame.
+                if (!_subscription.TryRead(out var evt))
                 {
-                    evt = await _subscription.ReadAsync(tick.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                {
-                    SendSenderReports();
-                    lastReport = _time.GetTimestamp();
-                    continue;
+                    using var tick = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                    tick.CancelAfter(TimeSpan.FromSeconds(1));
+                    try
+                    {
+                        evt = await _subscription.ReadAsync(tick.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                    {
+                        // A cancelled read takes nothing from the queue.
+                        SendSenderReports();
+                        lastReport = _time.GetTimestamp();
+                        continue;
+                    }
                 }
                 switch (evt.Kind)
                 {
@@ -358,17 +364,22 @@ internal sealed class WebRtcPeer : IDisposable
     {
         var srtp = _srtp!;
         int n;
-        byte[]? copy = null;
         lock (_sendLock)
         {
             n = srtp.ProtectRtp(packet, _protectBuffer);
-            if (video) copy = _protectBuffer.AsSpan(0, n).ToArray();
+            if (video)
+            {
+                var seq = BinaryPrimitives.ReadUInt16BigEndian(packet[2..]);
+                lock (_sent)
+                {
+                    ref var slot = ref _sent[seq % NackBufferSize];
+                    if (slot.Buffer is null || slot.Buffer.Length < n) slot.Buffer = new byte[Math.Max(n, 1500)];
+                    _protectBuffer.AsSpan(0, n).CopyTo(slot.Buffer);
+                    slot.Seq = seq;
+                    slot.Length = n;
+                }
+            }
             path.Send(_protectBuffer.AsSpan(0, n));
-        }
-        if (copy is not null)
-        {
-            var seq = BinaryPrimitives.ReadUInt16BigEndian(packet[2..]);
-            lock (_sent) _sent[seq % NackBufferSize] = (seq, copy);
         }
         Interlocked.Increment(ref PacketsSent);
         Interlocked.Add(ref BytesSent, n);

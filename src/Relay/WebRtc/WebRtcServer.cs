@@ -1,5 +1,6 @@
-using System.Buffers.Binary;
+using System.Buffers;
 using System.Collections.Concurrent;
+using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -178,12 +179,13 @@ public sealed class WebRtcServer : IHostedService, IDisposable
         }
     }
 
-    // RFC 4571: each packet is a 2-byte big-endian length and that many bytes.
+    // RFC 4571 framing, read with the library's IceTcpFraming over a pipe: one receive brings as many
+    // packets as the kernel has, and a packet split across reads waits for its rest.
     private async Task TcpConnectionAsync(Socket client, CancellationToken ct)
     {
         var path = new TcpPath(client);
-        var header = new byte[2];
-        var buffer = new byte[65536];
+        var reader = PipeReader.Create(new NetworkStream(client, ownsSocket: false));
+        var scratch = new byte[IceTcpFraming.MaxPacketLength];
         var identified = false;
         using var idle = CancellationTokenSource.CreateLinkedTokenSource(ct);
         // A connection that does not pass a check soon is somebody else's: let it go.
@@ -192,32 +194,32 @@ public sealed class WebRtcServer : IHostedService, IDisposable
         {
             while (true)
             {
-                await ReadExactlyAsync(client, header, identified ? ct : idle.Token).ConfigureAwait(false);
-                var length = BinaryPrimitives.ReadUInt16BigEndian(header);
-                await ReadExactlyAsync(client, buffer.AsMemory(0, length), identified ? ct : idle.Token).ConfigureAwait(false);
-                var remote = path.Remote;
-                Dispatch(buffer.AsSpan(0, length), remote, () => path);
-                identified |= _byAddress.ContainsKey(remote);
+                var result = await reader.ReadAsync(identified ? ct : idle.Token).ConfigureAwait(false);
+                var frames = new SequenceReader<byte>(result.Buffer);
+                while (IceTcpFraming.TryReadFrame(ref frames, out var packet))
+                {
+                    var remote = path.Remote;
+                    if (packet.IsSingleSegment)
+                        Dispatch(packet.FirstSpan, remote, () => path);
+                    else
+                    {
+                        packet.CopyTo(scratch);
+                        Dispatch(scratch.AsSpan(0, (int)packet.Length), remote, () => path);
+                    }
+                    identified |= _byAddress.ContainsKey(remote);
+                }
+                reader.AdvanceTo(frames.Position, result.Buffer.End);
+                if (result.IsCompleted) break;
             }
         }
-        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException or EndOfStreamException)
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException or IOException)
         {
         }
         finally
         {
+            await reader.CompleteAsync().ConfigureAwait(false);
             _byAddress.TryRemove(path.Remote, out _);
             path.Dispose();
-        }
-    }
-
-    private static async Task ReadExactlyAsync(Socket socket, Memory<byte> buffer, CancellationToken ct)
-    {
-        var read = 0;
-        while (read < buffer.Length)
-        {
-            var n = await socket.ReceiveAsync(buffer[read..], SocketFlags.None, ct).ConfigureAwait(false);
-            if (n == 0) throw new EndOfStreamException();
-            read += n;
         }
     }
 
