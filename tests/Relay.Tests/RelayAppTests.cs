@@ -27,6 +27,21 @@ public sealed class RelayAppTests : IDisposable
         Assert.Equal("/uplink", relay.UplinkUri.AbsolutePath);
     }
 
+    [Fact]
+    public async Task A_relay_serving_WebRtc_stops_cleanly()
+    {
+        // The WebRTC server is both a service and a hosted service; shutting down once threw
+        // ObjectDisposedException from its second Dispose and the relay exited 1 on SIGTERM.
+        var config = new RelayConfig
+        {
+            Http = "http://127.0.0.1:0", Rtsp = "127.0.0.1:0", DataDir = _dir,
+            WebRtc = new WebRtcConfig { Udp = "127.0.0.1:0" },
+        };
+        var relay = await RelayApp.StartAsync(config);
+        var error = await Record.ExceptionAsync(() => relay.DisposeAsync().AsTask());
+        Assert.Null(error);
+    }
+
     private static (int Code, string Out, string Err) RunCli(params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -28,6 +28,7 @@ public sealed class WebRtcServer : IHostedService, IDisposable
     private readonly ConcurrentDictionary<string, WebRtcPeer> _byId = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<IPEndPoint, WebRtcPeer> _byAddress = new();
     private readonly CancellationTokenSource _stopping = new();
+    private int _disposed;
     private Socket? _udp;
     private TcpListener? _tcp;
     private ITimer? _watchdog;
@@ -290,6 +291,8 @@ public sealed class WebRtcServer : IHostedService, IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        // The host may dispose it more than once (as a service and as a hosted service): once is enough.
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _stopping.Cancel();
         _watchdog?.Dispose();
         _udp?.Dispose();
