@@ -114,7 +114,7 @@ public static class Program
 
         var options = new EdgeHostOptions { ConfigPath = file, Config = result.Config! };
         configure?.Invoke(options);
-        await using var app = EdgeApplication.Build(options);
+        await using var app = EdgeApp.Build(options);
         try
         {
             await app.StartAsync();
