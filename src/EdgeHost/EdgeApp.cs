@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Fleet;
@@ -135,7 +136,7 @@ public static partial class EdgeApp
         services.AddSingleton<SessionStore>();
         services.AddSingleton<PageAuthenticator>();
         services.AddHostedService<SupervisorHostedService>();
-        services.AddHostedService<SystemdService>();
+        AddSystemd(services, options.Systemd);
         services.AddHostedService<ReloadOnSighup>();
 
         if (options.IncludeFeatures) AddFeatures(services);
@@ -148,6 +149,28 @@ public static partial class EdgeApp
         return app;
     }
 
+    /// <summary>
+    /// systemd's <c>Type=notify</c> through Microsoft.Extensions.Hosting.Systemd: its <see cref="SystemdLifetime"/>
+    /// (READY=1, STOPPING=1, SIGTERM) and <see cref="SystemdNotifier"/>, plus <see cref="SystemdService"/> for
+    /// STATUS= and the supervisor-gated WATCHDOG=1. Nothing at all without a NOTIFY_SOCKET (a shell, the tests).
+    /// </summary>
+    /// <remarks>
+    /// Not the package's <c>UseSystemd()</c>/<c>AddSystemd()</c>: they switch on only when systemd is the
+    /// parent process, and while an update is on trial the parent is pinhole-launch (the unit has
+    /// <c>NotifyAccess=all</c> for that, docs/updates.md). READY=1 would then never come, systemd would time
+    /// the start out and the launcher roll back every update. sd_notify(3) itself goes by NOTIFY_SOCKET, so
+    /// that decides here; what is registered is what <c>AddSystemd()</c> registers. The journald log format
+    /// follows JOURNAL_STREAM (see <see cref="ConfigureLogging"/>).
+    /// </remarks>
+    private static void AddSystemd(IServiceCollection services, SystemdEnvironment systemd)
+    {
+        if (systemd.NotifySocket is null) return;
+        services.AddSingleton<SystemdNotifier>();
+        services.AddSingleton<ISystemdNotifier>(sp => ActivatorUtilities.CreateInstance<SupervisorStatusNotifier>(sp, sp.GetRequiredService<SystemdNotifier>()));
+        services.AddSingleton<IHostLifetime, SystemdLifetime>();
+        services.AddHostedService<SystemdService>();
+    }
+
     private static void ConfigureLogging(ILoggingBuilder logging, EdgeHostOptions options)
     {
         logging.ClearProviders();
@@ -156,8 +179,9 @@ public static partial class EdgeApp
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
         if (options.Systemd.JournalStream)
         {
-            // stdout is connected to journald: one line per entry, priority as a "<N>" prefix (sd-daemon(3)),
-            // no timestamps (journald adds its own).
+            // stdout is connected to journald (systemd.exec(5)): the systemd console format, as the package's
+            // AddSystemd() picks: one line per entry, priority as a "<N>" prefix (sd-daemon(3)), no timestamps
+            // (journald adds its own).
             logging.AddSystemdConsole(o => o.IncludeScopes = false);
         }
         else
