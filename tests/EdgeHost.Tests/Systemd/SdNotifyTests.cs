@@ -171,6 +171,42 @@ public class SdNotifyTests(ITestOutputHelper testOutput)
         }
     }
 
+    [Fact]
+    public async Task The_real_process_puts_its_status_and_pid_in_READY_and_says_STOPPING_on_SIGTERM()
+    {
+        // Its parent is this test process, not systemd: the package's own AddSystemd() would send nothing here
+        // (as under pinhole-launch during an update trial); NOTIFY_SOCKET alone must be enough.
+        using var listener = new NotifySocketListener();
+        using var dir = new TempConfigDir();
+        var file = dir.Write(TempConfigDir.LoopbackSample());
+        var info = EdgeProcess.StartInfo("--config", file);
+        info.Environment["NOTIFY_SOCKET"] = listener.NotifySocket;
+        info.Environment["WATCHDOG_USEC"] = "1000000";
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await EdgeTestHost.WaitUntilAsync(() => listener.Received("READY=1"), TimeSpan.FromSeconds(30), "READY=1 from the process");
+            var ready = listener.Messages.First(m => m.Message.StartsWith("READY=1", StringComparison.Ordinal)).Message.Split('\n');
+            Assert.Contains($"MAINPID={process.Id}", ready);
+            Assert.Contains(ready, l => l.StartsWith("STATUS=", StringComparison.Ordinal) && l.Contains("pipelines", StringComparison.Ordinal));
+            await EdgeTestHost.WaitUntilAsync(() => listener.Received("WATCHDOG=1"), TimeSpan.FromSeconds(5), "WATCHDOG=1 from the process");
+
+            Assert.Equal(0, Kill(process.Id, 15));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.Equal(0, process.ExitCode);
+            Assert.Contains(listener.Messages, m => m.Message == "STOPPING=1\nSTATUS=stopping");
+            Assert.Equal("", (await stderr).Trim());
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            testOutput.WriteLine(await stdout);
+        }
+    }
+
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static extern int Kill(int pid, int signal);
 }
