@@ -90,7 +90,9 @@ public sealed partial class SystemdService : IHostedService, IDisposable
         using var timer = new PeriodicTimer(interval, _time);
         try
         {
-            do
+            // The first ping one interval after start: READY=1 comes from the package lifetime's own
+            // ApplicationStarted callback, and the order of those callbacks is not ours to rely on.
+            while (await timer.WaitForNextTickAsync(_stop.Token))
             {
                 var age = _supervisor.TimeSinceLastTick;
                 if (age <= limit)
@@ -105,7 +107,6 @@ public sealed partial class SystemdService : IHostedService, IDisposable
                     LogWatchdogWithheld(_logger, age);
                 }
             }
-            while (await timer.WaitForNextTickAsync(_stop.Token));
         }
         catch (OperationCanceledException)
         {
