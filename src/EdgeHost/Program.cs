@@ -43,7 +43,7 @@ public static class Program
         ArgumentNullException.ThrowIfNull(args);
         try
         {
-            // "help" as a word, as the hand-rolled parser took it.
+            // "pinhole-edge help" works too, as it always has.
             if (args is ["help"]) args = ["--help"];
             var parse = CreateCommandLine(stdout, stderr, configure).Parse(args);
             if (parse.Errors.Count > 0)
