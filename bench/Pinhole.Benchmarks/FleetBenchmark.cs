@@ -7,6 +7,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
+using Pinhole.EdgeHost;
 using Pinhole.EdgeHost.Web;
 using Pinhole.Relay;
 using Pinhole.Relay.Configuration;
@@ -90,7 +91,7 @@ public sealed class FleetBenchmark : IBenchmark
             """, ct);
         var loaded = EdgeConfigLoader.LoadFile(edgeConfig);
         if (!loaded.IsValid) throw new InvalidOperationException(string.Join("; ", loaded.Problems));
-        await using var edge = EdgeApplication.Build(new EdgeHostOptions { ConfigPath = edgeConfig, Config = loaded.Config!, LogLevel = LogLevel.Warning });
+        await using var edge = EdgeApp.Build(new EdgeHostOptions { ConfigPath = edgeConfig, Config = loaded.Config!, LogLevel = LogLevel.Warning });
         await edge.StartAsync(ct);
         try
         {

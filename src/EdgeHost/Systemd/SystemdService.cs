@@ -1,13 +1,16 @@
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Supervision;
 
 namespace Pinhole.EdgeHost.Systemd;
 
 /// <summary>
-/// The systemd contract of <c>Type=notify</c>: READY=1 once the host (supervisor and web page) has
-/// started, STATUS= with a one-line summary whenever it changes, WATCHDOG=1 every half
-/// WATCHDOG_USEC but only while the supervisor loop keeps ticking, STOPPING=1 on shutdown.
+/// The part of the <c>Type=notify</c> contract that Microsoft.Extensions.Hosting.Systemd leaves to the
+/// app. The package's <see cref="SystemdLifetime"/> sends READY=1 once the host (supervisor and web
+/// page) has started and STOPPING=1 on shutdown; this sends STATUS= with a one-line summary whenever
+/// it changes, and WATCHDOG=1 every half WATCHDOG_USEC but only while the supervisor loop keeps
+/// ticking. Registered only when there is a NOTIFY_SOCKET (see <see cref="EdgeApp"/>).
 /// </summary>
 public sealed partial class SystemdService : IHostedService, IDisposable
 {
@@ -16,7 +19,7 @@ public sealed partial class SystemdService : IHostedService, IDisposable
     private readonly IHostApplicationLifetime _lifetime;
     private readonly TimeProvider _time;
     private readonly ILogger<SystemdService> _logger;
-    private readonly SystemdNotifier? _notifier;
+    private readonly ISystemdNotifier _notifier;
     private readonly CancellationTokenSource _stop = new();
     private readonly Lock _statusLock = new();
     private Task? _watchdogLoop;
@@ -24,15 +27,14 @@ public sealed partial class SystemdService : IHostedService, IDisposable
     private bool _watchdogSkipping;
 
     public SystemdService(SystemdEnvironment environment, PipelineSupervisor supervisor, IHostApplicationLifetime lifetime,
-        TimeProvider time, ILogger<SystemdService> logger)
+        TimeProvider time, ILogger<SystemdService> logger, ISystemdNotifier notifier)
     {
         _environment = environment;
         _supervisor = supervisor;
         _lifetime = lifetime;
         _time = time;
         _logger = logger;
-        if (environment.NotifySocket is { } socket)
-            _notifier = new SystemdNotifier(socket);
+        _notifier = notifier;
     }
 
     /// <summary>Half of WATCHDOG_USEC, as sd_watchdog_enabled(3) recommends; null when the watchdog is off.</summary>
@@ -41,18 +43,17 @@ public sealed partial class SystemdService : IHostedService, IDisposable
     /// <inheritdoc />
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (_notifier is null) return Task.CompletedTask;
+        // READY=1 (with this same summary, see SupervisorStatusNotifier) is the package lifetime's own
+        // callback on ApplicationStarted; from then on STATUS= follows the supervisor.
         _lifetime.ApplicationStarted.Register(() =>
         {
             var status = PipelineSupervisor.Summarize(_supervisor.Snapshot());
             lock (_statusLock) _lastStatus = status;
-            _notifier.Notify($"READY=1\nSTATUS={status}\nMAINPID={Environment.ProcessId}");
             LogReady(_logger, status);
             _supervisor.Changed += SendStatus;
             if (WatchdogInterval is { } interval)
                 _watchdogLoop = Task.Run(() => WatchdogLoopAsync(interval));
         });
-        _lifetime.ApplicationStopping.Register(() => _notifier.Notify("STOPPING=1\nSTATUS=stopping"));
         return Task.CompletedTask;
     }
 
@@ -68,6 +69,8 @@ public sealed partial class SystemdService : IHostedService, IDisposable
         }
     }
 
+    private static readonly ServiceState Watchdog = new("WATCHDOG=1");
+
     private void SendStatus()
     {
         var status = PipelineSupervisor.Summarize(_supervisor.Snapshot());
@@ -76,7 +79,7 @@ public sealed partial class SystemdService : IHostedService, IDisposable
             if (status == _lastStatus) return;
             _lastStatus = status;
         }
-        _notifier?.Notify($"STATUS={status}");
+        _notifier.Notify(new ServiceState($"STATUS={status}"));
     }
 
     private async Task WatchdogLoopAsync(TimeSpan interval)
@@ -87,12 +90,14 @@ public sealed partial class SystemdService : IHostedService, IDisposable
         using var timer = new PeriodicTimer(interval, _time);
         try
         {
-            do
+            // The first ping one interval after start: READY=1 comes from the package lifetime's own
+            // ApplicationStarted callback, and the order of those callbacks is not ours to rely on.
+            while (await timer.WaitForNextTickAsync(_stop.Token))
             {
                 var age = _supervisor.TimeSinceLastTick;
                 if (age <= limit)
                 {
-                    _notifier!.Notify("WATCHDOG=1");
+                    _notifier.Notify(Watchdog);
                     if (_watchdogSkipping) LogWatchdogResumed(_logger);
                     _watchdogSkipping = false;
                 }
@@ -102,7 +107,6 @@ public sealed partial class SystemdService : IHostedService, IDisposable
                     LogWatchdogWithheld(_logger, age);
                 }
             }
-            while (await timer.WaitForNextTickAsync(_stop.Token));
         }
         catch (OperationCanceledException)
         {
@@ -110,11 +114,7 @@ public sealed partial class SystemdService : IHostedService, IDisposable
     }
 
     /// <inheritdoc />
-    public void Dispose()
-    {
-        _notifier?.Dispose();
-        _stop.Dispose();
-    }
+    public void Dispose() => _stop.Dispose();
 
     [LoggerMessage(Level = LogLevel.Information, Message = "ready: {Status}")]
     private static partial void LogReady(ILogger logger, string status);

@@ -119,4 +119,41 @@ public class CommandLineTests
         if (exit == 0) Assert.Contains("check-config FILE", output.ToString(), StringComparison.Ordinal);
         else Assert.Single(errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
+
+    [Fact]
+    public async Task Version_prints_the_release_version()
+    {
+        var output = new StringWriter();
+        var exit = await Program.RunAsync(["--version"], output, new StringWriter(), null);
+        Assert.Equal(0, exit);
+        Assert.Equal($"pinhole-edge {Pinhole.EdgeHost.Updates.ReleaseInfo.Version}", output.ToString().Trim());
+    }
+
+    [Theory]
+    [InlineData("--config=/nonexistent/edge.json", null)]
+    [InlineData("-c", "/nonexistent/edge.json")]
+    public async Task The_config_flag_also_takes_the_equals_form_and_the_short_name(string first, string? second)
+    {
+        var errors = new StringWriter();
+        var exit = await Program.RunAsync(second is null ? [first] : [first, second], new StringWriter(), errors, null);
+        Assert.Equal(Program.ExitConfigInvalid, exit);
+        Assert.Equal("pinhole-edge: /nonexistent/edge.json: file not found", errors.ToString().Trim());
+    }
+
+    [Theory]
+    [InlineData(new[] { "--frobnicate" }, "--frobnicate")]
+    [InlineData(new[] { "check-config", "a.json", "b.json" }, "b.json")]
+    [InlineData(new[] { "--version", "x" }, "'x'")]
+    public async Task A_bad_command_line_names_the_problem_in_one_line_and_never_runs_anything(string[] args, string named)
+    {
+        var output = new StringWriter();
+        var errors = new StringWriter();
+        var exit = await Program.RunAsync(args, output, errors, null);
+        Assert.Equal(Program.ExitUsage, exit);
+        Assert.Equal("", output.ToString());
+        var line = Assert.Single(errors.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("pinhole-edge: ", line, StringComparison.Ordinal);
+        Assert.Contains(named, line, StringComparison.Ordinal);
+        Assert.EndsWith("see pinhole-edge --help", line.TrimEnd(), StringComparison.Ordinal);
+    }
 }

@@ -53,7 +53,7 @@ public sealed class EdgeTestHost : IAsyncDisposable
                 services?.Invoke(s);
             },
         };
-        var app = EdgeApplication.Build(options);
+        var app = EdgeApp.Build(options);
         var host = new EdgeTestHost(app, dir, path, log);
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

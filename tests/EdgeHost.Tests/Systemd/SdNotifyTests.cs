@@ -1,10 +1,16 @@
 using System.Diagnostics;
 using Xunit.Abstractions;
+using Microsoft.Extensions.Hosting.Systemd;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Systemd;
+using Pinhole.Transport.Metrics;
 using Pinhole.EdgeHost.Tests.Support;
 
 namespace Pinhole.EdgeHost.Tests.Systemd;
 
+[Collection(ProcessEnvironmentCollection.Name)]
 public class SdNotifyTests(ITestOutputHelper testOutput)
 {
     [Theory]
@@ -12,24 +18,38 @@ public class SdNotifyTests(ITestOutputHelper testOutput)
     [InlineData(true)]
     public void Notifier_sends_one_datagram_to_a_path_or_abstract_socket(bool abstractName)
     {
+        // The package's notifier, as the edge registers it: NOTIFY_SOCKET from the environment, "@" for an abstract name.
         using var listener = new NotifySocketListener(abstractName);
-        using var notifier = new SystemdNotifier(listener.NotifySocket);
-        Assert.True(notifier.Notify("READY=1\nSTATUS=hello"));
+        using var environment = new NotifySocketEnvironment(listener.NotifySocket);
+        var notifier = new SystemdNotifier();
+        Assert.True(notifier.IsEnabled);
+        notifier.Notify(new ServiceState("READY=1\nSTATUS=hello"));
         SpinWait.SpinUntil(() => !listener.Messages.IsEmpty, TimeSpan.FromSeconds(5));
         Assert.Equal("READY=1\nSTATUS=hello", Assert.Single(listener.Messages).Message);
     }
 
     [Fact]
-    public void Notifier_reports_false_when_nobody_listens()
+    public void A_notify_socket_nobody_listens_on_is_a_warning_not_an_exception()
     {
-        using var notifier = new SystemdNotifier("/nonexistent/notify.sock");
-        Assert.False(notifier.Notify("READY=1"));
+        // The package's notifier throws then; the edge's wrapper must not let that out of a lifetime callback.
+        using var environment = new NotifySocketEnvironment("/nonexistent/notify.sock");
+        var inner = new SystemdNotifier();
+        Assert.Throws<System.Net.Sockets.SocketException>(() => inner.Notify(ServiceState.Ready));
+        var logs = new Telemetry.ListLogger();
+        var supervisor = new PipelineSupervisor([], new MetricsRegistry(), TimeProvider.System, NullLogger<PipelineSupervisor>.Instance, new SupervisorOptions());
+        var notifier = new SupervisorStatusNotifier(inner, supervisor, new Logger<SupervisorStatusNotifier>(logs));
+        notifier.Notify(ServiceState.Ready);
+        notifier.Notify(new ServiceState("WATCHDOG=1"));
+        var warning = Assert.Single(logs.Entries);
+        Assert.Equal(LogLevel.Warning, warning.Level);
+        Assert.StartsWith("cannot notify systemd on NOTIFY_SOCKET: ", warning.Message, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task Host_sends_READY_then_periodic_WATCHDOG_which_stops_while_the_supervisor_loop_is_blocked_and_STOPPING_at_the_end()
     {
         using var listener = new NotifySocketListener(abstractName: true);
+        using var environment = new NotifySocketEnvironment(listener.NotifySocket);
         var systemd = new SystemdEnvironment(listener.NotifySocket, TimeSpan.FromSeconds(1), JournalStream: false);
         var host = await EdgeTestHost.StartAsync(systemd: systemd);
         try
@@ -148,6 +168,42 @@ public class SdNotifyTests(ITestOutputHelper testOutput)
         {
             if (!process.HasExited) process.Kill(entireProcessTree: true);
             foreach (var line in output) testOutput.WriteLine(line);
+        }
+    }
+
+    [Fact]
+    public async Task The_real_process_puts_its_status_and_pid_in_READY_and_says_STOPPING_on_SIGTERM()
+    {
+        // Its parent is this test process, not systemd: the package's own AddSystemd() would send nothing here
+        // (as under pinhole-launch during an update trial); NOTIFY_SOCKET alone must be enough.
+        using var listener = new NotifySocketListener();
+        using var dir = new TempConfigDir();
+        var file = dir.Write(TempConfigDir.LoopbackSample());
+        var info = EdgeProcess.StartInfo("--config", file);
+        info.Environment["NOTIFY_SOCKET"] = listener.NotifySocket;
+        info.Environment["WATCHDOG_USEC"] = "1000000";
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await EdgeTestHost.WaitUntilAsync(() => listener.Received("READY=1"), TimeSpan.FromSeconds(30), "READY=1 from the process");
+            var ready = listener.Messages.First(m => m.Message.StartsWith("READY=1", StringComparison.Ordinal)).Message.Split('\n');
+            Assert.Contains($"MAINPID={process.Id}", ready);
+            Assert.Contains(ready, l => l.StartsWith("STATUS=", StringComparison.Ordinal) && l.Contains("pipelines", StringComparison.Ordinal));
+            await EdgeTestHost.WaitUntilAsync(() => listener.Received("WATCHDOG=1"), TimeSpan.FromSeconds(5), "WATCHDOG=1 from the process");
+
+            Assert.Equal(0, Kill(process.Id, 15));
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.Equal(0, process.ExitCode);
+            Assert.Contains(listener.Messages, m => m.Message == "STOPPING=1\nSTATUS=stopping");
+            Assert.Equal("", (await stderr).Trim());
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            testOutput.WriteLine(await stdout);
         }
     }
 

@@ -4,6 +4,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Fleet;
@@ -11,50 +12,16 @@ using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Systemd;
 using Pinhole.EdgeHost.Cameras;
 using Pinhole.EdgeHost.Uplink;
+using Pinhole.EdgeHost.Web;
 using Pinhole.Transport.Metrics;
 
-namespace Pinhole.EdgeHost.Web;
-
-/// <summary>Everything <see cref="EdgeApplication.Build"/> needs; tests and benchmarks adjust it.</summary>
-public sealed class EdgeHostOptions
-{
-    /// <summary>The config file (saves from the page go here).</summary>
-    public required string ConfigPath { get; init; }
-
-    /// <summary>The validated config loaded from <see cref="ConfigPath"/>.</summary>
-    public required EdgeConfig Config { get; init; }
-
-    /// <summary>systemd's environment; read from the process environment by default.</summary>
-    public SystemdEnvironment Systemd { get; set; } = SystemdEnvironment.FromEnvironment();
-
-    /// <summary>Supervisor timing.</summary>
-    public SupervisorOptions Supervisor { get; set; } = new();
-
-    /// <summary>Wrong-password throttle timing.</summary>
-    public LoginThrottleOptions LoginThrottle { get; set; } = new();
-
-    /// <summary>Most simultaneous connections to the page from one client address (the page takes 64 in all).</summary>
-    public int WebConnectionsPerAddress { get; set; } = 16;
-
-    /// <summary>The clock for timers and backoff.</summary>
-    public TimeProvider Time { get; set; } = TimeProvider.System;
-
-    /// <summary>Minimum log level.</summary>
-    public LogLevel LogLevel { get; set; } = LogLevel.Information;
-
-    /// <summary>Register the product's own features (uplink, cameras, telemetry). Tests that plug in
-    /// stand-in pipelines under the same names turn this off.</summary>
-    public bool IncludeFeatures { get; set; } = true;
-
-    /// <summary>Extra registrations: pipeline factories (<see cref="PipelineServiceCollectionExtensions.AddPipelineFactory{TFactory}"/>) and their services.</summary>
-    public Action<IServiceCollection>? ConfigureServices { get; set; }
-}
+namespace Pinhole.EdgeHost;
 
 /// <summary>
 /// Composes the edge host: Generic Host + Kestrel for the local page, the pipeline supervisor,
 /// the systemd integration and the features' pipeline factories.
 /// </summary>
-public static partial class EdgeApplication
+public static partial class EdgeApp
 {
     [LoggerMessage(Level = LogLevel.Warning, Message = "web.password is not set: nobody can log in to the local page until it is")]
     private static partial void LogNoPassword(ILogger logger);
@@ -169,7 +136,7 @@ public static partial class EdgeApplication
         services.AddSingleton<SessionStore>();
         services.AddSingleton<PageAuthenticator>();
         services.AddHostedService<SupervisorHostedService>();
-        services.AddHostedService<SystemdService>();
+        AddSystemd(services, options.Systemd);
         services.AddHostedService<ReloadOnSighup>();
 
         if (options.IncludeFeatures) AddFeatures(services);
@@ -182,6 +149,28 @@ public static partial class EdgeApplication
         return app;
     }
 
+    /// <summary>
+    /// systemd's <c>Type=notify</c> through Microsoft.Extensions.Hosting.Systemd: its <see cref="SystemdLifetime"/>
+    /// (READY=1, STOPPING=1, SIGTERM) and <see cref="SystemdNotifier"/>, plus <see cref="SystemdService"/> for
+    /// STATUS= and the supervisor-gated WATCHDOG=1. Nothing at all without a NOTIFY_SOCKET (a shell, the tests).
+    /// </summary>
+    /// <remarks>
+    /// Not the package's <c>UseSystemd()</c>/<c>AddSystemd()</c>: they switch on only when systemd is the
+    /// parent process, and while an update is on trial the parent is pinhole-launch (the unit has
+    /// <c>NotifyAccess=all</c> for that, docs/updates.md). READY=1 would then never come, systemd would time
+    /// the start out and the launcher roll back every update. sd_notify(3) itself goes by NOTIFY_SOCKET, so
+    /// that decides here; what is registered is what <c>AddSystemd()</c> registers. The journald log format
+    /// follows JOURNAL_STREAM (see <see cref="ConfigureLogging"/>).
+    /// </remarks>
+    private static void AddSystemd(IServiceCollection services, SystemdEnvironment systemd)
+    {
+        if (systemd.NotifySocket is null) return;
+        services.AddSingleton<SystemdNotifier>();
+        services.AddSingleton<ISystemdNotifier>(sp => ActivatorUtilities.CreateInstance<SupervisorStatusNotifier>(sp, sp.GetRequiredService<SystemdNotifier>()));
+        services.AddSingleton<IHostLifetime, SystemdLifetime>();
+        services.AddHostedService<SystemdService>();
+    }
+
     private static void ConfigureLogging(ILoggingBuilder logging, EdgeHostOptions options)
     {
         logging.ClearProviders();
@@ -190,8 +179,9 @@ public static partial class EdgeApplication
         logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
         if (options.Systemd.JournalStream)
         {
-            // stdout is connected to journald: one line per entry, priority as a "<N>" prefix (sd-daemon(3)),
-            // no timestamps (journald adds its own).
+            // stdout is connected to journald (systemd.exec(5)): the systemd console format, as the package's
+            // AddSystemd() picks: one line per entry, priority as a "<N>" prefix (sd-daemon(3)), no timestamps
+            // (journald adds its own).
             logging.AddSystemdConsole(o => o.IncludeScopes = false);
         }
         else
