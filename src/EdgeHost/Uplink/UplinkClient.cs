@@ -27,7 +27,7 @@ public sealed class UplinkClient : IPipeline
     private readonly Dictionary<string, CameraSink> _sinks = new(StringComparer.Ordinal);
     private readonly Lock _sinksLock = new();
     private readonly Counter _framesSent, _bytesSent, _connects;
-    private readonly Gauge _rttGauge, _inFlightGauge;
+    private readonly Gauge _rttGauge, _inFlightGauge, _rateGauge;
     private volatile Uri? _connectedRelay;
     private long _rttMicros = -1, _bytesInFlight;
 
@@ -41,12 +41,13 @@ public sealed class UplinkClient : IPipeline
         _metrics = metrics ?? throw new ArgumentNullException(nameof(metrics));
         _time = time ?? TimeProvider.System;
         _logger = loggerFactory.CreateLogger<UplinkClient>();
-        _queue = new UplinkSendQueue(options.QueueDuration, options.QueueMaxBytes, _time, metrics);
+        _queue = new UplinkSendQueue(options.QueueDuration, options.QueueMaxBytes, _time, metrics) { TargetDelay = options.TargetDelay };
         _framesSent = metrics.Counter("pinhole_uplink_frames_sent_total", "Access units sent over the uplink.");
         _bytesSent = metrics.Counter("pinhole_uplink_bytes_sent_total", "Media bytes sent over the uplink.");
         _connects = metrics.Counter("pinhole_uplink_connects_total", "Uplink sessions established.");
         _rttGauge = metrics.Gauge("pinhole_uplink_rtt_seconds", "Uplink round-trip time from the latest ack or pong.");
         _inFlightGauge = metrics.Gauge("pinhole_uplink_bytes_in_flight", "Media bytes sent but not yet acknowledged by the relay.");
+        _rateGauge = metrics.Gauge("pinhole_uplink_link_rate_bytes_per_second", "The uplink's measured delivery rate (highest over 10 s of the relay's acks); 0 before the first acks.");
         InitRelayGauges(options);
     }
 
@@ -79,6 +80,11 @@ public sealed class UplinkClient : IPipeline
 
     /// <summary>Media bytes sent and not yet acknowledged.</summary>
     public long BytesInFlight => Interlocked.Read(ref _bytesInFlight);
+
+    /// <summary>The link's measured delivery rate in bytes per second (highest over 10 s of acks); 0 while disconnected or before the first acks.</summary>
+    public long LinkBytesPerSecond => Interlocked.Read(ref _linkBytesPerSecond);
+
+    private long _linkBytesPerSecond;
 
     /// <summary>Frames sent since start.</summary>
     public long FramesSent => _framesSent.Count;
@@ -201,6 +207,7 @@ public sealed class UplinkClient : IPipeline
 
     // The in-flight window before the first delivery-rate sample, and its floor.
     private const long MinWindowBytes = 16 * 1024;
+    private static readonly TimeSpan RateFilterWindow = TimeSpan.FromSeconds(10);
 
     private enum SessionOutcome { Failed, Refused, Ended }
 
@@ -382,6 +389,8 @@ public sealed class UplinkClient : IPipeline
             connectedGauge.Set(0);
             Interlocked.Exchange(ref _bytesInFlight, 0);
             _inFlightGauge.Set(0);
+            Interlocked.Exchange(ref _linkBytesPerSecond, 0);
+            _rateGauge.Set(0);
         }
     }
 
@@ -400,6 +409,8 @@ public sealed class UplinkClient : IPipeline
         public readonly Queue<(long At, double BytesPerSecond)> RateSamples = new();
         public long LastAckAt, LastAckBytes;
         public long WindowBytes = MinWindowBytes;
+        public long LowWatermark = MinWindowBytes;
+        public double BytesPerSecond;
         public long AckedBytes;
         public ulong Sequence;
 
@@ -467,16 +478,29 @@ public sealed class UplinkClient : IPipeline
             while (state.InFlight.Count > 0 && state.InFlight.Peek().Sequence <= ack.Sequence) state.InFlight.Dequeue();
 
             // Delivery rate from the relay's byte count between acks; the window is what the link
-            // delivers in MaxUnackedAge (max-filtered over 2 s, like BBR's bandwidth filter), so queued
-            // bytes in socket buffers stay within that much delay.
+            // delivers in MaxUnackedAge (max-filtered like BBR's bandwidth filter), so queued bytes in
+            // socket buffers stay within that much delay. The filter is long (RateFilterWindow): while the
+            // queue drops frames to keep delay low, the link is partly idle and the samples are
+            // app-limited, lower than what the link can do; a short filter would believe them and drop more.
             var dt = _time.GetElapsedTime(state.LastAckAt, at);
             if (state.LastAckAt != 0 && dt >= TimeSpan.FromMilliseconds(20))
             {
                 state.RateSamples.Enqueue((at, ((long)ack.BytesReceived - state.LastAckBytes) / dt.TotalSeconds));
-                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > TimeSpan.FromSeconds(2)) state.RateSamples.Dequeue();
+                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > RateFilterWindow) state.RateSamples.Dequeue();
                 var rate = 0.0;
                 foreach (var sample in state.RateSamples) rate = Math.Max(rate, sample.BytesPerSecond);
+                state.BytesPerSecond = rate;
+                _rateGauge.Set(rate);
+                Interlocked.Exchange(ref _linkBytesPerSecond, (long)rate);
                 state.WindowBytes = Math.Max(MinWindowBytes, (long)(rate * _options.MaxUnackedAge.TotalSeconds));
+                // The kernel keeps at most SendBacklog of the link's time unsent: the rest waits in
+                // the queue, where a slow link drops by GOP instead of adding delay.
+                var lowWatermark = (long)(rate * _options.SendBacklog.TotalSeconds);
+                if (lowWatermark > state.LowWatermark * 5 / 4 || lowWatermark < state.LowWatermark * 3 / 4)
+                {
+                    state.LowWatermark = lowWatermark;
+                    state.Link.SetSendLowWatermark((int)Math.Min(int.MaxValue, lowWatermark));
+                }
             }
             state.LastAckAt = at;
             state.LastAckBytes = (long)ack.BytesReceived;
@@ -577,11 +601,16 @@ public sealed class UplinkClient : IPipeline
             // Delay must not hide in socket buffers: while the oldest unacknowledged frame is too
             // old, hold frames back here, where the time-bounded queue can drop them by GOP.
             bool congested;
+            long unacked;
+            double rate;
             lock (state.InFlightLock)
+            {
+                unacked = state.Link.MediaBytesSent - state.AckedBytes;
+                rate = state.BytesPerSecond;
                 congested = state.InFlight.Count > 0
-                    && (_time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge
-                        || state.Link.MediaBytesSent - state.AckedBytes >= state.WindowBytes);
-            if (congested || !_queue.TryDequeue(out var frame)) return true;
+                    && (_time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge || unacked >= state.WindowBytes);
+            }
+            if (congested || !_queue.TryDequeue(out var frame, unacked, rate)) return true;
             var camera = frame.Camera;
             if (frame.Unit.Data.Length > maxPayload)
             {
