@@ -47,7 +47,7 @@ public sealed class UplinkClient : IPipeline
         _connects = metrics.Counter("pinhole_uplink_connects_total", "Uplink sessions established.");
         _rttGauge = metrics.Gauge("pinhole_uplink_rtt_seconds", "Uplink round-trip time from the latest ack or pong.");
         _inFlightGauge = metrics.Gauge("pinhole_uplink_bytes_in_flight", "Media bytes sent but not yet acknowledged by the relay.");
-        _rateGauge = metrics.Gauge("pinhole_uplink_link_rate_bytes_per_second", "The uplink's measured delivery rate (highest over 10 s of the relay's acks); 0 before the first acks.");
+        _rateGauge = metrics.Gauge("pinhole_uplink_link_rate_bytes_per_second", "The uplink's measured rate: what the link carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 before the first acks.");
         InitRelayGauges(options);
     }
 
@@ -81,7 +81,7 @@ public sealed class UplinkClient : IPipeline
     /// <summary>Media bytes sent and not yet acknowledged.</summary>
     public long BytesInFlight => Interlocked.Read(ref _bytesInFlight);
 
-    /// <summary>The link's measured delivery rate in bytes per second (highest over 10 s of acks); 0 while disconnected or before the first acks.</summary>
+    /// <summary>The link's measured rate in bytes per second: what it carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 while disconnected or before the first acks.</summary>
     public long LinkBytesPerSecond => Interlocked.Read(ref _linkBytesPerSecond);
 
     private long _linkBytesPerSecond;
@@ -407,6 +407,8 @@ public sealed class UplinkClient : IPipeline
         public readonly Lock InFlightLock = new();
         public readonly Queue<(ulong Sequence, long SentAt)> InFlight = new();
         public readonly Queue<(long At, double BytesPerSecond)> RateSamples = new();
+        public readonly Queue<(long At, double BytesPerSecond)> LinkSamples = new();
+        public long SentAtLastAck;
         public long LastAckAt, LastAckBytes;
         public long WindowBytes = MinWindowBytes;
         public long LowWatermark = MinWindowBytes;
@@ -478,30 +480,42 @@ public sealed class UplinkClient : IPipeline
             while (state.InFlight.Count > 0 && state.InFlight.Peek().Sequence <= ack.Sequence) state.InFlight.Dequeue();
 
             // Delivery rate from the relay's byte count between acks; the window is what the link
-            // delivers in MaxUnackedAge (max-filtered like BBR's bandwidth filter), so queued bytes in
-            // socket buffers stay within that much delay. The filter is long (RateFilterWindow): while the
-            // queue drops frames to keep delay low, the link is partly idle and the samples are
-            // app-limited, lower than what the link can do; a short filter would believe them and drop more.
+            // delivers in MaxUnackedAge (max-filtered over 2 s, like BBR's bandwidth filter), so queued
+            // bytes in socket buffers stay within that much delay.
             var dt = _time.GetElapsedTime(state.LastAckAt, at);
             if (state.LastAckAt != 0 && dt >= TimeSpan.FromMilliseconds(20))
             {
-                state.RateSamples.Enqueue((at, ((long)ack.BytesReceived - state.LastAckBytes) / dt.TotalSeconds));
-                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > RateFilterWindow) state.RateSamples.Dequeue();
+                var delivered = (long)ack.BytesReceived - state.LastAckBytes;
+                state.RateSamples.Enqueue((at, delivered / dt.TotalSeconds));
+                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > TimeSpan.FromSeconds(2)) state.RateSamples.Dequeue();
                 var rate = 0.0;
                 foreach (var sample in state.RateSamples) rate = Math.Max(rate, sample.BytesPerSecond);
-                state.BytesPerSecond = rate;
-                _rateGauge.Set(rate);
-                Interlocked.Exchange(ref _linkBytesPerSecond, (long)rate);
                 state.WindowBytes = Math.Max(MinWindowBytes, (long)(rate * _options.MaxUnackedAge.TotalSeconds));
+
+                // What the link itself can carry, for dropping frames that would arrive too late. Only
+                // samples of a busy link count: bytes sent before the previous ack were still not all
+                // delivered by this one. Otherwise the camera, not the link, set the rate (a fast link
+                // carries what it is given), and believing it would drop frames a fast link would carry.
+                // The filter is long: while frames are dropped the link idles now and then.
+                if ((long)ack.BytesReceived < state.SentAtLastAck) state.LinkSamples.Enqueue((at, delivered / dt.TotalSeconds));
+                while (state.LinkSamples.Count > 0 && _time.GetElapsedTime(state.LinkSamples.Peek().At, at) > RateFilterWindow) state.LinkSamples.Dequeue();
+                var link = 0.0;
+                foreach (var sample in state.LinkSamples) link = Math.Max(link, sample.BytesPerSecond);
+                state.BytesPerSecond = link > 0 ? Math.Max(link, rate) : 0;
+                var measured = link > 0 ? state.BytesPerSecond : rate;
+                _rateGauge.Set(measured);
+                Interlocked.Exchange(ref _linkBytesPerSecond, (long)measured);
+
                 // The kernel keeps at most SendBacklog of the link's time unsent: the rest waits in
                 // the queue, where a slow link drops by GOP instead of adding delay.
-                var lowWatermark = (long)(rate * _options.SendBacklog.TotalSeconds);
+                var lowWatermark = (long)(measured * _options.SendBacklog.TotalSeconds);
                 if (lowWatermark > state.LowWatermark * 5 / 4 || lowWatermark < state.LowWatermark * 3 / 4)
                 {
                     state.LowWatermark = lowWatermark;
                     state.Link.SetSendLowWatermark((int)Math.Min(int.MaxValue, lowWatermark));
                 }
             }
+            state.SentAtLastAck = state.Link.MediaBytesSent;
             state.LastAckAt = at;
             state.LastAckBytes = (long)ack.BytesReceived;
             state.AckedBytes = (long)ack.BytesReceived;
