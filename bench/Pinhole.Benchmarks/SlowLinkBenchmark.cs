@@ -46,7 +46,7 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
         List<double> delays;
         List<(double At, double Delay)> timeline;
         int directFrames, relayedFrames;
-        double dropped, sent;
+        double dropped, sent, bytes;
         await using (var path = await VideoPath.StartAsync(camera.Url, cancellationToken, relayAddress: link.RootAddress, edgeNamespace: link.Namespace, edgeWebAddress: link.InnerAddress))
         {
             var direct = new ArrivalRecorder();
@@ -56,11 +56,13 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
             await Task.Delay(Settle, cancellationToken);
             var dropped0 = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_dropped_frames_total", cancellationToken);
             var sent0 = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_frames_sent_total", cancellationToken);
+            var bytes0 = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_bytes_sent_total", cancellationToken);
             var from = Stopwatch.GetTimestamp();
             await Task.Delay(window, cancellationToken);
             var until = Stopwatch.GetTimestamp();
             dropped = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_dropped_frames_total", cancellationToken) - dropped0;
             sent = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_frames_sent_total", cancellationToken) - sent0;
+            bytes = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_bytes_sent_total", cancellationToken) - bytes0;
             // Frames of the window still on their way arrive within the bound we are measuring.
             await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
             await viewing.CancelAsync();
@@ -77,7 +79,7 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
         }
         var firstThird = timeline.Where(t => t.At < window.TotalSeconds / 3).Select(t => t.Delay).ToList();
         var lastThird = timeline.Where(t => t.At >= window.TotalSeconds * 2 / 3).Select(t => t.Delay).ToList();
-        Console.WriteLine(string.Create(inv, $"  pinhole: delay median {Stats.Percentile(delays, 0.5):0} ms, p99 {Stats.Percentile(delays, 0.99):0}, max {delays.Max():0}; {relayedFrames} of {directFrames} frames through; edge dropped {dropped:0}"));
+        Console.WriteLine(string.Create(inv, $"  pinhole: delay median {Stats.Percentile(delays, 0.5):0} ms, p99 {Stats.Percentile(delays, 0.99):0}, max {delays.Max():0}; {relayedFrames} of {directFrames} frames through; edge dropped {dropped:0}; link use {Utilisation(bytes, window):0} %"));
 
         // Peer.
         var peer = await RunFfmpegAsync(link, camera.Url, window, cancellationToken);
@@ -96,10 +98,17 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
         md.Append(inv, $"| delay, median in the first / last third of the window | {Stats.Percentile(firstThird, 0.5):0} / {Stats.Percentile(lastThird, 0.5):0} ms | lag at 1/3: {peer.LagAtThird * 1000:0} ms, at end: {peer.LagAtEnd * 1000:0} ms |\n");
         md.Append(inv, $"| frames through of {directFrames} the camera sent in the window | {relayedFrames} ({100.0 * relayedFrames / directFrames:0} %) reached the relay viewer | {peer.Frames:0} muxed (all late) |\n");
         md.Append(inv, $"| edge counters in the window | {sent:0} frames sent, {dropped:0} dropped | no dropping: TCP back-pressure |\n");
+        md.Append(inv, $"| media bytes sent, share of the link's {LinkKbps} kbit/s | {Utilisation(bytes, window):0} % | |\n");
         md.Append("\nBounded means the relay-side delay does not grow over the window: compare the first and last thirds. ")
           .Append(Stats.Noise).Append('\n');
+        md.Append("\nHow the edge keeps it low (`UplinkClientOptions`): the kernel holds at most 50 ms of the link's measured rate unsent (`TCP_NOTSENT_LOWAT`), at most 0.5 s of it is unacknowledged, ")
+          .Append("and a frame that would reach the relay after 0.8 s (`TargetDelay`), or would still be on the wire when the camera's next keyframe is due, is dropped with the rest of its GOP; keyframes are dropped only at the queue's 2 s bound. ")
+          .Append("The link's rate counts only samples taken while it was busy, so a fast link carrying a small stream never looks slow. ")
+          .Append("The price is frames: each GOP that gets through is its keyframe and the frames right after it, and a keyframe is a large share of a GOP's bytes, so fewer frames arrive than when whole GOPs are sent late.\n");
         return md.ToString();
     }
+
+    private static double Utilisation(double bytes, TimeSpan window) => 100 * bytes * 8 / (LinkKbps * 1000.0 * window.TotalSeconds);
 
     private static List<(double At, double Delay)> Timeline(IReadOnlyList<ArrivalRecorder.Arrival> reference, IReadOnlyList<ArrivalRecorder.Arrival> other, long from)
     {

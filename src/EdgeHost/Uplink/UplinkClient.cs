@@ -27,7 +27,7 @@ public sealed class UplinkClient : IPipeline
     private readonly Dictionary<string, CameraSink> _sinks = new(StringComparer.Ordinal);
     private readonly Lock _sinksLock = new();
     private readonly Counter _framesSent, _bytesSent, _connects;
-    private readonly Gauge _rttGauge, _inFlightGauge;
+    private readonly Gauge _rttGauge, _inFlightGauge, _rateGauge;
     private volatile Uri? _connectedRelay;
     private long _rttMicros = -1, _bytesInFlight;
 
@@ -41,12 +41,13 @@ public sealed class UplinkClient : IPipeline
         _metrics = metrics ?? throw new ArgumentNullException(nameof(metrics));
         _time = time ?? TimeProvider.System;
         _logger = loggerFactory.CreateLogger<UplinkClient>();
-        _queue = new UplinkSendQueue(options.QueueDuration, options.QueueMaxBytes, _time, metrics);
+        _queue = new UplinkSendQueue(options.QueueDuration, options.QueueMaxBytes, _time, metrics) { TargetDelay = options.TargetDelay };
         _framesSent = metrics.Counter("pinhole_uplink_frames_sent_total", "Access units sent over the uplink.");
         _bytesSent = metrics.Counter("pinhole_uplink_bytes_sent_total", "Media bytes sent over the uplink.");
         _connects = metrics.Counter("pinhole_uplink_connects_total", "Uplink sessions established.");
         _rttGauge = metrics.Gauge("pinhole_uplink_rtt_seconds", "Uplink round-trip time from the latest ack or pong.");
         _inFlightGauge = metrics.Gauge("pinhole_uplink_bytes_in_flight", "Media bytes sent but not yet acknowledged by the relay.");
+        _rateGauge = metrics.Gauge("pinhole_uplink_link_rate_bytes_per_second", "The uplink's measured rate: what the link carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 before the first acks.");
         InitRelayGauges(options);
     }
 
@@ -79,6 +80,11 @@ public sealed class UplinkClient : IPipeline
 
     /// <summary>Media bytes sent and not yet acknowledged.</summary>
     public long BytesInFlight => Interlocked.Read(ref _bytesInFlight);
+
+    /// <summary>The link's measured rate in bytes per second: what it carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 while disconnected or before the first acks.</summary>
+    public long LinkBytesPerSecond => Interlocked.Read(ref _linkBytesPerSecond);
+
+    private long _linkBytesPerSecond;
 
     /// <summary>Frames sent since start.</summary>
     public long FramesSent => _framesSent.Count;
@@ -201,6 +207,7 @@ public sealed class UplinkClient : IPipeline
 
     // The in-flight window before the first delivery-rate sample, and its floor.
     private const long MinWindowBytes = 16 * 1024;
+    private static readonly TimeSpan RateFilterWindow = TimeSpan.FromSeconds(10);
 
     private enum SessionOutcome { Failed, Refused, Ended }
 
@@ -382,6 +389,8 @@ public sealed class UplinkClient : IPipeline
             connectedGauge.Set(0);
             Interlocked.Exchange(ref _bytesInFlight, 0);
             _inFlightGauge.Set(0);
+            Interlocked.Exchange(ref _linkBytesPerSecond, 0);
+            _rateGauge.Set(0);
         }
     }
 
@@ -398,8 +407,12 @@ public sealed class UplinkClient : IPipeline
         public readonly Lock InFlightLock = new();
         public readonly Queue<(ulong Sequence, long SentAt)> InFlight = new();
         public readonly Queue<(long At, double BytesPerSecond)> RateSamples = new();
+        public readonly Queue<(long At, double BytesPerSecond)> LinkSamples = new();
+        public long SentAtLastAck;
         public long LastAckAt, LastAckBytes;
         public long WindowBytes = MinWindowBytes;
+        public long LowWatermark = MinWindowBytes;
+        public double BytesPerSecond;
         public long AckedBytes;
         public ulong Sequence;
 
@@ -472,12 +485,37 @@ public sealed class UplinkClient : IPipeline
             var dt = _time.GetElapsedTime(state.LastAckAt, at);
             if (state.LastAckAt != 0 && dt >= TimeSpan.FromMilliseconds(20))
             {
-                state.RateSamples.Enqueue((at, ((long)ack.BytesReceived - state.LastAckBytes) / dt.TotalSeconds));
+                var delivered = (long)ack.BytesReceived - state.LastAckBytes;
+                state.RateSamples.Enqueue((at, delivered / dt.TotalSeconds));
                 while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > TimeSpan.FromSeconds(2)) state.RateSamples.Dequeue();
                 var rate = 0.0;
                 foreach (var sample in state.RateSamples) rate = Math.Max(rate, sample.BytesPerSecond);
                 state.WindowBytes = Math.Max(MinWindowBytes, (long)(rate * _options.MaxUnackedAge.TotalSeconds));
+
+                // What the link itself can carry, for dropping frames that would arrive too late. Only
+                // samples of a busy link count: bytes sent before the previous ack were still not all
+                // delivered by this one. Otherwise the camera, not the link, set the rate (a fast link
+                // carries what it is given), and believing it would drop frames a fast link would carry.
+                // The filter is long: while frames are dropped the link idles now and then.
+                if ((long)ack.BytesReceived < state.SentAtLastAck) state.LinkSamples.Enqueue((at, delivered / dt.TotalSeconds));
+                while (state.LinkSamples.Count > 0 && _time.GetElapsedTime(state.LinkSamples.Peek().At, at) > RateFilterWindow) state.LinkSamples.Dequeue();
+                var link = 0.0;
+                foreach (var sample in state.LinkSamples) link = Math.Max(link, sample.BytesPerSecond);
+                state.BytesPerSecond = link > 0 ? Math.Max(link, rate) : 0;
+                var measured = link > 0 ? state.BytesPerSecond : rate;
+                _rateGauge.Set(measured);
+                Interlocked.Exchange(ref _linkBytesPerSecond, (long)measured);
+
+                // The kernel keeps at most SendBacklog of the link's time unsent: the rest waits in
+                // the queue, where a slow link drops by GOP instead of adding delay.
+                var lowWatermark = (long)(measured * _options.SendBacklog.TotalSeconds);
+                if (lowWatermark > state.LowWatermark * 5 / 4 || lowWatermark < state.LowWatermark * 3 / 4)
+                {
+                    state.LowWatermark = lowWatermark;
+                    state.Link.SetSendLowWatermark((int)Math.Min(int.MaxValue, lowWatermark));
+                }
             }
+            state.SentAtLastAck = state.Link.MediaBytesSent;
             state.LastAckAt = at;
             state.LastAckBytes = (long)ack.BytesReceived;
             state.AckedBytes = (long)ack.BytesReceived;
@@ -577,11 +615,16 @@ public sealed class UplinkClient : IPipeline
             // Delay must not hide in socket buffers: while the oldest unacknowledged frame is too
             // old, hold frames back here, where the time-bounded queue can drop them by GOP.
             bool congested;
+            long unacked;
+            double rate;
             lock (state.InFlightLock)
+            {
+                unacked = state.Link.MediaBytesSent - state.AckedBytes;
+                rate = state.BytesPerSecond;
                 congested = state.InFlight.Count > 0
-                    && (_time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge
-                        || state.Link.MediaBytesSent - state.AckedBytes >= state.WindowBytes);
-            if (congested || !_queue.TryDequeue(out var frame)) return true;
+                    && (_time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge || unacked >= state.WindowBytes);
+            }
+            if (congested || !_queue.TryDequeue(out var frame, unacked, rate)) return true;
             var camera = frame.Camera;
             if (frame.Unit.Data.Length > maxPayload)
             {

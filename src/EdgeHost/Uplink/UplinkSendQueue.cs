@@ -113,6 +113,11 @@ public sealed class UplinkSendQueue
             }
             var gopStart = camera.IsGopStart(unit);
             var now = _time.GetTimestamp();
+            if (gopStart)
+            {
+                if (camera.LastGopStartAt != 0) camera.GopInterval = _time.GetElapsedTime(camera.LastGopStartAt, now);
+                camera.LastGopStartAt = now;
+            }
             while (camera.Items.Count > 0 && (Age(camera.Items.Peek(), now) > MaxDelay || _bytes + unit.Data.Length > MaxBytes))
                 DropToNextGop(camera);
             if (camera.Skipping)
@@ -133,8 +138,35 @@ public sealed class UplinkSendQueue
         return true;
     }
 
+    /// <summary>
+    /// Delay a frame may reach at the relay on a link that is the bottleneck (default: no target,
+    /// only <see cref="MaxDelay"/>). See <see cref="TryDequeue(out QueuedFrame, long, double)"/>.
+    /// </summary>
+    public TimeSpan TargetDelay { get; init; } = Timeout.InfiniteTimeSpan;
+
+    /// <summary>
+    /// Transfer times below this do not count as a bottleneck: on a fast link, a frame's delay is its
+    /// age, and only <see cref="MaxDelay"/> drops (so a busy CPU does not drop frames a fast link would carry).
+    /// </summary>
+    public static readonly TimeSpan MinPredictedTransfer = TimeSpan.FromMilliseconds(100);
+
     /// <summary>Takes the oldest frame across cameras that is still young enough to send.</summary>
-    public bool TryDequeue(out QueuedFrame frame)
+    public bool TryDequeue(out QueuedFrame frame) => TryDequeue(out frame, 0, 0);
+
+    /// <summary>
+    /// Takes the oldest frame across cameras that is still young enough to send and, on a slow link,
+    /// can still arrive in time: when <paramref name="bytesPerSecond"/> (the link's measured delivery
+    /// rate) is known, a frame that is not a GOP start and would reach the relay later than
+    /// <see cref="TargetDelay"/> (its age, plus <paramref name="bytesAhead"/> still unacknowledged and
+    /// its own bytes at that rate) is dropped with the rest of its GOP, so the sender moves on to the
+    /// camera's newest keyframe instead of sending every frame just before it expires. GOP starts are
+    /// only dropped by <see cref="MaxDelay"/>: a keyframe too big to arrive in time is still the only
+    /// way to show anything. For the same reason a frame is dropped (with the rest of its GOP) when
+    /// sending it would still occupy the link once the camera's next keyframe is there (queued already,
+    /// or due one GOP interval after the last): a slow link then starts every GOP empty, and the
+    /// keyframe's delay is its own transfer time rather than that plus the end of the previous GOP.
+    /// </summary>
+    public bool TryDequeue(out QueuedFrame frame, long bytesAhead, double bytesPerSecond)
     {
         lock (_lock)
         {
@@ -147,7 +179,7 @@ public sealed class UplinkSendQueue
                 if (oldest is null) { frame = default; return false; }
 
                 var head = oldest.Items.Peek();
-                if (Age(head, now) > MaxDelay)
+                if (Age(head, now) > MaxDelay || (bytesPerSecond > 0 && !oldest.IsGopStart(head.Unit) && TooLate(head, now, bytesAhead, bytesPerSecond)))
                 {
                     DropToNextGop(oldest);
                     continue;
@@ -218,6 +250,20 @@ public sealed class UplinkSendQueue
 
     private TimeSpan Age(in QueuedFrame f, long now) => _time.GetElapsedTime(f.EnqueuedAt, now);
 
+    private bool TooLate(in QueuedFrame f, long now, long bytesAhead, double bytesPerSecond)
+    {
+        if (TargetDelay == Timeout.InfiniteTimeSpan) return false;
+        var transfer = TimeSpan.FromSeconds((Math.Max(0, bytesAhead) + f.Unit.Data.Length) / bytesPerSecond);
+        if (transfer < MinPredictedTransfer) return false;
+        if (Age(f, now) + transfer > TargetDelay) return true;
+        var camera = f.Camera;
+        // A newer keyframe of this camera is queued: this frame would hold it back.
+        if (f.EnqueuedAt < camera.LastGopStartAt) return true;
+        // The next keyframe is due before this frame would have left.
+        return camera.GopInterval > TimeSpan.Zero
+            && _time.GetElapsedTime(now, camera.LastGopStartAt) + camera.GopInterval < transfer;
+    }
+
     // Drops the camera's queued frames up to (not including) its next queued GOP start after the
     // head; with none queued, drops them all and skips incoming frames until the next keyframe.
     private void DropToNextGop(CameraQueue camera)
@@ -281,6 +327,9 @@ public sealed class CameraQueue
     internal IReadOnlyList<TrackInfo>? Tracks { get; set; }
     internal int VideoTrack { get; set; } = -1;
     internal bool Skipping { get; set; }
+    // When its latest GOP start was queued, and the time between the last two (zero until known).
+    internal long LastGopStartAt { get; set; }
+    internal TimeSpan GopInterval { get; set; }
     internal bool NeedKeyframe { get; set; } = true;
     internal bool EndRequested { get; set; }
     // The arrival order of the last frame queued before the end was requested.

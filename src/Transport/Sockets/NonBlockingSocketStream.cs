@@ -27,6 +27,9 @@ internal sealed class NonBlockingSocketStream : Stream
         _socket.Blocking = false;
     }
 
+    /// <summary>The socket, for options (its I/O belongs to this stream).</summary>
+    public Socket Socket => _socket;
+
     /// <summary>Bytes written but not yet taken by the kernel.</summary>
     public bool HasPending => _hasTail;
 

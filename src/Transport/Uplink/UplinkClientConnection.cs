@@ -62,6 +62,16 @@ public sealed class UplinkClientConnection : IDisposable
     /// <summary>Bytes were sent that the kernel has not taken yet; <see cref="FlushPending"/> pushes them.</summary>
     public bool HasPendingBytes => _socket.HasPending;
 
+    /// <summary>
+    /// Caps the bytes the kernel keeps unsent (<c>TCP_NOTSENT_LOWAT</c>, clamped to 16 KiB..4 MiB), so
+    /// that frames wait in the caller's queue, where they can be dropped by GOP, rather than in a send
+    /// buffer. False where the platform has no such option.
+    /// </summary>
+    public bool SetSendLowWatermark(int bytes) => TcpSendBuffer.TrySetNotSentLowWatermark(_socket.Socket, bytes);
+
+    /// <summary>The watermark in force, or null where it cannot be read.</summary>
+    public int? SendLowWatermark => TcpSendBuffer.NotSentLowWatermark(_socket.Socket);
+
     /// <summary>Neither side has closed and the connection was not aborted.</summary>
     public bool IsOpen => !_closeSent && !_closeReceived && !_aborted;
 
@@ -173,6 +183,8 @@ public sealed class UplinkClientConnection : IDisposable
             var filled = 0;
             var subProtocol = Upgrade(stream, relay, options, ref buffer, ref filled, out var headLength);
             var connection = new UplinkClientConnection(raw, stream, options.Limits, subProtocol);
+            // Until the link's rate is known, keep the smallest backlog below us.
+            TcpSendBuffer.TrySetNotSentLowWatermark(socket, TcpSendBuffer.MinLowWatermark);
             // The relay may send its first frame right behind the 101.
             if (filled > headLength)
             {

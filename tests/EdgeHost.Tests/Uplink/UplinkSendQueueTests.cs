@@ -188,6 +188,97 @@ public class UplinkSendQueueTests
         Assert.Equal(Enumerable.Range(25, 5), Drain(q));
     }
 
+    // Delay-bounded sending on a slow link (docs/benchmarks.md, slow-link): frames are 4 bytes here,
+    // so a rate of a few bytes per second makes a transfer time of a large fraction of a second.
+    private static UplinkSendQueue SlowLinkQueue(ManualTime time) =>
+        new(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry()) { TargetDelay = TimeSpan.FromSeconds(0.8) };
+
+    [Fact]
+    public void On_a_slow_link_the_rest_of_a_gop_that_would_arrive_after_the_target_is_dropped_but_its_keyframe_is_sent()
+    {
+        var time = new ManualTime();
+        var q = SlowLinkQueue(time);
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        for (var i = 0; i < 10; i++)
+        {
+            q.Enqueue(cam, Frame(i));
+            time.Advance(TimeSpan.FromMilliseconds(40));
+        }
+
+        // Frame 0 (the keyframe, 0.4 s old) would take 0.5 s more: late, but the only way to show anything.
+        Assert.True(q.TryDequeue(out var key, bytesAhead: 0, bytesPerSecond: 8));
+        Assert.Equal(0, Index(key));
+        // Frame 1 is 0.36 s old and needs 1 s (its 4 bytes behind 4 unacknowledged): 1.36 s > 0.8 s.
+        Assert.False(q.TryDequeue(out _, bytesAhead: 4, bytesPerSecond: 8));
+        Assert.Equal(9, cam.DroppedFrames);
+
+        // The camera resumes at its next keyframe.
+        for (var i = 10; i < 30; i++) q.Enqueue(cam, Frame(i));
+        Assert.Equal(Enumerable.Range(25, 5), Drain(q));
+        Assert.Equal(9 + 15, cam.DroppedFrames);
+    }
+
+    [Fact]
+    public void On_a_fast_link_only_the_hard_bound_drops_however_old_the_frames()
+    {
+        var time = new ManualTime();
+        var q = SlowLinkQueue(time);
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        for (var i = 0; i < 10; i++) q.Enqueue(cam, Frame(i));
+        time.Advance(TimeSpan.FromSeconds(1.5)); // older than the target, younger than the bound: a stalled CPU, not a slow link
+
+        var sent = new List<int>();
+        while (q.TryDequeue(out var f, bytesAhead: 1_000_000, bytesPerSecond: 100_000_000)) sent.Add(Index(f));
+        Assert.Equal(Enumerable.Range(0, 10), sent);
+        Assert.Equal(0, cam.DroppedFrames);
+    }
+
+    [Fact]
+    public void On_a_slow_link_frames_that_would_hold_back_a_queued_newer_keyframe_are_dropped()
+    {
+        var time = new ManualTime();
+        var q = SlowLinkQueue(time);
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        for (var i = 0; i < 30; i++)
+        {
+            q.Enqueue(cam, Frame(i)); // keyframes 0 and 25, all young
+            time.Advance(TimeSpan.FromMilliseconds(1));
+        }
+
+        Assert.True(q.TryDequeue(out var first, bytesAhead: 0, bytesPerSecond: 40)); // 0.1 s per frame
+        Assert.Equal(0, Index(first));
+        Assert.True(q.TryDequeue(out var next, bytesAhead: 0, bytesPerSecond: 40));
+        Assert.Equal(25, Index(next));
+        Assert.Equal(24, cam.DroppedFrames);
+        Assert.Equal(Enumerable.Range(26, 4), Drain(q));
+    }
+
+    [Fact]
+    public void On_a_slow_link_a_frame_that_would_still_be_on_the_wire_when_the_next_keyframe_is_due_is_dropped()
+    {
+        var time = new ManualTime();
+        var q = SlowLinkQueue(time);
+        var cam = q.AddCamera("cam");
+        q.SetTracks(cam, [Video]);
+        for (var i = 0; i <= 25; i++)
+        {
+            q.Enqueue(cam, Frame(i)); // keyframes at 0 and 25, 1 s apart: the GOP interval
+            if (i < 25) time.Advance(TimeSpan.FromMilliseconds(40));
+        }
+        Assert.Equal(Enumerable.Range(0, 26), Drain(q));
+
+        time.Advance(TimeSpan.FromSeconds(0.9)); // the next keyframe is due in 0.1 s
+        q.Enqueue(cam, Frame(48));
+        Assert.True(q.TryDequeue(out var fits, bytesAhead: 0, bytesPerSecond: 80)); // 0.05 s: not a bottleneck
+        Assert.Equal(48, Index(fits));
+        q.Enqueue(cam, Frame(49));
+        Assert.False(q.TryDequeue(out _, bytesAhead: 0, bytesPerSecond: 20)); // 0.2 s: would hold the keyframe back
+        Assert.Equal(1, cam.DroppedFrames);
+    }
+
     private sealed class ManualTime : TimeProvider
     {
         private long _ticks = 1_000_000;

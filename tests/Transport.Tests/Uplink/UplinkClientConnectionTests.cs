@@ -65,6 +65,25 @@ public sealed class UplinkClientConnectionTests : IDisposable
         }
     }
 
+    // Delay must wait where the edge can drop it by GOP, not in a send buffer that autotunes to
+    // megabytes (seconds on a slow link): the kernel keeps at most this many bytes unsent.
+    [Fact]
+    public async Task The_kernel_keeps_at_most_a_small_unsent_backlog_which_follows_the_link_rate()
+    {
+        if (!OperatingSystem.IsLinux()) return; // TCP_NOTSENT_LOWAT is Linux's
+        var (client, _) = await ConnectAsync();
+        using (client)
+        {
+            Assert.Equal(16 * 1024, client.SendLowWatermark);
+            Assert.True(client.SetSendLowWatermark(250_000));
+            Assert.Equal(250_000, client.SendLowWatermark);
+            Assert.True(client.SetSendLowWatermark(10)); // clamped: a fast link is never starved between wake-ups
+            Assert.Equal(16 * 1024, client.SendLowWatermark);
+            Assert.True(client.SetSendLowWatermark(int.MaxValue));
+            Assert.Equal(4 * 1024 * 1024, client.SendLowWatermark);
+        }
+    }
+
     [Fact]
     public async Task A_refused_upgrade_reports_the_status_and_the_relay_reason()
     {
