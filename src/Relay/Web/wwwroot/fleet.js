@@ -50,6 +50,7 @@
       case 'downloading': return 'downloading ' + (u.percent || 0) + ' %';
       case 'rolled-back': return 'rolled back' + (u.detail ? ': ' + u.detail : '');
       case 'refused': return 'refused' + (u.detail ? ': ' + u.detail : '');
+      case 'no-bundle': return u.detail || 'no bundle for this architecture';
       default: return u.state;
     }
   }
@@ -76,16 +77,23 @@
     const select = document.querySelector('#start-rollout select[name=version]');
     const chosen = select.value;
     select.textContent = '';
-    // Newest first in both: the list is sorted oldest version first.
+    // Newest first in both: the list is sorted oldest version first. One row per bundle (version and
+    // architecture), one option per version (a rollout offers each device the bundle of its architecture).
+    const options = new Map();
     for (const rel of (r.json || []).slice().reverse()) {
       const tr = document.createElement('tr');
       tr.dataset.version = rel.version;
+      tr.dataset.architecture = rel.architecture;
       cell(tr, rel.version); cell(tr, rel.architecture); cell(tr, when(rel.created)); cell(tr, bytes(rel.size), 'num');
       cell(tr, rel.files, 'num'); cell(tr, rel.sha256 ? rel.sha256.slice(0, 16) + '…' : null);
       body.appendChild(tr);
+      if (!options.has(rel.version)) options.set(rel.version, []);
+      options.get(rel.version).push(rel.architecture);
+    }
+    for (const [version, archs] of options) {
       const option = document.createElement('option');
-      option.value = rel.version;
-      option.textContent = rel.version + ' (' + rel.architecture + ')';
+      option.value = version;
+      option.textContent = version + ' (' + archs.slice().sort().join(', ') + ')';
       select.appendChild(option);
     }
     if (chosen && [...select.options].some(o => o.value === chosen)) select.value = chosen;
