@@ -78,7 +78,7 @@ public sealed partial class UpdateTests(ITestOutputHelper output)
     }
 
     [RequiresFact(Needs.RtspCamera)]
-    public async Task Bad_signature_tampered_file_and_wrong_architecture_are_refused_before_anything_is_installed()
+    public async Task Bad_signature_tampered_file_and_older_version_are_refused_and_another_architecture_is_not_offered_nothing_installed()
     {
         await using var rig = await UpdateRig.StartAsync(output, "12s");
         await rig.WaitForDeviceAsync(d => UpdateRig.RunsOnline(d, UpdateRig.BaseVersion), "online with 1.0.0", TimeSpan.FromSeconds(60));
