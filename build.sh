@@ -109,9 +109,16 @@ run_tests() {
 # out/release-keys/release.key, made on first use; keep it safe and off the relay) may be set.
 bundle() {
   install_packages
-  local version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo 0.0.0)}
+  # A release tag (v1.2.0, or v1.2.0-3-gabc1234 after it); with no tag, 0.0.0-g<commit> (a bare commit
+  # hash such as 0731523 would pass for a version number and break the assembly version).
+  local version=${VERSION:-$(git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null | sed 's/^v//' || true)}
+  [ -n "$version" ] || version=0.0.0-g$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo -dirty)
   local key=${RELEASE_KEY:-$ROOT/out/release-keys/release.key} rid stage
   case $version in [0-9]*) ;; *) version=0.0.0-$version ;; esac
+  # The assembly version takes only numbers (major[.minor[.build[.revision]]]); the full string goes to
+  # InformationalVersion and into the bundle's manifest.
+  local numeric=${version%%[-+]*}
+  [[ $numeric =~ ^[0-9]{1,5}(\.[0-9]{1,5}){0,3}$ ]] || numeric=0.0.0
   log "restore and build the relay CLI"
   dotnet build src/Relay/Pinhole.Relay.csproj -c "$CONFIGURATION" -v quiet -nologo -clp:NoSummary
   local relay=(dotnet "src/Relay/bin/$CONFIGURATION/net10.0/pinhole-relay.dll")
@@ -125,7 +132,7 @@ bundle() {
     rm -rf "$stage"
     log "publish pinhole-edge $version for $rid (self-contained)"
     dotnet publish src/EdgeHost/Pinhole.EdgeHost.csproj -c "$CONFIGURATION" -r "$rid" --self-contained true \
-      -p:Version="${version%%[-+]*}" -p:InformationalVersion="$version" -v quiet -nologo -o "$stage"
+      -p:Version="$numeric" -p:InformationalVersion="$version" -v quiet -nologo -o "$stage"
     "${relay[@]}" releases pack "$stage" --version "$version" --key "$key" --out "out/bundles/pinhole-edge-$version-$rid.bundle"
   done
   log "bundles in out/bundles; store one on a relay with: pinhole-relay releases add FILE --config relay.json"

@@ -235,16 +235,20 @@ pack.SetAction(parse =>
     }
 });
 var bundleFile = new Argument<FileInfo>("FILE") { Description = "a bundle made by 'releases pack'" };
-var releaseAdd = new Command("add", "Store a bundle on the relay (dataDir/releases/VERSION.bundle).") { bundleFile, configOption };
+var releaseAdd = new Command("add", "Store a bundle on the relay (dataDir/releases/VERSION/ARCH.bundle), replacing one of the same version and architecture.") { bundleFile, configOption };
 releaseAdd.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, store, origin) =>
 {
     var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;
     try
     {
-        var stored = new Pinhole.Relay.Updates.ReleaseStore(config.DataDir).Add(parse.GetValue(bundleFile)!.FullName);
+        var (stored, replaced) = new Pinhole.Relay.Updates.ReleaseStore(config.DataDir).Add(parse.GetValue(bundleFile)!.FullName);
+        var was = replaced is null ? "" : $"; replaced the bundle stored before (packed {replaced.Manifest.Created:u}, {replaced.Size} bytes, sha256 {Convert.ToHexStringLower(replaced.Sha256)})";
         store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "release.add", stored.Manifest.Version,
-            $"{stored.Manifest.Architecture}, {stored.Size} bytes, sha256 {Convert.ToHexStringLower(stored.Sha256)}"));
+            $"{stored.Manifest.Architecture}, {stored.Size} bytes, sha256 {Convert.ToHexStringLower(stored.Sha256)}{was}"));
         Console.WriteLine($"{stored.Manifest.Version}\t{stored.Manifest.Architecture}\t{stored.Size} bytes");
+        if (replaced is not null)
+            Console.WriteLine($"replaced the {stored.Manifest.Version} {stored.Manifest.Architecture} bundle stored before (packed {replaced.Manifest.Created:u}, {replaced.Size} bytes, sha256 {Convert.ToHexStringLower(replaced.Sha256)[..16]}…)" +
+                (replaced.Sha256.AsSpan().SequenceEqual(stored.Sha256) ? " by the same bytes" : ""));
         return 0;
     }
     catch (Pinhole.Transport.Updates.ReleaseBundleException e)
@@ -252,7 +256,7 @@ releaseAdd.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, store,
         return Fail($"{parse.GetValue(bundleFile)!.FullName}: {e.Message}", 1);
     }
 }));
-var releaseList = new Command("list", "List stored releases.") { configOption };
+var releaseList = new Command("list", "List stored releases: version, architecture, bytes, packed (one line per bundle).") { configOption };
 releaseList.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, _, _) =>
 {
     var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;

@@ -60,8 +60,11 @@ public sealed record UplinkClientOptions
     /// <summary>How often changed drop counters are reported to the relay. Default 1 s.</summary>
     public TimeSpan DropReportInterval { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Sent in the hello, for the relay's logs.</summary>
-    public string Agent { get; init; } = "pinhole-edge/" + Updates.ReleaseInfo.Version;
+    /// <summary>
+    /// Sent in the hello: <c>pinhole-edge/VERSION (ARCH)</c>. The relay logs it, shows the version, and offers each device
+    /// the release bundle of its architecture (docs/updates.md); a relay that reads only the version ignores the rest.
+    /// </summary>
+    public string Agent { get; init; } = $"pinhole-edge/{Updates.ReleaseInfo.Version} ({Transport.Updates.ReleaseBundle.CurrentArchitecture})";
 
     /// <summary>Message size limits for what the relay sends.</summary>
     public UplinkLimits Limits { get; init; } = UplinkLimits.Default;

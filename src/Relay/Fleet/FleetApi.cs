@@ -226,6 +226,7 @@ public static class FleetApi
             ["reportedAt"] = record?.ReportedAt,
             ["lastError"] = lastError,
             ["version"] = AgentVersion(live?.Session.Agent ?? record?.Agent),
+            ["architecture"] = AgentArchitecture(live?.Session.Agent ?? record?.Agent),
             ["update"] = updates?.Store.Get(id) is { } u ? Updates.Rollouts.DeviceView(id, u) : null,
         };
     }
@@ -273,11 +274,27 @@ public static class FleetApi
     private static IResult Error(int status, string message) =>
         Results.Text(new JsonObject { ["error"] = message }.ToJsonString(), Json, statusCode: status);
 
-    /// <summary>The version in an agent string (<c>pinhole-edge/2.1.0</c> gives <c>2.1.0</c>), or null.</summary>
+    /// <summary>The version in an agent string (<c>pinhole-edge/2.1.0 (linux-arm64)</c> and <c>pinhole-edge/2.1.0</c> give <c>2.1.0</c>), or null.</summary>
     public static string? AgentVersion(string? agent)
     {
-        var slash = agent?.LastIndexOf('/') ?? -1;
-        return slash >= 0 && slash < agent!.Length - 1 ? agent[(slash + 1)..] : null;
+        if (agent is null) return null;
+        var space = agent.IndexOf(' ', StringComparison.Ordinal);
+        var product = space >= 0 ? agent[..space] : agent;
+        var slash = product.LastIndexOf('/');
+        return slash >= 0 && slash < product.Length - 1 ? product[(slash + 1)..] : null;
+    }
+
+    /// <summary>
+    /// The architecture in an agent string (<c>pinhole-edge/2.1.0 (linux-arm64)</c> gives <c>linux-arm64</c>), or null
+    /// when it names none (an edge older than this relay sends only <c>pinhole-edge/2.1.0</c>).
+    /// </summary>
+    public static string? AgentArchitecture(string? agent)
+    {
+        if (agent is null || !agent.EndsWith(')')) return null;
+        var open = agent.LastIndexOf(" (", StringComparison.Ordinal);
+        if (open < 0) return null;
+        var arch = agent[(open + 2)..^1];
+        return arch.Length is >= 1 and <= 32 && arch.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '-' or '_') ? arch : null;
     }
 
     private static bool SameOrigin(HttpContext http)

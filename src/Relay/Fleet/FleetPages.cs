@@ -3,7 +3,8 @@ using System.Net;
 namespace Pinhole.Relay.Fleet;
 
 /// <summary>
-/// The fleet pages for admins: <c>/fleet</c> (devices with their state, the audit log) and
+/// The fleet pages for admins: <c>/fleet</c> (devices with their state and update, releases, rollouts
+/// with a form to start one, the audit log) and
 /// <c>/fleet/devices/ID</c> (state, config editor with the relay's validation inline, revision
 /// history). Plain HTML; <c>fleet.js</c> (embedded, same origin) draws them from <c>/api</c>.
 /// </summary>
@@ -14,8 +15,25 @@ internal static class FleetPages
         endpoints.MapGet("/fleet", (HttpContext http) => Page(http, "Fleet", """
             <h1>Fleet</h1>
             <section><h2>Devices</h2>
-              <table id="devices"><thead><tr><th>device</th><th>state</th><th>last seen</th><th>agent</th><th>cameras</th><th>sensors</th><th>desired</th><th>reported</th><th>last error</th></tr></thead><tbody></tbody></table>
+              <table id="devices"><thead><tr><th>device</th><th>state</th><th>last seen</th><th>agent</th><th>update</th><th>cameras</th><th>sensors</th><th>desired</th><th>reported</th><th>last error</th></tr></thead><tbody></tbody></table>
               <form id="add-device"><label>New device id <input name="id" required maxlength="64" pattern="[A-Za-z0-9_-]+"></label> <button type="submit">Add</button> <output id="add-result"></output></form>
+            </section>
+            <section><h2>Updates</h2>
+              <h3>Releases</h3>
+              <table id="releases"><thead><tr><th>version</th><th>architecture</th><th>packed</th><th>size</th><th>files</th><th>sha-256</th></tr></thead><tbody></tbody></table>
+              <p class="muted">Add one with <code>pinhole-relay releases add FILE</code> (bundles from <code>./build.sh bundle</code>).</p>
+              <h3>Start a rollout</h3>
+              <form id="start-rollout">
+                <label>Version <select name="version"></select></label>
+                <label>Devices <input name="devices" placeholder="gw1,gw2"></label>
+                <label><input type="checkbox" name="all"> all devices</label>
+                <label>Percent <input name="percent" type="number" min="1" max="100" value="100" required></label>
+                <label>Halt above <input name="maxFailurePercent" type="number" min="0" max="100" value="20" required> % failures</label>
+                <label><input type="checkbox" name="force"> force (allow a downgrade)</label>
+                <button type="submit">Start rollout</button> <output id="rollout-result"></output>
+              </form>
+              <h3>Rollouts</h3>
+              <div id="rollouts"><p class="muted">none yet</p></div>
             </section>
             <section><h2>Audit log</h2>
               <table id="audit"><thead><tr><th>when</th><th>who</th><th>from</th><th>what</th><th>target</th><th>detail</th></tr></thead><tbody></tbody></table>

@@ -11,20 +11,32 @@ namespace Pinhole.Relay.Updates;
 /// <param name="Sha256">SHA-256 of the whole bundle (what the device checks a finished download against).</param>
 public sealed record StoredRelease(ReleaseManifest Manifest, string Path, long Size, byte[] Sha256);
 
+/// <summary>What <see cref="ReleaseStore.Add"/> stored.</summary>
+/// <param name="Release">The stored bundle.</param>
+/// <param name="Replaced">The bundle of the same version and architecture it replaced, or null.</param>
+public sealed record AddedRelease(StoredRelease Release, StoredRelease? Replaced);
+
 /// <summary>
-/// Release bundles on the relay: <c>dataDir/releases/VERSION.bundle</c>, added whole (copy, fsync, rename).
-/// The relay does not need the release key: it serves bytes, and the device checks the signature.
+/// Release bundles on the relay, one per version and architecture: <c>dataDir/releases/VERSION/ARCH.bundle</c>,
+/// added whole (copy, fsync, rename). A bundle stored by an older relay as <c>dataDir/releases/VERSION.bundle</c>
+/// is moved to its place the first time the store is used. The relay does not need the release key: it serves
+/// bytes, and the device checks the signature.
 /// </summary>
 public sealed class ReleaseStore(string dataDir)
 {
     private readonly ConcurrentDictionary<string, (DateTime Modified, long Size, StoredRelease Release)> _cache = new(StringComparer.Ordinal);
+    private readonly Lock _migrate = new();
+    private bool _migrated;
 
     /// <summary>The folder.</summary>
     public string Folder { get; } = System.IO.Path.Combine(dataDir, "releases");
 
-    /// <summary>Checks <paramref name="file"/> is a well-formed bundle (head, manifest, length) and stores it under its version.</summary>
+    /// <summary>
+    /// Checks <paramref name="file"/> is a well-formed bundle (head, manifest, length) and stores it under its version
+    /// and architecture, replacing a bundle stored before for the same pair (<see cref="AddedRelease.Replaced"/>).
+    /// </summary>
     /// <exception cref="ReleaseBundleException">Not a bundle, or truncated.</exception>
-    public StoredRelease Add(string file)
+    public AddedRelease Add(string file)
     {
         ReleaseBundleHead head;
         long length;
@@ -35,50 +47,135 @@ public sealed class ReleaseStore(string dataDir)
         }
         if (length != head.Length + head.Manifest.TotalBytes)
             throw new ReleaseBundleException($"{file} is {length} bytes; its manifest says {head.Length + head.Manifest.TotalBytes}");
-        Directory.CreateDirectory(Folder);
-        var target = PathOf(head.Manifest.Version);
+        Migrate();
+        var (version, arch) = (head.Manifest.Version, head.Manifest.Architecture);
+        StoredRelease? replaced;
+        try
+        {
+            replaced = Get(version, arch);
+        }
+        catch (Exception e) when (e is ReleaseBundleException or IOException)
+        {
+            replaced = null; // a damaged file is simply overwritten
+        }
+        var target = PathOf(version, arch);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
         var temp = target + ".adding";
         File.Copy(file, temp, overwrite: true);
         using (var f = new FileStream(temp, FileMode.Open, FileAccess.ReadWrite)) f.Flush(flushToDisk: true);
         File.Move(temp, target, overwrite: true);
-        return Get(head.Manifest.Version) ?? throw new IOException($"{target} vanished after it was stored");
+        var stored = Get(version, arch) ?? throw new IOException($"{target} vanished after it was stored");
+        return new AddedRelease(stored, replaced);
     }
 
-    /// <summary>The release of <paramref name="version"/>, or null.</summary>
-    public StoredRelease? Get(string version)
+    /// <summary>The bundle of <paramref name="version"/> for <paramref name="architecture"/> (exactly), or null.</summary>
+    /// <exception cref="ReleaseBundleException">The stored file is damaged, or is not that version and architecture.</exception>
+    public StoredRelease? Get(string version, string architecture)
     {
-        if (!ReleaseVersion.IsValid(version)) return null;
-        var path = PathOf(version);
+        if (!ReleaseVersion.IsValid(version) || !ReleaseManifest.Architectures.Contains(architecture)) return null;
+        Migrate();
+        var path = PathOf(version, architecture);
         var info = new FileInfo(path);
         if (!info.Exists) return null;
-        if (_cache.TryGetValue(version, out var cached) && cached.Modified == info.LastWriteTimeUtc && cached.Size == info.Length) return cached.Release;
+        if (_cache.TryGetValue(path, out var cached) && cached.Modified == info.LastWriteTimeUtc && cached.Size == info.Length) return cached.Release;
         using var s = File.OpenRead(path);
         var head = ReleaseUnpacker.ReadHead(s);
+        if (head.Manifest.Version != version || head.Manifest.Architecture != architecture)
+            throw new ReleaseBundleException($"{path} holds {head.Manifest.Version} for {head.Manifest.Architecture}");
         s.Position = 0;
         var release = new StoredRelease(head.Manifest, path, info.Length, SHA256.HashData(s));
-        _cache[version] = (info.LastWriteTimeUtc, info.Length, release);
+        _cache[path] = (info.LastWriteTimeUtc, info.Length, release);
         return release;
     }
 
-    /// <summary>Every stored release, oldest version first; unreadable files are skipped.</summary>
-    public IReadOnlyList<StoredRelease> List()
+    /// <summary>Every readable bundle of <paramref name="version"/>, by architecture; a damaged one is left out and its problem added to <paramref name="problems"/>.</summary>
+    public IReadOnlyList<StoredRelease> ForVersion(string version, ICollection<string>? problems = null)
     {
-        if (!Directory.Exists(Folder)) return [];
         var list = new List<StoredRelease>();
-        foreach (var file in Directory.EnumerateFiles(Folder, "*.bundle"))
+        if (!ReleaseVersion.IsValid(version)) return list;
+        foreach (var arch in ReleaseManifest.Architectures.Order(StringComparer.Ordinal))
         {
             try
             {
-                if (Get(System.IO.Path.GetFileNameWithoutExtension(file)) is { } r) list.Add(r);
+                if (Get(version, arch) is { } r) list.Add(r);
             }
             catch (Exception e) when (e is ReleaseBundleException or IOException)
             {
-                // A damaged file is listed by nobody and offered to nobody.
+                problems?.Add($"{version} {arch}: {e.Message}");
             }
         }
-        list.Sort((a, b) => ReleaseVersion.Compare(a.Manifest.Version, b.Manifest.Version));
         return list;
     }
 
-    private string PathOf(string version) => System.IO.Path.Combine(Folder, version + ".bundle");
+    /// <summary>
+    /// The bundle of <paramref name="version"/> to offer a device of <paramref name="deviceArchitecture"/>: the one for
+    /// that architecture, else the <c>any</c> one. A device that does not say (null: an edge older than this relay) gets
+    /// the <c>any</c> bundle, or the only one of that version. Otherwise null, with the reason in <paramref name="problem"/>.
+    /// </summary>
+    public StoredRelease? Choose(string version, string? deviceArchitecture, out string? problem)
+    {
+        var all = ForVersion(version);
+        problem = null;
+        if (all.Count == 0)
+        {
+            problem = $"release {version} is not stored on this relay";
+            return null;
+        }
+        var stored = string.Join(", ", all.Select(r => r.Manifest.Architecture));
+        if (!string.IsNullOrEmpty(deviceArchitecture))
+        {
+            var match = all.FirstOrDefault(r => r.Manifest.Architecture == deviceArchitecture) ?? all.FirstOrDefault(r => r.Manifest.Architecture == "any");
+            if (match is null) problem = $"no bundle for this architecture ({deviceArchitecture}): {version} is stored for {stored}";
+            return match;
+        }
+        var chosen = all.FirstOrDefault(r => r.Manifest.Architecture == "any") ?? (all.Count == 1 ? all[0] : null);
+        if (chosen is null) problem = $"no bundle for this architecture: the device does not report its architecture (an older edge) and {version} is stored for {stored}";
+        return chosen;
+    }
+
+    /// <summary>Every stored bundle, oldest version first, then by architecture; unreadable files are skipped.</summary>
+    public IReadOnlyList<StoredRelease> List()
+    {
+        Migrate();
+        if (!Directory.Exists(Folder)) return [];
+        var list = new List<StoredRelease>();
+        foreach (var dir in Directory.EnumerateDirectories(Folder))
+            list.AddRange(ForVersion(System.IO.Path.GetFileName(dir))); // a damaged file is listed by nobody and offered to nobody
+        list.Sort((a, b) => ReleaseVersion.Compare(a.Manifest.Version, b.Manifest.Version) is var c and not 0
+            ? c : string.CompareOrdinal(a.Manifest.Version + " " + a.Manifest.Architecture, b.Manifest.Version + " " + b.Manifest.Architecture));
+        return list;
+    }
+
+    /// <summary>
+    /// Moves bundles an older relay stored as <c>releases/VERSION.bundle</c> to <c>releases/VERSION/ARCH.bundle</c>
+    /// (one rename each, by what their manifest says). One that cannot be read stays where it is; one whose place is
+    /// taken already (a newer bundle was added there) too.
+    /// </summary>
+    private void Migrate()
+    {
+        lock (_migrate)
+        {
+            if (_migrated) return;
+            _migrated = true;
+            if (!Directory.Exists(Folder)) return;
+            foreach (var file in Directory.EnumerateFiles(Folder, "*.bundle"))
+            {
+                try
+                {
+                    ReleaseManifest manifest;
+                    using (var s = File.OpenRead(file)) manifest = ReleaseUnpacker.ReadHead(s).Manifest;
+                    var target = PathOf(manifest.Version, manifest.Architecture);
+                    if (File.Exists(target)) continue;
+                    Directory.CreateDirectory(System.IO.Path.GetDirectoryName(target)!);
+                    File.Move(file, target);
+                }
+                catch (Exception e) when (e is ReleaseBundleException or IOException or UnauthorizedAccessException)
+                {
+                    // Damaged, or moved by another process (the CLI and the relay share the folder) meanwhile.
+                }
+            }
+        }
+    }
+
+    private string PathOf(string version, string architecture) => System.IO.Path.Combine(Folder, version, architecture + ".bundle");
 }

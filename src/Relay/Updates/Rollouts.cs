@@ -21,16 +21,10 @@ public static class Rollouts
         ArgumentNullException.ThrowIfNull(audit);
         ArgumentNullException.ThrowIfNull(origin);
         if (!ReleaseVersion.IsValid(version)) return (null, $"\"{version}\" is not a release version");
-        StoredRelease? release;
-        try
-        {
-            release = releases.Get(version);
-        }
-        catch (ReleaseBundleException e)
-        {
-            return (null, $"release {version} is damaged: {e.Message}");
-        }
-        if (release is null) return (null, $"no release {version} on this relay (pinhole-relay releases add FILE)");
+        var problems = new List<string>();
+        var bundles = releases.ForVersion(version, problems);
+        if (bundles.Count == 0 && problems.Count > 0) return (null, $"release {version} is damaged: {string.Join("; ", problems)}");
+        if (bundles.Count == 0) return (null, $"no release {version} on this relay (pinhole-relay releases add FILE)");
         if (percent is < 1 or > 100) return (null, $"--percent must be 1 to 100 (got {percent})");
         if (maxFailurePercent is < 0 or > 100) return (null, $"--max-failures must be 0 to 100 (got {maxFailurePercent})");
         if (targets is not null)

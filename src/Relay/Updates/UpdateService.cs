@@ -46,11 +46,17 @@ public sealed partial class UpdateService
 
     private long _bytesServed;
 
+    /// <summary>A staged device's state when the rollout's version is stored, but not for its architecture.</summary>
+    public const string NoBundle = "no-bundle";
+
     private sealed class Serving(RelayUplinkSession session)
     {
         public RelayUplinkSession Session { get; } = session;
         public Channel<UpdateRequest> Requests { get; } = Channel.CreateBounded<UpdateRequest>(new BoundedChannelOptions(64) { FullMode = BoundedChannelFullMode.DropOldest });
+        /// <summary>What the device says it runs on (from its agent string), or null for an edge that does not say.</summary>
+        public string? Architecture { get; } = Fleet.FleetApi.AgentArchitecture(session.Agent);
         public string? Offered;
+        public string? OfferedArchitecture;
         public Task Task = Task.CompletedTask;
     }
 
@@ -127,7 +133,18 @@ public sealed partial class UpdateService
         {
             await foreach (var request in serving.Requests.Reader.ReadAllAsync())
             {
-                var release = _releases.Get(request.Version);
+                // The bundle that was offered (by version and architecture), else the one an offer would name now.
+                StoredRelease? release;
+                try
+                {
+                    release = serving.Offered == request.Version && serving.OfferedArchitecture is { } arch
+                        ? _releases.Get(request.Version, arch)
+                        : _releases.Choose(request.Version, serving.Architecture, out _);
+                }
+                catch (ReleaseBundleException)
+                {
+                    release = null; // damaged on disk since the offer: the device's hash check would refuse it anyway
+                }
                 if (release is null) continue;
                 var offset = request.Offset;
                 var left = (long)Math.Min(request.Length, (ulong)Math.Max(0, release.Size - (long)Math.Min(offset, (ulong)release.Size)));
@@ -173,7 +190,8 @@ public sealed partial class UpdateService
         if (rollout is null || rollout.State != "active") return;
         var staged = Staged(rollout);
         var states = _store.All().ToDictionary(d => d.Device, StringComparer.Ordinal);
-        var offered = staged.Count(id => states.TryGetValue(id, out var d) && d.Version == rollout.Version && d.State is not null);
+        // A device with no bundle for its architecture was not offered anything: it neither counts as a failure nor dilutes them.
+        var offered = staged.Count(id => states.TryGetValue(id, out var d) && d.Version == rollout.Version && d.State is not null and not NoBundle);
         var failed = staged.Count(id => states.TryGetValue(id, out var d) && d.Version == rollout.Version && d.State is "rolled-back" or "refused");
         if (failed > 0 && failed * 100 > rollout.MaxFailurePercent * Math.Max(1, offered))
         {
@@ -201,18 +219,29 @@ public sealed partial class UpdateService
         var state = _store.Get(device);
         if (state?.Running == rollout.Version) return;
         if (!rollout.Force && state is { Version: { } v, State: "rolled-back" or "refused" } && v == rollout.Version) return;
-        var release = _releases.Get(rollout.Version);
+        var release = _releases.Choose(rollout.Version, serving.Architecture, out var problem);
         if (release is null)
         {
-            _store.SetRolloutState(rollout.Id, "halted", $"release {rollout.Version} is not stored on this relay (pinhole-relay releases add FILE)");
+            if (_releases.ForVersion(rollout.Version).Count == 0)
+            {
+                _store.SetRolloutState(rollout.Id, "halted", $"release {rollout.Version} is not stored on this relay (pinhole-relay releases add FILE)");
+                return;
+            }
+            // Stored, but not for this device's architecture: say so in its state (once), and offer it when the bundle is added.
+            if (state is not { State: NoBundle } || state.Version != rollout.Version || state.Detail != problem)
+            {
+                _store.SetState(device, rollout.Version, NoBundle, 0, problem!, _time.GetUtcNow());
+                LogNoBundle(_logger, device, rollout.Version, problem!);
+            }
             return;
         }
         serving.Offered = rollout.Version;
-        if (state?.Version != rollout.Version || state.State is null) _store.SetState(device, rollout.Version, "offered", 0, "", _time.GetUtcNow());
+        serving.OfferedArchitecture = release.Manifest.Architecture;
+        if (state?.Version != rollout.Version || state.State is null or NoBundle) _store.SetState(device, rollout.Version, "offered", 0, "", _time.GetUtcNow());
         try
         {
             await serving.Session.SendAsync(new UpdateOffer(rollout.Version, release.Manifest.Architecture, (ulong)release.Size, release.Sha256, rollout.Force), CancellationToken.None);
-            LogOffered(_logger, device, rollout.Version, release.Size);
+            LogOffered(_logger, device, rollout.Version, release.Manifest.Architecture, release.Size);
         }
         catch (Exception e) when (e is OperationCanceledException or System.Net.WebSockets.WebSocketException or IOException or ObjectDisposedException)
         {
@@ -220,8 +249,11 @@ public sealed partial class UpdateService
         }
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Updates: offered {Version} ({Size} bytes) to {Device}")]
-    private static partial void LogOffered(ILogger logger, string device, string version, long size);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Updates: offered {Version} for {Architecture} ({Size} bytes) to {Device}")]
+    private static partial void LogOffered(ILogger logger, string device, string version, string architecture, long size);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Updates: {Device} is not offered {Version}: {Problem}")]
+    private static partial void LogNoBundle(ILogger logger, string device, string version, string problem);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Updates: {Device} reports {Version} {State}")]
     private static partial void LogState(ILogger logger, string device, string version, string state);

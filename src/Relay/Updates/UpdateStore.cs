@@ -20,9 +20,9 @@ public sealed record Rollout(long Id, string Version, IReadOnlyList<string>? Dev
 /// <param name="Device">Device id.</param>
 /// <param name="Running">The version it runs.</param>
 /// <param name="Version">The version the state is about.</param>
-/// <param name="State"><c>offered</c>, <c>downloading</c>, <c>installing</c>, <c>trial</c>, <c>committed</c>, <c>rolled-back</c>, <c>refused</c>.</param>
+/// <param name="State"><c>offered</c>, <c>downloading</c>, <c>installing</c>, <c>trial</c>, <c>committed</c>, <c>rolled-back</c>, <c>refused</c>, or <c>no-bundle</c> (not offered: the relay has the version, but not for the device's architecture).</param>
 /// <param name="Percent">Download progress.</param>
-/// <param name="Detail">Why (rolled back, refused).</param>
+/// <param name="Detail">Why (rolled back, refused, no bundle).</param>
 /// <param name="Updated">When.</param>
 public sealed record DeviceUpdate(string Device, string? Running, string? Version, string? State, int Percent, string Detail, DateTimeOffset Updated);
 

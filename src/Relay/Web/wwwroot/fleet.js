@@ -43,6 +43,123 @@
     }
   }
 
+  // One device's update state as a person reads it: "downloading 40 %", "rolled back: why".
+  function updateText(u) {
+    if (!u || !u.state) return null;
+    switch (u.state) {
+      case 'downloading': return 'downloading ' + (u.percent || 0) + ' %';
+      case 'rolled-back': return 'rolled back' + (u.detail ? ': ' + u.detail : '');
+      case 'refused': return 'refused' + (u.detail ? ': ' + u.detail : '');
+      case 'no-bundle': return u.detail || 'no bundle for this architecture';
+      default: return u.state;
+    }
+  }
+
+  // The device list's update column: the version it runs, then what it does about the last offer.
+  function updateColumn(d) {
+    const u = d.update;
+    const running = d.version || (u && u.running) || '?';
+    if (!u || !u.state) return running;
+    if (u.state === 'committed' && u.version === running) return running + ' (committed)';
+    return running + ' → ' + u.version + ' ' + updateText(u);
+  }
+
+  function bytes(n) {
+    if (n === null || n === undefined) return null;
+    return n >= 1048576 ? (n / 1048576).toFixed(1) + ' MiB' : n >= 1024 ? (n / 1024).toFixed(1) + ' KiB' : n + ' B';
+  }
+
+  async function drawReleases() {
+    const r = await api('GET', '/releases');
+    if (!r.ok) return;
+    const body = document.querySelector('#releases tbody');
+    body.textContent = '';
+    const select = document.querySelector('#start-rollout select[name=version]');
+    const chosen = select.value;
+    select.textContent = '';
+    // Newest first in both: the list is sorted oldest version first. One row per bundle (version and
+    // architecture), one option per version (a rollout offers each device the bundle of its architecture).
+    const options = new Map();
+    for (const rel of (r.json || []).slice().reverse()) {
+      const tr = document.createElement('tr');
+      tr.dataset.version = rel.version;
+      tr.dataset.architecture = rel.architecture;
+      cell(tr, rel.version); cell(tr, rel.architecture); cell(tr, when(rel.created)); cell(tr, bytes(rel.size), 'num');
+      cell(tr, rel.files, 'num'); cell(tr, rel.sha256 ? rel.sha256.slice(0, 16) + '…' : null);
+      body.appendChild(tr);
+      if (!options.has(rel.version)) options.set(rel.version, []);
+      options.get(rel.version).push(rel.architecture);
+    }
+    for (const [version, archs] of options) {
+      const option = document.createElement('option');
+      option.value = version;
+      option.textContent = version + ' (' + archs.slice().sort().join(', ') + ')';
+      select.appendChild(option);
+    }
+    if (chosen && [...select.options].some(o => o.value === chosen)) select.value = chosen;
+  }
+
+  async function drawRollouts() {
+    const r = await api('GET', '/rollouts');
+    if (!r.ok) return;
+    const panel = document.getElementById('rollouts');
+    panel.textContent = '';
+    const list = (r.json || []).slice(0, 5);
+    if (list.length === 0) {
+      const p = document.createElement('p'); p.className = 'muted'; p.textContent = 'none yet'; panel.appendChild(p);
+      return;
+    }
+    for (const ro of list) {
+      const div = document.createElement('div');
+      div.className = 'rollout';
+      div.dataset.rollout = ro.id;
+      const h = document.createElement('h4');
+      h.textContent = 'Rollout ' + ro.id + ': ' + ro.version + ' to ' + (ro.devices === 'all' ? 'all devices' : ro.devices.join(', ')) +
+        ' (' + ro.percent + ' %, halts above ' + ro.maxFailurePercent + ' % failures' + (ro.force ? ', forced' : '') + ') by ' + ro.author + ', ' + when(ro.created);
+      div.appendChild(h);
+      const state = document.createElement('p');
+      state.className = 'rollout-state' + (ro.state === 'halted' ? ' error' : '');
+      state.textContent = ro.state + (ro.detail ? ': ' + ro.detail : '');
+      div.appendChild(state);
+      const table = document.createElement('table');
+      table.innerHTML = '<thead><tr><th>device</th><th>running</th><th>state</th><th>since</th></tr></thead><tbody></tbody>';
+      for (const d of ro.staged || []) {
+        const tr = document.createElement('tr');
+        tr.dataset.device = d.device;
+        cell(tr, d.device); cell(tr, d.running);
+        cell(tr, updateText(d), 'update ' + (d.state || ''));
+        cell(tr, when(d.updated));
+        table.tBodies[0].appendChild(tr);
+      }
+      div.appendChild(table);
+      panel.appendChild(div);
+    }
+  }
+
+  async function startRollout(form) {
+    const out = document.getElementById('rollout-result');
+    out.className = '';
+    out.textContent = 'starting…';
+    const f = form.elements;
+    const body = {
+      version: f.version.value,
+      percent: Number(f.percent.value),
+      maxFailurePercent: Number(f.maxFailurePercent.value),
+      force: f.force.checked,
+    };
+    if (f.all.checked) body.all = true;
+    else body.devices = f.devices.value.split(',').map(x => x.trim()).filter(x => x.length > 0);
+    const r = await api('POST', '/rollouts', body);
+    if (r.ok && r.json) {
+      out.textContent = 'rollout ' + r.json.id + ' started: ' + r.json.version + ' to ' + (r.json.devices === 'all' ? 'all devices' : r.json.devices.join(', '));
+    } else {
+      out.className = 'error';
+      out.textContent = 'not started: ' + ((r.json && r.json.error) || ('HTTP ' + r.status));
+    }
+    await drawRollouts();
+    await drawFleet();
+  }
+
   async function drawFleet() {
     const r = await api('GET', '/devices');
     const body = document.querySelector('#devices tbody');
@@ -58,6 +175,7 @@
       name.appendChild(a);
       cell(tr, d.revoked ? 'revoked' : d.online ? 'online' : 'offline', 'state ' + (d.online ? 'online' : 'offline'));
       cell(tr, when(d.lastSeen)); cell(tr, d.agent);
+      cell(tr, updateColumn(d), 'update');
       cell(tr, summary(d.cameras));
       const sensors = cell(tr, '');
       const chart = document.createElement('a');
@@ -83,6 +201,7 @@
         ['state', d.revoked ? 'revoked' : d.online ? 'online' : 'offline'], ['last seen', when(d.lastSeen)],
         ['address', d.remoteAddress], ['agent', d.agent], ['uptime', d.uptimeSeconds ? Math.round(d.uptimeSeconds) + ' s' : null],
         ['cameras', summary(d.cameras)], ['sensors', summary(d.sensors)],
+        ['version and update', updateColumn(d)],
         ['desired revision', d.desiredRevision], ['reported', d.reportedRevision ? d.reportedRevision + ' ' + d.reportedOutcome : null],
         ['last error', d.lastError],
       ];
@@ -143,8 +262,17 @@
       document.getElementById('add-result').textContent = r.ok ? 'token for ' + id + ' (shown once): ' + r.json.token : ((r.json && r.json.error) || r.status);
       await drawFleet();
     });
+    document.getElementById('start-rollout').addEventListener('submit', async e => {
+      e.preventDefault();
+      await startRollout(e.target);
+    });
     drawFleet();
+    drawReleases();
+    drawRollouts();
     setInterval(drawFleet, 5000);
+    setInterval(drawReleases, 10000);
+    // A download moves in seconds: the rollout panel is redrawn more often than the rest.
+    setInterval(drawRollouts, 2000);
   } else {
     document.getElementById('save').addEventListener('click', save);
     document.getElementById('rotate').addEventListener('click', () => tokenAction('rotate-token'));
