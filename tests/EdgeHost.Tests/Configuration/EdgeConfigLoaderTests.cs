@@ -91,7 +91,7 @@ public class EdgeConfigLoaderTests
         { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"rtsp://h/1\",\"transport\":1}]"), "cameras[0].transport: expected a string, got the number 1" },
         { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"exec:cat /dev/video0\",\"transport\":\"udp\"}]"), "cameras[0].transport: is only used by rtsp:// sources (leave it out for exec:)" },
         { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"rtsp://h/1\",\"Transport\":\"udp\"}]"), "cameras[0].Transport: unknown key \"Transport\" (did you mean \"transport\"?)" },
-        { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"i2c\"}]"), "sensors[0].kind: unsupported kind \"i2c\" (use \"file\" or \"gpio\")" },
+        { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"i2c\"}]"), "sensors[0].kind: unsupported kind \"i2c\" (use \"file\", \"gpio\", \"bme280\", \"bmp280\", \"sht3x\", \"dht22\", \"ads1115\", \"ds18b20\")" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\"}]"), "sensors[0].path: is required" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"5 sec\"}]"), "sensors[0].interval: \"5 sec\" is not a duration (use e.g. 5s, 20ms, 1m)" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"5d\"}]"), "sensors[0].interval: \"5d\" has unknown unit \"d\" (use ms, s, m or h)" },
