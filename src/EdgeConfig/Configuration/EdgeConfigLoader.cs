@@ -221,7 +221,7 @@ public static class EdgeConfigLoader
                     if (!SensorKinds.TryParseI2cAddress(sensor.Address, out var address))
                         problems.Add(new(o.PathOf("address"), $"\"{sensor.Address}\" is not an I2C address like \"0x{allowed[0]:x2}\""));
                     else if (!allowed.Contains(address))
-                        problems.Add(new(o.PathOf("address"), $"a {sensor.Kind} answers at {string.Join(" or ", allowed.Select(a => $"0x{a:x2}"))}, not {sensor.Address}"));
+                        problems.Add(new(o.PathOf("address"), $"the {sensor.Kind} answers only at {string.Join(" or ", allowed.Select(a => $"0x{a:x2}"))}, not {sensor.Address}"));
                     sensor.Interval = o.Duration("interval", minimum: TimeSpan.FromMilliseconds(100)) ?? "5s";
                     break;
                 case "dht22":

@@ -79,14 +79,17 @@ public sealed class TelemetryPipelines : IAsyncDisposable
                     break;
             }
         }
-        var readings = new HashSet<string>(StringComparer.Ordinal);
+        // A chip's readings are NAME_QUANTITY topics; two sensors of the same name are reported above.
+        var readings = new Dictionary<string, string>(StringComparer.Ordinal); // reading -> sensor
         for (var i = 0; i < config.Sensors.Count; i++)
         {
             var s = config.Sensors[i];
             if (!IsTopicLevel(s.Name) || !SensorKinds.All.Contains(s.Kind)) continue;
             foreach (var reading in SensorKinds.ReadingsOf(s))
-                if (!readings.Add(reading.Name) && reading.Name != s.Name)
-                    problems.Add($"sensors[{i}].name: reading \"{reading.Name}\" would share its MQTT topic with another sensor");
+            {
+                if (!readings.TryAdd(reading.Name, s.Name) && readings[reading.Name] != s.Name)
+                    problems.Add($"sensors[{i}].name: reading \"{reading.Name}\" would share its MQTT topic with sensor \"{readings[reading.Name]}\"");
+            }
         }
         if (config.Mqtt is { } mqtt)
         {
