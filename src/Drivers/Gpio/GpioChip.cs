@@ -22,27 +22,31 @@ public static class GpioChip
         var number = ChipNumber(chipPath) ?? throw new IOException($"{chipPath}: not a GPIO chip path like /dev/gpiochip0");
         if (!File.Exists(chipPath))
             throw new FileNotFoundException($"{chipPath}: no such GPIO chip", chipPath);
+        // The library reports a missing libgpiod as "Exception while calling libgpiod"; look first, to say what to install.
         GpioDriver driver;
         try
         {
-            driver = new LibGpiodDriver(number);
-        }
-        catch (Exception e) when (e is DllNotFoundException or PlatformNotSupportedException or EntryPointNotFoundException)
-        {
-            try
-            {
+            if (HasLibrary("libgpiod.so.2"))
+                driver = new LibGpiodDriver(number);
+            else if (HasLibrary("libgpiod.so.3"))
                 driver = new LibGpiodV2Driver(number);
-            }
-            catch (Exception e2) when (e2 is DllNotFoundException or PlatformNotSupportedException or EntryPointNotFoundException)
-            {
-                throw new IOException($"{chipPath}: libgpiod is not installed (install libgpiod2 or libgpiod3)", e2);
-            }
+            else
+                throw new IOException($"{chipPath}: libgpiod is not installed (install libgpiod2 or libgpiod3)");
         }
-        catch (Exception e) when (e is ExternalException or InvalidOperationException)
+        catch (Exception e) when (e is ExternalException or InvalidOperationException or DllNotFoundException or PlatformNotSupportedException
+            || (e is IOException && !e.Message.Contains(chipPath, StringComparison.Ordinal)))
         {
+            // Name the chip: the library's messages ("Exception while calling libgpiod") do not.
             throw new IOException($"{chipPath}: {e.Message}", e);
         }
         return new GpioController(driver);
+    }
+
+    private static bool HasLibrary(string name)
+    {
+        if (!NativeLibrary.TryLoad(name, out var handle)) return false;
+        NativeLibrary.Free(handle);
+        return true;
     }
 
     /// <summary>The N of <c>/dev/gpiochipN</c> (symbolic links followed), or null.</summary>

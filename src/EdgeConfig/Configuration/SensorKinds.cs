@@ -4,7 +4,11 @@ namespace Pinhole.EdgeHost.Configuration;
 /// <param name="Name">The topic level under <c>sensors/</c>: the sensor's name, or <c>NAME_QUANTITY</c> for a chip.</param>
 /// <param name="Unit">Unit of the values; empty when unitless.</param>
 /// <param name="DeviceClass">Home Assistant's <c>device_class</c>; null to let it guess from the unit.</param>
-public sealed record SensorReadingInfo(string Name, string Unit, string? DeviceClass);
+public sealed record SensorReadingInfo(string Name, string Unit, string? DeviceClass)
+{
+    /// <summary>A reading with no device class of its own (Home Assistant's is guessed from the unit), as <c>(name, unit)</c>.</summary>
+    public static implicit operator SensorReadingInfo((string Name, string Unit) reading) => new(reading.Name, reading.Unit, null);
+}
 
 /// <summary>
 /// The sensor kinds of edge.json and what each publishes. <c>file</c> and <c>gpio</c> publish one

@@ -21,6 +21,23 @@ public sealed class GpioChipTests
         Assert.Null(GpioChip.ChipNumber("/dev/gpiochipX"));
     }
 
+    [NoLibgpiodFact]
+    public void A_chip_without_libgpiod_is_an_IOException_that_says_what_to_install()
+    {
+        var dir = Directory.CreateTempSubdirectory("gpio-");
+        try
+        {
+            var chip = Path.Combine(dir.FullName, "gpiochip0");
+            File.WriteAllText(chip, "");
+            var e = Assert.ThrowsAny<IOException>(() => GpioChip.Open(chip));
+            Assert.Contains("libgpiod is not installed (install libgpiod2 or libgpiod3)", e.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
+
     [GpioChipFact]
     [Trait("Category", "Hardware")]
     public void Reads_an_input_line_of_a_real_chip_through_libgpiod()
@@ -33,5 +50,15 @@ public sealed class GpioChipTests
             Assert.True(watcher.InitialLevel == PinValue.Low || watcher.InitialLevel == PinValue.High);
         }
         Assert.False(controller.IsPinOpen(line));
+    }
+}
+
+/// <summary>A test of the edge on a device without libgpiod; skipped where libgpiod is installed.</summary>
+public sealed class NoLibgpiodFactAttribute : FactAttribute
+{
+    public NoLibgpiodFactAttribute()
+    {
+        if (new[] { "libgpiod.so.2", "libgpiod.so.3" }.Any(l => System.Runtime.InteropServices.NativeLibrary.TryLoad(l, out _)))
+            Skip = "libgpiod is installed here";
     }
 }

@@ -1,4 +1,3 @@
-using Pinhole.EdgeHost.Configuration;
 using System.Text.Json;
 using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Telemetry;
@@ -37,7 +36,7 @@ public sealed class MqttTelemetrySessionTests : IAsyncLifetime
         var topics = new TelemetryTopics("pinhole", "gw1");
         var options = new TelemetryConnectOptions(new Uri("mqtt://127.0.0.1:1883"), "pinhole-edge-gw1", "gw1", "pw",
             topics.Status, "offline", TimeSpan.FromSeconds(15), TimeSpan.FromDays(1), null);
-        var session = new MqttTelemetrySession(_broker, options, topics, [new SensorReadingInfo("cpu_temp", "°C", null), new SensorReadingInfo("door", "", null)], _outbox,
+        var session = new MqttTelemetrySession(_broker, options, topics, [("cpu_temp", "°C"), ("door", "")], _outbox,
             new MetricsRegistry(), TimeProvider.System, _log, new Backoff(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(20)));
         Assert.Equal("mqtt", session.Name);
         _run = session.RunAsync(_context, _stop.Token);
