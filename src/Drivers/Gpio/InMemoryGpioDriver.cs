@@ -1,171 +1,182 @@
-using System.Collections.Concurrent;
-using System.Threading.Channels;
+using System.Device.Gpio;
 
 namespace Pinhole.Drivers.Gpio;
 
 /// <summary>
-/// A GPIO chip in memory, for tests and demos: inputs are driven by <see cref="SetInputLevel"/>,
-/// outputs are observed with <see cref="GetOutputLevel"/>. Edge detection and debouncing follow
-/// the kernel's semantics: with a debounce period, a new level is reported only once it has been
-/// stable for that period (timed by the injected <see cref="TimeProvider"/>), so bounces shorter
-/// than the period produce no events.
+/// A GPIO chip in memory, for tests and demos: a <see cref="GpioDriver"/> of System.Device.Gpio, so
+/// it runs under a <see cref="GpioController"/> exactly where a libgpiod driver would. Inputs are
+/// driven by <see cref="SetInputLevel"/> (which raises the registered edge callbacks and completes
+/// waiting <see cref="WaitForEvent"/> calls); outputs are observed with <see cref="GetOutputLevel"/>.
+/// Like the hardware, it has no debounce: bounces are edges (see <see cref="GpioInputWatcher"/>).
 /// </summary>
 public sealed class InMemoryGpioDriver : GpioDriver
 {
-    private readonly TimeProvider _time;
-    private readonly int _lineCount;
     private readonly Lock _lock = new();
     private readonly PinValue[] _levels; // the physical level of every line
-    private readonly ConcurrentDictionary<int, LineState> _open = new();
+    private readonly Dictionary<int, PinMode> _open = [];
+    private readonly Dictionary<int, List<(PinEventTypes Types, PinChangeEventHandler Callback)>> _callbacks = [];
+    private readonly Dictionary<int, List<(PinEventTypes Types, TaskCompletionSource<PinEventTypes> Waiter)>> _waiters = [];
 
     /// <summary>Creates a chip with <paramref name="lineCount"/> lines, all low.</summary>
-    public InMemoryGpioDriver(int lineCount = 32, TimeProvider? timeProvider = null)
+    public InMemoryGpioDriver(int lineCount = 32)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(lineCount);
-        _lineCount = lineCount;
         _levels = new PinValue[lineCount];
-        _time = timeProvider ?? TimeProvider.System;
+        Array.Fill(_levels, PinValue.Low);
     }
 
-    /// <summary>Drives the physical level of an input line from outside, as a switch or sensor would.</summary>
-    public void SetInputLevel(int line, PinValue level)
+    /// <summary>Whether <paramref name="pin"/> is open (the controller closes what it opened when disposed).</summary>
+    public bool IsLineOpen(int pin)
     {
-        CheckLine(line);
+        lock (_lock) return _open.ContainsKey(pin);
+    }
+
+    /// <summary>Drives the physical level of a line from outside, as a switch or sensor would; an input with callbacks sees the edge.</summary>
+    public void SetInputLevel(int pin, PinValue level)
+    {
+        CheckPin(pin);
+        List<PinChangeEventHandler> toCall = [];
         lock (_lock)
         {
-            if (_levels[line] == level) return;
-            _levels[line] = level;
-            if (!_open.TryGetValue(line, out var open) || open.Options.Mode != PinMode.Input || open.Options.Edges == PinEventTypes.None)
-                return;
-            if (open.Options.Debounce <= TimeSpan.Zero)
+            if (_levels[pin] == level) return;
+            _levels[pin] = level;
+            if (!_open.TryGetValue(pin, out var mode) || mode == PinMode.Output) return;
+            var edge = level == PinValue.High ? PinEventTypes.Rising : PinEventTypes.Falling;
+            if (_callbacks.TryGetValue(pin, out var callbacks))
+                toCall.AddRange(callbacks.Where(c => c.Types.HasFlag(edge)).Select(c => c.Callback));
+            if (_waiters.TryGetValue(pin, out var waiters))
             {
-                open.Report(Logical(open, level), _time);
-                return;
+                foreach (var w in waiters.Where(w => w.Types.HasFlag(edge)).ToList())
+                {
+                    waiters.Remove(w);
+                    w.Waiter.TrySetResult(edge);
+                }
             }
-            // Restart the debounce timer on every change; report when it expires with the level stable.
-            open.DebounceTimer?.Dispose();
-            open.DebounceTimer = _time.CreateTimer(_ => Settle(line, open), null, open.Options.Debounce, Timeout.InfiniteTimeSpan);
         }
+        // Outside the lock, as a driver's event thread would call them.
+        var args = new PinValueChangedEventArgs(level == PinValue.High ? PinEventTypes.Rising : PinEventTypes.Falling, pin);
+        foreach (var callback in toCall) callback(this, args);
     }
 
-    /// <summary>The level an output line is driving (the physical level for any line).</summary>
-    public PinValue GetOutputLevel(int line)
+    /// <summary>The level a line is at (what an output drives).</summary>
+    public PinValue GetOutputLevel(int pin)
     {
-        CheckLine(line);
-        lock (_lock) return _levels[line];
+        CheckPin(pin);
+        lock (_lock) return _levels[pin];
     }
 
     /// <inheritdoc />
-    public override bool IsLineOpen(int line) => _open.ContainsKey(line);
+    protected override int PinCount => _levels.Length;
 
     /// <inheritdoc />
-    protected override void OpenLineCore(int line, GpioLineOptions options)
+    protected override void OpenPin(int pinNumber)
     {
-        CheckLine(line);
+        CheckPin(pinNumber);
         lock (_lock)
         {
-            var open = new LineState(line, options);
-            if (options.Mode == PinMode.Output)
-                _levels[line] = options.ActiveLow ? Invert(options.InitialValue) : options.InitialValue;
-            open.LastReported = Logical(open, _levels[line]);
-            if (!_open.TryAdd(line, open))
-                throw new InvalidOperationException($"line {line} is already open");
+            if (!_open.TryAdd(pinNumber, PinMode.Input))
+                throw new InvalidOperationException($"line {pinNumber} is already open");
         }
     }
 
     /// <inheritdoc />
-    public override void CloseLine(int line)
+    protected override void ClosePin(int pinNumber)
     {
         lock (_lock)
         {
-            if (!_open.TryRemove(line, out var open)) return;
-            open.DebounceTimer?.Dispose();
-            open.Events.Writer.TryComplete();
+            _open.Remove(pinNumber);
+            _callbacks.Remove(pinNumber);
+            if (_waiters.Remove(pinNumber, out var waiters))
+                foreach (var w in waiters) w.Waiter.TrySetCanceled();
         }
     }
 
     /// <inheritdoc />
-    public override PinValue Read(int line)
+    protected override void SetPinMode(int pinNumber, PinMode mode)
     {
-        var open = Get(line);
-        lock (_lock) return Logical(open, _levels[line]);
+        lock (_lock)
+        {
+            if (!_open.ContainsKey(pinNumber)) throw new InvalidOperationException($"line {pinNumber} is not open");
+            _open[pinNumber] = mode;
+        }
     }
 
     /// <inheritdoc />
-    public override void Write(int line, PinValue value)
+    protected override void SetPinMode(int pinNumber, PinMode mode, PinValue initialValue)
     {
-        var open = Get(line);
-        if (open.Options.Mode != PinMode.Output)
-            throw new InvalidOperationException($"line {line} is not an output");
-        lock (_lock) _levels[line] = open.Options.ActiveLow ? Invert(value) : value;
+        SetPinMode(pinNumber, mode);
+        if (mode == PinMode.Output) Write(pinNumber, initialValue);
     }
 
     /// <inheritdoc />
-    public override async ValueTask<GpioEdgeEvent> WaitForEdgeAsync(int line, CancellationToken cancellationToken)
+    protected override PinMode GetPinMode(int pinNumber)
     {
-        var open = Get(line);
-        if (open.Options.Edges == PinEventTypes.None)
-            throw new InvalidOperationException($"line {line} was not opened with edges");
+        lock (_lock) return _open.TryGetValue(pinNumber, out var mode) ? mode : throw new InvalidOperationException($"line {pinNumber} is not open");
+    }
+
+    /// <inheritdoc />
+    protected override bool IsPinModeSupported(int pinNumber, PinMode mode) => mode is PinMode.Input or PinMode.Output or PinMode.InputPullUp or PinMode.InputPullDown;
+
+    /// <inheritdoc />
+    protected override PinValue Read(int pinNumber)
+    {
+        CheckPin(pinNumber);
+        lock (_lock) return _levels[pinNumber];
+    }
+
+    /// <inheritdoc />
+    protected override void Write(int pinNumber, PinValue value)
+    {
+        CheckPin(pinNumber);
+        lock (_lock)
+        {
+            if (!_open.TryGetValue(pinNumber, out var mode) || mode != PinMode.Output)
+                throw new InvalidOperationException($"line {pinNumber} is not an output");
+            _levels[pinNumber] = value;
+        }
+    }
+
+    /// <inheritdoc />
+    protected override WaitForEventResult WaitForEvent(int pinNumber, PinEventTypes eventTypes, CancellationToken cancellationToken)
+    {
+        var waiter = new TaskCompletionSource<PinEventTypes>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lock)
+        {
+            if (!_waiters.TryGetValue(pinNumber, out var list)) _waiters[pinNumber] = list = [];
+            list.Add((eventTypes, waiter));
+        }
         try
         {
-            return await open.Events.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+            return new WaitForEventResult { EventTypes = waiter.Task.WaitAsync(cancellationToken).GetAwaiter().GetResult(), TimedOut = false };
         }
-        catch (ChannelClosedException e)
+        catch (OperationCanceledException)
         {
-            throw new OperationCanceledException("the line was closed", e);
+            lock (_lock) if (_waiters.TryGetValue(pinNumber, out var list)) list.RemoveAll(w => w.Waiter == waiter);
+            return new WaitForEventResult { EventTypes = PinEventTypes.None, TimedOut = true };
         }
     }
 
     /// <inheritdoc />
-    protected override void Dispose(bool disposing)
-    {
-        foreach (var line in _open.Keys)
-            CloseLine(line);
-    }
-
-    private void Settle(int line, LineState open)
+    protected override void AddCallbackForPinValueChangedEvent(int pinNumber, PinEventTypes eventTypes, PinChangeEventHandler callback)
     {
         lock (_lock)
         {
-            if (!_open.TryGetValue(line, out var current) || !ReferenceEquals(current, open)) return;
-            open.Report(Logical(open, _levels[line]), _time);
+            if (!_open.ContainsKey(pinNumber)) throw new InvalidOperationException($"line {pinNumber} is not open");
+            if (!_callbacks.TryGetValue(pinNumber, out var list)) _callbacks[pinNumber] = list = [];
+            list.Add((eventTypes, callback));
         }
     }
 
-    private static PinValue Logical(LineState open, PinValue physical) => open.Options.ActiveLow ? Invert(physical) : physical;
-
-    private static PinValue Invert(PinValue v) => v == PinValue.High ? PinValue.Low : PinValue.High;
-
-    private void CheckLine(int line)
+    /// <inheritdoc />
+    protected override void RemoveCallbackForPinValueChangedEvent(int pinNumber, PinChangeEventHandler callback)
     {
-        if ((uint)line >= (uint)_lineCount)
-            throw new ArgumentOutOfRangeException(nameof(line), line, $"the chip has {_lineCount} lines");
+        lock (_lock)
+            if (_callbacks.TryGetValue(pinNumber, out var list)) list.RemoveAll(c => c.Callback == callback);
     }
 
-    private LineState Get(int line) =>
-        _open.TryGetValue(line, out var open) ? open : throw new InvalidOperationException($"line {line} is not open");
-
-    private sealed class LineState(int line, GpioLineOptions options)
+    private void CheckPin(int pin)
     {
-        private uint _sequence;
-
-        public GpioLineOptions Options { get; } = options;
-
-        public Channel<GpioEdgeEvent> Events { get; } = Channel.CreateUnbounded<GpioEdgeEvent>();
-
-        public ITimer? DebounceTimer { get; set; }
-
-        public PinValue LastReported { get; set; }
-
-        // Called under the driver's lock.
-        public void Report(PinValue level, TimeProvider time)
-        {
-            if (level == LastReported) return; // a bounce that settled back where it was
-            LastReported = level;
-            var type = level == PinValue.High ? PinEventTypes.Rising : PinEventTypes.Falling;
-            if (!Options.Edges.HasFlag(type)) return;
-            var ns = (long)(time.GetTimestamp() * (1e9 / time.TimestampFrequency));
-            Events.Writer.TryWrite(new GpioEdgeEvent(line, type, ns, ++_sequence));
-        }
+        if ((uint)pin >= (uint)_levels.Length)
+            throw new ArgumentOutOfRangeException(nameof(pin), pin, $"the chip has {_levels.Length} lines");
     }
 }

@@ -61,7 +61,10 @@ public sealed class CameraConfig
     public string Transport { get; set; } = "auto";
 }
 
-/// <summary>One sensor. <c>kind</c> is <c>file</c> or <c>gpio</c>; durations are strings like <c>5s</c>, <c>20ms</c>.</summary>
+/// <summary>
+/// One sensor. <c>kind</c> is <c>file</c>, <c>gpio</c> or a chip (<see cref="SensorKinds.All"/>);
+/// durations are strings like <c>5s</c>, <c>20ms</c>.
+/// </summary>
 public sealed class SensorConfig
 {
     public string Name { get; set; } = "";
@@ -77,6 +80,10 @@ public sealed class SensorConfig
     public int? Line { get; set; }
     public string? Edge { get; set; }
     public string? Debounce { get; set; }
+    // chips: interval as for file; I2C chips: bus and address ("0x76"); dht22: chip and pin; ds18b20: address ("28-…")
+    public int? Bus { get; set; }
+    public string? Address { get; set; }
+    public int? Pin { get; set; }
 }
 
 /// <summary>The MQTT broker the telemetry goes to.</summary>

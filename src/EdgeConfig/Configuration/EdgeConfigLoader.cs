@@ -163,14 +163,17 @@ public static class EdgeConfigLoader
     /// <summary>The values of <c>cameras[].transport</c>; <c>auto</c> is the default.</summary>
     public static readonly IReadOnlyList<string> CameraTransports = ["auto", "tcp", "udp"];
 
-    private static readonly string[] FileOnlyKeys = ["path", "scale", "offset", "interval"];
-    private static readonly string[] GpioOnlyKeys = ["chip", "line", "edge", "debounce"];
+    // Every kind-specific key; a kind names the ones it uses, the rest are "not used by" errors.
+    private static readonly string[] KindKeys = ["path", "scale", "offset", "interval", "chip", "line", "edge", "debounce", "bus", "address", "pin"];
+
+    private static string[] KeysNotUsedBy(params string[] used) => [.. KindKeys.Except(used)];
 
     private static void ReadSensors(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems)
     {
         var sensors = root.Array("sensors");
         if (sensors is null) return;
         var names = new HashSet<string>(StringComparer.Ordinal);
+        var readings = new Dictionary<string, string>(StringComparer.Ordinal); // reading (topic) name -> sensor that publishes it
         for (var i = 0; i < sensors.Count; i++)
         {
             var o = JsonObjectReader.Open(sensors[i], $"sensors[{i}]", problems);
@@ -181,13 +184,18 @@ public static class EdgeConfigLoader
                 Kind = o.String("kind", required: true) ?? "",
                 Unit = o.String("unit"),
             };
-            if (Validate.Identifier(sensor.Name, o.PathOf("name"), problems, o.Has("name")) && !names.Add(sensor.Name))
+            var validName = Validate.Identifier(sensor.Name, o.PathOf("name"), problems, o.Has("name"));
+            if (validName && !names.Add(sensor.Name))
+            {
                 problems.Add(new(o.PathOf("name"), $"duplicate sensor name \"{sensor.Name}\""));
+                validName = false;
+            }
 
+            var kind = $"kind \"{sensor.Kind}\"";
             switch (sensor.Kind)
             {
                 case "file":
-                    o.NotUsedBy(GpioOnlyKeys, "kind \"file\"");
+                    o.NotUsedBy(KeysNotUsedBy("path", "scale", "offset", "interval"), kind);
                     sensor.Path = o.String("path", required: true);
                     if (sensor.Path is { Length: 0 }) problems.Add(new(o.PathOf("path"), "must not be empty"));
                     sensor.Scale = o.Number("scale") ?? 1.0;
@@ -196,27 +204,79 @@ public static class EdgeConfigLoader
                     sensor.Interval = o.Duration("interval", minimum: TimeSpan.FromMilliseconds(10)) ?? "5s";
                     break;
                 case "gpio":
-                    o.NotUsedBy(FileOnlyKeys, "kind \"gpio\"");
-                    sensor.Chip = o.String("chip", required: true);
-                    if (sensor.Chip is not null && !sensor.Chip.StartsWith("/dev/", StringComparison.Ordinal))
-                        problems.Add(new(o.PathOf("chip"), $"must be a device path such as /dev/gpiochip0 (got \"{sensor.Chip}\")"));
+                    o.NotUsedBy(KeysNotUsedBy("chip", "line", "edge", "debounce"), kind);
+                    ReadChip(o, sensor, problems);
                     sensor.Line = o.Integer("line", required: true, minimum: 0, maximum: 1023);
                     sensor.Edge = o.String("edge") ?? "both";
                     if (sensor.Edge is not ("rising" or "falling" or "both"))
                         problems.Add(new(o.PathOf("edge"), $"must be \"rising\", \"falling\" or \"both\" (got \"{sensor.Edge}\")"));
                     sensor.Debounce = o.Duration("debounce", minimum: TimeSpan.Zero) ?? "0";
                     break;
+                case "bme280" or "bmp280" or "sht3x" or "ads1115":
+                    o.NotUsedBy(KeysNotUsedBy("bus", "address", "interval"), kind);
+                    NoUnit(o, sensor, problems);
+                    sensor.Bus = o.Integer("bus", required: false, minimum: 0, maximum: 255) ?? 1;
+                    var allowed = SensorKinds.I2cAddresses[sensor.Kind];
+                    sensor.Address = o.String("address") ?? $"0x{allowed[0]:x2}";
+                    if (!SensorKinds.TryParseI2cAddress(sensor.Address, out var address))
+                        problems.Add(new(o.PathOf("address"), $"\"{sensor.Address}\" is not an I2C address like \"0x{allowed[0]:x2}\""));
+                    else if (!allowed.Contains(address))
+                        problems.Add(new(o.PathOf("address"), $"the {sensor.Kind} answers only at {string.Join(" or ", allowed.Select(a => $"0x{a:x2}"))}, not {sensor.Address}"));
+                    sensor.Interval = o.Duration("interval", minimum: TimeSpan.FromMilliseconds(100)) ?? "5s";
+                    break;
+                case "dht22":
+                    o.NotUsedBy(KeysNotUsedBy("chip", "pin", "interval"), kind);
+                    NoUnit(o, sensor, problems);
+                    if (o.Has("chip")) ReadChip(o, sensor, problems);
+                    else sensor.Chip = "/dev/gpiochip0";
+                    sensor.Pin = o.Integer("pin", required: true, minimum: 0, maximum: 1023);
+                    // The chip answers at most every 2 s; polled faster it returns the old reading or nothing.
+                    sensor.Interval = o.Duration("interval", minimum: TimeSpan.FromSeconds(2)) ?? "5s";
+                    break;
+                case "ds18b20":
+                    o.NotUsedBy(KeysNotUsedBy("address", "interval"), kind);
+                    NoUnit(o, sensor, problems);
+                    sensor.Address = o.String("address", required: true);
+                    if (sensor.Address is not null && !SensorKinds.IsW1ThermometerId(sensor.Address))
+                        problems.Add(new(o.PathOf("address"), $"must be a 1-Wire id like \"28-0316a2792dff\" as listed in /sys/bus/w1/devices (got \"{sensor.Address}\")"));
+                    sensor.Interval = o.Duration("interval", minimum: TimeSpan.FromSeconds(1)) ?? "5s";
+                    break;
                 default:
                     if (o.Has("kind"))
-                        problems.Add(new(o.PathOf("kind"), $"unsupported kind \"{sensor.Kind}\" (use \"file\" or \"gpio\")"));
+                        problems.Add(new(o.PathOf("kind"), $"unsupported kind \"{sensor.Kind}\" (use {string.Join(", ", SensorKinds.All.Select(k => $"\"{k}\""))})"));
                     // Still mark the kind-specific keys as known, so the kind error is not buried under unknown-key lines.
-                    o.Ignore(FileOnlyKeys);
-                    o.Ignore(GpioOnlyKeys);
+                    o.Ignore(KindKeys);
+                    validName = false;
                     break;
+            }
+            if (validName)
+            {
+                // A chip's readings are NAME_QUANTITY topics: they must not land on another sensor's topic.
+                foreach (var reading in SensorKinds.ReadingsOf(sensor))
+                {
+                    if (readings.TryGetValue(reading.Name, out var other))
+                        problems.Add(new(o.PathOf("name"), $"reading \"{reading.Name}\" would share its MQTT topic with sensor \"{other}\""));
+                    else
+                        readings[reading.Name] = sensor.Name;
+                }
             }
             o.ReportUnknownKeys();
             config.Sensors.Add(sensor);
         }
+    }
+
+    private static void ReadChip(JsonObjectReader o, SensorConfig sensor, List<ConfigProblem> problems)
+    {
+        sensor.Chip = o.String("chip", required: true);
+        if (sensor.Chip is not null && !sensor.Chip.StartsWith("/dev/", StringComparison.Ordinal))
+            problems.Add(new(o.PathOf("chip"), $"must be a device path such as /dev/gpiochip0 (got \"{sensor.Chip}\")"));
+    }
+
+    private static void NoUnit(JsonObjectReader o, SensorConfig sensor, List<ConfigProblem> problems)
+    {
+        if (o.Has("unit"))
+            problems.Add(new(o.PathOf("unit"), $"is not used by kind \"{sensor.Kind}\" (each of its readings has its own unit)"));
+        sensor.Unit = null;
     }
 
     private static void ReadMqtt(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems)

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Telemetry.Outbox;
 using Pinhole.Transport.Metrics;
@@ -26,7 +27,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
     private readonly ITelemetryMqttConnector _connector;
     private readonly TelemetryConnectOptions _options;
     private readonly TelemetryTopics _topics;
-    private readonly IReadOnlyList<(string Name, string Unit)> _sensors;
+    private readonly IReadOnlyList<SensorReadingInfo> _sensors;
     private readonly TelemetryOutbox _outbox;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
@@ -40,7 +41,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
         ITelemetryMqttConnector connector,
         TelemetryConnectOptions options,
         TelemetryTopics topics,
-        IReadOnlyList<(string Name, string Unit)> sensors,
+        IReadOnlyList<SensorReadingInfo> sensors,
         TelemetryOutbox outbox,
         MetricsRegistry metrics,
         TimeProvider time,
@@ -226,8 +227,8 @@ internal sealed partial class MqttTelemetrySession : IPipeline
 
     private async Task PublishDiscoveryAsync(ITelemetryMqttConnection connection, CancellationToken ct)
     {
-        foreach (var (name, unit) in _sensors)
-            await connection.PublishAsync(_topics.Discovery(name), TelemetryPayloads.Discovery(_topics, name, unit), retain: true, ct).ConfigureAwait(false);
+        foreach (var reading in _sensors)
+            await connection.PublishAsync(_topics.Discovery(reading.Name), TelemetryPayloads.Discovery(_topics, reading.Name, reading.Unit, reading.DeviceClass), retain: true, ct).ConfigureAwait(false);
     }
 
     private static Task OnMessage(TelemetryInboundMessage message, ChannelWriter<bool> rediscover)

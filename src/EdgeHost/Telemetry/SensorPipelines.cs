@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Logging;
+using System.Device.Gpio;
 using Pinhole.Drivers.Gpio;
 using Pinhole.Drivers.Sensors;
+using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Telemetry.Outbox;
 using Pinhole.Transport.Metrics;
@@ -83,11 +85,12 @@ internal sealed class FileSensorPipeline(
 }
 
 /// <summary>
-/// Watches a GPIO input line: its level when opened and then every (debounced) edge become
-/// readings of 1 or 0. A missing or busy chip is a sensor fault, retried every few seconds.
+/// Watches a GPIO input line through System.Device.Gpio's <see cref="GpioController"/>: its level
+/// when opened and then every (debounced) edge become readings of 1 or 0. A missing chip, a busy
+/// line or no libgpiod is a sensor fault, retried every few seconds.
 /// </summary>
 internal sealed class GpioSensorPipeline(
-    string sensorName, Func<GpioDriver> openChip, int line, GpioLineOptions options, string unit,
+    string sensorName, Func<GpioController> openChip, int line, PinEventTypes edges, TimeSpan debounce, string unit,
     TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics) : IPipeline
 {
     private static readonly TimeSpan Retry = TimeSpan.FromSeconds(5);
@@ -105,13 +108,14 @@ internal sealed class GpioSensorPipeline(
     {
         while (true)
         {
-            GpioDriver? driver = null;
+            GpioController? controller = null;
+            GpioInputWatcher? watcher = null;
             try
             {
                 try
                 {
-                    driver = openChip();
-                    driver.OpenLine(line, options);
+                    controller = openChip();
+                    watcher = new GpioInputWatcher(controller, line, edges, debounce, time);
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
                 {
@@ -122,10 +126,10 @@ internal sealed class GpioSensorPipeline(
                     continue;
                 }
                 _health.Ok();
-                var level = driver.Read(line);
-                await StoreAsync(level, context, cancellationToken).ConfigureAwait(false);
-                await foreach (var edge in driver.ReadEdgesAsync(line, cancellationToken).ConfigureAwait(false))
-                    await StoreAsync(edge.Value, context, cancellationToken).ConfigureAwait(false);
+                await StoreAsync(watcher.InitialLevel, context, cancellationToken).ConfigureAwait(false);
+                await foreach (var level in watcher.Levels.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                    await StoreAsync(level, context, cancellationToken).ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
             }
             catch (IOException e)
             {
@@ -136,7 +140,8 @@ internal sealed class GpioSensorPipeline(
             }
             finally
             {
-                driver?.Dispose();
+                watcher?.Dispose();
+                controller?.Dispose();
             }
         }
     }
@@ -148,5 +153,81 @@ internal sealed class GpioSensorPipeline(
         _readings.Inc();
         context.SetStatus(value == 1 ? "high" : "low");
         context.Heartbeat();
+    }
+}
+
+/// <summary>
+/// Polls a sensor chip every interval; each quantity of a read goes to the outbox as its own
+/// reading (<c>NAME_QUANTITY</c>, its own topic and unit). A chip that does not answer is a
+/// sensor fault, reported once per change of state; the next poll opens it again.
+/// </summary>
+internal sealed class ChipSensorPipeline : IPipeline
+{
+    private readonly string _sensorName;
+    private readonly ChipSensor _sensor;
+    private readonly IReadOnlyList<SensorReadingInfo> _readings;
+    private readonly TimeSpan _interval;
+    private readonly TelemetryOutbox _outbox;
+    private readonly TimeProvider _time;
+    private readonly SensorHealth _health;
+    private readonly Counter _stored;
+
+    public ChipSensorPipeline(string sensorName, ChipSensor sensor, IReadOnlyList<SensorReadingInfo> readings, TimeSpan interval,
+        TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics)
+    {
+        // The config's catalog names the topics, the driver returns the values: they must agree.
+        if (sensor.Quantities.Count != readings.Count || sensor.Quantities.Where((q, i) => readings[i].Name != $"{sensorName}_{q.Name}" || readings[i].Unit != q.Unit).Any())
+            throw new InvalidOperationException($"sensor {sensorName}: driver quantities ({string.Join(", ", sensor.Quantities.Select(q => q.Name))}) do not match its readings");
+        _sensorName = sensorName;
+        _sensor = sensor;
+        _readings = readings;
+        _interval = interval;
+        _outbox = outbox;
+        _time = time;
+        _health = new SensorHealth(sensorName, logger, metrics);
+        _stored = metrics.Counter("pinhole_sensor_readings_total", "Readings stored in the outbox.", ("sensor", sensorName));
+    }
+
+    public string Name => $"sensor/{_sensorName}";
+
+    // A slow chip takes tens of ms per read; a poll that does not come round in a few intervals hangs.
+    public TimeSpan StallTimeout => TimeSpan.FromTicks(Math.Max(_interval.Ticks * 5, TimeSpan.FromSeconds(30).Ticks));
+
+    public SensorHealth Health => _health;
+
+    public async Task RunAsync(IPipelineContext context, CancellationToken cancellationToken)
+    {
+        var values = new double[_readings.Count];
+        try
+        {
+            using var timer = new PeriodicTimer(_interval, _time);
+            do
+            {
+                // Bindings block (I2C transfers, the chips' conversion time): off the supervisor's threads.
+                var (ok, fault) = await Task.Run(() => (_sensor.TryRead(values, out var f), f), cancellationToken).ConfigureAwait(false);
+                if (ok)
+                {
+                    _health.Ok();
+                    var now = _time.GetUtcNow();
+                    for (var i = 0; i < values.Length; i++)
+                    {
+                        await _outbox.AppendAsync(_readings[i].Name, new SensorReading(values[i], _readings[i].Unit, now), cancellationToken).ConfigureAwait(false);
+                        _stored.Inc();
+                    }
+                    context.SetStatus(string.Join(", ", values.Select((v, i) => $"{TelemetryPayloads.FormatNumber(Math.Round(v, 2))} {_readings[i].Unit}")));
+                }
+                else
+                {
+                    _health.Fault(fault!);
+                    context.SetStatus($"fault: {fault}");
+                }
+                context.Heartbeat();
+            }
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+        }
+        finally
+        {
+            _sensor.Dispose();
+        }
     }
 }

@@ -38,8 +38,8 @@ internal static class TelemetryPayloads
         return Encoding.UTF8.GetBytes(sb.ToString());
     }
 
-    /// <summary>The retained Home Assistant MQTT discovery config of one sensor.</summary>
-    public static byte[] Discovery(TelemetryTopics topics, string sensor, string unit)
+    /// <summary>The retained Home Assistant MQTT discovery config of one reading; <paramref name="deviceClass"/> null guesses it from the unit.</summary>
+    public static byte[] Discovery(TelemetryTopics topics, string sensor, string unit, string? deviceClass = null)
     {
         using var stream = new MemoryStream();
         using (var w = new Utf8JsonWriter(stream, WriterOptions))
@@ -50,7 +50,7 @@ internal static class TelemetryPayloads
             if (unit.Length > 0)
             {
                 w.WriteString("unit_of_measurement", unit);
-                if (DeviceClass(unit) is { } deviceClass) w.WriteString("device_class", deviceClass);
+                if ((deviceClass ?? DeviceClass(unit)) is { } cls) w.WriteString("device_class", cls);
                 w.WriteString("state_class", "measurement");
             }
             w.WriteString("value_template", "{{ value_json.value }}");

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
-using Pinhole.Drivers.Gpio;
+using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Telemetry.Outbox;
@@ -20,22 +20,22 @@ internal sealed class TelemetryPipelineFactory : IPipelineFactory, IAsyncDisposa
     private readonly ILoggerFactory _loggerFactory;
     private readonly MetricsRegistry _metrics;
     private readonly TimeProvider _time;
-    private readonly Func<string, GpioDriver> _openGpioChip;
+    private readonly SensorBuses _buses;
     private readonly ITelemetryMqttConnector _connector;
     private readonly ConcurrentDictionary<string, Lazy<TelemetryOutbox>> _outboxes = new(StringComparer.Ordinal);
 
     public TelemetryPipelineFactory(ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time)
-        : this(loggerFactory, metrics, time, chip => new GpioCdevV2Driver(chip), new MqttNetConnector(loggerFactory, time))
+        : this(loggerFactory, metrics, time, SensorBuses.System, new MqttNetConnector(loggerFactory, time))
     {
     }
 
     internal TelemetryPipelineFactory(ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time,
-        Func<string, GpioDriver> openGpioChip, ITelemetryMqttConnector connector)
+        SensorBuses buses, ITelemetryMqttConnector connector)
     {
         _loggerFactory = loggerFactory;
         _metrics = metrics;
         _time = time;
-        _openGpioChip = openGpioChip;
+        _buses = buses;
         _connector = connector;
     }
 
@@ -50,13 +50,13 @@ internal sealed class TelemetryPipelineFactory : IPipelineFactory, IAsyncDisposa
         {
             var s = sensor;
             yield return PipelineSpec.For($"sensor/{s.Name}", new { s, dataDir },
-                () => TelemetryPipelines.CreateSensorPipeline(s, Outbox(dataDir), _time, logger, _metrics, _openGpioChip));
+                () => TelemetryPipelines.CreateSensorPipeline(s, Outbox(dataDir), _time, logger, _metrics, _buses));
         }
         if (config.Mqtt is { } mqtt)
         {
             // Everything the session reads: the broker, the identity, and the sensors' names and
             // units (they are in the discovery configs).
-            var fingerprint = new { mqtt, config.DeviceId, config.TrustedCa, dataDir, sensors = config.Sensors.Select(s => new { s.Name, s.Unit }) };
+            var fingerprint = new { mqtt, config.DeviceId, config.TrustedCa, dataDir, sensors = config.Sensors.SelectMany(SensorKinds.ReadingsOf).ToList() };
             yield return PipelineSpec.For("mqtt", fingerprint,
                 () => TelemetryPipelines.CreateMqttSession(config, Outbox(dataDir), _connector, _loggerFactory, _metrics, _time));
         }

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Pinhole.Drivers.Gpio;
+using System.Device.Gpio;
 using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
@@ -59,9 +59,36 @@ public sealed class TelemetryPipelines : IAsyncDisposable
                     if (s.Edge is not null && ParseEdge(s.Edge) is null) problems.Add($"{at}.edge: \"{s.Edge}\" is not rising, falling or both");
                     if (s.Debounce is not null && !Duration.TryParse(s.Debounce, out _, out _)) problems.Add($"{at}.debounce: \"{s.Debounce}\" is not a duration like \"20ms\"");
                     break;
-                default:
-                    problems.Add($"{at}.kind: \"{s.Kind}\" is not \"file\" or \"gpio\"");
+                case "bme280" or "bmp280" or "sht3x" or "ads1115":
+                    if (s.Bus is not >= 0) problems.Add($"{at}.bus: required for kind \"{s.Kind}\", an I2C bus number such as 1 for /dev/i2c-1");
+                    if (!SensorKinds.TryParseI2cAddress(s.Address, out var address) || !SensorKinds.I2cAddresses[s.Kind].Contains(address))
+                        problems.Add($"{at}.address: \"{s.Address}\" is not an address a {s.Kind} answers at ({string.Join(" or ", SensorKinds.I2cAddresses[s.Kind].Select(a => $"0x{a:x2}"))})");
+                    ValidateChipInterval(s, at, TimeSpan.FromMilliseconds(100), problems);
                     break;
+                case "dht22":
+                    if (string.IsNullOrWhiteSpace(s.Chip)) problems.Add($"{at}.chip: required for kind \"dht22\", e.g. \"/dev/gpiochip0\"");
+                    if (s.Pin is not >= 0) problems.Add($"{at}.pin: required for kind \"dht22\", the GPIO line of the data pin");
+                    ValidateChipInterval(s, at, TimeSpan.FromSeconds(2), problems);
+                    break;
+                case "ds18b20":
+                    if (!SensorKinds.IsW1ThermometerId(s.Address)) problems.Add($"{at}.address: \"{s.Address}\" is not a 1-Wire id like \"28-0316a2792dff\"");
+                    ValidateChipInterval(s, at, TimeSpan.FromSeconds(1), problems);
+                    break;
+                default:
+                    problems.Add($"{at}.kind: \"{s.Kind}\" is not one of {string.Join(", ", SensorKinds.All)}");
+                    break;
+            }
+        }
+        // A chip's readings are NAME_QUANTITY topics; two sensors of the same name are reported above.
+        var readings = new Dictionary<string, string>(StringComparer.Ordinal); // reading -> sensor
+        for (var i = 0; i < config.Sensors.Count; i++)
+        {
+            var s = config.Sensors[i];
+            if (!IsTopicLevel(s.Name) || !SensorKinds.All.Contains(s.Kind)) continue;
+            foreach (var reading in SensorKinds.ReadingsOf(s))
+            {
+                if (!readings.TryAdd(reading.Name, s.Name) && readings[reading.Name] != s.Name)
+                    problems.Add($"sensors[{i}].name: reading \"{reading.Name}\" would share its MQTT topic with sensor \"{readings[reading.Name]}\"");
             }
         }
         if (config.Mqtt is { } mqtt)
@@ -76,15 +103,15 @@ public sealed class TelemetryPipelines : IAsyncDisposable
     }
 
     /// <summary>
-    /// Validates the config, opens the outbox and builds the pipelines: GPIO through the Linux
-    /// character device, MQTT through MQTTnet (<see cref="MqttNetConnector"/>).
+    /// Validates the config, opens the outbox and builds the pipelines: GPIO through System.Device.Gpio
+    /// over libgpiod, I2C chips through Iot.Device.Bindings, MQTT through MQTTnet (<see cref="MqttNetConnector"/>).
     /// </summary>
     /// <exception cref="ArgumentException">The config has problems (all of them are listed).</exception>
     public static TelemetryPipelines Create(EdgeConfig config, ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(loggerFactory);
         var time = timeProvider ?? TimeProvider.System;
-        return Create(config, loggerFactory, metrics, time, chip => new GpioCdevV2Driver(chip), new MqttNetConnector(loggerFactory, time));
+        return Create(config, loggerFactory, metrics, time, SensorBuses.System, new MqttNetConnector(loggerFactory, time));
     }
 
     internal static TelemetryPipelines Create(
@@ -92,7 +119,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
         ILoggerFactory loggerFactory,
         MetricsRegistry metrics,
         TimeProvider? timeProvider,
-        Func<string, GpioDriver> openGpioChip,
+        SensorBuses buses,
         ITelemetryMqttConnector? connector,
         OutboxOptions? outboxOptions = null,
         Backoff? backoff = null)
@@ -106,7 +133,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
         var outbox = OpenOutbox(config.DataDir, loggerFactory, metrics, time, outboxOptions);
         var pipelines = new List<IPipeline>();
         foreach (var s in config.Sensors)
-            pipelines.Add(CreateSensorPipeline(s, outbox, time, logger, metrics, openGpioChip));
+            pipelines.Add(CreateSensorPipeline(s, outbox, time, logger, metrics, buses));
         if (config.Mqtt is not null && connector is not null)
             pipelines.Add(CreateMqttSession(config, outbox, connector, loggerFactory, metrics, time, backoff));
         return new TelemetryPipelines(outbox, pipelines);
@@ -124,19 +151,51 @@ public sealed class TelemetryPipelines : IAsyncDisposable
         return outbox;
     }
 
-    internal static IPipeline CreateSensorPipeline(SensorConfig s, TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics, Func<string, GpioDriver> openGpioChip)
+    internal static IPipeline CreateSensorPipeline(SensorConfig s, TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics, SensorBuses buses)
     {
         var unit = s.Unit ?? "";
-        if (s.Kind == "file")
+        var interval = s.Interval is null ? DefaultInterval : ParseDuration(s.Interval);
+        switch (s.Kind)
         {
-            var interval = s.Interval is null ? DefaultInterval : ParseDuration(s.Interval);
-            var sensor = FileSensor.Create(s.Path!, s.Scale, s.Offset, unit, time);
-            return new FileSensorPipeline(s.Name, sensor, interval, outbox, time, logger, metrics);
+            case "file":
+                var sensor = FileSensor.Create(s.Path!, s.Scale, s.Offset, unit, time);
+                return new FileSensorPipeline(s.Name, sensor, interval, outbox, time, logger, metrics);
+            case "gpio":
+                var chip = s.Chip!;
+                return new GpioSensorPipeline(s.Name, () => buses.OpenGpioChip(chip), s.Line!.Value, ParseEdge(s.Edge ?? "both")!.Value,
+                    s.Debounce is null ? TimeSpan.Zero : ParseDuration(s.Debounce), unit, outbox, time, logger, metrics);
+            default:
+                return new ChipSensorPipeline(s.Name, CreateChipSensor(s, buses), SensorKinds.ReadingsOf(s), interval, outbox, time, logger, metrics);
         }
-        var options = new GpioLineOptions(PinMode.Input, ParseEdge(s.Edge ?? "both")!.Value,
-            s.Debounce is null ? TimeSpan.Zero : ParseDuration(s.Debounce));
-        var chip = s.Chip!;
-        return new GpioSensorPipeline(s.Name, () => openGpioChip(chip), s.Line!.Value, options, unit, outbox, time, logger, metrics);
+    }
+
+    internal static ChipSensor CreateChipSensor(SensorConfig s, SensorBuses buses)
+    {
+        if (s.Kind == "ds18b20")
+            return new Ds18b20Sensor(buses.W1Devices, s.Address!);
+        if (s.Kind == "dht22")
+        {
+            var chip = s.Chip!;
+            return new Dht22Sensor(() => buses.OpenGpioChip(chip), s.Pin!.Value, $"dht22 on {chip} line {s.Pin}");
+        }
+        var bus = s.Bus!.Value;
+        SensorKinds.TryParseI2cAddress(s.Address, out var address);
+        var description = $"{s.Kind} on /dev/i2c-{bus} at 0x{address:x2}";
+        Func<System.Device.I2c.I2cDevice> open = () => buses.OpenI2c(bus, address);
+        return s.Kind switch
+        {
+            "bme280" => new Bme280Sensor(open, description),
+            "bmp280" => new Bmp280Sensor(open, description),
+            "sht3x" => new Sht3xSensor(open, description),
+            "ads1115" => new Ads1115Sensor(open, description),
+            _ => throw new ArgumentException($"unknown sensor kind \"{s.Kind}\"", nameof(s)),
+        };
+    }
+
+    private static void ValidateChipInterval(SensorConfig s, string at, TimeSpan minimum, List<string> problems)
+    {
+        if (s.Interval is not null && (!Duration.TryParse(s.Interval, out var interval, out _) || interval < minimum))
+            problems.Add($"{at}.interval: \"{s.Interval}\" is not a duration of at least {minimum.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}ms for kind \"{s.Kind}\"");
     }
 
     internal static MqttTelemetrySession CreateMqttSession(EdgeConfig config, TelemetryOutbox outbox, ITelemetryMqttConnector connector,
@@ -149,7 +208,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
             topics.Status, TelemetryPayloads.Offline,
             KeepAlive: TimeSpan.FromSeconds(15), SessionExpiry: TimeSpan.FromDays(1), config.TrustedCa,
             mqtt.ProtocolVersion == "3.1.1" ? TelemetryProtocolVersion.V311 : TelemetryProtocolVersion.V500);
-        var sensors = config.Sensors.Select(s => (s.Name, s.Unit ?? "")).ToList();
+        var sensors = config.Sensors.SelectMany(SensorKinds.ReadingsOf).ToList();
         return new MqttTelemetrySession(connector, options, topics, sensors, outbox, metrics, time,
             loggerFactory.CreateLogger<MqttTelemetrySession>(), backoff);
     }
@@ -164,7 +223,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
     {
         "rising" => PinEventTypes.Rising,
         "falling" => PinEventTypes.Falling,
-        "both" => PinEventTypes.Both,
+        "both" => PinEventTypes.Rising | PinEventTypes.Falling,
         _ => null,
     };
 

@@ -52,6 +52,30 @@ public class EdgeConfigLoaderTests
         Assert.Equal("pinhole", s.Mqtt!.TopicPrefix);
     }
 
+    [Fact]
+    public void Chip_sensors_load_with_their_bus_address_and_interval_defaults()
+    {
+        var c = EdgeConfigLoader.Parse(Set(Minimal, "sensors", """
+            [ { "name": "room", "kind": "bme280", "bus": 1, "address": "0x76" },
+              { "name": "office", "kind": "sht3x" },
+              { "name": "adc", "kind": "ads1115", "bus": 3, "address": "0x49", "interval": "1s" },
+              { "name": "attic", "kind": "dht22", "pin": 4 },
+              { "name": "tank", "kind": "ds18b20", "address": "28-0316a2792dff" },
+              { "name": "baro", "kind": "bmp280", "address": "0x77" } ]
+            """));
+        Assert.Empty(c.Problems);
+        var s = c.Config!.Sensors;
+        Assert.Equal((1, "0x76", "5s"), (s[0].Bus!.Value, s[0].Address, s[0].Interval));
+        Assert.Equal((1, "0x44"), (s[1].Bus!.Value, s[1].Address));
+        Assert.Equal((3, "0x49", "1s"), (s[2].Bus!.Value, s[2].Address, s[2].Interval));
+        Assert.Equal(("/dev/gpiochip0", 4), (s[3].Chip, s[3].Pin!.Value));
+        Assert.Equal("28-0316a2792dff", s[4].Address);
+        Assert.Equal(["room_temperature", "room_humidity", "room_pressure"], SensorKinds.ReadingsOf(s[0]).Select(r => r.Name));
+        Assert.Equal(["°C", "%", "hPa"], SensorKinds.ReadingsOf(s[0]).Select(r => r.Unit));
+        Assert.Equal(["adc_a0", "adc_a1", "adc_a2", "adc_a3"], SensorKinds.ReadingsOf(s[2]).Select(r => r.Name));
+        Assert.Equal(["baro_temperature", "baro_pressure"], SensorKinds.ReadingsOf(s[5]).Select(r => r.Name));
+    }
+
     [Theory]
     [InlineData(null, "auto")]
     [InlineData("auto", "auto")]
@@ -91,8 +115,19 @@ public class EdgeConfigLoaderTests
         { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"rtsp://h/1\",\"transport\":1}]"), "cameras[0].transport: expected a string, got the number 1" },
         { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"exec:cat /dev/video0\",\"transport\":\"udp\"}]"), "cameras[0].transport: is only used by rtsp:// sources (leave it out for exec:)" },
         { Set(Minimal, "cameras", "[{\"name\":\"a\",\"source\":\"rtsp://h/1\",\"Transport\":\"udp\"}]"), "cameras[0].Transport: unknown key \"Transport\" (did you mean \"transport\"?)" },
-        { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"i2c\"}]"), "sensors[0].kind: unsupported kind \"i2c\" (use \"file\" or \"gpio\")" },
+        { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"i2c\"}]"), "sensors[0].kind: unsupported kind \"i2c\" (use \"file\", \"gpio\", \"bme280\", \"bmp280\", \"sht3x\", \"dht22\", \"ads1115\", \"ds18b20\")" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\"}]"), "sensors[0].path: is required" },
+        { Set(Minimal, "sensors", "[{\"name\":\"room\",\"kind\":\"bme280\",\"bus\":1,\"address\":\"0x44\"}]"), "sensors[0].address: the bme280 answers only at 0x76 or 0x77, not 0x44" },
+        { Set(Minimal, "sensors", "[{\"name\":\"room\",\"kind\":\"bme280\",\"address\":\"seventy\"}]"), "sensors[0].address: \"seventy\" is not an I2C address like \"0x76\"" },
+        { Set(Minimal, "sensors", "[{\"name\":\"room\",\"kind\":\"sht3x\",\"bus\":-1}]"), "sensors[0].bus: must be between 0 and 255 (got -1)" },
+        { Set(Minimal, "sensors", "[{\"name\":\"room\",\"kind\":\"bme280\",\"unit\":\"°F\"}]"), "sensors[0].unit: is not used by kind \"bme280\" (each of its readings has its own unit)" },
+        { Set(Minimal, "sensors", "[{\"name\":\"room\",\"kind\":\"bmp280\",\"line\":4}]"), "sensors[0].line: is not used by kind \"bmp280\"" },
+        { Set(Minimal, "sensors", "[{\"name\":\"adc\",\"kind\":\"ads1115\",\"address\":\"0x4c\"}]"), "sensors[0].address: the ads1115 answers only at 0x48 or 0x49 or 0x4a or 0x4b, not 0x4c" },
+        { Set(Minimal, "sensors", "[{\"name\":\"attic\",\"kind\":\"dht22\"}]"), "sensors[0].pin: is required" },
+        { Set(Minimal, "sensors", "[{\"name\":\"attic\",\"kind\":\"dht22\",\"pin\":4,\"interval\":\"1s\"}]"), "sensors[0].interval: must be at least 2000ms (got \"1s\")" },
+        { Set(Minimal, "sensors", "[{\"name\":\"tank\",\"kind\":\"ds18b20\"}]"), "sensors[0].address: is required" },
+        { Set(Minimal, "sensors", "[{\"name\":\"tank\",\"kind\":\"ds18b20\",\"address\":\"10-0316a2792dff\"}]"), "sensors[0].address: must be a 1-Wire id like \"28-0316a2792dff\" as listed in /sys/bus/w1/devices (got \"10-0316a2792dff\")" },
+        { Set(Minimal, "sensors", "[{\"name\":\"room\",\"kind\":\"sht3x\"},{\"name\":\"room_humidity\",\"kind\":\"file\",\"path\":\"/x\"}]"), "sensors[1].name: reading \"room_humidity\" would share its MQTT topic with sensor \"room\"" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"5 sec\"}]"), "sensors[0].interval: \"5 sec\" is not a duration (use e.g. 5s, 20ms, 1m)" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"5d\"}]"), "sensors[0].interval: \"5d\" has unknown unit \"d\" (use ms, s, m or h)" },
         { Set(Minimal, "sensors", "[{\"name\":\"t\",\"kind\":\"file\",\"path\":\"/x\",\"interval\":\"5ms\"}]"), "sensors[0].interval: must be at least 10ms (got \"5ms\")" },

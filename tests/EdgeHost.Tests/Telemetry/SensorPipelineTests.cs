@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging;
+using System.Device.Gpio;
 using Pinhole.Drivers.Gpio;
+using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Telemetry;
 using Pinhole.Testing.Time;
@@ -26,14 +28,14 @@ public sealed class SensorPipelineTests : IDisposable
     [Fact]
     public async Task Gpio_edge_events_become_readings_of_1_and_0_after_the_initial_level()
     {
-        // The chip's debounce runs on a manual clock, so "shorter than the period" is exact.
+        // The debounce runs on a manual clock, so "shorter than the period" is exact.
         var chipTime = new ManualTimeProvider();
-        var chip = new InMemoryGpioDriver(32, chipTime);
+        var chip = new InMemoryGpioDriver(32);
         chip.SetInputLevel(17, PinValue.High);
         string? openedChip = null;
         var config = Config(new SensorConfig { Name = "door_contact", Kind = "gpio", Chip = "/dev/gpiochip0", Line = 17, Edge = "both", Debounce = "20ms" });
-        await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, TimeProvider.System,
-            c => { openedChip = c; return chip; }, connector: new FakeConnector());
+        await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, chipTime,
+            new SensorBuses { OpenGpioChip = c => { openedChip = c; return new GpioController(chip); } }, connector: new FakeConnector());
         var pipeline = telemetry.Pipelines.Single(p => p.Name == "sensor/door_contact");
         Assert.Contains(telemetry.Pipelines, p => p.Name == "mqtt");
         using var stop = new CancellationTokenSource();
@@ -74,7 +76,7 @@ public sealed class SensorPipelineTests : IDisposable
     {
         var config = Config(new SensorConfig { Name = "door", Kind = "gpio", Chip = "/dev/gpiochip9", Line = 1 });
         await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, TimeProvider.System,
-            c => new GpioCdevV2Driver(c), connector: null);
+            SensorBuses.System, connector: null);
         using var stop = new CancellationTokenSource();
         var run = telemetry.Pipelines.Single().RunAsync(new RecordingContext(), stop.Token);
         await Eventually.True(() => _log.Entries.Any(e => e.Level == LogLevel.Warning && e.Message.Contains("/dev/gpiochip9", StringComparison.Ordinal)), "fault logged");
@@ -88,7 +90,7 @@ public sealed class SensorPipelineTests : IDisposable
     {
         var file = Path.Combine(_dir.FullName, "thermal_zone0", "temp");
         var config = Config(new SensorConfig { Name = "cpu_temp", Kind = "file", Path = file, Scale = 0.001, Unit = "°C", Interval = "20ms" });
-        await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, TimeProvider.System, _ => throw new InvalidOperationException(), connector: null);
+        await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, TimeProvider.System, new SensorBuses { OpenGpioChip = _ => throw new InvalidOperationException() }, connector: null);
         var pipeline = telemetry.Pipelines.Single();
         Assert.Equal("sensor/cpu_temp", pipeline.Name);
         var context = new RecordingContext();

@@ -14,7 +14,7 @@ public sealed class TelemetryPipelineFactoryTests : IAsyncLifetime
 
     public Task InitializeAsync()
     {
-        _factory = new TelemetryPipelineFactory(new ListLogger(), new MetricsRegistry(), TimeProvider.System, _ => new InMemoryGpioDriver(), _broker);
+        _factory = new TelemetryPipelineFactory(new ListLogger(), new MetricsRegistry(), TimeProvider.System, new SensorBuses { OpenGpioChip = _ => new System.Device.Gpio.GpioController(new InMemoryGpioDriver()) }, _broker);
         return Task.CompletedTask;
     }
 
