@@ -48,6 +48,7 @@ internal sealed class LossyUdpProxy : IDisposable
     private bool _holding;
     private uint? _lastFrameTimestamp;
     private int _framePackets;
+    private readonly List<int> _framePacketCounts = [];
 
     public LossyUdpProxy(IPAddress address, IPEndPoint relay)
     {
@@ -195,10 +196,22 @@ internal sealed class LossyUdpProxy : IDisposable
                     if (ReplayedFrames++ == 0) FirstReplayedFramePackets = _framePackets;
                 }
                 _lastFrameTimestamp = ts;
+                _framePacketCounts.Add(_framePackets);
                 _framePackets = 0;
             }
         }
         _front.SendTo(packet, browser);
+    }
+
+    /// <summary>The median number of RTP packets per frame forwarded (a delta frame, as most are).</summary>
+    public int MedianFramePackets()
+    {
+        lock (_dropped)
+        {
+            if (_framePacketCounts.Count == 0) return 0;
+            var sorted = _framePacketCounts.Order().ToList();
+            return sorted[sorted.Count / 2];
+        }
     }
 
     /// <summary>Counters read under the proxy's lock.</summary>
