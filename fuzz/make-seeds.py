@@ -138,3 +138,57 @@ put("parameter-sets", "asc-escape-rate", b"\x02\x17\x80\x00\x5d\xc0")
 # ---- annexb: the start of ffmpeg's Annex-B output
 put("annexb", "ffmpeg-testsrc", cap("ffmpeg-testsrc.h264")[:4096])
 put("annexb", "ffmpeg-testsrc-2slices", cap("ffmpeg-testsrc-2slices.h264")[:4096])
+
+# ---- stun: ICE connectivity checks as a browser sends them, and the relay's answers (RFC 8489, RFC 8445)
+import hashlib, hmac, json, zlib
+COOKIE = 0x2112A442
+def attr(t, v):
+    return struct.pack(">HH", t, len(v)) + v + bytes(-len(v) % 4)
+def stun(mtype, tid, attrs, key=None, fingerprint=True):
+    body = b"".join(attrs)
+    if key is not None:
+        head = struct.pack(">HHI", mtype, len(body) + 24, COOKIE) + tid
+        body += attr(0x0008, hmac.new(key, head + body, hashlib.sha1).digest())
+    if fingerprint:
+        head = struct.pack(">HHI", mtype, len(body) + 8, COOKIE) + tid
+        body += attr(0x8028, struct.pack(">I", zlib.crc32(head + body) ^ 0x5354554E))
+    return struct.pack(">HHI", mtype, len(body), COOKIE) + tid + body
+tid = bytes(range(1, 13))
+key = b"fuzz-ice-password-0123456789"
+request = stun(0x0001, tid, [attr(0x0006, b"relayufrag:browserufrag"), attr(0x0024, struct.pack(">I", 1853824767)),
+    attr(0x802A, struct.pack(">Q", 0x1122334455667788)), attr(0x0025, b""), attr(0xC057, b"\x00\x01\x00\x0a")], key)
+put("stun", "binding-request", request)
+xport = 54321 ^ (COOKIE >> 16)
+v4 = struct.pack(">BBH", 0, 1, xport) + struct.pack(">I", 0x7F000001 ^ COOKIE)
+v6addr = bytes.fromhex("20010db8000000000000000000000001")
+v6 = struct.pack(">BBH", 0, 2, xport) + bytes(a ^ b for a, b in zip(v6addr, struct.pack(">I", COOKIE) + tid))
+put("stun", "success-ipv4", stun(0x0101, tid, [attr(0x0020, v4), attr(0x8022, b"pinhole-relay")], key))
+put("stun", "success-ipv6", stun(0x0101, tid, [attr(0x0020, v6)], key))
+put("stun", "error-401", stun(0x0111, tid, [attr(0x0009, struct.pack(">HBB", 0, 4, 1) + b"Unauthorized")]))
+put("stun", "ice-tcp-two-frames", b"".join(struct.pack(">H", len(m)) + m for m in [request, stun(0x0011, tid, [])]))
+
+# ---- srtp: plain RTP and RTCP packets (the target protects and unprotects them) and bytes that are no SRTP
+put("srtp", "h264-and-sr", records([p for ch, p in h264 if ch == 0 and len(p) < 600][:4] + [sr, rr]))
+put("srtp", "csrc-extension-padding", records([ext, ext[:12] + bytes(10)]))
+
+# ---- rtcp-feedback: what a browser sends back on a WebRTC session (RFC 4585, RFC 5104)
+def fb(pt, fmt, sender, media, fci):
+    return struct.pack(">BBHII", 0x80 | fmt, pt, (12 + len(fci)) // 4 - 1, sender, media) + fci
+nack = fb(205, 1, 1, 0x1234, struct.pack(">HH", 100, 0b1000000000000101) + struct.pack(">HH", 65530, 0xFFFF))
+pli = fb(206, 1, 1, 0x1234, b"")
+fir = fb(206, 4, 1, 0, struct.pack(">IB3x", 0x1234, 7) + struct.pack(">IB3x", 0x5678, 8))
+remb = fb(206, 15, 1, 0, b"REMB" + bytes([1, 0x0F, 0x42, 0x40]) + struct.pack(">I", 0x1234))
+rr_block = struct.pack(">BBHI", 0x81, 201, 7, 1) + struct.pack(">IIIIII", 0x1234, 0x05000003, 1000, 20, 0, 0)
+put("rtcp-feedback", "rr-nack-pli", rr_block + nack + pli)
+put("rtcp-feedback", "fir-remb-bye", fir + remb + bye)
+padded = bytearray(fb(205, 1, 1, 0x1234, struct.pack(">HH", 7, 0)) + bytes([0, 0, 0, 4]))
+padded[0] |= 0x20
+padded[2:4] = struct.pack(">H", len(padded) // 4 - 1)
+put("rtcp-feedback", "nack-padded", bytes(padded))
+
+# ---- release-manifest: a bundle head (docs/updates.md) and a bare manifest
+manifest = json.dumps({"format": 1, "version": "1.4.0", "architecture": "linux-arm64", "created": "2026-12-01T10:00:00Z",
+    "files": [{"path": "pinhole-edge", "size": 14000000, "sha256": "ab" * 32, "executable": True},
+              {"path": "wwwroot/index.html", "size": 900, "sha256": "0f" * 32}]}, separators=(",", ":")).encode()
+put("release-manifest", "bundle-head", b"PHNBNDL1" + struct.pack(">I", len(manifest)) + manifest + struct.pack(">H", 64) + bytes(range(64)) + b"\x7fELF")
+put("release-manifest", "manifest", manifest)

@@ -42,6 +42,22 @@ public sealed class PropertyViolationException : Exception
     public PropertyViolationException(string message, Exception inner) : base(message, inner) { }
 }
 
+/// <summary>
+/// The "allowed" type of a target whose code under test never throws on any input (it answers
+/// true/false instead): nothing throws it, so every exception is a finding.
+/// </summary>
+public sealed class NoExceptionAllowed : Exception
+{
+    /// <summary>Creates the exception (never done: the type only marks a contract).</summary>
+    public NoExceptionAllowed() { }
+
+    /// <summary>Creates the exception.</summary>
+    public NoExceptionAllowed(string message) : base(message) { }
+
+    /// <summary>Creates the exception.</summary>
+    public NoExceptionAllowed(string message, Exception inner) : base(message, inner) { }
+}
+
 /// <summary>Builds multi-segment sequences, so parsers are fuzzed across segment boundaries too.</summary>
 internal static class Segments
 {

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Security.Cryptography;
 using System.Text;
 using Pinhole.Transport.Aac;
 using Pinhole.Transport.Fmp4;
@@ -9,6 +10,9 @@ using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Sdp;
+using Pinhole.Transport.Srtp;
+using Pinhole.Transport.Stun;
+using Pinhole.Transport.Updates;
 using Pinhole.Transport.Uplink;
 using Pinhole.Transport.WebSockets;
 
@@ -49,6 +53,14 @@ public static class FuzzTargets
             typeof(RtspProtocolException), ParameterSets),
         new FuzzTarget("annexb", "an Annex-B byte stream as exec: capture pipes produce it (AnnexBReader), split in two segments too",
             typeof(RtspProtocolException), AnnexB),
+        new FuzzTarget("stun", "one STUN datagram (StunMessage.Parse, VerifyFingerprint, VerifyMessageIntegrity), written back with MESSAGE-INTEGRITY and FINGERPRINT and parsed again; the same bytes as an RFC 4571 ICE-TCP stream (IceTcpFraming), whole and split",
+            typeof(StunProtocolException), Stun),
+        new FuzzTarget("srtp", "length-prefixed packets into an SRTP session (TryUnprotectRtp/TryUnprotectRtcp by RFC 5761 type); each RTP/RTCP packet also protected by one session and unprotected by another, which must give it back",
+            typeof(NoExceptionAllowed), Srtp),
+        new FuzzTarget("rtcp-feedback", "one compound RTCP packet from a WebRTC viewer (RtcpFeedback.Parse: NACK, PLI, FIR, RR, BYE); every NACK, PLI and FIR written and parsed back",
+            typeof(RtspProtocolException), RtcpFeedbackTarget),
+        new FuzzTarget("release-manifest", "the head of a release bundle (ReleaseBundle.TryReadHead, Verify against a fixed key) and the same bytes as a manifest (ReleaseManifest.Parse); a manifest written and parsed back writes the same",
+            typeof(ReleaseBundleException), Release),
     }.ToDictionary(t => t.Name, StringComparer.Ordinal);
 
     // ------------------------------------------------------------------ RTSP
@@ -60,6 +72,12 @@ public static class FuzzTargets
     {
         public static readonly DigestServer Digest = new("pinhole", TimeSpan.FromMinutes(1));
         public static readonly UplinkLimits SmallLimits = new() { MaxMessageBytes = 256 * 1024 };
+    }
+
+    // Not instrumented (System.Security.Cryptography), but kept with the other lazily made objects.
+    private static class Keys
+    {
+        public static readonly ECDsa Release = ECDsa.Create(ECCurve.NamedCurves.nistP256);
     }
 
     private static readonly Uri BaseUrl = new("rtsp://127.0.0.1:8554/gw1/cam");
@@ -361,6 +379,181 @@ public static class FuzzTargets
             units.Append("rejected");
         }
         return units.ToString();
+    }
+
+    // ------------------------------------------------------------------ STUN / ICE-TCP
+
+    private static readonly byte[] IcePassword = "fuzz-ice-password-0123456789"u8.ToArray();
+
+    private static void Stun(ReadOnlySpan<byte> data)
+    {
+        // The checks the relay's UDP socket makes before parsing: never throw, whatever the bytes.
+        _ = StunMessage.IsStun(data);
+        _ = StunMessage.VerifyFingerprint(data);
+        _ = StunMessage.VerifyMessageIntegrity(data, IcePassword);
+
+        var bytes = data.ToArray();
+        var whole = ReadIceTcp(new ReadOnlySequence<byte>(bytes));
+        var split = ReadIceTcp(Segments.Split(bytes, Segments.SplitPoint(bytes)));
+        if (whole != split)
+            throw new PropertyViolationException($"ICE-TCP framing depends on the segment split: '{whole}' vs '{split}'");
+
+        var message = StunMessage.Parse(data);
+        // Written back with both trailers it still fits a STUN length field, unless the input was near the limit.
+        if (data.Length + 4 + 20 + 8 > StunMessage.HeaderLength + ushort.MaxValue) return;
+        var encoded = message.Encode(IcePassword, fingerprint: true);
+        // The verifiers answer only for what the one-port demultiplexer calls STUN (first byte 0..3,
+        // RFC 7983): a method above 0xFF sets higher type bits, which Parse accepts (RFC 8489 allows
+        // 12-bit methods) but the relay never routes to it.
+        if (StunMessage.IsStun(encoded))
+        {
+            if (!StunMessage.VerifyFingerprint(encoded)) throw new PropertyViolationException("a written STUN message fails its own FINGERPRINT");
+            if (!StunMessage.VerifyMessageIntegrity(encoded, IcePassword)) throw new PropertyViolationException("a written STUN message fails its own MESSAGE-INTEGRITY");
+        }
+        var again = StunMessage.Parse(encoded);
+        if (again.Class != message.Class || again.Method != message.Method || !again.TransactionId.AsSpan().SequenceEqual(message.TransactionId)
+            || again.Username != message.Username || !Equals(again.XorMappedAddress, message.XorMappedAddress)
+            || again.Priority != message.Priority || again.IceControlling != message.IceControlling || again.IceControlled != message.IceControlled
+            || again.UseCandidate != message.UseCandidate || again.Error != message.Error || again.Software != message.Software
+            || !again.HasMessageIntegrity || !again.HasFingerprint
+            || again.UnknownAttributes.Count != message.UnknownAttributes.Count
+            || again.UnknownAttributes.Zip(message.UnknownAttributes).Any(p => p.First.Type != p.Second.Type || !p.First.Value.AsSpan().SequenceEqual(p.Second.Value)))
+            throw new PropertyViolationException("a STUN message written and parsed back differs");
+    }
+
+    // RFC 4571 frames as an ICE-TCP connection delivers them; each frame that looks like STUN is parsed.
+    private static string ReadIceTcp(ReadOnlySequence<byte> sequence)
+    {
+        var reader = new SequenceReader<byte>(sequence);
+        var outcome = new StringBuilder();
+        while (IceTcpFraming.TryReadFrame(ref reader, out var packet))
+        {
+            var frame = packet.ToArray();
+            outcome.Append(frame.Length);
+            if (StunMessage.IsStun(frame))
+            {
+                try { outcome.Append(':').Append(StunMessage.Parse(frame).Class); }
+                catch (StunProtocolException) { outcome.Append(":rejected"); }
+            }
+            outcome.Append(',');
+        }
+        return outcome.Append(reader.Consumed).ToString();
+    }
+
+    // ------------------------------------------------------------------ SRTP
+
+    private static readonly byte[] SrtpKey = [0xE1, 0xF9, 0x7A, 0x0D, 0x3E, 0x01, 0x8B, 0xE0, 0xD6, 0x4F, 0xA3, 0x2C, 0x06, 0xDE, 0x41, 0x39];
+    private static readonly byte[] SrtpSalt = [0x0E, 0xC6, 0x75, 0xAD, 0x49, 0x8A, 0xFE, 0xEB, 0xB6, 0x96, 0x0B, 0x3A, 0xAB, 0xE6];
+
+    // A browser's SRTP/SRTCP arrives on the relay's one UDP port: whatever it is, unprotecting it
+    // answers true or false and never throws. What one session protects, another with the same keys
+    // gives back byte for byte (and a persistent receiver accepts nothing but what was sent).
+    private static void Srtp(ReadOnlySpan<byte> data)
+    {
+        using var receiver = new SrtpSession(SrtpKey, SrtpSalt);
+        using var sender = new SrtpSession(SrtpKey, SrtpSalt);
+        using var peer = new SrtpSession(SrtpKey, SrtpSalt);
+        var buffer = new byte[ushort.MaxValue + 64];
+        var checkedRoundTrips = 0;
+        foreach (var record in Records(data))
+        {
+            var packet = record.Span;
+            var rtcp = RtcpFeedback.IsRtcp(packet);
+            _ = rtcp ? receiver.TryUnprotectRtcp(packet, buffer, out _) : receiver.TryUnprotectRtp(packet, buffer, out _);
+
+            // Round trips: at most 64 per input, so the sessions' source limit (256) is never reached.
+            if (checkedRoundTrips++ >= 64) continue;
+            if (rtcp ? packet.Length < 8 || packet[0] >> 6 != 2 : !LooksLikeRtp(packet)) continue;
+            var protectedLength = rtcp ? sender.ProtectRtcp(packet, buffer) : sender.ProtectRtp(packet, buffer);
+            var protectedPacket = buffer.AsSpan(0, protectedLength).ToArray();
+            var plain = new byte[protectedLength];
+            var accepted = rtcp ? peer.TryUnprotectRtcp(protectedPacket, plain, out var length) : peer.TryUnprotectRtp(protectedPacket, plain, out length);
+            if (accepted && !plain.AsSpan(0, length).SequenceEqual(packet))
+                throw new PropertyViolationException("an SRTP packet unprotected to something other than what was protected");
+
+            // A fresh pair has no replay history: it must accept and give the packet back.
+            using var freshSender = new SrtpSession(SrtpKey, SrtpSalt);
+            using var freshReceiver = new SrtpSession(SrtpKey, SrtpSalt);
+            var once = new byte[packet.Length + SrtpSession.SrtcpTrailerLength];
+            var n = rtcp ? freshSender.ProtectRtcp(packet, once) : freshSender.ProtectRtp(packet, once);
+            if (!(rtcp ? freshReceiver.TryUnprotectRtcp(once.AsSpan(0, n), plain, out length) : freshReceiver.TryUnprotectRtp(once.AsSpan(0, n), plain, out length))
+                || !plain.AsSpan(0, length).SequenceEqual(packet))
+                throw new PropertyViolationException($"a fresh SRTP session refused or changed a packet another protected ({(rtcp ? "RTCP" : "RTP")}, {packet.Length} bytes)");
+        }
+    }
+
+    // RFC 3550 §5.1, as the SRTP session reads it: version 2, CSRCs and extension within the packet.
+    private static bool LooksLikeRtp(ReadOnlySpan<byte> packet)
+    {
+        if (packet.Length < 12 || packet[0] >> 6 != 2) return false;
+        var length = 12 + 4 * (packet[0] & 0x0F);
+        if ((packet[0] & 0x10) != 0)
+        {
+            if (packet.Length < length + 4) return false;
+            length += 4 + 4 * ((packet[length + 2] << 8) | packet[length + 3]);
+        }
+        return length <= packet.Length;
+    }
+
+    // ------------------------------------------------------------------ RTCP feedback
+
+    private static void RtcpFeedbackTarget(ReadOnlySpan<byte> data)
+    {
+        var tried = RtcpFeedback.TryParse(data, out _);
+        var feedback = RtcpFeedback.Parse(data);
+        if (!tried) throw new PropertyViolationException("RtcpFeedback.TryParse refused what Parse accepts");
+        foreach (var nack in feedback.Nacks)
+        {
+            var again = RtcpFeedback.Parse(nack.ToArray());
+            if (again.Nacks.Count != 1 || again.Nacks[0].SenderSsrc != nack.SenderSsrc || again.Nacks[0].MediaSsrc != nack.MediaSsrc
+                || !again.Nacks[0].LostSequenceNumbers.ToHashSet().SetEquals(nack.LostSequenceNumbers))
+                throw new PropertyViolationException("a NACK written and parsed back lists other sequence numbers");
+        }
+        foreach (var pli in feedback.PictureLossIndications)
+        {
+            var again = RtcpFeedback.Parse(pli.ToArray());
+            if (again.PictureLossIndications.Count != 1 || again.PictureLossIndications[0] != pli)
+                throw new PropertyViolationException("a PLI written and parsed back differs");
+        }
+        foreach (var fir in feedback.FullIntraRequests)
+        {
+            var again = RtcpFeedback.Parse(fir.ToArray());
+            if (again.FullIntraRequests.Count != 1 || again.FullIntraRequests[0] != fir)
+                throw new PropertyViolationException("a FIR written and parsed back differs");
+        }
+    }
+
+    // ------------------------------------------------------------------ release bundles
+
+    // A device reads the head of a bundle the relay streams to it before anything is installed.
+    private static void Release(ReadOnlySpan<byte> data)
+    {
+        try
+        {
+            if (ReleaseBundle.TryReadHead(data, out var head))
+            {
+                if (head!.Length > data.Length) throw new PropertyViolationException($"a bundle head of {head.Length} bytes read from {data.Length}");
+                if (ReleaseBundle.Verify(head, Keys.Release)) throw new PropertyViolationException("a fuzzed bundle verified against a key nobody signed with");
+                ManifestRoundTrip(head.Manifest);
+            }
+            else if (data.Length >= 12 + ReleaseBundle.MaxManifestBytes + 2 + ReleaseBundle.MaxSignatureBytes)
+            {
+                throw new PropertyViolationException("TryReadHead wants more bytes than the largest head");
+            }
+        }
+        catch (ReleaseBundleException)
+        {
+            // Refused as a bundle; the same bytes as a bare manifest below.
+        }
+        ManifestRoundTrip(ReleaseManifest.Parse(data));
+    }
+
+    private static void ManifestRoundTrip(ReleaseManifest manifest)
+    {
+        var json = manifest.ToJsonBytes();
+        var again = ReleaseManifest.Parse(json);
+        if (!again.ToJsonBytes().AsSpan().SequenceEqual(json) || again.Version != manifest.Version || again.Files.Count != manifest.Files.Count)
+            throw new PropertyViolationException("a release manifest written and parsed back writes differently");
     }
 
     // ------------------------------------------------------------------ helpers
