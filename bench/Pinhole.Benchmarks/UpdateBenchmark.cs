@@ -148,14 +148,5 @@ public sealed class UpdateBenchmark : IBenchmark
         }
     }
 
-    private static void MakeBuild(string dir)
-    {
-        Directory.CreateDirectory(dir);
-        var from = AppContext.BaseDirectory;
-        foreach (var name in new[] { "pinhole-edge.dll", "pinhole-edge.deps.json", "pinhole-edge.runtimeconfig.json", "Pinhole.Drivers.dll", "Pinhole.EdgeConfig.dll", "Pinhole.Transport.dll", "System.CommandLine.dll" })
-            if (File.Exists(Path.Combine(from, name))) File.Copy(Path.Combine(from, name), Path.Combine(dir, name), overwrite: true);
-        var exe = Path.Combine(dir, "pinhole-edge");
-        File.WriteAllText(exe, "#!/bin/sh\nexec dotnet \"$(dirname \"$0\")/pinhole-edge.dll\" \"$@\"\n");
-        File.SetUnixFileMode(exe, (UnixFileMode)0b111_101_101);
-    }
+    private static void MakeBuild(string dir) => EdgeReleaseFolder.Make(dir);
 }

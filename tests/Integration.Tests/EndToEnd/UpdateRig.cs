@@ -99,29 +99,9 @@ internal sealed class UpdateRig : IAsyncDisposable
     }
 
     /// <summary>The built edge (next to this assembly) as a release folder, with the <c>pinhole-edge</c> script the service starts.</summary>
-    public static void MakeBuild(string dir, string? script = null)
-    {
-        Directory.CreateDirectory(dir);
-        var from = AppContext.BaseDirectory;
-        foreach (var name in new[] { "pinhole-edge.dll", "pinhole-edge.deps.json", "pinhole-edge.runtimeconfig.json", "Pinhole.Drivers.dll", "Pinhole.EdgeConfig.dll", "Pinhole.Transport.dll", "System.CommandLine.dll" })
-            if (File.Exists(Path.Combine(from, name))) File.Copy(Path.Combine(from, name), Path.Combine(dir, name), overwrite: true);
-        if (Directory.Exists(Path.Combine(from, "wwwroot"))) CopyDirectory(Path.Combine(from, "wwwroot"), Path.Combine(dir, "wwwroot"));
-        var exe = Path.Combine(dir, "pinhole-edge");
-        File.WriteAllText(exe, script ?? "#!/bin/sh\nexec dotnet \"$(dirname \"$0\")/pinhole-edge.dll\" \"$@\"\n");
-        File.SetUnixFileMode(exe, (UnixFileMode)0b111_101_101);
-    }
+    public static void MakeBuild(string dir, string? script = null) => EdgeReleaseFolder.Make(dir, script);
 
-    public static void CopyDirectory(string from, string to)
-    {
-        Directory.CreateDirectory(to);
-        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var target = Path.Combine(to, Path.GetRelativePath(from, file));
-            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target, overwrite: true);
-            File.SetUnixFileMode(target, File.GetUnixFileMode(file));
-        }
-    }
+    public static void CopyDirectory(string from, string to) => EdgeReleaseFolder.CopyDirectory(from, to);
 
     public async Task StartDeviceAsync()
     {
