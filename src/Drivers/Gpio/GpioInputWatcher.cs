@@ -69,8 +69,9 @@ public sealed class GpioInputWatcher : IDisposable
                 return;
             }
             // Restart the debounce timer on every edge; report when it expires with the level stable.
-            _debounceTimer?.Dispose();
-            _debounceTimer = _time.CreateTimer(_ => Settle(), null, _debounce, Timeout.InfiniteTimeSpan);
+            // One timer per watcher, re-armed: a bouncing contact makes many edges.
+            if (_debounceTimer is null) _debounceTimer = _time.CreateTimer(_ => Settle(), null, _debounce, Timeout.InfiniteTimeSpan);
+            else _debounceTimer.Change(_debounce, Timeout.InfiniteTimeSpan);
         }
     }
 
