@@ -15,7 +15,7 @@ namespace Pinhole.Integration.Tests.EndToEnd;
 /// namespace; the test reaches it through a small TCP forwarder.
 /// </summary>
 [Collection(EndToEnd.Collection)]
-public class WebRtcUdpBlockedTests(ITestOutputHelper output)
+public partial class WebRtcUdpBlockedTests(ITestOutputHelper output)
 {
     private const string Address = "10.231.0.1";
 
@@ -53,20 +53,32 @@ public class WebRtcUdpBlockedTests(ITestOutputHelper output)
                 s.NetworkNamespace = ns;
                 s.RelayExtra["webrtc"] = new { udp = $"0.0.0.0:{port}", publicAddresses = new[] { Address } };
             });
-        var driverPort = FreePort.GetTcp();
-        await using var driver = await PeerProcess.StartAsync(new PeerStartInfo(Chromium.DriverPath, $"--port={driverPort}")
+        // The driver picks its own port inside the namespace and says which: a number chosen out here
+        // may already be taken in there by the relay or edge (the host's "free" says nothing about
+        // the namespace), and then the test would be talking to the wrong server.
+        await using var driver = await PeerProcess.StartAsync(new PeerStartInfo(Chromium.DriverPath, "--port=0")
         {
             Name = "chromedriver",
             NetworkNamespace = ns,
-            ReadyTcpPort = driverPort,
+            ReadyLine = DriverReady(),
         });
+        var driverPort = int.Parse(driver.ReadyMatch!.Groups["port"].Value, System.Globalization.CultureInfo.InvariantCulture);
         using var forward = new TcpForwarder(ns, driverPort);
+        await WaitForDriverStatusAsync(forward.Port, driver);
         var profile = Directory.CreateTempSubdirectory("pinhole-chromium-").FullName;
         var options = new ChromeOptions { BinaryLocation = Chromium.BrowserPath };
         options.AddArguments(Chromium.DefaultArguments);
         options.AddArgument($"--user-data-dir={profile}");
         options.AddArgument("--window-size=1280,720");
-        var browser = new RemoteWebDriver(new Uri($"http://127.0.0.1:{forward.Port}"), options.ToCapabilities(), TimeSpan.FromSeconds(60));
+        RemoteWebDriver browser;
+        try
+        {
+            browser = new RemoteWebDriver(new Uri($"http://127.0.0.1:{forward.Port}"), options.ToCapabilities(), TimeSpan.FromSeconds(60));
+        }
+        catch (WebDriverException e)
+        {
+            throw new InvalidOperationException($"Chromium did not start inside {ns}: {e.Message}\n{driver.Describe("chromedriver")}", e);
+        }
         try
         {
             browser.Navigate().GoToUrl(new Uri(stack.HttpUri, $"/play/{EndToEnd.Device}/{EndToEnd.CameraName}"));
@@ -109,6 +121,33 @@ public class WebRtcUdpBlockedTests(ITestOutputHelper output)
             browser.Quit();
             try { Directory.Delete(profile, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"started successfully on port (?<port>\d+)")]
+    private static partial System.Text.RegularExpressions.Regex DriverReady();
+
+    /// <summary>Waits until the driver answers its status endpoint as a WebDriver server (ready: true).</summary>
+    private static async Task WaitForDriverStatusAsync(int port, PeerProcess driver)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(5) };
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        string last = "no answer";
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                last = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/status"));
+                using var status = System.Text.Json.JsonDocument.Parse(last);
+                if (status.RootElement.TryGetProperty("value", out var value) && value.TryGetProperty("ready", out var ready) && ready.GetBoolean())
+                    return;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException or InvalidOperationException)
+            {
+                last = e.Message;
+            }
+            await Task.Delay(200);
+        }
+        throw new TimeoutException($"chromedriver not ready within 15 s (last: {last})\n{driver.Describe("chromedriver")}");
     }
 
     /// <summary>Accepts on 127.0.0.1 here and pipes each connection to a port inside the namespace.</summary>
