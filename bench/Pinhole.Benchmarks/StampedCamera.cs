@@ -124,7 +124,7 @@ internal sealed class StampedCamera : IAsyncDisposable
                 {
                     depacketizer.Push(RtpPacket.Parse(datagram.Buffer), output);
                 }
-                catch (RtspProtocolException)
+                catch (MediaFormatException)
                 {
                     // A malformed or lost packet drops that frame; the next keyframe recovers.
                 }

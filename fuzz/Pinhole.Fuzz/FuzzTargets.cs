@@ -7,6 +7,7 @@ using Pinhole.Transport.G711;
 using Pinhole.Transport.H264;
 using Pinhole.Transport.H265;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Sdp;
@@ -30,35 +31,35 @@ public static class FuzzTargets
     public static IReadOnlyDictionary<string, FuzzTarget> All { get; } = new[]
     {
         new FuzzTarget("rtsp", "RTSP requests/responses and interleaved frames as a stream (RtspParser), split in two segments too; then the Transport, Session, WWW-Authenticate and Authorization headers (RtspTransport, RtspSession, HttpAuthChallenge, DigestServer.Verify, Basic)",
-            typeof(RtspProtocolException), Rtsp),
+            typeof(MediaFormatException), Rtsp),
         new FuzzTarget("rtp", "length-prefixed RTP packets (RtpPacket.Parse), write-and-parse-back, then RtpReorderBuffer and RtpReceptionStatistics",
-            typeof(RtspProtocolException), Rtp),
+            typeof(MediaFormatException), Rtp),
         new FuzzTarget("rtcp", "one compound RTCP packet (RtcpPacket.ParseCompound); SR/RR written and parsed back",
-            typeof(RtspProtocolException), Rtcp),
+            typeof(MediaFormatException), Rtcp),
         new FuzzTarget("sdp", "an SDP body (SessionDescription.Parse), each media section through RtpDepacketizerFactory (rtpmap, fmtp, sprop-*, config) and control URL resolution, written and parsed back",
-            typeof(RtspProtocolException), Sdp),
+            typeof(MediaFormatException), Sdp),
         new FuzzTarget("h264", "RTSP interleaved RTP into H264Depacketizer (single NAL, STAP-A, FU-A, in-band SPS through H264Sps)",
-            typeof(RtspProtocolException), data => Depacketize(data, _ => new H264Depacketizer(0))),
+            typeof(MediaFormatException), data => Depacketize(data, _ => new H264Depacketizer(0))),
         new FuzzTarget("h265", "RTSP interleaved RTP into H265Depacketizer (single NAL, AP, FU, in-band SPS through H265Sps)",
-            typeof(RtspProtocolException), data => Depacketize(data, _ => new H265Depacketizer(0))),
+            typeof(MediaFormatException), data => Depacketize(data, _ => new H265Depacketizer(0))),
         new FuzzTarget("aac", "RTSP interleaved RTP into AacDepacketizer (RFC 3640 AAC-hbr AU headers, fragmented AUs); channel 2 uses AAC-lbr-like lengths",
-            typeof(RtspProtocolException), data => Depacketize(data, AacFor)),
+            typeof(MediaFormatException), data => Depacketize(data, AacFor)),
         new FuzzTarget("g711", "RTSP interleaved RTP into G711Depacketizer (PCMA mono on channel 0, PCMU stereo on channel 2)",
-            typeof(RtspProtocolException), data => Depacketize(data, G711For)),
+            typeof(MediaFormatException), data => Depacketize(data, G711For)),
         new FuzzTarget("uplink", "the uplink codec as a byte stream (UplinkCodec.TryParse), split in two segments too; every message encoded and parsed back",
             typeof(UplinkProtocolException), Uplink),
         new FuzzTarget("websocket", "WebSocket frame headers from the relay (WebSocketFraming.TryReadHeader) and unmasking",
             typeof(WebSocketFramingException), WebSocket),
         new FuzzTarget("parameter-sets", "first byte picks: H.264 SPS (H264Sps), H.265 SPS (H265Sps), AudioSpecificConfig, each also as an fMP4 codec string (CodecStrings)",
-            typeof(RtspProtocolException), ParameterSets),
+            typeof(MediaFormatException), ParameterSets),
         new FuzzTarget("annexb", "an Annex-B byte stream as exec: capture pipes produce it (AnnexBReader), split in two segments too",
-            typeof(RtspProtocolException), AnnexB),
+            typeof(MediaFormatException), AnnexB),
         new FuzzTarget("stun", "one STUN datagram (StunMessage.Parse, VerifyFingerprint, VerifyMessageIntegrity), written back with MESSAGE-INTEGRITY and FINGERPRINT and parsed again; the same bytes as an RFC 4571 ICE-TCP stream (IceTcpFraming), whole and split",
             typeof(StunProtocolException), Stun),
         new FuzzTarget("srtp", "length-prefixed packets into an SRTP session (TryUnprotectRtp/TryUnprotectRtcp by RFC 5761 type); each RTP/RTCP packet also protected by one session and unprotected by another, which must give it back",
             typeof(NoExceptionAllowed), Srtp),
         new FuzzTarget("rtcp-feedback", "one compound RTCP packet from a WebRTC viewer (RtcpFeedback.Parse: NACK, PLI, FIR, RR, BYE); every NACK, PLI and FIR written and parsed back",
-            typeof(RtspProtocolException), RtcpFeedbackTarget),
+            typeof(MediaFormatException), RtcpFeedbackTarget),
         new FuzzTarget("release-manifest", "the head of a release bundle (ReleaseBundle.TryReadHead, Verify against a fixed key) and the same bytes as a manifest (ReleaseManifest.Parse); a manifest written and parsed back writes the same",
             typeof(ReleaseBundleException), Release),
     }.ToDictionary(t => t.Name, StringComparer.Ordinal);
@@ -106,7 +107,7 @@ public static class FuzzTargets
                 else frames += 1 + frame.Payload.Length;
             }
         }
-        catch (RtspProtocolException)
+        catch (MediaFormatException)
         {
             return $"rejected after {messages.Count} messages, {frames} frame bytes";
         }
@@ -144,7 +145,7 @@ public static class FuzzTargets
     private static void Try(Action parse)
     {
         try { parse(); }
-        catch (RtspProtocolException) { }
+        catch (MediaFormatException) { }
     }
 
     // ------------------------------------------------------------------ RTP / RTCP
@@ -159,7 +160,7 @@ public static class FuzzTargets
         {
             RtpPacket packet;
             try { packet = RtpPacket.Parse(record); }
-            catch (RtspProtocolException) { continue; }
+            catch (MediaFormatException) { continue; }
             var again = RtpPacket.Parse(packet.ToArray());
             if (again.SequenceNumber != packet.SequenceNumber || again.Timestamp != packet.Timestamp || again.Ssrc != packet.Ssrc
                 || again.Marker != packet.Marker || again.PayloadType != packet.PayloadType || again.Csrcs.Count != packet.Csrcs.Count
@@ -242,7 +243,7 @@ public static class FuzzTargets
             {
                 depacketizer.Push(RtpPacket.Parse(frame.Payload), output);
             }
-            catch (RtspProtocolException)
+            catch (MediaFormatException)
             {
                 // Dropped like a camera's bad packet; the depacketizer must keep working after it.
             }
@@ -374,7 +375,7 @@ public static class FuzzTargets
             units.Append('|');
             while (AnnexBReader.TryReadNalUnit(ref reader, isFinal: true, out var nal)) units.Append(nal.Length).Append(',');
         }
-        catch (RtspProtocolException)
+        catch (MediaFormatException)
         {
             units.Append("rejected");
         }

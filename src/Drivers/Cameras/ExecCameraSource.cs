@@ -3,8 +3,8 @@ using System.ComponentModel;
 using System.Diagnostics;
 using System.IO.Pipelines;
 using Microsoft.Extensions.Logging;
-using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 
@@ -89,7 +89,7 @@ public sealed partial class ExecCameraSource : CameraSource
         {
             // Normal stop.
         }
-        catch (RtspProtocolException e)
+        catch (MediaFormatException e)
         {
             throw new CameraException($"{DisplayName}: the capture output is not a valid H.264 Annex-B stream: {e.Message}", e);
         }

@@ -174,7 +174,7 @@ internal sealed class RtspConnection : IAsyncDisposable
                 }
             }
         }
-        catch (RtspProtocolException e)
+        catch (MediaFormatException e)
         {
             RtspServerLog.MalformedRequest(Logger, RemoteEndPoint, e.Message);
             Interlocked.CompareExchange(ref _closeReason, "malformed request", null);
@@ -331,7 +331,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         {
             (response, afterResponse) = await DispatchAsync(request).ConfigureAwait(false);
         }
-        catch (RtspProtocolException e)
+        catch (MediaFormatException e)
         {
             // A header that parsed as RTSP but whose value is malformed (Transport, Session, …).
             RtspServerLog.MalformedRequest(Logger, RemoteEndPoint, e.Message);
@@ -491,7 +491,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         {
             return HttpAuthChallenge.ParseOne(header)["username"];
         }
-        catch (RtspProtocolException)
+        catch (MediaFormatException)
         {
             return null;
         }
@@ -503,7 +503,7 @@ internal sealed class RtspConnection : IAsyncDisposable
     {
         HttpAuthChallenge a;
         try { a = HttpAuthChallenge.ParseOne(header); }
-        catch (RtspProtocolException) { return false; }
+        catch (MediaFormatException) { return false; }
         if (a["qop"] is null) return true;
         if (a["nonce"] is not { } nonce || !ulong.TryParse(a["nc"], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var nc)) return false;
         if (_nonceCounts.TryGetValue(nonce, out var last) && nc <= last) return false;
@@ -523,7 +523,7 @@ internal sealed class RtspConnection : IAsyncDisposable
     {
         string? uri;
         try { uri = HttpAuthChallenge.ParseOne(header)["uri"]; }
-        catch (RtspProtocolException) { return false; }
+        catch (MediaFormatException) { return false; }
         if (uri is null) return false;
         if (uri == requestUri) return true;
         if (!Uri.TryCreate(requestUri, UriKind.Absolute, out var request) || !TryResolve(requestUri, out var wanted)) return false;
@@ -654,7 +654,7 @@ internal sealed class RtspConnection : IAsyncDisposable
 
     private RtspTrackOutput? CreateOutput(RtspServerSession session, int index, IReadOnlyList<RtspTransport> offers)
     {
-        var packetizer = RtpPacketizer.Create(session.Tracks[index], session.PayloadType(index),
+        var packetizer = RtpPacketizerFactory.Create(session.Tracks[index], session.PayloadType(index),
             new RtpPacketizerOptions { MaxPacketSize = Options.MaxRtpPacketSize });
         foreach (var offer in offers)
         {

@@ -1,5 +1,5 @@
-using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 
 namespace Pinhole.Relay.Streaming;
 

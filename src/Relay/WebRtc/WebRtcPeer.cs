@@ -1,11 +1,12 @@
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 using Org.BouncyCastle.Security;
-using Org.BouncyCastle.Tls;
 using Org.BouncyCastle.Tls.Crypto.Impl.BC;
+using Org.BouncyCastle.Tls;
 using Pinhole.Relay.Streaming;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
+using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Srtp;
 
 namespace Pinhole.Relay.WebRtc;
@@ -201,7 +202,7 @@ internal sealed class WebRtcPeer : IDisposable
         {
             feedback = RtcpFeedback.Parse(plain.AsSpan(0, length));
         }
-        catch (Transport.Rtsp.RtspProtocolException)
+        catch (MediaFormatException)
         {
             return; // authenticated but malformed: the browser's bug, not a reason to end the session
         }
@@ -307,7 +308,7 @@ internal sealed class WebRtcPeer : IDisposable
             foreach (var m in Media)
             {
                 if (m.PayloadType < 0 || m.TrackIndex >= tracks.Count) continue;
-                _packetizers[m.TrackIndex] = RtpPacketizer.Create(tracks[m.TrackIndex], (byte)m.PayloadType,
+                _packetizers[m.TrackIndex] = RtpPacketizerFactory.Create(tracks[m.TrackIndex], (byte)m.PayloadType,
                     new RtpPacketizerOptions { MaxPacketSize = MaxRtpPacket, Ssrc = m.Ssrc });
             }
             return true;

@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Text;
-using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Sdp;
@@ -34,7 +33,7 @@ internal static class WebRtcSdp
         {
             sdp = SessionDescription.Parse(text);
         }
-        catch (RtspProtocolException e)
+        catch (MediaFormatException e)
         {
             throw new WebRtcOfferException("the offer is not SDP: " + e.Message);
         }

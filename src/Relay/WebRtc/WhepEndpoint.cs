@@ -7,8 +7,8 @@ using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Fleet;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Web;
-using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtsp;
 
 namespace Pinhole.Relay.WebRtc;
@@ -103,7 +103,7 @@ public static class WhepEndpoint
             offer = WebRtcSdp.ParseOffer(text);
             media = WebRtcSdp.Choose(offer, tracks, () => BitConverter.ToUInt32(RandomNumberGenerator.GetBytes(4)));
         }
-        catch (Exception e) when (e is WebRtcOfferException or RtspProtocolException)
+        catch (Exception e) when (e is WebRtcOfferException or MediaFormatException)
         {
             WebRtcLog.Refused(log, user, device, camera, e.Message);
             return Text(StatusCodes.Status400BadRequest, e.Message);
@@ -150,7 +150,7 @@ public static class WhepEndpoint
                 if (H264Sps.Parse(ps.Span).ReorderDepth is > 0)
                     return "the camera sends B-frames (H.264 with frame reordering), which WebRTC cannot carry; play it over MSE";
             }
-            catch (RtspProtocolException)
+            catch (MediaFormatException)
             {
             }
         }

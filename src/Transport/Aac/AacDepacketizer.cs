@@ -1,8 +1,6 @@
 using System.Globalization;
-using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
-using Pinhole.Transport.Rtsp;
 
 namespace Pinhole.Transport.Aac;
 
@@ -28,18 +26,18 @@ public sealed class AacDepacketizer : RtpDepacketizer
     {
         ArgumentNullException.ThrowIfNull(fmtp);
         if (!fmtp.TryGetValue("config", out var hex) || hex.Length == 0)
-            throw new RtspProtocolException("mpeg4-generic fmtp without config");
+            throw new MediaFormatException("mpeg4-generic fmtp without config");
         byte[] config;
         try { config = Convert.FromHexString(hex); }
-        catch (FormatException e) { throw new RtspProtocolException("mpeg4-generic config is not hex", e); }
+        catch (FormatException e) { throw new MediaFormatException("mpeg4-generic config is not hex", e); }
         var asc = AudioSpecificConfig.Parse(config);
         _sizeLength = Field(fmtp, "sizelength", 0);
         _indexLength = Field(fmtp, "indexlength", 0);
         _indexDeltaLength = Field(fmtp, "indexdeltalength", 0);
-        if (_sizeLength is 0 or > 16) throw new RtspProtocolException("mpeg4-generic sizelength must be 1..16 (AAC-hbr uses 13)");
-        if (_indexLength > 8 || _indexDeltaLength > 8) throw new RtspProtocolException("mpeg4-generic index lengths above 8 bits");
+        if (_sizeLength is 0 or > 16) throw new MediaFormatException("mpeg4-generic sizelength must be 1..16 (AAC-hbr uses 13)");
+        if (_indexLength > 8 || _indexDeltaLength > 8) throw new MediaFormatException("mpeg4-generic index lengths above 8 bits");
         foreach (var unsupported in new[] { "ctsdeltalength", "dtsdeltalength", "randomaccessindication", "streamstateindication", "auxiliarydatasizelength" })
-            if (Field(fmtp, unsupported, 0) != 0) throw new RtspProtocolException($"mpeg4-generic {unsupported} is not supported");
+            if (Field(fmtp, unsupported, 0) != 0) throw new MediaFormatException($"mpeg4-generic {unsupported} is not supported");
         _frameLength = Field(fmtp, "constantduration", asc.FrameLength);
         TrackInfo = new TrackInfo
         {
@@ -58,7 +56,7 @@ public sealed class AacDepacketizer : RtpDepacketizer
     {
         if (!fmtp.TryGetValue(name, out var v)) return fallback;
         if (!int.TryParse(v, NumberStyles.None, CultureInfo.InvariantCulture, out var n) || n > 65535)
-            throw new RtspProtocolException($"mpeg4-generic {name} is not a number");
+            throw new MediaFormatException($"mpeg4-generic {name} is not a number");
         return n;
     }
 
@@ -66,11 +64,11 @@ public sealed class AacDepacketizer : RtpDepacketizer
     protected override void Depacketize(RtpPacket packet, long timestamp, IAccessUnitOutput output)
     {
         var p = packet.Payload;
-        if (p.Length < 2) throw new RtspProtocolException("mpeg4-generic payload without AU-headers-length");
+        if (p.Length < 2) throw new MediaFormatException("mpeg4-generic payload without AU-headers-length");
         var headerBits = (p.Span[0] << 8) | p.Span[1]; // §3.2.1 AU-headers-length, in bits
         var headerBytes = (headerBits + 7) / 8;
-        if (2 + headerBytes > p.Length) throw new RtspProtocolException("mpeg4-generic AU headers longer than the packet");
-        var r = new RbspReader(p.Span.Slice(2, headerBytes));
+        if (2 + headerBytes > p.Length) throw new MediaFormatException("mpeg4-generic AU headers longer than the packet");
+        var r = new BitReader(p.Span.Slice(2, headerBytes));
         var data = p[(2 + headerBytes)..];
         var first = true;
         var offset = 0;
@@ -86,7 +84,7 @@ public sealed class AacDepacketizer : RtpDepacketizer
             if (!first) index += idx + 1; // §3.2.1.1 AU-Index-delta
             else index = 0;
             first = false;
-            if (size > MaxAccessUnitBytes) throw new RtspProtocolException($"AAC access unit of {size} bytes exceeds {MaxAccessUnitBytes}");
+            if (size > MaxAccessUnitBytes) throw new MediaFormatException($"AAC access unit of {size} bytes exceeds {MaxAccessUnitBytes}");
             if (size == 0)
             {
                 // An AU-size of 0 (RFC 3640 §3.2.1) carries no AAC frame: nothing to decode, and an empty
@@ -98,7 +96,7 @@ public sealed class AacDepacketizer : RtpDepacketizer
             if (size > available)
             {
                 // §3.2.3: a fragmented AU is alone in its packet; the header gives the whole AU size.
-                if (bitsUsed != headerBits || offset != 0) throw new RtspProtocolException("mpeg4-generic AU larger than its packet but not alone in it");
+                if (bitsUsed != headerBits || offset != 0) throw new MediaFormatException("mpeg4-generic AU larger than its packet but not alone in it");
                 AppendFragment(size, timestamp, data.Span, packet.Marker, output);
                 return;
             }
@@ -116,7 +114,7 @@ public sealed class AacDepacketizer : RtpDepacketizer
             offset += size;
             output.OnAccessUnit(TrackInfo!, new AccessUnit(Track, timestamp + index * _frameLength, timestamp + index * _frameLength, true, unit));
         }
-        if (bitsUsed == 0) throw new RtspProtocolException("mpeg4-generic packet without any AU-header");
+        if (bitsUsed == 0) throw new MediaFormatException("mpeg4-generic packet without any AU-header");
     }
 
     private void AppendFragment(int size, long timestamp, ReadOnlySpan<byte> data, bool marker, IAccessUnitOutput output)
@@ -128,7 +126,7 @@ public sealed class AacDepacketizer : RtpDepacketizer
             _fragmentExpected = size;
             _fragmentTimestamp = timestamp;
         }
-        if (_fragmentLength + data.Length > size) { _fragmentLength = -1; throw new RtspProtocolException("AAC fragments longer than the AU size"); }
+        if (_fragmentLength + data.Length > size) { _fragmentLength = -1; throw new MediaFormatException("AAC fragments longer than the AU size"); }
         data.CopyTo(_fragment.AsSpan(_fragmentLength));
         _fragmentLength += data.Length;
         if (_fragmentLength == size)
@@ -140,7 +138,7 @@ public sealed class AacDepacketizer : RtpDepacketizer
         else if (marker)
         {
             _fragmentLength = -1;
-            throw new RtspProtocolException("AAC fragment ended (marker) before the AU was complete");
+            throw new MediaFormatException("AAC fragment ended (marker) before the AU was complete");
         }
     }
 

@@ -1,5 +1,4 @@
-using Pinhole.Transport.H264;
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Media;
 
 namespace Pinhole.Transport.Aac;
 
@@ -15,16 +14,16 @@ public sealed record AudioSpecificConfig(int AudioObjectType, int SampleRate, in
     /// <summary>Parses the config bytes (e.g. from the SDP <c>config=</c> hex, RFC 3640 §4.1).</summary>
     public static AudioSpecificConfig Parse(ReadOnlySpan<byte> config)
     {
-        if (config.Length < 2) throw new RtspProtocolException("AudioSpecificConfig shorter than 2 bytes");
-        var r = new RbspReader(config);
+        if (config.Length < 2) throw new MediaFormatException("AudioSpecificConfig shorter than 2 bytes");
+        var r = new BitReader(config);
         var aot = (int)r.ReadBits(5);
         if (aot == 31) aot = 32 + (int)r.ReadBits(6);
         var index = (int)r.ReadBits(4);
         int rate;
         if (index == 15) rate = (int)r.ReadBits(24);
         else if (index < SampleRates.Length) rate = SampleRates[index];
-        else throw new RtspProtocolException($"AudioSpecificConfig samplingFrequencyIndex {index} is reserved");
-        if (rate <= 0) throw new RtspProtocolException("AudioSpecificConfig sample rate is zero");
+        else throw new MediaFormatException($"AudioSpecificConfig samplingFrequencyIndex {index} is reserved");
+        if (rate <= 0) throw new MediaFormatException("AudioSpecificConfig sample rate is zero");
         var channels = (int)r.ReadBits(4);
         var frameLength = 1024;
         // GASpecificConfig (§4.4.1) follows for the AAC object types; its first bit is frameLengthFlag.

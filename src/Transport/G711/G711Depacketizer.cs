@@ -1,6 +1,5 @@
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
-using Pinhole.Transport.Rtsp;
 
 namespace Pinhole.Transport.G711;
 
@@ -26,7 +25,7 @@ public sealed class G711Depacketizer : RtpDepacketizer
     protected override void Depacketize(RtpPacket packet, long timestamp, IAccessUnitOutput output)
     {
         if (packet.Payload.Length == 0) return; // comfort-noise gaps send empty packets; nothing to play
-        if (packet.Payload.Length % TrackInfo!.Channels != 0) throw new RtspProtocolException("G.711 payload is not a whole number of sample frames");
+        if (packet.Payload.Length % TrackInfo!.Channels != 0) throw new MediaFormatException("G.711 payload is not a whole number of sample frames");
         output.OnAccessUnit(TrackInfo, new AccessUnit(Track, timestamp, timestamp, true, packet.Payload.ToArray()));
     }
 

@@ -1,6 +1,6 @@
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtp;
-using Pinhole.Transport.Rtsp;
 
 namespace Pinhole.Transport.H264;
 
@@ -23,27 +23,27 @@ public sealed class H264Depacketizer : NalUnitDepacketizer
     /// <inheritdoc />
     private protected override void DepacketizePayload(ReadOnlyMemory<byte> payload)
     {
-        if (payload.Length < 1) throw new RtspProtocolException("empty H.264 RTP payload");
+        if (payload.Length < 1) throw new MediaFormatException("empty H.264 RTP payload");
         var type = payload.Span[0] & 0x1f;
         switch (type)
         {
             case >= 1 and <= 23:
-                if (Fragment.InProgress) throw new RtspProtocolException("H.264 single NAL unit inside an unfinished FU-A");
+                if (Fragment.InProgress) throw new MediaFormatException("H.264 single NAL unit inside an unfinished FU-A");
                 AddNal(payload.Span);
                 AfterLoss = false;
                 break;
             case StapA:
-                if (Fragment.InProgress) throw new RtspProtocolException("H.264 STAP-A inside an unfinished FU-A");
+                if (Fragment.InProgress) throw new MediaFormatException("H.264 STAP-A inside an unfinished FU-A");
                 // §5.7.1: 16-bit NALU size, then the NAL unit; repeated.
                 AfterLoss = false;
                 var offset = 1;
-                if (payload.Length < 3) throw new RtspProtocolException("H.264 STAP-A without any NAL unit");
+                if (payload.Length < 3) throw new MediaFormatException("H.264 STAP-A without any NAL unit");
                 while (offset < payload.Length)
                 {
-                    if (payload.Length - offset < 2) throw new RtspProtocolException("H.264 STAP-A truncated in a NAL unit size");
+                    if (payload.Length - offset < 2) throw new MediaFormatException("H.264 STAP-A truncated in a NAL unit size");
                     var size = (payload.Span[offset] << 8) | payload.Span[offset + 1];
                     offset += 2;
-                    if (size == 0 || size > payload.Length - offset) throw new RtspProtocolException($"H.264 STAP-A NAL unit size {size} is zero or past the packet end");
+                    if (size == 0 || size > payload.Length - offset) throw new MediaFormatException($"H.264 STAP-A NAL unit size {size} is zero or past the packet end");
                     AddNal(payload.Span.Slice(offset, size));
                     offset += size;
                 }
@@ -51,15 +51,15 @@ public sealed class H264Depacketizer : NalUnitDepacketizer
             case FuA:
                 {
                     // §5.8: FU indicator (F NRI type=28), FU header (S E R type).
-                    if (payload.Length < 3) throw new RtspProtocolException("H.264 FU-A shorter than its headers");
+                    if (payload.Length < 3) throw new MediaFormatException("H.264 FU-A shorter than its headers");
                     var indicator = payload.Span[0];
                     var header = payload.Span[1];
                     bool start = (header & 0x80) != 0, end = (header & 0x40) != 0;
-                    if (start && end) throw new RtspProtocolException("H.264 FU-A with both start and end bits (RFC 6184 §5.8)");
+                    if (start && end) throw new MediaFormatException("H.264 FU-A with both start and end bits (RFC 6184 §5.8)");
                     if (start)
                     {
                         AfterLoss = false;
-                        if (Fragment.InProgress) throw new RtspProtocolException("H.264 FU-A start before the previous FU-A ended");
+                        if (Fragment.InProgress) throw new MediaFormatException("H.264 FU-A start before the previous FU-A ended");
                         var nalHeader = (byte)((indicator & 0xe0) | (header & 0x1f));
                         // The start fragment holds the first slice header byte (first_mb_in_slice).
                         StartFragment([nalHeader, payload.Span[2]]);
@@ -71,7 +71,7 @@ public sealed class H264Depacketizer : NalUnitDepacketizer
                         {
                             // After a loss the rest of a fragmented NAL is expected and dropped (the unit is broken anyway).
                             if (AfterLoss) break;
-                            throw new RtspProtocolException("H.264 FU-A continuation without a start");
+                            throw new MediaFormatException("H.264 FU-A continuation without a start");
                         }
                         Fragment.Append(payload.Span[2..]);
                         if (end) AddNal(Fragment.Finish(), fragment: true);
@@ -79,62 +79,9 @@ public sealed class H264Depacketizer : NalUnitDepacketizer
                     break;
                 }
             case StapB or Mtap16 or Mtap24 or FuB:
-                throw new RtspProtocolException($"H.264 RTP packet type {type} needs interleaved mode (packetization-mode=2), which is not supported");
+                throw new MediaFormatException($"H.264 RTP packet type {type} needs interleaved mode (packetization-mode=2), which is not supported");
             default:
-                throw new RtspProtocolException($"H.264 RTP packet with reserved NAL unit type {type}");
+                throw new MediaFormatException($"H.264 RTP packet with reserved NAL unit type {type}");
         }
-    }
-}
-
-/// <summary>Reassembles one fragmented NAL unit (H.264 FU-A, H.265 FU) with a size limit.</summary>
-internal sealed class FragmentBuffer
-{
-    private byte[] _buffer = new byte[64 * 1024];
-    private int _length = -1;
-
-    public bool InProgress => _length >= 0;
-
-    public void Start(ReadOnlySpan<byte> header, ReadOnlySpan<byte> data)
-    {
-        _length = 0;
-        Append(header);
-        Append(data);
-    }
-
-    public void Start(byte header, ReadOnlySpan<byte> data) => Start([header], data);
-
-    public void Append(ReadOnlySpan<byte> data)
-    {
-        if (_length + data.Length > NalUnitAssembler.MaxAccessUnitBytes)
-        {
-            Reset();
-            throw new RtspProtocolException($"fragmented NAL unit larger than {NalUnitAssembler.MaxAccessUnitBytes} bytes");
-        }
-        if (_length + data.Length > _buffer.Length)
-            Array.Resize(ref _buffer, Math.Min(NalUnitAssembler.MaxAccessUnitBytes, Math.Max(_buffer.Length * 2, _length + data.Length)));
-        data.CopyTo(_buffer.AsSpan(_length));
-        _length += data.Length;
-    }
-
-    /// <summary>Ends the fragment; the bytes stay valid until the next <see cref="Start(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> (the assembler copies them at once).</summary>
-    public ReadOnlySpan<byte> Finish()
-    {
-        var nal = _buffer.AsSpan(0, _length);
-        _length = -1;
-        return nal;
-    }
-
-    public void Reset() => _length = -1;
-
-    public static IReadOnlyList<ReadOnlyMemory<byte>> ParseBase64List(string? value, string name)
-    {
-        var list = new List<ReadOnlyMemory<byte>>();
-        if (string.IsNullOrWhiteSpace(value)) return list;
-        foreach (var part in value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            try { list.Add(Convert.FromBase64String(part)); }
-            catch (FormatException e) { throw new RtspProtocolException($"SDP {name} is not base64", e); }
-        }
-        return list;
     }
 }

@@ -1,7 +1,6 @@
-using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtp;
-using Pinhole.Transport.Rtsp;
 
 namespace Pinhole.Transport.H265;
 
@@ -31,33 +30,33 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
     /// <inheritdoc />
     private protected override void DepacketizePayload(ReadOnlyMemory<byte> payload)
     {
-        if (payload.Length < 3) throw new RtspProtocolException("H.265 RTP payload shorter than a NAL unit header plus one byte");
+        if (payload.Length < 3) throw new MediaFormatException("H.265 RTP payload shorter than a NAL unit header plus one byte");
         var type = (payload.Span[0] >> 1) & 0x3f;
         switch (type)
         {
             case < Ap:
-                if (Fragment.InProgress) throw new RtspProtocolException("H.265 single NAL unit inside an unfinished FU");
+                if (Fragment.InProgress) throw new MediaFormatException("H.265 single NAL unit inside an unfinished FU");
                 AddNal(payload.Span);
                 AfterLoss = false;
                 break;
             case Ap:
                 {
-                    if (Fragment.InProgress) throw new RtspProtocolException("H.265 AP inside an unfinished FU");
+                    if (Fragment.InProgress) throw new MediaFormatException("H.265 AP inside an unfinished FU");
                     // §4.4.2: PayloadHdr, then (16-bit NALU size, NAL unit) repeated; no DONL fields.
                     AfterLoss = false;
                     var offset = 2;
                     var count = 0;
                     while (offset < payload.Length)
                     {
-                        if (payload.Length - offset < 2) throw new RtspProtocolException("H.265 AP truncated in a NAL unit size");
+                        if (payload.Length - offset < 2) throw new MediaFormatException("H.265 AP truncated in a NAL unit size");
                         var size = (payload.Span[offset] << 8) | payload.Span[offset + 1];
                         offset += 2;
-                        if (size < 2 || size > payload.Length - offset) throw new RtspProtocolException($"H.265 AP NAL unit size {size} is too small or past the packet end");
+                        if (size < 2 || size > payload.Length - offset) throw new MediaFormatException($"H.265 AP NAL unit size {size} is too small or past the packet end");
                         AddNal(payload.Span.Slice(offset, size));
                         offset += size;
                         count++;
                     }
-                    if (count == 0) throw new RtspProtocolException("H.265 AP without NAL units");
+                    if (count == 0) throw new MediaFormatException("H.265 AP without NAL units");
                     break;
                 }
             case Fu:
@@ -66,11 +65,11 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
                     var header = payload.Span[2];
                     bool start = (header & 0x80) != 0, end = (header & 0x40) != 0;
                     var fuType = header & 0x3f;
-                    if (start && end) throw new RtspProtocolException("H.265 FU with both start and end bits (RFC 7798 §4.4.3)");
+                    if (start && end) throw new MediaFormatException("H.265 FU with both start and end bits (RFC 7798 §4.4.3)");
                     if (start)
                     {
                         AfterLoss = false;
-                        if (Fragment.InProgress) throw new RtspProtocolException("H.265 FU start before the previous FU ended");
+                        if (Fragment.InProgress) throw new MediaFormatException("H.265 FU start before the previous FU ended");
                         // Rebuild the NAL header: F and LayerId from PayloadHdr, type from the FU header.
                         var b0 = (byte)((payload.Span[0] & 0x81) | (fuType << 1));
                         // The start fragment holds the first slice segment header byte (first_slice_segment_in_pic_flag).
@@ -84,7 +83,7 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
                         {
                             // After a loss the rest of a fragmented NAL is expected and dropped (the unit is broken anyway).
                             if (AfterLoss) break;
-                            throw new RtspProtocolException("H.265 FU continuation without a start");
+                            throw new MediaFormatException("H.265 FU continuation without a start");
                         }
                         Fragment.Append(payload.Span[3..]);
                         if (end) AddNal(Fragment.Finish(), fragment: true);
@@ -92,9 +91,9 @@ public sealed class H265Depacketizer : NalUnitDepacketizer
                     break;
                 }
             case Paci:
-                throw new RtspProtocolException("H.265 PACI packets are not supported");
+                throw new MediaFormatException("H.265 PACI packets are not supported");
             default:
-                throw new RtspProtocolException($"H.265 RTP packet with reserved type {type}");
+                throw new MediaFormatException($"H.265 RTP packet with reserved type {type}");
         }
     }
 }

@@ -1,4 +1,5 @@
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtp;
 
 namespace Pinhole.Transport.H265;

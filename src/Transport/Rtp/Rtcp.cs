@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Media;
 
 namespace Pinhole.Transport.Rtp;
 
@@ -61,10 +61,10 @@ public sealed class RtcpPacket
         var list = new List<RtcpPacket>();
         while (data.Length > 0)
         {
-            if (data.Length < 4) throw new RtspProtocolException("RTCP packet shorter than its 4-byte header");
-            if (data[0] >> 6 != 2) throw new RtspProtocolException($"RTCP version {data[0] >> 6}, expected 2");
+            if (data.Length < 4) throw new MediaFormatException("RTCP packet shorter than its 4-byte header");
+            if (data[0] >> 6 != 2) throw new MediaFormatException($"RTCP version {data[0] >> 6}, expected 2");
             var length = 4 * (BinaryPrimitives.ReadUInt16BigEndian(data[2..]) + 1);
-            if (length > data.Length) throw new RtspProtocolException("RTCP length field longer than the data");
+            if (length > data.Length) throw new MediaFormatException("RTCP length field longer than the data");
             list.Add(ParseOne(data[..length]));
             data = data[length..];
         }
@@ -79,7 +79,7 @@ public sealed class RtcpPacket
         if (type is not (SenderReportType or ReceiverReportType))
             return new RtcpPacket { PacketType = type, Ssrc = p.Length >= 8 ? BinaryPrimitives.ReadUInt32BigEndian(p[4..]) : 0 };
         var offset = type == SenderReportType ? 28 : 8;
-        if (p.Length < offset + 24 * count) throw new RtspProtocolException("RTCP report shorter than its report blocks");
+        if (p.Length < offset + 24 * count) throw new MediaFormatException("RTCP report shorter than its report blocks");
         var reports = new RtcpReportBlock[count];
         for (var i = 0; i < count; i++)
         {
@@ -112,14 +112,14 @@ public sealed class RtcpPacket
         // §6.6: V P SC PT=203 length, SC identifiers, then optionally a length octet and that many
         // octets of reason, padded to 32 bits.
         var end = 4 + 4 * count;
-        if (p.Length < end) throw new RtspProtocolException("RTCP BYE shorter than its source count");
+        if (p.Length < end) throw new MediaFormatException("RTCP BYE shorter than its source count");
         var sources = new uint[count];
         for (var i = 0; i < count; i++) sources[i] = BinaryPrimitives.ReadUInt32BigEndian(p[(4 + 4 * i)..]);
         string? reason = null;
         if (p.Length > end && p[end] > 0)
         {
             var length = p[end];
-            if (p.Length < end + 1 + length) throw new RtspProtocolException("RTCP BYE reason longer than the packet");
+            if (p.Length < end + 1 + length) throw new MediaFormatException("RTCP BYE reason longer than the packet");
             reason = System.Text.Encoding.UTF8.GetString(p.Slice(end + 1, length));
         }
         return new RtcpPacket { PacketType = ByeType, Ssrc = count > 0 ? sources[0] : 0, Sources = sources, Reason = reason };

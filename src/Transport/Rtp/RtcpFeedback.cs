@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Media;
 
 namespace Pinhole.Transport.Rtp;
 
@@ -119,7 +119,7 @@ public sealed class RtcpFeedback
     public static bool IsRtcp(ReadOnlySpan<byte> packet) => packet.Length >= 2 && packet[1] is >= 192 and <= 223;
 
     /// <summary>Parses a compound RTCP packet.</summary>
-    /// <exception cref="RtspProtocolException">The packet breaks a framing rule of RFC 3550 §6.1 or a feedback format rule.</exception>
+    /// <exception cref="MediaFormatException">The packet breaks a framing rule of RFC 3550 §6.1 or a feedback format rule.</exception>
     public static RtcpFeedback Parse(ReadOnlySpan<byte> compound)
     {
         var nacks = new List<RtcpNack>();
@@ -127,20 +127,20 @@ public sealed class RtcpFeedback
         var firs = new List<RtcpFullIntraRequest>();
         var reports = new List<RtcpReceiverReport>();
         var byes = new List<uint>();
-        if (compound.IsEmpty) throw new RtspProtocolException("empty RTCP packet");
+        if (compound.IsEmpty) throw new MediaFormatException("empty RTCP packet");
         while (compound.Length > 0)
         {
-            if (compound.Length < 4) throw new RtspProtocolException("RTCP packet shorter than its 4-byte header");
-            if (compound[0] >> 6 != 2) throw new RtspProtocolException($"RTCP version {compound[0] >> 6}, expected 2");
+            if (compound.Length < 4) throw new MediaFormatException("RTCP packet shorter than its 4-byte header");
+            if (compound[0] >> 6 != 2) throw new MediaFormatException($"RTCP version {compound[0] >> 6}, expected 2");
             var length = 4 * (BinaryPrimitives.ReadUInt16BigEndian(compound[2..]) + 1);
-            if (length > compound.Length) throw new RtspProtocolException("RTCP length field longer than the data");
+            if (length > compound.Length) throw new MediaFormatException("RTCP length field longer than the data");
             var packet = compound[..length];
             compound = compound[length..];
             if ((packet[0] & 0x20) != 0)
             {
                 // §6.4.1: the last octet counts the padding, itself included.
                 var padding = packet[^1];
-                if (padding == 0 || padding > packet.Length - 4) throw new RtspProtocolException($"RTCP padding of {padding} bytes does not fit the packet");
+                if (padding == 0 || padding > packet.Length - 4) throw new MediaFormatException($"RTCP padding of {padding} bytes does not fit the packet");
                 packet = packet[..^padding];
             }
             var format = packet[0] & 0x1F;
@@ -173,7 +173,7 @@ public sealed class RtcpFeedback
             feedback = Parse(compound);
             return true;
         }
-        catch (RtspProtocolException)
+        catch (MediaFormatException)
         {
             feedback = null;
             return false;
@@ -194,7 +194,7 @@ public sealed class RtcpFeedback
     private static (uint Sender, uint Media) FeedbackHeader(ReadOnlySpan<byte> packet, string what)
     {
         // RFC 4585 §6.1: header, SSRC of packet sender, SSRC of media source, then the FCI.
-        if (packet.Length < 12) throw new RtspProtocolException($"RTCP {what} shorter than the 12-byte feedback header");
+        if (packet.Length < 12) throw new MediaFormatException($"RTCP {what} shorter than the 12-byte feedback header");
         return (BinaryPrimitives.ReadUInt32BigEndian(packet[4..]), BinaryPrimitives.ReadUInt32BigEndian(packet[8..]));
     }
 
@@ -202,7 +202,7 @@ public sealed class RtcpFeedback
     {
         var (sender, media) = FeedbackHeader(packet, "NACK");
         var fci = packet[12..];
-        if (fci.Length == 0 || fci.Length % 4 != 0) throw new RtspProtocolException($"generic NACK FCI of {fci.Length} bytes is not a whole number of 4-byte entries");
+        if (fci.Length == 0 || fci.Length % 4 != 0) throw new MediaFormatException($"generic NACK FCI of {fci.Length} bytes is not a whole number of 4-byte entries");
         var lost = new List<ushort>();
         for (var i = 0; i < fci.Length; i += 4)
         {
@@ -226,7 +226,7 @@ public sealed class RtcpFeedback
     {
         var (sender, _) = FeedbackHeader(packet, "FIR");
         var fci = packet[12..];
-        if (fci.Length == 0 || fci.Length % 8 != 0) throw new RtspProtocolException($"FIR FCI of {fci.Length} bytes is not a whole number of 8-byte entries");
+        if (fci.Length == 0 || fci.Length % 8 != 0) throw new MediaFormatException($"FIR FCI of {fci.Length} bytes is not a whole number of 8-byte entries");
         // RFC 5104 §4.3.1.1: each entry is the SSRC asked, a command sequence number, 24 reserved bits.
         for (var i = 0; i < fci.Length; i += 8)
             firs.Add(new RtcpFullIntraRequest(sender, BinaryPrimitives.ReadUInt32BigEndian(fci[i..]), fci[i + 4]));

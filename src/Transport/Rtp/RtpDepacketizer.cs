@@ -13,7 +13,7 @@ public interface IAccessUnitOutput
 /// <summary>
 /// Turns the RTP packets of one payload format into whole access units. Packets must arrive in
 /// sequence order (TCP, or UDP through <see cref="RtpReorderBuffer"/>); a gap in sequence numbers
-/// is treated as loss. Malformed payloads throw <see cref="Rtsp.RtspProtocolException"/>; the
+/// is treated as loss. Malformed payloads throw <see cref="MediaFormatException"/>; the
 /// depacketizer stays usable afterwards (it drops the broken access unit).
 /// </summary>
 public abstract class RtpDepacketizer
@@ -48,7 +48,7 @@ public abstract class RtpDepacketizer
         {
             Depacketize(packet, _unwrapper.Unwrap(packet.Timestamp), output);
         }
-        catch (Rtsp.RtspProtocolException)
+        catch (MediaFormatException)
         {
             OnLoss();
             throw;

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Media;
 
 namespace Pinhole.Transport.Rtp;
 
@@ -52,13 +52,13 @@ public sealed class RtpPacket
     public static RtpPacket Parse(ReadOnlyMemory<byte> packet)
     {
         var s = packet.Span;
-        if (s.Length < FixedHeaderLength) throw new RtspProtocolException($"RTP packet of {s.Length} bytes is shorter than the 12-byte header");
-        if (s[0] >> 6 != RtpVersion) throw new RtspProtocolException($"RTP version {s[0] >> 6}, expected 2");
+        if (s.Length < FixedHeaderLength) throw new MediaFormatException($"RTP packet of {s.Length} bytes is shorter than the 12-byte header");
+        if (s[0] >> 6 != RtpVersion) throw new MediaFormatException($"RTP version {s[0] >> 6}, expected 2");
         var padding = (s[0] & 0x20) != 0;
         var extension = (s[0] & 0x10) != 0;
         var csrcCount = s[0] & 0x0f;
         var offset = FixedHeaderLength + 4 * csrcCount;
-        if (s.Length < offset) throw new RtspProtocolException("RTP packet shorter than its CSRC list");
+        if (s.Length < offset) throw new MediaFormatException("RTP packet shorter than its CSRC list");
         var csrcs = csrcCount == 0 ? [] : new uint[csrcCount]; // per packet: no allocation in the usual case
         for (var i = 0; i < csrcCount; i++) csrcs[i] = BinaryPrimitives.ReadUInt32BigEndian(s[(FixedHeaderLength + 4 * i)..]);
         ushort profile = 0;
@@ -66,11 +66,11 @@ public sealed class RtpPacket
         if (extension)
         {
             // RFC 3550 §5.3.1: 16-bit profile, 16-bit length in 32-bit words, then the data.
-            if (s.Length < offset + 4) throw new RtspProtocolException("RTP packet shorter than its header extension");
+            if (s.Length < offset + 4) throw new MediaFormatException("RTP packet shorter than its header extension");
             profile = BinaryPrimitives.ReadUInt16BigEndian(s[offset..]);
             var words = BinaryPrimitives.ReadUInt16BigEndian(s[(offset + 2)..]);
             offset += 4;
-            if (s.Length < offset + 4 * words) throw new RtspProtocolException("RTP header extension longer than the packet");
+            if (s.Length < offset + 4 * words) throw new MediaFormatException("RTP header extension longer than the packet");
             extData = packet.Slice(offset, 4 * words);
             offset += 4 * words;
         }
@@ -80,7 +80,7 @@ public sealed class RtpPacket
         {
             // RFC 3550 §5.1: the last octet counts the padding, itself included.
             padLength = s[^1];
-            if (padLength == 0 || end - padLength < offset) throw new RtspProtocolException("RTP padding length is zero or longer than the payload");
+            if (padLength == 0 || end - padLength < offset) throw new MediaFormatException("RTP padding length is zero or longer than the payload");
             end -= padLength;
         }
         return new RtpPacket

@@ -94,23 +94,6 @@ public abstract class RtpPacketizer
     /// <summary>The RTP timestamp for a presentation time: PTS plus <see cref="TimestampOffset"/>, modulo 2^32.</summary>
     public uint ToRtpTimestamp(long pts) => unchecked((uint)pts + TimestampOffset);
 
-    /// <summary>Creates the packetizer for a track's codec.</summary>
-    /// <param name="track">The track; its codec picks the payload format.</param>
-    /// <param name="payloadType">Payload type to use; for G.711 the static type (8 A-law, 0 µ-law) is the usual choice.</param>
-    /// <param name="options">Packet size and starting points; null for defaults.</param>
-    public static RtpPacketizer Create(TrackInfo track, byte payloadType, RtpPacketizerOptions? options = null)
-    {
-        ArgumentNullException.ThrowIfNull(track);
-        return track.Codec switch
-        {
-            MediaCodec.H264 => new H264.H264Packetizer(track, payloadType, options),
-            MediaCodec.H265 => new H265.H265Packetizer(track, payloadType, options),
-            MediaCodec.Aac => new Aac.AacPacketizer(track, payloadType, options),
-            MediaCodec.PcmAlaw or MediaCodec.PcmMulaw => new G711.G711Packetizer(track, payloadType, options),
-            _ => throw new NotSupportedException($"no RTP packetizer for {track.Codec}"),
-        };
-    }
-
     /// <summary>Splits one access unit into packets and hands each to <paramref name="output"/>, in order.
     /// Malformed payloads (a NAL length running past the end) are cut at the last whole unit.</summary>
     public abstract void Packetize(in AccessUnit unit, RtpPacketHandler output);

@@ -362,7 +362,7 @@ public sealed partial class RtspClient
             try { await first.ConfigureAwait(false); }
             catch (LowerTransportFailedException) { throw; }
             catch (RtspClientException) { throw; }
-            catch (RtspProtocolException e) { throw new RtspClientException($"{RtspUrl.Redact(url)}: malformed data from the server: {e.Message}", e); }
+            catch (MediaFormatException e) { throw new RtspClientException($"{RtspUrl.Redact(url)}: malformed data from the server: {e.Message}", e); }
             catch (Exception e) when (e is IOException or SocketException) { throw new RtspClientException($"{RtspUrl.Redact(url)}: connection failed: {e.Message}", e); }
             throw new RtspClientException($"{RtspUrl.Redact(url)}: the stream ended");
         }
@@ -382,7 +382,7 @@ public sealed partial class RtspClient
             // Connection-level failures are raised without the URL; every message names the camera.
             throw new RtspClientException($"{SafeUrl}: {e.Message}", e);
         }
-        catch (RtspProtocolException e)
+        catch (MediaFormatException e)
         {
             throw new RtspClientException($"{SafeUrl}: malformed data from the server: {e.Message}", e);
         }
@@ -470,13 +470,13 @@ public sealed partial class RtspClient
     private static SessionDescription ParseSdp(RtspResponse describe, Uri url)
     {
         try { return SessionDescription.Parse(describe.BodyText); }
-        catch (RtspProtocolException e) { throw new RtspClientException($"{RtspUrl.Redact(url)}: bad SDP: {e.Message}", e); }
+        catch (MediaFormatException e) { throw new RtspClientException($"{RtspUrl.Redact(url)}: bad SDP: {e.Message}", e); }
     }
 
     private static T ParseOrFail<T>(Func<T> parse, Uri url)
     {
         try { return parse(); }
-        catch (RtspProtocolException e) { throw new RtspClientException($"{RtspUrl.Redact(url)}: {e.Message}", e); }
+        catch (MediaFormatException e) { throw new RtspClientException($"{RtspUrl.Redact(url)}: {e.Message}", e); }
     }
 
     private static Uri BaseUrl(RtspResponse describe, Uri requestUrl)
@@ -491,7 +491,7 @@ public sealed partial class RtspClient
     {
         RtpPacket packet;
         try { packet = RtpPacket.Parse(datagram); }
-        catch (RtspProtocolException e)
+        catch (MediaFormatException e)
         {
             CountBadPacket(depacketizer, e);
             return;
@@ -499,7 +499,7 @@ public sealed partial class RtspClient
         HandleRtp(packet, depacketizer, mux);
     }
 
-    private void CountBadPacket(RtpDepacketizer depacketizer, RtspProtocolException e)
+    private void CountBadPacket(RtpDepacketizer depacketizer, MediaFormatException e)
     {
         // One bad packet costs one access unit (the depacketizer waits for the next keyframe), not the session.
         var n = Interlocked.Increment(ref _protocolErrors);
@@ -534,7 +534,7 @@ public sealed partial class RtspClient
             if (r.RemoteEndPoint is not IPEndPoint from || !Normalize(from.Address).Equals(server)) continue;
             RtpPacket packet;
             try { packet = RtpPacket.Parse(buffer.AsSpan(0, r.ReceivedBytes).ToArray()); }
-            catch (RtspProtocolException e)
+            catch (MediaFormatException e)
             {
                 CountBadPacket(depacketizer, e);
                 continue;
@@ -559,7 +559,7 @@ public sealed partial class RtspClient
             _lastMediaTimestamp = _time.GetTimestamp();
             _statistics[depacketizer.Track].OnRtp(packet);
             try { depacketizer.Push(packet, mux); }
-            catch (RtspProtocolException e) { CountBadPacket(depacketizer, e); }
+            catch (MediaFormatException e) { CountBadPacket(depacketizer, e); }
         }
     }
 
@@ -583,7 +583,7 @@ public sealed partial class RtspClient
     {
         IReadOnlyList<RtcpPacket> packets;
         try { packets = RtcpPacket.ParseCompound(data); }
-        catch (RtspProtocolException) { return; } // RTCP is advisory; a bad one is ignored
+        catch (MediaFormatException) { return; } // RTCP is advisory; a bad one is ignored
         lock (_mediaLock)
         {
             foreach (var p in packets)

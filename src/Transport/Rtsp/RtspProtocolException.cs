@@ -1,11 +1,13 @@
+using Pinhole.Transport.Media;
+
 namespace Pinhole.Transport.Rtsp;
 
 /// <summary>
-/// Bytes from the network broke a rule of RTSP (RFC 2326), SDP (RFC 4566), RTP/RTCP (RFC 3550)
-/// or of an RTP payload format (RFC 6184, 7798, 3640). The one exception type every parser of this
-/// media stack throws for malformed input; <see cref="Exception.Message"/> says which rule.
+/// Bytes from the network broke a rule of RTSP itself (RFC 2326/7826): the request or response
+/// line, a header (Transport, Session, authentication), interleaving. Errors of the formats RTSP
+/// carries (SDP, RTP, codecs) are the base type <see cref="MediaFormatException"/>.
 /// </summary>
-public sealed class RtspProtocolException : Exception
+public sealed class RtspProtocolException : MediaFormatException
 {
     /// <summary>Creates the exception with a reason.</summary>
     public RtspProtocolException(string message) : base(message) { }
@@ -14,5 +16,5 @@ public sealed class RtspProtocolException : Exception
     public RtspProtocolException(string message, Exception innerException) : base(message, innerException) { }
 
     /// <summary>Creates the exception with a generic reason.</summary>
-    public RtspProtocolException() : base("malformed RTSP/RTP data") { }
+    public RtspProtocolException() : base("malformed RTSP data") { }
 }

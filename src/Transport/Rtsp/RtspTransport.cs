@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using Pinhole.Transport.Media;
 
 namespace Pinhole.Transport.Rtsp;
 
@@ -126,7 +127,7 @@ public sealed record RtspTransport
         throw new RtspProtocolException($"RTSP Transport ssrc '{Truncate(value)}' is not a number");
     }
 
-    internal static string Truncate(string s) => s.Length <= 40 ? s : s[..40] + "…";
+    internal static string Truncate(string s) => MediaFormatException.Quote(s);
 }
 
 /// <summary>The RTSP Session header (RFC 2326 §12.37): <c>id[;timeout=seconds]</c>.</summary>

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Text;
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Media;
 
 namespace Pinhole.Transport.Sdp;
 
@@ -57,10 +57,10 @@ public sealed class MediaDescription
             if (sp <= 0 || !int.TryParse(a.Value.AsSpan(0, sp), NumberStyles.None, CultureInfo.InvariantCulture, out var pt) || pt != payloadType) continue;
             var parts = a.Value[(sp + 1)..].Trim().Split('/');
             if (parts.Length < 2 || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var rate) || rate <= 0)
-                throw new RtspProtocolException($"SDP rtpmap '{RtspTransport.Truncate(a.Value)}' has no clock rate");
+                throw new MediaFormatException($"SDP rtpmap '{MediaFormatException.Quote(a.Value)}' has no clock rate");
             var channels = 1;
             if (parts.Length > 2 && (!int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out channels) || channels is < 1 or > 8))
-                throw new RtspProtocolException($"SDP rtpmap '{RtspTransport.Truncate(a.Value)}' has a bad channel count");
+                throw new MediaFormatException($"SDP rtpmap '{MediaFormatException.Quote(a.Value)}' has a bad channel count");
             return new SdpRtpMap(pt, parts[0], rate, channels);
         }
         return payloadType switch
@@ -118,11 +118,11 @@ public sealed class SessionDescription
     /// <summary>The session-level <c>a=control</c>, or null.</summary>
     public string? Control => Attributes.FirstOrDefault(a => a.Key == "control").Value;
 
-    /// <summary>Parses SDP text; throws <see cref="RtspProtocolException"/> when it is not SDP.</summary>
+    /// <summary>Parses SDP text; throws <see cref="MediaFormatException"/> when it is not SDP.</summary>
     public static SessionDescription Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        if (text.Length > MaxLength) throw new RtspProtocolException($"SDP longer than {MaxLength} characters");
+        if (text.Length > MaxLength) throw new MediaFormatException($"SDP longer than {MaxLength} characters");
         var sdp = new SessionDescription();
         MediaDescription? current = null;
         var sawVersion = false;
@@ -131,12 +131,12 @@ public sealed class SessionDescription
             var line = raw.TrimEnd('\r');
             if (line.Length == 0) continue;
             // RFC 4566 §5: <type>=<value>, type one letter.
-            if (line.Length < 2 || line[1] != '=') throw new RtspProtocolException($"SDP line '{RtspTransport.Truncate(line)}' is not 'x=value'");
+            if (line.Length < 2 || line[1] != '=') throw new MediaFormatException($"SDP line '{MediaFormatException.Quote(line)}' is not 'x=value'");
             var type = line[0];
             var value = line[2..];
             if (!sawVersion)
             {
-                if (type != 'v' || value.Trim() != "0") throw new RtspProtocolException("SDP does not start with v=0");
+                if (type != 'v' || value.Trim() != "0") throw new MediaFormatException("SDP does not start with v=0");
                 sawVersion = true;
                 continue;
             }
@@ -148,11 +148,11 @@ public sealed class SessionDescription
                     {
                         // m=<media> <port>[/<number of ports>] <proto> <fmt> ... (§5.14)
                         var parts = value.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                        if (parts.Length < 4) throw new RtspProtocolException($"SDP m= line '{RtspTransport.Truncate(value)}' has fewer than four fields");
+                        if (parts.Length < 4) throw new MediaFormatException($"SDP m= line '{MediaFormatException.Quote(value)}' has fewer than four fields");
                         var portText = parts[1].Split('/')[0];
                         if (!int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port > 65535)
-                            throw new RtspProtocolException($"SDP m= line has a bad port '{RtspTransport.Truncate(parts[1])}'");
-                        if (sdp.Media.Count >= MaxMedia) throw new RtspProtocolException($"SDP has more than {MaxMedia} media sections");
+                            throw new MediaFormatException($"SDP m= line has a bad port '{MediaFormatException.Quote(parts[1])}'");
+                        if (sdp.Media.Count >= MaxMedia) throw new MediaFormatException($"SDP has more than {MaxMedia} media sections");
                         current = new MediaDescription(parts[0], port, parts[2], parts[3..]);
                         sdp.Media.Add(current);
                         break;
@@ -167,7 +167,7 @@ public sealed class SessionDescription
                 default: break; // c=, t=, b=, i=, … are not needed to receive RTP over RTSP.
             }
         }
-        if (!sawVersion) throw new RtspProtocolException("empty SDP");
+        if (!sawVersion) throw new MediaFormatException("empty SDP");
         return sdp;
     }
 

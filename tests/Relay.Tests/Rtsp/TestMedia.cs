@@ -1,8 +1,8 @@
-using System.Buffers;
 using System.Buffers.Binary;
+using System.Buffers;
 using System.Diagnostics;
-using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 
 namespace Pinhole.Relay.Tests.Rtsp;
 

@@ -77,7 +77,7 @@ public class WebRtcSdpTests
                 var offer = WebRtcSdp.ParseOffer(ChromeOffer[..n]);
                 try { WebRtcSdp.Choose(offer, [Video], () => 1); }
                 catch (WebRtcOfferException) { }
-                catch (Pinhole.Transport.Rtsp.RtspProtocolException) { }
+                catch (MediaFormatException) { }
             }
             catch (WebRtcOfferException)
             {

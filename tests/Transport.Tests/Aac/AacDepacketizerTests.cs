@@ -86,7 +86,7 @@ public class AacDepacketizerTests
     public void Malformed_payloads_throw_the_protocol_exception(byte[] payload)
     {
         var dep = new AacDepacketizer(0, 48000, Fmtp());
-        Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(1, 0, true, payload), new CollectingOutput()));
+        Assert.Throws<MediaFormatException>(() => dep.Push(Packet(1, 0, true, payload), new CollectingOutput()));
     }
 
     [Fact]
@@ -94,9 +94,9 @@ public class AacDepacketizerTests
     {
         var f = Fmtp();
         f["config"] = "zz";
-        Assert.Throws<RtspProtocolException>(() => new AacDepacketizer(0, 48000, f));
+        Assert.Throws<MediaFormatException>(() => new AacDepacketizer(0, 48000, f));
         f.Remove("config");
-        Assert.Throws<RtspProtocolException>(() => new AacDepacketizer(0, 48000, f));
+        Assert.Throws<MediaFormatException>(() => new AacDepacketizer(0, 48000, f));
     }
 }
 

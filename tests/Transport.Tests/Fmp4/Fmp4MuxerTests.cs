@@ -263,7 +263,7 @@ public class Fmp4MuxerTests
             Assert.Equal(50, pts.Count);
             Assert.Contains(pts.Zip(pts.Skip(1)), p => p.Second < p.First); // B-frames: PTS out of order
 
-            var sps = Pinhole.Transport.H264.H264Sps.Parse(track.ParameterSets[0].Span);
+            var sps = Pinhole.Transport.Nal.H264Sps.Parse(track.ParameterSets[0].Span);
             Assert.Equal(2, sps.MaxNumReorderFrames);
             var generator = new DecodeTimestampGenerator(90_000);
             generator.SetReorderDepth(sps.ReorderDepth!.Value, guessed: false);

@@ -163,7 +163,7 @@ public class H264DepacketizerTests
         dep.Push(Packet(10, 7200, false, Nal(0x09, 2)), output); // the next access unit proves the first marker
         Assert.Equal(new long[] { 3600 }, output.Units.Select(u => u.Pts));
         // Once in sync, a continuation without a start is malformed again.
-        Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(11, 7200, false, fu[1]), output));
+        Assert.Throws<MediaFormatException>(() => dep.Push(Packet(11, 7200, false, fu[1]), output));
     }
 
     [Fact]
@@ -229,7 +229,7 @@ public class H264DepacketizerTests
         var output = new CollectingOutput();
         ushort seq = 10;
         dep.Push(Packet(seq++, 0, true, Nal(0x41, 5)), output); // in sync on a packet boundary (dropped: no keyframe yet)
-        var e = Assert.Throws<RtspProtocolException>(() =>
+        var e = Assert.Throws<MediaFormatException>(() =>
         {
             foreach (var p in payloads) dep.Push(Packet(seq++, 0, false, p), output);
         });
@@ -251,7 +251,7 @@ public class H264DepacketizerTests
         dep.Push(Packet(0, 0, false, (byte[])chunk.Clone()), output);
         chunk[1] = 0x05;
         ushort seq = 1;
-        var e = Assert.Throws<RtspProtocolException>(() =>
+        var e = Assert.Throws<MediaFormatException>(() =>
         {
             for (var i = 0; i < 10_000; i++) dep.Push(Packet(seq++, 0, false, chunk), output);
         });

@@ -1,10 +1,11 @@
 using System.Buffers;
+using Pinhole.Testing;
 using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Tests.Support;
-using Pinhole.Testing;
 
 namespace Pinhole.Transport.Tests.H264;
 
@@ -38,16 +39,16 @@ public class H264SpsTests
         for (var n = 0; n < sps.Length - 3; n++)
         {
             try { H264Sps.Parse(sps.AsSpan(0, n)); }
-            catch (RtspProtocolException) { }
+            catch (MediaFormatException) { }
         }
         // And a run of zero bits where an Exp-Golomb code is expected is rejected, not looped on.
-        Assert.Throws<RtspProtocolException>(() => H264Sps.Parse([0x67, 0x42, 0, 0x1e, 0, 0, 0, 0, 0, 0, 0]));
+        Assert.Throws<MediaFormatException>(() => H264Sps.Parse([0x67, 0x42, 0, 0x1e, 0, 0, 0, 0, 0, 0, 0]));
     }
 
     [Fact]
     public void Emulation_prevention_bytes_are_removed()
     {
-        Assert.Equal(new byte[] { 0, 0, 1, 0, 0, 0, 0, 0, 3 }, RbspReader.Unescape([0, 0, 3, 1, 0, 0, 3, 0, 0, 0, 3, 3]));
+        Assert.Equal(new byte[] { 0, 0, 1, 0, 0, 0, 0, 0, 3 }, Rbsp.Unescape([0, 0, 3, 1, 0, 0, 3, 0, 0, 0, 3, 3]));
     }
 }
 

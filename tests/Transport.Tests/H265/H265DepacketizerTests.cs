@@ -1,9 +1,10 @@
+using Pinhole.Testing;
 using Pinhole.Transport.H265;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Tests.Support;
-using Pinhole.Testing;
 
 namespace Pinhole.Transport.Tests.H265;
 
@@ -83,7 +84,7 @@ public class H265DepacketizerTests
     {
         var dep = new H265Depacketizer(0);
         dep.Push(Packet(1, 0, true, [2, 1, 0x80, 5]), new CollectingOutput()); // in sync on a packet boundary
-        var e = Assert.Throws<RtspProtocolException>(() => dep.Push(Packet(2, 0, false, payload), new CollectingOutput()));
+        var e = Assert.Throws<MediaFormatException>(() => dep.Push(Packet(2, 0, false, payload), new CollectingOutput()));
         Assert.False(string.IsNullOrEmpty(e.Message), what);
     }
 

@@ -1,6 +1,6 @@
 using Pinhole.Transport.H264;
-using Pinhole.Transport.H265;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Tests.Support;
 

@@ -1,3 +1,4 @@
+using Pinhole.Transport.Media;
 using System.Buffers;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
@@ -8,7 +9,7 @@ namespace Pinhole.Transport.Tests.Rtp;
 
 /// <summary>
 /// Mutation fuzzing from the real captures: corrupted bytes must only ever produce
-/// <see cref="RtspProtocolException"/> (or be tolerated), never another exception, a hang or a huge allocation.
+/// <see cref="MediaFormatException"/> (or be tolerated), never another exception, a hang or a huge allocation.
 /// </summary>
 public class FuzzTests
 {
@@ -37,7 +38,7 @@ public class FuzzTests
                 {
                     deps[f.Channel / 2]!.Push(RtpPacket.Parse(bytes), output);
                 }
-                catch (RtspProtocolException)
+                catch (MediaFormatException)
                 {
                     protocolErrors++;
                 }
@@ -73,7 +74,7 @@ public class FuzzTests
                 while (RtspParser.TryParse(ref reader, out var m, out _))
                     if (m is RtspResponse r && r.Body.Length > 0) SessionDescription.Parse(r.BodyText);
             }
-            catch (RtspProtocolException)
+            catch (MediaFormatException)
             {
                 errors++;
             }
@@ -96,11 +97,11 @@ public class FuzzTests
                 var parsed = SessionDescription.Parse(new string(chars));
                 for (var m = 0; m < parsed.Media.Count; m++) RtpDepacketizerFactory.TryCreate(parsed.Media[m], m, out _);
             }
-            catch (RtspProtocolException) { }
+            catch (MediaFormatException) { }
             var header = "Digest realm=\"GStreamer\", nonce=\"0834a8\", qop=\"auth\"".ToCharArray();
             header[random.Next(header.Length)] = (char)random.Next(32, 127);
             try { HttpAuthChallenge.ParseAll([new string(header)]); }
-            catch (RtspProtocolException) { }
+            catch (MediaFormatException) { }
         }
     }
 }

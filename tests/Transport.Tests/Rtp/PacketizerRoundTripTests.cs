@@ -1,8 +1,9 @@
 using System.Buffers.Binary;
+using Pinhole.Testing;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
+using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Sdp;
-using Pinhole.Testing;
 using Pinhole.Transport.Tests.Support;
 
 namespace Pinhole.Transport.Tests.Rtp;
@@ -44,8 +45,8 @@ public class PacketizerRoundTripTests
     private static (TrackInfo? Track, List<AccessUnit> Units, int Packets) RoundTrip(TrackInfo info, IEnumerable<AccessUnit> units, int mtu)
     {
         var sdp = SdpWriter.Build([info]);
-        var packetizer = RtpPacketizer.Create(info, (byte)sdp.Media[0].PayloadType, new RtpPacketizerOptions { MaxPacketSize = mtu });
-        Assert.True(RtpDepacketizerFactory.TryCreate(sdp.Media[0], 0, out var depacketizer));
+        var packetizer = RtpPacketizerFactory.Create(info, (byte)sdp.Media[0].PayloadType, new RtpPacketizerOptions { MaxPacketSize = mtu });
+        Assert.True(Pinhole.Transport.Rtsp.RtpDepacketizerFactory.TryCreate(sdp.Media[0], 0, out var depacketizer));
         var output = new CollectingOutput();
         var packets = 0;
         foreach (var u in units)

@@ -5,6 +5,7 @@ using Pinhole.Transport.H264;
 using Pinhole.Transport.H265;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
+using Pinhole.Transport.Rtsp;
 
 namespace Pinhole.Transport.Tests.Rtp;
 
@@ -272,7 +273,7 @@ public class PacketizerTests
     public void G711_splits_into_20ms_packets_with_advancing_timestamps(MediaCodec codec, int pt)
     {
         var track = new TrackInfo { Codec = codec, ClockRate = 8000, SampleRate = 8000, Channels = 1 };
-        var p = (G711Packetizer)RtpPacketizer.Create(track, G711Packetizer.StaticPayloadType(codec), new RtpPacketizerOptions { TimestampOffset = 0 });
+        var p = (G711Packetizer)RtpPacketizerFactory.Create(track, G711Packetizer.StaticPayloadType(codec), new RtpPacketizerOptions { TimestampOffset = 0 });
         var samples = Nal(0xD5, 400, 1);
         var packets = Run(p, new AccessUnit(0, 8000, 8000, true, samples), new AccessUnit(0, 8400, 8400, true, samples));
         Assert.Equal([160, 160, 80, 160, 160, 80], packets.Select(x => x.Payload.Length));

@@ -23,7 +23,7 @@ public class ReusedPacketBufferTests
         Assert.NotEmpty(owned.Units);
 
         var sdp = Captures.Sdp(capture);
-        Assert.True(RtpDepacketizerFactory.TryCreate(sdp.Media[track], track, out var depacketizer));
+        Assert.True(Pinhole.Transport.Rtsp.RtpDepacketizerFactory.TryCreate(sdp.Media[track], track, out var depacketizer));
         var lent = new CollectingOutput();
         var buffer = new byte[65536];
         foreach (var frame in Captures.Stream(capture).Frames.Where(f => f.Channel == 2 * track))

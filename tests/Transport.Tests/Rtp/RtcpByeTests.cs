@@ -1,3 +1,4 @@
+using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 
@@ -55,6 +56,6 @@ public class RtcpByeTests
     [InlineData("81cb000200000001" + "09616200")] // reason length 9 in a 3-byte tail
     public void Truncated_BYE_is_a_protocol_error(string hex)
     {
-        Assert.Throws<RtspProtocolException>(() => RtcpPacket.ParseCompound(Convert.FromHexString(hex)));
+        Assert.Throws<MediaFormatException>(() => RtcpPacket.ParseCompound(Convert.FromHexString(hex)));
     }
 }

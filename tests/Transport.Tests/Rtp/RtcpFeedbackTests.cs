@@ -1,3 +1,4 @@
+using Pinhole.Transport.Media;
 using System.Buffers.Binary;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
@@ -122,7 +123,7 @@ public class RtcpFeedbackTests
     public void Malformed_packets_name_the_broken_rule(string hex, string reason)
     {
         var bytes = Convert.FromHexString(hex);
-        var e = Assert.Throws<RtspProtocolException>(() => RtcpFeedback.Parse(bytes));
+        var e = Assert.Throws<MediaFormatException>(() => RtcpFeedback.Parse(bytes));
         Assert.Contains(reason, e.Message, StringComparison.OrdinalIgnoreCase);
         Assert.False(RtcpFeedback.TryParse(bytes, out _));
     }
@@ -159,7 +160,7 @@ public class RtcpFeedbackTests
             {
                 RtcpFeedback.Parse(bytes);
             }
-            catch (RtspProtocolException)
+            catch (MediaFormatException)
             {
                 errors++;
             }
@@ -167,7 +168,7 @@ public class RtcpFeedbackTests
         Assert.True(errors > 1000, $"only {errors} protocol errors: the fuzzer is not fuzzing");
 
         // The largest length field on a short packet.
-        Assert.Throws<RtspProtocolException>(() => RtcpFeedback.Parse(Convert.FromHexString("81cdffff00000001")));
+        Assert.Throws<MediaFormatException>(() => RtcpFeedback.Parse(Convert.FromHexString("81cdffff00000001")));
     }
 
     [Fact]

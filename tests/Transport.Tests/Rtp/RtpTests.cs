@@ -1,3 +1,4 @@
+using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Tests.Support;
@@ -48,7 +49,7 @@ public class RtpPacketTests
     [InlineData(new byte[] { 0xa0, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 2, 20 })]          // padding longer than payload
     [InlineData(new byte[] { 0xa0, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 2, 0 })]           // padding length 0
     public void Malformed_packets_throw_the_protocol_exception(byte[] bytes) =>
-        Assert.Throws<RtspProtocolException>(() => RtpPacket.Parse(bytes));
+        Assert.Throws<MediaFormatException>(() => RtpPacket.Parse(bytes));
 
     [Fact]
     public void Random_bytes_never_throw_anything_but_the_protocol_exception()
@@ -60,7 +61,7 @@ public class RtpPacketTests
             random.NextBytes(b);
             if (b.Length > 0 && random.Next(2) == 0) b[0] = (byte)(0x80 | (b[0] & 0x3f));
             try { RtpPacket.Parse(b); }
-            catch (RtspProtocolException) { }
+            catch (MediaFormatException) { }
         }
     }
 }
@@ -99,7 +100,7 @@ public class RtcpTests
     [InlineData(new byte[] { 0x81, 201, 0, 1, 0, 0, 0, 1 })]        // one report block announced, none there
     [InlineData(new byte[] { 0x00, 201, 0, 1, 0, 0, 0, 1 })]        // version 0
     public void Malformed_RTCP_throws_the_protocol_exception(byte[] bytes) =>
-        Assert.Throws<RtspProtocolException>(() => RtcpPacket.ParseCompound(bytes));
+        Assert.Throws<MediaFormatException>(() => RtcpPacket.ParseCompound(bytes));
 }
 
 public class RtpReorderBufferTests

@@ -1,9 +1,10 @@
-using System.Buffers;
 using System.Buffers.Binary;
+using System.Buffers;
 using Pinhole.Testing;
 using Pinhole.Transport.H264;
 using Pinhole.Transport.H265;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Nal;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Tests.Support;
 

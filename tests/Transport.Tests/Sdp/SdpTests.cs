@@ -52,7 +52,7 @@ public class SdpTests
     [InlineData("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264\r\n")]
     public void Malformed_SDP_throws_the_protocol_exception(string text)
     {
-        Assert.Throws<RtspProtocolException>(() =>
+        Assert.Throws<MediaFormatException>(() =>
         {
             var sdp = SessionDescription.Parse(text);
             foreach (var m in sdp.Media) m.RtpMap(m.PayloadType);
@@ -61,7 +61,7 @@ public class SdpTests
 
     [Fact]
     public void Huge_SDP_is_rejected_before_parsing() =>
-        Assert.Throws<RtspProtocolException>(() => SessionDescription.Parse("v=0\r\n" + new string('a', SessionDescription.MaxLength)));
+        Assert.Throws<MediaFormatException>(() => SessionDescription.Parse("v=0\r\n" + new string('a', SessionDescription.MaxLength)));
 
     [Fact]
     public void Writer_output_parses_back_into_depacketizers_with_the_same_tracks()

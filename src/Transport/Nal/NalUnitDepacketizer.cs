@@ -1,8 +1,7 @@
-using Pinhole.Transport.H264;
 using Pinhole.Transport.Media;
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Rtp;
 
-namespace Pinhole.Transport.Rtp;
+namespace Pinhole.Transport.Nal;
 
 /// <summary>
 /// What the H.264 and H.265 depacketizers share: a <see cref="NalUnitAssembler"/>, one fragmented NAL
@@ -94,7 +93,7 @@ public abstract class NalUnitDepacketizer : RtpDepacketizer
         }
         if (packet.Marker)
         {
-            if (Fragment.InProgress) throw new RtspProtocolException(_markerInsideFragment);
+            if (Fragment.InProgress) throw new MediaFormatException(_markerInsideFragment);
             if (!Assembler.HasVcl || MarkerEndsPictures)
             {
                 // Parameter sets alone carry no picture to cut; a trusted marker ends the picture now.

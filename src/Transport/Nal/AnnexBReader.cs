@@ -1,7 +1,7 @@
 using System.Buffers;
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Media;
 
-namespace Pinhole.Transport.H264;
+namespace Pinhole.Transport.Nal;
 
 /// <summary>
 /// Splits an H.264/H.265 Annex-B byte stream (ITU-T H.264 Annex B: NAL units after 00 00 01 or
@@ -27,19 +27,19 @@ public static class AnnexBReader
             if (!TryFindStartCode(data, out var first))
             {
                 if (isFinal) { reader.AdvanceToEnd(); return false; }
-                if (data.Length > MaxNalUnitBytes) throw new RtspProtocolException("Annex-B stream without a start code");
+                if (data.Length > MaxNalUnitBytes) throw new MediaFormatException("Annex-B stream without a start code");
                 return false;
             }
             var body = data.Slice(first + 3);
             if (TryFindStartCode(body, out var next))
             {
-                if (next > MaxNalUnitBytes) throw new RtspProtocolException($"Annex-B NAL unit longer than {MaxNalUnitBytes} bytes");
+                if (next > MaxNalUnitBytes) throw new MediaFormatException($"Annex-B NAL unit longer than {MaxNalUnitBytes} bytes");
                 nal = TrimTrailingZeros(body.Slice(0, next));
                 reader.Advance(first + 3 + next); // stop at the next start code
                 if (nal.Length == 0) continue;  // empty NAL between two start codes
                 return true;
             }
-            if (body.Length > MaxNalUnitBytes) throw new RtspProtocolException($"Annex-B NAL unit longer than {MaxNalUnitBytes} bytes");
+            if (body.Length > MaxNalUnitBytes) throw new MediaFormatException($"Annex-B NAL unit longer than {MaxNalUnitBytes} bytes");
             if (!isFinal) return false;
             nal = TrimTrailingZeros(body);
             reader.AdvanceToEnd();

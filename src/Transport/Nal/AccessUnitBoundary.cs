@@ -1,6 +1,6 @@
 using Pinhole.Transport.Media;
 
-namespace Pinhole.Transport.H264;
+namespace Pinhole.Transport.Nal;
 
 /// <summary>What a NAL unit says about the access unit it belongs to, from its first bytes alone.</summary>
 public enum NalUnitRole

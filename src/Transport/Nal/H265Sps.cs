@@ -1,7 +1,6 @@
-using Pinhole.Transport.H264;
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Media;
 
-namespace Pinhole.Transport.H265;
+namespace Pinhole.Transport.Nal;
 
 /// <summary>The fields Pinhole needs from an H.265 sequence parameter set (ITU-T H.265 §7.3.2.2).</summary>
 /// <param name="GeneralProfileIdc">general_profile_idc.</param>
@@ -18,11 +17,11 @@ public sealed record H265Sps(int GeneralProfileIdc, int GeneralLevelIdc, int Wid
     /// <summary>Parses an SPS NAL unit (with its two-byte NAL header, without start code).</summary>
     public static H265Sps Parse(ReadOnlySpan<byte> nal)
     {
-        if (nal.Length < 4 || ((nal[0] >> 1) & 0x3f) != 33) throw new RtspProtocolException("not an H.265 SPS NAL unit");
-        var r = new RbspReader(RbspReader.Unescape(nal[2..]));
+        if (nal.Length < 4 || ((nal[0] >> 1) & 0x3f) != 33) throw new MediaFormatException("not an H.265 SPS NAL unit");
+        var r = new BitReader(Rbsp.Unescape(nal[2..]));
         r.Skip(4); // sps_video_parameter_set_id
         var maxSubLayersMinus1 = (int)r.ReadBits(3);
-        if (maxSubLayersMinus1 > 6) throw new RtspProtocolException("H.265 SPS sps_max_sub_layers_minus1 > 6");
+        if (maxSubLayersMinus1 > 6) throw new MediaFormatException("H.265 SPS sps_max_sub_layers_minus1 > 6");
         r.Skip(1); // sps_temporal_id_nesting_flag
         // profile_tier_level(1, sps_max_sub_layers_minus1) §7.3.3
         r.Skip(2 + 1); // general_profile_space, general_tier_flag
@@ -48,7 +47,7 @@ public sealed record H265Sps(int GeneralProfileIdc, int GeneralLevelIdc, int Wid
         var separateColourPlane = chromaFormat == 3 && r.ReadFlag();
         var width = r.ReadUe(16888, "pic_width_in_luma_samples");
         var height = r.ReadUe(16888, "pic_height_in_luma_samples");
-        if (width == 0 || height == 0) throw new RtspProtocolException("H.265 SPS picture size is zero");
+        if (width == 0 || height == 0) throw new MediaFormatException("H.265 SPS picture size is zero");
         if (r.ReadFlag()) // conformance_window_flag, offsets in chroma units (§7.4.3.2.1)
         {
             var left = r.ReadUe(16888, "conf_win_left_offset");
@@ -60,7 +59,7 @@ public sealed record H265Sps(int GeneralProfileIdc, int GeneralLevelIdc, int Wid
             var subHeightC = arrayType == 1 ? 2 : 1;
             width -= subWidthC * (left + right);
             height -= subHeightC * (top + bottom);
-            if (width <= 0 || height <= 0) throw new RtspProtocolException("H.265 SPS conformance window larger than the picture");
+            if (width <= 0 || height <= 0) throw new MediaFormatException("H.265 SPS conformance window larger than the picture");
         }
         int? reorder = null;
         try
@@ -78,7 +77,7 @@ public sealed record H265Sps(int GeneralProfileIdc, int GeneralLevelIdc, int Wid
                 r.ReadUe(); // sps_max_latency_increase_plus1
             }
         }
-        catch (RtspProtocolException)
+        catch (MediaFormatException)
         {
             // A cut SPS loses only the reorder depth; the picture size above is sound.
             reorder = null;

@@ -1,6 +1,6 @@
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Media;
 
-namespace Pinhole.Transport.H264;
+namespace Pinhole.Transport.Nal;
 
 /// <summary>The fields Pinhole needs from an H.264 sequence parameter set (ITU-T H.264 §7.3.2.1.1).</summary>
 /// <param name="ProfileIdc">profile_idc.</param>
@@ -26,8 +26,8 @@ public sealed record H264Sps(int ProfileIdc, int ConstraintFlags, int LevelIdc, 
     /// <summary>Parses an SPS NAL unit (with its one-byte NAL header, without start code).</summary>
     public static H264Sps Parse(ReadOnlySpan<byte> nal)
     {
-        if (nal.Length < 4 || (nal[0] & 0x1f) != 7) throw new RtspProtocolException("not an H.264 SPS NAL unit");
-        var r = new RbspReader(RbspReader.Unescape(nal[1..]));
+        if (nal.Length < 4 || (nal[0] & 0x1f) != 7) throw new MediaFormatException("not an H.264 SPS NAL unit");
+        var r = new BitReader(Rbsp.Unescape(nal[1..]));
         var profile = (int)r.ReadBits(8);
         var constraints = (int)r.ReadBits(8);
         var level = (int)r.ReadBits(8);
@@ -93,14 +93,14 @@ public sealed record H264Sps(int ProfileIdc, int ConstraintFlags, int LevelIdc, 
             }
             width -= cropX * (left + right);
             height -= cropY * (top + bottom);
-            if (width <= 0 || height <= 0) throw new RtspProtocolException("H.264 SPS cropping larger than the picture");
+            if (width <= 0 || height <= 0) throw new MediaFormatException("H.264 SPS cropping larger than the picture");
         }
         int? reorder = null;
         try
         {
             if (r.ReadFlag()) reorder = ReadVuiMaxNumReorderFrames(ref r); // vui_parameters_present_flag
         }
-        catch (RtspProtocolException)
+        catch (MediaFormatException)
         {
             // A cut or odd VUI loses only the reorder depth; the picture size above is sound.
         }
@@ -108,7 +108,7 @@ public sealed record H264Sps(int ProfileIdc, int ConstraintFlags, int LevelIdc, 
     }
 
     // vui_parameters() up to max_num_reorder_frames (§E.1.1); null without bitstream_restriction.
-    private static int? ReadVuiMaxNumReorderFrames(ref RbspReader r)
+    private static int? ReadVuiMaxNumReorderFrames(ref BitReader r)
     {
         if (r.ReadFlag()) // aspect_ratio_info_present_flag
         {
@@ -142,7 +142,7 @@ public sealed record H264Sps(int ProfileIdc, int ConstraintFlags, int LevelIdc, 
     }
 
     // hrd_parameters() (§E.1.2).
-    private static void SkipHrdParameters(ref RbspReader r)
+    private static void SkipHrdParameters(ref BitReader r)
     {
         var cpbCount = r.ReadUe(31, "cpb_cnt_minus1") + 1;
         r.Skip(4 + 4); // bit_rate_scale, cpb_size_scale
@@ -155,7 +155,7 @@ public sealed record H264Sps(int ProfileIdc, int ConstraintFlags, int LevelIdc, 
         r.Skip(5 + 5 + 5 + 5); // initial_cpb_removal_delay_length_minus1, cpb_removal_delay_length_minus1, dpb_output_delay_length_minus1, time_offset_length
     }
 
-    private static void SkipScalingList(ref RbspReader r, int size)
+    private static void SkipScalingList(ref BitReader r, int size)
     {
         // H.264 §7.3.2.1.1.1
         int last = 8, next = 8;

@@ -1,40 +1,22 @@
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Media;
 
-namespace Pinhole.Transport.H264;
+namespace Pinhole.Transport.Media;
 
 /// <summary>
-/// Reads bits from a NAL unit's RBSP: emulation prevention bytes (00 00 03, H.264 §7.4.1,
-/// H.265 §7.4.2) are removed first, then u(n), ue(v) and se(v) (H.264 §9.1) are read MSB first.
-/// Reading past the end throws <see cref="RtspProtocolException"/>.
+/// Reads a bitstream MSB first: u(n), and the Exp-Golomb codes ue(v) and se(v) of H.264 §9.1
+/// (parameter sets, once <c>Nal.Rbsp.Unescape</c> has removed emulation prevention bytes;
+/// AAC's AudioSpecificConfig and AU headers use only u(n)).
+/// Reading past the end throws <see cref="MediaFormatException"/>.
 /// </summary>
-internal ref struct RbspReader
+internal ref struct BitReader
 {
     private readonly ReadOnlySpan<byte> _data;
     private int _bit;
 
-    public RbspReader(ReadOnlySpan<byte> rbsp)
+    public BitReader(ReadOnlySpan<byte> rbsp)
     {
         _data = rbsp;
         _bit = 0;
-    }
-
-    /// <summary>Copies <paramref name="nal"/> without emulation prevention bytes.</summary>
-    public static byte[] Unescape(ReadOnlySpan<byte> nal)
-    {
-        var output = new byte[nal.Length];
-        var n = 0;
-        var zeros = 0;
-        foreach (var b in nal)
-        {
-            if (zeros >= 2 && b == 3)
-            {
-                zeros = 0;
-                continue;
-            }
-            zeros = b == 0 ? zeros + 1 : 0;
-            output[n++] = b;
-        }
-        return output.AsSpan(0, n).ToArray();
     }
 
     public int BitsLeft => _data.Length * 8 - _bit;
@@ -42,7 +24,7 @@ internal ref struct RbspReader
     public uint ReadBits(int count)
     {
         if (count > 32) throw new ArgumentOutOfRangeException(nameof(count));
-        if (count > BitsLeft) throw new RtspProtocolException("parameter set ends early");
+        if (count > BitsLeft) throw new MediaFormatException("parameter set ends early");
         uint v = 0;
         for (var i = 0; i < count; i++)
         {
@@ -56,7 +38,7 @@ internal ref struct RbspReader
 
     public void Skip(int count)
     {
-        if (count > BitsLeft) throw new RtspProtocolException("parameter set ends early");
+        if (count > BitsLeft) throw new MediaFormatException("parameter set ends early");
         _bit += count;
     }
 
@@ -65,7 +47,7 @@ internal ref struct RbspReader
     {
         var zeros = 0;
         while (!ReadFlag())
-            if (++zeros > 31) throw new RtspProtocolException("Exp-Golomb code longer than 32 bits");
+            if (++zeros > 31) throw new MediaFormatException("Exp-Golomb code longer than 32 bits");
         if (zeros == 0) return 0;
         return (uint)((1UL << zeros) - 1 + ReadBits(zeros));
     }
@@ -74,7 +56,7 @@ internal ref struct RbspReader
     public int ReadUe(int max, string field)
     {
         var v = ReadUe();
-        if (v > max) throw new RtspProtocolException($"{field} = {v} is out of range");
+        if (v > max) throw new MediaFormatException($"{field} = {v} is out of range");
         return (int)v;
     }
 

@@ -1,10 +1,8 @@
 using System.Buffers.Binary;
-using Pinhole.Transport.H264;
-using Pinhole.Transport.H265;
 using Pinhole.Transport.Media;
-using Pinhole.Transport.Rtsp;
+using Pinhole.Transport.Rtp;
 
-namespace Pinhole.Transport.Rtp;
+namespace Pinhole.Transport.Nal;
 
 /// <summary>
 /// Collects the NAL units of one H.264 or H.265 access unit and emits it as AVCC (4-byte
@@ -53,7 +51,7 @@ public sealed class NalUnitAssembler
             foreach (var p in parameterSets)
             {
                 try { StoreParameterSet(p.Span); }
-                catch (RtspProtocolException) { /* a bad sprop is replaced by in-band ones */ }
+                catch (MediaFormatException) { /* a bad sprop is replaced by in-band ones */ }
             }
             TryUpdateTrackInfo();
         }
@@ -96,8 +94,8 @@ public sealed class NalUnitAssembler
     /// <summary>Adds one NAL unit (header included, no start code or length). It is copied: the caller may reuse the memory at once.</summary>
     public void Add(ReadOnlySpan<byte> nal)
     {
-        if (nal.Length < HeaderLength) throw new RtspProtocolException($"{_codec} NAL unit shorter than its header");
-        if ((nal[0] & 0x80) != 0) throw new RtspProtocolException($"{_codec} NAL unit with forbidden_zero_bit set");
+        if (nal.Length < HeaderLength) throw new MediaFormatException($"{_codec} NAL unit shorter than its header");
+        if ((nal[0] & 0x80) != 0) throw new MediaFormatException($"{_codec} NAL unit with forbidden_zero_bit set");
         if (_broken) return;
         var type = NalType(nal);
         if (IsAccessUnitDelimiter(type)) return; // re-created by muxers when needed
@@ -108,8 +106,8 @@ public sealed class NalUnitAssembler
             // a copy between two slices of one picture would make a decoder start a new frame.
             if (Contains(nal)) return;
         }
-        if (_nals.Count >= MaxNalUnits) throw new RtspProtocolException($"more than {MaxNalUnits} NAL units in one access unit");
-        if (_used - 4 * _nals.Count + nal.Length > MaxAccessUnitBytes) throw new RtspProtocolException($"access unit larger than {MaxAccessUnitBytes} bytes");
+        if (_nals.Count >= MaxNalUnits) throw new MediaFormatException($"more than {MaxNalUnits} NAL units in one access unit");
+        if (_used - 4 * _nals.Count + nal.Length > MaxAccessUnitBytes) throw new MediaFormatException($"access unit larger than {MaxAccessUnitBytes} bytes");
         var needed = _used + 4 + nal.Length;
         if (needed > _unit.Length) Array.Resize(ref _unit, Math.Max(needed, Math.Min(_unit.Length * 2, MaxAccessUnitBytes + 4 * MaxNalUnits)));
         BinaryPrimitives.WriteInt32BigEndian(_unit.AsSpan(_used), nal.Length);
@@ -174,8 +172,8 @@ public sealed class NalUnitAssembler
 
     private void StoreParameterSet(ReadOnlySpan<byte> nal)
     {
-        if (nal.Length < HeaderLength + 1) throw new RtspProtocolException($"{_codec} parameter set too short");
-        if (nal.Length > 64 * 1024) throw new RtspProtocolException($"{_codec} parameter set larger than 64 KiB");
+        if (nal.Length < HeaderLength + 1) throw new MediaFormatException($"{_codec} parameter set too short");
+        if (nal.Length > 64 * 1024) throw new MediaFormatException($"{_codec} parameter set larger than 64 KiB");
         var type = NalType(nal);
         ref var slot = ref _pps;
         if (_codec == MediaCodec.H264 ? type == 7 : type == 33) slot = ref _sps;

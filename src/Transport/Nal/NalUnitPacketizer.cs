@@ -1,7 +1,8 @@
 using System.Buffers.Binary;
 using Pinhole.Transport.Media;
+using Pinhole.Transport.Rtp;
 
-namespace Pinhole.Transport.Rtp;
+namespace Pinhole.Transport.Nal;
 
 /// <summary>
 /// What H.264 (RFC 6184) and H.265 (RFC 7798) packetization share: walk the AVCC-style NAL units
