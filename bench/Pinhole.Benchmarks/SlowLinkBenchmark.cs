@@ -136,7 +136,8 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
           .Append(Stats.Noise).Append('\n');
         md.Append("\nHow the edge keeps it low (`UplinkClientOptions`): the kernel holds at most 50 ms of the link's measured rate unsent (`TCP_NOTSENT_LOWAT`), at most 0.5 s of it is unacknowledged, ")
           .Append("and a frame that would reach the relay after 0.8 s (`TargetDelay`), or would still be on the wire when the camera's next keyframe is due, is dropped with the rest of its GOP; keyframes are dropped only at the queue's 2 s bound. ")
-          .Append("The link's rate counts only samples taken while it was busy, so a fast link carrying a small stream never looks slow. ")
+          .Append("The link's rate counts only samples taken while it was busy, so a fast link carrying a small stream never looks slow; ")
+          .Append("once the link has not been busy for 2 s and delivers faster than that estimate, the estimate is dropped (`LinkRateFilter`), so a link that got faster is not held to its old rate for the filter's 10 s. ")
           .Append("The price is frames: each GOP that gets through is its keyframe and the frames right after it, and a keyframe is a large share of a GOP's bytes, so fewer frames arrive than when whole GOPs are sent late.\n");
         return md.ToString();
     }
