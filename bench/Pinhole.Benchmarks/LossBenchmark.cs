@@ -102,7 +102,7 @@ public sealed class LossBenchmark : IBenchmark
             md.Append(inv, $"| {r.Loss * 100:0} % | {Delivered(r.Ours, r.Direct)} | {Percentiles(r.Ours)} | {r.Dropped:0} | {Delivered(r.Peer, r.Direct)} | {Percentiles(r.Peer)} | {r.Retransmits} |\n");
         md.Append("\nThe link itself is fast (a veth pair), so loss costs time, not throughput: a lost segment waits for a fast retransmit after three duplicate acks, or for the tail-loss probe or the 200 ms minimum retransmission timeout when it was the last of a burst, and everything behind it on the connection waits too (head-of-line blocking). ")
           .Append("Both sides pay that; the edge's GOP-aware queue only drops when a frame could not arrive within its target delay. ")
-          .Append("ffmpeg's 0 % row is its own floor (it hands a frame on about one frame interval later than our depacketizer even on a clean link), so compare each side's rise over its own 0 % row as well as the absolute figures. ")
+          .Append("ffmpeg's 0 % row is its own floor (its median sits about one frame interval, 33 ms, above ours even on a clean link), so compare each side's rise over its own 0 % row as well as the absolute figures. ")
           .Append(Stats.Noise).Append('\n');
         return md.ToString();
     }
