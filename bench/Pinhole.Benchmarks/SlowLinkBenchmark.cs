@@ -24,6 +24,9 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
     private const int LinkKbps = 1000;
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(5);
 
+    /// <summary>A frame counts as back to normal when its delay is under this (loopback: median under 1 ms, p99 about 10 ms).</summary>
+    private const double RecoveredMs = 50;
+
     /// <inheritdoc />
     public string Name => "slow-link";
 
@@ -47,6 +50,8 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
         List<(double At, double Delay)> timeline;
         int directFrames, relayedFrames;
         double dropped, sent, bytes;
+        var recoveryWindow = Stats.Duration("PINHOLE_BENCH_RECOVERY_SECONDS", TimeSpan.FromSeconds(20));
+        Recovery recovery;
         await using (var path = await VideoPath.StartAsync(camera.Url, cancellationToken, relayAddress: link.RootAddress, edgeNamespace: link.Namespace, edgeWebAddress: link.InnerAddress))
         {
             var direct = new ArrivalRecorder();
@@ -65,6 +70,17 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
             bytes = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_bytes_sent_total", cancellationToken) - bytes0;
             // Frames of the window still on their way arrive within the bound we are measuring.
             await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
+
+            // Recovery: the cap goes away; how long until the delay is back to the uncapped figure?
+            var droppedBefore = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_dropped_frames_total", cancellationToken);
+            var rateBefore = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_link_rate_bytes_per_second", cancellationToken);
+            await link.RemoveCapAsync(cancellationToken);
+            var removedAt = Stopwatch.GetTimestamp();
+            await Task.Delay(recoveryWindow, cancellationToken);
+            var recoveredUntil = Stopwatch.GetTimestamp();
+            var droppedAfter = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_dropped_frames_total", cancellationToken) - droppedBefore;
+            var rateAfter = await VideoPath.ReadMetricAsync(path.EdgeMetricsUrl, "pinhole_uplink_link_rate_bytes_per_second", cancellationToken);
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
             await viewing.CancelAsync();
             await Task.WhenAll(viewers);
 
@@ -74,6 +90,12 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
             directFrames = reference.Count;
             relayedFrames = delays.Count;
             timeline = Timeline(reference, all, from);
+            var afterCap = direct.Snapshot().Where(a => a.Timestamp >= removedAt && a.Timestamp <= recoveredUntil).ToList();
+            var afterTimeline = Timeline(afterCap, all, removedAt, missingAsInfinite: true);
+            // Per half second after the removal: frames through of frames sent, and the worst delay.
+            Console.WriteLine("  after removal, per 0.5 s: " + string.Join(" ", afterTimeline.Where(t => t.At < 12).GroupBy(t => (int)(t.At * 2)).Select(g =>
+                string.Create(inv, $"{g.Count(t => !double.IsInfinity(t.Delay))}/{g.Count()}:{g.Where(t => !double.IsInfinity(t.Delay)).Select(t => t.Delay).DefaultIfEmpty(double.NaN).Max():0}ms"))));
+            recovery = Recovery.From(afterTimeline, recoveryWindow, droppedAfter, rateBefore, rateAfter);
             if (relayedFrames == 0)
                 throw new InvalidOperationException($"no frame got through the capped link ({directFrames} direct)\n{path.Edge.Output}");
         }
@@ -81,7 +103,10 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
         var lastThird = timeline.Where(t => t.At >= window.TotalSeconds * 2 / 3).Select(t => t.Delay).ToList();
         Console.WriteLine(string.Create(inv, $"  pinhole: delay median {Stats.Percentile(delays, 0.5):0} ms, p99 {Stats.Percentile(delays, 0.99):0}, max {delays.Max():0}; {relayedFrames} of {directFrames} frames through; edge dropped {dropped:0}; link use {Utilisation(bytes, window):0} %"));
 
-        // Peer.
+        Console.WriteLine(string.Create(inv, $"  recovery: cap removed; every frame through at a median under {RecoveredMs:0} ms for good after {recovery.DescribeTime()}; last 5 s: median {recovery.SteadyMedian:0.0} ms, p99 {recovery.SteadyP99:0.0} ms, {recovery.SteadyFrames} of {recovery.SteadyDirect} frames; edge dropped {DroppedText(recovery)}; link rate {recovery.RateBefore / 1000:0} -> {recovery.RateAfter / 1000:0} kB/s"));
+
+        // Peer (the cap back on for it).
+        await link.AddCapAsync(cancellationToken);
         var peer = await RunFfmpegAsync(link, camera.Url, window, cancellationToken);
         Console.WriteLine(string.Create(inv, $"  ffmpeg: lag at end {peer.LagAtEnd:0.0} s (max {peer.LagMax:0.0} s); {peer.Frames:0} frames muxed of {directFrames}"));
 
@@ -99,18 +124,59 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
         md.Append(inv, $"| frames through of {directFrames} the camera sent in the window | {relayedFrames} ({100.0 * relayedFrames / directFrames:0} %) reached the relay viewer | {peer.Frames:0} muxed (all late) |\n");
         md.Append(inv, $"| edge counters in the window | {sent:0} frames sent, {dropped:0} dropped | no dropping: TCP back-pressure |\n");
         md.Append(inv, $"| media bytes sent, share of the link's {LinkKbps} kbit/s | {Utilisation(bytes, window):0} % | |\n");
+        md.Append("\n**Recovery.** After the window (and 3 s for frames still on their way) the tbf qdisc is deleted and the viewers go on for ")
+          .Append(inv, $"{recoveryWindow.TotalSeconds:0} s. Recovered means that from then on, in every half second, every frame the camera sent reaches the relay viewer and their median delay is under {RecoveredMs:0} ms (the loopback figure, section latency, is a median under 1 ms and a p99 of about 10 ms).\n\n");
+        md.Append("| after the cap is removed | pinhole |\n|---|---|\n");
+        md.Append(inv, $"| time until every frame gets through at a median under {RecoveredMs:0} ms, for good | {recovery.DescribeTime()} |\n");
+        md.Append(inv, $"| delay in the last 5 s, median / p99 | {recovery.SteadyMedian:0.0} / {recovery.SteadyP99:0.0} ms |\n");
+        md.Append(inv, $"| frames through in the last 5 s | {recovery.SteadyFrames} of {recovery.SteadyDirect} |\n");
+        md.Append(inv, $"| edge drops after the cap went | {DroppedText(recovery)} |\n");
+        md.Append(inv, $"| edge's link rate (`pinhole_uplink_link_rate_bytes_per_second`) at removal → at the end | {recovery.RateBefore / 1000:0} → {recovery.RateAfter / 1000:0} kB/s |\n");
         md.Append("\nBounded means the relay-side delay does not grow over the window: compare the first and last thirds. ")
           .Append(Stats.Noise).Append('\n');
         md.Append("\nHow the edge keeps it low (`UplinkClientOptions`): the kernel holds at most 50 ms of the link's measured rate unsent (`TCP_NOTSENT_LOWAT`), at most 0.5 s of it is unacknowledged, ")
           .Append("and a frame that would reach the relay after 0.8 s (`TargetDelay`), or would still be on the wire when the camera's next keyframe is due, is dropped with the rest of its GOP; keyframes are dropped only at the queue's 2 s bound. ")
-          .Append("The link's rate counts only samples taken while it was busy, so a fast link carrying a small stream never looks slow. ")
+          .Append("The link's rate counts only samples taken while it was busy, so a fast link carrying a small stream never looks slow; ")
+          .Append("once the link has not been busy for 2 s and delivers faster than that estimate, the estimate is dropped (`LinkRateFilter`), so a link that got faster is not held to its old rate for the filter's 10 s. ")
           .Append("The price is frames: each GOP that gets through is its keyframe and the frames right after it, and a keyframe is a large share of a GOP's bytes, so fewer frames arrive than when whole GOPs are sent late.\n");
         return md.ToString();
     }
 
+    private static string DroppedText(Recovery r) => r.Dropped.ToString("0", CultureInfo.InvariantCulture);
+
+    /// <summary>What happened after the cap went: when the delay settled under <see cref="RecoveredMs"/> and what it settled at.</summary>
+    private sealed record Recovery(double? Seconds, double SteadyMedian, double SteadyP99, int SteadyFrames, int SteadyDirect, TimeSpan Window, double Dropped, double RateBefore, double RateAfter)
+    {
+        public static Recovery From(List<(double At, double Delay)> timeline, TimeSpan window, double dropped, double rateBefore, double rateAfter)
+        {
+            // In half-second buckets of the frames the camera sent: a bucket is normal when every frame
+            // reached the relay viewer and their median delay is under the bound (a single frame late
+            // from a scheduling hiccup on a loaded machine does not count, a dropped frame does).
+            // Recovered: the start of the first bucket from which every later one is normal.
+            var buckets = timeline.GroupBy(t => (int)(t.At * 2)).OrderBy(g => g.Key).ToList();
+            double? seconds = null;
+            for (var i = buckets.Count - 1; i >= 0; i--)
+            {
+                var b = buckets[i].Select(t => t.Delay).ToList();
+                if (b.Any(double.IsInfinity) || Stats.Percentile(b, 0.5) >= RecoveredMs) break;
+                seconds = buckets[i].Key / 2.0;
+            }
+            var steadyFrom = window.TotalSeconds - 5;
+            var steadyAll = timeline.Where(t => t.At >= steadyFrom).ToList();
+            var steady = steadyAll.Where(t => !double.IsInfinity(t.Delay)).Select(t => t.Delay).ToList();
+            return new Recovery(seconds, steady.Count > 0 ? Stats.Percentile(steady, 0.5) : double.NaN, steady.Count > 0 ? Stats.Percentile(steady, 0.99) : double.NaN,
+                steady.Count, steadyAll.Count, window, dropped, rateBefore, rateAfter);
+        }
+
+        public string DescribeTime() => Seconds is { } s
+            ? s.ToString("0.0", CultureInfo.InvariantCulture) + " s"
+            : $"not within {Window.TotalSeconds.ToString("0", CultureInfo.InvariantCulture)} s";
+    }
+
     private static double Utilisation(double bytes, TimeSpan window) => 100 * bytes * 8 / (LinkKbps * 1000.0 * window.TotalSeconds);
 
-    private static List<(double At, double Delay)> Timeline(IReadOnlyList<ArrivalRecorder.Arrival> reference, IReadOnlyList<ArrivalRecorder.Arrival> other, long from)
+    // missingAsInfinite: a frame the relay viewer never got is in the list with an infinite delay (for "every frame from then on").
+    private static List<(double At, double Delay)> Timeline(IReadOnlyList<ArrivalRecorder.Arrival> reference, IReadOnlyList<ArrivalRecorder.Arrival> other, long from, bool missingAsInfinite = false)
     {
         var at = new Dictionary<ulong, long>();
         foreach (var a in other) at.TryAdd(a.Fingerprint, a.Timestamp);
@@ -118,6 +184,8 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
         foreach (var r in reference)
             if (at.TryGetValue(r.Fingerprint, out var t))
                 result.Add((Stopwatch.GetElapsedTime(from, r.Timestamp).TotalSeconds, Stopwatch.GetElapsedTime(r.Timestamp, t).TotalMilliseconds));
+            else if (missingAsInfinite)
+                result.Add((Stopwatch.GetElapsedTime(from, r.Timestamp).TotalSeconds, double.PositiveInfinity));
         return result;
     }
 
@@ -216,8 +284,8 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
                 await Run(cancellationToken, "ip", "netns", "exec", link.Namespace, "ip", "addr", "add", link.InnerAddress + "/24", "dev", inner);
                 await Run(cancellationToken, "ip", "netns", "exec", link.Namespace, "ip", "link", "set", inner, "up");
                 await Run(cancellationToken, "ip", "netns", "exec", link.Namespace, "ip", "link", "set", "lo", "up");
-                await Run(cancellationToken, "ip", "netns", "exec", link.Namespace, "tc", "qdisc", "replace", "dev", inner, "root", "tbf",
-                    "rate", $"{kbit}kbit", "burst", BurstBytes.ToString(CultureInfo.InvariantCulture), "latency", $"{LatencyMs}ms");
+                link._kbit = kbit;
+                await link.AddCapAsync(cancellationToken);
                 return link;
             }
             catch
@@ -226,6 +294,19 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
                 throw;
             }
         }
+
+        private int _kbit;
+
+        private string InnerDevice => Namespace + "b";
+
+        /// <summary>Puts the tbf cap on the namespace's egress (again).</summary>
+        public Task AddCapAsync(CancellationToken cancellationToken) =>
+            Run(cancellationToken, "ip", "netns", "exec", Namespace, "tc", "qdisc", "replace", "dev", InnerDevice, "root", "tbf",
+                "rate", $"{_kbit}kbit", "burst", BurstBytes.ToString(CultureInfo.InvariantCulture), "latency", $"{LatencyMs}ms");
+
+        /// <summary>Deletes the cap: the link is as fast as the veth pair again.</summary>
+        public Task RemoveCapAsync(CancellationToken cancellationToken) =>
+            Run(cancellationToken, "ip", "netns", "exec", Namespace, "tc", "qdisc", "del", "dev", InnerDevice, "root");
 
         private static Task Run(CancellationToken cancellationToken, string program, params string[] arguments) =>
             Command.RunCheckedAsync(Tools.Require(program), arguments, TimeSpan.FromSeconds(10), cancellationToken);

@@ -46,6 +46,7 @@ public static partial class EdgeApp
             var client = new UplinkClient(UplinkClientOptions.FromConfig(config),
                 sp.GetRequiredService<MetricsRegistry>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>());
             var fleet = sp.GetRequiredService<FleetAgent>();
+            fleet.LinkRate = () => client.LinkBytesPerSecond;
             if (config.Update is null)
             {
                 client.DataHandler = fleet;

@@ -97,9 +97,11 @@ list.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store
         var record = store.GetDeviceRecord(d.Id);
         // The running version (from the device's agent string) once the device has connected.
         var version = FleetApi.AgentVersion(record?.Agent);
+        // The uplink rate the device last measured (docs/fleet.md), in kbit/s.
+        var link = record?.LinkBytesPerSecond is { } rate ? $"link={FleetApi.Kbits(rate)}kbit/s" : null;
         if (!parse.GetValue(longOption))
         {
-            Console.WriteLine(version is null ? d.Id : $"{d.Id}\t{version}");
+            Console.WriteLine(version is null && link is null ? d.Id : link is null ? $"{d.Id}\t{version}" : $"{d.Id}\t{version ?? "-"}\t{link}");
             continue;
         }
         var desired = store.GetLatestConfig(d.Id);
@@ -107,7 +109,7 @@ list.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store
             record?.LastSeen?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? "never-seen", record?.Agent ?? "-",
             desired is null ? "desired=-" : $"desired={desired.Revision}",
             record?.ReportedRevision is { } r ? $"reported={r}:{record.ReportedOutcome}" : "reported=-",
-            $"version={version ?? "-"}"));
+            $"version={version ?? "-"}", link ?? "link=-"));
     }
     return 0;
 }));

@@ -99,6 +99,31 @@ public sealed class RelayAppTests : IDisposable
     }
 
     [Fact]
+    public void Cli_devices_list_shows_the_link_rate_a_device_last_reported()
+    {
+        var file = Path.Combine(_dir, "relay.json");
+        File.WriteAllText(file, $$"""{ "dataDir": "{{_dir.Replace("\\", "\\\\", StringComparison.Ordinal)}}/data" }""");
+        var (code, _, err) = RunCli("devices", "add", "gw7", "--config", file);
+        Assert.True(code == 0, err);
+        (code, _, err) = RunCli("devices", "add", "gw8", "--config", file);
+        Assert.True(code == 0, err);
+        using (var store = new Pinhole.Relay.Fleet.SqliteFleetStore(Path.Combine(_dir, "data")))
+        {
+            // What the relay stores when gw7's status documents arrive: 250 000 B/s is 2000 kbit/s.
+            store.SetSeen("gw7", DateTimeOffset.UtcNow, "127.0.0.1", "pinhole-edge/1.2.0 (linux-x64)");
+            store.SetLinkRate("gw7", 250_000, DateTimeOffset.UtcNow);
+        }
+
+        var (listCode, list, _) = RunCli("devices", "list", "--config", file);
+        Assert.Equal(0, listCode);
+        Assert.Equal(["gw7\t1.2.0\tlink=2000kbit/s", "gw8"], list.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var (_, longList, _) = RunCli("devices", "list", "--long", "--config", file);
+        var lines = longList.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.EndsWith("\tversion=1.2.0\tlink=2000kbit/s", lines[0], StringComparison.Ordinal);
+        Assert.EndsWith("\tversion=-\tlink=-", lines[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Cli_help_lists_the_commands()
     {
         var (code, output, _) = RunCli("--help");

@@ -46,6 +46,8 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
     private readonly long _startedAt;
     private volatile Func<UplinkMessage, bool>? _send;
     private ManagedState _state;
+    private readonly Lock _statusLock = new();
+    private long _sentLinkRate = -1, _statusSentAt;
     private Task _guard = Task.CompletedTask;
     private CancellationTokenSource? _guardCancel;
 
@@ -62,7 +64,23 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
         if (_state.Outcome == "guarding") StartGuard();
         // Status goes to the relay when it changes, on the supervisor's own tick: no timer of ours wakes the device.
         _supervisor.Changed += SendStatus;
+        _supervisor.Ticked += OnTick;
     }
+
+    /// <summary>
+    /// The uplink's measured link rate in bytes per second (0 while unknown), sampled for the status
+    /// document; null when there is no uplink client (tests). Set once by the host after construction.
+    /// </summary>
+    public Func<long>? LinkRate { get; set; }
+
+    /// <summary>
+    /// Shortest time between two status documents sent because the link rate moved; the rate goes out
+    /// only when it differs from the last one sent by more than <see cref="LinkRateChange"/>.
+    /// </summary>
+    public TimeSpan LinkRateInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Relative change of the link rate (0.1: 10 %) that makes a new status document worth sending.</summary>
+    public double LinkRateChange { get; set; } = 0.1;
 
     /// <summary>The latest outcome (revision 0 when the relay never sent a configuration).</summary>
     public ManagedState State => Volatile.Read(ref _state);
@@ -271,12 +289,40 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
     private void SendStatus()
     {
         if (_send is not { } send) return;
-        var doc = StatusDocument();
-        if (Encoding.UTF8.GetByteCount(doc) <= UplinkProtocol.MaxReportBytes) send(new DeviceStatus(doc));
+        lock (_statusLock)
+        {
+            var rate = LinkRate?.Invoke();
+            var doc = StatusDocument(rate);
+            if (Encoding.UTF8.GetByteCount(doc) > UplinkProtocol.MaxReportBytes) return;
+            if (!send(new DeviceStatus(doc))) return;
+            _sentLinkRate = rate ?? -1;
+            _statusSentAt = _time.GetTimestamp();
+        }
+    }
+
+    // The link rate changes with every ack; the relay hears it on the supervisor's tick when it moved
+    // by more than LinkRateChange, at most every LinkRateInterval (a steady link costs nothing).
+    private void OnTick()
+    {
+        if (_send is null || LinkRate is not { } linkRate) return;
+        lock (_statusLock)
+        {
+            if (_statusSentAt != 0 && _time.GetElapsedTime(_statusSentAt) < LinkRateInterval) return;
+            if (!LinkRateMoved(_sentLinkRate, linkRate(), LinkRateChange)) return;
+        }
+        SendStatus();
+    }
+
+    /// <summary>Whether <paramref name="now"/> differs from the last rate sent (-1: none) enough to send it again.</summary>
+    internal static bool LinkRateMoved(long sent, long now, double change)
+    {
+        if (sent < 0) return true;
+        if (sent == 0 || now == 0) return sent != now;
+        return Math.Abs(now - sent) > change * sent;
     }
 
     // The relay adds the time since it received this to the uptime, so it need not be refreshed.
-    private string StatusDocument()
+    private string StatusDocument(long? linkRate)
     {
         var state = _state;
         var o = new JsonObject
@@ -293,6 +339,7 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
             })]),
         };
         o["uptimeSeconds"] = Math.Round(_time.GetElapsedTime(_startedAt).TotalSeconds, 1);
+        if (linkRate is { } rate) o["linkBytesPerSecond"] = rate;
         return o.ToJsonString();
     }
 
@@ -300,6 +347,7 @@ public sealed partial class FleetAgent : IUplinkDataHandler, IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _supervisor.Changed -= SendStatus;
+        _supervisor.Ticked -= OnTick;
         await _stop.CancelAsync();
         await _guard.ContinueWith(_ => { }, TaskScheduler.Default);
         _stop.Dispose();

@@ -57,6 +57,9 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
     /// <summary>Raised from the loop when any pipeline's state, restarts or status changed since the last tick.</summary>
     public event Action? Changed;
 
+    /// <summary>Raised from the loop at every tick, after <see cref="Changed"/>: for listeners that sample something periodically without a timer of their own.</summary>
+    public event Action? Ticked;
+
     /// <summary>Starts the pipelines for <paramref name="config"/> and the supervisor loop.</summary>
     public async Task StartAsync(EdgeConfig config)
     {
@@ -223,6 +226,14 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
                 {
                     LogListenerFailed(_logger, e);
                 }
+            }
+            try
+            {
+                Ticked?.Invoke();
+            }
+            catch (Exception e)
+            {
+                LogListenerFailed(_logger, e);
             }
         }
     }

@@ -332,7 +332,7 @@ public sealed class UplinkClient : IPipeline
         context.SetStatus($"connected to {relay}");
         context.Heartbeat();
 
-        var state = new ConnectionState(link, welcome, _time.GetTimestamp());
+        var state = new ConnectionState(link, welcome, _time.GetTimestamp(), _time);
         _queue.ResetForNewConnection();
         var stopping = session.Token;
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stopping);
@@ -394,7 +394,7 @@ public sealed class UplinkClient : IPipeline
         }
     }
 
-    private sealed class ConnectionState(UplinkClientConnection link, Welcome welcome, long now)
+    private sealed class ConnectionState(UplinkClientConnection link, Welcome welcome, long now, TimeProvider time)
     {
         public UplinkClientConnection Link { get; } = link;
         public Welcome Welcome { get; } = welcome;
@@ -407,7 +407,7 @@ public sealed class UplinkClient : IPipeline
         public readonly Lock InFlightLock = new();
         public readonly Queue<(ulong Sequence, long SentAt)> InFlight = new();
         public readonly Queue<(long At, double BytesPerSecond)> RateSamples = new();
-        public readonly Queue<(long At, double BytesPerSecond)> LinkSamples = new();
+        public readonly LinkRateFilter LinkRate = new(time, RateFilterWindow);
         public long SentAtLastAck;
         public long LastAckAt, LastAckBytes;
         public long WindowBytes = MinWindowBytes;
@@ -492,15 +492,9 @@ public sealed class UplinkClient : IPipeline
                 foreach (var sample in state.RateSamples) rate = Math.Max(rate, sample.BytesPerSecond);
                 state.WindowBytes = Math.Max(MinWindowBytes, (long)(rate * _options.MaxUnackedAge.TotalSeconds));
 
-                // What the link itself can carry, for dropping frames that would arrive too late. Only
-                // samples of a busy link count: bytes sent before the previous ack were still not all
-                // delivered by this one. Otherwise the camera, not the link, set the rate (a fast link
-                // carries what it is given), and believing it would drop frames a fast link would carry.
-                // The filter is long: while frames are dropped the link idles now and then.
-                if ((long)ack.BytesReceived < state.SentAtLastAck) state.LinkSamples.Enqueue((at, delivered / dt.TotalSeconds));
-                while (state.LinkSamples.Count > 0 && _time.GetElapsedTime(state.LinkSamples.Peek().At, at) > RateFilterWindow) state.LinkSamples.Dequeue();
-                var link = 0.0;
-                foreach (var sample in state.LinkSamples) link = Math.Max(link, sample.BytesPerSecond);
+                // What the link itself can carry, for dropping frames that would arrive too late
+                // (busy samples only; see LinkRateFilter).
+                var link = state.LinkRate.Add(at, delivered / dt.TotalSeconds, busy: (long)ack.BytesReceived < state.SentAtLastAck);
                 state.BytesPerSecond = link > 0 ? Math.Max(link, rate) : 0;
                 var measured = link > 0 ? state.BytesPerSecond : rate;
                 _rateGauge.Set(measured);

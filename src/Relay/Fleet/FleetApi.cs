@@ -176,6 +176,9 @@ public static class FleetApi
         return new FleetCaller(user, IsToken: false, http.RequestServices.GetRequiredService<ViewerDirectory>().IsAdmin(user));
     }
 
+    /// <summary>A link rate in bytes per second as whole kbit/s, the unit `devices list` prints.</summary>
+    public static long Kbits(long bytesPerSecond) => (long)Math.Round(bytesPerSecond * 8 / 1000.0);
+
     private static ChangeOrigin Origin(HttpContext http) =>
         new(((FleetCaller)http.Items[typeof(FleetCaller)]!).Actor, http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
 
@@ -218,6 +221,9 @@ public static class FleetApi
             ["uptimeSeconds"] = status?["uptimeSeconds"] is JsonValue up && up.TryGetValue<double>(out var seconds) && live?.StatusAt is { } at
                 ? Math.Round(seconds + (DateTimeOffset.UtcNow - at).TotalSeconds, 1) : null,
             ["runningRevision"] = status?["revision"]?.DeepClone(),
+            // The uplink rate the device measured (docs/fleet.md): while it is online, else the last one heard.
+            ["linkBytesPerSecond"] = record?.LinkBytesPerSecond,
+            ["linkRateAt"] = record?.LinkRateAt,
             ["cameras"] = Pipelines("camera/"),
             ["sensors"] = Pipelines("sensor/"),
             ["desiredRevision"] = desired?.Revision,

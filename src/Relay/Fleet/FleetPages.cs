@@ -15,7 +15,7 @@ internal static class FleetPages
         endpoints.MapGet("/fleet", (HttpContext http) => Page(http, "Fleet", """
             <h1>Fleet</h1>
             <section><h2>Devices</h2>
-              <table id="devices"><thead><tr><th>device</th><th>state</th><th>last seen</th><th>agent</th><th>update</th><th>cameras</th><th>sensors</th><th>desired</th><th>reported</th><th>last error</th></tr></thead><tbody></tbody></table>
+              <table id="devices"><thead><tr><th>device</th><th>state</th><th>last seen</th><th>agent</th><th>link</th><th>update</th><th>cameras</th><th>sensors</th><th>desired</th><th>reported</th><th>last error</th></tr></thead><tbody></tbody></table>
               <form id="add-device"><label>New device id <input name="id" required maxlength="64" pattern="[A-Za-z0-9_-]+"></label> <button type="submit">Add</button> <output id="add-result"></output></form>
             </section>
             <section><h2>Updates</h2>

@@ -219,6 +219,9 @@ public sealed partial class FleetService : IUplinkSessionObserver
                 {
                     live.Status = parsed;
                     live.StatusAt = _time.GetUtcNow();
+                    // Kept in the store too, so that `devices list` (another process) and the API show it after the device left.
+                    if (parsed["linkBytesPerSecond"] is JsonValue rate && rate.TryGetValue<long>(out var bytesPerSecond) && bytesPerSecond >= 0)
+                        _store.SetLinkRate(session.DeviceId, bytesPerSecond, live.StatusAt.Value);
                 }
                 break;
         }

@@ -57,6 +57,9 @@ public interface IFleetStore : IDisposable
     /// <summary>Records that a device connected or left (last seen, remote address, agent).</summary>
     void SetSeen(string device, DateTimeOffset at, string? remote, string? agent);
 
+    /// <summary>Records the uplink link rate a device measured (bytes per second) and when the relay heard it.</summary>
+    void SetLinkRate(string device, long bytesPerSecond, DateTimeOffset at);
+
     /// <summary>The device's last known state, or null.</summary>
     DeviceRecord? GetDeviceRecord(string device);
 
@@ -76,7 +79,14 @@ public sealed record ConfigRevision(string Device, long Revision, string Documen
 
 /// <summary>What the relay remembers of a device between its connections.</summary>
 public sealed record DeviceRecord(string Device, DateTimeOffset? LastSeen, string? Remote, string? Agent,
-    long? ReportedRevision, string? ReportedOutcome, string? ReportedDetail, DateTimeOffset? ReportedAt);
+    long? ReportedRevision, string? ReportedOutcome, string? ReportedDetail, DateTimeOffset? ReportedAt)
+{
+    /// <summary>The uplink link rate the device last reported, in bytes per second (0: not measured yet), or null when it never did.</summary>
+    public long? LinkBytesPerSecond { get; init; }
+
+    /// <summary>When the relay received <see cref="LinkBytesPerSecond"/>.</summary>
+    public DateTimeOffset? LinkRateAt { get; init; }
+}
 
 /// <summary>One audited change: who, when, from where, what, to what.</summary>
 public sealed record AuditEntry(DateTimeOffset At, string Actor, string Source, string Action, string Target, string Detail)

@@ -69,6 +69,12 @@ public sealed class SqliteFleetStore : IFleetStore
             while (r.Read()) columns.Add(r.GetString(1));
         if (!columns.Contains("revoked_utc")) Execute("ALTER TABLE devices ADD COLUMN revoked_utc TEXT");
         if (!columns.Contains("generation")) Execute("ALTER TABLE devices ADD COLUMN generation INTEGER NOT NULL DEFAULT 0");
+        columns.Clear();
+        using (var cmd = Command("PRAGMA table_info(device_state)"))
+        using (var r = cmd.ExecuteReader())
+            while (r.Read()) columns.Add(r.GetString(1));
+        if (!columns.Contains("link_rate")) Execute("ALTER TABLE device_state ADD COLUMN link_rate INTEGER");
+        if (!columns.Contains("link_rate_utc")) Execute("ALTER TABLE device_state ADD COLUMN link_rate_utc TEXT");
     }
 
     /// <inheritdoc />
@@ -274,18 +280,35 @@ public sealed class SqliteFleetStore : IFleetStore
     }
 
     /// <inheritdoc />
+    public void SetLinkRate(string device, long bytesPerSecond, DateTimeOffset at)
+    {
+        lock (_lock)
+        {
+            using var cmd = Command("""
+                INSERT INTO device_state(device, link_rate, link_rate_utc) VALUES ($d, $rate, $at)
+                ON CONFLICT(device) DO UPDATE SET link_rate = $rate, link_rate_utc = $at
+                """, ("$d", device), ("$rate", bytesPerSecond), ("$at", Text(at)));
+            cmd.ExecuteNonQuery();
+        }
+    }
+
+    /// <inheritdoc />
     public DeviceRecord? GetDeviceRecord(string device)
     {
         lock (_lock)
         {
             using var cmd = Command("""
-                SELECT device, last_seen_utc, remote, agent, reported_revision, reported_outcome, reported_detail, reported_utc
+                SELECT device, last_seen_utc, remote, agent, reported_revision, reported_outcome, reported_detail, reported_utc, link_rate, link_rate_utc
                 FROM device_state WHERE device = $d
                 """, ("$d", device));
             using var r = cmd.ExecuteReader();
             if (!r.Read()) return null;
             return new DeviceRecord(r.GetString(0), NullableTime(r, 1), NullableString(r, 2), NullableString(r, 3),
-                r.IsDBNull(4) ? null : r.GetInt64(4), NullableString(r, 5), NullableString(r, 6), NullableTime(r, 7));
+                r.IsDBNull(4) ? null : r.GetInt64(4), NullableString(r, 5), NullableString(r, 6), NullableTime(r, 7))
+            {
+                LinkBytesPerSecond = r.IsDBNull(8) ? null : r.GetInt64(8),
+                LinkRateAt = NullableTime(r, 9),
+            };
         }
     }
 

@@ -54,6 +54,47 @@ public sealed class FleetAgentTests : IAsyncLifetime
     private JsonObject EdgeJson => (JsonObject)JsonNode.Parse(File.ReadAllText(Path.Combine(_dir.Path, "edge.json")))!;
 
     [Fact]
+    public async Task The_link_rate_goes_to_the_relay_in_the_status_when_it_moved_by_more_than_the_threshold_at_most_once_per_interval()
+    {
+        var agent = await StartAsync();
+        var rate = 0L;
+        agent.LinkRate = () => Interlocked.Read(ref rate);
+        agent.LinkRateInterval = TimeSpan.FromMilliseconds(300);
+        Connect(agent); // the status on connect carries the rate as it is (0: not measured yet)
+        long[] Rates() => [.. _sent.OfType<DeviceStatus>().Select(s => JsonNode.Parse(s.Document)!["linkBytesPerSecond"]!.GetValue<long>())];
+        async Task<long[]> WaitForAsync(long value)
+        {
+            for (var i = 0; i < 400 && !Rates().Contains(value); i++) await Task.Delay(25);
+            return Rates();
+        }
+        Assert.Equal(0L, (await WaitForAsync(0)).First());
+
+        Interlocked.Exchange(ref rate, 125_000);
+        Assert.Contains(125_000L, await WaitForAsync(125_000)); // on a supervisor tick (1 s) once the interval passed
+
+        // 5 % is noise, not news: nothing is sent over two ticks.
+        var before = Rates().Length;
+        Interlocked.Exchange(ref rate, 131_000);
+        await Task.Delay(TimeSpan.FromSeconds(2.2));
+        Assert.Equal(before, Rates().Length);
+
+        Interlocked.Exchange(ref rate, 60_000);
+        Assert.Equal(60_000L, (await WaitForAsync(60_000))[^1]);
+        Assert.DoesNotContain(131_000L, Rates());
+    }
+
+    [Theory]
+    [InlineData(-1, 0, true)]          // nothing sent yet
+    [InlineData(0, 0, false)]
+    [InlineData(0, 1000, true)]        // first measurement
+    [InlineData(1000, 0, true)]        // lost the measurement
+    [InlineData(100_000, 109_000, false)]
+    [InlineData(100_000, 111_000, true)]
+    [InlineData(100_000, 89_000, true)]
+    public void Link_rate_moved_means_more_than_the_relative_change(long sent, long now, bool moved) =>
+        Assert.Equal(moved, FleetAgent.LinkRateMoved(sent, now, 0.1));
+
+    [Fact]
     public async Task A_revision_is_applied_once_its_outcome_repeated_on_resync_and_a_rejection_keeps_the_running_config()
     {
         var agent = await StartAsync();

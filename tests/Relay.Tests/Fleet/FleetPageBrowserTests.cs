@@ -38,12 +38,15 @@ public sealed class FleetPageBrowserTests : IAsyncLifetime
     [RequiresFact(Needs.Chromium)]
     public async Task An_admin_sees_the_problems_inline_then_saves_a_revision_that_shows_in_history_and_audit()
     {
+        // The link rate gw1 last reported (what the relay stores from its status documents): 250 000 B/s.
+        _relay.Services.GetRequiredService<Pinhole.Relay.Fleet.IFleetStore>().SetLinkRate("gw1", 250_000, DateTimeOffset.UtcNow);
         using var browser = Chromium.Start(new ChromiumOptions { Height = 1400 });
         browser.Navigate(new Uri(_relay.HttpUri, "/fleet"));
         Assert.Contains("/login?next=", browser.Driver.Url, StringComparison.Ordinal);
         LogIn(browser, "alice", "alice-pass");
         await browser.WaitForAsync("document.querySelector('#devices tr[data-device=\"gw1\"]') !== null", TimeSpan.FromSeconds(10));
         Assert.Equal("offline", browser.Execute<string>("return document.querySelector('#devices tr[data-device=\"gw1\"] td.state').textContent"));
+        Assert.Equal("2.0 Mbit/s", browser.Execute<string>("return document.querySelector('#devices tr[data-device=\"gw1\"] td.link').textContent"));
 
         browser.Driver.FindElement(By.LinkText("gw1")).Click();
         await browser.WaitForAsync("document.getElementById('config') && document.getElementById('config').value.includes('cameras')", TimeSpan.FromSeconds(10));

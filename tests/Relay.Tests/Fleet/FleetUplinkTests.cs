@@ -90,6 +90,40 @@ public sealed class FleetUplinkTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_link_rate_in_a_status_document_shows_in_the_device_api_and_outlives_the_connection()
+    {
+        var token = ApiTokens.Create(_relay.Services.GetRequiredService<IFleetStore>(), "ci", DateTimeOffset.UtcNow);
+        using var http = new HttpClient { BaseAddress = _relay.HttpUri };
+        http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
+        async Task<System.Text.Json.Nodes.JsonObject> DeviceAsync() =>
+            (System.Text.Json.Nodes.JsonObject)System.Text.Json.Nodes.JsonNode.Parse(await http.GetStringAsync(new Uri("/api/devices/gw1", UriKind.Relative)))!;
+
+        Assert.Null((await DeviceAsync())["linkBytesPerSecond"]);
+        var (link, _) = await ConnectAsync(UplinkCapabilities.Media | UplinkCapabilities.Data);
+        await using (link)
+        {
+            await link.SendAsync(new DeviceStatus("""{ "uptimeSeconds": 3, "revision": 0, "pipelines": [], "linkBytesPerSecond": 125000 }"""), CancellationToken.None);
+            await link.SendAsync(new DeviceStatus("""{ "uptimeSeconds": 4, "revision": 0, "pipelines": [], "linkBytesPerSecond": -5 }"""), CancellationToken.None); // ignored
+            await link.SendAsync(new Ping(78), CancellationToken.None);
+            Assert.Equal(new Pong(78), await NextNotHeartbeatAsync(link, Wait));
+            var online = await DeviceAsync();
+            Assert.True(online["online"]!.GetValue<bool>());
+            Assert.Equal(125000, online["linkBytesPerSecond"]!.GetValue<long>());
+            Assert.NotNull(online["linkRateAt"]);
+
+            await link.SendAsync(new DeviceStatus("""{ "uptimeSeconds": 14, "revision": 0, "pipelines": [], "linkBytesPerSecond": 31000 }"""), CancellationToken.None);
+            await link.SendAsync(new Ping(79), CancellationToken.None);
+            Assert.Equal(new Pong(79), await NextNotHeartbeatAsync(link, Wait));
+            Assert.Equal(31000, (await DeviceAsync())["linkBytesPerSecond"]!.GetValue<long>());
+        }
+        // The last rate heard stays, with its time, once the device is gone.
+        for (var i = 0; i < 200 && Fleet.Live("gw1") is not null; i++) await Task.Delay(25);
+        var offline = await DeviceAsync();
+        Assert.False(offline["online"]!.GetValue<bool>());
+        Assert.Equal(31000, offline["linkBytesPerSecond"]!.GetValue<long>());
+    }
+
+    [Fact]
     public async Task A_v1_device_that_does_not_offer_the_data_channel_gets_no_configuration_and_stays_connected()
     {
         await Fleet.PutConfigAsync("gw1", """{ "cameras": [] }""", _admin);

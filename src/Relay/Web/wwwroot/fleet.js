@@ -64,6 +64,15 @@
     return running + ' → ' + u.version + ' ' + updateText(u);
   }
 
+  // The uplink rate the device measured (bytes per second in the API), as kbit/s or Mbit/s.
+  function linkRate(d) {
+    const r = d.linkBytesPerSecond;
+    if (r === null || r === undefined) return null;
+    if (r === 0) return 'measuring';
+    const kbit = r * 8 / 1000;
+    return kbit >= 1000 ? (kbit / 1000).toFixed(1) + ' Mbit/s' : Math.round(kbit) + ' kbit/s';
+  }
+
   function bytes(n) {
     if (n === null || n === undefined) return null;
     return n >= 1048576 ? (n / 1048576).toFixed(1) + ' MiB' : n >= 1024 ? (n / 1024).toFixed(1) + ' KiB' : n + ' B';
@@ -175,6 +184,7 @@
       name.appendChild(a);
       cell(tr, d.revoked ? 'revoked' : d.online ? 'online' : 'offline', 'state ' + (d.online ? 'online' : 'offline'));
       cell(tr, when(d.lastSeen)); cell(tr, d.agent);
+      cell(tr, linkRate(d), 'link num');
       cell(tr, updateColumn(d), 'update');
       cell(tr, summary(d.cameras));
       const sensors = cell(tr, '');
@@ -200,6 +210,7 @@
       const rows = [
         ['state', d.revoked ? 'revoked' : d.online ? 'online' : 'offline'], ['last seen', when(d.lastSeen)],
         ['address', d.remoteAddress], ['agent', d.agent], ['uptime', d.uptimeSeconds ? Math.round(d.uptimeSeconds) + ' s' : null],
+        ['uplink rate', linkRate(d)],
         ['cameras', summary(d.cameras)], ['sensors', summary(d.sensors)],
         ['version and update', updateColumn(d)],
         ['desired revision', d.desiredRevision], ['reported', d.reportedRevision ? d.reportedRevision + ' ' + d.reportedOutcome : null],
