@@ -21,8 +21,8 @@ public sealed class RelayAppTests : IDisposable
 
         relay.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>().GetOrAdd("gw1", "door");
         var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-        Assert.Contains("pinhole_relay_viewers 0", metrics, StringComparison.Ordinal);
-        Assert.Contains("pinhole_relay_stream_online{device=\"gw1\",camera=\"door\"} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("pinhole_relay_viewers{} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("pinhole_relay_stream_online{camera=\"door\",device=\"gw1\"} 0", metrics, StringComparison.Ordinal);
         Assert.Equal("ws", relay.UplinkUri.Scheme);
         Assert.Equal("/uplink", relay.UplinkUri.AbsolutePath);
     }
