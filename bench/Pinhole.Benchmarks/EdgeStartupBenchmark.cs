@@ -6,7 +6,7 @@ using System.Text;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.Testing;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 
 namespace Pinhole.Benchmarks;
 
@@ -227,15 +227,15 @@ public sealed class EdgeStartupBenchmark : IBenchmark
         EdgeHost.Program.RunAsync(args, Console.Out, Console.Error, options =>
         {
             options.IncludeFeatures = false;
-            options.ConfigureServices = services => services.AddPipelineFactory((sp, config) => StandIns(config, (MetricsRegistry)sp.GetService(typeof(MetricsRegistry))!));
+            options.ConfigureServices = services => services.AddPipelineFactory((sp, config) => StandIns(config, (Meter)sp.GetService(typeof(Meter))!));
         });
 
-    private static IEnumerable<PipelineSpec> StandIns(EdgeConfig config, MetricsRegistry metrics)
+    private static IEnumerable<PipelineSpec> StandIns(EdgeConfig config, Meter meter)
     {
         foreach (var camera in config.Cameras)
         {
             var c = camera;
-            yield return PipelineSpec.For($"camera/{c.Name}", c, () => new StandInCamera($"camera/{c.Name}", metrics));
+            yield return PipelineSpec.For($"camera/{c.Name}", c, () => new StandInCamera($"camera/{c.Name}", meter));
         }
         foreach (var sensor in config.Sensors)
         {
@@ -244,7 +244,7 @@ public sealed class EdgeStartupBenchmark : IBenchmark
         }
     }
 
-    private sealed class StandInCamera(string name, MetricsRegistry metrics) : IPipeline
+    private sealed class StandInCamera(string name, Meter meter) : IPipeline
     {
         public string Name => name;
 
@@ -252,14 +252,15 @@ public sealed class EdgeStartupBenchmark : IBenchmark
 
         public async Task RunAsync(IPipelineContext context, CancellationToken cancellationToken)
         {
-            var frames = metrics.Counter("pinhole_frames_total", "Frames sent.", ("camera", name));
+            var frames = meter.CreateCounter<long>("pinhole_frames_total", description: "Frames sent.");
+            var camera = new KeyValuePair<string, object?>("camera", name);
             var frame = new byte[40_000];
             using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(40));
             context.SetStatus("playing (stand-in, 25 fps)");
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
                 Random.Shared.NextBytes(frame.AsSpan(0, 64));
-                frames.Inc();
+                frames.Add(1, camera);
                 context.Heartbeat();
             }
         }

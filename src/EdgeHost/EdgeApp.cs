@@ -13,7 +13,8 @@ using Pinhole.EdgeHost.Systemd;
 using Pinhole.EdgeHost.Cameras;
 using Pinhole.EdgeHost.Uplink;
 using Pinhole.EdgeHost.Web;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
+using Pinhole.EdgeHost.Telemetry;
 
 namespace Pinhole.EdgeHost;
 
@@ -44,7 +45,7 @@ public static partial class EdgeApp
         {
             var config = sp.GetRequiredService<EdgeConfig>();
             var client = new UplinkClient(UplinkClientOptions.FromConfig(config),
-                sp.GetRequiredService<MetricsRegistry>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>());
+                sp.GetRequiredService<Meter>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>());
             var fleet = sp.GetRequiredService<FleetAgent>();
             fleet.LinkRate = () => client.LinkBytesPerSecond;
             if (config.Update is null)
@@ -66,7 +67,7 @@ public static partial class EdgeApp
         {
             var uplink = sp.GetRequiredService<UplinkClient>();
             var logs = sp.GetRequiredService<ILoggerFactory>();
-            var metrics = sp.GetRequiredService<MetricsRegistry>();
+            var meter = sp.GetRequiredService<Meter>();
             return
             [
                 PipelineSpec.For("uplink", new { config.DeviceId, config.Token, config.Relays, config.TrustedCa, config.Proxy },
@@ -77,7 +78,7 @@ public static partial class EdgeApp
                     // camera remembers the transport that worked; a config change makes a new spec and
                     // starts afresh. Created at the first start, as before, so a bad source fails the pipeline.
                     var source = new Lazy<Drivers.Cameras.CameraSource>(() => CameraPipeline.CreateSource(c, logs));
-                    return PipelineSpec.For($"camera/{c.Name}", c, () => CameraPipeline.Create(c, source.Value, uplink, metrics));
+                    return PipelineSpec.For($"camera/{c.Name}", c, () => CameraPipeline.Create(c, source.Value, uplink, meter));
                 }),
             ];
         });
@@ -128,7 +129,8 @@ public static partial class EdgeApp
         services.AddSingleton(options.Systemd);
         services.AddSingleton(options.Supervisor);
         services.AddSingleton(options.LoginThrottle);
-        services.TryAddSingleton<MetricsRegistry>();
+        services.AddEdgeMetrics();
+        services.AddSingleton(sp => new TelemetryCounters(sp.GetRequiredService<Meter>()));
         services.AddSingleton(options.Config);
         services.AddSingleton<PipelineSupervisor>();
         services.AddSingleton(sp => new EdgeConfigStore(options.ConfigPath, options.Config,

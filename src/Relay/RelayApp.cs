@@ -16,7 +16,6 @@ using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
 using Pinhole.Relay.WebRtc;
-using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Sockets;
 
 namespace Pinhole.Relay;
@@ -121,7 +120,7 @@ public sealed class RelayApp : IAsyncDisposable
 
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddSingleton<MetricsRegistry>();
+        builder.Services.AddRelayMetrics();
         var limits = config.Limits;
         builder.Services.AddSingleton(sp => new MediaStreamRegistry(new MediaStreamLimits
         {
@@ -165,26 +164,8 @@ public sealed class RelayApp : IAsyncDisposable
         var app = builder.Build();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15) });
         app.MapGet("/healthz", () => Results.Text("ok\n"));
-        app.MapGet("/metrics", (HttpContext context, MetricsRegistry metrics, MediaStreamRegistry streams) =>
-        {
-            // The series name every device and camera: for admins and scrapers with an API token
-            // (pinhole-relay tokens add NAME), not for anyone who can reach the relay, nor for viewers.
-            if (!config.Metrics.Public)
-            {
-                var caller = FleetApi.Identify(context);
-                if (caller is null)
-                {
-                    context.Response.Headers.WWWAuthenticate = "Bearer realm=\"pinhole\"";
-                    return Results.Text("/metrics needs Authorization: Bearer TOKEN (pinhole-relay tokens add NAME) or an admin's session (or \"metrics\": { \"public\": true } in relay.json)\n", statusCode: StatusCodes.Status401Unauthorized);
-                }
-                if (!caller.IsAdmin)
-                    return Results.Text($"/metrics is for admins and API tokens; {caller.Name} is a viewer\n", statusCode: StatusCodes.Status403Forbidden);
-            }
-            var text = RenderMetrics(metrics, streams);
-            if (context.RequestServices.GetService<ITelemetryStore>() is { } history)
-                text += TelemetryApi.RenderMetrics(history, context.RequestServices.GetRequiredService<DeviceRegistry>().List());
-            return Results.Text(text, "text/plain; version=0.0.4; charset=utf-8");
-        });
+        // Prometheus text format from OpenTelemetry's exporter, behind the access check (Telemetry/MetricsExport.cs).
+        app.UseRelayMetrics(config);
         // Features map their endpoints here.
         app.MapUplink();
         app.MapBrowserViewing();
@@ -232,32 +213,4 @@ public sealed class RelayApp : IAsyncDisposable
         }
         await _app.DisposeAsync().ConfigureAwait(false);
     }
-
-    private static string RenderMetrics(MetricsRegistry metrics, MediaStreamRegistry streams)
-    {
-        var sb = new StringBuilder(metrics.Render());
-        var all = streams.All;
-        sb.Append("# HELP pinhole_relay_viewers Viewers connected now, all protocols.\n# TYPE pinhole_relay_viewers gauge\n")
-          .Append("pinhole_relay_viewers ").Append(streams.TotalViewers).Append('\n');
-        void Family(string name, string type, string help, Func<MediaStream, long> value)
-        {
-            sb.Append("# HELP ").Append(name).Append(' ').Append(help).Append('\n')
-              .Append("# TYPE ").Append(name).Append(' ').Append(type).Append('\n');
-            foreach (var s in all)
-            {
-                sb.Append(name).Append("{device=\"").Append(s.DeviceId).Append("\",camera=\"").Append(Escape(s.Camera)).Append("\"} ")
-                  .Append(value(s).ToString(CultureInfo.InvariantCulture)).Append('\n');
-            }
-        }
-        Family("pinhole_relay_stream_online", "gauge", "1 while the device delivers this camera.", s => s.IsOnline ? 1 : 0);
-        Family("pinhole_relay_stream_frames_total", "counter", "Access units received from the device.", s => s.FramesIn);
-        Family("pinhole_relay_stream_bytes_total", "counter", "Payload bytes received from the device.", s => s.BytesIn);
-        Family("pinhole_relay_stream_viewers", "gauge", "Viewers of this camera now.", s => s.ViewerCount);
-        Family("pinhole_relay_stream_viewer_drops", "gauge", "Frames skipped by current viewers that fell behind.", s => s.ViewerDrops);
-        Family("pinhole_relay_stream_bitrate_bps", "gauge", "Incoming bitrate over the last seconds.", s => s.BitsPerSecond);
-        return sb.ToString();
-    }
-
-    private static string Escape(string value) =>
-        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
 }

@@ -21,10 +21,49 @@ public sealed class RelayAppTests : IDisposable
 
         relay.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>().GetOrAdd("gw1", "door");
         var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-        Assert.Contains("pinhole_relay_viewers 0", metrics, StringComparison.Ordinal);
-        Assert.Contains("pinhole_relay_stream_online{device=\"gw1\",camera=\"door\"} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("pinhole_relay_viewers{} 0", metrics, StringComparison.Ordinal);
+        Assert.Contains("pinhole_relay_stream_online{camera=\"door\",device=\"gw1\"} 0", metrics, StringComparison.Ordinal);
         Assert.Equal("ws", relay.UplinkUri.Scheme);
         Assert.Equal("/uplink", relay.UplinkUri.AbsolutePath);
+    }
+
+    [Fact]
+    public async Task Two_relays_in_one_process_each_export_only_their_own_series_with_the_documented_names()
+    {
+        // A MeterProvider listens to every meter of its name in the process; each relay must export
+        // only the instruments of its own host (tests, and any process hosting two relays).
+        var second = Directory.CreateTempSubdirectory("pinhole-relay-").FullName;
+        try
+        {
+            RelayConfig Config(string dir) => new() { Http = "http://127.0.0.1:0", Rtsp = "127.0.0.1:0", DataDir = dir, Metrics = new MetricsConfig { Public = true } };
+            await using var a = await RelayApp.StartAsync(Config(_dir));
+            await using var b = await RelayApp.StartAsync(Config(second));
+            a.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>().GetOrAdd("gw-a", "door");
+            b.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>().GetOrAdd("gw-b", "door");
+            a.Services.GetRequiredService<Pinhole.Relay.Security.RefusalLog>().Refused("test-cause", "192.0.2.1", "test");
+            using var httpA = new HttpClient { BaseAddress = a.HttpUri };
+            using var httpB = new HttpClient { BaseAddress = b.HttpUri };
+            var textA = await httpA.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+            var textB = await httpB.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+
+            Assert.Contains("pinhole_relay_stream_online{camera=\"door\",device=\"gw-a\"} 0", textA, StringComparison.Ordinal);
+            Assert.DoesNotContain("gw-b", textA, StringComparison.Ordinal);
+            Assert.Contains("pinhole_relay_stream_online{camera=\"door\",device=\"gw-b\"} 0", textB, StringComparison.Ordinal);
+            Assert.DoesNotContain("gw-a", textB, StringComparison.Ordinal);
+            Assert.Contains("pinhole_relay_refusals_total{cause=\"test-cause\"} 1", textA, StringComparison.Ordinal);
+            Assert.DoesNotContain("test-cause", textB, StringComparison.Ordinal);
+            // Exactly one series of each RTSP counter per relay (not one per relay in the process).
+            Assert.Single(textA.Split('\n'), l => l.StartsWith("pinhole_rtsp_sessions_total", StringComparison.Ordinal));
+            // The names as documented: counters keep their one _total, no unit suffix, no scope label, no target_info.
+            Assert.Contains("# TYPE pinhole_rtsp_sessions_total counter", textA, StringComparison.Ordinal);
+            Assert.DoesNotContain("_total_total", textA, StringComparison.Ordinal);
+            Assert.DoesNotContain("otel_scope", textA, StringComparison.Ordinal);
+            Assert.DoesNotContain("target_info", textA, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(second, recursive: true);
+        }
     }
 
     [Fact]

@@ -12,7 +12,7 @@ using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Telemetry;
 using Pinhole.EdgeHost.Telemetry.Outbox;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 
 namespace Pinhole.Benchmarks.Mqtt;
 
@@ -139,7 +139,7 @@ internal sealed class MqttPublishBenchmark : IBenchmark
             var options = new TelemetryConnectOptions(new Uri($"ws://127.0.0.1:{broker.WebSocketPort}/mqtt"), "pinhole-bench-edge-" + Environment.ProcessId,
                 null, null, topics.Status, "offline", TimeSpan.FromSeconds(30), TimeSpan.FromMinutes(5), null);
             var session = new MqttTelemetrySession(new MqttNetConnector(NullLoggerFactory.Instance, TimeProvider.System), options, topics,
-                [("bench", "")], outbox, new MetricsRegistry(), TimeProvider.System, NullLogger.Instance);
+                [("bench", "")], outbox, new TelemetryCounters(new Meter("bench")), TimeProvider.System, NullLogger.Instance);
             // Filled first (appends are fsync'd, group-committed; not what this measures), then drained.
             var now = DateTimeOffset.UtcNow;
             await Task.WhenAll(Enumerable.Range(0, count).Select(i => outbox.AppendAsync("bench", new SensorReading(i, "", now))));

@@ -4,6 +4,7 @@ using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Uplink;
 using Pinhole.Transport.Media;
+using System.Diagnostics.Metrics;
 using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Rtsp;
 
@@ -23,7 +24,7 @@ public sealed class CameraPipeline : IPipeline
     private readonly Func<IMediaSink, CancellationToken, Task> _runSource;
     private readonly IMediaSink _output;
     private RtspCameraSource? _rtsp;
-    private MetricsRegistry? _metrics;
+    private ObservedSeries? _transportMetric;
 
     /// <summary>Creates the pipeline.</summary>
     /// <param name="camera">The camera's name (from edge.json).</param>
@@ -62,9 +63,9 @@ public sealed class CameraPipeline : IPipeline
     /// <summary>
     /// The pipeline for a camera from edge.json reading <paramref name="source"/>. Pass the same source
     /// to every restart of the camera's pipeline: an <c>rtsp://</c> source remembers the transport that
-    /// worked and tries it first. With <paramref name="metrics"/>, <c>pinhole_camera_transport</c> shows it.
+    /// worked and tries it first. With <paramref name="meter"/>, <c>pinhole_camera_transport</c> shows it.
     /// </summary>
-    public static CameraPipeline Create(CameraConfig camera, CameraSource source, UplinkClient uplink, MetricsRegistry? metrics = null)
+    public static CameraPipeline Create(CameraConfig camera, CameraSource source, UplinkClient uplink, Meter? meter = null)
     {
         ArgumentNullException.ThrowIfNull(camera);
         ArgumentNullException.ThrowIfNull(source);
@@ -84,7 +85,7 @@ public sealed class CameraPipeline : IPipeline
         }, uplink.GetSink(name))
         {
             _rtsp = source as RtspCameraSource,
-            _metrics = metrics,
+            _transportMetric = meter is null ? null : ObservedSeries.Gauge(meter, TransportMetric, TransportHelp),
         };
     }
 
@@ -132,16 +133,16 @@ public sealed class CameraPipeline : IPipeline
 
     private void RegisterTransportMetric()
     {
-        if (_rtsp is not { } rtsp || _metrics is null) return;
-        _metrics.ObservableGauge(TransportMetric, TransportHelp, () => rtsp.Transport == RtspLowerTransport.Tcp ? 1 : 0, ("camera", Camera), ("transport", "tcp"));
-        _metrics.ObservableGauge(TransportMetric, TransportHelp, () => rtsp.Transport == RtspLowerTransport.Udp ? 1 : 0, ("camera", Camera), ("transport", "udp"));
+        if (_rtsp is not { } rtsp || _transportMetric is null) return;
+        _transportMetric.Set(() => rtsp.Transport == RtspLowerTransport.Tcp ? 1 : 0, ("camera", Camera), ("transport", "tcp"));
+        _transportMetric.Set(() => rtsp.Transport == RtspLowerTransport.Udp ? 1 : 0, ("camera", Camera), ("transport", "udp"));
     }
 
     private void RemoveTransportMetric()
     {
-        if (_rtsp is null || _metrics is null) return;
-        _metrics.Remove(TransportMetric, ("camera", Camera), ("transport", "tcp"));
-        _metrics.Remove(TransportMetric, ("camera", Camera), ("transport", "udp"));
+        if (_rtsp is null || _transportMetric is null) return;
+        _transportMetric.Remove(("camera", Camera), ("transport", "tcp"));
+        _transportMetric.Remove(("camera", Camera), ("transport", "udp"));
     }
 
     private sealed class HeartbeatSink(CameraPipeline owner, IPipelineContext context) : IMediaSink

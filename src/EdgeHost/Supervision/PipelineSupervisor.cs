@@ -3,6 +3,9 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Threading;
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Pinhole.Transport.Metrics;
 
 namespace Pinhole.EdgeHost.Supervision;
@@ -20,7 +23,9 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
     private static readonly PipelineState[] States = Enum.GetValues<PipelineState>();
 
     private readonly IPipelineFactory[] _factories;
-    private readonly MetricsRegistry _metrics;
+    private readonly ObservedSeries _up, _state, _heartbeatAge, _restarts;
+    // Restarts per pipeline name, kept across config changes that restart it, dropped when it is removed.
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _restartCounts = new(StringComparer.Ordinal);
     private readonly TimeProvider _time;
     private readonly ILogger<PipelineSupervisor> _logger;
     private readonly SupervisorOptions _options;
@@ -31,11 +36,14 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
     private long _lastTickTimestamp;
     private Task? _loop;
 
-    public PipelineSupervisor(IEnumerable<IPipelineFactory> factories, MetricsRegistry metrics, TimeProvider time,
+    public PipelineSupervisor(IEnumerable<IPipelineFactory> factories, Meter meter, TimeProvider time,
         ILogger<PipelineSupervisor> logger, SupervisorOptions options)
     {
         _factories = [.. factories];
-        _metrics = metrics;
+        _up = ObservedSeries.Gauge(meter, "pinhole_pipeline_up", "1 when the pipeline is running and not stalled.");
+        _state = ObservedSeries.Gauge(meter, "pinhole_pipeline_state", "1 for the state the pipeline is in.");
+        _heartbeatAge = ObservedSeries.Gauge(meter, "pinhole_pipeline_last_heartbeat_age_seconds", "Seconds since the pipeline last made progress (-1 before its first heartbeat).");
+        _restarts = ObservedSeries.Counter(meter, "pinhole_pipeline_restarts_total", "Times a pipeline was restarted after failing or stalling.");
         _time = time;
         _logger = logger;
         _options = options;
@@ -122,9 +130,9 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
                     continue;
                 }
                 var runner = new PipelineRunner(wanted[name], _options, _time, _logger);
-                var restartsCounter = _metrics.Counter("pinhole_pipeline_restarts_total",
-                    "Times a pipeline was restarted after failing or stalling.", ("pipeline", name));
-                runner.Restarted = _ => restartsCounter.Inc();
+                var restarts = _restartCounts.GetOrAdd(name, _ => new StrongBox<long>());
+                _restarts.Set(() => Interlocked.Read(ref restarts.Value), ("pipeline", name));
+                runner.Restarted = _ => Interlocked.Increment(ref restarts.Value);
                 RegisterMetrics(runner);
                 next.Add(runner);
                 if (!restarted.Contains(name)) started.Add(name);
@@ -241,25 +249,23 @@ public sealed partial class PipelineSupervisor : IAsyncDisposable
     private void RegisterMetrics(PipelineRunner runner)
     {
         var name = runner.Name;
-        _metrics.ObservableGauge("pinhole_pipeline_up", "1 when the pipeline is running and not stalled.",
-            () => runner.Snapshot().Healthy ? 1 : 0, ("pipeline", name));
+        _up.Set(() => runner.Snapshot().Healthy ? 1 : 0, ("pipeline", name));
         foreach (var state in States)
         {
             var s = state;
-            _metrics.ObservableGauge("pinhole_pipeline_state", "1 for the state the pipeline is in.",
-                () => runner.Snapshot().State == s ? 1 : 0, ("pipeline", name), ("state", s.ToString().ToLowerInvariant()));
+            _state.Set(() => runner.Snapshot().State == s ? 1 : 0, ("pipeline", name), ("state", s.ToString().ToLowerInvariant()));
         }
-        _metrics.ObservableGauge("pinhole_pipeline_last_heartbeat_age_seconds", "Seconds since the pipeline last made progress (-1 before its first heartbeat).",
-            () => runner.Snapshot().LastHeartbeat is { } t ? (_time.GetUtcNow() - t).TotalSeconds : -1, ("pipeline", name));
+        _heartbeatAge.Set(() => runner.Snapshot().LastHeartbeat is { } t ? (_time.GetUtcNow() - t).TotalSeconds : -1, ("pipeline", name));
     }
 
     private void RemoveMetrics(string name)
     {
-        _metrics.Remove("pinhole_pipeline_up", ("pipeline", name));
-        _metrics.Remove("pinhole_pipeline_restarts_total", ("pipeline", name));
-        _metrics.Remove("pinhole_pipeline_last_heartbeat_age_seconds", ("pipeline", name));
+        _up.Remove(("pipeline", name));
+        _restarts.Remove(("pipeline", name));
+        _restartCounts.TryRemove(name, out _);
+        _heartbeatAge.Remove(("pipeline", name));
         foreach (var state in States)
-            _metrics.Remove("pinhole_pipeline_state", ("pipeline", name), ("state", state.ToString().ToLowerInvariant()));
+            _state.Remove(("pipeline", name), ("state", state.ToString().ToLowerInvariant()));
     }
 
     [LoggerMessage(Level = LogLevel.Error, Message = "two pipelines are named {Pipeline}; ignoring the one from {Factory}")]

@@ -4,7 +4,6 @@ using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Telemetry.Outbox;
-using Pinhole.Transport.Metrics;
 
 namespace Pinhole.EdgeHost.Telemetry;
 
@@ -32,10 +31,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly Backoff _backoff;
-    private readonly Counter _published;
-    private readonly Counter _refused;
-    private readonly Counter _connects;
-    private readonly Gauge _connected;
+    private readonly TelemetryCounters _counters;
 
     public MqttTelemetrySession(
         ITelemetryMqttConnector connector,
@@ -43,7 +39,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
         TelemetryTopics topics,
         IReadOnlyList<SensorReadingInfo> sensors,
         TelemetryOutbox outbox,
-        MetricsRegistry metrics,
+        TelemetryCounters counters,
         TimeProvider time,
         ILogger logger,
         Backoff? backoff = null)
@@ -56,10 +52,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
         _time = time;
         _logger = logger;
         _backoff = backoff ?? new Backoff(TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(30));
-        _published = metrics.Counter("pinhole_telemetry_published_total", "Readings acknowledged by the MQTT broker (PUBACK).");
-        _refused = metrics.Counter("pinhole_telemetry_refused_total", "Readings dropped because the broker refused them for good (not authorized, invalid topic or payload).");
-        _connects = metrics.Counter("pinhole_telemetry_mqtt_connects_total", "Successful connections to the MQTT broker.");
-        _connected = metrics.Gauge("pinhole_telemetry_mqtt_connected", "1 while connected to the MQTT broker.");
+        _counters = counters ?? throw new ArgumentNullException(nameof(counters));
     }
 
     /// <inheritdoc />
@@ -88,8 +81,8 @@ internal sealed partial class MqttTelemetrySession : IPipeline
                     connection = await _connector.ConnectAsync(_options, m => OnMessage(m, rediscover.Writer), connectTimeout.Token).ConfigureAwait(false);
                 }
                 failures = 0;
-                _connects.Inc();
-                _connected.Set(1);
+                _counters.CountConnect();
+                _counters.SetConnected(true);
                 LogConnected(_logger, Redacted(_options.Url), _outbox.PendingCount);
                 await RunConnectedAsync(connection, rediscover.Reader, context, cancellationToken).ConfigureAwait(false);
                 LogConnectionLost(_logger, null);
@@ -106,7 +99,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
             }
             finally
             {
-                _connected.Set(0);
+                _counters.SetConnected(false);
                 if (connection is not null) await CloseAsync(connection, clean: false).ConfigureAwait(false);
             }
 
@@ -192,7 +185,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
             {
                 await connection.PublishAsync(_topics.Sensor(record.Sensor), TelemetryPayloads.Reading(record), retain: false, failed.Token).ConfigureAwait(false);
                 _outbox.Acknowledge(record.Index);
-                _published.Inc();
+                _counters.CountPublished();
                 context.Heartbeat();
             }
             catch (PublishRefusedException e) when (e.Permanent)
@@ -200,7 +193,7 @@ internal sealed partial class MqttTelemetrySession : IPipeline
                 // The broker will never take this one (an ACL, a bad topic): drop it, counted and
                 // logged, rather than let it block every reading behind it forever.
                 _outbox.Acknowledge(record.Index);
-                _refused.Inc();
+                _counters.CountRefused();
                 LogRefused(_logger, record.Sensor, record.Sequence, e.Message);
             }
             catch (Exception e)

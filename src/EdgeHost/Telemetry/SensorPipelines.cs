@@ -5,16 +5,17 @@ using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Telemetry.Outbox;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 
 namespace Pinhole.EdgeHost.Telemetry;
 
 // Reports a sensor's health once per change of state (ok -> fault, fault -> other fault,
 // fault -> ok), not once per poll: a sensor unplugged for a day is one warning, not 17280.
-internal sealed partial class SensorHealth(string sensor, ILogger logger, MetricsRegistry metrics)
+internal sealed partial class SensorHealth(string sensor, ILogger logger, Meter meter)
 {
-    private readonly Counter _faults = metrics.Counter("pinhole_sensor_faults_total", "Times a sensor went from working (or another fault) into a fault.", ("sensor", sensor));
-    private readonly Gauge _ok = metrics.Gauge("pinhole_sensor_ok", "1 while the sensor reads, 0 while it is in a fault.", ("sensor", sensor));
+    private readonly Counter<long> _faults = meter.CreateCounter<long>("pinhole_sensor_faults_total", description: "Times a sensor went from working (or another fault) into a fault.");
+    private readonly Gauge<int> _ok = meter.CreateGauge<int>("pinhole_sensor_ok", description: "1 while the sensor reads, 0 while it is in a fault.");
+    private readonly KeyValuePair<string, object?> _sensor = new("sensor", sensor);
     private SensorFaultKind? _fault;
     private bool _everRead;
 
@@ -27,16 +28,16 @@ internal sealed partial class SensorHealth(string sensor, ILogger logger, Metric
         _fault = null;
         CurrentFault = null;
         _everRead = true;
-        _ok.Set(1);
+        _ok.Record(1, _sensor);
     }
 
     public void Fault(SensorFault fault)
     {
         CurrentFault = fault;
-        _ok.Set(0);
+        _ok.Record(0, _sensor);
         if (_fault == fault.Kind) return;
         _fault = fault.Kind;
-        _faults.Inc();
+        _faults.Add(1, _sensor);
         LogFault(logger, sensor, fault.ToString(), _everRead ? "stopped working" : "cannot be read");
     }
 
@@ -47,12 +48,22 @@ internal sealed partial class SensorHealth(string sensor, ILogger logger, Metric
     private static partial void LogRecovered(ILogger logger, string sensor, string fault);
 }
 
+// pinhole_sensor_readings_total{sensor}: one instrument per meter (Meter returns the same one for
+// the same name), so a restarted pipeline keeps counting where the last one stopped.
+internal sealed class SensorReadingsCounter(Meter meter, string sensor)
+{
+    private readonly Counter<long> _counter = meter.CreateCounter<long>("pinhole_sensor_readings_total", description: "Readings stored in the outbox.");
+    private readonly KeyValuePair<string, object?> _sensor = new("sensor", sensor);
+
+    public void Add() => _counter.Add(1, _sensor);
+}
+
 /// <summary>Polls a file sensor every interval and appends each reading to the outbox (waiting until it is on disk).</summary>
 internal sealed class FileSensorPipeline(
-    string sensorName, FileSensor sensor, TimeSpan interval, TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics) : IPipeline
+    string sensorName, FileSensor sensor, TimeSpan interval, TelemetryOutbox outbox, TimeProvider time, ILogger logger, Meter meter) : IPipeline
 {
-    private readonly SensorHealth _health = new(sensorName, logger, metrics);
-    private readonly Counter _readings = metrics.Counter("pinhole_sensor_readings_total", "Readings stored in the outbox.", ("sensor", sensorName));
+    private readonly SensorHealth _health = new(sensorName, logger, meter);
+    private readonly SensorReadingsCounter _readings = new(meter, sensorName);
 
     public string Name => $"sensor/{sensorName}";
 
@@ -70,7 +81,7 @@ internal sealed class FileSensorPipeline(
             {
                 _health.Ok();
                 await outbox.AppendAsync(sensorName, reading, cancellationToken).ConfigureAwait(false);
-                _readings.Inc();
+                _readings.Add();
                 context.SetStatus($"{TelemetryPayloads.FormatNumber(reading.Value)} {reading.Unit}".TrimEnd());
             }
             else
@@ -91,11 +102,11 @@ internal sealed class FileSensorPipeline(
 /// </summary>
 internal sealed class GpioSensorPipeline(
     string sensorName, Func<GpioController> openChip, int line, PinEventTypes edges, TimeSpan debounce, string unit,
-    TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics) : IPipeline
+    TelemetryOutbox outbox, TimeProvider time, ILogger logger, Meter meter) : IPipeline
 {
     private static readonly TimeSpan Retry = TimeSpan.FromSeconds(5);
-    private readonly SensorHealth _health = new(sensorName, logger, metrics);
-    private readonly Counter _readings = metrics.Counter("pinhole_sensor_readings_total", "Readings stored in the outbox.", ("sensor", sensorName));
+    private readonly SensorHealth _health = new(sensorName, logger, meter);
+    private readonly SensorReadingsCounter _readings = new(meter, sensorName);
 
     public string Name => $"sensor/{sensorName}";
 
@@ -150,7 +161,7 @@ internal sealed class GpioSensorPipeline(
     {
         var value = level == PinValue.High ? 1 : 0;
         await outbox.AppendAsync(sensorName, new SensorReading(value, unit, time.GetUtcNow()), ct).ConfigureAwait(false);
-        _readings.Inc();
+        _readings.Add();
         context.SetStatus(value == 1 ? "high" : "low");
         context.Heartbeat();
     }
@@ -170,10 +181,10 @@ internal sealed class ChipSensorPipeline : IPipeline
     private readonly TelemetryOutbox _outbox;
     private readonly TimeProvider _time;
     private readonly SensorHealth _health;
-    private readonly Counter _stored;
+    private readonly SensorReadingsCounter _stored;
 
     public ChipSensorPipeline(string sensorName, ChipSensor sensor, IReadOnlyList<SensorReadingInfo> readings, TimeSpan interval,
-        TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics)
+        TelemetryOutbox outbox, TimeProvider time, ILogger logger, Meter meter)
     {
         // The config's catalog names the topics, the driver returns the values: they must agree.
         if (sensor.Quantities.Count != readings.Count || sensor.Quantities.Where((q, i) => readings[i].Name != $"{sensorName}_{q.Name}" || readings[i].Unit != q.Unit).Any())
@@ -184,8 +195,8 @@ internal sealed class ChipSensorPipeline : IPipeline
         _interval = interval;
         _outbox = outbox;
         _time = time;
-        _health = new SensorHealth(sensorName, logger, metrics);
-        _stored = metrics.Counter("pinhole_sensor_readings_total", "Readings stored in the outbox.", ("sensor", sensorName));
+        _health = new SensorHealth(sensorName, logger, meter);
+        _stored = new SensorReadingsCounter(meter, sensorName);
     }
 
     public string Name => $"sensor/{_sensorName}";
@@ -212,7 +223,7 @@ internal sealed class ChipSensorPipeline : IPipeline
                     for (var i = 0; i < values.Length; i++)
                     {
                         await _outbox.AppendAsync(_readings[i].Name, new SensorReading(values[i], _readings[i].Unit, now), cancellationToken).ConfigureAwait(false);
-                        _stored.Inc();
+                        _stored.Add();
                     }
                     context.SetStatus(string.Join(", ", values.Select((v, i) => $"{TelemetryPayloads.FormatNumber(Math.Round(v, 2))} {_readings[i].Unit}")));
                 }

@@ -4,7 +4,7 @@ using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Telemetry.Outbox;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 
 namespace Pinhole.EdgeHost.Telemetry;
 
@@ -18,22 +18,24 @@ namespace Pinhole.EdgeHost.Telemetry;
 internal sealed class TelemetryPipelineFactory : IPipelineFactory, IAsyncDisposable
 {
     private readonly ILoggerFactory _loggerFactory;
-    private readonly MetricsRegistry _metrics;
+    private readonly Meter _meter;
+    private readonly TelemetryCounters _counters;
     private readonly TimeProvider _time;
     private readonly SensorBuses _buses;
     private readonly ITelemetryMqttConnector _connector;
     private readonly ConcurrentDictionary<string, Lazy<TelemetryOutbox>> _outboxes = new(StringComparer.Ordinal);
 
-    public TelemetryPipelineFactory(ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time)
-        : this(loggerFactory, metrics, time, SensorBuses.System, new MqttNetConnector(loggerFactory, time))
+    public TelemetryPipelineFactory(ILoggerFactory loggerFactory, Meter meter, TelemetryCounters counters, TimeProvider time)
+        : this(loggerFactory, meter, counters, time, SensorBuses.System, new MqttNetConnector(loggerFactory, time))
     {
     }
 
-    internal TelemetryPipelineFactory(ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time,
+    internal TelemetryPipelineFactory(ILoggerFactory loggerFactory, Meter meter, TelemetryCounters counters, TimeProvider time,
         SensorBuses buses, ITelemetryMqttConnector connector)
     {
         _loggerFactory = loggerFactory;
-        _metrics = metrics;
+        _meter = meter;
+        _counters = counters;
         _time = time;
         _buses = buses;
         _connector = connector;
@@ -50,7 +52,7 @@ internal sealed class TelemetryPipelineFactory : IPipelineFactory, IAsyncDisposa
         {
             var s = sensor;
             yield return PipelineSpec.For($"sensor/{s.Name}", new { s, dataDir },
-                () => TelemetryPipelines.CreateSensorPipeline(s, Outbox(dataDir), _time, logger, _metrics, _buses));
+                () => TelemetryPipelines.CreateSensorPipeline(s, Outbox(dataDir), _time, logger, _meter, _buses));
         }
         if (config.Mqtt is { } mqtt)
         {
@@ -58,13 +60,13 @@ internal sealed class TelemetryPipelineFactory : IPipelineFactory, IAsyncDisposa
             // units (they are in the discovery configs).
             var fingerprint = new { mqtt, config.DeviceId, config.TrustedCa, dataDir, sensors = config.Sensors.SelectMany(SensorKinds.ReadingsOf).ToList() };
             yield return PipelineSpec.For("mqtt", fingerprint,
-                () => TelemetryPipelines.CreateMqttSession(config, Outbox(dataDir), _connector, _loggerFactory, _metrics, _time));
+                () => TelemetryPipelines.CreateMqttSession(config, Outbox(dataDir), _connector, _loggerFactory, _counters, _time));
         }
     }
 
     internal TelemetryOutbox Outbox(string dataDir) =>
         _outboxes.GetOrAdd(Path.GetFullPath(TelemetryPipelines.OutboxDirectory(dataDir)),
-            _ => new Lazy<TelemetryOutbox>(() => TelemetryPipelines.OpenOutbox(dataDir, _loggerFactory, _metrics, _time))).Value;
+            _ => new Lazy<TelemetryOutbox>(() => TelemetryPipelines.OpenOutbox(dataDir, _loggerFactory, _meter, _time))).Value;
 
     public async ValueTask DisposeAsync()
     {

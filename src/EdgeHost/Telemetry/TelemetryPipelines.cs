@@ -4,6 +4,7 @@ using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Telemetry.Outbox;
+using System.Diagnostics.Metrics;
 using Pinhole.Transport.Metrics;
 
 namespace Pinhole.EdgeHost.Telemetry;
@@ -107,17 +108,17 @@ public sealed class TelemetryPipelines : IAsyncDisposable
     /// over libgpiod, I2C chips through Iot.Device.Bindings, MQTT through MQTTnet (<see cref="MqttNetConnector"/>).
     /// </summary>
     /// <exception cref="ArgumentException">The config has problems (all of them are listed).</exception>
-    public static TelemetryPipelines Create(EdgeConfig config, ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider? timeProvider = null)
+    public static TelemetryPipelines Create(EdgeConfig config, ILoggerFactory loggerFactory, Meter meter, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(loggerFactory);
         var time = timeProvider ?? TimeProvider.System;
-        return Create(config, loggerFactory, metrics, time, SensorBuses.System, new MqttNetConnector(loggerFactory, time));
+        return Create(config, loggerFactory, meter, time, SensorBuses.System, new MqttNetConnector(loggerFactory, time));
     }
 
     internal static TelemetryPipelines Create(
         EdgeConfig config,
         ILoggerFactory loggerFactory,
-        MetricsRegistry metrics,
+        Meter meter,
         TimeProvider? timeProvider,
         SensorBuses buses,
         ITelemetryMqttConnector? connector,
@@ -130,28 +131,29 @@ public sealed class TelemetryPipelines : IAsyncDisposable
             throw new ArgumentException("invalid telemetry configuration:\n" + string.Join('\n', problems), nameof(config));
         var time = timeProvider ?? TimeProvider.System;
         var logger = loggerFactory.CreateLogger("Pinhole.EdgeHost.Telemetry");
-        var outbox = OpenOutbox(config.DataDir, loggerFactory, metrics, time, outboxOptions);
+        var outbox = OpenOutbox(config.DataDir, loggerFactory, meter, time, outboxOptions);
         var pipelines = new List<IPipeline>();
         foreach (var s in config.Sensors)
-            pipelines.Add(CreateSensorPipeline(s, outbox, time, logger, metrics, buses));
+            pipelines.Add(CreateSensorPipeline(s, outbox, time, logger, meter, buses));
         if (config.Mqtt is not null && connector is not null)
-            pipelines.Add(CreateMqttSession(config, outbox, connector, loggerFactory, metrics, time, backoff));
+            pipelines.Add(CreateMqttSession(config, outbox, connector, loggerFactory, new TelemetryCounters(meter), time, backoff));
         return new TelemetryPipelines(outbox, pipelines);
     }
 
     /// <summary>The outbox directory inside <c>dataDir</c>.</summary>
     internal static string OutboxDirectory(string dataDir) => Path.Combine(dataDir, "telemetry-outbox");
 
-    internal static TelemetryOutbox OpenOutbox(string dataDir, ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time, OutboxOptions? options = null)
+    internal static TelemetryOutbox OpenOutbox(string dataDir, ILoggerFactory loggerFactory, Meter meter, TimeProvider time, OutboxOptions? options = null)
     {
         var outbox = TelemetryOutbox.Open(OutboxDirectory(dataDir), options, loggerFactory.CreateLogger<TelemetryOutbox>(), time);
-        metrics.ObservableGauge("pinhole_telemetry_outbox_pending", "Readings on disk waiting for the broker's acknowledgement.", () => outbox.PendingCount);
-        metrics.ObservableGauge("pinhole_telemetry_outbox_bytes", "Bytes of the telemetry outbox on disk.", () => outbox.SizeBytes);
-        metrics.ObservableGauge("pinhole_telemetry_outbox_dropped", "Readings dropped unsent because the outbox was full, since start.", () => outbox.DroppedCount);
+        // Replaces the series of an outbox opened before (one per dataDir and process in practice).
+        ObservedSeries.Gauge(meter, "pinhole_telemetry_outbox_pending", "Readings on disk waiting for the broker's acknowledgement.").Set(() => outbox.PendingCount);
+        ObservedSeries.Gauge(meter, "pinhole_telemetry_outbox_bytes", "Bytes of the telemetry outbox on disk.").Set(() => outbox.SizeBytes);
+        ObservedSeries.Gauge(meter, "pinhole_telemetry_outbox_dropped", "Readings dropped unsent because the outbox was full, since start.").Set(() => outbox.DroppedCount);
         return outbox;
     }
 
-    internal static IPipeline CreateSensorPipeline(SensorConfig s, TelemetryOutbox outbox, TimeProvider time, ILogger logger, MetricsRegistry metrics, SensorBuses buses)
+    internal static IPipeline CreateSensorPipeline(SensorConfig s, TelemetryOutbox outbox, TimeProvider time, ILogger logger, Meter meter, SensorBuses buses)
     {
         var unit = s.Unit ?? "";
         var interval = s.Interval is null ? DefaultInterval : ParseDuration(s.Interval);
@@ -159,13 +161,13 @@ public sealed class TelemetryPipelines : IAsyncDisposable
         {
             case "file":
                 var sensor = FileSensor.Create(s.Path!, s.Scale, s.Offset, unit, time);
-                return new FileSensorPipeline(s.Name, sensor, interval, outbox, time, logger, metrics);
+                return new FileSensorPipeline(s.Name, sensor, interval, outbox, time, logger, meter);
             case "gpio":
                 var chip = s.Chip!;
                 return new GpioSensorPipeline(s.Name, () => buses.OpenGpioChip(chip), s.Line!.Value, ParseEdge(s.Edge ?? "both")!.Value,
-                    s.Debounce is null ? TimeSpan.Zero : ParseDuration(s.Debounce), unit, outbox, time, logger, metrics);
+                    s.Debounce is null ? TimeSpan.Zero : ParseDuration(s.Debounce), unit, outbox, time, logger, meter);
             default:
-                return new ChipSensorPipeline(s.Name, CreateChipSensor(s, buses), SensorKinds.ReadingsOf(s), interval, outbox, time, logger, metrics);
+                return new ChipSensorPipeline(s.Name, CreateChipSensor(s, buses), SensorKinds.ReadingsOf(s), interval, outbox, time, logger, meter);
         }
     }
 
@@ -199,7 +201,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
     }
 
     internal static MqttTelemetrySession CreateMqttSession(EdgeConfig config, TelemetryOutbox outbox, ITelemetryMqttConnector connector,
-        ILoggerFactory loggerFactory, MetricsRegistry metrics, TimeProvider time, Backoff? backoff = null)
+        ILoggerFactory loggerFactory, TelemetryCounters counters, TimeProvider time, Backoff? backoff = null)
     {
         var mqtt = config.Mqtt ?? throw new ArgumentException("no mqtt section", nameof(config));
         var topics = new TelemetryTopics(mqtt.TopicPrefix.TrimEnd('/'), config.DeviceId);
@@ -209,7 +211,7 @@ public sealed class TelemetryPipelines : IAsyncDisposable
             KeepAlive: TimeSpan.FromSeconds(15), SessionExpiry: TimeSpan.FromDays(1), config.TrustedCa,
             mqtt.ProtocolVersion == "3.1.1" ? TelemetryProtocolVersion.V311 : TelemetryProtocolVersion.V500);
         var sensors = config.Sensors.SelectMany(SensorKinds.ReadingsOf).ToList();
-        return new MqttTelemetrySession(connector, options, topics, sensors, outbox, metrics, time,
+        return new MqttTelemetrySession(connector, options, topics, sensors, outbox, counters, time,
             loggerFactory.CreateLogger<MqttTelemetrySession>(), backoff);
     }
 

@@ -2,7 +2,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Uplink;
-using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Uplink;
 
 namespace Pinhole.EdgeHost.Updates;
@@ -15,7 +14,7 @@ namespace Pinhole.EdgeHost.Updates;
 /// launcher quotes if it rolls back. It never rolls back itself: that is the launcher's job, so a
 /// release that hangs or crashes is rolled back all the same.
 /// </summary>
-public sealed partial class TrialMonitor(EdgeConfig config, UpdateAgent agent, UplinkClient uplink, MetricsRegistry metrics, TimeProvider time, ILogger<TrialMonitor> logger) : BackgroundService
+public sealed partial class TrialMonitor(EdgeConfig config, UpdateAgent agent, UplinkClient uplink, Telemetry.TelemetryCounters telemetry, TimeProvider time, ILogger<TrialMonitor> logger) : BackgroundService
 {
     /// <summary>The first unmet condition, or null when the release works.</summary>
     public string? Unmet()
@@ -24,10 +23,10 @@ public sealed partial class TrialMonitor(EdgeConfig config, UpdateAgent agent, U
         foreach (var camera in config.Cameras)
         {
             var queue = uplink.Queue.Cameras.FirstOrDefault(c => c.Name == camera.Name);
-            if (queue is null || queue.SentFrames.Count == 0) return $"camera {camera.Name} has not delivered frames";
+            if (queue is null || queue.SentFrames == 0) return $"camera {camera.Name} has not delivered frames";
         }
         if (config.Mqtt is not null && config.Sensors.Count > 0 &&
-            metrics.Counter("pinhole_telemetry_published_total", "Readings acknowledged by the MQTT broker (PUBACK).").Count == 0)
+            telemetry.Published == 0)
             return "no telemetry publish acknowledged by the broker yet";
         return null;
     }

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Threading;
 using Pinhole.Transport.Media;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 using Pinhole.Transport.Uplink;
 using Pinhole.Transport.WebSockets;
 
@@ -20,41 +20,49 @@ public sealed class UplinkClient : IPipeline
 {
     private readonly SemaphoreSlim _runLock = new(1, 1);
     private volatile UplinkClientOptions _options;
-    private readonly MetricsRegistry _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly UplinkSendQueue _queue;
     private readonly Dictionary<string, CameraSink> _sinks = new(StringComparer.Ordinal);
     private readonly Lock _sinksLock = new();
-    private readonly Counter _framesSent, _bytesSent, _connects;
-    private readonly Gauge _rttGauge, _inFlightGauge, _rateGauge;
+    // What the client counts for itself; the instruments below only publish.
+    private long _framesSentCount;
+    private readonly Counter<long> _framesSent, _bytesSent, _connects, _deadLinks;
+    private readonly Gauge<double> _rttGauge, _inFlightGauge, _rateGauge, _connectedGauge;
     private volatile Uri? _connectedRelay;
     private long _rttMicros = -1, _bytesInFlight;
 
     /// <summary>Creates the client; nothing connects until <see cref="RunAsync"/>.</summary>
-    public UplinkClient(UplinkClientOptions options, MetricsRegistry metrics, ILoggerFactory loggerFactory, TimeProvider? time = null)
+    public UplinkClient(UplinkClientOptions options, Meter meter, ILoggerFactory loggerFactory, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(loggerFactory);
         if (options.Relays.Count == 0) throw new ArgumentException("at least one relay URL is needed", nameof(options));
         _options = options;
-        _metrics = metrics ?? throw new ArgumentNullException(nameof(metrics));
+        ArgumentNullException.ThrowIfNull(meter);
         _time = time ?? TimeProvider.System;
         _logger = loggerFactory.CreateLogger<UplinkClient>();
-        _queue = new UplinkSendQueue(options.QueueDuration, options.QueueMaxBytes, _time, metrics) { TargetDelay = options.TargetDelay };
-        _framesSent = metrics.Counter("pinhole_uplink_frames_sent_total", "Access units sent over the uplink.");
-        _bytesSent = metrics.Counter("pinhole_uplink_bytes_sent_total", "Media bytes sent over the uplink.");
-        _connects = metrics.Counter("pinhole_uplink_connects_total", "Uplink sessions established.");
-        _rttGauge = metrics.Gauge("pinhole_uplink_rtt_seconds", "Uplink round-trip time from the latest ack or pong.");
-        _inFlightGauge = metrics.Gauge("pinhole_uplink_bytes_in_flight", "Media bytes sent but not yet acknowledged by the relay.");
-        _rateGauge = metrics.Gauge("pinhole_uplink_link_rate_bytes_per_second", "The uplink's measured rate: what the link carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 before the first acks.");
+        _queue = new UplinkSendQueue(options.QueueDuration, options.QueueMaxBytes, _time, meter) { TargetDelay = options.TargetDelay };
+        _framesSent = meter.CreateCounter<long>("pinhole_uplink_frames_sent_total", description: "Access units sent over the uplink.");
+        _bytesSent = meter.CreateCounter<long>("pinhole_uplink_bytes_sent_total", description: "Media bytes sent over the uplink.");
+        _connects = meter.CreateCounter<long>("pinhole_uplink_connects_total", description: "Uplink sessions established.");
+        _deadLinks = meter.CreateCounter<long>("pinhole_uplink_dead_links_total", description: "Uplinks abandoned because heartbeats stopped.");
+        _rttGauge = meter.CreateGauge<double>("pinhole_uplink_rtt_seconds", description: "Uplink round-trip time from the latest ack or pong.");
+        _inFlightGauge = meter.CreateGauge<double>("pinhole_uplink_bytes_in_flight", description: "Media bytes sent but not yet acknowledged by the relay.");
+        _rateGauge = meter.CreateGauge<double>("pinhole_uplink_link_rate_bytes_per_second", description: "The uplink's measured rate: what the link carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 before the first acks.");
+        _connectedGauge = meter.CreateGauge<double>("pinhole_uplink_connected", description: "1 while the uplink is connected to this relay.");
+        // Counters start at 0 in the exposition, as they did before the first event.
+        _deadLinks.Add(0);
+        _connects.Add(0);
+        _framesSent.Add(0);
+        _bytesSent.Add(0);
         InitRelayGauges(options);
     }
 
     private void InitRelayGauges(UplinkClientOptions options)
     {
         foreach (var relay in options.Relays)
-            _metrics.Gauge("pinhole_uplink_connected", "1 while the uplink is connected to this relay.", ("relay", RelayLabel(relay))).Set(0);
+            _connectedGauge.Record(0, new KeyValuePair<string, object?>("relay", RelayLabel(relay)));
     }
 
     /// <inheritdoc />
@@ -87,7 +95,7 @@ public sealed class UplinkClient : IPipeline
     private long _linkBytesPerSecond;
 
     /// <summary>Frames sent since start.</summary>
-    public long FramesSent => _framesSent.Count;
+    public long FramesSent => Interlocked.Read(ref _framesSentCount);
 
     /// <summary>The send queue (for status and tests).</summary>
     public UplinkSendQueue Queue => _queue;
@@ -324,10 +332,10 @@ public sealed class UplinkClient : IPipeline
 
     private async Task RunConnectedAsync(Uri relay, UplinkClientConnection link, Welcome welcome, IPipelineContext context, CancellationTokenSource session)
     {
-        _connects.Inc();
+        _connects.Add(1);
         _connectedRelay = relay;
-        var connectedGauge = _metrics.Gauge("pinhole_uplink_connected", "1 while the uplink is connected to this relay.", ("relay", RelayLabel(relay)));
-        connectedGauge.Set(1);
+        var relayLabel = new KeyValuePair<string, object?>("relay", RelayLabel(relay));
+        _connectedGauge.Record(1, relayLabel);
         UplinkClientLog.Connected(_logger, relay, welcome.Version);
         context.SetStatus($"connected to {relay}");
         context.Heartbeat();
@@ -386,11 +394,11 @@ public sealed class UplinkClient : IPipeline
             state.Control.Writer.TryComplete();
             handler?.OnDisconnected();
             _connectedRelay = null;
-            connectedGauge.Set(0);
+            _connectedGauge.Record(0, relayLabel);
             Interlocked.Exchange(ref _bytesInFlight, 0);
-            _inFlightGauge.Set(0);
+            _inFlightGauge.Record(0);
             Interlocked.Exchange(ref _linkBytesPerSecond, 0);
-            _rateGauge.Set(0);
+            _rateGauge.Record(0);
         }
     }
 
@@ -497,7 +505,7 @@ public sealed class UplinkClient : IPipeline
                 var link = state.LinkRate.Add(at, delivered / dt.TotalSeconds, busy: (long)ack.BytesReceived < state.SentAtLastAck);
                 state.BytesPerSecond = link > 0 ? Math.Max(link, rate) : 0;
                 var measured = link > 0 ? state.BytesPerSecond : rate;
-                _rateGauge.Set(measured);
+                _rateGauge.Record(measured);
                 Interlocked.Exchange(ref _linkBytesPerSecond, (long)measured);
 
                 // The kernel keeps at most SendBacklog of the link's time unsent: the rest waits in
@@ -516,7 +524,7 @@ public sealed class UplinkClient : IPipeline
         }
         var inFlight = Math.Max(0, state.Link.MediaBytesSent - (long)ack.BytesReceived);
         Interlocked.Exchange(ref _bytesInFlight, inFlight);
-        _inFlightGauge.Set(inFlight);
+        _inFlightGauge.Record(inFlight);
         // An ack can only let frames move that wait in the queue (held back by congestion); with
         // none queued, waking the sender at every ack would be for nothing.
         if (_queue.HasFrames) _queue.Pulse();
@@ -525,7 +533,7 @@ public sealed class UplinkClient : IPipeline
     private void SetRtt(ulong micros)
     {
         Interlocked.Exchange(ref _rttMicros, (long)micros);
-        _rttGauge.Set(micros / 1e6);
+        _rttGauge.Record(micros / 1e6);
     }
 
     // The connection frames are sent on, while it is up; camera threads read it to send inline.
@@ -646,9 +654,10 @@ public sealed class UplinkClient : IPipeline
         var sequence = ++state.Sequence;
         lock (state.InFlightLock) state.InFlight.Enqueue((sequence, _time.GetTimestamp()));
         var taken = state.Link.TrySendFrame(sequence, camera.StreamId, NowMicros(), frame.Unit);
-        _framesSent.Inc();
-        _bytesSent.Inc(UplinkProtocol.FrameHeaderSize + frame.Unit.Data.Length);
-        camera.SentFrames.Inc();
+        Interlocked.Increment(ref _framesSentCount);
+        _framesSent.Add(1);
+        _bytesSent.Add(UplinkProtocol.FrameHeaderSize + frame.Unit.Data.Length);
+        camera.CountSent();
         return Sent(state, taken, inline);
     }
 
@@ -680,7 +689,7 @@ public sealed class UplinkClient : IPipeline
         {
             state.EndReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
             UplinkClientLog.DeadLink(_logger, relay, silence);
-            _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks abandoned because heartbeats stopped.").Inc();
+            _deadLinks.Add(1);
             state.Link.Abort();
             return;
         }

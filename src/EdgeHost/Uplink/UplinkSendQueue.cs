@@ -1,4 +1,5 @@
 using Pinhole.Transport.Media;
+using System.Diagnostics.Metrics;
 using Pinhole.Transport.Metrics;
 
 namespace Pinhole.EdgeHost.Uplink;
@@ -14,7 +15,7 @@ public sealed class UplinkSendQueue
     private readonly Lock _lock = new();
     private readonly List<CameraQueue> _cameras = [];
     private readonly TimeProvider _time;
-    private readonly MetricsRegistry _metrics;
+    private readonly ObservedSeries _droppedFrames, _droppedBytes, _sentFrames;
     // The sender's wake-up: Pulse never blocks and coalesces. The sender is one dedicated thread
     // that blocks on it (see UplinkClient.SendLoop), so a frame costs one wake of that thread and no
     // thread-pool work item or timer.
@@ -25,13 +26,15 @@ public sealed class UplinkSendQueue
     /// <param name="maxDelay">Oldest a queued frame may get (about one GOP).</param>
     /// <param name="maxBytes">Most payload bytes queued across all cameras.</param>
     /// <param name="time">Clock.</param>
-    /// <param name="metrics">Where drop counters go.</param>
-    public UplinkSendQueue(TimeSpan maxDelay, long maxBytes, TimeProvider time, MetricsRegistry metrics)
+    /// <param name="meter">Where the per-camera counters are published.</param>
+    public UplinkSendQueue(TimeSpan maxDelay, long maxBytes, TimeProvider time, Meter meter)
     {
         MaxDelay = maxDelay;
         MaxBytes = maxBytes;
         _time = time;
-        _metrics = metrics;
+        _droppedFrames = ObservedSeries.Counter(meter, "pinhole_uplink_dropped_frames_total", "Frames dropped before sending because the uplink was too slow or down.");
+        _droppedBytes = ObservedSeries.Counter(meter, "pinhole_uplink_dropped_bytes_total", "Payload bytes of dropped frames.");
+        _sentFrames = ObservedSeries.Counter(meter, "pinhole_uplink_camera_frames_sent_total", "Access units sent over the uplink, per camera.");
     }
 
     /// <summary>Oldest a queued frame may get.</summary>
@@ -63,10 +66,10 @@ public sealed class UplinkSendQueue
             var existing = _cameras.Find(c => c.Name == name);
             if (existing is not null) return existing;
             if (_cameras.Count > ushort.MaxValue) throw new InvalidOperationException("too many cameras");
-            var camera = new CameraQueue(name, (ushort)_cameras.Count,
-                _metrics.Counter("pinhole_uplink_dropped_frames_total", "Frames dropped before sending because the uplink was too slow or down.", ("camera", name)),
-                _metrics.Counter("pinhole_uplink_dropped_bytes_total", "Payload bytes of dropped frames.", ("camera", name)),
-                _metrics.Counter("pinhole_uplink_camera_frames_sent_total", "Access units sent over the uplink, per camera.", ("camera", name)));
+            var camera = new CameraQueue(name, (ushort)_cameras.Count);
+            _droppedFrames.Set(() => camera.DroppedFrames, ("camera", name));
+            _droppedBytes.Set(() => camera.DroppedBytes, ("camera", name));
+            _sentFrames.Set(() => camera.SentFrames, ("camera", name));
             _cameras.Add(camera);
             return camera;
         }
@@ -297,15 +300,12 @@ public readonly record struct QueuedFrame(CameraQueue Camera, AccessUnit Unit, I
 /// <summary>One camera's part of the send queue and its counters. Mutated only under the queue's lock.</summary>
 public sealed class CameraQueue
 {
-    private readonly Counter _droppedFrames, _droppedBytes;
+    private long _droppedFrames, _droppedBytes, _sentFrames;
 
-    internal CameraQueue(string name, ushort streamId, Counter droppedFrames, Counter droppedBytes, Counter sentFrames)
+    internal CameraQueue(string name, ushort streamId)
     {
-        SentFrames = sentFrames;
         Name = name;
         StreamId = streamId;
-        _droppedFrames = droppedFrames;
-        _droppedBytes = droppedBytes;
     }
 
     /// <summary>The camera's name.</summary>
@@ -315,13 +315,13 @@ public sealed class CameraQueue
     public ushort StreamId { get; }
 
     /// <summary>Frames dropped since start.</summary>
-    public long DroppedFrames => _droppedFrames.Count;
+    public long DroppedFrames => Interlocked.Read(ref _droppedFrames);
 
     /// <summary>Payload bytes dropped since start.</summary>
-    public long DroppedBytes => _droppedBytes.Count;
+    public long DroppedBytes => Interlocked.Read(ref _droppedBytes);
 
     /// <summary>Frames of this camera sent (counted by the client).</summary>
-    public Counter SentFrames { get; }
+    public long SentFrames => Interlocked.Read(ref _sentFrames);
 
     internal Queue<QueuedFrame> Items { get; } = new();
     internal IReadOnlyList<TrackInfo>? Tracks { get; set; }
@@ -339,7 +339,9 @@ public sealed class CameraQueue
 
     internal void Drop(int bytes)
     {
-        _droppedFrames.Inc();
-        _droppedBytes.Inc(bytes);
+        Interlocked.Increment(ref _droppedFrames);
+        Interlocked.Add(ref _droppedBytes, bytes);
     }
+
+    internal void CountSent() => Interlocked.Increment(ref _sentFrames);
 }

@@ -7,7 +7,6 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
-using Pinhole.Transport.Metrics;
 
 namespace Pinhole.EdgeHost.Web;
 
@@ -70,8 +69,8 @@ internal static class EdgePage
             return Results.Text(body.ToJsonString(), JsonType, statusCode: unhealthy.Count == 0 ? 200 : 503);
         });
 
-        app.MapGet("/metrics", (MetricsRegistry metrics) =>
-            Results.Text(metrics.Render(), "text/plain; version=0.0.4; charset=utf-8"));
+        // Prometheus text format, from OpenTelemetry's exporter (Telemetry/MetricsExport.cs).
+        app.MapPrometheusScrapingEndpoint("/metrics");
 
         app.MapGet("/app.js", () => Results.Text(assets.AppJs, "text/javascript; charset=utf-8"));
         app.MapGet("/app.css", () => Results.Text(assets.AppCss, "text/css; charset=utf-8"));

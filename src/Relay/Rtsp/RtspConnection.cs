@@ -480,7 +480,7 @@ internal sealed class RtspConnection : IAsyncDisposable
     private void CountFailure(string? user, string scheme)
     {
         _authFailures++;
-        _server.Metrics.AuthFailures.Inc();
+        _server.Metrics.AuthFailures.Add(1);
         _server.Throttle.Failed(_address, user ?? "");
         RtspServerLog.AuthenticationFailed(Logger, RemoteEndPoint, scheme);
     }
@@ -692,7 +692,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         var subscription = session.Stream.Subscribe(_user);
         if (subscription is null)
         {
-            _server.Metrics.Rejected.Inc();
+            _server.Metrics.Rejected.Add(1);
             _server.Refusals.Refused("viewer-limit", _address, $"viewer limit reached for {session.Stream.DeviceId}/{session.Stream.Camera} (per stream, per user or in total)");
             return (Status(503), null);
         }

@@ -8,7 +8,7 @@ using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Sockets;
 
@@ -35,27 +35,27 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
     /// <param name="options">Listen address and limits.</param>
     /// <param name="streams">The cameras to serve.</param>
     /// <param name="viewers">Who may watch; when empty, no authentication is asked.</param>
-    /// <param name="metrics">Where the server's counters go.</param>
+    /// <param name="meter">Where the server's instruments are created.</param>
     /// <param name="timeProvider">Clock for timeouts and RTCP.</param>
     /// <param name="logger">Logger; null for none.</param>
     /// <param name="throttle">The password-guessing throttle shared with the web login; null: one of its own.</param>
     /// <param name="refusals">Where refusals are counted and logged; null: one of its own.</param>
     public RtspServer(RtspServerOptions options, MediaStreamRegistry streams, ViewerDirectory viewers,
-        MetricsRegistry metrics, TimeProvider timeProvider, ILogger<RtspServer>? logger = null,
+        Meter meter, TimeProvider timeProvider, ILogger<RtspServer>? logger = null,
         LoginThrottle? throttle = null, RefusalLog? refusals = null)
     {
         ArgumentNullException.ThrowIfNull(options);
-        ArgumentNullException.ThrowIfNull(metrics);
+        ArgumentNullException.ThrowIfNull(meter);
         _options = options;
         _perAddress = new ConnectionsPerAddress(options.MaxConnectionsPerAddress);
         Streams = streams ?? throw new ArgumentNullException(nameof(streams));
         Viewers = viewers ?? throw new ArgumentNullException(nameof(viewers));
         Time = timeProvider ?? throw new ArgumentNullException(nameof(timeProvider));
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        Metrics = new RtspServerMetrics(metrics);
+        Metrics = new RtspServerMetrics(meter);
         Digest = new DigestServer(options.Realm, options.NonceLifetime, timeProvider);
         Throttle = throttle ?? new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions()), timeProvider);
-        Refusals = refusals ?? new RefusalLog(metrics, timeProvider, null);
+        Refusals = refusals ?? new RefusalLog(meter, timeProvider, null);
     }
 
     /// <summary>The bound address once started (useful with port 0).</summary>
@@ -208,7 +208,7 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
 
     private void Refuse(Socket socket, string cause, IPAddress address, string detail)
     {
-        Metrics.Rejected.Inc();
+        Metrics.Rejected.Add(1);
         Refusals.Refused(cause, address.ToString(), detail);
         // Closed without a word: an RTSP answer would need reading the request, which is what the limit avoids.
         socket.Dispose();

@@ -40,7 +40,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
         Outputs = new RtspTrackOutput?[tracks.Count];
         Id = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
         _metrics.SessionOpened();
-        _metrics.SessionsStarted.Inc();
+        _metrics.SessionsStarted.Add(1);
         _viewerNumber = _metrics.AddViewer(stream.DeviceId, stream.Camera, () => FramesDropped);
     }
 
@@ -182,7 +182,7 @@ internal sealed class RtspServerSession : IAsyncDisposable
             var dropped = subscription.DroppedFrames;
             if (dropped > _droppedReported)
             {
-                _metrics.FramesDropped.Inc(dropped - _droppedReported);
+                _metrics.FramesDropped.Add(dropped - _droppedReported);
                 _droppedReported = dropped;
             }
         }
@@ -232,8 +232,8 @@ internal sealed class RtspServerSession : IAsyncDisposable
         output.LastSentAt = _connection.Time.GetTimestamp();
         output.LastDts = unit.Dts;
         FramesSent++;
-        _metrics.FramesSent.Inc();
-        _metrics.BytesSent.Inc(output.BytesSent - before);
+        _metrics.FramesSent.Add(1);
+        _metrics.BytesSent.Add(output.BytesSent - before);
     }
 
     // RTP-Info announced each track's initial random offset as its rtptime (RFC 2326 §12.33). The

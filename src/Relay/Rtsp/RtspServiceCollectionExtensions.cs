@@ -9,7 +9,8 @@ using Pinhole.Relay.Security;
 using Pinhole.Relay.Web;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Viewers;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
+using Pinhole.Relay.Telemetry;
 
 namespace Pinhole.Relay.Rtsp;
 
@@ -28,7 +29,7 @@ public static class RtspServiceCollectionExtensions
         // Registering twice would start the same server twice.
         if (services.Any(d => d.ServiceType == typeof(RtspServer))) return services;
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<MetricsRegistry>();
+        services.AddRelayMeter();
         services.TryAddSingleton(_ => new MediaStreamRegistry());
         services.TryAddSingleton(sp => new ViewerDirectory(sp.GetService<RelayConfig>()?.Viewers ?? []));
         services.TryAddSingleton(sp =>
@@ -56,7 +57,7 @@ public static class RtspServiceCollectionExtensions
             sp.GetRequiredService<RtspServerOptions>(),
             sp.GetRequiredService<MediaStreamRegistry>(),
             sp.GetRequiredService<ViewerDirectory>(),
-            sp.GetRequiredService<MetricsRegistry>(),
+            sp.GetRequiredService<Meter>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<RtspServer>>(),
             sp.GetService<LoginThrottle>(),

@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
+using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Pinhole.Transport.Metrics;
 
 namespace Pinhole.Relay.Security;
@@ -16,15 +18,16 @@ public sealed partial class RefusalLog
 
     private const int MaxRemembered = 10_000;
     private readonly ConcurrentDictionary<(string Cause, string Address), long> _lastLogged = new();
-    private readonly ConcurrentDictionary<string, Counter> _counters = new(StringComparer.Ordinal);
-    private readonly MetricsRegistry _metrics;
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _counts = new(StringComparer.Ordinal);
+    private readonly ObservedSeries _refusals;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
 
     /// <summary>Creates the log.</summary>
-    public RefusalLog(MetricsRegistry metrics, TimeProvider time, ILogger<RefusalLog>? logger = null)
+    public RefusalLog(Meter meter, TimeProvider time, ILogger<RefusalLog>? logger = null)
     {
-        _metrics = metrics ?? throw new ArgumentNullException(nameof(metrics));
+        ArgumentNullException.ThrowIfNull(meter);
+        _refusals = ObservedSeries.Counter(meter, "pinhole_relay_refusals_total", "Clients, requests and devices refused by a limit or throttle.");
         _time = time ?? throw new ArgumentNullException(nameof(time));
         _logger = (ILogger?)logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
     }
@@ -35,7 +38,13 @@ public sealed partial class RefusalLog
     /// <param name="detail">One line for the operator; never a secret.</param>
     public void Refused(string cause, string? address, string detail)
     {
-        _counters.GetOrAdd(cause, c => _metrics.Counter("pinhole_relay_refusals_total", "Clients, requests and devices refused by a limit or throttle.", ("cause", c))).Inc();
+        var count = _counts.GetOrAdd(cause, c =>
+        {
+            var box = new StrongBox<long>();
+            _refusals.Set(() => Interlocked.Read(ref box.Value), ("cause", c));
+            return box;
+        });
+        Interlocked.Increment(ref count.Value);
         address ??= "unknown";
         var now = _time.GetTimestamp();
         var key = (cause, address);
@@ -46,7 +55,7 @@ public sealed partial class RefusalLog
     }
 
     /// <summary>Refusals counted for <paramref name="cause"/> so far.</summary>
-    public long Count(string cause) => _counters.TryGetValue(cause, out var c) ? c.Count : 0;
+    public long Count(string cause) => _counts.TryGetValue(cause, out var c) ? Interlocked.Read(ref c.Value) : 0;
 
     private void Forget(long now)
     {

@@ -129,30 +129,6 @@ public static class TelemetryApi
         return sb.ToString();
     }
 
-    /// <summary>Prometheus lines for the latest value of every sensor (appended to <c>/metrics</c>).</summary>
-    public static string RenderMetrics(ITelemetryStore store, IEnumerable<string> devices)
-    {
-        ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(devices);
-        var sb = new StringBuilder();
-        sb.Append("# HELP pinhole_sensor_value Latest reading of each device's sensor, as stored by the relay.\n# TYPE pinhole_sensor_value gauge\n");
-        var age = new StringBuilder("# HELP pinhole_sensor_timestamp_seconds When the latest reading was taken (Unix seconds).\n# TYPE pinhole_sensor_timestamp_seconds gauge\n");
-        foreach (var d in devices)
-        {
-            foreach (var s in store.Sensors(d))
-            {
-                var labels = $"{{device=\"{Escape(d)}\",sensor=\"{Escape(s.Name)}\",unit=\"{Escape(s.Unit)}\"}}";
-                sb.Append("pinhole_sensor_value").Append(labels).Append(' ').Append(s.Value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
-                age.Append("pinhole_sensor_timestamp_seconds").Append(labels).Append(' ')
-                   .Append((s.Timestamp.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture)).Append('\n');
-            }
-        }
-        return sb.Append(age).ToString();
-    }
-
-    private static string Escape(string value) =>
-        value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
-
     internal static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
 
     private static bool TryTime(string? text, DateTimeOffset fallback, out DateTimeOffset value)

@@ -3,7 +3,7 @@ using System.Threading.Channels;
 using MQTTnet;
 using MQTTnet.Protocol;
 using Pinhole.Relay.Configuration;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 
 namespace Pinhole.Relay.Telemetry;
 
@@ -27,25 +27,29 @@ public sealed class TelemetryIngest : BackgroundService
     private readonly Channel<Pending> _queue = Channel.CreateBounded<Pending>(new BoundedChannelOptions(10_000) { SingleReader = true });
     private readonly Dictionary<string, AlertChange> _alertsToPublish = [];
     private readonly Lock _alertLock = new();
-    private readonly Counter _stored;
-    private readonly Counter _duplicates;
-    private readonly Counter _rejected;
+    private readonly Counter<long> _stored;
+    private readonly Counter<long> _duplicates;
+    private readonly Counter<long> _rejected;
     private volatile IMqttClient? _client;
 
     private readonly record struct Pending(TelemetryReading? Reading, MqttApplicationMessageReceivedEventArgs Message, IMqttClient Client);
 
     /// <summary>Creates the ingest (started by the host).</summary>
-    public TelemetryIngest(TelemetryConfig config, ITelemetryStore store, AlertEngine alerts, MetricsRegistry metrics, TimeProvider time, ILogger<TelemetryIngest> log)
+    public TelemetryIngest(TelemetryConfig config, ITelemetryStore store, AlertEngine alerts, Meter meter, TimeProvider time, ILogger<TelemetryIngest> log)
     {
-        ArgumentNullException.ThrowIfNull(metrics);
+        ArgumentNullException.ThrowIfNull(meter);
         _config = config;
         _store = store;
         _alerts = alerts;
         _time = time;
         _log = log;
-        _stored = metrics.Counter("pinhole_relay_telemetry_readings_stored_total", "Readings stored in the telemetry history.");
-        _duplicates = metrics.Counter("pinhole_relay_telemetry_duplicates_total", "Readings received again (QoS 1 redelivery, outbox resend) and stored once.");
-        _rejected = metrics.Counter("pinhole_relay_telemetry_rejected_total", "Telemetry messages dropped as malformed.");
+        _stored = meter.CreateCounter<long>("pinhole_relay_telemetry_readings_stored_total", description: "Readings stored in the telemetry history.");
+        _duplicates = meter.CreateCounter<long>("pinhole_relay_telemetry_duplicates_total", description: "Readings received again (QoS 1 redelivery, outbox resend) and stored once.");
+        _rejected = meter.CreateCounter<long>("pinhole_relay_telemetry_rejected_total", description: "Telemetry messages dropped as malformed.");
+        // Shown from the start, as a scrape expects of a counter.
+        _stored.Add(0);
+        _duplicates.Add(0);
+        _rejected.Add(0);
     }
 
     /// <summary>The MQTT client id of the relay's persistent session.</summary>
@@ -184,7 +188,7 @@ public sealed class TelemetryIngest : BackgroundService
         }
         catch (TelemetryFormatException ex)
         {
-            _rejected.Inc();
+            _rejected.Add(1);
             TelemetryLog.BadMessage(_log, message.Topic, ex.Message);
         }
         catch (ChannelClosedException)
@@ -241,8 +245,8 @@ public sealed class TelemetryIngest : BackgroundService
                 await Task.Delay(TimeSpan.FromSeconds(1), _time, stoppingToken).ConfigureAwait(false);
                 continue;
             }
-            _stored.Inc(fresh.Count);
-            _duplicates.Inc(readings.Count - fresh.Count);
+            _stored.Add(fresh.Count);
+            _duplicates.Add(readings.Count - fresh.Count);
             // A PUBACK only makes sense on the connection the message came on; one that is gone gets
             // nothing (the broker sends the message again on the next one, and the store skips it).
             // Bounded in time: an acknowledgement must never hold up the writer.

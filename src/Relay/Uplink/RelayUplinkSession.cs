@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
 using Pinhole.Transport.Media;
-using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Uplink;
 
 namespace Pinhole.Relay.Uplink;
@@ -18,7 +17,7 @@ public sealed class RelayUplinkSession
     private readonly UplinkEndpointOptions _options;
     private readonly MediaStreamRegistry _streams;
     private readonly UplinkSessionRegistry _sessions;
-    private readonly MetricsRegistry _metrics;
+    private readonly UplinkMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly ILogger _logger;
     private readonly IUplinkSessionObserver? _observer;
@@ -27,7 +26,7 @@ public sealed class RelayUplinkSession
     private readonly Dictionary<ushort, AnnouncedStream> _announced = [];
     private readonly HashSet<ushort> _refusedStreams = [];
     private readonly RefusalLog? _refusals;
-    private readonly Counter _frames, _bytes;
+    private readonly KeyValuePair<string, object?> _device;
     private readonly string? _remote;
     private readonly Lock _ackLock = new();
     private ulong _lastSequence, _ackedSequence, _lastSendTimestamp;
@@ -35,7 +34,7 @@ public sealed class RelayUplinkSession
     private string? _endReason;
 
     internal RelayUplinkSession(string deviceId, string? remote, WebSocket socket, UplinkEndpointOptions options, MediaStreamRegistry streams,
-        UplinkSessionRegistry sessions, MetricsRegistry metrics, TimeProvider time, ILogger logger, IUplinkSessionObserver? observer = null, RefusalLog? refusals = null)
+        UplinkSessionRegistry sessions, UplinkMetrics metrics, TimeProvider time, ILogger logger, IUplinkSessionObserver? observer = null, RefusalLog? refusals = null)
     {
         DeviceId = deviceId;
         _refusals = refusals;
@@ -48,8 +47,7 @@ public sealed class RelayUplinkSession
         _metrics = metrics;
         _time = time;
         _logger = logger;
-        _frames = metrics.Counter("pinhole_uplink_frames_total", "Access units received over device uplinks.", ("device", deviceId));
-        _bytes = metrics.Counter("pinhole_uplink_bytes_total", "Media bytes received over device uplinks.", ("device", deviceId));
+        _device = new("device", deviceId);
     }
 
     /// <summary>The authenticated device.</summary>
@@ -105,7 +103,7 @@ public sealed class RelayUplinkSession
             // One live uplink per device: the newest wins, the old one is closed before we accept.
             var old = _sessions.Register(this);
             registered = true;
-            _metrics.Counter("pinhole_uplink_sessions_total", "Uplink sessions accepted.").Inc();
+            _metrics.Sessions.Add(1);
             if (old is not null)
             {
                 UplinkLog.Replaced(_logger, DeviceId);
@@ -140,7 +138,7 @@ public sealed class RelayUplinkSession
         {
             _endReason = $"{e.Reason.ToToken()}: {e.Message}";
             UplinkLog.ProtocolError(_logger, DeviceId, e.Reason.ToToken(), e.Message);
-            _metrics.Counter("pinhole_uplink_protocol_errors_total", "Uplink sessions ended by a protocol error.", ("reason", e.Reason.ToToken())).Inc();
+            _metrics.ProtocolErrors.Add(1, new KeyValuePair<string, object?>("reason", e.Reason.ToToken()));
             await _link.CloseAsync(new Goodbye(e.Reason, e.Message.Length > 500 ? e.Message[..500] : e.Message),
                 e.Reason == UplinkReason.MessageTooLarge ? WebSocketCloseStatus.MessageTooBig : WebSocketCloseStatus.ProtocolError, TimeSpan.FromSeconds(2));
         }
@@ -197,7 +195,7 @@ public sealed class RelayUplinkSession
             case Hello hello when hello.MinVersion <= UplinkProtocol.Version && UplinkProtocol.Version <= hello.MaxVersion:
                 return hello;
             case Hello hello:
-                _metrics.Counter("pinhole_uplink_rejects_total", "Uplink attempts refused.", ("reason", UplinkReason.UnsupportedVersion.ToToken())).Inc();
+                _metrics.Reject(UplinkReason.UnsupportedVersion.ToToken());
                 await RejectAsync(UplinkReason.UnsupportedVersion,
                     $"device speaks protocol versions {hello.MinVersion}-{hello.MaxVersion}; this relay speaks {UplinkProtocol.Version}");
                 return null;
@@ -251,7 +249,7 @@ public sealed class RelayUplinkSession
                     // underflow the unsigned subtraction into an overflowing TimeSpan.
                     var now = NowMicros();
                     var rtt = pong.Timestamp <= now ? TimeSpan.FromMicroseconds(Math.Min(now - pong.Timestamp, (ulong)TimeSpan.FromHours(1).TotalMicroseconds)) : TimeSpan.Zero;
-                    _metrics.Gauge("pinhole_uplink_rtt_seconds", "Round-trip time of relay pings over the uplink.", ("device", DeviceId)).Set(rtt.TotalSeconds);
+                    _metrics.Rtt.Record(rtt.TotalSeconds, _device);
                     break;
                 case DropReport drops:
                     OnDropReport(drops);
@@ -316,8 +314,8 @@ public sealed class RelayUplinkSession
         }
         // A refused camera's frames are acknowledged (the device must not stall) and dropped.
         if (refused) return;
-        _frames.Inc();
-        _bytes.Inc(frame.Unit.Data.Length);
+        _metrics.Frames.Add(1, _device);
+        _metrics.Bytes.Add(frame.Unit.Data.Length, _device);
         announced!.Stream.OnAccessUnit(frame.Unit);
     }
 
@@ -325,14 +323,12 @@ public sealed class RelayUplinkSession
     {
         if (!_announced.TryGetValue(report.StreamId, out var announced)) return; // reports only count for announced streams
         var camera = announced.Stream.Camera;
-        var counter = _metrics.Counter("pinhole_uplink_device_drops_total", "Frames the device dropped because its uplink was too slow (device-reported).",
-            ("device", DeviceId), ("camera", camera));
         // Reports are cumulative per device run, repeated after every reconnect. A lower value means
         // the device restarted: count it all.
         var previous = _sessions.ExchangeReportedDrops(DeviceId, camera, report.DroppedFrames);
         var delta = report.DroppedFrames >= previous ? report.DroppedFrames - previous : report.DroppedFrames;
         if (delta == 0) return;
-        counter.Inc((long)Math.Min(delta, long.MaxValue));
+        _metrics.DeviceDrops.Add((long)Math.Min(delta, long.MaxValue), _device, new KeyValuePair<string, object?>("camera", camera));
         UplinkLog.DeviceDrops(_logger, DeviceId, camera, delta);
     }
 
@@ -351,7 +347,7 @@ public sealed class RelayUplinkSession
                 if (silence + tick <= _options.DeadLinkTimeout) continue; // one tick early: never later than the timeout
                 _endReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
                 UplinkLog.DeadLink(_logger, DeviceId, silence);
-                _metrics.Counter("pinhole_uplink_dead_links_total", "Uplinks closed because heartbeats stopped.").Inc();
+                _metrics.DeadLinks.Add(1);
                 await _stop.CancelAsync();
                 _link.Socket.Abort();
                 return;

@@ -7,7 +7,8 @@ using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Devices;
 using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
+using Pinhole.Relay.Telemetry;
 using Pinhole.Transport.Uplink;
 
 namespace Pinhole.Relay.Uplink;
@@ -24,8 +25,9 @@ public static class UplinkEndpoint
         services.TryAddSingleton(options);
         services.TryAddSingleton<UplinkSessionRegistry>();
         services.TryAddSingleton(TimeProvider.System);
+        services.AddRelayMeter();
         services.TryAddSingleton<RefusalLog>();
-        services.TryAddSingleton<MetricsRegistry>();
+        services.TryAddSingleton(sp => new UplinkMetrics(sp.GetRequiredService<Meter>()));
         return services;
     }
 
@@ -36,10 +38,10 @@ public static class UplinkEndpoint
         var sp = endpoints.ServiceProvider;
         var options = sp.GetService<UplinkEndpointOptions>() ?? new UplinkEndpointOptions();
         var sessions = sp.GetService<UplinkSessionRegistry>() ?? new UplinkSessionRegistry();
-        var metrics = sp.GetRequiredService<MetricsRegistry>();
+        var meter = sp.GetRequiredService<UplinkMetrics>().Meter;
         // Wrong device tokens are slowed per address: a device token names no account to lock.
         var throttle = new AddressThrottle(sp.GetService<TimeProvider>() ?? TimeProvider.System);
-        metrics.ObservableGauge("pinhole_uplinks_connected", "Devices with a live uplink.", () => sessions.Count);
+        meter.CreateObservableGauge("pinhole_uplinks_connected", () => sessions.Count, description: "Devices with a live uplink.");
         endpoints.Map(options.Path, context => HandleAsync(context, options, sessions, throttle));
         return endpoints;
     }
@@ -48,7 +50,7 @@ public static class UplinkEndpoint
     {
         var sp = context.RequestServices;
         var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Pinhole.Relay.Uplink");
-        var metrics = sp.GetRequiredService<MetricsRegistry>();
+        var metrics = sp.GetRequiredService<UplinkMetrics>();
         var remote = context.Connection.RemoteIpAddress?.ToString();
 
         if (!context.WebSockets.IsWebSocketRequest)
@@ -83,7 +85,7 @@ public static class UplinkEndpoint
             // Not even looked at: this address sent wrong tokens too often.
             var seconds = (int)Math.Ceiling(wait.TotalSeconds);
             refusals.Refused("uplink-token-throttled", address, $"too many wrong device tokens; next attempt admitted in {seconds} s");
-            metrics.Counter("pinhole_uplink_rejects_total", "Uplink attempts refused.", ("reason", "throttled")).Inc();
+            metrics.Reject("throttled");
             context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
             context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
             context.Response.Headers[UplinkProtocol.RejectHeader] = UplinkReason.Unauthorized.ToToken();
@@ -119,10 +121,10 @@ public static class UplinkEndpoint
         return false;
     }
 
-    private static async Task RefuseAsync(HttpContext context, int status, UplinkReason reason, string detail, ILogger logger, MetricsRegistry metrics, string? remote)
+    private static async Task RefuseAsync(HttpContext context, int status, UplinkReason reason, string detail, ILogger logger, UplinkMetrics metrics, string? remote)
     {
         UplinkLog.Refused(logger, remote, reason.ToToken(), detail);
-        metrics.Counter("pinhole_uplink_rejects_total", "Uplink attempts refused.", ("reason", reason.ToToken())).Inc();
+        metrics.Reject(reason.ToToken());
         context.Response.StatusCode = status;
         context.Response.Headers[UplinkProtocol.RejectHeader] = reason.ToToken();
         context.Response.ContentType = "text/plain; charset=utf-8";

@@ -5,7 +5,7 @@ using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Fleet;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Tests.Support;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 using Pinhole.Transport.Uplink;
 
 namespace Pinhole.EdgeHost.Tests.Fleet;
@@ -31,7 +31,7 @@ public sealed class FleetAgentTests : IAsyncLifetime
               "dataDir": "{{Path.Combine(_dir.Path, "data")}}", "fleet": { "connectivityGuard": "10s" } }
             """);
         var config = EdgeConfigLoader.LoadFile(path).Config!;
-        _supervisor = new PipelineSupervisor([new NoPipelines()], new MetricsRegistry(), TimeProvider.System, NullLogger<PipelineSupervisor>.Instance, new SupervisorOptions());
+        _supervisor = new PipelineSupervisor([new NoPipelines()], new Meter("test"), TimeProvider.System, NullLogger<PipelineSupervisor>.Instance, new SupervisorOptions());
         await _supervisor.StartAsync(config);
         var store = new EdgeConfigStore(path, config, _supervisor, NullLogger<EdgeConfigStore>.Instance);
         _agent = new FleetAgent(store, _supervisor, TimeProvider.System, NullLogger<FleetAgent>.Instance);

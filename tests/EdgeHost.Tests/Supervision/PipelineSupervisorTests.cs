@@ -2,7 +2,8 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Tests.Support;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
+using Pinhole.Testing;
 
 namespace Pinhole.EdgeHost.Tests.Supervision;
 
@@ -20,8 +21,8 @@ public class PipelineSupervisorTests
         StopGrace = TimeSpan.FromMilliseconds(300),
     };
 
-    private static PipelineSupervisor Supervisor(SupervisorOptions options, MetricsRegistry metrics, params PipelineSpec[] specs) =>
-        new([new FixedFactory(specs)], metrics, TimeProvider.System, NullLogger<PipelineSupervisor>.Instance, options);
+    private static PipelineSupervisor Supervisor(SupervisorOptions options, Meter meter, params PipelineSpec[] specs) =>
+        new([new FixedFactory(specs)], meter, TimeProvider.System, NullLogger<PipelineSupervisor>.Instance, options);
 
     private sealed class FixedFactory(PipelineSpec[] specs) : IPipelineFactory
     {
@@ -35,8 +36,8 @@ public class PipelineSupervisorTests
     public async Task A_throwing_pipeline_is_restarted_forever_with_growing_capped_backoff_and_reported()
     {
         var log = new StartLog();
-        var metrics = new MetricsRegistry();
-        await using var supervisor = Supervisor(Fast(), metrics,
+        using var metrics = new MeterProbe(new Meter("test"));
+        await using var supervisor = Supervisor(Fast(), metrics.Meter,
             Spec("camera/door", Timeout.InfiniteTimeSpan, log, (_, _) => throw new InvalidOperationException("boom")));
         await supervisor.StartAsync(Empty);
 
@@ -66,7 +67,7 @@ public class PipelineSupervisorTests
     {
         var log = new StartLog();
         var cancelled = 0;
-        await using var supervisor = Supervisor(Fast(), new MetricsRegistry(),
+        await using var supervisor = Supervisor(Fast(), new Meter("test"),
             Spec("sensor/t", TimeSpan.FromMilliseconds(300), log, async (ctx, ct) =>
             {
                 ctx.Heartbeat();
@@ -87,7 +88,7 @@ public class PipelineSupervisorTests
     public async Task A_pipeline_that_heartbeats_is_not_restarted_as_stalled()
     {
         var log = new StartLog();
-        await using var supervisor = Supervisor(Fast(), new MetricsRegistry(),
+        await using var supervisor = Supervisor(Fast(), new Meter("test"),
             Spec("uplink", TimeSpan.FromMilliseconds(1000), log, async (ctx, ct) =>
             {
                 while (true) { ctx.Heartbeat(); await Task.Delay(50, ct); }
@@ -105,7 +106,7 @@ public class PipelineSupervisorTests
     public async Task A_stalled_pipeline_that_ignores_cancellation_is_abandoned_and_replaced()
     {
         var log = new StartLog();
-        await using var supervisor = Supervisor(Fast(), new MetricsRegistry(),
+        await using var supervisor = Supervisor(Fast(), new Meter("test"),
             Spec("camera/stuck", TimeSpan.FromMilliseconds(200), log, (_, _) => Task.Delay(Timeout.Infinite, CancellationToken.None)));
         await supervisor.StartAsync(Empty);
         await EdgeTestHost.WaitUntilAsync(() => log.Count("camera/stuck") >= 2, TimeSpan.FromSeconds(10), "a replacement");
@@ -115,7 +116,7 @@ public class PipelineSupervisorTests
     public async Task Returning_counts_as_a_failure()
     {
         var log = new StartLog();
-        await using var supervisor = Supervisor(Fast(), new MetricsRegistry(),
+        await using var supervisor = Supervisor(Fast(), new Meter("test"),
             Spec("mqtt", Timeout.InfiniteTimeSpan, log, (_, _) => Task.CompletedTask));
         await supervisor.StartAsync(Empty);
         await EdgeTestHost.WaitUntilAsync(() => log.Count("mqtt") >= 2, TimeSpan.FromSeconds(10), "a restart");
@@ -176,13 +177,14 @@ public class PipelineSupervisorTests
     public async Task Applying_a_config_restarts_only_changed_pipelines_adds_new_and_stops_removed()
     {
         var log = new StartLog();
-        var metrics = new MetricsRegistry();
-        await using var supervisor = new PipelineSupervisor([new FakeFeatureFactory(log)], metrics, TimeProvider.System,
+        using var metrics = new MeterProbe(new Meter("test"));
+        await using var supervisor = new PipelineSupervisor([new FakeFeatureFactory(log)], metrics.Meter, TimeProvider.System,
             NullLogger<PipelineSupervisor>.Instance, Fast());
         var before = EdgeConfigLoader.Parse(TempConfigDir.Sample(), "/tmp").Config!;
         await supervisor.StartAsync(before);
         string[] all = ["uplink", "camera/door", "camera/pi", "sensor/cpu_temp", "sensor/door_contact", "mqtt"];
         await EdgeTestHost.WaitUntilAsync(() => all.All(n => log.Count(n) == 1), TimeSpan.FromSeconds(10), "all started");
+        Assert.Contains("pinhole_pipeline_up{pipeline=\"sensor/door_contact\"}", metrics.Render(), StringComparison.Ordinal);
 
         var json = TempConfigDir.Sample()
             .Replace("rtsp://user:pass@192.168.1.64:554/stream1", "rtsp://user:pass@192.168.1.65:554/stream2", StringComparison.Ordinal)
@@ -219,7 +221,7 @@ public class PipelineSupervisorTests
     public async Task Stopping_stops_every_pipeline()
     {
         var log = new StartLog();
-        var supervisor = new PipelineSupervisor([new FakeFeatureFactory(log)], new MetricsRegistry(), TimeProvider.System,
+        var supervisor = new PipelineSupervisor([new FakeFeatureFactory(log)], new Meter("test"), TimeProvider.System,
             NullLogger<PipelineSupervisor>.Instance, Fast());
         await supervisor.StartAsync(EdgeConfigLoader.Parse(TempConfigDir.Sample(), "/tmp").Config!);
         await EdgeTestHost.WaitUntilAsync(() => supervisor.Snapshot().All(s => s.State == PipelineState.Running), TimeSpan.FromSeconds(10), "running");

@@ -5,7 +5,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Systemd;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 using Pinhole.EdgeHost.Tests.Support;
 
 namespace Pinhole.EdgeHost.Tests.Systemd;
@@ -36,7 +36,7 @@ public class SdNotifyTests(ITestOutputHelper testOutput)
         var inner = new SystemdNotifier();
         Assert.Throws<System.Net.Sockets.SocketException>(() => inner.Notify(ServiceState.Ready));
         var logs = new Telemetry.ListLogger();
-        var supervisor = new PipelineSupervisor([], new MetricsRegistry(), TimeProvider.System, NullLogger<PipelineSupervisor>.Instance, new SupervisorOptions());
+        var supervisor = new PipelineSupervisor([], new Meter("test"), TimeProvider.System, NullLogger<PipelineSupervisor>.Instance, new SupervisorOptions());
         var notifier = new SupervisorStatusNotifier(inner, supervisor, new Logger<SupervisorStatusNotifier>(logs));
         notifier.Notify(ServiceState.Ready);
         notifier.Notify(new ServiceState("WATCHDOG=1"));

@@ -4,7 +4,8 @@ using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Telemetry;
 using Pinhole.Testing.Sensors;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
+using Pinhole.Testing;
 
 namespace Pinhole.EdgeHost.Tests.Telemetry;
 
@@ -13,7 +14,7 @@ public sealed class ChipSensorPipelineTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("chips-");
     private readonly ListLogger _log = new();
-    private readonly MetricsRegistry _metrics = new();
+    private readonly MeterProbe _probe = new(new Meter("test"));
 
     public void Dispose() => _dir.Delete(true);
 
@@ -47,7 +48,7 @@ public sealed class ChipSensorPipelineTests : IDisposable
             new SensorConfig { Name = "room", Kind = "bme280", Bus = 1, Address = "0x76", Interval = "100ms" },
             new SensorConfig { Name = "adc", Kind = "ads1115", Bus = 1, Address = "0x48", Interval = "100ms" });
         Assert.Empty(TelemetryPipelines.Validate(config));
-        await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, TimeProvider.System, buses, broker);
+        await using var telemetry = TelemetryPipelines.Create(config, _log, _probe.Meter, TimeProvider.System, buses, broker);
         Assert.Equal(["sensor/room", "sensor/adc", "mqtt"], telemetry.Pipelines.Select(p => p.Name));
 
         using var stop = new CancellationTokenSource();
@@ -96,7 +97,7 @@ public sealed class ChipSensorPipelineTests : IDisposable
 
         Assert.Contains((1, 0x76), opened);
         Assert.Contains((1, 0x48), opened);
-        Assert.Contains("pinhole_sensor_ok{sensor=\"room\"} 1", _metrics.Render(), StringComparison.Ordinal);
+        Assert.Contains("pinhole_sensor_ok{sensor=\"room\"} 1", _probe.Render(), StringComparison.Ordinal);
         await stop.CancelAsync();
         foreach (var run in runs) await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run);
     }
@@ -106,7 +107,7 @@ public sealed class ChipSensorPipelineTests : IDisposable
     {
         var buses = new SensorBuses { OpenI2c = (bus, _) => throw new FileNotFoundException($"no I2C bus /dev/i2c-{bus}") };
         var config = Config(new SensorConfig { Name = "office", Kind = "sht3x", Bus = 7, Address = "0x44", Interval = "100ms" });
-        await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, TimeProvider.System, buses, connector: null);
+        await using var telemetry = TelemetryPipelines.Create(config, _log, _probe.Meter, TimeProvider.System, buses, connector: null);
         var context = new RecordingContext();
         using var stop = new CancellationTokenSource();
         var run = telemetry.Pipelines.Single().RunAsync(context, stop.Token);

@@ -2,7 +2,7 @@ using System.Text.Json;
 using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Telemetry;
 using Pinhole.EdgeHost.Telemetry.Outbox;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 
 namespace Pinhole.EdgeHost.Tests.Telemetry;
 
@@ -37,7 +37,7 @@ public sealed class MqttTelemetrySessionTests : IAsyncLifetime
         var options = new TelemetryConnectOptions(new Uri("mqtt://127.0.0.1:1883"), "pinhole-edge-gw1", "gw1", "pw",
             topics.Status, "offline", TimeSpan.FromSeconds(15), TimeSpan.FromDays(1), null);
         var session = new MqttTelemetrySession(_broker, options, topics, [("cpu_temp", "°C"), ("door", "")], _outbox,
-            new MetricsRegistry(), TimeProvider.System, _log, new Backoff(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(20)));
+            new TelemetryCounters(new Meter("test")), TimeProvider.System, _log, new Backoff(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(20)));
         Assert.Equal("mqtt", session.Name);
         _run = session.RunAsync(_context, _stop.Token);
     }

@@ -5,7 +5,8 @@ using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Telemetry;
 using Pinhole.Testing.Time;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
+using Pinhole.Testing;
 
 namespace Pinhole.EdgeHost.Tests.Telemetry;
 
@@ -13,7 +14,7 @@ public sealed class SensorPipelineTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("pipelines-");
     private readonly ListLogger _log = new();
-    private readonly MetricsRegistry _metrics = new();
+    private readonly MeterProbe _probe = new(new Meter("test"));
 
     public void Dispose() => _dir.Delete(true);
 
@@ -34,7 +35,7 @@ public sealed class SensorPipelineTests : IDisposable
         chip.SetInputLevel(17, PinValue.High);
         string? openedChip = null;
         var config = Config(new SensorConfig { Name = "door_contact", Kind = "gpio", Chip = "/dev/gpiochip0", Line = 17, Edge = "both", Debounce = "20ms" });
-        await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, chipTime,
+        await using var telemetry = TelemetryPipelines.Create(config, _log, _probe.Meter, chipTime,
             new SensorBuses { OpenGpioChip = c => { openedChip = c; return new GpioController(chip); } }, connector: new FakeConnector());
         var pipeline = telemetry.Pipelines.Single(p => p.Name == "sensor/door_contact");
         Assert.Contains(telemetry.Pipelines, p => p.Name == "mqtt");
@@ -75,7 +76,7 @@ public sealed class SensorPipelineTests : IDisposable
     public async Task A_missing_gpio_chip_is_a_fault_not_a_crash()
     {
         var config = Config(new SensorConfig { Name = "door", Kind = "gpio", Chip = "/dev/gpiochip9", Line = 1 });
-        await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, TimeProvider.System,
+        await using var telemetry = TelemetryPipelines.Create(config, _log, _probe.Meter, TimeProvider.System,
             SensorBuses.System, connector: null);
         using var stop = new CancellationTokenSource();
         var run = telemetry.Pipelines.Single().RunAsync(new RecordingContext(), stop.Token);
@@ -90,7 +91,7 @@ public sealed class SensorPipelineTests : IDisposable
     {
         var file = Path.Combine(_dir.FullName, "thermal_zone0", "temp");
         var config = Config(new SensorConfig { Name = "cpu_temp", Kind = "file", Path = file, Scale = 0.001, Unit = "°C", Interval = "20ms" });
-        await using var telemetry = TelemetryPipelines.Create(config, _log, _metrics, TimeProvider.System, new SensorBuses { OpenGpioChip = _ => throw new InvalidOperationException() }, connector: null);
+        await using var telemetry = TelemetryPipelines.Create(config, _log, _probe.Meter, TimeProvider.System, new SensorBuses { OpenGpioChip = _ => throw new InvalidOperationException() }, connector: null);
         var pipeline = telemetry.Pipelines.Single();
         Assert.Equal("sensor/cpu_temp", pipeline.Name);
         var context = new RecordingContext();
@@ -121,8 +122,8 @@ public sealed class SensorPipelineTests : IDisposable
         await Eventually.True(() => context.Heartbeats >= before + 10, "10 more polls");
         Assert.Equal(2, Warnings());
         Assert.Equal(1, Recoveries());
-        Assert.Contains("pinhole_sensor_faults_total{sensor=\"cpu_temp\"} 2", _metrics.Render(), StringComparison.Ordinal);
-        Assert.Contains("pinhole_sensor_ok{sensor=\"cpu_temp\"} 0", _metrics.Render(), StringComparison.Ordinal);
+        Assert.Contains("pinhole_sensor_faults_total{sensor=\"cpu_temp\"} 2", _probe.Render(), StringComparison.Ordinal);
+        Assert.Contains("pinhole_sensor_ok{sensor=\"cpu_temp\"} 0", _probe.Render(), StringComparison.Ordinal);
 
         // Back again: a second recovery; sequence numbers kept counting without a hole.
         WriteAtomically(file, "40000\n");

@@ -2,7 +2,7 @@ using Pinhole.Drivers.Gpio;
 using Pinhole.Drivers.Sensors;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Telemetry;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 
 namespace Pinhole.EdgeHost.Tests.Telemetry;
 
@@ -10,11 +10,12 @@ public sealed class TelemetryPipelineFactoryTests : IAsyncLifetime
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("factory-");
     private readonly FakeConnector _broker = new();
+    private readonly Meter _meter = new("test");
     private TelemetryPipelineFactory _factory = null!;
 
     public Task InitializeAsync()
     {
-        _factory = new TelemetryPipelineFactory(new ListLogger(), new MetricsRegistry(), TimeProvider.System, new SensorBuses { OpenGpioChip = _ => new System.Device.Gpio.GpioController(new InMemoryGpioDriver()) }, _broker);
+        _factory = new TelemetryPipelineFactory(new ListLogger(), _meter, new TelemetryCounters(_meter), TimeProvider.System, new SensorBuses { OpenGpioChip = _ => new System.Device.Gpio.GpioController(new InMemoryGpioDriver()) }, _broker);
         return Task.CompletedTask;
     }
 

@@ -1,6 +1,6 @@
 using Pinhole.EdgeHost.Uplink;
 using Pinhole.Transport.Media;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 
 namespace Pinhole.EdgeHost.Tests.Uplink;
 
@@ -41,7 +41,7 @@ public class UplinkSendQueueTests
     public void A_camera_that_ends_and_restarts_before_its_queue_drained_still_ends_between_its_old_and_new_frames()
     {
         var time = new ManualTime();
-        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new Meter("test"));
         var cam = q.AddCamera("cam");
         q.SetTracks(cam, [Video]);
         for (var i = 0; i < 10; i++) q.Enqueue(cam, Frame(i));
@@ -57,7 +57,7 @@ public class UplinkSendQueueTests
     public void A_camera_that_ends_with_nothing_queued_ends_at_once_and_only_once()
     {
         var time = new ManualTime();
-        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new Meter("test"));
         var cam = q.AddCamera("cam");
         q.SetTracks(cam, [Video]);
         q.Enqueue(cam, Frame(0));
@@ -73,7 +73,7 @@ public class UplinkSendQueueTests
     public void Fast_link_delivers_everything_in_order_after_the_first_keyframe()
     {
         var time = new ManualTime();
-        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new Meter("test"));
         var cam = q.AddCamera("cam");
         q.SetTracks(cam, [Video]);
         var sent = new List<int>();
@@ -91,7 +91,7 @@ public class UplinkSendQueueTests
     public void Stalled_link_keeps_at_most_the_time_bound_and_resumes_at_a_keyframe()
     {
         var time = new ManualTime();
-        var q = new UplinkSendQueue(TimeSpan.FromSeconds(1.5), 1 << 20, time, new MetricsRegistry());
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(1.5), 1 << 20, time, new Meter("test"));
         var cam = q.AddCamera("cam");
         q.SetTracks(cam, [Video]);
         // 4 s of video while nothing is sent.
@@ -112,7 +112,7 @@ public class UplinkSendQueueTests
     public void Overflow_mid_gop_drops_the_gop_tail_and_skips_to_the_next_keyframe()
     {
         var time = new ManualTime();
-        var q = new UplinkSendQueue(TimeSpan.FromSeconds(0.5), 1 << 20, time, new MetricsRegistry());
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(0.5), 1 << 20, time, new Meter("test"));
         var cam = q.AddCamera("cam");
         q.SetTracks(cam, [Video]);
         var sent = new List<int>();
@@ -136,7 +136,7 @@ public class UplinkSendQueueTests
     public void Byte_cap_drops_by_gop_too()
     {
         var time = new ManualTime();
-        var q = new UplinkSendQueue(TimeSpan.FromSeconds(100), 40, time, new MetricsRegistry()); // 10 frames of 4 bytes
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(100), 40, time, new Meter("test")); // 10 frames of 4 bytes
         var cam = q.AddCamera("cam");
         q.SetTracks(cam, [Video]);
         for (var i = 0; i < 30; i++) q.Enqueue(cam, Frame(i));
@@ -148,7 +148,7 @@ public class UplinkSendQueueTests
     public void Audio_follows_the_video_gop_and_cameras_interleave_in_arrival_order()
     {
         var time = new ManualTime();
-        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new Meter("test"));
         var a = q.AddCamera("a");
         var b = q.AddCamera("b");
         q.SetTracks(a, [Video, Audio]);
@@ -167,7 +167,7 @@ public class UplinkSendQueueTests
     [Fact]
     public void Frames_before_tracks_are_dropped_and_counted()
     {
-        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, new ManualTime(), new MetricsRegistry());
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, new ManualTime(), new Meter("test"));
         var cam = q.AddCamera("cam");
         q.Enqueue(cam, Frame(0));
         Assert.False(q.TryDequeue(out _));
@@ -178,7 +178,7 @@ public class UplinkSendQueueTests
     public void New_connection_restarts_every_camera_at_a_keyframe()
     {
         var time = new ManualTime();
-        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry());
+        var q = new UplinkSendQueue(TimeSpan.FromSeconds(2), 1 << 20, time, new Meter("test"));
         var cam = q.AddCamera("cam");
         q.SetTracks(cam, [Video]);
         for (var i = 0; i < 10; i++) q.Enqueue(cam, Frame(i));
@@ -191,7 +191,7 @@ public class UplinkSendQueueTests
     // Delay-bounded sending on a slow link (docs/benchmarks.md, slow-link): frames are 4 bytes here,
     // so a rate of a few bytes per second makes a transfer time of a large fraction of a second.
     private static UplinkSendQueue SlowLinkQueue(ManualTime time) =>
-        new(TimeSpan.FromSeconds(2), 1 << 20, time, new MetricsRegistry()) { TargetDelay = TimeSpan.FromSeconds(0.8) };
+        new(TimeSpan.FromSeconds(2), 1 << 20, time, new Meter("test")) { TargetDelay = TimeSpan.FromSeconds(0.8) };
 
     [Fact]
     public void On_a_slow_link_the_rest_of_a_gop_that_would_arrive_after_the_target_is_dropped_but_its_keyframe_is_sent()

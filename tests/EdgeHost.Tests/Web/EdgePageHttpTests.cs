@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 using Pinhole.EdgeHost.Tests.Support;
 using Pinhole.EdgeHost.Web;
 
@@ -66,14 +66,14 @@ public partial class EdgePageHttpTests
     [Fact]
     public async Task Metrics_show_pipeline_states_restarts_and_what_pipelines_register()
     {
-        // Registered the way a camera feature would: a factory that takes the shared MetricsRegistry from DI.
+        // Registered the way a camera feature would: a factory that takes the edge's Meter from DI.
         await using var host = await EdgeTestHost.StartAsync(services: s => s.AddPipelineFactory((sp, config) =>
         {
-            var metrics = sp.GetRequiredService<MetricsRegistry>();
+            var meter = sp.GetRequiredService<Meter>();
             return [new PipelineSpec("camera/counting", "1", () => new ScriptedPipeline("camera/counting", TimeSpan.FromSeconds(5), new StartLog(), async (ctx, ct) =>
             {
-                var frames = metrics.Counter("pinhole_frames_total", "Frames sent.", ("camera", "counting"));
-                while (true) { frames.Inc(); ctx.Heartbeat(); await Task.Delay(20, ct); }
+                var frames = meter.CreateCounter<long>("pinhole_frames_total", description: "Frames sent.");
+                while (true) { frames.Add(1, new KeyValuePair<string, object?>("camera", "counting")); ctx.Heartbeat(); await Task.Delay(20, ct); }
             }))];
         }));
         using var client = host.CreateClient();

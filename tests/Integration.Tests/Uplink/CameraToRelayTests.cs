@@ -5,7 +5,7 @@ using Pinhole.EdgeHost.Uplink;
 using Pinhole.Relay.Streaming;
 using Pinhole.Testing;
 using Pinhole.Transport.Media;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 using Xunit.Abstractions;
 
 namespace Pinhole.Integration.Tests.Uplink;
@@ -20,7 +20,7 @@ public class CameraToRelayTests(ITestOutputHelper output)
         await using var camera = await RtspCamera.StartAsync(new RtspCameraOptions { Width = 320, Height = 240, Fps = 25 });
         await using var relay = await TestRelay.StartAsync(output);
         using var logging = TestLogging.For(output, "edge ");
-        var uplink = new UplinkClient(new UplinkClientOptions { DeviceId = "gw1", Token = "secret-gw1", Relays = [relay.Uplink] }, new MetricsRegistry(), logging);
+        var uplink = new UplinkClient(new UplinkClientOptions { DeviceId = "gw1", Token = "secret-gw1", Relays = [relay.Uplink] }, new Meter("test"), logging);
         var pipeline = CameraPipeline.Create(new CameraConfig { Name = "door", Source = camera.Url.ToString() }, uplink, logging);
         var stream = relay.Streams.GetOrAdd("gw1", "door");
         await using var recorder = new StreamRecorder(stream);

@@ -10,7 +10,7 @@ using Pinhole.Relay.Devices;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Uplink;
 using Pinhole.Testing;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 using Xunit.Abstractions;
 
 namespace Pinhole.Integration.Tests.Uplink;
@@ -20,9 +20,10 @@ internal sealed class TestRelay : IAsyncDisposable
 {
     public static readonly Dictionary<string, string> Devices = new() { ["gw1"] = "secret-gw1", ["gw2"] = "secret-gw2" };
 
-    private TestRelay(WebApplication app, int port, bool tls, TestOutputLoggerProvider log)
+    private TestRelay(WebApplication app, MeterProbe metrics, int port, bool tls, TestOutputLoggerProvider log)
     {
         App = app;
+        Metrics = metrics;
         Log = log;
         Port = port;
         Uplink = new Uri($"{(tls ? "wss" : "ws")}://127.0.0.1:{port}/uplink");
@@ -35,7 +36,8 @@ internal sealed class TestRelay : IAsyncDisposable
     public int Port { get; }
     public Uri Uplink { get; }
     public MediaStreamRegistry Streams => App.Services.GetRequiredService<MediaStreamRegistry>();
-    public MetricsRegistry Metrics => App.Services.GetRequiredService<MetricsRegistry>();
+    /// <summary>The relay's instruments, read as a scrape of /metrics would (this minimal relay has no exporter).</summary>
+    public MeterProbe Metrics { get; }
     public UplinkSessionRegistry Sessions => App.Services.GetRequiredService<UplinkSessionRegistry>();
 
     public static async Task<TestRelay> StartAsync(ITestOutputHelper output, Action<UplinkEndpointOptions>? configure = null, X509Certificate2? certificate = null, int port = 0)
@@ -53,11 +55,12 @@ internal sealed class TestRelay : IAsyncDisposable
         builder.Services.AddSingleton<IDeviceAuthenticator>(new DictionaryAuthenticator(Devices));
         builder.Services.AddUplink(configure);
         var app = builder.Build();
+        var metrics = new MeterProbe(app.Services.GetRequiredService<Meter>());
         app.UseWebSockets();
         app.MapUplink();
         await app.StartAsync();
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new TestRelay(app, new Uri(address).Port, certificate is not null, log);
+        return new TestRelay(app, metrics, new Uri(address).Port, certificate is not null, log);
     }
 
     public async ValueTask DisposeAsync()
@@ -65,6 +68,7 @@ internal sealed class TestRelay : IAsyncDisposable
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
         await App.StopAsync(cts.Token);
         await App.DisposeAsync();
+        Metrics.Dispose();
     }
 
     private sealed class DictionaryAuthenticator(Dictionary<string, string> devices) : IDeviceAuthenticator

@@ -7,7 +7,8 @@ using Microsoft.Extensions.DependencyInjection;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Uplink;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
+using Pinhole.Testing;
 using Xunit.Abstractions;
 
 namespace Pinhole.Integration.Tests.Uplink;
@@ -57,7 +58,7 @@ public class UplinkClientTests(ITestOutputHelper output)
         Assert.Equal(50, edge.Client.FramesSent);
         Assert.Equal(0, edge.Client.DroppedFrames("cam"));
         var metrics = edge.Metrics.Render();
-        Assert.Contains("pinhole_uplink_frames_sent_total 50", metrics, StringComparison.Ordinal);
+        Assert.Contains("pinhole_uplink_frames_sent_total{} 50", metrics, StringComparison.Ordinal);
         Assert.Contains($"pinhole_uplink_connected{{relay=\"{relay.Uplink}\"}} 1", metrics, StringComparison.Ordinal);
         Assert.Contains("connected to", edge.Context.LastStatus, StringComparison.Ordinal);
     }
@@ -201,7 +202,7 @@ public class UplinkClientTests(ITestOutputHelper output)
         // connection also fell silent right after its handshake and the client, correctly, dialled a
         // third time; that stall is not yet explained (see the issue note), so it is not asserted away.
         Assert.True(proxy.ConnectionCount >= 2, $"expected a reconnect, saw {proxy.ConnectionCount} connection(s)");
-        Assert.Matches(@"pinhole_uplink_dead_links_total [1-9]", edge.Metrics.Render());
+        Assert.Matches(@"pinhole_uplink_dead_links_total\{\} [1-9]", edge.Metrics.Render());
     }
 
     [Fact]
@@ -273,10 +274,10 @@ public class UplinkClientTests(ITestOutputHelper output)
 
             using var http = new HttpClient { BaseAddress = relay.HttpUri };
             var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-            Assert.Contains("pinhole_uplinks_connected 1", metrics, StringComparison.Ordinal);
+            Assert.Contains("pinhole_uplinks_connected{} 1", metrics, StringComparison.Ordinal);
             Assert.Equal(0, edge.Client.DroppedFrames("door"));
             Assert.Contains("pinhole_uplink_frames_total{device=\"gw1\"} 25", metrics, StringComparison.Ordinal);
-            Assert.Contains("pinhole_relay_stream_online{device=\"gw1\",camera=\"door\"} 1", metrics, StringComparison.Ordinal);
+            Assert.Contains("pinhole_relay_stream_online{camera=\"door\",device=\"gw1\"} 1", metrics, StringComparison.Ordinal);
         }
         finally
         {
@@ -290,7 +291,7 @@ public class UplinkClientTests(ITestOutputHelper output)
         await using var first = await TestRelay.StartAsync(output, FastRelay);
         await using var second = await TestRelay.StartAsync(output, FastRelay);
         using var logging = TestLogging.For(output, "edge ");
-        var client = new UplinkClient(Options(first.Uplink), new MetricsRegistry(), logging);
+        var client = new UplinkClient(Options(first.Uplink), new Meter("test-edge"), logging);
         var sink = client.GetSink("cam");
         using var stop = new CancellationTokenSource();
         var feeding = new FakeCamera().RunAsync(sink, frames: int.MaxValue, stop.Token);
@@ -339,7 +340,7 @@ public class UplinkClientTests(ITestOutputHelper output)
 
     private static long RelayDrops(TestRelay relay)
     {
-        var line = relay.Metrics.Render().Split('\n').FirstOrDefault(l => l.StartsWith("pinhole_uplink_device_drops_total{device=\"gw1\",camera=\"cam\"}", StringComparison.Ordinal));
+        var line = relay.Metrics.Render().Split('\n').FirstOrDefault(l => l.StartsWith("pinhole_uplink_device_drops_total{camera=\"cam\",device=\"gw1\"}", StringComparison.Ordinal));
         return line is null ? 0 : long.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
     }
 
@@ -396,11 +397,12 @@ public class UplinkClientTests(ITestOutputHelper output)
         public RunningClient(UplinkClientOptions options, ITestOutputHelper output)
         {
             _logging = TestLogging.For(output, "edge ");
-            Client = new UplinkClient(options, Metrics, _logging);
+            Client = new UplinkClient(options, Metrics.Meter, _logging);
             _run = Client.RunAsync(Context, _cts.Token);
         }
 
-        public MetricsRegistry Metrics { get; } = new();
+        /// <summary>The client's instruments (its meter is its own, as the edge's is per host).</summary>
+        public MeterProbe Metrics { get; } = new(new Meter("test-edge"));
         public UplinkClient Client { get; }
         public RecordingContext Context { get; } = new();
 
@@ -410,6 +412,7 @@ public class UplinkClientTests(ITestOutputHelper output)
             await Assert.ThrowsAnyAsync<OperationCanceledException>(() => _run);
             _logging.Dispose();
             _cts.Dispose();
+            Metrics.Dispose();
         }
     }
 

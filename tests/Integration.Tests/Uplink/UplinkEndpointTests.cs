@@ -204,7 +204,7 @@ public class UplinkEndpointTests(ITestOutputHelper output)
 
         // Read (the relay's pings arrive) but never answer or send anything. Time the moment the relay
         // declares the link dead (its counter), not the close handshake with a peer that never answers.
-        await WaitUntilAsync(() => relay.Metrics.Render().Contains("pinhole_uplink_dead_links_total 1", StringComparison.Ordinal), "dead link detected");
+        await WaitUntilAsync(() => relay.Metrics.Render().Contains("pinhole_uplink_dead_links_total{} 1", StringComparison.Ordinal), "dead link detected");
         var detected = clock.Elapsed;
         await WaitUntilAsync(() => relay.Sessions.Count == 0, "dead session removed");
 
@@ -213,7 +213,7 @@ public class UplinkEndpointTests(ITestOutputHelper output)
         // share one process); a missed heartbeat check would leave the session open for minutes.
         Assert.InRange(detected, TimeSpan.FromMilliseconds(500), TimeSpan.FromMilliseconds(2800));
         Assert.False(stream.IsOnline);
-        Assert.Contains("pinhole_uplink_dead_links_total 1", relay.Metrics.Render(), StringComparison.Ordinal);
+        Assert.Contains("pinhole_uplink_dead_links_total{} 1", relay.Metrics.Render(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -275,7 +275,7 @@ public class UplinkEndpointTests(ITestOutputHelper output)
         await link.SendAsync(new DropReport(3, 25, 9000), cts.Token);
         await link.SendAsync(new Ping(1), cts.Token);
         Assert.IsType<Pong>(await ReceiveSkippingAsync(link, m => m is Ping, cts.Token));
-        Assert.Contains("pinhole_uplink_device_drops_total{device=\"gw1\",camera=\"door\"} 25", relay.Metrics.Render(), StringComparison.Ordinal);
+        Assert.Contains("pinhole_uplink_device_drops_total{camera=\"door\",device=\"gw1\"} 25", relay.Metrics.Render(), StringComparison.Ordinal);
 
         // After a reconnect the device repeats its totals: only the growth counts.
         await link.Socket.CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", cts.Token);
@@ -284,7 +284,7 @@ public class UplinkEndpointTests(ITestOutputHelper output)
         await again.SendAsync(new DropReport(0, 30, 9500), cts.Token);
         await again.SendAsync(new Ping(2), cts.Token);
         Assert.IsType<Pong>(await ReceiveSkippingAsync(again, m => m is Ping, cts.Token));
-        Assert.Contains("pinhole_uplink_device_drops_total{device=\"gw1\",camera=\"door\"} 30", relay.Metrics.Render(), StringComparison.Ordinal);
+        Assert.Contains("pinhole_uplink_device_drops_total{camera=\"door\",device=\"gw1\"} 30", relay.Metrics.Render(), StringComparison.Ordinal);
     }
 
     private static async Task WaitUntilAsync(Func<bool> condition, string what)

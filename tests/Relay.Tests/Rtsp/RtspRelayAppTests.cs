@@ -42,8 +42,8 @@ public sealed class RtspRelayAppTests(ITestOutputHelper output) : IDisposable
 
         using var http = new HttpClient { BaseAddress = relay.HttpUri };
         var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-        Assert.Contains("pinhole_rtsp_sessions_total 1", metrics);
-        Assert.Contains("pinhole_rtsp_auth_failures_total 1", metrics);
-        Assert.Matches(@"pinhole_rtsp_frames_sent_total [1-9]\d+", metrics);
+        Assert.Contains("pinhole_rtsp_sessions_total{} 1", metrics);
+        Assert.Contains("pinhole_rtsp_auth_failures_total{} 1", metrics);
+        Assert.Matches(@"pinhole_rtsp_frames_sent_total\{\} [1-9]\d+", metrics);
     }
 }

@@ -14,7 +14,7 @@ using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Viewers;
 using Pinhole.Testing;
 using Pinhole.Transport.Media;
-using Pinhole.Transport.Metrics;
+using System.Diagnostics.Metrics;
 using Pinhole.Transport.Rtsp;
 using Xunit.Abstractions;
 
@@ -89,7 +89,7 @@ internal sealed class RtspHarness : IAsyncDisposable
     public const string User = "alice";
     public const string Password = "s3cret:pw";
 
-    private RtspHarness(RtspServer server, MediaStreamRegistry registry, MetricsRegistry metrics)
+    private RtspHarness(RtspServer server, MediaStreamRegistry registry, MeterProbe metrics)
     {
         Server = server;
         Registry = registry;
@@ -98,7 +98,8 @@ internal sealed class RtspHarness : IAsyncDisposable
 
     public RtspServer Server { get; }
     public MediaStreamRegistry Registry { get; }
-    public MetricsRegistry Metrics { get; }
+    /// <summary>The server's instruments, read as a scrape would.</summary>
+    public MeterProbe Metrics { get; }
 
     /// <summary>The server's log lines, when started with an output.</summary>
     public TestOutputLoggerProvider? Log { get; private init; }
@@ -116,12 +117,12 @@ internal sealed class RtspHarness : IAsyncDisposable
         options = configure?.Invoke(options) ?? options;
         registry ??= new MediaStreamRegistry();
         var viewers = new ViewerDirectory(withViewers ? [new ViewerConfig { User = User, Password = Password }] : []);
-        var metrics = new MetricsRegistry();
+        var metrics = new MeterProbe(new Meter("test"));
         // With an output, the server's log lines (why a connection closed, …) land in the test's output.
         var log = output is null ? null : new TestOutputLoggerProvider(output, "relay");
         var factory = log is null ? null : new LoggerFactory([log]);
-        var server = new RtspServer(options, registry, viewers, metrics, TimeProvider.System, factory?.CreateLogger<RtspServer>(),
-            throttle, new RefusalLog(metrics, TimeProvider.System, factory?.CreateLogger<RefusalLog>()));
+        var server = new RtspServer(options, registry, viewers, metrics.Meter, TimeProvider.System, factory?.CreateLogger<RtspServer>(),
+            throttle, new RefusalLog(metrics.Meter, TimeProvider.System, factory?.CreateLogger<RefusalLog>()));
         await server.StartAsync(CancellationToken.None);
         return new RtspHarness(server, registry, metrics) { Log = log, LogFactory = factory };
     }
@@ -129,8 +130,10 @@ internal sealed class RtspHarness : IAsyncDisposable
     public string Url(string path, bool credentials = true) =>
         credentials ? $"rtsp://{User}:{Uri.EscapeDataString(Password)}@127.0.0.1:{Port}/{path}" : $"rtsp://127.0.0.1:{Port}/{path}";
 
+    /// <summary>The value of one series (<c>name</c> or <c>name{labels}</c>), NaN when it is not reported.</summary>
     public double Metric(string line)
     {
+        if (!line.Contains('{', StringComparison.Ordinal)) line += "{}";
         foreach (var l in Metrics.Render().Split('\n'))
             if (l.StartsWith(line + " ", StringComparison.Ordinal)) return double.Parse(l[(line.Length + 1)..], System.Globalization.CultureInfo.InvariantCulture);
         return double.NaN;
@@ -141,6 +144,8 @@ internal sealed class RtspHarness : IAsyncDisposable
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
         await Server.StopAsync(timeout.Token);
         LogFactory?.Dispose();
+        Metrics.Dispose();
+        Metrics.Meter.Dispose();
     }
 }
 

@@ -171,7 +171,8 @@ public sealed class GrafanaDataSourceTests : IAsyncLifetime
         var labels = "{device=\"gw1\",sensor=\"cpu_temp\",unit=\"°C\"}";
         Assert.Contains("# TYPE pinhole_sensor_value gauge\n", body, StringComparison.Ordinal);
         Assert.Contains($"pinhole_sensor_value{labels} {last.Value.ToString("R", CultureInfo.InvariantCulture)}\n", body, StringComparison.Ordinal);
-        Assert.Contains($"pinhole_sensor_timestamp_seconds{labels} {(last.Timestamp.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture)}\n", body, StringComparison.Ordinal);
+        var stamp = body.Split('\n').Single(l => l.StartsWith($"pinhole_sensor_timestamp_seconds{labels} ", StringComparison.Ordinal));
+        Assert.Equal(last.Timestamp.ToUnixTimeMilliseconds() / 1000.0, double.Parse(stamp.Split(' ')[^1], CultureInfo.InvariantCulture), 3);
 
         using var anonymous = await http.SendAsync(GrafanaRequest("/metrics", null));
         Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);

@@ -130,7 +130,7 @@ public class BrowserAttackTests
                 Assert.Equal(HttpStatusCode.Redirect, login.StatusCode);
             (status, body) = await Metrics(admin);
             Assert.Equal(HttpStatusCode.OK, status);
-            Assert.Contains("pinhole_relay_viewers 0", body, StringComparison.Ordinal);
+            Assert.Contains("pinhole_relay_viewers{} 0", body, StringComparison.Ordinal);
 
             // A scraper: an API token from `pinhole-relay tokens add`.
             var token = Pinhole.Relay.Fleet.ApiTokens.Create(relay.Services.GetRequiredService<Pinhole.Relay.Fleet.IFleetStore>(), "prometheus", DateTimeOffset.UtcNow);
@@ -138,7 +138,7 @@ public class BrowserAttackTests
             scraper.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", token);
             (status, body) = await Metrics(scraper);
             Assert.Equal(HttpStatusCode.OK, status);
-            Assert.Contains("pinhole_relay_viewers 0", body, StringComparison.Ordinal);
+            Assert.Contains("pinhole_relay_viewers{} 0", body, StringComparison.Ordinal);
         }
         finally
         {

@@ -5,7 +5,6 @@ using Microsoft.Extensions.Logging;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Telemetry;
-using Pinhole.Transport.Metrics;
 
 if (args.Length != 2 || args[0] != "--config")
 {
@@ -25,7 +24,8 @@ using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Creat
 using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(
     System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
 
-await using var telemetry = TelemetryPipelines.Create(config, loggerFactory, new MetricsRegistry());
+using var meter = new System.Diagnostics.Metrics.Meter("Pinhole.Edge");
+await using var telemetry = TelemetryPipelines.Create(config, loggerFactory, meter);
 var runs = telemetry.Pipelines.Select(p => RunForever(p, stop.Token)).ToList();
 Console.WriteLine($"telemetry host running: {string.Join(", ", telemetry.Pipelines.Select(p => p.Name))}; {telemetry.Outbox.PendingCount} readings queued");
 await Task.WhenAll(runs);

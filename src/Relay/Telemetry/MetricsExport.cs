@@ -1,0 +1,121 @@
+using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using OpenTelemetry.Metrics;
+using Pinhole.Relay.Configuration;
+using Pinhole.Relay.Devices;
+using Pinhole.Relay.Fleet;
+using Pinhole.Relay.Streaming;
+using Pinhole.Transport.Metrics;
+
+namespace Pinhole.Relay.Telemetry;
+
+/// <summary>
+/// The relay's metrics: one <see cref="Meter"/> (<see cref="PinholeMeters.Relay"/>) from the host's
+/// <see cref="IMeterFactory"/>, exported at <c>/metrics</c> by OpenTelemetry's Prometheus exporter
+/// behind the relay's access check. See docs/telemetry.md, "Metrics".
+/// </summary>
+internal static class MetricsExport
+{
+    /// <summary>Registers the relay's meter unless there is one (features call this, so they work alone).</summary>
+    public static IServiceCollection AddRelayMeter(this IServiceCollection services)
+    {
+        services.AddMetrics();
+        services.TryAddSingleton(sp => sp.GetRequiredService<IMeterFactory>().Create(PinholeMeters.Relay));
+        return services;
+    }
+
+    /// <summary>Registers the meter and the Prometheus exporter.</summary>
+    public static IServiceCollection AddRelayMetrics(this IServiceCollection services)
+    {
+        services.AddRelayMeter();
+        services.AddOpenTelemetry().WithMetrics(metrics =>
+        {
+            metrics.AddMeter(PinholeMeters.Relay);
+            // A MeterProvider listens to every meter of that name in the process; tests run several
+            // relays in one process, so export only the instruments of this host's meter factory.
+            ((IDeferredMeterProviderBuilder)metrics).Configure((sp, builder) =>
+            {
+                var factory = sp.GetRequiredService<IMeterFactory>();
+                builder.AddView(i => ReferenceEquals(i.Meter.Scope, factory) ? null : MetricStreamConfiguration.Drop);
+            });
+            metrics.AddPrometheusExporter(o =>
+            {
+                // Keep the documented names and series: counters are already named *_total, no
+                // scope label or target_info, and every scrape reads fresh values.
+                o.DisableTotalNameSuffixForCounters = true;
+                o.ScopeInfoEnabled = false;
+                o.TargetInfoEnabled = false;
+                o.ScrapeResponseCacheDurationMilliseconds = 0;
+            });
+        });
+        return services;
+    }
+
+    /// <summary>
+    /// Serves <c>/metrics</c>: the series name every device and camera, so it is for admins and
+    /// scrapers with an API token (<c>pinhole-relay tokens add NAME</c>), not for anyone who can
+    /// reach the relay, nor for viewers, unless relay.json says <c>"metrics": { "public": true }</c>.
+    /// Also registers the series read from the stream registry and the telemetry history.
+    /// </summary>
+    public static void UseRelayMetrics(this WebApplication app, RelayConfig config)
+    {
+        var meter = app.Services.GetRequiredService<Meter>();
+        ObserveStreams(meter, app.Services.GetRequiredService<MediaStreamRegistry>());
+        if (app.Services.GetService<ITelemetryStore>() is { } history)
+            ObserveSensors(meter, history, app.Services.GetRequiredService<DeviceRegistry>());
+        app.UseOpenTelemetryPrometheusScrapingEndpoint(
+            meterProvider: null,
+            predicate: context => context.Request.Path == "/metrics",
+            path: null,
+            configureBranchedPipeline: branch => branch.Use(async (context, next) =>
+            {
+                if (!config.Metrics.Public && Refuse(context) is { } refusal)
+                {
+                    await refusal.ExecuteAsync(context).ConfigureAwait(false);
+                    return;
+                }
+                await next(context).ConfigureAwait(false);
+            }),
+            optionsName: null);
+    }
+
+    private static IResult? Refuse(HttpContext context)
+    {
+        var caller = FleetApi.Identify(context);
+        if (caller is null)
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer realm=\"pinhole\"";
+            return Results.Text("/metrics needs Authorization: Bearer TOKEN (pinhole-relay tokens add NAME) or an admin's session (or \"metrics\": { \"public\": true } in relay.json)\n", statusCode: StatusCodes.Status401Unauthorized);
+        }
+        return caller.IsAdmin ? null
+            : Results.Text($"/metrics is for admins and API tokens; {caller.Name} is a viewer\n", statusCode: StatusCodes.Status403Forbidden);
+    }
+
+    private static void ObserveStreams(Meter meter, MediaStreamRegistry streams)
+    {
+        meter.CreateObservableGauge("pinhole_relay_viewers", () => streams.TotalViewers, description: "Viewers connected now, all protocols.");
+        meter.CreateObservableGauge("pinhole_relay_stream_online", () => PerStream(streams, s => s.IsOnline ? 1 : 0), description: "1 while the device delivers this camera.");
+        meter.CreateObservableCounter("pinhole_relay_stream_frames_total", () => PerStream(streams, s => s.FramesIn), description: "Access units received from the device.");
+        meter.CreateObservableCounter("pinhole_relay_stream_bytes_total", () => PerStream(streams, s => s.BytesIn), description: "Payload bytes received from the device.");
+        meter.CreateObservableGauge("pinhole_relay_stream_viewers", () => PerStream(streams, s => s.ViewerCount), description: "Viewers of this camera now.");
+        meter.CreateObservableGauge("pinhole_relay_stream_viewer_drops", () => PerStream(streams, s => s.ViewerDrops), description: "Frames skipped by current viewers that fell behind.");
+        meter.CreateObservableGauge("pinhole_relay_stream_bitrate_bps", () => PerStream(streams, s => s.BitsPerSecond), description: "Incoming bitrate over the last seconds.");
+    }
+
+    private static IEnumerable<Measurement<long>> PerStream(MediaStreamRegistry streams, Func<MediaStream, long> value) =>
+        streams.All.Select(s => new Measurement<long>(value(s),
+            new KeyValuePair<string, object?>("device", s.DeviceId), new KeyValuePair<string, object?>("camera", s.Camera)));
+
+    private static void ObserveSensors(Meter meter, ITelemetryStore history, DeviceRegistry devices)
+    {
+        IEnumerable<Measurement<double>> Latest(Func<SensorSummary, double> value) =>
+            devices.List().SelectMany(d => history.Sensors(d).Select(s => new Measurement<double>(value(s),
+                new KeyValuePair<string, object?>("device", d), new KeyValuePair<string, object?>("sensor", s.Name),
+                new KeyValuePair<string, object?>("unit", s.Unit))));
+        meter.CreateObservableGauge("pinhole_sensor_value", () => Latest(s => s.Value), description: "Latest reading of each device's sensor, as stored by the relay.");
+        meter.CreateObservableGauge("pinhole_sensor_timestamp_seconds", () => Latest(s => s.Timestamp.ToUnixTimeMilliseconds() / 1000.0), description: "When the latest reading was taken (Unix seconds).");
+    }
+}
