@@ -12,6 +12,7 @@ using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Telemetry;
+using Pinhole.Relay.Tunnels;
 using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
@@ -191,6 +192,7 @@ public sealed class RelayApp : IAsyncDisposable
         app.MapWhep();
         app.MapTelemetry();
         app.MapFleet();
+        app.MapTunnels();
         return new RelayApp(app, config);
     }
 

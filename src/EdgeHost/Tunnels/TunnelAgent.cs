@@ -1,0 +1,99 @@
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+using Pinhole.EdgeHost.Configuration;
+using Pinhole.Transport.Metrics;
+using Pinhole.Transport.Uplink;
+
+namespace Pinhole.EdgeHost.Tunnels;
+
+/// <summary>
+/// The device's end of tunnels (docs/tunnels.md): for each stream the relay opens, connects to the
+/// <c>expose</c> entry of that name and carries bytes both ways, half-closes included. A name that
+/// is not listed is refused, whatever the relay asks: the device never connects anywhere else.
+/// </summary>
+public sealed partial class TunnelAgent
+{
+    private readonly Dictionary<string, (string Host, int Port, string Target)> _targets = new(StringComparer.Ordinal);
+    private readonly ILogger _logger;
+    private readonly Counter _opened, _refused;
+    private readonly Gauge _open;
+    private int _active;
+
+    /// <summary>How long connecting to a target may take before the open is refused.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Creates the agent for the validated <c>expose</c> list.</summary>
+    public TunnelAgent(IEnumerable<ExposeConfig> expose, MetricsRegistry metrics, ILogger<TunnelAgent> logger)
+    {
+        ArgumentNullException.ThrowIfNull(expose);
+        ArgumentNullException.ThrowIfNull(metrics);
+        _logger = logger ?? throw new ArgumentNullException(nameof(logger));
+        foreach (var e in expose)
+        {
+            if (!ExposeConfig.TryParseTarget(e.Target, out var host, out var port, out var error))
+                throw new ArgumentException($"expose \"{e.Name}\": {error}", nameof(expose));
+            _targets[e.Name] = (host, port, e.Target);
+        }
+        _opened = metrics.Counter("pinhole_tunnel_streams_total", "Tunnel streams the device connected to an exposed target.");
+        _refused = metrics.Counter("pinhole_tunnel_refused_total", "Tunnel opens the device refused (not exposed, or the target did not answer).");
+        _open = metrics.Gauge("pinhole_tunnel_streams_open", "Tunnel streams open now.");
+    }
+
+    /// <summary>Tunnel streams carrying bytes now.</summary>
+    public int Active => Volatile.Read(ref _active);
+
+    /// <summary>The names the device exposes.</summary>
+    public IReadOnlyCollection<string> Names => _targets.Keys;
+
+    /// <summary>The <see cref="TunnelMux.Accepting"/> handler: never blocks (the uplink's receiving thread calls it).</summary>
+    public void OnOpen(TunnelStream stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        _ = Task.Run(() => RunAsync(stream));
+    }
+
+    private async Task RunAsync(TunnelStream stream)
+    {
+        using (stream)
+        {
+            if (!_targets.TryGetValue(stream.Name, out var target))
+            {
+                _refused.Inc();
+                NotExposed(_logger, stream.Name);
+                stream.Refuse(TunnelResetCode.NotExposed, $"this device does not expose \"{stream.Name}\"");
+                return;
+            }
+            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            try
+            {
+                using var timeout = new CancellationTokenSource(ConnectTimeout);
+                await socket.ConnectAsync(target.Host, target.Port, timeout.Token);
+            }
+            catch (Exception e) when (e is SocketException or OperationCanceledException or ArgumentException)
+            {
+                _refused.Inc();
+                var why = e is OperationCanceledException ? $"no answer within {ConnectTimeout.TotalSeconds:0} s" : e.Message;
+                ConnectFailed(_logger, stream.Name, target.Target, why);
+                stream.Refuse(TunnelResetCode.ConnectFailed, $"cannot connect to {stream.Name} ({target.Target}): {why}");
+                return;
+            }
+            _opened.Inc();
+            _open.Set(Interlocked.Increment(ref _active));
+            try
+            {
+                stream.Accept();
+                await TunnelBridge.RunAsync(socket, stream);
+            }
+            finally
+            {
+                _open.Set(Interlocked.Decrement(ref _active));
+            }
+        }
+    }
+
+    [LoggerMessage(1, LogLevel.Warning, "Tunnel to \"{Name}\" refused: it is not in expose")]
+    private static partial void NotExposed(ILogger logger, string name);
+
+    [LoggerMessage(2, LogLevel.Warning, "Tunnel to \"{Name}\" ({Target}) refused: {Reason}")]
+    private static partial void ConnectFailed(ILogger logger, string name, string target, string reason);
+}
