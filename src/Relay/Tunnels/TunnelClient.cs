@@ -64,7 +64,7 @@ public sealed class TunnelClient(TunnelClientOptions options, string device, str
         catch (WebSocketException e)
         {
             var status = (int)socket.HttpStatusCode;
-            var reason = socket.HttpResponseHeaders?.TryGetValue(TunnelEndpoint.ErrorHeader, out var values) == true ? string.Join(" ", values) : e.Message;
+            var reason = socket.HttpResponseHeaders?.TryGetValue(TunnelEndpoint.ErrorHeader, out var values) == true ? string.Join(" ", values) : Describe(e);
             socket.Dispose();
             throw new InvalidOperationException(status == 0 ? $"cannot reach {options.Relay}: {reason}" : $"relay refused the tunnel (HTTP {status}): {reason}", e);
         }
@@ -167,6 +167,13 @@ public sealed class TunnelClient(TunnelClientOptions options, string device, str
                 await Task.WhenAll(up, down);
             }
         }
+    }
+
+    private static string Describe(Exception e)
+    {
+        var parts = new List<string>();
+        for (var x = e; x is not null; x = x.InnerException) parts.Add(x.Message);
+        return string.Join(": ", parts.Distinct());
     }
 
     private static void Reset(Socket client)
