@@ -41,6 +41,8 @@ public static partial class EdgeApp
         // Fleet: the relay's desired configuration arrives on the uplink's data channel (docs/fleet.md).
         // Updates (docs/updates.md): only when edge.json has an "update" section; they share the data channel.
         services.AddSingleton<FleetAgent>();
+        services.AddSingleton(sp => new Tunnels.TunnelAgent(sp.GetRequiredService<EdgeConfig>().Expose, sp.GetRequiredService<Meter>(),
+            sp.GetRequiredService<ILogger<Tunnels.TunnelAgent>>()));
         services.AddSingleton(sp =>
         {
             var config = sp.GetRequiredService<EdgeConfig>();
@@ -48,6 +50,8 @@ public static partial class EdgeApp
                 sp.GetRequiredService<Meter>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetRequiredService<TimeProvider>());
             var fleet = sp.GetRequiredService<FleetAgent>();
             fleet.LinkRate = () => client.LinkBytesPerSecond;
+            // Tunnels (docs/tunnels.md): offered always, so the relay hears "not exposed" rather than "not supported".
+            client.TunnelHandler = sp.GetRequiredService<Tunnels.TunnelAgent>().OnOpen;
             if (config.Update is null)
             {
                 client.DataHandler = fleet;

@@ -314,6 +314,68 @@ rollout.Subcommands.Add(rolloutStart);
 rollout.Subcommands.Add(rolloutStatus);
 root.Subcommands.Add(rollout);
 
+var tunnel = new Command("tunnel", "Forward a local TCP port to a LAN service a device exposes (edge \"expose\"), through the relay: tunnel ID NAME --listen 127.0.0.1:PORT.");
+var tunnelDevice = new Argument<string>("ID") { Description = "the device" };
+var tunnelName = new Argument<string>("NAME") { Description = "the name in the device's \"expose\" list" };
+var listenOption = new Option<string>("--listen") { Description = "local HOST:PORT to listen on (port 0 picks one and prints it)", Required = true };
+var relayOption = new Option<string?>("--relay") { Description = "the relay's URL, e.g. https://relay.example.com (default: PINHOLE_RELAY, else the http of --config)" };
+var tokenOption = new Option<string?>("--token") { Description = "an API token (pinhole-relay tokens add NAME); default: PINHOLE_TOKEN" };
+var userOption = new Option<string?>("--user") { Description = "an admin's user name instead of a token (password from --password or PINHOLE_PASSWORD)" };
+var passwordOption = new Option<string?>("--password") { Description = "the admin's password (prefer PINHOLE_PASSWORD: arguments show in ps)" };
+var timeLimitOption = new Option<int?>("--time-limit") { Description = "the relay ends each connection after this many seconds" };
+var tunnelConfigOption = new Option<FileInfo?>("--config", "-c") { Description = "relay.json: its http address is the relay URL when --relay is not given" };
+tunnel.Options.Add(listenOption);
+tunnel.Options.Add(relayOption);
+tunnel.Options.Add(tokenOption);
+tunnel.Options.Add(userOption);
+tunnel.Options.Add(passwordOption);
+tunnel.Options.Add(timeLimitOption);
+tunnel.Options.Add(tunnelConfigOption);
+tunnel.Arguments.Add(tunnelDevice);
+tunnel.Arguments.Add(tunnelName);
+tunnel.SetAction(async (parse, ct) =>
+{
+    var relayText = parse.GetValue(relayOption) ?? Environment.GetEnvironmentVariable("PINHOLE_RELAY");
+    if (relayText is null && parse.GetValue(tunnelConfigOption) is { } file)
+    {
+        var config = RelayConfigLoader.LoadFile(file.FullName, out var problems);
+        if (config is null) return Problems(file.FullName, problems);
+        relayText = config.Http.Replace("://0.0.0.0:", "://127.0.0.1:", StringComparison.Ordinal).Replace("://[::]:", "://[::1]:", StringComparison.Ordinal);
+    }
+    if (relayText is null) return Fail("give the relay's URL: --relay https://RELAY (or PINHOLE_RELAY, or --config relay.json)", 2);
+    if (!Uri.TryCreate(relayText, UriKind.Absolute, out var relayUri) || relayUri.Scheme is not ("http" or "https"))
+        return Fail($"--relay \"{relayText}\" is not an http:// or https:// URL", 2);
+    var token = parse.GetValue(tokenOption) ?? Environment.GetEnvironmentVariable("PINHOLE_TOKEN");
+    var user = parse.GetValue(userOption);
+    var password = parse.GetValue(passwordOption) ?? Environment.GetEnvironmentVariable("PINHOLE_PASSWORD");
+    if (token is null && user is null) return Fail("give --token TOKEN (or PINHOLE_TOKEN), or --user NAME with PINHOLE_PASSWORD", 2);
+    if (user is not null && password is null) return Fail("--user needs a password: PINHOLE_PASSWORD or --password", 2);
+    if (!System.Net.IPEndPoint.TryParse(parse.GetValue(listenOption)!, out var listen) || listen.Port is < 0 or > 65535 || !parse.GetValue(listenOption)!.Contains(':', StringComparison.Ordinal))
+        return Fail($"--listen \"{parse.GetValue(listenOption)}\" is not IP:PORT, e.g. 127.0.0.1:2222", 2);
+    if (parse.GetValue(timeLimitOption) is <= 0) return Fail("--time-limit must be a positive number of seconds", 2);
+    var id = parse.GetValue(tunnelDevice)!;
+    var name = parse.GetValue(tunnelName)!;
+    var client = new Pinhole.Relay.Tunnels.TunnelClient(new(relayUri, token, user, password,
+        parse.GetValue(timeLimitOption) is { } seconds ? TimeSpan.FromSeconds(seconds) : null), id, name, Console.Error);
+    try
+    {
+        await client.LoginAsync(ct);
+        // One connection up front, so a wrong token, device or name is reported now, not at the first use.
+        using (var probe = await client.ConnectAsync(ct))
+            await probe.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "probe", ct);
+        await client.RunAsync(listen, bound => Console.Error.WriteLine($"pinhole-relay tunnel: listening on {bound} -> {id}/{name} via {relayUri}"), ct);
+    }
+    catch (Exception e) when (e is InvalidOperationException or HttpRequestException or System.Net.Sockets.SocketException)
+    {
+        return Fail(e.Message, 1);
+    }
+    catch (OperationCanceledException)
+    {
+    }
+    return 0;
+});
+root.Subcommands.Add(tunnel);
+
 return await root.Parse(args).InvokeAsync();
 
 static int WithFleet(FileInfo? file, Func<DeviceRegistry, IFleetStore, ChangeOrigin, int> action)

@@ -12,6 +12,7 @@ using Pinhole.Relay.Rtsp;
 using Pinhole.Relay.Security;
 using Pinhole.Relay.Streaming;
 using Pinhole.Relay.Telemetry;
+using Pinhole.Relay.Tunnels;
 using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
@@ -144,6 +145,7 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton<Updates.UpdateService>();
         builder.Services.AddHostedService<Updates.UpdateWatcher>();
         builder.Services.AddSingleton<FleetService>();
+        builder.Services.AddSingleton(sp => new TunnelMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.Meter>()));
         builder.Services.AddSingleton<IUplinkSessionObserver>(sp => sp.GetRequiredService<FleetService>());
         builder.Services.AddHostedService<FleetWatcher>();
         builder.Services.AddSingleton(new AlertEngine(config.Telemetry?.Alerts ?? []));
@@ -172,6 +174,7 @@ public sealed class RelayApp : IAsyncDisposable
         app.MapWhep();
         app.MapTelemetry();
         app.MapFleet();
+        app.MapTunnels();
         return new RelayApp(app, config);
     }
 

@@ -21,6 +21,50 @@ public sealed class EdgeConfig
     public FleetConfig Fleet { get; set; } = new();
     /// <summary>Remote updates (docs/updates.md); null when edge.json has no <c>update</c> section (the device takes no updates).</summary>
     public UpdateConfig? Update { get; set; }
+    /// <summary>LAN services the relay may open tunnels to, by name (docs/tunnels.md); nothing else is reachable.</summary>
+    public List<ExposeConfig> Expose { get; set; } = [];
+}
+
+/// <summary>One LAN TCP service reachable through the uplink: <c>{ "name": "ssh", "target": "127.0.0.1:22" }</c>.</summary>
+public sealed class ExposeConfig
+{
+    /// <summary>The name the relay asks for (1-64 of <c>A-Z a-z 0-9 . _ -</c>).</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary><c>HOST:PORT</c> the device connects to (an IPv6 address in brackets: <c>[fd00::1]:22</c>).</summary>
+    public string Target { get; set; } = "";
+
+    /// <summary>Splits <c>HOST:PORT</c>; false with a one-line reason when it is not one.</summary>
+    public static bool TryParseTarget(string target, out string host, out int port, out string error)
+    {
+        host = "";
+        port = 0;
+        var colon = target.LastIndexOf(':');
+        if (colon <= 0 || colon == target.Length - 1)
+        {
+            error = $"must be HOST:PORT, e.g. 127.0.0.1:22 (got \"{target}\")";
+            return false;
+        }
+        host = target[..colon];
+        if (host.StartsWith('[') && host.EndsWith(']')) host = host[1..^1];
+        else if (host.Contains(':'))
+        {
+            error = $"an IPv6 address goes in brackets, e.g. [fd00::1]:22 (got \"{target}\")";
+            return false;
+        }
+        if (!int.TryParse(target.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out port) || port is < 1 or > 65535)
+        {
+            error = $"port must be 1-65535 (got \"{target[(colon + 1)..]}\")";
+            return false;
+        }
+        if (host.Length == 0 || Uri.CheckHostName(host) == UriHostNameType.Unknown)
+        {
+            error = $"\"{host}\" is not a host name or IP address";
+            return false;
+        }
+        error = "";
+        return true;
+    }
 }
 
 /// <summary>

@@ -118,6 +118,7 @@ public static class EdgeConfigLoader
         ReadWeb(o, config, problems);
         ReadFleet(o, config, problems);
         ReadUpdate(o, config, problems, baseDirectory);
+        ReadExpose(o, config, problems);
 
         var dataDir = o.String("dataDir");
         if (dataDir is not null)
@@ -338,6 +339,36 @@ public static class EdgeConfigLoader
         if (Configuration.Duration.TryParse(config.Fleet.ConnectivityGuard, out var guard, out _) && guard > TimeSpan.FromMinutes(2))
             problems.Add(new(o.PathOf("connectivityGuard"), $"must be at most 2m (got \"{config.Fleet.ConnectivityGuard}\")"));
         o.ReportUnknownKeys();
+    }
+
+    // The only LAN services the relay may reach through this device (docs/tunnels.md). Local to the
+    // device on purpose: the relay cannot push it, so a compromised relay cannot widen it.
+    private static void ReadExpose(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems)
+    {
+        var list = root.Array("expose");
+        if (list is null) return;
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < list.Count; i++)
+        {
+            var o = JsonObjectReader.Open(list[i], $"expose[{i}]", problems);
+            if (o is null) continue;
+            var expose = new ExposeConfig
+            {
+                Name = o.String("name", required: true) ?? "",
+                Target = o.String("target", required: true) ?? "",
+            };
+            if (o.Has("name"))
+            {
+                if (expose.Name.Length is 0 or > 64 || expose.Name[0] == '.' || !expose.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+                    problems.Add(new(o.PathOf("name"), $"must be 1-64 of A-Z a-z 0-9 . _ -, not starting with a dot (got \"{expose.Name}\")"));
+                else if (!names.Add(expose.Name))
+                    problems.Add(new(o.PathOf("name"), $"duplicate expose name \"{expose.Name}\""));
+            }
+            if (o.Has("target") && !ExposeConfig.TryParseTarget(expose.Target, out _, out _, out var error))
+                problems.Add(new(o.PathOf("target"), error));
+            o.ReportUnknownKeys();
+            config.Expose.Add(expose);
+        }
     }
 
     private static void ReadUpdate(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems, string baseDirectory)

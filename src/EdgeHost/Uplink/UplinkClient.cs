@@ -71,6 +71,15 @@ public sealed class UplinkClient : IPipeline
     /// <summary>The data channel's user (the fleet agent). Set before the first connect; null offers no data channel.</summary>
     public IUplinkDataHandler? DataHandler { get; set; }
 
+    /// <summary>Accepts tunnel streams the relay opens (the tunnel agent). Set before the first connect; null offers no tunnel channel.</summary>
+    public Action<TunnelStream>? TunnelHandler { get; set; }
+
+    /// <summary>Windows and limits of tunnel streams (the round-trip time comes from this client).</summary>
+    public TunnelOptions TunnelOptions { get; set; } = new();
+
+    /// <summary>Tunnel streams open on the current connection (0 while disconnected).</summary>
+    public int OpenTunnels => Volatile.Read(ref _sending)?.Tunnels?.Count ?? 0;
+
     /// <summary>Data-channel features offered beyond configuration (<see cref="UplinkCapabilities.Updates"/> when the device takes updates). Only with a <see cref="DataHandler"/>.</summary>
     public UplinkCapabilities DataFeatures { get; set; }
 
@@ -258,7 +267,8 @@ public sealed class UplinkClient : IPipeline
                 // Hello and welcome are the first bytes either way: the hello fits any socket buffer, and
                 // the welcome is read on a thread of its own (the connection's reads block).
                 using var abortOnTimeout = connectTimeout.Token.UnsafeRegister(static l => ((UplinkClientConnection)l!).Abort(), link);
-                var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (DataHandler is null ? 0 : UplinkCapabilities.Data | DataFeatures);
+                var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (DataHandler is null ? 0 : UplinkCapabilities.Data | DataFeatures)
+                    | (TunnelHandler is null ? 0 : UplinkCapabilities.Tunnel);
                 link.Send(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, offered, _options.Agent), connectTimeout.Token);
                 var welcoming = Task.Factory.StartNew(link.Receive, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 UplinkMessage? answer;
@@ -341,6 +351,8 @@ public sealed class UplinkClient : IPipeline
         context.Heartbeat();
 
         var state = new ConnectionState(link, welcome, _time.GetTimestamp(), _time);
+        if ((welcome.Capabilities & UplinkCapabilities.Tunnel) != 0 && TunnelHandler is { } accepting)
+            state.Tunnels = new TunnelMux(new EdgeTunnelTransport(state, _queue), TunnelOptions with { RoundTripTime = () => RoundTripTime }, _time) { Accepting = accepting };
         _queue.ResetForNewConnection();
         var stopping = session.Token;
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stopping);
@@ -392,6 +404,8 @@ public sealed class UplinkClient : IPipeline
         {
             Volatile.Write(ref _sending, null);
             state.Control.Writer.TryComplete();
+            state.TunnelOut.Writer.TryComplete();
+            state.Tunnels?.Dispose();
             handler?.OnDisconnected();
             _connectedRelay = null;
             _connectedGauge.Record(0, relayLabel);
@@ -410,6 +424,10 @@ public sealed class UplinkClient : IPipeline
         public long LastPing = now, LastReport = now;
         public string? EndReason;
         public readonly Channel<UplinkMessage> Control = Channel.CreateUnbounded<UplinkMessage>(new UnboundedChannelOptions { SingleReader = true });
+        // Tunnel data and half-closes: sent only when no frame is waiting (video first), bounded so a
+        // bulk transfer waits in its stream's window rather than in memory here.
+        public readonly Channel<UplinkMessage> TunnelOut = Channel.CreateBounded<UplinkMessage>(new BoundedChannelOptions(16) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
+        public TunnelMux? Tunnels;
         public readonly System.Collections.Concurrent.ConcurrentDictionary<ushort, IReadOnlyList<TrackInfo>> Announced = new();
         public readonly Dictionary<ushort, long> ReportedDrops = [];
         public readonly Lock InFlightLock = new();
@@ -469,6 +487,9 @@ public sealed class UplinkClient : IPipeline
                     break;
                 case UpdateOffer or UpdateChunk:
                     break; // updates not confirmed: ignore, as a device without them would
+                case TunnelOpen or TunnelAccept or TunnelData or TunnelWindow or TunnelClose or TunnelReset:
+                    state.Tunnels?.OnMessage(message); // ignored when tunnels were not confirmed, as a device without them would
+                    break;
                 case UnknownMessage:
                     break; // a newer relay's extension; v1 skips it
                 default:
@@ -626,7 +647,14 @@ public sealed class UplinkClient : IPipeline
                 congested = state.InFlight.Count > 0
                     && (_time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge || unacked >= state.WindowBytes);
             }
-            if (congested || !_queue.TryDequeue(out var frame, unacked, rate)) return true;
+            if (congested) return true;
+            if (!_queue.TryDequeue(out var frame, unacked, rate))
+            {
+                // Nothing of video waits: tunnel data may go (by the sender thread only, which may block on it).
+                if (inline || !state.TunnelOut.Reader.TryRead(out var tunnel)) return true;
+                Sent(state, state.Link.TrySend(tunnel), inline: false);
+                continue;
+            }
             var camera = frame.Camera;
             if (frame.Unit.Data.Length > maxPayload)
             {
@@ -682,6 +710,7 @@ public sealed class UplinkClient : IPipeline
     private void Housekeep(Uri relay, ConnectionState state)
     {
         if (!state.Link.IsOpen) return;
+        state.Tunnels?.Reap();
         var tick = HousekeepingTick(state.Welcome);
         var silence = _time.GetElapsedTime(Volatile.Read(ref state.LastReceived));
         // One tick early, so detection never takes longer than DeadLinkTimeout.
@@ -716,6 +745,31 @@ public sealed class UplinkClient : IPipeline
     }
 
     private ulong NowMicros() => (ulong)(_time.GetTimestamp() * (1_000_000.0 / _time.TimestampFrequency));
+
+    // Tunnel control messages ride the control queue (ahead of video, they are small); data and
+    // half-closes ride the tunnel queue, which the sender drains only when no frame waits.
+    private sealed class EdgeTunnelTransport(ConnectionState state, UplinkSendQueue queue) : ITunnelTransport
+    {
+        public bool SendControl(UplinkMessage message)
+        {
+            if (!state.Link.IsOpen || !state.Control.Writer.TryWrite(message)) return false;
+            queue.Pulse();
+            return true;
+        }
+
+        public async ValueTask SendDataAsync(UplinkMessage message, CancellationToken cancellationToken)
+        {
+            try
+            {
+                await state.TunnelOut.Writer.WriteAsync(message, cancellationToken);
+            }
+            catch (ChannelClosedException e)
+            {
+                throw new IOException("the uplink ended", e);
+            }
+            queue.Pulse();
+        }
+    }
 
     private sealed class CameraSink(UplinkClient client, CameraQueue camera) : IMediaSink
     {

@@ -62,6 +62,14 @@ public sealed class RelayUplinkSession
     /// <summary>Features both sides confirmed in the welcome.</summary>
     public UplinkCapabilities Capabilities { get; private set; }
 
+    /// <summary>The session's tunnel streams; null when the device did not confirm the tunnel channel (an older device).</summary>
+    public TunnelMux? Tunnels { get; private set; }
+
+    /// <summary>Round-trip time of the latest relay ping, or null before the first pong.</summary>
+    public TimeSpan? RoundTripTime { get { var v = Interlocked.Read(ref _rttMicros); return v < 0 ? null : TimeSpan.FromMicroseconds(v); } }
+
+    private long _rttMicros = -1;
+
     /// <summary>When the session was welcomed.</summary>
     public DateTimeOffset ConnectedAt { get; private set; }
 
@@ -112,12 +120,15 @@ public sealed class RelayUplinkSession
 
             // The data channel (configuration) is offered only when a feature is there to serve it.
             // Updates ride the data channel, so they are confirmed only together with it.
-            var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (_observer is null ? 0 : UplinkCapabilities.Data | UplinkCapabilities.Updates);
+            var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | UplinkCapabilities.Tunnel
+                | (_observer is null ? 0 : UplinkCapabilities.Data | UplinkCapabilities.Updates);
             if ((hello.Capabilities & UplinkCapabilities.Data) == 0) offered &= ~UplinkCapabilities.Updates;
             var caps = hello.Capabilities & offered;
             Agent = hello.Agent;
             Capabilities = caps;
             ConnectedAt = _time.GetUtcNow();
+            if ((caps & UplinkCapabilities.Tunnel) != 0)
+                Tunnels = new TunnelMux(new RelayTunnelTransport(this, _stop.Token), _options.Tunnels with { RoundTripTime = () => RoundTripTime }, _time);
             await _link.SendAsync(new Welcome(UplinkProtocol.Version, caps, _options.HeartbeatInterval, _options.AckInterval, _options.Limits.MaxMessageBytes), ct);
             UplinkLog.Connected(_logger, DeviceId, _remote, hello.Agent, UplinkProtocol.Version);
             if (_observer is not null) await _observer.OnConnectedAsync(this, ct);
@@ -149,6 +160,7 @@ public sealed class RelayUplinkSession
         }
         finally
         {
+            Tunnels?.Dispose();
             var wasLive = registered && _sessions.Unregister(this);
             if (wasLive) _streams.SetDeviceOffline(DeviceId);
             if (registered) _observer?.OnEnded(this, wasLive);
@@ -250,6 +262,7 @@ public sealed class RelayUplinkSession
                     var now = NowMicros();
                     var rtt = pong.Timestamp <= now ? TimeSpan.FromMicroseconds(Math.Min(now - pong.Timestamp, (ulong)TimeSpan.FromHours(1).TotalMicroseconds)) : TimeSpan.Zero;
                     _metrics.Rtt.Record(rtt.TotalSeconds, _device);
+                    Interlocked.Exchange(ref _rttMicros, (long)rtt.TotalMicroseconds);
                     break;
                 case DropReport drops:
                     OnDropReport(drops);
@@ -267,6 +280,13 @@ public sealed class RelayUplinkSession
                     break;
                 case UpdateRequest or UpdateReport:
                     throw new UplinkProtocolException($"{message.GetType().Name} from a session that did not confirm updates");
+                case TunnelAccept or TunnelData or TunnelWindow or TunnelClose or TunnelReset when Tunnels is not null:
+                    Tunnels.OnMessage(message);
+                    break;
+                case TunnelOpen:
+                    throw new UplinkProtocolException("a device does not open tunnel streams");
+                case TunnelAccept or TunnelData or TunnelWindow or TunnelClose or TunnelReset:
+                    throw new UplinkProtocolException($"{message.GetType().Name} from a session that did not confirm tunnels");
                 case UnknownMessage unknown:
                     UplinkLog.SkippedUnknown(_logger, DeviceId, unknown.WireChannel, unknown.WireTypeByte);
                     break;
@@ -378,6 +398,7 @@ public sealed class RelayUplinkSession
                     }
                 }
                 if (ack is not null) await _link.SendAsync(ack, ct);
+                Tunnels?.Reap();
                 if (_time.GetElapsedTime(lastPing) >= _options.HeartbeatInterval)
                 {
                     lastPing = _time.GetTimestamp();
@@ -394,6 +415,42 @@ public sealed class RelayUplinkSession
     private ulong NowMicros() => (ulong)(_time.GetTimestamp() * (1_000_000.0 / _time.TimestampFrequency));
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    // Relay to device there is no video to yield to: data and control share the WebSocket's send lock in order.
+    private sealed class RelayTunnelTransport(RelayUplinkSession session, CancellationToken stop) : ITunnelTransport
+    {
+        public bool SendControl(UplinkMessage message)
+        {
+            if (stop.IsCancellationRequested) return false;
+            _ = SendQuietlyAsync(message);
+            return true;
+        }
+
+        private async Task SendQuietlyAsync(UplinkMessage message)
+        {
+            try
+            {
+                await session._link.SendAsync(message, stop);
+            }
+            catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
+            {
+                // The session is ending; its streams fail with it.
+            }
+        }
+
+        public async ValueTask SendDataAsync(UplinkMessage message, CancellationToken cancellationToken)
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, stop);
+            try
+            {
+                await session._link.SendAsync(message, linked.Token);
+            }
+            catch (Exception e) when (e is WebSocketException or ObjectDisposedException || (e is OperationCanceledException && stop.IsCancellationRequested))
+            {
+                throw new IOException("the uplink ended", e);
+            }
+        }
+    }
 
     private sealed class AnnouncedStream(MediaStream stream, int trackCount)
     {

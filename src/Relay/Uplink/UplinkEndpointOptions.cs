@@ -26,6 +26,9 @@ public sealed class UplinkEndpointOptions
     /// <summary>How long a replaced session gets to finish before the new one proceeds anyway.</summary>
     public TimeSpan ReplaceTimeout { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>Tunnel stream windows and limits per uplink (docs/tunnels.md).</summary>
+    public TunnelOptions Tunnels { get; set; } = new();
+
     /// <summary>Message size limits.</summary>
     public UplinkLimits Limits { get; set; } = UplinkLimits.Default;
 }

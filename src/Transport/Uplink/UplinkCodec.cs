@@ -88,6 +88,12 @@ public static class UplinkCodec
             (2, UpdateRequest.WireType) => new UpdateRequest(Str8(ref r), U64(ref r), U32(ref r)),
             (2, UpdateChunk.WireType) => ParseChunk(ref r, body),
             (2, UpdateReport.WireType) => new UpdateReport(Str8(ref r), UpdateStateOf(ref r), U8(ref r), Rest(ref r, UplinkProtocol.MaxReportBytes, "update detail")),
+            (3, TunnelOpen.WireType) => ParseTunnelOpen(ref r),
+            (3, TunnelAccept.WireType) => new TunnelAccept(U32(ref r), U32(ref r)),
+            (3, TunnelData.WireType) => ParseTunnelData(ref r, body),
+            (3, TunnelWindow.WireType) => ParseTunnelWindow(ref r),
+            (3, TunnelClose.WireType) => new TunnelClose(U32(ref r)),
+            (3, TunnelReset.WireType) => new TunnelReset(U32(ref r), (TunnelResetCode)U8(ref r), Str16(ref r)),
             _ => new UnknownMessage(channel, type, (int)body.Length),
         };
         if (message is not UnknownMessage && !r.End)
@@ -190,6 +196,34 @@ public static class UplinkCodec
         var data = body.Slice(r.Position).ToArray();
         r.AdvanceToEnd();
         return new UpdateChunk(version, offset, data);
+    }
+
+    private static TunnelOpen ParseTunnelOpen(ref SequenceReader<byte> r)
+    {
+        var id = U32(ref r);
+        var window = U32(ref r);
+        var name = Str8(ref r);
+        if (!UplinkProtocol.IsValidCameraName(name)) throw new UplinkProtocolException($"invalid tunnel name '{Printable(name)}'");
+        return new TunnelOpen(id, window, name);
+    }
+
+    private static TunnelWindow ParseTunnelWindow(ref SequenceReader<byte> r)
+    {
+        var id = U32(ref r);
+        var increment = U32(ref r);
+        if (increment is 0 or > int.MaxValue) throw new UplinkProtocolException($"tunnel window increment {increment} out of range");
+        return new TunnelWindow(id, increment);
+    }
+
+    private static TunnelData ParseTunnelData(ref SequenceReader<byte> r, ReadOnlySequence<byte> body)
+    {
+        var id = U32(ref r);
+        if (r.Remaining > UplinkProtocol.MaxTunnelDataBytes)
+            throw new UplinkProtocolException($"tunnel data of {r.Remaining} bytes, limit {UplinkProtocol.MaxTunnelDataBytes}");
+        if (r.Remaining == 0) throw new UplinkProtocolException("empty tunnel data");
+        var data = body.Slice(r.Position).ToArray();
+        r.AdvanceToEnd();
+        return new TunnelData(id, data);
     }
 
     private static UpdateState UpdateStateOf(ref SequenceReader<byte> r)
@@ -322,6 +356,12 @@ public static class UplinkCodec
             case UpdateRequest m: w.Str8(m.Version); w.U64(m.Offset); w.U32(m.Length); break;
             case UpdateChunk m: w.Str8(m.Version); w.U64(m.Offset); w.Bytes(m.Data.Span); break;
             case UpdateReport m: w.Str8(m.Version); w.U8((byte)m.State); w.U8(m.Percent); w.Utf8(m.Detail); break;
+            case TunnelOpen m: w.U32(m.StreamId); w.U32(m.Window); w.Str8(m.Name); break;
+            case TunnelAccept m: w.U32(m.StreamId); w.U32(m.Window); break;
+            case TunnelData m: w.U32(m.StreamId); w.Bytes(m.Data.Span); break;
+            case TunnelWindow m: w.U32(m.StreamId); w.U32(m.Increment); break;
+            case TunnelClose m: w.U32(m.StreamId); break;
+            case TunnelReset m: w.U32(m.StreamId); w.U8((byte)m.Code); w.Str16(m.Text); break;
             default: throw new ArgumentException($"unsupported message {message.GetType().Name}", nameof(message));
         }
         writer.Advance(total);
@@ -419,6 +459,14 @@ public static class UplinkCodec
             : throw new ArgumentException($"update chunk longer than {UplinkProtocol.MaxUpdateChunkBytes} bytes", nameof(message)),
         UpdateReport m => Enum.IsDefined(m.State) ? Str8Length(m.Version, "version") + 1 + 1 + RestLength(m.Detail, UplinkProtocol.MaxReportBytes, "update detail")
             : throw new ArgumentException($"unknown update state {m.State}", nameof(message)),
+        TunnelOpen m => UplinkProtocol.IsValidCameraName(m.Name) ? 4 + 4 + Str8Length(m.Name, "tunnel name")
+            : throw new ArgumentException($"invalid tunnel name '{m.Name}'", nameof(message)),
+        TunnelAccept => 4 + 4,
+        TunnelData m => m.Data.Length is > 0 and <= UplinkProtocol.MaxTunnelDataBytes ? 4 + m.Data.Length
+            : throw new ArgumentException($"tunnel data must be 1 to {UplinkProtocol.MaxTunnelDataBytes} bytes", nameof(message)),
+        TunnelWindow m => m.Increment is > 0 and <= int.MaxValue ? 4 + 4 : throw new ArgumentException("tunnel window increment out of range", nameof(message)),
+        TunnelClose => 4,
+        TunnelReset m => 4 + 1 + Str16Length(m.Text),
         _ => throw new ArgumentException($"unsupported message {message.GetType().Name}", nameof(message)),
     };
 

@@ -39,6 +39,9 @@ public static class UplinkProtocol
     /// <summary>Largest payload of one <see cref="UpdateChunk"/>.</summary>
     public const int MaxUpdateChunkBytes = 256 * 1024;
 
+    /// <summary>Largest payload of one <see cref="TunnelData"/>.</summary>
+    public const int MaxTunnelDataBytes = 64 * 1024;
+
     /// <summary>True when <paramref name="name"/> is a valid camera name: 1–64 of <c>A-Z a-z 0-9 . _ -</c>, not starting with a dot.
     /// Camera names become URL path segments on the relay.</summary>
     public static bool IsValidCameraName(string name)
@@ -76,7 +79,7 @@ public enum UplinkChannel : byte
     /// <summary>Data: desired configuration (relay to device), its outcome and the device's status (device to relay).</summary>
     Data = 2,
 
-    /// <summary>Reserved for later work: tunnelled TCP/HTTP connections.</summary>
+    /// <summary>Tunnels: multiplexed, flow-controlled byte streams to services the device exposes.</summary>
     Tunnel = 3,
 }
 
@@ -96,7 +99,8 @@ public enum UplinkCapabilities : uint
     /// <summary>The data channel: <see cref="ConfigPush"/>, <see cref="ConfigReport"/>, <see cref="DeviceStatus"/>.</summary>
     Data = 1 << 2,
 
-    /// <summary>Reserved: the tunnel channel.</summary>
+    /// <summary>The tunnel channel: <see cref="TunnelOpen"/>, <see cref="TunnelAccept"/>, <see cref="TunnelData"/>,
+    /// <see cref="TunnelWindow"/>, <see cref="TunnelClose"/>, <see cref="TunnelReset"/>.</summary>
     Tunnel = 1 << 3,
 
     /// <summary>Remote updates on the data channel: <see cref="UpdateOffer"/>, <see cref="UpdateRequest"/>,
