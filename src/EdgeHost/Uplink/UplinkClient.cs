@@ -26,9 +26,10 @@ public sealed class UplinkClient : IPipeline
     private readonly UplinkSendQueue _queue;
     private readonly Dictionary<string, CameraSink> _sinks = new(StringComparer.Ordinal);
     private readonly Lock _sinksLock = new();
-    private readonly Counter _framesSent, _bytesSent, _connects;
+    private readonly Counter _framesSent, _bytesSent, _connects, _fallbacks;
     private readonly Gauge _rttGauge, _inFlightGauge, _rateGauge;
     private volatile Uri? _connectedRelay;
+    private volatile int _transport = -1; // an UplinkTransport while connected
     private long _rttMicros = -1, _bytesInFlight;
 
     /// <summary>Creates the client; nothing connects until <see cref="RunAsync"/>.</summary>
@@ -45,6 +46,7 @@ public sealed class UplinkClient : IPipeline
         _framesSent = metrics.Counter("pinhole_uplink_frames_sent_total", "Access units sent over the uplink.");
         _bytesSent = metrics.Counter("pinhole_uplink_bytes_sent_total", "Media bytes sent over the uplink.");
         _connects = metrics.Counter("pinhole_uplink_connects_total", "Uplink sessions established.");
+        _fallbacks = metrics.Counter("pinhole_uplink_http_fallbacks_total", "WebSocket upgrades refused on the way (a proxy stripped Upgrade) and retried over HTTP streaming.");
         _rttGauge = metrics.Gauge("pinhole_uplink_rtt_seconds", "Uplink round-trip time from the latest ack or pong.");
         _inFlightGauge = metrics.Gauge("pinhole_uplink_bytes_in_flight", "Media bytes sent but not yet acknowledged by the relay.");
         _rateGauge = metrics.Gauge("pinhole_uplink_link_rate_bytes_per_second", "The uplink's measured rate: what the link carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 before the first acks.");
@@ -74,6 +76,12 @@ public sealed class UplinkClient : IPipeline
 
     /// <summary>The relay the uplink is connected to now, or null.</summary>
     public Uri? ConnectedRelay => _connectedRelay;
+
+    /// <summary>What carries the uplink now (<see cref="UplinkTransport.WebSocket"/> or the HTTP fallback), or null when not connected.</summary>
+    public UplinkTransport? Transport => _transport < 0 ? null : (UplinkTransport)_transport;
+
+    /// <summary>The metrics and status name of a transport: <c>websocket</c> or <c>http</c>.</summary>
+    public static string TransportName(UplinkTransport transport) => transport == UplinkTransport.Http ? "http" : "websocket";
 
     /// <summary>Latest round-trip time, or null before the first ack or pong.</summary>
     public TimeSpan? RoundTripTime { get { var v = Interlocked.Read(ref _rttMicros); return v < 0 ? null : TimeSpan.FromMicroseconds(v); } }
@@ -237,7 +245,7 @@ public sealed class UplinkClient : IPipeline
                 connectTimeout.CancelAfter(_options.ConnectTimeout);
                 try
                 {
-                    link = await UplinkClientConnection.ConnectAsync(relay, connect, connectTimeout.Token);
+                    link = await ConnectLinkAsync(relay, connect, connectTimeout.Token);
                 }
                 catch (UplinkHandshakeException e) when (e.StatusCode != 0)
                 {
@@ -311,6 +319,31 @@ public sealed class UplinkClient : IPipeline
         }
     }
 
+    // A WebSocket first (unless config says http); when the upgrade is answered with anything but 101 and the answer
+    // is not the relay's own refusal of this device, something between us stripped Upgrade: go over HTTP instead.
+    private async Task<UplinkClientConnection> ConnectLinkAsync(Uri relay, UplinkConnectOptions connect, CancellationToken cancellationToken)
+    {
+        if (_options.Transport == UplinkTransportChoice.Http) return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
+        try
+        {
+            return await UplinkClientConnection.ConnectAsync(relay, connect, cancellationToken);
+        }
+        catch (UplinkHandshakeException e) when (_options.Transport == UplinkTransportChoice.Auto && UpgradeBlocked(e))
+        {
+            UplinkClientLog.FallingBackToHttp(_logger, relay, $"HTTP {e.StatusCode} {e.Message}".Trim());
+            _fallbacks.Inc();
+            return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// True when an answer to the WebSocket upgrade says the upgrade did not get through (a proxy stripped
+    /// <c>Upgrade</c>, or answered itself), rather than that the relay refused this device: no
+    /// <c>Pinhole-Reject</c> header, or the relay's <c>bad-request</c> (it saw no upgrade).
+    /// </summary>
+    internal static bool UpgradeBlocked(UplinkHandshakeException e) =>
+        e.StatusCode != 0 && (!e.Headers.TryGetValue(UplinkProtocol.RejectHeader, out var reject) || reject == UplinkReason.BadRequest.ToToken());
+
     private static string Describe(Exception e)
     {
         var parts = new List<string>();
@@ -329,7 +362,13 @@ public sealed class UplinkClient : IPipeline
         var connectedGauge = _metrics.Gauge("pinhole_uplink_connected", "1 while the uplink is connected to this relay.", ("relay", RelayLabel(relay)));
         connectedGauge.Set(1);
         UplinkClientLog.Connected(_logger, relay, welcome.Version);
-        context.SetStatus($"connected to {relay}");
+        _transport = (int)link.Transport;
+        var transportName = TransportName(link.Transport);
+        var transportGauge = _metrics.Gauge("pinhole_uplink_transport", "1 for the transport the uplink uses now (websocket or http).", ("transport", transportName));
+        _metrics.Gauge("pinhole_uplink_transport", "1 for the transport the uplink uses now (websocket or http).",
+            ("transport", TransportName(link.Transport == UplinkTransport.Http ? UplinkTransport.WebSocket : UplinkTransport.Http))).Set(0);
+        transportGauge.Set(1);
+        context.SetStatus($"connected to {relay} over {transportName}");
         context.Heartbeat();
 
         var state = new ConnectionState(link, welcome, _time.GetTimestamp());
@@ -386,7 +425,9 @@ public sealed class UplinkClient : IPipeline
             state.Control.Writer.TryComplete();
             handler?.OnDisconnected();
             _connectedRelay = null;
+            _transport = -1;
             connectedGauge.Set(0);
+            transportGauge.Set(0);
             Interlocked.Exchange(ref _bytesInFlight, 0);
             _inFlightGauge.Set(0);
             Interlocked.Exchange(ref _linkBytesPerSecond, 0);
