@@ -22,6 +22,7 @@ APT_PACKAGES=(
   vlc-bin vlc-plugin-base
   iproute2 iptables procps psmisc curl ca-certificates openssl systemd
   coturn
+  haproxy
   postgresql
   clang libclang-rt-14-dev
 )

@@ -74,7 +74,7 @@ public static partial class EdgeApp
             var meter = sp.GetRequiredService<Meter>();
             return
             [
-                PipelineSpec.For("uplink", new { config.DeviceId, config.Token, config.Relays, config.TrustedCa, config.Proxy },
+                PipelineSpec.For("uplink", new { config.DeviceId, config.Token, config.Relays, config.TrustedCa, config.Proxy, config.Uplink.Transport },
                     () => uplink.CreatePipeline(UplinkClientOptions.FromConfig(config))),
                 .. config.Cameras.Select(c =>
                 {

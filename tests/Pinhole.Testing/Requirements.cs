@@ -32,6 +32,9 @@ public enum Needs
 
     /// <summary>A PostgreSQL server to start with <see cref="PostgresServer"/> (Debian package postgresql).</summary>
     Postgres = 128,
+
+    /// <summary>HAProxy (Debian package haproxy), for <see cref="HaProxy"/>.</summary>
+    HaProxy = 256,
 }
 
 /// <summary>Turns <see cref="Needs"/> into a skip reason.</summary>
@@ -57,6 +60,8 @@ public static class Requirements
             reasons.Add(vlc);
         if (needs.HasFlag(Needs.Postgres) && PostgresServer.SkipReason is { } pg)
             reasons.Add(pg);
+        if (needs.HasFlag(Needs.HaProxy) && HaProxy.SkipReason is { } ha)
+            reasons.Add(ha);
         return reasons.Count == 0 ? null : string.Join("; ", reasons);
     }
 }

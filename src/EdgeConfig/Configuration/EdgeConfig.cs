@@ -12,6 +12,8 @@ public sealed class EdgeConfig
     public string? TrustedCa { get; set; }
     /// <summary>Optional HTTP proxy for the uplink (<c>http://host:port</c>, CONNECT); default: HTTPS_PROXY/HTTP_PROXY/NO_PROXY.</summary>
     public string? Proxy { get; set; }
+    /// <summary>How the uplink reaches the relay (<c>uplink.transport</c>).</summary>
+    public UplinkConfig Uplink { get; set; } = new();
     public List<CameraConfig> Cameras { get; set; } = [];
     public List<SensorConfig> Sensors { get; set; } = [];
     public MqttConfig? Mqtt { get; set; }
@@ -65,6 +67,20 @@ public sealed class ExposeConfig
         error = "";
         return true;
     }
+}
+
+/// <summary>The <c>uplink</c> section of edge.json.</summary>
+public sealed class UplinkConfig
+{
+    /// <summary>The transport values <see cref="Transport"/> takes.</summary>
+    public static readonly IReadOnlyList<string> Transports = ["auto", "websocket", "http"];
+
+    /// <summary>
+    /// <c>auto</c> (default): a WebSocket, falling back to HTTP streaming when the upgrade is refused (a proxy that strips
+    /// <c>Upgrade</c>), and trying the WebSocket again at every reconnect; <c>websocket</c>: never fall back;
+    /// <c>http</c>: HTTP streaming only (docs/uplink-protocol.md §1a).
+    /// </summary>
+    public string Transport { get; set; } = "auto";
 }
 
 /// <summary>

@@ -112,6 +112,7 @@ public static class EdgeConfigLoader
         if (config.Proxy is not null)
             Validate.Url(config.Proxy, o.PathOf("proxy"), problems, ["http"], "use http://HOST:PORT, an HTTP CONNECT proxy");
 
+        ReadUplink(o, config, problems);
         ReadCameras(o, config, problems);
         ReadSensors(o, config, problems);
         ReadMqtt(o, config, problems);
@@ -301,6 +302,19 @@ public static class EdgeConfigLoader
             problems.Add(new(o.PathOf("topicPrefix"), $"must be a non-empty MQTT topic without + # or a leading/trailing / (got \"{mqtt.TopicPrefix}\")"));
         o.ReportUnknownKeys();
         config.Mqtt = mqtt;
+    }
+
+    private static void ReadUplink(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems)
+    {
+        var o = root.Object("uplink");
+        if (o is null) return;
+        var transport = o.String("transport");
+        if (transport is not null)
+        {
+            if (UplinkConfig.Transports.Contains(transport)) config.Uplink.Transport = transport;
+            else problems.Add(new(o.PathOf("transport"), $"must be one of {string.Join(", ", UplinkConfig.Transports)} (got \"{transport}\")"));
+        }
+        o.ReportUnknownKeys();
     }
 
     private static void ReadWeb(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems)

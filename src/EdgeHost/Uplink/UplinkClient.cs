@@ -27,9 +27,10 @@ public sealed class UplinkClient : IPipeline
     private readonly Lock _sinksLock = new();
     // What the client counts for itself; the instruments below only publish.
     private long _framesSentCount;
-    private readonly Counter<long> _framesSent, _bytesSent, _connects, _deadLinks;
-    private readonly Gauge<double> _rttGauge, _inFlightGauge, _rateGauge, _connectedGauge;
+    private readonly Counter<long> _framesSent, _bytesSent, _connects, _deadLinks, _fallbacks;
+    private readonly Gauge<double> _rttGauge, _inFlightGauge, _rateGauge, _connectedGauge, _transportGauge;
     private volatile Uri? _connectedRelay;
+    private volatile int _transport = -1; // an UplinkTransport while connected
     private long _rttMicros = -1, _bytesInFlight;
 
     /// <summary>Creates the client; nothing connects until <see cref="RunAsync"/>.</summary>
@@ -51,6 +52,9 @@ public sealed class UplinkClient : IPipeline
         _inFlightGauge = meter.CreateGauge<double>("pinhole_uplink_bytes_in_flight", description: "Media bytes sent but not yet acknowledged by the relay.");
         _rateGauge = meter.CreateGauge<double>("pinhole_uplink_link_rate_bytes_per_second", description: "The uplink's measured rate: what the link carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 before the first acks.");
         _connectedGauge = meter.CreateGauge<double>("pinhole_uplink_connected", description: "1 while the uplink is connected to this relay.");
+        _fallbacks = meter.CreateCounter<long>("pinhole_uplink_http_fallbacks_total", description: "WebSocket upgrades refused on the way (a proxy stripped Upgrade) and retried over HTTP streaming.");
+        _transportGauge = meter.CreateGauge<double>("pinhole_uplink_transport", description: "1 for the transport the uplink uses now (websocket or http).");
+        _fallbacks.Add(0);
         // Counters start at 0 in the exposition, as they did before the first event.
         _deadLinks.Add(0);
         _connects.Add(0);
@@ -91,6 +95,12 @@ public sealed class UplinkClient : IPipeline
 
     /// <summary>The relay the uplink is connected to now, or null.</summary>
     public Uri? ConnectedRelay => _connectedRelay;
+
+    /// <summary>What carries the uplink now (<see cref="UplinkTransport.WebSocket"/> or the HTTP fallback), or null when not connected.</summary>
+    public UplinkTransport? Transport => _transport < 0 ? null : (UplinkTransport)_transport;
+
+    /// <summary>The metrics and status name of a transport: <c>websocket</c> or <c>http</c>.</summary>
+    public static string TransportName(UplinkTransport transport) => transport == UplinkTransport.Http ? "http" : "websocket";
 
     /// <summary>Latest round-trip time, or null before the first ack or pong.</summary>
     public TimeSpan? RoundTripTime { get { var v = Interlocked.Read(ref _rttMicros); return v < 0 ? null : TimeSpan.FromMicroseconds(v); } }
@@ -254,7 +264,7 @@ public sealed class UplinkClient : IPipeline
                 connectTimeout.CancelAfter(_options.ConnectTimeout);
                 try
                 {
-                    link = await UplinkClientConnection.ConnectAsync(relay, connect, connectTimeout.Token);
+                    link = await ConnectLinkAsync(relay, connect, connectTimeout.Token);
                 }
                 catch (UplinkHandshakeException e) when (e.StatusCode != 0)
                 {
@@ -329,6 +339,31 @@ public sealed class UplinkClient : IPipeline
         }
     }
 
+    // A WebSocket first (unless config says http); when the upgrade is answered with anything but 101 and the answer
+    // is not the relay's own refusal of this device, something between us stripped Upgrade: go over HTTP instead.
+    private async Task<UplinkClientConnection> ConnectLinkAsync(Uri relay, UplinkConnectOptions connect, CancellationToken cancellationToken)
+    {
+        if (_options.Transport == UplinkTransportChoice.Http) return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
+        try
+        {
+            return await UplinkClientConnection.ConnectAsync(relay, connect, cancellationToken);
+        }
+        catch (UplinkHandshakeException e) when (_options.Transport == UplinkTransportChoice.Auto && UpgradeBlocked(e))
+        {
+            UplinkClientLog.FallingBackToHttp(_logger, relay, $"HTTP {e.StatusCode} {e.Message}".Trim());
+            _fallbacks.Add(1);
+            return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// True when an answer to the WebSocket upgrade says the upgrade did not get through (a proxy stripped
+    /// <c>Upgrade</c>, or answered itself), rather than that the relay refused this device: no
+    /// <c>Pinhole-Reject</c> header, or the relay's <c>bad-request</c> (it saw no upgrade).
+    /// </summary>
+    internal static bool UpgradeBlocked(UplinkHandshakeException e) =>
+        e.StatusCode != 0 && (!e.Headers.TryGetValue(UplinkProtocol.RejectHeader, out var reject) || reject == UplinkReason.BadRequest.ToToken());
+
     private static string Describe(Exception e)
     {
         var parts = new List<string>();
@@ -347,7 +382,12 @@ public sealed class UplinkClient : IPipeline
         var relayLabel = new KeyValuePair<string, object?>("relay", RelayLabel(relay));
         _connectedGauge.Record(1, relayLabel);
         UplinkClientLog.Connected(_logger, relay, welcome.Version);
-        context.SetStatus($"connected to {relay}");
+        _transport = (int)link.Transport;
+        var transportName = TransportName(link.Transport);
+        var transportLabel = new KeyValuePair<string, object?>("transport", transportName);
+        _transportGauge.Record(0, new KeyValuePair<string, object?>("transport", TransportName(link.Transport == UplinkTransport.Http ? UplinkTransport.WebSocket : UplinkTransport.Http)));
+        _transportGauge.Record(1, transportLabel);
+        context.SetStatus($"connected to {relay} over {transportName}");
         context.Heartbeat();
 
         var state = new ConnectionState(link, welcome, _time.GetTimestamp(), _time);
@@ -409,6 +449,8 @@ public sealed class UplinkClient : IPipeline
             handler?.OnDisconnected();
             _connectedRelay = null;
             _connectedGauge.Record(0, relayLabel);
+            _transport = -1;
+            _transportGauge.Record(0, transportLabel);
             Interlocked.Exchange(ref _bytesInFlight, 0);
             _inFlightGauge.Record(0);
             Interlocked.Exchange(ref _linkBytesPerSecond, 0);

@@ -25,6 +25,9 @@ internal static partial class UplinkClientLog
     [LoggerMessage(7, LogLevel.Information, "Uplink: retrying in {Delay}")]
     public static partial void Backoff(ILogger logger, TimeSpan delay);
 
+    [LoggerMessage(9, LogLevel.Warning, "Uplink to {Relay}: the WebSocket upgrade was refused ({Answer}); falling back to HTTP streaming")]
+    public static partial void FallingBackToHttp(ILogger logger, Uri relay, string answer);
+
     [LoggerMessage(8, LogLevel.Warning, "Uplink: frame of {Bytes} bytes from {Camera} exceeds the relay's message limit; dropped")]
     public static partial void FrameTooLarge(ILogger logger, string camera, int bytes);
 }

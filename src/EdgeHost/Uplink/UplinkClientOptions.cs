@@ -22,6 +22,9 @@ public sealed record UplinkClientOptions
     /// <summary>HTTP proxy for the uplink (CONNECT). Null uses HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment.</summary>
     public Uri? Proxy { get; init; }
 
+    /// <summary>Which transport carries the uplink: a WebSocket with HTTP fallback (default), only one, or only the other.</summary>
+    public UplinkTransportChoice Transport { get; init; } = UplinkTransportChoice.Auto;
+
     /// <summary>How often the device pings the relay. Default 10 s.</summary>
     public TimeSpan HeartbeatInterval { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -64,7 +67,7 @@ public sealed record UplinkClientOptions
     /// Sent in the hello: <c>pinhole-edge/VERSION (ARCH)</c>. The relay logs it, shows the version, and offers each device
     /// the release bundle of its architecture (docs/updates.md); a relay that reads only the version ignores the rest.
     /// </summary>
-    public string Agent { get; init; } = $"pinhole-edge/{Updates.ReleaseInfo.Version} ({Transport.Updates.ReleaseBundle.CurrentArchitecture})";
+    public string Agent { get; init; } = $"pinhole-edge/{Updates.ReleaseInfo.Version} ({Pinhole.Transport.Updates.ReleaseBundle.CurrentArchitecture})";
 
     /// <summary>Message size limits for what the relay sends.</summary>
     public UplinkLimits Limits { get; init; } = UplinkLimits.Default;
@@ -102,6 +105,26 @@ public sealed record UplinkClientOptions
         Uri? proxy = null;
         if (!string.IsNullOrEmpty(config.Proxy) && !Uri.TryCreate(config.Proxy, UriKind.Absolute, out proxy))
             throw new ArgumentException($"proxy: '{config.Proxy}' is not a URL", nameof(config));
-        return new UplinkClientOptions { DeviceId = config.DeviceId, Token = config.Token, Relays = relays, TrustedCa = ca, Proxy = proxy };
+        var transport = config.Uplink.Transport switch
+        {
+            "auto" => UplinkTransportChoice.Auto,
+            "websocket" => UplinkTransportChoice.WebSocket,
+            "http" => UplinkTransportChoice.Http,
+            var other => throw new ArgumentException($"uplink.transport: '{other}' is not auto, websocket or http", nameof(config)),
+        };
+        return new UplinkClientOptions { DeviceId = config.DeviceId, Token = config.Token, Relays = relays, TrustedCa = ca, Proxy = proxy, Transport = transport };
     }
+}
+
+/// <summary>The edge config's <c>uplink.transport</c>.</summary>
+public enum UplinkTransportChoice
+{
+    /// <summary>A WebSocket; when the upgrade is refused (a proxy stripped <c>Upgrade</c>), HTTP streaming. The WebSocket is tried again at every reconnect.</summary>
+    Auto,
+
+    /// <summary>A WebSocket only.</summary>
+    WebSocket,
+
+    /// <summary>HTTP streaming only (a streaming GET down, a chunked POST up).</summary>
+    Http,
 }

@@ -215,6 +215,7 @@ public static class FleetApi
             ["lastSeen"] = live is not null ? DateTimeOffset.UtcNow : record?.LastSeen,
             ["remoteAddress"] = live?.Session.RemoteAddress ?? record?.Remote,
             ["agent"] = live?.Session.Agent ?? record?.Agent,
+            ["transport"] = live?.Session.TransportName,
             ["configSupported"] = live is null ? null : (live.Session.Capabilities & Transport.Uplink.UplinkCapabilities.Data) != 0,
             ["connectedAt"] = live?.Session.ConnectedAt,
             // The device reports its uptime when its status changes; count on from when that arrived.

@@ -34,9 +34,11 @@ public sealed class RelayUplinkSession
     private string? _endReason;
 
     internal RelayUplinkSession(string deviceId, string? remote, WebSocket socket, UplinkEndpointOptions options, MediaStreamRegistry streams,
-        UplinkSessionRegistry sessions, UplinkMetrics metrics, TimeProvider time, ILogger logger, IUplinkSessionObserver? observer = null, RefusalLog? refusals = null)
+        UplinkSessionRegistry sessions, UplinkMetrics metrics, TimeProvider time, ILogger logger, IUplinkSessionObserver? observer = null, RefusalLog? refusals = null,
+        UplinkTransport transport = UplinkTransport.WebSocket)
     {
         DeviceId = deviceId;
+        Transport = transport;
         _refusals = refusals;
         _remote = remote;
         _observer = observer;
@@ -55,6 +57,12 @@ public sealed class RelayUplinkSession
 
     /// <summary>The device's address as the relay sees it (its NAT's public address, or a proxy's).</summary>
     public string? RemoteAddress => _remote;
+
+    /// <summary>What carries this session: a WebSocket, or the HTTP fallback (docs/uplink-protocol.md §1a).</summary>
+    public UplinkTransport Transport { get; }
+
+    /// <summary><see cref="Transport"/> as the fleet view and metrics name it: <c>websocket</c> or <c>http</c>.</summary>
+    public string TransportName => Transport == UplinkTransport.Http ? "http" : "websocket";
 
     /// <summary>The device's software, from its hello (empty before it).</summary>
     public string Agent { get; private set; } = "";

@@ -42,18 +42,27 @@ public static class UplinkEndpoint
         // Wrong device tokens are slowed per address: a device token names no account to lock.
         var throttle = new AddressThrottle(sp.GetService<TimeProvider>() ?? TimeProvider.System);
         meter.CreateObservableGauge("pinhole_uplinks_connected", () => sessions.Count, description: "Devices with a live uplink.");
-        endpoints.Map(options.Path, context => HandleAsync(context, options, sessions, throttle));
+        meter.CreateObservableGauge("pinhole_uplinks_http", () => sessions.CountOver(UplinkTransport.Http),
+            description: "Devices whose live uplink uses the HTTP fallback (docs/uplink-protocol.md §1a).");
+        var pending = new HttpUplinkSessions();
+        endpoints.Map(options.Path, context => HandleAsync(context, options, sessions, throttle, pending));
         return endpoints;
     }
 
-    private static async Task HandleAsync(HttpContext context, UplinkEndpointOptions options, UplinkSessionRegistry sessions, AddressThrottle throttle)
+    private static async Task HandleAsync(HttpContext context, UplinkEndpointOptions options, UplinkSessionRegistry sessions, AddressThrottle throttle, HttpUplinkSessions pending)
     {
         var sp = context.RequestServices;
         var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Pinhole.Relay.Uplink");
         var metrics = sp.GetRequiredService<UplinkMetrics>();
         var remote = context.Connection.RemoteIpAddress?.ToString();
 
-        if (!context.WebSockets.IsWebSocketRequest)
+        // A WebSocket upgrade, or one half of the HTTP fallback (docs/uplink-protocol.md §1a): the GET that
+        // streams down (asked for with Pinhole-Transport: http) and the POST that streams up (naming its session).
+        var httpDown = !context.WebSockets.IsWebSocketRequest && HttpMethods.IsGet(context.Request.Method)
+            && context.Request.Headers[UplinkProtocol.TransportHeader].ToString().Equals("http", StringComparison.OrdinalIgnoreCase);
+        var httpUp = !context.WebSockets.IsWebSocketRequest && HttpMethods.IsPost(context.Request.Method)
+            && context.Request.Headers[UplinkProtocol.SessionHeader].ToString().Length > 0;
+        if (!context.WebSockets.IsWebSocketRequest && !httpDown && !httpUp)
         {
             await RefuseAsync(context, StatusCodes.Status400BadRequest, UplinkReason.BadRequest, "the uplink is a WebSocket endpoint; send a WebSocket upgrade", logger, metrics, remote);
             return;
@@ -103,6 +112,16 @@ public static class UplinkEndpoint
         }
 
         throttle.Succeeded(address);
+        if (httpUp)
+        {
+            await HttpUplink.JoinUpstreamAsync(context, deviceId, pending, logger, metrics, remote);
+            return;
+        }
+        if (httpDown)
+        {
+            await HttpUplink.RunDownstreamAsync(context, deviceId, pending, options, sessions, logger, metrics, remote, refusals);
+            return;
+        }
         var subProtocol = context.WebSockets.WebSocketRequestedProtocols.Contains(UplinkProtocol.SubProtocol) ? UplinkProtocol.SubProtocol : null;
         using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
         {
@@ -121,7 +140,7 @@ public static class UplinkEndpoint
         return false;
     }
 
-    private static async Task RefuseAsync(HttpContext context, int status, UplinkReason reason, string detail, ILogger logger, UplinkMetrics metrics, string? remote)
+    internal static async Task RefuseAsync(HttpContext context, int status, UplinkReason reason, string detail, ILogger logger, UplinkMetrics metrics, string? remote)
     {
         UplinkLog.Refused(logger, remote, reason.ToToken(), detail);
         metrics.Reject(reason.ToToken());

@@ -11,6 +11,9 @@ public sealed class UplinkSessionRegistry
     /// <summary>Devices with a live uplink now.</summary>
     public int Count => _sessions.Count;
 
+    /// <summary>Devices whose live uplink uses <paramref name="transport"/>.</summary>
+    public int CountOver(Pinhole.Transport.Uplink.UplinkTransport transport) => _sessions.Values.Count(s => s.Transport == transport);
+
     /// <summary>True when the device has a live uplink.</summary>
     public bool IsConnected(string deviceId) => _sessions.ContainsKey(deviceId);
 

@@ -27,14 +27,24 @@ namespace Pinhole.Transport.Uplink;
 /// not from one call into the crypto library per frame.</item>
 /// </list>
 /// Thread safety: one thread receives; sends may come from any thread (serialised inside).
+/// <para>Where a middlebox strips <c>Upgrade</c>, <see cref="ConnectHttpAsync"/> builds the same connection
+/// over plain HTTP(S) instead (<see cref="Transport"/> is then <see cref="UplinkTransport.Http"/>): a streaming
+/// <c>GET</c> brings the relay's messages down, a streaming chunked <c>POST</c> takes the device's up, one
+/// uplink message per chunk. Every member behaves the same on either transport.</para>
 /// </summary>
 public sealed class UplinkClientConnection : IDisposable
 {
     private const int MaxHeadBytes = 16 * 1024;
     private static readonly byte[] HeadEnd = "\r\n\r\n"u8.ToArray();
 
+    // Sending goes to _socket/_stream, receiving comes from _recvSocket/_recvStream: the same
+    // connection for a WebSocket, the POST's and the GET's connections over HTTP.
     private readonly NonBlockingSocketStream _socket;
     private readonly Stream _stream;
+    private readonly NonBlockingSocketStream _recvSocket;
+    private readonly Stream _recvStream;
+    private int _chunkRemaining; // HTTP: data bytes left in the current chunk of the GET's body
+    private bool _chunkedBody, _inChunk, _bodyEnded;
     private readonly UplinkLimits _limits;
     private readonly Lock _sendLock = new();
     private readonly byte[] _maskKeys = new byte[4096];
@@ -46,12 +56,24 @@ public sealed class UplinkClientConnection : IDisposable
     private volatile bool _closeSent, _closeReceived, _aborted;
 
     private UplinkClientConnection(NonBlockingSocketStream socket, Stream stream, UplinkLimits limits, string subProtocol)
+        : this(socket, stream, socket, stream, limits, subProtocol, UplinkTransport.WebSocket)
+    {
+    }
+
+    private UplinkClientConnection(NonBlockingSocketStream socket, Stream stream, NonBlockingSocketStream recvSocket, Stream recvStream,
+        UplinkLimits limits, string subProtocol, UplinkTransport transport)
     {
         _socket = socket;
         _stream = stream;
+        _recvSocket = recvSocket;
+        _recvStream = recvStream;
         _limits = limits;
         SubProtocol = subProtocol;
+        Transport = transport;
     }
+
+    /// <summary>What carries the messages: a WebSocket, or the HTTP fallback.</summary>
+    public UplinkTransport Transport { get; }
 
     /// <summary>The subprotocol the relay selected.</summary>
     public string SubProtocol { get; }
@@ -92,8 +114,8 @@ public sealed class UplinkClientConnection : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(interval, TimeSpan.Zero);
         ArgumentNullException.ThrowIfNull(check);
-        _socket.WaitingInterval = interval;
-        _socket.Waiting = check;
+        _recvSocket.WaitingInterval = interval;
+        _recvSocket.Waiting = check;
     }
 
     // ------------------------------------------------------------------ connecting
@@ -107,7 +129,24 @@ public sealed class UplinkClientConnection : IDisposable
     /// <exception cref="SocketException">No address of the relay (or proxy) could be reached.</exception>
     /// <exception cref="TimeoutException">It took longer than the connect timeout.</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
-    public static async Task<UplinkClientConnection> ConnectAsync(Uri relay, UplinkConnectOptions options, CancellationToken cancellationToken)
+    public static Task<UplinkClientConnection> ConnectAsync(Uri relay, UplinkConnectOptions options, CancellationToken cancellationToken) =>
+        ConnectCoreAsync(relay, options, UplinkTransport.WebSocket, cancellationToken);
+
+    /// <summary>
+    /// Connects to <paramref name="relay"/> (the same <c>ws://</c> or <c>wss://</c> URL) over the HTTP fallback: a
+    /// streaming <c>GET</c> down and a chunked streaming <c>POST</c> up, over <c>http://</c> or <c>https://</c>
+    /// (and the proxy, TLS and timeout rules of <see cref="ConnectAsync"/>), tied by the session id the relay
+    /// issues on the <c>GET</c> (docs/uplink-protocol.md §1a).
+    /// </summary>
+    /// <exception cref="UplinkHandshakeException">The relay answered the <c>GET</c> with an HTTP status other than 200.</exception>
+    /// <exception cref="IOException">A connection, the proxy, TLS or the relay's answer failed.</exception>
+    /// <exception cref="SocketException">No address of the relay (or proxy) could be reached.</exception>
+    /// <exception cref="TimeoutException">It took longer than the connect timeout.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public static Task<UplinkClientConnection> ConnectHttpAsync(Uri relay, UplinkConnectOptions options, CancellationToken cancellationToken) =>
+        ConnectCoreAsync(relay, options, UplinkTransport.Http, cancellationToken);
+
+    private static async Task<UplinkClientConnection> ConnectCoreAsync(Uri relay, UplinkConnectOptions options, UplinkTransport transport, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(relay);
         ArgumentNullException.ThrowIfNull(options);
@@ -129,7 +168,9 @@ public sealed class UplinkClientConnection : IDisposable
             if (addresses.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
             // The whole handshake runs blocking on a thread of its own: one async call would put the
             // socket into the async engine for good. Cancelling aborts the socket, which ends it.
-            var connecting = Task.Factory.StartNew(() => ConnectBlocking(relay, proxy, addresses, dial.Port, options, deadline, timeout.Token),
+            var connecting = Task.Factory.StartNew(() => transport == UplinkTransport.Http
+                    ? ConnectHttpBlocking(relay, proxy, addresses, dial.Port, options, deadline, timeout.Token)
+                    : ConnectBlocking(relay, proxy, addresses, dial.Port, options, deadline, timeout.Token),
                 CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             _ = connecting.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
             try
@@ -199,6 +240,106 @@ public sealed class UplinkClientConnection : IDisposable
         {
             tls?.Dispose();
             raw.Abort();
+            if (cancellationToken.IsCancellationRequested) throw new OperationCanceledException("connect cancelled", e, cancellationToken);
+            throw;
+        }
+    }
+
+    // One TCP (+ proxy tunnel + TLS) connection to the relay for the HTTP fallback.
+    private static (NonBlockingSocketStream Raw, Stream Stream) OpenHttp(Uri relay, Uri? proxy, IPAddress[] addresses, int port, UplinkConnectOptions options, long deadline,
+        List<NonBlockingSocketStream> opened, CancellationToken cancellationToken)
+    {
+        var socket = BlockingConnect.Connect(addresses, port, options.ConnectTimeout, cancellationToken);
+        var raw = new NonBlockingSocketStream(socket) { Deadline = deadline };
+        lock (opened) opened.Add(raw);
+        try
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (proxy is not null) OpenTunnel(raw, relay, proxy);
+            if (relay.Scheme != "wss") return (raw, raw);
+            var tls = new SslStream(raw, leaveInnerStreamOpen: false);
+            tls.AuthenticateAsClient(TlsOptions(relay, options.TrustedCa));
+            return (raw, tls);
+        }
+        catch
+        {
+            raw.Abort();
+            raw.Dispose();
+            throw;
+        }
+    }
+
+    private static UplinkClientConnection ConnectHttpBlocking(Uri relay, Uri? proxy, IPAddress[] addresses, int port, UplinkConnectOptions options, long deadline, CancellationToken cancellationToken)
+    {
+        NonBlockingSocketStream? downRaw = null, upRaw = null;
+        Stream? down = null, up = null;
+        // Cancelling aborts whatever sockets are open so far, which ends a blocked read or write.
+        var opened = new List<NonBlockingSocketStream>(2);
+        using var abort = cancellationToken.UnsafeRegister(static s =>
+        {
+            var list = (List<NonBlockingSocketStream>)s!;
+            lock (list) foreach (var raw in list) raw.Abort();
+        }, opened);
+        try
+        {
+            // Down first: the GET authenticates and the relay answers with the session id the POST names.
+            (downRaw, down) = OpenHttp(relay, proxy, addresses, port, options, deadline, opened, cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            var common = new StringBuilder()
+                .Append("Host: ").Append(Authority(relay)).Append("\r\n")
+                .Append("Cache-Control: no-cache\r\n");
+            foreach (var (name, value) in options.Headers) common.Append(name).Append(": ").Append(value).Append("\r\n");
+            var get = new StringBuilder()
+                .Append("GET ").Append(relay.PathAndQuery).Append(" HTTP/1.1\r\n")
+                .Append(common)
+                .Append(UplinkProtocol.TransportHeader).Append(": http\r\n")
+                .Append("Accept: application/octet-stream\r\n\r\n");
+            down.Write(Encoding.UTF8.GetBytes(get.ToString()));
+            down.Flush();
+            var buffer = new byte[4096];
+            var filled = 0;
+            var headLength = ReadHead(down, ref buffer, ref filled, "the relay");
+            var (status, reason, headers) = ParseHead(buffer.AsSpan(0, headLength), "the relay");
+            if (status != 200) throw new UplinkHandshakeException(status, reason, headers);
+            if (!headers.TryGetValue(UplinkProtocol.SessionHeader, out var session) || session.Length is 0 or > 128
+                || session.Any(c => c <= ' ' || c >= '\x7f'))
+                throw new IOException($"the relay answered 200 without a valid {UplinkProtocol.SessionHeader} header (is something else answering at {relay.AbsolutePath}?)");
+            var chunked = headers.TryGetValue("Transfer-Encoding", out var coding) && coding.Split(',').Last().Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase);
+            if (!chunked && headers.ContainsKey("Content-Length"))
+                throw new IOException("the relay's uplink stream has a Content-Length; a proxy may be buffering it");
+
+            (upRaw, up) = OpenHttp(relay, proxy, addresses, port, options, deadline, opened, cancellationToken);
+            cancellationToken.ThrowIfCancellationRequested();
+            var post = new StringBuilder()
+                .Append("POST ").Append(relay.PathAndQuery).Append(" HTTP/1.1\r\n")
+                .Append(common)
+                .Append(UplinkProtocol.SessionHeader).Append(": ").Append(session).Append("\r\n")
+                .Append("Content-Type: application/octet-stream\r\n")
+                .Append("Transfer-Encoding: chunked\r\n\r\n");
+            up.Write(Encoding.UTF8.GetBytes(post.ToString()));
+            up.Flush();
+
+            var connection = new UplinkClientConnection(upRaw, up, downRaw, down, options.Limits, options.SubProtocol, UplinkTransport.Http)
+            {
+                _chunkedBody = chunked,
+            };
+            TcpSendBuffer.TrySetNotSentLowWatermark(upRaw.Socket, TcpSendBuffer.MinLowWatermark);
+            if (filled > headLength)
+            {
+                connection._read = new byte[Math.Max(connection._read.Length, filled - headLength)];
+                buffer.AsSpan(headLength, filled - headLength).CopyTo(connection._read);
+                connection._readEnd = filled - headLength;
+            }
+            downRaw.Deadline = long.MaxValue;
+            upRaw.Deadline = long.MaxValue;
+            return connection;
+        }
+        catch (Exception e)
+        {
+            downRaw?.Abort();
+            upRaw?.Abort();
+            down?.Dispose();
+            up?.Dispose();
             if (cancellationToken.IsCancellationRequested) throw new OperationCanceledException("connect cancelled", e, cancellationToken);
             throw;
         }
@@ -331,7 +472,7 @@ public sealed class UplinkClientConnection : IDisposable
     {
         try
         {
-            return ReceiveMessage();
+            return Transport == UplinkTransport.Http ? ReceiveHttpMessage() : ReceiveMessage();
         }
         catch (ObjectDisposedException e)
         {
@@ -393,6 +534,103 @@ public sealed class UplinkClientConnection : IDisposable
         }
     }
 
+    // HTTP fallback: the GET's body is a byte stream of uplink messages, carried in chunks (or, from a
+    // proxy that un-chunks, until the connection closes); chunk and message boundaries need not agree.
+    private UplinkMessage? ReceiveHttpMessage()
+    {
+        Span<byte> header = stackalloc byte[UplinkProtocol.HeaderSize];
+        if (!ReadBody(header, atMessageStart: true)) return null;
+        UplinkCodec.TryPeekBodyLength(header, _limits, out var body); // throws when over the limit
+        var length = UplinkProtocol.HeaderSize + body;
+        if (_message.Length < length) Array.Resize(ref _message, Math.Max(length, Math.Min(_message.Length * 2, _limits.MaxMessageBytes + UplinkProtocol.HeaderSize)));
+        header.CopyTo(_message);
+        ReadBody(_message.AsSpan(UplinkProtocol.HeaderSize, body), atMessageStart: false);
+        return UplinkCodec.ParseOne(_message.AsMemory(0, length), _limits);
+    }
+
+    // Fills destination from the body; false when the body ended cleanly before its first byte (only
+    // allowed at a message boundary).
+    private bool ReadBody(Span<byte> destination, bool atMessageStart)
+    {
+        var first = true;
+        while (!destination.IsEmpty)
+        {
+            if (_bodyEnded) return EndOfBody(first && atMessageStart);
+            if (_chunkedBody && !_inChunk)
+            {
+                if (!NextChunk()) return EndOfBody(first && atMessageStart);
+                continue;
+            }
+            if (_readEnd == _readStart)
+            {
+                if (!_chunkedBody)
+                {
+                    // Until close: a clean end is the relay closing the connection.
+                    if (_readStart > 0) _readStart = _readEnd = 0;
+                    var n = _recvStream.Read(_read, 0, _read.Length);
+                    if (n == 0) { _bodyEnded = true; continue; }
+                    _readEnd = n;
+                }
+                else
+                {
+                    Fill();
+                }
+            }
+            var take = Math.Min(destination.Length, _readEnd - _readStart);
+            if (_chunkedBody) take = Math.Min(take, _chunkRemaining);
+            _read.AsSpan(_readStart, take).CopyTo(destination);
+            _readStart += take;
+            destination = destination[take..];
+            first = false;
+            if (_chunkedBody)
+            {
+                _chunkRemaining -= take;
+                if (_chunkRemaining == 0)
+                {
+                    while (_readEnd - _readStart < 2) Fill();
+                    if (!_read.AsSpan(_readStart, 2).SequenceEqual(UplinkHttpFraming.ChunkEnd))
+                        throw new UplinkProtocolException("a chunk's data is not followed by CRLF (RFC 9112 §7.1)");
+                    _readStart += 2;
+                    _inChunk = false;
+                }
+            }
+        }
+        return true;
+    }
+
+    private bool EndOfBody(bool clean)
+    {
+        _closeReceived = true;
+        if (clean) return false;
+        throw new IOException("the relay's stream ended in the middle of a message");
+    }
+
+    // Reads the next chunk-size line; false at the last chunk (its trailers are read too).
+    private bool NextChunk()
+    {
+        int size, consumed;
+        while (!UplinkHttpFraming.TryReadChunkHeader(_read.AsSpan(_readStart, _readEnd - _readStart), out size, out consumed)) Fill();
+        _readStart += consumed;
+        if (size > 0)
+        {
+            _chunkRemaining = size;
+            _inChunk = true;
+            return true;
+        }
+        while (true)
+        {
+            if (!UplinkHttpFraming.TryReadTrailerLine(_read.AsSpan(_readStart, _readEnd - _readStart), out var last, out consumed))
+            {
+                Fill();
+                continue;
+            }
+            _readStart += consumed;
+            if (last) break;
+        }
+        _bodyEnded = true;
+        return false;
+    }
+
     private WebSocketFrameHeader ReadFrameHeader()
     {
         while (true)
@@ -414,8 +652,11 @@ public sealed class UplinkClientConnection : IDisposable
             _readEnd -= _readStart;
             _readStart = 0;
         }
-        var n = _stream.Read(_read, _readEnd, _read.Length - _readEnd);
-        if (n == 0) throw new IOException(_closeSent ? "the relay closed the connection" : "the relay closed the connection without a WebSocket close");
+        var n = _recvStream.Read(_read, _readEnd, _read.Length - _readEnd);
+        if (n == 0)
+            throw new IOException(_closeSent ? "the relay closed the connection"
+                : Transport == UplinkTransport.Http ? "the relay closed the connection in the middle of its stream"
+                : "the relay closed the connection without a WebSocket close");
         _readEnd += n;
     }
 
@@ -430,7 +671,7 @@ public sealed class UplinkClientConnection : IDisposable
             // Large payloads go straight to their place; small ones through the buffer.
             if (destination.Length >= _read.Length / 2)
             {
-                var n = _stream.Read(destination);
+                var n = _recvStream.Read(destination);
                 if (n == 0) throw new IOException("the relay closed the connection in the middle of a frame");
                 destination = destination[n..];
             }
@@ -487,6 +728,7 @@ public sealed class UplinkClientConnection : IDisposable
         var length = UplinkProtocol.FrameHeaderSize + unit.Data.Length;
         if (length - UplinkProtocol.HeaderSize > _limits.MaxMessageBytes)
             throw new ArgumentException($"frame of {unit.Data.Length} bytes exceeds the {_limits.MaxMessageBytes}-byte message limit", nameof(unit));
+        if (Transport == UplinkTransport.Http) return TrySendFrameChunk(sequence, streamId, sendTimestamp, unit, length);
         var headerLength = WebSocketFraming.ClientHeaderLength(length);
         var buffer = ArrayPool<byte>.Shared.Rent(headerLength + length);
         try
@@ -502,6 +744,35 @@ public sealed class UplinkClientConnection : IDisposable
                 WebSocketFraming.WriteClientHeader(buffer, WebSocketOpcode.Binary, length, key);
                 WebSocketFraming.Mask(message, key);
                 _stream.Write(buffer, 0, headerLength + length);
+                Interlocked.Add(ref _mediaBytesSent, length);
+            }
+        }
+        catch (ObjectDisposedException e)
+        {
+            throw Aborted(e);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return !HasPendingBytes;
+    }
+
+    private bool TrySendFrameChunk(ulong sequence, ushort streamId, ulong sendTimestamp, in AccessUnit unit, int length)
+    {
+        var headerLength = UplinkHttpFraming.ChunkHeaderLength(length);
+        var buffer = ArrayPool<byte>.Shared.Rent(headerLength + length + 2);
+        try
+        {
+            UplinkHttpFraming.WriteChunkHeader(buffer, length);
+            var message = buffer.AsSpan(headerLength, length);
+            UplinkCodec.WriteFrameHeader(message, sequence, streamId, sendTimestamp, unit);
+            unit.Data.Span.CopyTo(message[UplinkProtocol.FrameHeaderSize..]);
+            UplinkHttpFraming.ChunkEnd.CopyTo(buffer.AsSpan(headerLength + length));
+            lock (_sendLock)
+            {
+                ThrowIfClosed();
+                _stream.Write(buffer, 0, headerLength + length + 2);
                 Interlocked.Add(ref _mediaBytesSent, length);
             }
         }
@@ -549,6 +820,13 @@ public sealed class UplinkClientConnection : IDisposable
         {
             lock (_sendLock)
             {
+                if (!_closeSent && !_aborted && Transport == UplinkTransport.Http)
+                {
+                    // The POST's body ends; the relay then ends the GET's, which Receive sees as null.
+                    if (goodbye is not null) WriteChunk(UplinkCodec.Encode(goodbye));
+                    _stream.Write(UplinkHttpFraming.LastChunk);
+                    _closeSent = true;
+                }
                 if (!_closeSent && !_aborted)
                 {
                     if (goodbye is not null) WriteFrame(WebSocketOpcode.Binary, UplinkCodec.Encode(goodbye));
@@ -574,6 +852,7 @@ public sealed class UplinkClientConnection : IDisposable
     {
         _aborted = true;
         _socket.Abort();
+        if (_recvSocket != _socket) _recvSocket.Abort();
     }
 
     /// <inheritdoc />
@@ -581,6 +860,7 @@ public sealed class UplinkClientConnection : IDisposable
     {
         Abort();
         _stream.Dispose();
+        if (_recvStream != _stream) _recvStream.Dispose();
     }
 
     private void ThrowIfClosed()
@@ -592,6 +872,12 @@ public sealed class UplinkClientConnection : IDisposable
     // Caller holds _sendLock.
     private void WriteFrame(WebSocketOpcode opcode, ReadOnlySpan<byte> payload)
     {
+        if (Transport == UplinkTransport.Http)
+        {
+            // Only whole uplink messages travel over HTTP; the protocol's own Ping/Pong are the heartbeats.
+            if (opcode == WebSocketOpcode.Binary) WriteChunk(payload);
+            return;
+        }
         var headerLength = WebSocketFraming.ClientHeaderLength(payload.Length);
         var buffer = ArrayPool<byte>.Shared.Rent(headerLength + payload.Length);
         try
@@ -601,6 +887,28 @@ public sealed class UplinkClientConnection : IDisposable
             payload.CopyTo(buffer.AsSpan(headerLength));
             WebSocketFraming.Mask(buffer.AsSpan(headerLength, payload.Length), key);
             _stream.Write(buffer, 0, headerLength + payload.Length);
+        }
+        catch (ObjectDisposedException e)
+        {
+            throw Aborted(e);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    // HTTP fallback: one uplink message, one chunk, one write. Caller holds _sendLock.
+    private void WriteChunk(ReadOnlySpan<byte> message)
+    {
+        var headerLength = UplinkHttpFraming.ChunkHeaderLength(message.Length);
+        var buffer = ArrayPool<byte>.Shared.Rent(headerLength + message.Length + 2);
+        try
+        {
+            UplinkHttpFraming.WriteChunkHeader(buffer, message.Length);
+            message.CopyTo(buffer.AsSpan(headerLength));
+            UplinkHttpFraming.ChunkEnd.CopyTo(buffer.AsSpan(headerLength + message.Length));
+            _stream.Write(buffer, 0, headerLength + message.Length + 2);
         }
         catch (ObjectDisposedException e)
         {
@@ -627,4 +935,14 @@ public sealed class UplinkClientConnection : IDisposable
     }
 
     private static IOException Aborted(Exception e) => new("the uplink connection was aborted", e);
+}
+
+/// <summary>What carries an uplink connection.</summary>
+public enum UplinkTransport
+{
+    /// <summary>One WebSocket (the normal case).</summary>
+    WebSocket,
+
+    /// <summary>The HTTP fallback: a streaming <c>GET</c> down and a chunked streaming <c>POST</c> up.</summary>
+    Http,
 }

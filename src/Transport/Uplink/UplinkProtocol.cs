@@ -15,6 +15,15 @@ public static class UplinkProtocol
     /// <summary>Response header on a refused upgrade naming the reason (a <see cref="UplinkReason"/> in kebab case).</summary>
     public const string RejectHeader = "Pinhole-Reject";
 
+    /// <summary>
+    /// Request header on the HTTP fallback's downstream <c>GET</c> (value <c>http</c>): the relay answers with a
+    /// streaming body of uplink messages instead of expecting a WebSocket upgrade (docs/uplink-protocol.md §1a).
+    /// </summary>
+    public const string TransportHeader = "Pinhole-Transport";
+
+    /// <summary>Response header of the HTTP fallback's <c>GET</c> naming the session; the device's upstream <c>POST</c> repeats it.</summary>
+    public const string SessionHeader = "Pinhole-Session";
+
     /// <summary>The WebSocket subprotocol name the device offers and the relay selects.</summary>
     public const string SubProtocol = "pinhole-uplink.v1";
 

@@ -170,7 +170,7 @@ internal sealed class EndToEndStack : IAsyncDisposable
 
     /// <summary>Starts a camera with <paramref name="options"/>, a relay and an edge whose camera source is <paramref name="source"/> (default: the camera's URL, with credentials when it has them).</summary>
     public static async Task<EndToEndStack> StartAsync(ITestOutputHelper? output, RtspCameraOptions options, Func<RtspCamera, string>? source = null, Func<EndToEndStack, IEnumerable<string>>? relays = null,
-        Action<EndToEndStack>? configure = null)
+        Action<EndToEndStack>? configure = null, Func<EndToEndStack, Task>? beforeEdge = null)
     {
         var camera = await RtspCamera.StartAsync(options);
         EndToEndStack? stack = null;
@@ -181,6 +181,7 @@ internal sealed class EndToEndStack : IAsyncDisposable
             stack.Relays = relays is null ? [stack.UplinkUrl] : [.. relays(stack)];
             configure?.Invoke(stack);
             await stack.StartRelayAsync();
+            if (beforeEdge is not null) await beforeEdge(stack);
             await stack.StartEdgeAsync();
             return stack;
         }

@@ -1,0 +1,109 @@
+using System.Globalization;
+using System.Net.WebSockets;
+using System.Text.RegularExpressions;
+using Pinhole.Testing;
+using Xunit.Abstractions;
+
+namespace Pinhole.Integration.Tests.EndToEnd;
+
+/// <summary>
+/// Issue 18: a real HAProxy that deletes <c>Upgrade</c> and <c>Connection</c> sits between the edge and the relay,
+/// as a corporate proxy or middlebox does. The edge's WebSocket upgrade is refused, it falls back to HTTP streaming
+/// (a streaming GET down, a chunked POST up) through the same proxy, and the camera plays through the relay; then a
+/// proxy that lets upgrades through replaces it, and the edge's next connection is a WebSocket again.
+/// </summary>
+[Collection(EndToEnd.Collection)]
+public partial class HttpFallbackTests(ITestOutputHelper output)
+{
+    [GeneratedRegex(@"^pinhole_uplink_rtt_seconds (\S+)$", RegexOptions.Multiline)]
+    private static partial Regex RttLine();
+
+    private void Log(string line)
+    {
+        try { output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {line}"); }
+        catch (InvalidOperationException) { }
+    }
+
+    [RequiresFact(Needs.RtspCamera | Needs.Ffmpeg | Needs.HaProxy)]
+    public async Task Behind_a_proxy_that_strips_Upgrade_the_uplink_runs_over_HTTP_the_camera_plays_and_a_WebSocket_returns_when_upgrades_pass()
+    {
+        var proxyPort = FreePort.Get();
+        HaProxy? proxy = null;
+        await using var stack = await EndToEndStack.StartAsync(output, new RtspCameraOptions { Width = 640, Height = 360, Gop = 25 },
+            relays: _ => [$"ws://127.0.0.1:{proxyPort}/uplink"],
+            beforeEdge: async s => proxy = await HaProxy.StartAsync(s.HttpPort, stripUpgrade: true, proxyPort, l => Log("haproxy " + l)));
+        try
+        {
+            using var relayHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{proxyPort}"), Timeout = TimeSpan.FromSeconds(10) };
+            using var edgeHttp = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{stack.WebPort}"), Timeout = TimeSpan.FromSeconds(10) };
+
+            // The proxy is real about it: a WebSocket to the relay through it does not open.
+            using (var ws = new ClientWebSocket())
+            {
+                var refused = await Assert.ThrowsAsync<WebSocketException>(() => ws.ConnectAsync(new Uri($"ws://127.0.0.1:{proxyPort}/uplink"), CancellationToken.None));
+                Log($"WebSocket through the stripping proxy: {refused.Message}");
+            }
+
+            var probe = await EndToEnd.ProbeUntilPlayingAsync(stack.RtspUrl, TimeSpan.FromSeconds(45), frames: 50);
+            var why = probe + "\n" + stack.Logs + "\n--- haproxy ---\n" + proxy?.Log;
+            Assert.True(probe.Succeeded, why);
+            Assert.True(probe.Video!.FramesDecoded >= 50, why);
+            Assert.Empty(probe.DecoderErrors);
+            Assert.Contains("falling back to HTTP streaming", stack.Edge!.Output, StringComparison.Ordinal);
+
+            // The device says which transport it uses: its own metrics and status, and the relay's count (read through the proxy).
+            var edgeMetrics = await edgeHttp.GetStringAsync("/metrics");
+            Assert.Contains("pinhole_uplink_transport{transport=\"http\"} 1", edgeMetrics, StringComparison.Ordinal);
+            Assert.Contains("pinhole_uplink_transport{transport=\"websocket\"} 0", edgeMetrics, StringComparison.Ordinal);
+            Assert.Matches(@"(?m)^pinhole_uplink_http_fallbacks_total [1-9]", edgeMetrics);
+            var relayMetrics = await relayHttp.GetStringAsync("/metrics");
+            Assert.Contains("pinhole_uplinks_http 1", relayMetrics, StringComparison.Ordinal);
+            // Both halves went through HAProxy (its log has one line per request; the GET and POST end when the session does,
+            // so what shows now is the refused upgrade; the streams are seen by the relay's count above).
+            var overHttp = await SampleRttAsync(edgeHttp, TimeSpan.FromSeconds(10));
+
+            // Now a proxy that passes upgrades: the edge's next connection tries the WebSocket first and gets it.
+            await proxy!.DisposeAsync();
+            proxy = await HaProxy.StartAsync(stack.HttpPort, stripUpgrade: false, proxyPort, l => Log("haproxy " + l));
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(45);
+            while (!(await edgeHttp.GetStringAsync("/metrics")).Contains("pinhole_uplink_transport{transport=\"websocket\"} 1", StringComparison.Ordinal))
+            {
+                Assert.True(DateTime.UtcNow < deadline, "the edge did not come back over a WebSocket\n" + stack.Logs);
+                await Task.Delay(500);
+            }
+            var probeWs = await EndToEnd.ProbeUntilPlayingAsync(stack.RtspUrl, TimeSpan.FromSeconds(30), frames: 25);
+            Assert.True(probeWs.Succeeded, probeWs + "\n" + stack.Logs);
+            Assert.Contains("pinhole_uplinks_http 0", await relayHttp.GetStringAsync("/metrics"), StringComparison.Ordinal);
+            var overWebSocket = await SampleRttAsync(edgeHttp, TimeSpan.FromSeconds(10));
+
+            Log($"uplink RTT (frame sent -> ack, edge clock) through HAProxy: HTTP fallback median {Median(overHttp) * 1000:0.0} ms max {overHttp.Max() * 1000:0.0} ms " +
+                $"({overHttp.Count} samples); WebSocket median {Median(overWebSocket) * 1000:0.0} ms max {overWebSocket.Max() * 1000:0.0} ms ({overWebSocket.Count} samples)");
+            // A generous bound, not a timing race: on loopback either transport answers well within a second.
+            Assert.True(Median(overHttp) < 1.0, $"HTTP fallback RTT median {Median(overHttp):0.000} s");
+        }
+        finally
+        {
+            if (proxy is not null) await proxy.DisposeAsync();
+        }
+    }
+
+    private static async Task<List<double>> SampleRttAsync(HttpClient edge, TimeSpan duration)
+    {
+        var samples = new List<double>();
+        var end = DateTime.UtcNow + duration;
+        while (DateTime.UtcNow < end)
+        {
+            var m = RttLine().Match(await edge.GetStringAsync("/metrics"));
+            if (m.Success && double.TryParse(m.Groups[1].Value, NumberStyles.Float, CultureInfo.InvariantCulture, out var v) && v > 0) samples.Add(v);
+            await Task.Delay(250);
+        }
+        Assert.NotEmpty(samples);
+        return samples;
+    }
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted[sorted.Count / 2];
+    }
+}
