@@ -47,7 +47,7 @@ public sealed class UplinkClient : IPipeline
         _connects = metrics.Counter("pinhole_uplink_connects_total", "Uplink sessions established.");
         _rttGauge = metrics.Gauge("pinhole_uplink_rtt_seconds", "Uplink round-trip time from the latest ack or pong.");
         _inFlightGauge = metrics.Gauge("pinhole_uplink_bytes_in_flight", "Media bytes sent but not yet acknowledged by the relay.");
-        _rateGauge = metrics.Gauge("pinhole_uplink_link_rate_bytes_per_second", "The uplink's measured rate: what the link carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 before the first acks.");
+        _rateGauge = metrics.Gauge("pinhole_uplink_link_rate_bytes_per_second", "The uplink's measured rate: what the link carried while busy over the last 5 s, else the delivery rate of the last 2 s; 0 before the first acks.");
         InitRelayGauges(options);
     }
 
@@ -207,7 +207,9 @@ public sealed class UplinkClient : IPipeline
 
     // The in-flight window before the first delivery-rate sample, and its floor.
     private const long MinWindowBytes = 16 * 1024;
-    private static readonly TimeSpan RateFilterWindow = TimeSpan.FromSeconds(10);
+    // How far back the link's rate (busy intervals only) and the delivery rate (all intervals) look.
+    private static readonly TimeSpan RateFilterWindow = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan DeliveryRateWindow = TimeSpan.FromSeconds(2);
 
     private enum SessionOutcome { Failed, Refused, Ended }
 
@@ -406,8 +408,8 @@ public sealed class UplinkClient : IPipeline
         public readonly Dictionary<ushort, long> ReportedDrops = [];
         public readonly Lock InFlightLock = new();
         public readonly Queue<(ulong Sequence, long SentAt)> InFlight = new();
-        public readonly Queue<(long At, double BytesPerSecond)> RateSamples = new();
-        public readonly Queue<(long At, double BytesPerSecond)> LinkSamples = new();
+        public readonly Queue<(long At, long Bytes, double Seconds)> RateSamples = new();
+        public readonly Queue<(long At, long Bytes, double Seconds)> LinkSamples = new();
         public long SentAtLastAck;
         public long LastAckAt, LastAckBytes;
         public long WindowBytes = MinWindowBytes;
@@ -480,27 +482,29 @@ public sealed class UplinkClient : IPipeline
             while (state.InFlight.Count > 0 && state.InFlight.Peek().Sequence <= ack.Sequence) state.InFlight.Dequeue();
 
             // Delivery rate from the relay's byte count between acks; the window is what the link
-            // delivers in MaxUnackedAge (max-filtered over 2 s, like BBR's bandwidth filter), so queued
-            // bytes in socket buffers stay within that much delay.
+            // delivers in MaxUnackedAge, so queued bytes in socket buffers stay within that much delay.
+            // Rates are bytes over time summed across many acks, never the best single interval: the
+            // relay acks on a timer, and an ack that waited for a busy thread followed by one on time
+            // makes an interval a few milliseconds long that "delivered" a quarter second of bytes.
+            // The best of those read twice the real rate of a 1 Mbit/s link, and the queue then sent
+            // frames that could not arrive in time.
             var dt = _time.GetElapsedTime(state.LastAckAt, at);
             if (state.LastAckAt != 0 && dt >= TimeSpan.FromMilliseconds(20))
             {
                 var delivered = (long)ack.BytesReceived - state.LastAckBytes;
-                state.RateSamples.Enqueue((at, delivered / dt.TotalSeconds));
-                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > TimeSpan.FromSeconds(2)) state.RateSamples.Dequeue();
-                var rate = 0.0;
-                foreach (var sample in state.RateSamples) rate = Math.Max(rate, sample.BytesPerSecond);
+                state.RateSamples.Enqueue((at, delivered, dt.TotalSeconds));
+                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > DeliveryRateWindow) state.RateSamples.Dequeue();
+                var rate = RateOf(state.RateSamples);
                 state.WindowBytes = Math.Max(MinWindowBytes, (long)(rate * _options.MaxUnackedAge.TotalSeconds));
 
                 // What the link itself can carry, for dropping frames that would arrive too late. Only
-                // samples of a busy link count: bytes sent before the previous ack were still not all
+                // intervals of a busy link count: bytes sent before the previous ack were still not all
                 // delivered by this one. Otherwise the camera, not the link, set the rate (a fast link
                 // carries what it is given), and believing it would drop frames a fast link would carry.
-                // The filter is long: while frames are dropped the link idles now and then.
-                if ((long)ack.BytesReceived < state.SentAtLastAck) state.LinkSamples.Enqueue((at, delivered / dt.TotalSeconds));
+                // The window is long: while frames are dropped the link idles now and then.
+                if ((long)ack.BytesReceived < state.SentAtLastAck) state.LinkSamples.Enqueue((at, delivered, dt.TotalSeconds));
                 while (state.LinkSamples.Count > 0 && _time.GetElapsedTime(state.LinkSamples.Peek().At, at) > RateFilterWindow) state.LinkSamples.Dequeue();
-                var link = 0.0;
-                foreach (var sample in state.LinkSamples) link = Math.Max(link, sample.BytesPerSecond);
+                var link = RateOf(state.LinkSamples);
                 state.BytesPerSecond = link > 0 ? Math.Max(link, rate) : 0;
                 var measured = link > 0 ? state.BytesPerSecond : rate;
                 _rateGauge.Set(measured);
@@ -526,6 +530,19 @@ public sealed class UplinkClient : IPipeline
         // An ack can only let frames move that wait in the queue (held back by congestion); with
         // none queued, waking the sender at every ack would be for nothing.
         if (_queue.HasFrames) _queue.Pulse();
+    }
+
+    // Bytes over seconds across the samples (0 when there are none).
+    private static double RateOf(Queue<(long At, long Bytes, double Seconds)> samples)
+    {
+        long bytes = 0;
+        double seconds = 0;
+        foreach (var sample in samples)
+        {
+            bytes += sample.Bytes;
+            seconds += sample.Seconds;
+        }
+        return seconds > 0 ? bytes / seconds : 0;
     }
 
     private void SetRtt(ulong micros)
@@ -617,14 +634,21 @@ public sealed class UplinkClient : IPipeline
             bool congested;
             long unacked;
             double rate;
+            long ahead;
             lock (state.InFlightLock)
             {
                 unacked = state.Link.MediaBytesSent - state.AckedBytes;
                 rate = state.BytesPerSecond;
                 congested = state.InFlight.Count > 0
                     && (_time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge || unacked >= state.WindowBytes);
+                // What still has to cross the link before a new frame: the relay acks every quarter
+                // second or so, and what the link delivered since the last ack is no longer ahead.
+                // Counting it (as before) made every frame look up to an ack interval later than it
+                // would be, and the queue dropped frames that would have arrived in time.
+                ahead = state.LastAckAt == 0 ? unacked
+                    : Math.Max(0, unacked - (long)(rate * _time.GetElapsedTime(state.LastAckAt).TotalSeconds));
             }
-            if (congested || !_queue.TryDequeue(out var frame, unacked, rate)) return true;
+            if (congested || !_queue.TryDequeue(out var frame, ahead, rate)) return true;
             var camera = frame.Camera;
             if (frame.Unit.Data.Length > maxPayload)
             {
