@@ -134,11 +134,12 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
         md.Append(inv, $"| edge's link rate (`pinhole_uplink_link_rate_bytes_per_second`) at removal → at the end | {recovery.RateBefore / 1000:0} → {recovery.RateAfter / 1000:0} kB/s |\n");
         md.Append("\nBounded means the relay-side delay does not grow over the window: compare the first and last thirds. ")
           .Append(Stats.Noise).Append('\n');
-        md.Append("\nHow the edge keeps it low (`UplinkClientOptions`): the kernel holds at most 50 ms of the link's measured rate unsent (`TCP_NOTSENT_LOWAT`), at most 0.5 s of it is unacknowledged, ")
-          .Append("and a frame that would reach the relay after 0.8 s (`TargetDelay`), or would still be on the wire when the camera's next keyframe is due, is dropped with the rest of its GOP; keyframes are dropped only at the queue's 2 s bound. ")
-          .Append("The link's rate counts only samples taken while it was busy, so a fast link carrying a small stream never looks slow; ")
-          .Append("once the link has not been busy for 2 s and delivers faster than that estimate, the estimate is dropped (`LinkRateFilter`), so a link that got faster is not held to its old rate for the filter's 10 s. ")
-          .Append("The price is frames: each GOP that gets through is its keyframe and the frames right after it, and a keyframe is a large share of a GOP's bytes, so fewer frames arrive than when whole GOPs are sent late.\n");
+        md.Append("\nHow the edge keeps it low (`UplinkClientOptions`): the kernel holds at most 50 ms of the link's measured rate unsent (`TCP_NOTSENT_LOWAT`), at most 1 s of it is unacknowledged, ")
+          .Append("and a frame that would reach the relay after 1.1 s (`TargetDelay`: its age plus the bytes still ahead of it and its own at the link's rate) is dropped with the rest of its GOP. ")
+          .Append("That holds for keyframes too, which makes it a decision per GOP: a GOP whose keyframe would arrive late is skipped whole, so the link carries on with the GOP it is in, whose frames cost no new keyframe. ")
+          .Append("Here a keyframe is about a third of a GOP's bytes and a GOP needs about 2 s of the link, so the edge sends whole GOPs with one skipped between (at most half the frames) rather than the head of every GOP. ")
+          .Append("The link's rate is bytes over time across the acks of the last 5 s in which the link was busy, so neither a fast link carrying a small stream nor one jittery ack interval misleads it; ")
+          .Append("once the link has not been busy for 2 s and delivers faster than that estimate, the estimate is dropped (`LinkRateFilter`), so a link that got faster is not held to its old rate.\n");
         return md.ToString();
     }
 

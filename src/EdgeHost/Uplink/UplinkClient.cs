@@ -50,7 +50,7 @@ public sealed class UplinkClient : IPipeline
         _deadLinks = meter.CreateCounter<long>("pinhole_uplink_dead_links_total", description: "Uplinks abandoned because heartbeats stopped.");
         _rttGauge = meter.CreateGauge<double>("pinhole_uplink_rtt_seconds", description: "Uplink round-trip time from the latest ack or pong.");
         _inFlightGauge = meter.CreateGauge<double>("pinhole_uplink_bytes_in_flight", description: "Media bytes sent but not yet acknowledged by the relay.");
-        _rateGauge = meter.CreateGauge<double>("pinhole_uplink_link_rate_bytes_per_second", description: "The uplink's measured rate: what the link carried while busy (highest over 10 s), else the delivery rate of the last 2 s; 0 before the first acks.");
+        _rateGauge = meter.CreateGauge<double>("pinhole_uplink_link_rate_bytes_per_second", description: "The uplink's measured rate: what the link carried while busy over the last 5 s, else the delivery rate of the last 2 s; 0 before the first acks.");
         _connectedGauge = meter.CreateGauge<double>("pinhole_uplink_connected", description: "1 while the uplink is connected to this relay.");
         _fallbacks = meter.CreateCounter<long>("pinhole_uplink_http_fallbacks_total", description: "WebSocket upgrades refused on the way (a proxy stripped Upgrade) and retried over HTTP streaming.");
         _transportGauge = meter.CreateGauge<double>("pinhole_uplink_transport", description: "1 for the transport the uplink uses now (websocket or http).");
@@ -234,7 +234,9 @@ public sealed class UplinkClient : IPipeline
 
     // The in-flight window before the first delivery-rate sample, and its floor.
     private const long MinWindowBytes = 16 * 1024;
-    private static readonly TimeSpan RateFilterWindow = TimeSpan.FromSeconds(10);
+    // How far back the link's rate (busy intervals only) and the delivery rate (all intervals) look.
+    private static readonly TimeSpan RateFilterWindow = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan DeliveryRateWindow = TimeSpan.FromSeconds(2);
 
     private enum SessionOutcome { Failed, Refused, Ended }
 
@@ -474,7 +476,7 @@ public sealed class UplinkClient : IPipeline
         public readonly Dictionary<ushort, long> ReportedDrops = [];
         public readonly Lock InFlightLock = new();
         public readonly Queue<(ulong Sequence, long SentAt)> InFlight = new();
-        public readonly Queue<(long At, double BytesPerSecond)> RateSamples = new();
+        public readonly Queue<(long At, long Bytes, double Seconds)> RateSamples = new();
         public readonly LinkRateFilter LinkRate = new(time, RateFilterWindow);
         public long SentAtLastAck;
         public long LastAckAt, LastAckBytes;
@@ -551,21 +553,24 @@ public sealed class UplinkClient : IPipeline
             while (state.InFlight.Count > 0 && state.InFlight.Peek().Sequence <= ack.Sequence) state.InFlight.Dequeue();
 
             // Delivery rate from the relay's byte count between acks; the window is what the link
-            // delivers in MaxUnackedAge (max-filtered over 2 s, like BBR's bandwidth filter), so queued
-            // bytes in socket buffers stay within that much delay.
+            // delivers in MaxUnackedAge, so queued bytes in socket buffers stay within that much delay.
+            // Rates are bytes over time summed across many acks, never the best single interval: the
+            // relay acks on a timer, and an ack that waited for a busy thread followed by one on time
+            // makes an interval a few milliseconds long that "delivered" a quarter second of bytes.
+            // The best of those read twice the real rate of a 1 Mbit/s link, and the queue then sent
+            // frames that could not arrive in time.
             var dt = _time.GetElapsedTime(state.LastAckAt, at);
             if (state.LastAckAt != 0 && dt >= TimeSpan.FromMilliseconds(20))
             {
                 var delivered = (long)ack.BytesReceived - state.LastAckBytes;
-                state.RateSamples.Enqueue((at, delivered / dt.TotalSeconds));
-                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > TimeSpan.FromSeconds(2)) state.RateSamples.Dequeue();
-                var rate = 0.0;
-                foreach (var sample in state.RateSamples) rate = Math.Max(rate, sample.BytesPerSecond);
+                state.RateSamples.Enqueue((at, delivered, dt.TotalSeconds));
+                while (_time.GetElapsedTime(state.RateSamples.Peek().At, at) > DeliveryRateWindow) state.RateSamples.Dequeue();
+                var rate = LinkRateFilter.RateOf(state.RateSamples);
                 state.WindowBytes = Math.Max(MinWindowBytes, (long)(rate * _options.MaxUnackedAge.TotalSeconds));
 
                 // What the link itself can carry, for dropping frames that would arrive too late
                 // (busy samples only; see LinkRateFilter).
-                var link = state.LinkRate.Add(at, delivered / dt.TotalSeconds, busy: (long)ack.BytesReceived < state.SentAtLastAck);
+                var link = state.LinkRate.Add(at, delivered, dt.TotalSeconds, busy: (long)ack.BytesReceived < state.SentAtLastAck);
                 state.BytesPerSecond = link > 0 ? Math.Max(link, rate) : 0;
                 var measured = link > 0 ? state.BytesPerSecond : rate;
                 _rateGauge.Record(measured);
@@ -682,15 +687,22 @@ public sealed class UplinkClient : IPipeline
             bool congested;
             long unacked;
             double rate;
+            long ahead;
             lock (state.InFlightLock)
             {
                 unacked = state.Link.MediaBytesSent - state.AckedBytes;
                 rate = state.BytesPerSecond;
                 congested = state.InFlight.Count > 0
                     && (_time.GetElapsedTime(state.InFlight.Peek().SentAt) > _options.MaxUnackedAge || unacked >= state.WindowBytes);
+                // What still has to cross the link before a new frame: the relay acks every quarter
+                // second or so, and what the link delivered since the last ack is no longer ahead.
+                // Counting it (as before) made every frame look up to an ack interval later than it
+                // would be, and the queue dropped frames that would have arrived in time.
+                ahead = state.LastAckAt == 0 ? unacked
+                    : Math.Max(0, unacked - (long)(rate * _time.GetElapsedTime(state.LastAckAt).TotalSeconds));
             }
             if (congested) return true;
-            if (!_queue.TryDequeue(out var frame, unacked, rate))
+            if (!_queue.TryDequeue(out var frame, ahead, rate))
             {
                 // Nothing of video waits: tunnel data may go (by the sender thread only, which may block on it).
                 if (inline || !state.TunnelOut.Reader.TryRead(out var tunnel)) return true;

@@ -42,13 +42,18 @@ public sealed record UplinkClientOptions
 
     /// <summary>Most delay allowed in flight (socket buffers, the network): the client stops handing frames to the
     /// socket while its oldest unacknowledged frame is older than this, or more bytes are unacknowledged than the
-    /// link delivers in this time. Held-back frames age in the queue, which drops by GOP. Default 0.5 s.</summary>
-    public TimeSpan MaxUnackedAge { get; init; } = TimeSpan.FromSeconds(0.5);
+    /// link delivers in this time. Held-back frames age in the queue, which drops by GOP. Default 1 s: the queue already
+    /// drops what would arrive after <see cref="TargetDelay"/> counting the bytes in flight, and a shorter bound stalled
+    /// the link behind every keyframe (on a slow link a keyframe alone takes half a second to cross, and its ack comes
+    /// up to an ack interval later).</summary>
+    public TimeSpan MaxUnackedAge { get; init; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>Delay at the relay a frame should not exceed when the link is the bottleneck: a frame that is not a
-    /// keyframe and would arrive later (its age plus the unacknowledged bytes and its own at the measured delivery
-    /// rate) is dropped with the rest of its GOP. Default 1 s. <see cref="QueueDuration"/> stays the hard bound.</summary>
-    public TimeSpan TargetDelay { get; init; } = TimeSpan.FromSeconds(0.8);
+    /// <summary>Delay at the relay a frame should not exceed when the link is the bottleneck: a frame that would arrive
+    /// later (its age plus the bytes still ahead of it and its own at the measured delivery rate) is dropped with the
+    /// rest of its GOP; a keyframe that would arrive late drops its whole GOP (see
+    /// <see cref="UplinkSendQueue.TryDequeue(out QueuedFrame, long, double)"/>). Default 1 s.
+    /// <see cref="QueueDuration"/> stays the hard bound.</summary>
+    public TimeSpan TargetDelay { get; init; } = TimeSpan.FromSeconds(1.1);
 
     /// <summary>Most of the link's time the kernel may hold unsent below the queue (TCP_NOTSENT_LOWAT = delivery
     /// rate × this, at least 16 KiB). Default 50 ms.</summary>

@@ -116,11 +116,6 @@ public sealed class UplinkSendQueue
             }
             var gopStart = camera.IsGopStart(unit);
             var now = _time.GetTimestamp();
-            if (gopStart)
-            {
-                if (camera.LastGopStartAt != 0) camera.GopInterval = _time.GetElapsedTime(camera.LastGopStartAt, now);
-                camera.LastGopStartAt = now;
-            }
             while (camera.Items.Count > 0 && (Age(camera.Items.Peek(), now) > MaxDelay || _bytes + unit.Data.Length > MaxBytes))
                 DropToNextGop(camera);
             if (camera.Skipping)
@@ -159,15 +154,14 @@ public sealed class UplinkSendQueue
     /// <summary>
     /// Takes the oldest frame across cameras that is still young enough to send and, on a slow link,
     /// can still arrive in time: when <paramref name="bytesPerSecond"/> (the link's measured delivery
-    /// rate) is known, a frame that is not a GOP start and would reach the relay later than
-    /// <see cref="TargetDelay"/> (its age, plus <paramref name="bytesAhead"/> still unacknowledged and
-    /// its own bytes at that rate) is dropped with the rest of its GOP, so the sender moves on to the
-    /// camera's newest keyframe instead of sending every frame just before it expires. GOP starts are
-    /// only dropped by <see cref="MaxDelay"/>: a keyframe too big to arrive in time is still the only
-    /// way to show anything. For the same reason a frame is dropped (with the rest of its GOP) when
-    /// sending it would still occupy the link once the camera's next keyframe is there (queued already,
-    /// or due one GOP interval after the last): a slow link then starts every GOP empty, and the
-    /// keyframe's delay is its own transfer time rather than that plus the end of the previous GOP.
+    /// rate) is known, a frame that would reach the relay later than <see cref="TargetDelay"/> (its age,
+    /// plus <paramref name="bytesAhead"/> still unacknowledged and its own bytes at that rate) is dropped
+    /// with the rest of its GOP. That holds for keyframes too, and is the per-GOP decision: a GOP whose
+    /// keyframe would arrive late is skipped whole, so the link keeps carrying the GOP it is in (whose
+    /// frames cost no new keyframe) instead of spending a keyframe's bytes on a GOP that could show only
+    /// its first frames. On a link half the stream's rate this sends whole GOPs with one skipped between
+    /// them rather than the head of every GOP. A keyframe too big to arrive in time even on an empty
+    /// link is still sent when it has not waited (it is the only way to show anything).
     /// </summary>
     public bool TryDequeue(out QueuedFrame frame, long bytesAhead, double bytesPerSecond)
     {
@@ -182,7 +176,7 @@ public sealed class UplinkSendQueue
                 if (oldest is null) { frame = default; return false; }
 
                 var head = oldest.Items.Peek();
-                if (Age(head, now) > MaxDelay || (bytesPerSecond > 0 && !oldest.IsGopStart(head.Unit) && TooLate(head, now, bytesAhead, bytesPerSecond)))
+                if (Age(head, now) > MaxDelay || (bytesPerSecond > 0 && TooLate(head, now, bytesAhead, bytesPerSecond)))
                 {
                     DropToNextGop(oldest);
                     continue;
@@ -256,15 +250,14 @@ public sealed class UplinkSendQueue
     private bool TooLate(in QueuedFrame f, long now, long bytesAhead, double bytesPerSecond)
     {
         if (TargetDelay == Timeout.InfiniteTimeSpan) return false;
-        var transfer = TimeSpan.FromSeconds((Math.Max(0, bytesAhead) + f.Unit.Data.Length) / bytesPerSecond);
-        if (transfer < MinPredictedTransfer) return false;
-        if (Age(f, now) + transfer > TargetDelay) return true;
-        var camera = f.Camera;
-        // A newer keyframe of this camera is queued: this frame would hold it back.
-        if (f.EnqueuedAt < camera.LastGopStartAt) return true;
-        // The next keyframe is due before this frame would have left.
-        return camera.GopInterval > TimeSpan.Zero
-            && _time.GetElapsedTime(now, camera.LastGopStartAt) + camera.GopInterval < transfer;
+        var own = TimeSpan.FromSeconds(f.Unit.Data.Length / bytesPerSecond);
+        var wait = TimeSpan.FromSeconds(Math.Max(0, bytesAhead) / bytesPerSecond);
+        if (wait + own < MinPredictedTransfer) return false;
+        var waited = Age(f, now) + wait;
+        if (waited + own <= TargetDelay) return false;
+        // Late. A GOP start is dropped only for waiting, never for its own size: one that could not
+        // arrive in time even on an idle link goes out as soon as it has not waited.
+        return !f.Camera.IsGopStart(f.Unit) || waited > MinPredictedTransfer;
     }
 
     // Drops the camera's queued frames up to (not including) its next queued GOP start after the
@@ -327,9 +320,6 @@ public sealed class CameraQueue
     internal IReadOnlyList<TrackInfo>? Tracks { get; set; }
     internal int VideoTrack { get; set; } = -1;
     internal bool Skipping { get; set; }
-    // When its latest GOP start was queued, and the time between the last two (zero until known).
-    internal long LastGopStartAt { get; set; }
-    internal TimeSpan GopInterval { get; set; }
     internal bool NeedKeyframe { get; set; } = true;
     internal bool EndRequested { get; set; }
     // The arrival order of the last frame queued before the end was requested.
