@@ -15,7 +15,7 @@ namespace Pinhole.Integration.Tests.EndToEnd;
 [Collection(EndToEnd.Collection)]
 public partial class HttpFallbackTests(ITestOutputHelper output)
 {
-    [GeneratedRegex(@"^pinhole_uplink_rtt_seconds (\S+)$", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^pinhole_uplink_rtt_seconds(?:\{\})? (\S+)$", RegexOptions.Multiline)]
     private static partial Regex RttLine();
 
     private void Log(string line)
@@ -55,9 +55,9 @@ public partial class HttpFallbackTests(ITestOutputHelper output)
             var edgeMetrics = await edgeHttp.GetStringAsync("/metrics");
             Assert.Contains("pinhole_uplink_transport{transport=\"http\"} 1", edgeMetrics, StringComparison.Ordinal);
             Assert.Contains("pinhole_uplink_transport{transport=\"websocket\"} 0", edgeMetrics, StringComparison.Ordinal);
-            Assert.Matches(@"(?m)^pinhole_uplink_http_fallbacks_total [1-9]", edgeMetrics);
+            Assert.Matches(@"(?m)^pinhole_uplink_http_fallbacks_total(?:\{\})? [1-9]", edgeMetrics);
             var relayMetrics = await relayHttp.GetStringAsync("/metrics");
-            Assert.Contains("pinhole_uplinks_http 1", relayMetrics, StringComparison.Ordinal);
+            Assert.Contains("pinhole_uplinks_http{} 1", relayMetrics, StringComparison.Ordinal);
             // Both halves went through HAProxy (its log has one line per request; the GET and POST end when the session does,
             // so what shows now is the refused upgrade; the streams are seen by the relay's count above).
             var overHttp = await SampleRttAsync(edgeHttp, TimeSpan.FromSeconds(10));
@@ -73,7 +73,7 @@ public partial class HttpFallbackTests(ITestOutputHelper output)
             }
             var probeWs = await EndToEnd.ProbeUntilPlayingAsync(stack.RtspUrl, TimeSpan.FromSeconds(30), frames: 25);
             Assert.True(probeWs.Succeeded, probeWs + "\n" + stack.Logs);
-            Assert.Contains("pinhole_uplinks_http 0", await relayHttp.GetStringAsync("/metrics"), StringComparison.Ordinal);
+            Assert.Contains("pinhole_uplinks_http{} 0", await relayHttp.GetStringAsync("/metrics"), StringComparison.Ordinal);
             var overWebSocket = await SampleRttAsync(edgeHttp, TimeSpan.FromSeconds(10));
 
             Log($"uplink RTT (frame sent -> ack, edge clock) through HAProxy: HTTP fallback median {Median(overHttp) * 1000:0.0} ms max {overHttp.Max() * 1000:0.0} ms " +

@@ -115,7 +115,7 @@ public sealed partial class TunnelTests(TunnelStack stack, ITestOutputHelper out
         var (code, _, err) = await stack.RunCliAsync(["tunnel", "gw1", "postgres", "--listen", "127.0.0.1:0", "--relay", stack.HttpUri.ToString(), "--token", stack.Token]);
         Assert.Equal(1, code);
         Assert.Contains("relay refused the tunnel (HTTP 404): device \"gw1\" refused: this device does not expose \"postgres\"", err, StringComparison.Ordinal);
-        Assert.Contains("pinhole_tunnel_refused_total 3", await stack.EdgeMetricsAsync(), StringComparison.Ordinal);
+        Assert.Contains("pinhole_tunnel_refused_total{} 3", await stack.EdgeMetricsAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -164,7 +164,7 @@ public sealed partial class TunnelTests(TunnelStack stack, ITestOutputHelper out
         output.WriteLine($"{cycles} open/echo/close cycles in {clock.ElapsedMilliseconds} ms ({cycles / clock.Elapsed.TotalSeconds:0} per second)");
 
         // Every stream is gone on both ends, and the processes hold no more sockets than before.
-        await WaitForAsync(async () => (await stack.EdgeMetricsAsync()).Contains("pinhole_tunnel_streams_open 0", StringComparison.Ordinal) ? "" : null, "no open stream at the edge");
+        await WaitForAsync(async () => (await stack.EdgeMetricsAsync()).Contains("pinhole_tunnel_streams_open{} 0", StringComparison.Ordinal) ? "" : null, "no open stream at the edge");
         await WaitForAsync(async () => (await stack.Api.GetStringAsync(new Uri("/metrics", UriKind.Relative))).Contains("pinhole_tunnel_streams_open{device=\"gw1\"} 0", StringComparison.Ordinal) ? "" : null, "no open stream at the relay");
         int relayAfter = 0, edgeAfter = 0;
         await WaitForAsync(() =>
@@ -363,7 +363,7 @@ public sealed partial class TunnelStack : IAsyncLifetime
 
     public async Task<long> EdgeStreamsTotalAsync()
     {
-        var m = Regex.Match(await EdgeMetricsAsync(), @"pinhole_tunnel_streams_total (\d+)");
+        var m = Regex.Match(await EdgeMetricsAsync(), @"pinhole_tunnel_streams_total(?:\{\})? (\d+)");
         return m.Success ? long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
     }
 
