@@ -54,6 +54,7 @@ public sealed class HaProxy : IAsyncDisposable
                 mode http
                 log global
                 option httplog
+                option http-no-delay
                 timeout connect 5s
                 timeout client 10m
                 timeout server 10m

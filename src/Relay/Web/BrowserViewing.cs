@@ -48,6 +48,7 @@ public static class BrowserViewing
         endpoints.MapGet("/", DeviceList);
         endpoints.MapGet("/play/{device}/{camera}", PlayerPage);
         endpoints.Map("/play/{device}/{camera}/ws", PlayerSocket);
+        endpoints.MapGet("/play/{device}/{camera}/stream", PlayerStream);
         endpoints.MapGet("/assets/{name}", Asset);
         return endpoints;
     }
@@ -200,38 +201,8 @@ public static class BrowserViewing
         [FromServices] IOptions<BrowserViewingOptions> options, [FromServices] ILoggerFactory loggers)
     {
         var log = loggers.CreateLogger(typeof(BrowserViewing).FullName!);
-        var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        var response = context.Response;
-        // Browsers always send Origin on WebSocket; a page on another site must not ride the viewer's cookie.
-        if (!SameOrigin(context, options.Value, allowMissing: true))
-        {
-            BrowserLog.SocketRefused(log, client, "foreign Origin " + context.Request.Headers.Origin);
-            response.StatusCode = StatusCodes.Status403Forbidden;
-            return;
-        }
-        if (CurrentUser(context) is not { } user)
-        {
-            BrowserLog.SocketRefused(log, client, "not logged in");
-            response.StatusCode = StatusCodes.Status401Unauthorized;
-            return;
-        }
-        if (!context.WebSockets.IsWebSocketRequest)
-        {
-            response.StatusCode = StatusCodes.Status400BadRequest;
-            return;
-        }
-        if (!registry.TryGet(device, camera, out var stream))
-        {
-            response.StatusCode = StatusCodes.Status404NotFound;
-            return;
-        }
-        using var subscription = stream.Subscribe(user);
-        if (subscription is null)
-        {
-            context.RequestServices.GetService<Security.RefusalLog>()?.Refused("viewer-limit", client, $"viewer limit reached for {device}/{camera} (per stream, per user or in total)");
-            response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            return;
-        }
+        if (Admit(context, device, camera, registry, options.Value, log, webSocket: true) is not var (user, subscription)) return;
+        using var _ = subscription;
         using var socket = await context.WebSockets.AcceptWebSocketAsync().ConfigureAwait(false);
         BrowserLog.ViewerStarted(log, user, device, camera);
         var feed = new PlayerFeed(RtspUrl(context, options.Value, device, camera));
@@ -272,6 +243,98 @@ public static class BrowserViewing
             }
             socket.Abort();
             await receiving.ConfigureAwait(false);
+            BrowserLog.ViewerStopped(log, user, device, camera, feed.Fragments, subscription.DroppedFrames);
+        }
+    }
+
+    // What the WebSocket and the HTTP stream both check before a viewer gets frames: the Origin (a page
+    // on another site must not ride the viewer's cookie), the session, the camera, the viewer limits.
+    // Null after answering the refusal.
+    private static (string User, MediaSubscription Subscription)? Admit(HttpContext context, string device, string camera,
+        MediaStreamRegistry registry, BrowserViewingOptions options, ILogger log, bool webSocket)
+    {
+        var client = context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        var response = context.Response;
+        if (!SameOrigin(context, options, allowMissing: true))
+        {
+            BrowserLog.SocketRefused(log, client, "foreign Origin " + context.Request.Headers.Origin);
+            response.StatusCode = StatusCodes.Status403Forbidden;
+            return null;
+        }
+        if (CurrentUser(context) is not { } user)
+        {
+            BrowserLog.SocketRefused(log, client, "not logged in");
+            response.StatusCode = StatusCodes.Status401Unauthorized;
+            return null;
+        }
+        if (webSocket && !context.WebSockets.IsWebSocketRequest)
+        {
+            response.StatusCode = StatusCodes.Status400BadRequest;
+            return null;
+        }
+        if (!registry.TryGet(device, camera, out var stream))
+        {
+            response.StatusCode = StatusCodes.Status404NotFound;
+            return null;
+        }
+        var subscription = stream.Subscribe(user);
+        if (subscription is null)
+        {
+            context.RequestServices.GetService<Security.RefusalLog>()?.Refused("viewer-limit", client, $"viewer limit reached for {device}/{camera} (per stream, per user or in total)");
+            response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            return null;
+        }
+        return (user, subscription);
+    }
+
+    /// <summary>
+    /// <c>GET /play/DEVICE/CAMERA/stream</c>: the player's messages over one long chunked HTTP response, for
+    /// networks whose proxies strip WebSocket <c>Upgrade</c> (docs/browser.md). Each message is a record:
+    /// one byte of kind (0 a JSON control message, 1 an fMP4 segment), four bytes of big-endian length, the payload.
+    /// </summary>
+    private static async Task PlayerStream(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry,
+        [FromServices] IOptions<BrowserViewingOptions> options, [FromServices] ILoggerFactory loggers)
+    {
+        var log = loggers.CreateLogger(typeof(BrowserViewing).FullName!);
+        NoStore(context);
+        if (Admit(context, device, camera, registry, options.Value, log, webSocket: false) is not var (user, subscription)) return;
+        using var _ = subscription;
+        var response = context.Response;
+        response.ContentType = "application/octet-stream";
+        response.Headers["X-Accel-Buffering"] = "no"; // nginx: pass each record on at once
+        context.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseBodyFeature>()?.DisableBuffering();
+        BrowserLog.ViewerStarted(log, user, device, camera);
+        var feed = new PlayerFeed(RtspUrl(context, options.Value, device, camera));
+        var header = new byte[5];
+        var stop = context.RequestAborted;
+        try
+        {
+            await response.StartAsync(stop).ConfigureAwait(false);
+            while (!stop.IsCancellationRequested)
+            {
+                var evt = await subscription.ReadAsync(stop).ConfigureAwait(false);
+                foreach (var m in feed.Handle(evt))
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
+                    timeout.CancelAfter(options.Value.SendTimeout);
+                    header[0] = m.IsText ? (byte)0 : (byte)1;
+                    System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(1), m.Payload.Length);
+                    await response.Body.WriteAsync(header, timeout.Token).ConfigureAwait(false);
+                    await response.Body.WriteAsync(m.Payload, timeout.Token).ConfigureAwait(false);
+                    await response.Body.FlushAsync(timeout.Token).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The viewer left, stopped reading, or the relay is stopping.
+        }
+        catch (Exception e)
+        {
+            BrowserLog.ViewerFailed(log, e, device, camera);
+        }
+        finally
+        {
             BrowserLog.ViewerStopped(log, user, device, camera, feed.Fragments, subscription.DroppedFrames);
         }
     }

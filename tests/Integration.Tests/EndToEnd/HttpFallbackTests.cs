@@ -24,7 +24,7 @@ public partial class HttpFallbackTests(ITestOutputHelper output)
         catch (InvalidOperationException) { }
     }
 
-    [RequiresFact(Needs.RtspCamera | Needs.Ffmpeg | Needs.HaProxy)]
+    [RequiresFact(Needs.RtspCamera | Needs.Ffmpeg | Needs.HaProxy | Needs.Chromium)]
     public async Task Behind_a_proxy_that_strips_Upgrade_the_uplink_runs_over_HTTP_the_camera_plays_and_a_WebSocket_returns_when_upgrades_pass()
     {
         var proxyPort = FreePort.Get();
@@ -50,6 +50,20 @@ public partial class HttpFallbackTests(ITestOutputHelper output)
             Assert.True(probe.Video!.FramesDecoded >= 50, why);
             Assert.Empty(probe.DecoderErrors);
             Assert.Contains("falling back to HTTP streaming", stack.Edge!.Output, StringComparison.Ordinal);
+
+            // The browser behind the same proxy: its WebSocket cannot open either, so the player reads the same
+            // messages from one long HTTP response and plays.
+            using (var browser = Chromium.Start())
+            {
+                await WebRtcTests.LogInAsync(browser, new Uri($"http://127.0.0.1:{proxyPort}/play/{EndToEnd.Device}/{EndToEnd.CameraName}"));
+                await browser.WaitForAsync("window.pinhole && window.pinhole.state === 'live'", TimeSpan.FromSeconds(30));
+                Assert.Equal("http", browser.Execute<string>("return window.pinhole.feed;"));
+                var framesAtLive = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+                await browser.WaitForAsync($"document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames > {framesAtLive + 50}", TimeSpan.FromSeconds(15));
+                var lag = browser.Execute<double>("return window.pinhole.latency();");
+                Log($"browser through the stripping proxy: feed http, live lag {lag * 1000:0} ms");
+                Assert.True(lag < 3, $"the player over HTTP is {lag:0.00} s behind the live edge");
+            }
 
             // The device says which transport it uses: its own metrics and status, and the relay's count (read through the proxy).
             var edgeMetrics = await edgeHttp.GetStringAsync("/metrics");

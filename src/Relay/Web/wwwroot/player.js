@@ -32,16 +32,19 @@
   if (!root || !video) return;
 
   const wsUrl = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + root.dataset.ws;
+  // The same messages over one long HTTP response, where a proxy strips WebSocket Upgrade (docs/browser.md).
+  const streamUrl = root.dataset.ws.replace(/\/ws$/, '/stream');
 
   // What tests and the benchmark read (window.pinhole): state, first-frame time, latency samples.
   const stats = {
     state: 'connecting', firstFrameAt: null, inits: 0, seeks: 0, segments: 0, reconnects: 0,
-    transport: null, pc: null, fallbackReason: null, webrtcLatency: null,
+    transport: null, feed: null, pc: null, fallbackReason: null, webrtcLatency: null,
     latency: () => stats.transport === 'webrtc' ? stats.webrtcLatency : liveLag(),
   };
   window.pinhole = stats;
 
-  let ws = null;
+  let ws = null;           // the open feed: a WebSocket, or { close } of an HTTP stream
+  let useHttp = false;     // the WebSocket could not open and the HTTP stream could: keep to it on this page
   let mediaSource = null;
   let sourceBuffer = null;
   let queue = [];
@@ -69,11 +72,12 @@
   function connect() {
     if (stopped) return;
     setState(stats.reconnects > 0 ? 'reconnecting' : 'connecting');
+    if (useHttp) { connectHttp(); return; }
     let opened = false;
     const socket = new WebSocket(wsUrl);
     socket.binaryType = 'arraybuffer';
     ws = socket;
-    socket.onopen = () => { opened = true; failedOpens = 0; backoffMs = 500; };
+    socket.onopen = () => { opened = true; failedOpens = 0; backoffMs = 500; stats.feed = 'websocket'; };
     socket.onmessage = (e) => {
       if (socket !== ws) return;
       if (typeof e.data === 'string') control(JSON.parse(e.data));
@@ -83,9 +87,54 @@
       if (socket !== ws) return;
       ws = null;
       if (stopped) return;
-      if (!opened && ++failedOpens >= 3) checkStillLoggedIn();
+      // A WebSocket that never opened may be a proxy stripping Upgrade: try the HTTP stream at once.
+      if (!opened) { connectHttp(); return; }
       reconnectLater();
     };
+  }
+
+  // The player's messages as records of a chunked GET: kind (0 JSON, 1 fMP4), 4-byte big-endian length, payload.
+  function connectHttp() {
+    const controller = new AbortController();
+    const handle = { close: () => controller.abort() };
+    ws = handle;
+    let opened = false;
+    (async () => {
+      const r = await fetch(streamUrl, { cache: 'no-store', credentials: 'same-origin', signal: controller.signal });
+      if (!r.ok || !r.body) throw new Error('HTTP ' + r.status);
+      if (handle !== ws) return;
+      opened = true; useHttp = true; failedOpens = 0; backoffMs = 500; stats.feed = 'http';
+      const reader = r.body.getReader();
+      const decoder = new TextDecoder();
+      let buf = new Uint8Array(0);
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        if (handle !== ws) return;
+        const joined = new Uint8Array(buf.length + value.length);
+        joined.set(buf); joined.set(value, buf.length);
+        buf = joined;
+        let off = 0;
+        while (buf.length - off >= 5) {
+          const len = new DataView(buf.buffer, buf.byteOffset + off + 1, 4).getUint32(0);
+          if (buf.length - off - 5 < len) break;
+          const payload = buf.slice(off + 5, off + 5 + len);
+          const kind = buf[off];
+          off += 5 + len;
+          if (kind === 0) control(JSON.parse(decoder.decode(payload)));
+          else segment(payload.buffer);
+          if (handle !== ws) return;
+        }
+        buf = buf.slice(off);
+      }
+      throw new Error('stream ended');
+    })().catch(() => {
+      if (handle !== ws) return;
+      ws = null;
+      if (stopped) return;
+      if (!opened) { useHttp = false; if (++failedOpens >= 3) checkStillLoggedIn(); }
+      reconnectLater();
+    });
   }
 
   function reconnectLater() {
