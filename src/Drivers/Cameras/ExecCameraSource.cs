@@ -82,6 +82,13 @@ public sealed partial class ExecCameraSource : CameraSource
             using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2), _time);
             try { await process.WaitForExitAsync(grace.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { }
+            // Let stderr run to its end before saying why: a tool prints its reason last, just before
+            // exiting, and cancelling the reader at once lost those lines from the log and the error.
+            if (process.HasExited)
+            {
+                try { await stderr.WaitAsync(TimeSpan.FromSeconds(2), _time, CancellationToken.None).ConfigureAwait(false); }
+                catch (TimeoutException) { }
+            }
             var how = process.HasExited ? $"exited with code {process.ExitCode}" : "closed its output";
             throw new CameraException($"{DisplayName}: the capture process {how}{LastStderr()}");
         }
