@@ -49,7 +49,7 @@ public static class Program
             if (parse.Errors.Count > 0)
             {
                 // One line and the usage exit code; System.CommandLine's default is every error plus the whole help, exit 1.
-                await stderr.WriteLineAsync($"pinhole-edge: {string.Join("; ", parse.Errors.Select(e => e.Message.TrimEnd('.')))}; see pinhole-edge --help");
+                await stderr.WriteLineAsync($"pinhole-edge: {string.Join("; ", parse.Errors.Select(e => e.Message.TrimEnd('.')).Distinct())}; see pinhole-edge --help");
                 return ExitUsage;
             }
             return await parse.InvokeAsync(new InvocationConfiguration

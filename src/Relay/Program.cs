@@ -376,7 +376,26 @@ tunnel.SetAction(async (parse, ct) =>
 });
 root.Subcommands.Add(tunnel);
 
-return await root.Parse(args).InvokeAsync();
+// "pinhole-relay help" works, as "pinhole-edge help" does.
+if (args is ["help"]) args = ["--help"];
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    // The same style as pinhole-edge: one line and the usage exit code (2), not every error plus the whole help.
+    return Fail($"{string.Join("; ", parsed.Errors.Select(e => e.Message.TrimEnd('.')).Distinct())}; see pinhole-relay --help", 2);
+}
+try
+{
+    return await parsed.InvokeAsync(new InvocationConfiguration
+    {
+        // Failures end in one line, never System.CommandLine's stack trace.
+        EnableDefaultExceptionHandler = false,
+    });
+}
+catch (Exception e) when (e is not OperationCanceledException)
+{
+    return Fail($"unexpected error: {e.Message}", 1);
+}
 
 static int WithFleet(FileInfo? file, Func<DeviceRegistry, IFleetStore, ChangeOrigin, int> action)
 {

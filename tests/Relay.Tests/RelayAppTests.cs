@@ -172,6 +172,29 @@ public sealed class RelayAppTests : IDisposable
         Assert.Contains("--config", output, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(new[] { "bogus" }, "Unrecognized command or argument 'bogus'")]
+    [InlineData(new[] { "tunnel" }, "Option '--listen' is required")]
+    [InlineData(new[] { "devices", "add" }, "Required argument missing")]
+    public void Cli_usage_errors_are_one_line_with_exit_code_2(string[] args, string expected)
+    {
+        var (code, output, err) = RunCli(args);
+        Assert.Equal(2, code);
+        Assert.Equal("", output);
+        var line = Assert.Single(err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("pinhole-relay: ", line, StringComparison.Ordinal);
+        Assert.Contains(expected, line, StringComparison.Ordinal);
+        Assert.EndsWith("see pinhole-relay --help", line.TrimEnd(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Cli_help_word_is_the_help_option()
+    {
+        var (code, output, _) = RunCli("help");
+        Assert.Equal(0, code);
+        Assert.Contains("check-config", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Cli_rotates_revokes_lists_and_makes_api_tokens_and_audits_each_change()
     {
