@@ -30,7 +30,7 @@ public enum TelemetryTopicKind
 public sealed class TelemetryFormatException(string message) : Exception(message);
 
 /// <summary>
-/// The wire format of the devices' telemetry (shared/design/interface.md, "MQTT topics"), pure: topic and
+/// The wire format of the devices' telemetry (docs/telemetry.md, "MQTT topics"), pure: topic and
 /// payload bytes in, a reading out, <see cref="TelemetryFormatException"/> for anything malformed.
 /// </summary>
 public static class TelemetryMessages
