@@ -34,7 +34,7 @@ public static partial class DevicePageProxy
     public static IEndpointRouteBuilder MapDevicePage(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        endpoints.Map("/devices/{id}/ui", (string id) => Results.Redirect(Prefix(id) + "/", permanent: false));
+        // Also matches /devices/ID/ui itself (the catch-all may be empty); that one is sent to the slash.
         endpoints.Map("/devices/{id}/ui/{**rest}", HandleAsync);
         return endpoints;
     }
@@ -45,6 +45,13 @@ public static partial class DevicePageProxy
     private static async Task HandleAsync(HttpContext http, string id, DeviceRegistry devices, UplinkSessionRegistry sessions,
         IHttpForwarder forwarder, DevicePageClients clients, ILoggerFactory logs)
     {
+        if (!http.Request.Path.Value!.EndsWith('/') && http.Request.Path.Value.EndsWith("/ui", StringComparison.Ordinal)
+            && http.Request.Path.Equals(Prefix(id), StringComparison.OrdinalIgnoreCase))
+        {
+            // Relative URLs in the page resolve against the directory: /devices/ID/ui/ is its root.
+            http.Response.Redirect(Prefix(id) + "/" + http.Request.QueryString);
+            return;
+        }
         var caller = FleetApi.Identify(http);
         if (caller is null)
         {

@@ -83,7 +83,11 @@ public sealed partial class DevicePageTests(TunnelStack stack, ITestOutputHelper
         // Change a setting and save: a camera is added on the device.
         var original = await http.GetStringAsync(new Uri(Prefix + "/api/config", UriKind.Relative));
         var changed = JsonNode.Parse(original)!.AsObject();
-        changed["cameras"]!.AsArray().Add(new JsonObject { ["name"] = "lobby", ["source"] = "rtsp://127.0.0.1:9/nothing-here" });
+        // The stack's edge has no cameras (the section reads null): the change adds one, the restore empties the list again.
+        var before = changed["cameras"]?.AsArray().DeepClone() ?? new JsonArray();
+        var restore = JsonNode.Parse(original)!.AsObject();
+        restore["cameras"] = before;
+        changed["cameras"] = new JsonArray([.. before.AsArray().Select(c => c!.DeepClone()), new JsonObject { ["name"] = "lobby", ["source"] = "rtsp://127.0.0.1:9/nothing-here" }]);
         var saved = await SaveAsync(http, csrf, changed.ToJsonString());
         Assert.True(saved["saved"]!.GetValue<bool>(), saved.ToJsonString());
         Assert.Contains(saved["started"]!.AsArray(), n => n!.GetValue<string>() == "camera/lobby");
@@ -100,7 +104,7 @@ public sealed partial class DevicePageTests(TunnelStack stack, ITestOutputHelper
         }
         finally
         {
-            var restored = await SaveAsync(http, csrf, original);
+            var restored = await SaveAsync(http, csrf, restore.ToJsonString());
             Assert.True(restored["saved"]!.GetValue<bool>(), restored.ToJsonString());
         }
         await live.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", timeout.Token);
