@@ -289,8 +289,9 @@ public sealed class DevicePageClients(UplinkSessionRegistry sessions, IFleetStor
         EnableMultipleHttp2Connections = false,
         ActivityHeadersPropagator = null,
         ConnectTimeout = TimeSpan.FromSeconds(15),
-        // Idle tunnel streams are given back soon: each holds a slot on the uplink.
-        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+        // Idle tunnel streams are given back soon (each holds a slot on the uplink), and before the page's own
+        // 15 s keep-alive ends them from the other side.
+        PooledConnectionIdleTimeout = TimeSpan.FromSeconds(10),
         MaxConnectionsPerServer = 6,
         ConnectCallback = (context, ct) => ConnectAsync(key.Device, context, ct),
     }, disposeHandler: true));

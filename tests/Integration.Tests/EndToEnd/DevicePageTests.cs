@@ -75,10 +75,25 @@ public sealed partial class DevicePageTests(TunnelStack stack, ITestOutputHelper
         live.Options.SetRequestHeader("Cookie", cookies.GetCookieHeader(new Uri(stack.HttpUri, Prefix + "/api/status/live")));
         live.Options.SetRequestHeader("Origin", origin);
         using var timeout = new CancellationTokenSource(Wait);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         await live.ConnectAsync(stack.WebSocketUri(Prefix + "/api/status/live"), timeout.Token);
         var first = JsonNode.Parse(await ReceiveTextAsync(live, timeout.Token))!;
+        output.WriteLine($"live status WebSocket through the relay: upgraded and first message in {clock.Elapsed.TotalMilliseconds:0} ms");
         Assert.Equal("gw1", first["deviceId"]!.GetValue<string>());
         Assert.Contains(first["pipelines"]!.AsArray(), p => p!["name"]!.GetValue<string>() == "uplink");
+
+        // What a status fetch costs through relay, YARP, uplink and page (kept-alive streams), for the record.
+        var times = new List<double>();
+        for (var i = 0; i < 20; i++)
+        {
+            clock.Restart();
+            using var response = await http.GetAsync(new Uri(Prefix + "/api/status", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            await response.Content.ReadAsByteArrayAsync();
+            times.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        times.Sort();
+        output.WriteLine($"GET api/status through /devices/gw1/ui/, 20 in a row: median {times[10]:0.0} ms, max {times[^1]:0.0} ms");
 
         // Change a setting and save: a camera is added on the device.
         var original = await http.GetStringAsync(new Uri(Prefix + "/api/config", UriKind.Relative));
