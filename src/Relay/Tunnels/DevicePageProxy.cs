@@ -110,7 +110,7 @@ public static partial class DevicePageProxy
         await ProblemAsync(http, caller.Name, status, title, message);
     }
 
-    private static (int Status, string Title, string Message) Describe(string id, ForwarderError error, Exception? exception)
+    internal static (int Status, string Title, string Message) Describe(string id, ForwarderError error, Exception? exception)
     {
         for (var e = exception; e is not null; e = e.InnerException)
         {

@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
 using Pinhole.Relay.Tunnels;
+using Pinhole.Transport.Uplink;
+using Yarp.ReverseProxy.Forwarder;
 
 namespace Pinhole.Relay.Tests.Tunnels;
 
@@ -85,5 +87,22 @@ public class DevicePageProxyTests
         await new DevicePageProxy.PrefixTransformer("gw1").TransformRequestAsync(context, proxied, "http://device-page/", CancellationToken.None);
         Assert.Equal("http://device-page/", proxied.RequestUri!.AbsoluteUri);
         Assert.False(proxied.Headers.Contains("Cookie"));
+    }
+
+    [Fact]
+    public void Failures_to_reach_the_page_are_told_apart()
+    {
+        static Exception Wrapped(Exception inner) => new HttpRequestException("connect failed", inner);
+        var older = DevicePageProxy.Describe("gw1", ForwarderError.Request, Wrapped(new TunnelResetException(TunnelResetCode.NotExposed, "this device does not expose \"ui\"")));
+        Assert.Equal(502, older.Status);
+        Assert.Contains("older", older.Message, StringComparison.Ordinal);
+        Assert.Equal(429, DevicePageProxy.Describe("gw1", ForwarderError.Request, Wrapped(new TunnelResetException(TunnelResetCode.Limit, "too many streams"))).Status);
+        Assert.Equal(504, DevicePageProxy.Describe("gw1", ForwarderError.Request, Wrapped(new TunnelResetException(TunnelResetCode.Timeout, "no answer"))).Status);
+        var notListening = DevicePageProxy.Describe("gw1", ForwarderError.Request, Wrapped(new TunnelResetException(TunnelResetCode.ConnectFailed, "the device's page is not listening")));
+        Assert.Equal(502, notListening.Status);
+        Assert.Contains("not listening", notListening.Message, StringComparison.Ordinal);
+        Assert.Equal(503, DevicePageProxy.Describe("gw1", ForwarderError.Request, Wrapped(new DeviceOfflineException("device \"gw1\" is offline"))).Status);
+        Assert.Equal(504, DevicePageProxy.Describe("gw1", ForwarderError.RequestTimedOut, null).Status);
+        Assert.Equal(502, DevicePageProxy.Describe("gw1", ForwarderError.ResponseBodyDestination, null).Status);
     }
 }
