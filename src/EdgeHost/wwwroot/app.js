@@ -32,36 +32,34 @@ async function refreshStatus() {
 }
 
 function showStatus(s) {
-  {
-    $('#device-id').textContent = s.deviceId;
-    $('#summary').textContent = s.summary;
-    const managed = $('#managed');
-    if (s.managed) {
-      managed.hidden = false;
-      managed.textContent = `Managed remotely: revision ${s.managed.revision} ${s.managed.outcome}` +
-        (s.managed.detail ? ` (${s.managed.detail})` : '') + '. Changes saved here are replaced by the relay\'s next configuration.';
-    } else {
-      managed.hidden = true;
-    }
-    const body = $('#pipelines tbody');
-    body.replaceChildren(...s.pipelines.map(p => {
-      const tr = el('tr', { 'data-pipeline': p.name, class: p.healthy ? 'healthy' : 'unhealthy' },
-        el('td', { class: 'name', text: p.name }),
-        el('td', { class: 'state state-' + p.state, text: p.state + (p.nextStartInSeconds != null ? ` (next start in ${p.nextStartInSeconds}s)` : '') }),
-        el('td', { class: 'restarts', text: String(p.restarts) }),
-        el('td', { class: 'heartbeat', text: p.heartbeatAgeSeconds == null ? '–' : p.heartbeatAgeSeconds + ' s ago' }),
-        el('td', { class: 'status', text: p.status }),
-        el('td', { class: 'error', text: p.lastError || '' }));
-      tr.dataset.starts = String(p.starts);
-      return tr;
-    }));
-    renderPanels(s.pipelines);
-    $('#status-error').textContent = '';
+  $('#device-id').textContent = s.deviceId;
+  $('#summary').textContent = s.summary;
+  const managed = $('#managed');
+  if (s.managed) {
+    managed.hidden = false;
+    managed.textContent = `Managed remotely: revision ${s.managed.revision} ${s.managed.outcome}` +
+      (s.managed.detail ? ` (${s.managed.detail})` : '') + '. Changes saved here are replaced by the relay\'s next configuration.';
+  } else {
+    managed.hidden = true;
   }
+  const body = $('#pipelines tbody');
+  body.replaceChildren(...s.pipelines.map(p => {
+    const tr = el('tr', { 'data-pipeline': p.name, class: p.healthy ? 'healthy' : 'unhealthy' },
+      el('td', { class: 'name', text: p.name }),
+      el('td', { class: 'state state-' + p.state, text: p.state + (p.nextStartInSeconds != null ? ` (next start in ${p.nextStartInSeconds}s)` : '') }),
+      el('td', { class: 'restarts', text: String(p.restarts) }),
+      el('td', { class: 'heartbeat', text: p.heartbeatAgeSeconds == null ? '–' : p.heartbeatAgeSeconds + ' s ago' }),
+      el('td', { class: 'status', text: p.status }),
+      el('td', { class: 'error', text: p.lastError || '' }));
+    tr.dataset.starts = String(p.starts);
+    return tr;
+  }));
+  renderPanels(s.pipelines);
+  $('#status-error').textContent = '';
 }
 
 // Live status over a WebSocket; while it is not open, poll once a second. It reconnects after a drop.
-let live = null, poller = null;
+let poller = null;
 function startPolling() { if (!poller) poller = setInterval(refreshStatus, 1000); }
 function stopPolling() { if (poller) { clearInterval(poller); poller = null; } }
 function connectLive() {
@@ -72,12 +70,10 @@ function connectLive() {
     startPolling();
     return;
   }
-  live = ws;
   ws.onopen = () => { stopPolling(); document.body.dataset.live = 'open'; };
   ws.onmessage = ev => { document.body.dataset.liveMessages = String(Number(document.body.dataset.liveMessages || 0) + 1); showStatus(JSON.parse(ev.data)); };
   ws.onclose = () => {
     document.body.dataset.live = 'closed';
-    live = null;
     startPolling();
     setTimeout(connectLive, 5000);
   };
