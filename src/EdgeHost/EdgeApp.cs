@@ -42,7 +42,11 @@ public static partial class EdgeApp
         // Updates (docs/updates.md): only when edge.json has an "update" section; they share the data channel.
         services.AddSingleton<FleetAgent>();
         services.AddSingleton(sp => new Tunnels.TunnelAgent(sp.GetRequiredService<EdgeConfig>().Expose, sp.GetRequiredService<Meter>(),
-            sp.GetRequiredService<ILogger<Tunnels.TunnelAgent>>()));
+            sp.GetRequiredService<ILogger<Tunnels.TunnelAgent>>())
+        {
+            // The relay's /devices/ID/ui/ reaches the page through the reserved tunnel name "ui" (docs/tunnels.md).
+            PageEndPoint = () => PageEndPoint(sp),
+        });
         services.AddSingleton(sp =>
         {
             var config = sp.GetRequiredService<EdgeConfig>();
@@ -89,6 +93,24 @@ public static partial class EdgeApp
 
         // Telemetry: sensor pollers and the MQTT session around one disk-backed outbox.
         services.AddPipelineFactory<Telemetry.TelemetryPipelineFactory>();
+    }
+
+    /// <summary>
+    /// The page listener as a loopback address the device can dial itself (Kestrel reports what it bound:
+    /// a wildcard or localhost becomes 127.0.0.1); null before it listens.
+    /// </summary>
+    internal static IPEndPoint? PageEndPoint(IServiceProvider services)
+    {
+        var addresses = services.GetService<Microsoft.AspNetCore.Hosting.Server.IServer>()?.Features
+            .Get<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>()?.Addresses;
+        foreach (var address in addresses ?? [])
+        {
+            if (!Uri.TryCreate(address, UriKind.Absolute, out var uri) || uri.Port <= 0) continue;
+            var host = uri.Host.Trim('[', ']');
+            if (host is "localhost" or "0.0.0.0" or "::" or "+" or "*") return new IPEndPoint(IPAddress.Loopback, uri.Port);
+            if (IPAddress.TryParse(host, out var ip)) return new IPEndPoint(ip, uri.Port);
+        }
+        return null;
     }
 
     /// <summary>Builds (does not start) the host.</summary>

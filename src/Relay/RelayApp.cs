@@ -146,6 +146,9 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddHostedService<Updates.UpdateWatcher>();
         builder.Services.AddSingleton<FleetService>();
         builder.Services.AddSingleton(sp => new TunnelMetrics(sp.GetRequiredService<System.Diagnostics.Metrics.Meter>()));
+        // The device page through the uplink (/devices/ID/ui/, docs/tunnels.md): YARP's forwarder over tunnel streams.
+        builder.Services.AddHttpForwarder();
+        builder.Services.AddSingleton<DevicePageClients>();
         builder.Services.AddSingleton<IUplinkSessionObserver>(sp => sp.GetRequiredService<FleetService>());
         builder.Services.AddHostedService<FleetWatcher>();
         builder.Services.AddSingleton(new AlertEngine(config.Telemetry?.Alerts ?? []));
@@ -175,6 +178,7 @@ public sealed class RelayApp : IAsyncDisposable
         app.MapTelemetry();
         app.MapFleet();
         app.MapTunnels();
+        app.MapDevicePage();
         return new RelayApp(app, config);
     }
 

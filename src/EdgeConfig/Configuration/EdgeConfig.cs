@@ -30,6 +30,12 @@ public sealed class EdgeConfig
 /// <summary>One LAN TCP service reachable through the uplink: <c>{ "name": "ssh", "target": "127.0.0.1:22" }</c>.</summary>
 public sealed class ExposeConfig
 {
+    /// <summary>
+    /// The tunnel name reserved for the device's own local page (docs/tunnels.md, "The device page"): the
+    /// device maps it to its page listener and to nothing else, so it cannot be an <c>expose</c> name.
+    /// </summary>
+    public const string DevicePage = "ui";
+
     /// <summary>The name the relay asks for (1-64 of <c>A-Z a-z 0-9 . _ -</c>).</summary>
     public string Name { get; set; } = "";
 

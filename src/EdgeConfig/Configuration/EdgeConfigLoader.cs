@@ -375,6 +375,8 @@ public static class EdgeConfigLoader
             {
                 if (expose.Name.Length is 0 or > 64 || expose.Name[0] == '.' || !expose.Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
                     problems.Add(new(o.PathOf("name"), $"must be 1-64 of A-Z a-z 0-9 . _ -, not starting with a dot (got \"{expose.Name}\")"));
+                else if (expose.Name == ExposeConfig.DevicePage)
+                    problems.Add(new(o.PathOf("name"), $"\"{expose.Name}\" is reserved for the device's own page (/devices/ID/ui/ on the relay); pick another name"));
                 else if (!names.Add(expose.Name))
                     problems.Add(new(o.PathOf("name"), $"duplicate expose name \"{expose.Name}\""));
             }

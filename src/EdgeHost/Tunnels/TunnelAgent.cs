@@ -18,6 +18,13 @@ public sealed partial class TunnelAgent
     private readonly Counter<long> _opened, _refused;
     private int _active;
 
+    /// <summary>
+    /// Where the device's own local page listens (loopback address and port), for the reserved tunnel name
+    /// <see cref="ExposeConfig.DevicePage"/> (the relay's <c>/devices/ID/ui/</c>); null while it is not
+    /// listening. Fixed by the host, never by configuration or by the relay.
+    /// </summary>
+    public Func<System.Net.IPEndPoint?>? PageEndPoint { get; init; }
+
     /// <summary>How long connecting to a target may take before the open is refused.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -55,7 +62,19 @@ public sealed partial class TunnelAgent
     {
         using (stream)
         {
-            if (!_targets.TryGetValue(stream.Name, out var target))
+            (string Host, int Port, string Target) target;
+            if (stream.Name == ExposeConfig.DevicePage)
+            {
+                // The device's own page: implicit, and only ever the page's own listener.
+                if (PageEndPoint?.Invoke() is not { } page)
+                {
+                    _refused.Add(1);
+                    stream.Refuse(TunnelResetCode.ConnectFailed, "the device's page is not listening");
+                    return;
+                }
+                target = (page.Address.ToString(), page.Port, page.ToString());
+            }
+            else if (!_targets.TryGetValue(stream.Name, out target))
             {
                 _refused.Add(1);
                 NotExposed(_logger, stream.Name);

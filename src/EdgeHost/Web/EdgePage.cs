@@ -23,6 +23,7 @@ internal static class EdgePage
     public static void Map(WebApplication app)
     {
         var assets = PageAssets.Load(Path.Combine(AppContext.BaseDirectory, "wwwroot"));
+        app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15) });
 
         app.Use(async (context, next) =>
         {
@@ -133,6 +134,74 @@ internal static class EdgePage
         app.MapGet("/api/status", (HttpContext context, SessionStore sessions, PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time) =>
         {
             if (FindSession(context, sessions) is null) return LoginRequired();
+            return Results.Text(StatusJson(context, supervisor, store, time), JsonType);
+        });
+
+        // Live status: the same JSON as /api/status, pushed once a second over a WebSocket (the page
+        // falls back to polling without it). Relative to the page, so it also works under the relay's
+        // /devices/ID/ui/ prefix (docs/tunnels.md, "The device page").
+        app.Map("/api/status/live", async (HttpContext context, SessionStore sessions, PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time) =>
+        {
+            if (!context.WebSockets.IsWebSocketRequest)
+                return Problem(HttpStatusCode.BadRequest, "this is a WebSocket endpoint; GET /api/status for one snapshot");
+            if (FindSession(context, sessions) is null) return LoginRequired();
+            // A browser always sends Origin on a WebSocket; another site's page must not read the status with the cookie.
+            if (context.Request.Headers.Origin.Count == 0 || !SameOrigin(context.Request))
+                return Problem(HttpStatusCode.Forbidden, "the live status must be opened from the device's own page (Origin)");
+            using var socket = await context.WebSockets.AcceptWebSocketAsync();
+            await PushStatusAsync(socket, context, sessions, supervisor, store, time);
+            return Results.Empty;
+        });
+
+        MapConfig(app);
+    }
+
+    private static async Task PushStatusAsync(System.Net.WebSockets.WebSocket socket, HttpContext context, SessionStore sessions,
+        PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time)
+    {
+        var cookie = context.Request.Cookies[SessionStore.CookieName];
+        var aborted = context.RequestAborted;
+        // The client sends nothing; reading notices its close (and discards anything else).
+        var closed = Task.Run(async () =>
+        {
+            var sink = new byte[512];
+            try
+            {
+                while (true)
+                {
+                    var r = await socket.ReceiveAsync(sink, aborted);
+                    if (r.MessageType == System.Net.WebSockets.WebSocketMessageType.Close) return;
+                }
+            }
+            catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or OperationCanceledException)
+            {
+            }
+        }, CancellationToken.None);
+        try
+        {
+            while (!closed.IsCompleted && !aborted.IsCancellationRequested)
+            {
+                // A session that ended (logout, expiry) ends the feed too.
+                if (sessions.Find(cookie) is null)
+                {
+                    await socket.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.PolicyViolation, "login required", aborted);
+                    return;
+                }
+                var json = System.Text.Encoding.UTF8.GetBytes(StatusJson(context, supervisor, store, time));
+                await socket.SendAsync(json, System.Net.WebSockets.WebSocketMessageType.Text, true, aborted);
+                await Task.WhenAny(closed, Task.Delay(TimeSpan.FromSeconds(1), time, aborted));
+            }
+            if (socket.State == System.Net.WebSockets.WebSocketState.CloseReceived)
+                await socket.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye", aborted);
+        }
+        catch (Exception e) when (e is System.Net.WebSockets.WebSocketException or OperationCanceledException or IOException)
+        {
+        }
+    }
+
+    private static string StatusJson(HttpContext context, PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time)
+    {
+        {
             var pipelines = supervisor.Snapshot();
             var now = time.GetUtcNow();
             var body = new JsonObject
@@ -160,9 +229,12 @@ internal static class EdgePage
                     ["nextStartInSeconds"] = p.NextStartAt is { } n ? Math.Max(0, Math.Round((n - now).TotalSeconds, 1)) : null,
                 })]),
             };
-            return Results.Text(body.ToJsonString(), JsonType);
-        });
+            return body.ToJsonString();
+        }
+    }
 
+    private static void MapConfig(WebApplication app)
+    {
         app.MapGet("/api/config", (HttpContext context, SessionStore sessions, EdgeConfigStore store) =>
         {
             if (FindSession(context, sessions) is null) return LoginRequired();

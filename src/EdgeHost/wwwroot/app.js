@@ -1,5 +1,7 @@
-// The edge page: a live status table (polls /api/status) and a config editor that posts the
-// editable sections to /api/config. Field names are the JSON paths the server reports problems
+// The edge page: a live status table (pushed over the WebSocket api/status/live, polling
+// api/status when that cannot open) and a config editor that posts the editable sections to api/config.
+// Every URL is relative to the page, so it works at the device's / and under the relay's
+// /devices/ID/ui/ prefix alike. Field names are the JSON paths the server reports problems
 // with (e.g. "cameras[1].source"), so each message lands next to its field.
 'use strict';
 
@@ -21,36 +23,60 @@ function el(tag, attrs = {}, ...children) {
 
 async function refreshStatus() {
   try {
-    const res = await fetch('/api/status', { cache: 'no-store' });
-    if (res.status === 401) { location.href = '/'; return; }
-    const s = await res.json();
-    $('#device-id').textContent = s.deviceId;
-    $('#summary').textContent = s.summary;
-    const managed = $('#managed');
-    if (s.managed) {
-      managed.hidden = false;
-      managed.textContent = `Managed remotely: revision ${s.managed.revision} ${s.managed.outcome}` +
-        (s.managed.detail ? ` (${s.managed.detail})` : '') + '. Changes saved here are replaced by the relay\'s next configuration.';
-    } else {
-      managed.hidden = true;
-    }
-    const body = $('#pipelines tbody');
-    body.replaceChildren(...s.pipelines.map(p => {
-      const tr = el('tr', { 'data-pipeline': p.name, class: p.healthy ? 'healthy' : 'unhealthy' },
-        el('td', { class: 'name', text: p.name }),
-        el('td', { class: 'state state-' + p.state, text: p.state + (p.nextStartInSeconds != null ? ` (next start in ${p.nextStartInSeconds}s)` : '') }),
-        el('td', { class: 'restarts', text: String(p.restarts) }),
-        el('td', { class: 'heartbeat', text: p.heartbeatAgeSeconds == null ? '–' : p.heartbeatAgeSeconds + ' s ago' }),
-        el('td', { class: 'status', text: p.status }),
-        el('td', { class: 'error', text: p.lastError || '' }));
-      tr.dataset.starts = String(p.starts);
-      return tr;
-    }));
-    renderPanels(s.pipelines);
-    $('#status-error').textContent = '';
+    const res = await fetch('api/status', { cache: 'no-store' });
+    if (res.status === 401) { location.href = './'; return; }
+    showStatus(await res.json());
   } catch (e) {
     $('#status-error').textContent = 'cannot reach the device: ' + e.message;
   }
+}
+
+function showStatus(s) {
+  $('#device-id').textContent = s.deviceId;
+  $('#summary').textContent = s.summary;
+  const managed = $('#managed');
+  if (s.managed) {
+    managed.hidden = false;
+    managed.textContent = `Managed remotely: revision ${s.managed.revision} ${s.managed.outcome}` +
+      (s.managed.detail ? ` (${s.managed.detail})` : '') + '. Changes saved here are replaced by the relay\'s next configuration.';
+  } else {
+    managed.hidden = true;
+  }
+  const body = $('#pipelines tbody');
+  body.replaceChildren(...s.pipelines.map(p => {
+    const tr = el('tr', { 'data-pipeline': p.name, class: p.healthy ? 'healthy' : 'unhealthy' },
+      el('td', { class: 'name', text: p.name }),
+      el('td', { class: 'state state-' + p.state, text: p.state + (p.nextStartInSeconds != null ? ` (next start in ${p.nextStartInSeconds}s)` : '') }),
+      el('td', { class: 'restarts', text: String(p.restarts) }),
+      el('td', { class: 'heartbeat', text: p.heartbeatAgeSeconds == null ? '–' : p.heartbeatAgeSeconds + ' s ago' }),
+      el('td', { class: 'status', text: p.status }),
+      el('td', { class: 'error', text: p.lastError || '' }));
+    tr.dataset.starts = String(p.starts);
+    return tr;
+  }));
+  renderPanels(s.pipelines);
+  $('#status-error').textContent = '';
+}
+
+// Live status over a WebSocket; while it is not open, poll once a second. It reconnects after a drop.
+let poller = null;
+function startPolling() { if (!poller) poller = setInterval(refreshStatus, 1000); }
+function stopPolling() { if (poller) { clearInterval(poller); poller = null; } }
+function connectLive() {
+  let ws;
+  try {
+    ws = new WebSocket(new URL('api/status/live', location.href.replace(/^http/, 'ws')));
+  } catch (e) {
+    startPolling();
+    return;
+  }
+  ws.onopen = () => { stopPolling(); document.body.dataset.live = 'open'; };
+  ws.onmessage = ev => { document.body.dataset.liveMessages = String(Number(document.body.dataset.liveMessages || 0) + 1); showStatus(JSON.parse(ev.data)); };
+  ws.onclose = () => {
+    document.body.dataset.live = 'closed';
+    startPolling();
+    setTimeout(connectLive, 5000);
+  };
 }
 
 // The uplink and MQTT pipelines put the relay/broker in use in their status line; sensor
@@ -216,8 +242,8 @@ function showProblems(problems) {
 }
 
 async function loadConfig() {
-  const res = await fetch('/api/config', { cache: 'no-store' });
-  if (res.status === 401) { location.href = '/'; return; }
+  const res = await fetch('api/config', { cache: 'no-store' });
+  if (res.status === 401) { location.href = './'; return; }
   loaded = await res.json();
   render(structuredClone(loaded));
 }
@@ -230,7 +256,7 @@ async function save(ev) {
   result.textContent = 'saving…';
   let res, body;
   try {
-    res = await fetch('/api/config', {
+    res = await fetch('api/config', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf },
       body: JSON.stringify(collect()),
@@ -262,4 +288,5 @@ $('#config-form').addEventListener('submit', save);
 
 loadConfig();
 refreshStatus();
-setInterval(refreshStatus, 1000);
+startPolling();
+connectLive();

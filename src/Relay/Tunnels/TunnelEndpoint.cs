@@ -48,6 +48,8 @@ public static partial class TunnelEndpoint
             return Text(StatusCodes.Status403Forbidden, "a tunnel with a session cookie must come from the relay's own page (Origin)");
         if (!devices.Exists(id)) return Text(StatusCodes.Status404NotFound, $"no device \"{id}\"");
         if (!UplinkProtocol.IsValidCameraName(name)) return Text(StatusCodes.Status400BadRequest, $"\"{name}\" is not a tunnel name (1-64 of A-Z a-z 0-9 . _ -)");
+        if (name == Pinhole.EdgeHost.Configuration.ExposeConfig.DevicePage)
+            return Text(StatusCodes.Status400BadRequest, $"\"{name}\" is the device's own page: open /devices/{id}/ui/ instead");
         if (!http.WebSockets.IsWebSocketRequest) return Text(StatusCodes.Status400BadRequest, "this is a WebSocket endpoint (or use: pinhole-relay tunnel ID NAME --listen HOST:PORT)");
         TimeSpan? limit = null;
         if (http.Request.Query.TryGetValue("limit", out var limitText))

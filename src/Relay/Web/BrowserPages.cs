@@ -122,6 +122,10 @@ internal static class BrowserPages
     public static string NotFound(string? user, string what) =>
         Layout("Not found", user, $"<h1>Not found</h1><p>{Html.Encode(what)}</p><p><a href=\"/\">All cameras</a></p>");
 
+    /// <summary>Why the device page (<c>/devices/ID/ui/</c>) cannot be shown: offline, older software, no answer.</summary>
+    public static string DevicePageProblem(string? user, string title, string message) =>
+        Layout(title, user, $"<h1>{Html.Encode(title)}</h1><p>{Html.Encode(message)}</p><p><a href=\"/\">All devices</a></p>");
+
     public static string PlayPath(string device, string camera) =>
         $"/play/{Uri.EscapeDataString(device)}/{Uri.EscapeDataString(camera)}";
 

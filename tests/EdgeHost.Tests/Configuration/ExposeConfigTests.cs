@@ -27,6 +27,7 @@ public class ExposeConfigTests
     [InlineData("""[ { "name": "a b", "target": "127.0.0.1:22" } ]""", "expose[0].name", "must be 1-64")]
     [InlineData("""[ { "name": "ssh", "target": "127.0.0.1:22" }, { "name": "ssh", "target": "127.0.0.1:23" } ]""", "expose[1].name", "duplicate expose name")]
     [InlineData("""[ { "name": "ssh", "target": "127.0.0.1:22", "port": 1 } ]""", "expose[0].port", "")]
+    [InlineData("""[ { "name": "ui", "target": "127.0.0.1:22" } ]""", "expose[0].name", "reserved for the device's own page")]
     [InlineData("""{ "name": "ssh" }""", "expose", "")]
     public void Bad_entries_are_reported_with_their_path(string expose, string path, string message)
     {

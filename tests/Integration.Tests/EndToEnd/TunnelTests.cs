@@ -292,6 +292,8 @@ public sealed partial class TunnelStack : IAsyncLifetime
     public const string AdminPassword = "admin-pass";
     public const string ViewerUser = "viewer";
     public const string ViewerPassword = "viewer-pass";
+    public const string OfflineDevice = "gw-offline";
+    public const string EdgePagePassword = "edge-page-password";
 
     public ITestOutputHelper? Output { get; set; }
     public string Dir { get; } = EndToEnd.NewWorkDir("tunnel");
@@ -320,7 +322,8 @@ public sealed partial class TunnelStack : IAsyncLifetime
             http = "http://127.0.0.1:0",
             rtsp = "127.0.0.1:0",
             dataDir = Path.Combine(Dir, "relay-data"),
-            devices = new[] { new { id = EndToEnd.Device, token = EndToEnd.Token } },
+            // OfflineDevice is registered but never connects (the device page's 503).
+            devices = new[] { new { id = EndToEnd.Device, token = EndToEnd.Token }, new { id = OfflineDevice, token = "offline-device-token-0123456789" } },
             viewers = new object[] { new { user = AdminUser, password = AdminPassword, role = "admin" }, new { user = ViewerUser, password = ViewerPassword } },
             // Every tunnel connection is an HTTP connection: 100 parallel ones from one address need more than the default 64.
             limits = new { httpConnectionsPerAddress = 256 },
@@ -341,7 +344,7 @@ public sealed partial class TunnelStack : IAsyncLifetime
             deviceId = EndToEnd.Device,
             token = EndToEnd.Token,
             relays = new[] { $"ws://{HttpUri.Authority}/uplink" },
-            web = new { listen = $"http://127.0.0.1:{WebPort}", password = "edge-page-password" },
+            web = new { listen = $"http://127.0.0.1:{WebPort}", password = EdgePagePassword },
             dataDir = Path.Combine(Dir, "edge-data"),
             expose = new object[]
             {
