@@ -89,7 +89,7 @@ public partial class ScaleOutTests(ITestOutputHelper output)
         return result.StandardOutput;
     }
 
-    [RequiresFact(Needs.RtspCamera | Needs.Ffmpeg | Needs.HaProxy | Needs.Postgres)]
+    [RequiresFact(Needs.RtspCamera | Needs.Ffmpeg | Needs.HaProxy | Needs.Postgres | Needs.Chromium)]
     public async Task Two_relays_behind_HAProxy_share_PostgreSQL_redirect_viewers_to_the_owner_and_take_over_when_it_dies()
     {
         await using var postgres = await PostgresServer.StartAsync();
@@ -160,6 +160,17 @@ public partial class ScaleOutTests(ITestOutputHelper output)
             }
             using (var page = await http.SendAsync(new HttpRequestMessage(HttpMethod.Get, $"{owner.PublicUrl}{play}") { Headers = { { "Cookie", cookie } } }))
                 Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+
+            // A real browser logs in on the relay without the uplink, is sent to the owner, and plays there.
+            using (var browser = Chromium.Start())
+            {
+                await WebRtcTests.LogInAsync(browser, new Uri($"{other.PublicUrl}/login?next={Uri.EscapeDataString(play)}"));
+                await browser.WaitForAsync("window.pinhole && window.pinhole.state === 'live'", TimeSpan.FromSeconds(30));
+                Assert.Equal(owner.HttpPort.ToString(CultureInfo.InvariantCulture), browser.Execute<string>("return window.location.port;"));
+                var framesAtLive = browser.Execute<long>("return document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames;");
+                await browser.WaitForAsync($"document.getElementById('video').getVideoPlaybackQuality().totalVideoFrames > {framesAtLive + 25}", TimeSpan.FromSeconds(15));
+                Log($"browser logged in on {other.Name}, playing from {owner.Name}");
+            }
 
             // The registry is shared: a device added with the CLI against one relay's config is listed by the other's.
             await CliAsync(owner, "devices", "add", "cam-added");

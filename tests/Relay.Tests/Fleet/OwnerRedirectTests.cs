@@ -45,7 +45,7 @@ public sealed class OwnerRedirectTests(PostgresFixture postgres) : IClassFixture
             Assert.Equal($"127.0.0.1:{RtspPort(a)}", ownerA.Me.PublicRtsp);
             var ownerB = b.Services.GetRequiredService<DeviceOwnershipService>();
 
-            using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { Timeout = TimeSpan.FromSeconds(10) };
+            using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { Timeout = TimeSpan.FromSeconds(10) };
             await using (var device = await FakeDevice.ConnectAsync(a.UplinkUri, "gw1", "a-long-random-secret", "test-device/1"))
             {
                 var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -79,6 +79,19 @@ public sealed class OwnerRedirectTests(PostgresFixture postgres) : IClassFixture
                 }
                 using (var api = await http.GetAsync(new Uri(b.HttpUri, "/api/devices/gw1")))
                     Assert.Equal(new Uri(a.HttpUri, "/api/devices/gw1"), api.Headers.Location);
+
+                // Logging in on B: the session is in the database, so A serves the player with B's cookie. The login
+                // answers with a page that navigates on (a 302 out of B's origin after a form POST is refused by
+                // browsers under form-action 'self').
+                using var login = await http.PostAsync(new Uri(b.HttpUri, "/login?next=%2Fplay%2Fgw1%2Fcam"),
+                    new FormUrlEncodedContent(new Dictionary<string, string> { ["user"] = "alice", ["password"] = "secret" }));
+                Assert.Equal(HttpStatusCode.OK, login.StatusCode);
+                Assert.Contains("http-equiv=\"refresh\" content=\"0;url=/play/gw1/cam\"", await login.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+                var cookie = login.Headers.GetValues("Set-Cookie").Select(c => c.Split(';')[0]).Single(c => c.StartsWith("pinhole_session=", StringComparison.Ordinal));
+                using (var anonymous = await http.GetAsync(new Uri(a.HttpUri, "/play/gw1/cam")))
+                    Assert.NotEqual(HttpStatusCode.OK, anonymous.StatusCode);
+                using (var player = await http.SendAsync(new HttpRequestMessage(HttpMethod.Get, new Uri(a.HttpUri, "/play/gw1/cam")) { Headers = { { "Cookie", cookie } } }))
+                    Assert.Equal(HttpStatusCode.OK, player.StatusCode);
             }
 
             // The uplink ended: relay A released the device, relay B answers for itself again.
