@@ -404,12 +404,13 @@ static int WithFleet(FileInfo? file, Func<DeviceRegistry, IFleetStore, ChangeOri
     if (config is null) return Problems(file.FullName, problems);
     try
     {
-        using var store = new SqliteFleetStore(config.DataDir);
+        using var store = FleetStores.Open(config);
         // The audit log names who ran the command on this machine.
         var origin = new ChangeOrigin("cli:" + Environment.UserName, "local");
         return action(new DeviceRegistry(store, config.Devices), store, origin);
     }
-    catch (Exception e) when (e is InvalidOperationException or Microsoft.Data.Sqlite.SqliteException or IOException or UnauthorizedAccessException)
+    catch (Exception e) when (e is InvalidOperationException or System.Data.Common.DbException or IOException or UnauthorizedAccessException
+        or System.Net.Sockets.SocketException or TimeoutException)
     {
         return Fail(e.Message, 1);
     }

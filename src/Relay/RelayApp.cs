@@ -130,7 +130,20 @@ public sealed class RelayApp : IAsyncDisposable
             GopCacheMemory = limits.GopCacheMemory,
         }, time: sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<RefusalLog>();
-        builder.Services.AddSingleton<IFleetStore>(_ => new SqliteFleetStore(config.DataDir));
+        if (config.Database.Kind == DatabaseKind.Postgres)
+        {
+            // One store object serves the fleet, shared browser sessions and device ownership (docs/scale-out.md).
+            builder.Services.AddSingleton(_ => new PostgresFleetStore(config.Database));
+            builder.Services.AddSingleton<IFleetStore>(sp => sp.GetRequiredService<PostgresFleetStore>());
+            builder.Services.AddSingleton<ISessionBackend>(sp => sp.GetRequiredService<PostgresFleetStore>());
+            builder.Services.AddSingleton<IDeviceOwnership>(sp => sp.GetRequiredService<PostgresFleetStore>());
+        }
+        else
+        {
+            builder.Services.AddSingleton<IFleetStore>(_ => new SqliteFleetStore(config.DataDir));
+        }
+        builder.Services.AddSingleton<DeviceOwnershipService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DeviceOwnershipService>());
         builder.Services.AddSingleton(sp => new DeviceRegistry(sp.GetRequiredService<IFleetStore>(), config.Devices));
         builder.Services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceRegistry>());
         builder.Services.AddSingleton(new ViewerDirectory(config.Viewers));
@@ -171,6 +184,8 @@ public sealed class RelayApp : IAsyncDisposable
         app.MapGet("/healthz", () => Results.Text("ok\n"));
         // Prometheus text format from OpenTelemetry's exporter, behind the access check (Telemetry/MetricsExport.cs).
         app.UseRelayMetrics(config);
+        // Several relays on one database: requests for a device held by another relay go there (docs/scale-out.md).
+        app.UseOwnerRedirects();
         // Features map their endpoints here.
         app.MapUplink();
         app.MapBrowserViewing();
@@ -199,6 +214,8 @@ public sealed class RelayApp : IAsyncDisposable
         var address = addresses.Addresses.First();
         // Kestrel reports wildcard binds as http://[::]:port; a client needs a dialable address.
         HttpUri = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+        var rtsp = _app.Services.GetService<RtspServer>()?.LocalEndPoint;
+        _app.Services.GetRequiredService<DeviceOwnershipService>().SetBoundAddresses(HttpUri, rtsp is null ? null : new IPEndPoint(rtsp.Address.Equals(IPAddress.Any) ? IPAddress.Loopback : rtsp.Address, rtsp.Port).ToString());
     }
 
     /// <summary>Runs until the process is asked to stop (SIGTERM, Ctrl+C).</summary>

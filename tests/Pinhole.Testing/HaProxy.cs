@@ -68,6 +68,19 @@ public sealed class HaProxy : IAsyncDisposable
 
             """;
         File.WriteAllText(Path.Combine(dir, "haproxy.cfg"), config);
+        return await StartAsync(dir, listen, onOutputLine);
+    }
+
+    /// <summary>Starts HAProxy with a whole configuration of the test's own; ready once <paramref name="readyPort"/> (127.0.0.1) accepts.</summary>
+    public static async Task<HaProxy> StartWithConfigAsync(string config, int readyPort, Action<string>? onOutputLine = null)
+    {
+        var dir = Directory.CreateTempSubdirectory("pinhole-haproxy-").FullName;
+        File.WriteAllText(Path.Combine(dir, "haproxy.cfg"), config);
+        return await StartAsync(dir, readyPort, onOutputLine);
+    }
+
+    private static async Task<HaProxy> StartAsync(string dir, int listen, Action<string>? onOutputLine)
+    {
         var info = new PeerStartInfo(Tools.Require(Program), "-db", "-f", Path.Combine(dir, "haproxy.cfg"))
         {
             Name = "haproxy",

@@ -27,6 +27,12 @@ public sealed class RelayConfig
     public WebRtcConfig? WebRtc { get; set; }
     /// <summary>Where stores that can leave <see cref="DataDir"/> live: SQLite there (default) or PostgreSQL.</summary>
     public DatabaseUrl Database { get; set; } = DatabaseUrl.Sqlite;
+    /// <summary>Base URL (<c>http(s)://HOST[:PORT]</c>) under which viewers reach this very relay, for redirects
+    /// from the other relays of a fleet (docs/scale-out.md); null: derived from <see cref="Http"/>.</summary>
+    public string? PublicUrl { get; set; }
+    /// <summary><c>HOST:PORT</c> under which RTSP clients reach this very relay, for RTSP redirects from the
+    /// other relays; null: derived from <see cref="Rtsp"/>.</summary>
+    public string? PublicRtsp { get; set; }
     /// <summary>Telemetry history: the broker to subscribe to, retention, alerts; null: no history.</summary>
     public TelemetryConfig? Telemetry { get; set; }
     /// <summary>STUN/TURN servers handed to browsers for WebRTC (RTCPeerConnection <c>iceServers</c>).</summary>

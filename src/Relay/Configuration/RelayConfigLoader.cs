@@ -84,6 +84,8 @@ public static partial class RelayConfigLoader
                             else errors.Add($"database: {dbError}");
                         }
                         break;
+                    case "publicUrl": config.PublicUrl = p.Value.ValueKind == JsonValueKind.Null ? null : String(p, "publicUrl", errors); break;
+                    case "publicRtsp": config.PublicRtsp = p.Value.ValueKind == JsonValueKind.Null ? null : String(p, "publicRtsp", errors); break;
                     case "telemetry": config.Telemetry = p.Value.ValueKind == JsonValueKind.Null ? null : ReadTelemetry(p.Value, errors); break;
                     default: errors.Add($"{p.Name}: unknown key"); break;
                 }
@@ -130,6 +132,18 @@ public static partial class RelayConfigLoader
         return false;
     }
 
+    /// <summary>True for <c>HOST:PORT</c> with a DNS name or an IP address (IPv6 in brackets) and a port 1-65535.</summary>
+    public static bool IsHostPort(string text)
+    {
+        if (string.IsNullOrEmpty(text) || text.Length > 260) return false;
+        var colon = text.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(text.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var port)
+            || port is < 1 or > 65535) return false;
+        var host = text[..colon];
+        if (host.StartsWith('[') && host.EndsWith(']')) return IPAddress.TryParse(host[1..^1], out var v6) && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6;
+        return Uri.CheckHostName(host) is UriHostNameType.Dns or UriHostNameType.IPv4;
+    }
+
     private static void Validate(RelayConfig c, string baseDir, List<string> errors)
     {
         if (!Uri.TryCreate(c.Http, UriKind.Absolute, out var http) || (http.Scheme != "http" && http.Scheme != "https"))
@@ -148,6 +162,11 @@ public static partial class RelayConfigLoader
             else if (c.Tls is null)
                 errors.Add("rtsps: RTSP over TLS needs \"tls\" with a certificate and key");
         }
+        if (c.PublicUrl is not null && (!Uri.TryCreate(c.PublicUrl, UriKind.Absolute, out var pub) || (pub.Scheme != "http" && pub.Scheme != "https")
+                || pub.Host.Length == 0 || pub.AbsolutePath != "/" || pub.Query.Length > 0 || pub.UserInfo.Length > 0))
+            errors.Add($"publicUrl: \"{c.PublicUrl}\" must be http(s)://HOST[:PORT] with no path, query or credentials");
+        if (c.PublicRtsp is not null && !IsHostPort(c.PublicRtsp))
+            errors.Add($"publicRtsp: \"{c.PublicRtsp}\" must be HOST:PORT (a name or address viewers can reach, for example relay1.example.com:8554)");
         if (c.AnonymousViewing && c.Viewers.Count > 0)
             errors.Add("anonymousViewing: true only applies to a relay without viewers; remove it or the viewers");
 

@@ -37,12 +37,14 @@ public sealed partial class FleetService : IUplinkSessionObserver
     private readonly ConcurrentDictionary<string, long> _pushed = new(StringComparer.Ordinal);
     private IReadOnlyDictionary<string, long> _stamps;
     private readonly Updates.UpdateService? _updates;
+    private readonly DeviceOwnershipService? _ownership;
 
     /// <summary>Creates the service.</summary>
     public FleetService(IFleetStore store, DeviceRegistry devices, UplinkSessionRegistry sessions, TimeProvider time, ILogger<FleetService> logger,
-        Updates.UpdateService? updates = null)
+        Updates.UpdateService? updates = null, DeviceOwnershipService? ownership = null)
     {
         _updates = updates;
+        _ownership = ownership;
         _store = store;
         _devices = devices;
         _sessions = sessions;
@@ -169,6 +171,8 @@ public sealed partial class FleetService : IUplinkSessionObserver
     {
         ArgumentNullException.ThrowIfNull(session);
         _live[session.DeviceId] = new LiveState(session);
+        // First, so the other relays redirect viewers here as soon as possible.
+        _ownership?.Claim(session.DeviceId);
         _store.SetSeen(session.DeviceId, _time.GetUtcNow(), session.RemoteAddress, session.Agent);
         // Full resync on every connect: the latest desired revision, whatever the device had before.
         if ((session.Capabilities & UplinkCapabilities.Data) != 0 && _store.GetLatestConfig(session.DeviceId) is { } latest)
@@ -236,11 +240,12 @@ public sealed partial class FleetService : IUplinkSessionObserver
         if (!wasLive) return;
         if (_live.TryGetValue(session.DeviceId, out var live) && live.Session == session)
             _live.TryRemove(new KeyValuePair<string, LiveState>(session.DeviceId, live));
+        _ownership?.Release(session.DeviceId);
         try
         {
             _store.SetSeen(session.DeviceId, _time.GetUtcNow(), null, null);
         }
-        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception e) when (e is System.Data.Common.DbException or ObjectDisposedException or InvalidOperationException)
         {
             // The relay is stopping and the store closed first; last-seen is best effort.
         }
@@ -254,7 +259,7 @@ public sealed partial class FleetService : IUplinkSessionObserver
     /// </summary>
     public Task WatchAsync(TimeSpan interval, CancellationToken cancellationToken) =>
         PeriodicCheck.RunAsync(interval, _time, CheckOnceAsync,
-            e => e is Microsoft.Data.Sqlite.SqliteException or InvalidOperationException or IOException,
+            e => e is System.Data.Common.DbException or InvalidOperationException or IOException,
             e => LogWatchFailed(_logger, e.Message), cancellationToken);
 
     internal async Task CheckOnceAsync()

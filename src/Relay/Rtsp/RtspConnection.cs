@@ -368,6 +368,10 @@ internal sealed class RtspConnection : IAsyncDisposable
             r.Headers["Allow"] = Public;
             return (r, null);
         }
+        // Several relays (docs/scale-out.md): a DESCRIBE for a camera whose device holds its uplink on another
+        // relay is sent there (RFC 2326 §11.3.3, 302 + Location) before any credentials are asked for, since a
+        // client follows a redirect with a fresh authentication exchange against the new server.
+        if (request.Method == "DESCRIBE" && Redirect(request) is { } moved) return (moved, null);
         if (Authenticate(request) is { } challenge) return (challenge, null);
 
         return request.Method switch
@@ -594,6 +598,17 @@ internal sealed class RtspConnection : IAsyncDisposable
         new RtspSession(_session!.Id, (int)Math.Max(1, Options.SessionTimeout.TotalSeconds)).ToString();
 
     // --- methods ---------------------------------------------------------------------------
+
+    private RtspResponse? Redirect(RtspRequest request)
+    {
+        if (_server.RedirectBase is not { } locate || !TryResolve(request.Uri, out var t) || t.Track >= 0) return null;
+        if (_server.Streams.TryGet(t.Device, t.Camera, out var local) && local.IsOnline) return null;
+        if (locate(t.Device) is not { } elsewhere) return null;
+        var response = Status(302);
+        response.Headers["Location"] = $"{elsewhere}/{Uri.EscapeDataString(t.Device)}/{Uri.EscapeDataString(t.Camera)}";
+        _server.Metrics.Redirected();
+        return response;
+    }
 
     private RtspResponse Describe(RtspRequest request)
     {

@@ -70,6 +70,12 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
     /// <summary>RTSP sessions that exist now (set up or playing).</summary>
     public int SessionCount => Metrics.Sessions;
 
+    /// <summary>
+    /// With several relays: given a device id, <c>rtsp://HOST:PORT</c> of the other relay that holds its uplink,
+    /// or null; a DESCRIBE for such a device is answered with a 302 there. Null (one relay): never redirect.
+    /// </summary>
+    public Func<string, string?>? RedirectBase { get; set; }
+
     internal RtspServerOptions Options => _options;
     internal MediaStreamRegistry Streams { get; }
     internal ViewerDirectory Viewers { get; }

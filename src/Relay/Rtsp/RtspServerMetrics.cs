@@ -22,8 +22,9 @@ internal sealed class RtspServerMetrics
         FramesDropped = meter.CreateCounter<long>("pinhole_rtsp_viewer_dropped_frames_total", description: "Access units RTSP viewers skipped because they fell behind");
         Rejected = meter.CreateCounter<long>("pinhole_rtsp_rejected_total", description: "RTSP connections or requests refused by a limit");
         AuthFailures = meter.CreateCounter<long>("pinhole_rtsp_auth_failures_total", description: "RTSP requests with wrong credentials");
+        Redirects = meter.CreateCounter<long>("pinhole_rtsp_redirects_total", description: "RTSP DESCRIBEs sent to the relay that holds the device's uplink (302)");
         // Counters are scraped from the start (at 0), not from their first event.
-        foreach (var counter in (Counter<long>[])[SessionsStarted, BytesSent, FramesSent, FramesDropped, Rejected, AuthFailures])
+        foreach (var counter in (Counter<long>[])[SessionsStarted, BytesSent, FramesSent, FramesDropped, Rejected, AuthFailures, Redirects])
             counter.Add(0);
         _viewerDrops = ObservedSeries.Gauge(meter, "pinhole_rtsp_viewer_dropped_frames", "Frames this RTSP viewer skipped because it fell behind (current sessions)");
     }
@@ -34,6 +35,8 @@ internal sealed class RtspServerMetrics
     public Counter<long> FramesDropped { get; }
     public Counter<long> Rejected { get; }
     public Counter<long> AuthFailures { get; }
+    public Counter<long> Redirects { get; }
+    public void Redirected() => Redirects.Add(1);
     public int Sessions => Volatile.Read(ref _sessions);
     public int Connections => Volatile.Read(ref _connections);
 

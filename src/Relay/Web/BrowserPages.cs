@@ -28,6 +28,16 @@ internal static class BrowserPages
             """);
     }
 
+    /// <summary>
+    /// After a login when several relays serve the fleet: goes on to <paramref name="next"/> (a local path) by a
+    /// fresh navigation. <paramref name="next"/> may redirect to another relay, and browsers refuse a redirect out
+    /// of the origin in the chain of a form POST (CSP <c>form-action 'self'</c>); a meta refresh starts a new one.
+    /// </summary>
+    public static string Continue(string next) => Layout("Logged in", user: null, $"""
+        <meta http-equiv="refresh" content="0;url={Html.Encode(next)}">
+        <div class="login"><h1>Pinhole</h1><p>Logged in. <a href="{Html.Encode(next)}">Continue</a></p></div>
+        """);
+
     /// <summary>What <c>GET /logout</c> shows when it cannot tell the request came from this site: a button that posts.</summary>
     public static string ConfirmLogout() => Layout("Log out", user: null, """
         <form class="login" method="post" action="/logout">

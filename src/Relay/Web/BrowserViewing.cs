@@ -137,6 +137,10 @@ public static class BrowserViewing
             IsEssential = true,
         });
         BrowserLog.LoggedIn(log, user, client);
+        // Several relays (docs/scale-out.md): next may be a page another relay serves, reached by a 302 that the
+        // browser would refuse at the end of this form POST (CSP form-action 'self'); a meta refresh navigates anew.
+        if (context.RequestServices.GetService<Fleet.DeviceOwnershipService>() is { Enabled: true })
+            return Page(BrowserPages.Continue(next ?? "/"));
         return Results.Redirect(next ?? "/", permanent: false, preserveMethod: false);
     }
 

@@ -8,7 +8,9 @@ namespace Pinhole.Relay.Web;
 /// <summary>
 /// Logged-in browser sessions, in memory with an absolute expiry. The cookie holds a random session id
 /// and an HMAC-SHA256 of it under a key from <see cref="BrowserViewingOptions.DataDir"/> (or random per
-/// start), so a cookie that was not issued here is refused before any lookup.
+/// start), so a cookie that was not issued here is refused before any lookup. With an
+/// <see cref="ISessionBackend"/> (a shared database) the key and the sessions live there instead, so every
+/// relay of a fleet honours a login made on any of them.
 /// </summary>
 public sealed class SessionStore
 {
@@ -20,18 +22,22 @@ public sealed class SessionStore
     private readonly byte[] _key;
     private readonly TimeProvider _time;
     private readonly TimeSpan _lifetime;
+    private readonly ISessionBackend? _backend;
     private long _nextSweep;
 
-    /// <summary>Creates the store, loading or creating the signing key.</summary>
-    public SessionStore(IOptions<BrowserViewingOptions> options, TimeProvider time)
+    /// <summary>Creates the store, loading or creating the signing key (in the shared backend when there is one).</summary>
+    public SessionStore(IOptions<BrowserViewingOptions> options, TimeProvider time, ISessionBackend? backend = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         _time = time;
         _lifetime = options.Value.SessionLifetime;
-        _key = LoadKey(options.Value.DataDir);
+        _backend = backend;
+        _key = backend is not null
+            ? backend.GetOrCreateSecret("browser-session-key", RandomNumberGenerator.GetBytes(32))
+            : LoadKey(options.Value.DataDir);
     }
 
-    /// <summary>Sessions now held.</summary>
+    /// <summary>Sessions now held in memory (always 0 with a shared backend).</summary>
     public int Count => _sessions.Count;
 
     /// <summary>Starts a session for a user; returns the cookie value and when it expires.</summary>
@@ -41,7 +47,8 @@ public sealed class SessionStore
         if (_sessions.Count >= MaxSessions) throw new InvalidOperationException("too many sessions");
         var id = Base64Url(RandomNumberGenerator.GetBytes(32));
         var expires = _time.GetUtcNow() + _lifetime;
-        _sessions[id] = new Session(user, expires);
+        if (_backend is not null) _backend.PutSession(Hash(id), user, expires);
+        else _sessions[id] = new Session(user, expires);
         return ($"{id}.{Sign(id)}", expires);
     }
 
@@ -49,6 +56,11 @@ public sealed class SessionStore
     public string? Validate(string? cookieValue)
     {
         if (!TryGetId(cookieValue, out var id)) return null;
+        if (_backend is not null)
+        {
+            var stored = _backend.GetSession(Hash(id));
+            return stored is { } found && found.Expires > _time.GetUtcNow() ? found.User : null;
+        }
         if (!_sessions.TryGetValue(id, out var s)) return null;
         if (s.Expires <= _time.GetUtcNow())
         {
@@ -88,8 +100,12 @@ public sealed class SessionStore
     /// <summary>Ends the session of a cookie, if it is one.</summary>
     public void Remove(string? cookieValue)
     {
-        if (TryGetId(cookieValue, out var id)) _sessions.TryRemove(id, out _);
+        if (!TryGetId(cookieValue, out var id)) return;
+        if (_backend is not null) _backend.RemoveSession(Hash(id));
+        else _sessions.TryRemove(id, out _);
     }
+
+    private static byte[] Hash(string id) => SHA256.HashData(Encoding.ASCII.GetBytes(id));
 
     private bool TryGetId(string? cookieValue, out string id)
     {
@@ -110,6 +126,11 @@ public sealed class SessionStore
         var now = _time.GetUtcNow();
         if (now.UtcTicks < Interlocked.Read(ref _nextSweep)) return;
         Interlocked.Exchange(ref _nextSweep, (now + TimeSpan.FromMinutes(1)).UtcTicks);
+        if (_backend is not null)
+        {
+            _backend.RemoveExpiredSessions(now);
+            return;
+        }
         foreach (var (id, s) in _sessions)
             if (s.Expires <= now) _sessions.TryRemove(id, out _);
     }
