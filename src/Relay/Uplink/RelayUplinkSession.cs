@@ -1,7 +1,7 @@
 using System.Net.WebSockets;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Security;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Uplink;
 

@@ -10,7 +10,7 @@ namespace Pinhole.Relay.Viewers;
 /// memory, as it is in relay.json: RTSP Digest (RFC 2617/7616) needs H(A1) = H(user:realm:password)
 /// for each realm and algorithm a client asks for, derived on first use and cached.
 /// </summary>
-public sealed class ViewerDirectory
+public sealed class ViewerDirectory : Pinhole.Streaming.Rtsp.IRtspUserDirectory
 {
     private const int Iterations = 100_000;
     private readonly Dictionary<string, Entry> _viewers = new(StringComparer.Ordinal);

@@ -8,9 +8,10 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Rtsp;
+using Pinhole.Streaming.Rtsp;
 using Pinhole.Relay.Security;
 using Pinhole.Relay.Web;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Relay.Viewers;
 using Pinhole.Testing;
 using Pinhole.Transport.Media;
@@ -122,7 +123,7 @@ internal sealed class RtspHarness : IAsyncDisposable
         var log = output is null ? null : new TestOutputLoggerProvider(output, "relay");
         var factory = log is null ? null : new LoggerFactory([log]);
         var server = new RtspServer(options, registry, viewers, metrics.Meter, TimeProvider.System, factory?.CreateLogger<RtspServer>(),
-            throttle, new RefusalLog(metrics.Meter, TimeProvider.System, factory?.CreateLogger<RefusalLog>()));
+            throttle ?? new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions()), TimeProvider.System), new RefusalLog(metrics.Meter, TimeProvider.System, factory?.CreateLogger<RefusalLog>()));
         await server.StartAsync(CancellationToken.None);
         return new RtspHarness(server, registry, metrics) { Log = log, LogFactory = factory };
     }

@@ -12,7 +12,7 @@ using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Sdp;
 
-namespace Pinhole.Relay.Rtsp;
+namespace Pinhole.Streaming.Rtsp;
 
 /// <summary>
 /// One client TCP connection: reads requests (and interleaved RTCP) through a <see cref="PipeReader"/>,
@@ -22,7 +22,7 @@ namespace Pinhole.Relay.Rtsp;
 internal sealed class RtspConnection : IAsyncDisposable
 {
     private const string Public = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER";
-    private const string ServerName = "pinhole-relay";
+    
     private const int MaxAuthFailures = 5;
 
     private readonly RtspServer _server;
@@ -225,7 +225,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2), Time);
             var response = new RtspResponse(status, RtspResponse.ReasonFor(status));
-            response.Headers["Server"] = ServerName;
+            response.Headers["Server"] = Options.ServerName;
             response.Headers["Connection"] = "close";
             await WriteResponseAsync(response, timeout.Token).ConfigureAwait(false);
         }
@@ -338,7 +338,7 @@ internal sealed class RtspConnection : IAsyncDisposable
             response = Status(400);
         }
         if (request.CSeq >= 0) response.CSeq = request.CSeq;
-        response.Headers["Server"] = ServerName;
+        response.Headers["Server"] = Options.ServerName;
         await WriteResponseAsync(response, ct).ConfigureAwait(false);
         afterResponse?.Invoke();
         if (_authFailures >= MaxAuthFailures) Abort("too many failed authentications");
