@@ -62,7 +62,8 @@ public static class RtspServiceCollectionExtensions
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<RtspServer>>(),
             sp.GetService<LoginThrottle>() ?? new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions()), sp.GetRequiredService<TimeProvider>()),
-            sp.GetService<RefusalLog>() ?? new RefusalLog(sp.GetRequiredService<Meter>(), sp.GetRequiredService<TimeProvider>())));
+            sp.GetService<RefusalLog>() ?? new RefusalLog(sp.GetRequiredService<Meter>(), sp.GetRequiredService<TimeProvider>()),
+            sp.GetService<IRtspPublishHandler>()));
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RtspServer>());
         return services;
     }

@@ -38,9 +38,10 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
     /// <param name="throttle">The password-guessing throttle (the relay shares its web login's); null: none
     /// beyond the per-connection limit of failed attempts.</param>
     /// <param name="refusals">Where refusals are counted and logged; null: only the debug log.</param>
+    /// <param name="publishing">Where streams published with ANNOUNCE/RECORD go; null: those methods are refused (405).</param>
     public RtspServer(RtspServerOptions options, MediaStreamRegistry streams, IRtspUserDirectory viewers,
         Meter meter, TimeProvider timeProvider, ILogger<RtspServer>? logger = null,
-        IRtspLoginThrottle? throttle = null, IRtspRefusals? refusals = null)
+        IRtspLoginThrottle? throttle = null, IRtspRefusals? refusals = null, IRtspPublishHandler? publishing = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(meter);
@@ -54,6 +55,7 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
         Digest = new DigestServer(options.Realm, options.NonceLifetime, timeProvider);
         Throttle = throttle ?? NoThrottle.Instance;
         Refusals = refusals ?? new LoggedRefusals(_logger);
+        Publishing = publishing;
     }
 
     /// <summary>The bound address once started (useful with port 0).</summary>
@@ -77,6 +79,7 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
     internal DigestServer Digest { get; }
     internal IRtspLoginThrottle Throttle { get; }
     internal IRtspRefusals Refusals { get; }
+    internal IRtspPublishHandler? Publishing { get; }
 
     private sealed class NoThrottle : IRtspLoginThrottle
     {

@@ -45,4 +45,10 @@ internal static partial class RtspServerLog
 
     [LoggerMessage(14, LogLevel.Debug, "RTSP refused {Address} ({Cause}): {Detail}")]
     public static partial void Refused(ILogger logger, string cause, string? address, string detail);
+
+    [LoggerMessage(15, LogLevel.Information, "RTSP session {Session} for {Remote} publishing to {Path}")]
+    public static partial void Publishing(ILogger logger, string session, EndPoint? remote, string path);
+
+    [LoggerMessage(16, LogLevel.Information, "RTSP publishing session {Session} ended: {Reason}; {BadPackets} bad packets")]
+    public static partial void PublishEnded(ILogger logger, string session, string reason, long badPackets);
 }

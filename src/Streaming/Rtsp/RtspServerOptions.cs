@@ -13,6 +13,10 @@ public sealed record RtspServerOptions
     /// <summary>The <c>Server</c> header of every response.</summary>
     public string ServerName { get; init; } = "pinhole-relay";
 
+    /// <summary>Null (the relay): stream URLs are <c>/DEVICE/CAMERA</c>. Set (an edge's LAN server): they are
+    /// <c>/NAME</c>, and every stream is looked up under this device id in the registry.</summary>
+    public string? SingleDevice { get; init; }
+
     /// <summary>Realm shown in Basic and Digest challenges.</summary>
     public string Realm { get; init; } = "pinhole";
 
