@@ -462,9 +462,9 @@ internal sealed class RtspConnection : IAsyncDisposable
 
     private RtspResponse Record(RtspRequest request)
     {
-        if (_publish is null) return Status(455);
+        // RFC 2326 §A.1: RECORD is valid only once a track is set up (before that there is no session to name).
+        if (_publish is null || !_publish.HasTracksSetUp) return Status(455);
         if (!PublishSessionMatches(request)) return Status(454);
-        if (!_publish.HasTracksSetUp) return Status(455);
         if (_publish.IsRecording) return WithPublishSession(Status(200));
         var publication = _server.Publishing!.Start(_user, _publish.Path, out var refusal);
         if (publication is null)
