@@ -73,6 +73,7 @@ public sealed class InboundMediaHub : IRtspPublishHandler
         if (!TryParse(path, out var device, out _)) return new(404, "Not Found (publish to /DEVICE/in/NAME, NAME of A-Z a-z 0-9 . _ -)");
         if (!_deviceExists(device)) return new(404, "Not Found (unknown device)");
         if (!_sessions.TryGet(device, out var session)) return new(503, "Service Unavailable (device offline)");
+        if (!session.IsWelcomed) return new(503, "Service Unavailable (device connecting)");
         if ((session.Capabilities & UplinkCapabilities.InboundMedia) == 0)
             return new(501, "Not Implemented (device does not support inbound media)");
         return RtspPublishDecision.Accept;

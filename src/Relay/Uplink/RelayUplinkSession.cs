@@ -34,6 +34,11 @@ public sealed class RelayUplinkSession
     private string? _endReason;
     private readonly CancellationTokenSource _ended = new();
     private int _nextInboundId;
+    private volatile bool _welcomed;
+
+    /// <summary>True once the device was welcomed (its <see cref="Capabilities"/> are known); a session is
+    /// registered a moment before.</summary>
+    internal bool IsWelcomed => _welcomed;
 
     internal RelayUplinkSession(string deviceId, string? remote, WebSocket socket, UplinkEndpointOptions options, MediaStreamRegistry streams,
         UplinkSessionRegistry sessions, UplinkMetrics metrics, TimeProvider time, ILogger logger, IUplinkSessionObserver? observer = null, RefusalLog? refusals = null,
@@ -178,6 +183,7 @@ public sealed class RelayUplinkSession
             Agent = hello.Agent;
             Capabilities = caps;
             ConnectedAt = _time.GetUtcNow();
+            _welcomed = true;
             if ((caps & UplinkCapabilities.Tunnel) != 0)
                 Tunnels = new TunnelMux(new RelayTunnelTransport(this, _stop.Token), _options.Tunnels with { RoundTripTime = () => RoundTripTime }, _time);
             await _link.SendAsync(new Welcome(UplinkProtocol.Version, caps, _options.HeartbeatInterval, _options.AckInterval, _options.Limits.MaxMessageBytes), ct);
