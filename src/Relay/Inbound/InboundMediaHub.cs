@@ -12,7 +12,7 @@ namespace Pinhole.Relay.Inbound;
 /// <summary>
 /// WAN to LAN media (docs/rtsp.md, "Publishing to a device"): a client publishes with RTSP
 /// ANNOUNCE/RECORD to <c>rtsp://RELAY/ID/in/NAME</c>; the stream goes into a hub of its own
-/// (one <see cref="MediaStream"/> per device and name, never mixed with the cameras viewers watch)
+/// (one <see cref="MediaStream"/> per publication, never mixed with the cameras viewers watch)
 /// and the device's uplink session sends it down (<see cref="InboundMediaSender"/>).
 /// Who may publish: admins and viewers with <c>"publish": true</c>; never anonymous.
 /// </summary>
@@ -36,11 +36,11 @@ public sealed class InboundMediaHub : IRtspPublishHandler
         _deviceExists = deviceExists ?? throw new ArgumentNullException(nameof(deviceExists));
         _sessions = sessions ?? throw new ArgumentNullException(nameof(sessions));
         _logger = (ILogger?)logger ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
-        Streams = new MediaStreamRegistry(new MediaStreamLimits { MaxViewersPerStream = 1 });
     }
 
-    /// <summary>The published streams (device id, stream name); one subscriber each: the device's uplink.</summary>
-    public MediaStreamRegistry Streams { get; }
+    // One subscriber per published stream: the device's uplink. Each publication has a stream of its own
+    // (no registry), so nothing outlives it however many names are published over time.
+    private static readonly MediaStreamLimits Limits = new() { MaxViewersPerStream = 1 };
 
     /// <summary>Publications running now.</summary>
     public int Count { get { lock (_lock) return _publishing.Count; } }
@@ -93,7 +93,7 @@ public sealed class InboundMediaHub : IRtspPublishHandler
                 return null;
             }
         }
-        var stream = Streams.GetOrAdd(device, name);
+        var stream = new MediaStream(device, name, Limits, registry: null);
         var publication = new Publication(this, device, name, stream);
         if (!_sessions.TryGet(device, out var session) || !session.TryStartInbound(stream, publication.Stopped, publication.Cancel))
         {
