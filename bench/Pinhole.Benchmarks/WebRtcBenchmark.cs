@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 using OpenQA.Selenium;
 using Pinhole.Relay;
 using Pinhole.Relay.Configuration;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Testing;
 
 namespace Pinhole.Benchmarks;

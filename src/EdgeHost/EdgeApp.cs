@@ -41,6 +41,10 @@ public static partial class EdgeApp
         // Fleet: the relay's desired configuration arrives on the uplink's data channel (docs/fleet.md).
         // Updates (docs/updates.md): only when edge.json has an "update" section; they share the data channel.
         services.AddSingleton<FleetAgent>();
+        services.AddSingleton(sp => sp.GetRequiredService<EdgeConfig>().RtspServer is { } rtsp
+            ? new Inbound.InboundRtspServer(rtsp, sp.GetRequiredService<Meter>(), sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILoggerFactory>())
+            : null!);
+        services.AddSingleton<IHostedService>(sp => (IHostedService?)sp.GetService<Inbound.InboundRtspServer>() ?? new NothingHostedService());
         services.AddSingleton(sp => new Tunnels.TunnelAgent(sp.GetRequiredService<EdgeConfig>().Expose, sp.GetRequiredService<Meter>(),
             sp.GetRequiredService<ILogger<Tunnels.TunnelAgent>>())
         {
@@ -56,6 +60,8 @@ public static partial class EdgeApp
             fleet.LinkRate = () => client.LinkBytesPerSecond;
             // Tunnels (docs/tunnels.md): offered always, so the relay hears "not exposed" rather than "not supported".
             client.TunnelHandler = sp.GetRequiredService<Tunnels.TunnelAgent>().OnOpen;
+            // WAN to LAN media (docs/rtsp.md): offered only with an "rtspServer" section.
+            client.InboundMedia = sp.GetService<Inbound.InboundRtspServer>();
             if (config.Update is null)
             {
                 client.DataHandler = fleet;

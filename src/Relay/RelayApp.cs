@@ -9,8 +9,9 @@ using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
 using Pinhole.Relay.Fleet;
 using Pinhole.Relay.Rtsp;
+using Pinhole.Streaming.Rtsp;
 using Pinhole.Relay.Security;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Relay.Telemetry;
 using Pinhole.Relay.Tunnels;
 using Pinhole.Relay.Uplink;
@@ -149,6 +150,11 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton(new ViewerDirectory(config.Viewers));
         // Features register their services here: uplink, RTSP server, browser viewing.
         builder.Services.AddUplink();
+        // WAN to LAN media: RTSP ANNOUNCE/RECORD to /ID/in/NAME goes down the device's uplink.
+        builder.Services.AddSingleton(sp => new Inbound.InboundMediaHub(sp.GetRequiredService<ViewerDirectory>(),
+            sp.GetRequiredService<DeviceRegistry>().Exists, sp.GetRequiredService<UplinkSessionRegistry>(),
+            sp.GetService<Microsoft.Extensions.Logging.ILogger<Inbound.InboundMediaHub>>()));
+        builder.Services.AddSingleton<IRtspPublishHandler>(sp => sp.GetRequiredService<Inbound.InboundMediaHub>());
         builder.Services.AddRtspServer();
         builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
         builder.Services.AddWebRtc(config);

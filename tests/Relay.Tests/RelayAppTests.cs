@@ -19,7 +19,7 @@ public sealed class RelayAppTests : IDisposable
         var health = await http.GetAsync(new Uri("/healthz", UriKind.Relative));
         Assert.Equal(System.Net.HttpStatusCode.OK, health.StatusCode);
 
-        relay.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>().GetOrAdd("gw1", "door");
+        relay.Services.GetRequiredService<Pinhole.Streaming.MediaStreamRegistry>().GetOrAdd("gw1", "door");
         var metrics = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
         Assert.Contains("pinhole_relay_viewers{} 0", metrics, StringComparison.Ordinal);
         Assert.Contains("pinhole_relay_stream_online{camera=\"door\",device=\"gw1\"} 0", metrics, StringComparison.Ordinal);
@@ -38,8 +38,8 @@ public sealed class RelayAppTests : IDisposable
             RelayConfig Config(string dir) => new() { Http = "http://127.0.0.1:0", Rtsp = "127.0.0.1:0", DataDir = dir, Metrics = new MetricsConfig { Public = true } };
             await using var a = await RelayApp.StartAsync(Config(_dir));
             await using var b = await RelayApp.StartAsync(Config(second));
-            a.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>().GetOrAdd("gw-a", "door");
-            b.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>().GetOrAdd("gw-b", "door");
+            a.Services.GetRequiredService<Pinhole.Streaming.MediaStreamRegistry>().GetOrAdd("gw-a", "door");
+            b.Services.GetRequiredService<Pinhole.Streaming.MediaStreamRegistry>().GetOrAdd("gw-b", "door");
             a.Services.GetRequiredService<Pinhole.Relay.Security.RefusalLog>().Refused("test-cause", "192.0.2.1", "test");
             using var httpA = new HttpClient { BaseAddress = a.HttpUri };
             using var httpB = new HttpClient { BaseAddress = b.HttpUri };

@@ -25,6 +25,26 @@ public sealed class EdgeConfig
     public UpdateConfig? Update { get; set; }
     /// <summary>LAN services the relay may open tunnels to, by name (docs/tunnels.md); nothing else is reachable.</summary>
     public List<ExposeConfig> Expose { get; set; } = [];
+    /// <summary>The LAN RTSP server that re-serves streams published to the relay (<c>rtsp://RELAY/ID/in/NAME</c>)
+    /// as <c>rtsp://DEVICE:PORT/NAME</c>; null (the key absent): off, and the device does not take inbound media.</summary>
+    public RtspServerConfig? RtspServer { get; set; }
+}
+
+/// <summary><c>"rtspServer": { "listen": "0.0.0.0:8554", "users": [ { "name": "nvr", "password": "…" } ] }</c>.</summary>
+public sealed class RtspServerConfig
+{
+    /// <summary><c>IP:PORT</c> to listen on (an IPv6 address in brackets); port 0 picks a free one.</summary>
+    public string Listen { get; set; } = "0.0.0.0:8554";
+
+    /// <summary>Who may watch (Digest, or Basic); at least one is required.</summary>
+    public List<RtspUserConfig> Users { get; set; } = [];
+}
+
+/// <summary>One user of the LAN RTSP server.</summary>
+public sealed class RtspUserConfig
+{
+    public string Name { get; set; } = "";
+    public string Password { get; set; } = "";
 }
 
 /// <summary>One LAN TCP service reachable through the uplink: <c>{ "name": "ssh", "target": "127.0.0.1:22" }</c>.</summary>

@@ -120,6 +120,7 @@ public static class EdgeConfigLoader
         ReadFleet(o, config, problems);
         ReadUpdate(o, config, problems, baseDirectory);
         ReadExpose(o, config, problems);
+        ReadRtspServer(o, config, problems);
 
         var dataDir = o.String("dataDir");
         if (dataDir is not null)
@@ -385,6 +386,51 @@ public static class EdgeConfigLoader
             o.ReportUnknownKeys();
             config.Expose.Add(expose);
         }
+    }
+
+    // WAN to LAN media (docs/rtsp.md): local to the device, like expose; never anonymous.
+    private static void ReadRtspServer(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems)
+    {
+        var o = root.Object("rtspServer");
+        if (o is null) return;
+        var server = new RtspServerConfig { Listen = o.String("listen") ?? "0.0.0.0:8554" };
+        if (!TryParseListen(server.Listen, out _, out var error)) problems.Add(new(o.PathOf("listen"), error));
+        var list = o.Array("users", required: true);
+        if (list is { Count: 0 }) problems.Add(new(o.PathOf("users"), "must list at least one user: the LAN RTSP server never serves anonymously"));
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; list is not null && i < list.Count; i++)
+        {
+            var u = JsonObjectReader.Open(list[i], $"{o.PathOf("users")}[{i}]", problems);
+            if (u is null) continue;
+            var user = new RtspUserConfig { Name = u.String("name", required: true) ?? "", Password = u.String("password", required: true) ?? "" };
+            if (u.Has("name"))
+            {
+                if (user.Name.Length == 0 || user.Name.Any(c => c == ':' || char.IsControl(c)))
+                    problems.Add(new(u.PathOf("name"), "must be non-empty, without ':' or control characters"));
+                else if (!names.Add(user.Name))
+                    problems.Add(new(u.PathOf("name"), $"\"{user.Name}\" is listed twice"));
+            }
+            if (u.Has("password") && user.Password.Length == 0) problems.Add(new(u.PathOf("password"), "must not be empty"));
+            u.ReportUnknownKeys();
+            server.Users.Add(user);
+        }
+        o.ReportUnknownKeys();
+        config.RtspServer = server;
+    }
+
+    /// <summary>Parses <c>IP:PORT</c> (IPv6 in brackets; port 0-65535); false with a one-line reason.</summary>
+    public static bool TryParseListen(string value, out System.Net.IPEndPoint endPoint, out string error)
+    {
+        endPoint = new System.Net.IPEndPoint(System.Net.IPAddress.Any, 0);
+        if (!System.Net.IPEndPoint.TryParse(value, out var parsed) || !value.Contains(':') || value.EndsWith(':')
+            || (value.Count(c => c == ':') > 1 && !value.StartsWith('[')))
+        {
+            error = $"must be IP:PORT, e.g. 0.0.0.0:8554 or [::]:8554 (got \"{value}\")";
+            return false;
+        }
+        endPoint = parsed;
+        error = "";
+        return true;
     }
 
     private static void ReadUpdate(JsonObjectReader root, EdgeConfig config, List<ConfigProblem> problems, string baseDirectory)

@@ -78,6 +78,10 @@ public sealed class UplinkClient : IPipeline
     /// <summary>Accepts tunnel streams the relay opens (the tunnel agent). Set before the first connect; null offers no tunnel channel.</summary>
     public Action<TunnelStream>? TunnelHandler { get; set; }
 
+    /// <summary>Takes media the relay sends down (the LAN RTSP server). Set before the first connect; null does not offer
+    /// <see cref="UplinkCapabilities.InboundMedia"/>, so the relay answers publishers "device does not support inbound media".</summary>
+    public Inbound.IInboundMediaHandler? InboundMedia { get; set; }
+
     /// <summary>Windows and limits of tunnel streams (the round-trip time comes from this client).</summary>
     public TunnelOptions TunnelOptions { get; set; } = new();
 
@@ -280,7 +284,8 @@ public sealed class UplinkClient : IPipeline
                 // the welcome is read on a thread of its own (the connection's reads block).
                 using var abortOnTimeout = connectTimeout.Token.UnsafeRegister(static l => ((UplinkClientConnection)l!).Abort(), link);
                 var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (DataHandler is null ? 0 : UplinkCapabilities.Data | DataFeatures)
-                    | (TunnelHandler is null ? 0 : UplinkCapabilities.Tunnel);
+                    | (TunnelHandler is null ? 0 : UplinkCapabilities.Tunnel)
+                    | (InboundMedia is null ? 0 : UplinkCapabilities.InboundMedia);
                 link.Send(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, offered, _options.Agent), connectTimeout.Token);
                 var welcoming = Task.Factory.StartNew(link.Receive, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 UplinkMessage? answer;
@@ -449,6 +454,7 @@ public sealed class UplinkClient : IPipeline
             state.TunnelOut.Writer.TryComplete();
             state.Tunnels?.Dispose();
             handler?.OnDisconnected();
+            InboundMedia?.OnDisconnected();
             _connectedRelay = null;
             _connectedGauge.Record(0, relayLabel);
             _transport = -1;
@@ -534,6 +540,11 @@ public sealed class UplinkClient : IPipeline
                 case TunnelOpen or TunnelAccept or TunnelData or TunnelWindow or TunnelClose or TunnelReset:
                     state.Tunnels?.OnMessage(message); // ignored when tunnels were not confirmed, as a device without them would
                     break;
+                case InboundAnnounce or InboundFrame or InboundEnd when (state.Welcome.Capabilities & UplinkCapabilities.InboundMedia) != 0 && InboundMedia is { } inbound:
+                    inbound.OnMessage(message);
+                    break;
+                case InboundAnnounce or InboundFrame or InboundEnd:
+                    break; // inbound media not confirmed: ignore, as a device without it would
                 case UnknownMessage:
                     break; // a newer relay's extension; v1 skips it
                 default:

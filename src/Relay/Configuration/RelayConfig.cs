@@ -150,6 +150,8 @@ public sealed class ViewerConfig
     public string Password { get; set; } = "";
     /// <summary><c>viewer</c> (the default) or <c>admin</c>.</summary>
     public string Role { get; set; } = ViewerRoles.Viewer;
+    /// <summary>May publish streams to devices (<c>rtsp://RELAY/ID/in/NAME</c>); admins always may.</summary>
+    public bool Publish { get; set; }
 }
 
 /// <summary>The values of <c>viewers[].role</c>.</summary>

@@ -505,6 +505,10 @@ public static partial class RelayConfigLoader
                     if (v.Role is not (ViewerRoles.Viewer or ViewerRoles.Admin))
                         errors.Add($"{path}.role: must be \"{ViewerRoles.Viewer}\" or \"{ViewerRoles.Admin}\" (got \"{v.Role}\")");
                     break;
+                case "publish":
+                    if (p.Value.ValueKind is JsonValueKind.True or JsonValueKind.False) v.Publish = p.Value.GetBoolean();
+                    else errors.Add($"{path}.publish: must be true or false");
+                    break;
                 default: errors.Add($"{path}.{p.Name}: unknown key"); break;
             }
         }

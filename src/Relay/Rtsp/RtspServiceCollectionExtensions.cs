@@ -7,7 +7,8 @@ using System.Security.Cryptography.X509Certificates;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Security;
 using Pinhole.Relay.Web;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
+using Pinhole.Streaming.Rtsp;
 using Pinhole.Relay.Viewers;
 using System.Diagnostics.Metrics;
 using Pinhole.Relay.Telemetry;
@@ -60,8 +61,9 @@ public static class RtspServiceCollectionExtensions
             sp.GetRequiredService<Meter>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<RtspServer>>(),
-            sp.GetService<LoginThrottle>(),
-            sp.GetService<RefusalLog>()));
+            sp.GetService<LoginThrottle>() ?? new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions()), sp.GetRequiredService<TimeProvider>()),
+            sp.GetService<RefusalLog>() ?? new RefusalLog(sp.GetRequiredService<Meter>(), sp.GetRequiredService<TimeProvider>()),
+            sp.GetService<IRtspPublishHandler>()));
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RtspServer>());
         return services;
     }

@@ -11,7 +11,7 @@ namespace Pinhole.Relay.Security;
 /// <c>pinhole_relay_refusals_total{cause}</c>, but the log gets one Warning per cause and client
 /// address per <see cref="LogInterval"/>, so a flood of attempts cannot flood the journal.
 /// </summary>
-public sealed partial class RefusalLog
+public sealed partial class RefusalLog : Pinhole.Streaming.Rtsp.IRtspRefusals
 {
     /// <summary>How long a (cause, address) pair stays quiet after it was logged.</summary>
     public static readonly TimeSpan LogInterval = TimeSpan.FromHours(1);

@@ -7,7 +7,7 @@ using OpenTelemetry.Metrics;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
 using Pinhole.Relay.Fleet;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Metrics;
 
 namespace Pinhole.Relay.Telemetry;

@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Security;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Uplink;
 
 namespace Pinhole.Relay.Uplink;

@@ -1,7 +1,7 @@
 using System.Net.WebSockets;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Security;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Uplink;
 
@@ -32,6 +32,13 @@ public sealed class RelayUplinkSession
     private ulong _lastSequence, _ackedSequence, _lastSendTimestamp;
     private long _lastFrameAt, _lastReceivedAt;
     private string? _endReason;
+    private readonly CancellationTokenSource _ended = new();
+    private int _nextInboundId;
+    private volatile bool _welcomed;
+
+    /// <summary>True once the device was welcomed (its <see cref="Capabilities"/> are known); a session is
+    /// registered a moment before.</summary>
+    internal bool IsWelcomed => _welcomed;
 
     internal RelayUplinkSession(string deviceId, string? remote, WebSocket socket, UplinkEndpointOptions options, MediaStreamRegistry streams,
         UplinkSessionRegistry sessions, UplinkMetrics metrics, TimeProvider time, ILogger logger, IUplinkSessionObserver? observer = null, RefusalLog? refusals = null,
@@ -88,6 +95,47 @@ public sealed class RelayUplinkSession
         await _link.SendAsync(message, linked.Token);
     }
 
+    /// <summary>
+    /// Starts sending a published stream down this uplink (WAN to LAN media); false when the device did not
+    /// confirm <see cref="UplinkCapabilities.InboundMedia"/>, the session is ending, or the stream has its sender.
+    /// </summary>
+    /// <param name="stream">The published stream.</param>
+    /// <param name="publicationEnded">Cancelled when the publisher stops.</param>
+    /// <param name="sessionEnded">Called once when this session ends first.</param>
+    internal bool TryStartInbound(MediaStream stream, CancellationToken publicationEnded, Action sessionEnded)
+    {
+        if ((Capabilities & UplinkCapabilities.InboundMedia) == 0 || _ended.IsCancellationRequested) return false;
+        var subscription = stream.Subscribe();
+        if (subscription is null) return false;
+        var id = (ushort)Interlocked.Increment(ref _nextInboundId);
+        CancellationToken session;
+        try
+        {
+            session = _ended.Token;
+            session.Register(sessionEnded);
+        }
+        catch (ObjectDisposedException)
+        {
+            subscription.Dispose();
+            return false;
+        }
+        _ = RunInboundAsync(subscription, id, publicationEnded, session);
+        return true;
+    }
+
+    private async Task RunInboundAsync(MediaSubscription subscription, ushort id, CancellationToken publicationEnded, CancellationToken session)
+    {
+        await Task.Yield();
+        try
+        {
+            await Inbound.InboundMediaSender.RunAsync(subscription, id, (m, ct) => _link.SendAsync(m, ct), publicationEnded, session);
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
+        {
+            // The session ended under the sender; the publication is told through sessionEnded.
+        }
+    }
+
     /// <summary>Ends the session from the relay's side (the device's token was revoked or rotated): goodbye, close, abort.</summary>
     internal async Task CloseAsync(UplinkReason reason, string text, TimeSpan timeout)
     {
@@ -128,13 +176,14 @@ public sealed class RelayUplinkSession
 
             // The data channel (configuration) is offered only when a feature is there to serve it.
             // Updates ride the data channel, so they are confirmed only together with it.
-            var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | UplinkCapabilities.Tunnel
+            var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | UplinkCapabilities.Tunnel | UplinkCapabilities.InboundMedia
                 | (_observer is null ? 0 : UplinkCapabilities.Data | UplinkCapabilities.Updates);
             if ((hello.Capabilities & UplinkCapabilities.Data) == 0) offered &= ~UplinkCapabilities.Updates;
             var caps = hello.Capabilities & offered;
             Agent = hello.Agent;
             Capabilities = caps;
             ConnectedAt = _time.GetUtcNow();
+            _welcomed = true;
             if ((caps & UplinkCapabilities.Tunnel) != 0)
                 Tunnels = new TunnelMux(new RelayTunnelTransport(this, _stop.Token), _options.Tunnels with { RoundTripTime = () => RoundTripTime }, _time);
             await _link.SendAsync(new Welcome(UplinkProtocol.Version, caps, _options.HeartbeatInterval, _options.AckInterval, _options.Limits.MaxMessageBytes), ct);
@@ -168,6 +217,7 @@ public sealed class RelayUplinkSession
         }
         finally
         {
+            await _ended.CancelAsync();
             Tunnels?.Dispose();
             var wasLive = registered && _sessions.Unregister(this);
             if (wasLive) _streams.SetDeviceOffline(DeviceId);

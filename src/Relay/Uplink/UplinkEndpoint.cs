@@ -6,7 +6,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Devices;
 using Pinhole.Relay.Security;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using System.Diagnostics.Metrics;
 using Pinhole.Relay.Telemetry;
 using Pinhole.Transport.Uplink;

@@ -10,11 +10,12 @@ namespace Pinhole.Relay.Viewers;
 /// memory, as it is in relay.json: RTSP Digest (RFC 2617/7616) needs H(A1) = H(user:realm:password)
 /// for each realm and algorithm a client asks for, derived on first use and cached.
 /// </summary>
-public sealed class ViewerDirectory
+public sealed class ViewerDirectory : Pinhole.Streaming.Rtsp.IRtspUserDirectory
 {
     private const int Iterations = 100_000;
     private readonly Dictionary<string, Entry> _viewers = new(StringComparer.Ordinal);
     private readonly HashSet<string> _admins = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _publishers = new(StringComparer.Ordinal);
 
     /// <summary>Builds the directory from config.</summary>
     public ViewerDirectory(IEnumerable<ViewerConfig> viewers)
@@ -26,11 +27,15 @@ public sealed class ViewerDirectory
             // Digest needs the password to derive H(A1) per (realm, algorithm); see the class remarks.
             _viewers[v.User] = new Entry(salt, hash, new Dictionary<(string, string), string>(), v.Password);
             if (v.Role == ViewerRoles.Admin) _admins.Add(v.User);
+            if (v.Role == ViewerRoles.Admin || v.Publish) _publishers.Add(v.User);
         }
     }
 
     /// <summary>True when <paramref name="user"/> has <c>"role": "admin"</c>.</summary>
     public bool IsAdmin(string user) => _admins.Contains(user);
+
+    /// <summary>True when <paramref name="user"/> may publish streams to devices: admins, and viewers with <c>"publish": true</c>.</summary>
+    public bool MayPublish(string user) => _publishers.Contains(user);
 
     /// <summary>True when there is at least one viewer.</summary>
     public bool Any => _viewers.Count > 0;

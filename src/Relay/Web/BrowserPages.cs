@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Fmp4;
 using Pinhole.Transport.Media;
 

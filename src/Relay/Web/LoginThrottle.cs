@@ -16,7 +16,7 @@ namespace Pinhole.Relay.Web;
 /// that user's device cookie — OWASP's "device cookies") is not held by the per-user count; it has a
 /// count of its own, so guessing through it is slowed all the same. The per-address count always applies.
 /// </remarks>
-public sealed class LoginThrottle
+public sealed class LoginThrottle : Pinhole.Streaming.Rtsp.IRtspLoginThrottle
 {
     private const int MaxEntries = 50_000;
     private static readonly TimeSpan Forget = TimeSpan.FromHours(1);
@@ -33,6 +33,10 @@ public sealed class LoginThrottle
         _options = options.Value;
         _time = time;
     }
+
+    TimeSpan Pinhole.Streaming.Rtsp.IRtspLoginThrottle.RetryAfter(string clientAddress, string user) => RetryAfter(clientAddress, user);
+    void Pinhole.Streaming.Rtsp.IRtspLoginThrottle.Failed(string clientAddress, string user) => Failed(clientAddress, user);
+    void Pinhole.Streaming.Rtsp.IRtspLoginThrottle.Succeeded(string clientAddress, string user) => Succeeded(clientAddress, user);
 
     /// <summary>How long the client or the user must still wait; zero when a login may be tried now.</summary>
     /// <param name="clientAddress">The client's address.</param>

@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Fmp4;
 using Pinhole.Transport.Media;
 

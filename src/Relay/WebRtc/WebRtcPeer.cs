@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using Org.BouncyCastle.Security;
 using Org.BouncyCastle.Tls.Crypto.Impl.BC;
 using Org.BouncyCastle.Tls;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
@@ -432,7 +432,7 @@ internal sealed class WebRtcPeer : IDisposable
     {
         var path = _path;
         if (path is null || _srtp is null) return;
-        var ntp = Rtsp.RtspServerSession.ToNtp(_time.GetUtcNow());
+        var ntp = Pinhole.Streaming.Rtsp.RtspServerSession.ToNtp(_time.GetUtcNow());
         for (var i = 0; i < _packetizers.Length; i++)
         {
             if (_packetizers[i] is not { PacketCount: > 0 } p) continue;

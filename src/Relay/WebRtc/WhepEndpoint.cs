@@ -5,7 +5,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Fleet;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Relay.Web;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Nal;

@@ -81,6 +81,9 @@ public static class UplinkCodec
             (1, StreamAnnounce.WireType) => ParseAnnounce(ref r, limits),
             (1, MediaFrame.WireType) => ParseFrame(ref r, body),
             (1, StreamEnd.WireType) => new StreamEnd(U16(ref r)),
+            (1, InboundAnnounce.WireType) => ToInbound(ParseAnnounce(ref r, limits)),
+            (1, InboundFrame.WireType) => ParseInboundFrame(ref r, body),
+            (1, InboundEnd.WireType) => new InboundEnd(U16(ref r)),
             (2, ConfigPush.WireType) => new ConfigPush(U64(ref r), Rest(ref r, UplinkProtocol.MaxConfigBytes, "configuration document")),
             (2, ConfigReport.WireType) => new ConfigReport(U64(ref r), Outcome(ref r), Rest(ref r, UplinkProtocol.MaxReportBytes, "report detail")),
             (2, DeviceStatus.WireType) => new DeviceStatus(Rest(ref r, UplinkProtocol.MaxReportBytes, "status document")),
@@ -169,6 +172,21 @@ public static class UplinkCodec
         var payload = body.Slice(r.Position).ToArray();
         r.AdvanceToEnd();
         return new MediaFrame(sequence, streamId, sent, new AccessUnit(track, pts, dts, (flags & 1) != 0, payload));
+    }
+
+    private static InboundAnnounce ToInbound(StreamAnnounce a) => new(a.StreamId, a.Camera, a.Tracks);
+
+    private static InboundFrame ParseInboundFrame(ref SequenceReader<byte> r, ReadOnlySequence<byte> body)
+    {
+        var streamId = U16(ref r);
+        var track = U8(ref r);
+        var flags = U8(ref r);
+        if ((flags & ~1) != 0) throw new UplinkProtocolException($"inbound frame with reserved flags 0x{flags:x2}");
+        var pts = (long)U64(ref r);
+        var dts = (long)U64(ref r);
+        var payload = body.Slice(r.Position).ToArray();
+        r.AdvanceToEnd();
+        return new InboundFrame(streamId, new AccessUnit(track, pts, dts, (flags & 1) != 0, payload));
     }
 
     private static int NonNegative(uint value, string what, int track) =>
@@ -349,6 +367,13 @@ public static class UplinkCodec
                 w.Bytes(m.Unit.Data.Span);
                 break;
             case StreamEnd m: w.U16(m.StreamId); break;
+            case InboundAnnounce m: WriteAnnounce(ref w, new StreamAnnounce(m.StreamId, m.Name, m.Tracks)); break;
+            case InboundFrame m:
+                if ((uint)m.Unit.Track > byte.MaxValue) throw new ArgumentException($"track index {m.Unit.Track} does not fit a byte", nameof(message));
+                w.U16(m.StreamId); w.U8((byte)m.Unit.Track); w.U8(m.Unit.IsKeyframe ? (byte)1 : (byte)0);
+                w.U64((ulong)m.Unit.Pts); w.U64((ulong)m.Unit.Dts); w.Bytes(m.Unit.Data.Span);
+                break;
+            case InboundEnd m: w.U16(m.StreamId); break;
             case ConfigPush m: w.U64(m.Revision); w.Utf8(m.Document); break;
             case ConfigReport m: w.U64(m.Revision); w.U8((byte)m.Outcome); w.Utf8(m.Detail); break;
             case DeviceStatus m: w.Utf8(m.Document); break;
@@ -448,6 +473,9 @@ public static class UplinkCodec
         StreamAnnounce m => AnnounceLength(m),
         MediaFrame m => UplinkProtocol.FrameHeaderSize - UplinkProtocol.HeaderSize + m.Unit.Data.Length,
         StreamEnd => 2,
+        InboundAnnounce m => AnnounceLength(new StreamAnnounce(m.StreamId, m.Name, m.Tracks)),
+        InboundFrame m => InboundFrame.FieldsSize + m.Unit.Data.Length,
+        InboundEnd => 2,
         ConfigPush m => 8 + RestLength(m.Document, UplinkProtocol.MaxConfigBytes, "configuration document"),
         ConfigReport m => Enum.IsDefined(m.Outcome) ? 8 + 1 + RestLength(m.Detail, UplinkProtocol.MaxReportBytes, "report detail")
             : throw new ArgumentException($"unknown outcome {m.Outcome}", nameof(message)),

@@ -356,3 +356,54 @@ public sealed record UpdateReport(string Version, UpdateState State, byte Percen
     /// <inheritdoc />
     public override byte Type => WireType;
 }
+
+/// <summary>Relay to device (capability <see cref="UplinkCapabilities.InboundMedia"/>): a stream a WAN client
+/// published to the relay, to be re-served in the device's LAN. Same body as <see cref="StreamAnnounce"/>;
+/// sent before its first frame and again whenever its tracks change.</summary>
+/// <param name="StreamId">Number the relay gives this published stream for the session; frames refer to it.</param>
+/// <param name="Name">The stream's name (the <c>NAME</c> of <c>rtsp://RELAY/ID/in/NAME</c>; a valid camera name).</param>
+/// <param name="Tracks">Every track, in index order.</param>
+public sealed record InboundAnnounce(ushort StreamId, string Name, IReadOnlyList<TrackInfo> Tracks) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x11;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Media;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Relay to device: one access unit of a published stream (no sequence or acknowledgement: the
+/// relay bounds what it queues itself, dropping whole GOPs when the downlink is slow).</summary>
+/// <param name="StreamId">The announced stream.</param>
+/// <param name="Unit">The frame: track index, PTS, DTS, keyframe flag and payload.</param>
+public sealed record InboundFrame(ushort StreamId, AccessUnit Unit) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x12;
+
+    /// <summary>Size of the body before the payload: stream id, track, flags, pts, dts.</summary>
+    public const int FieldsSize = 2 + 1 + 1 + 8 + 8;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Media;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}
+
+/// <summary>Relay to device: the publisher stopped; the device's LAN viewers see the stream go offline.</summary>
+/// <param name="StreamId">The announced stream.</param>
+public sealed record InboundEnd(ushort StreamId) : UplinkMessage
+{
+    /// <summary>Wire type.</summary>
+    public const byte WireType = 0x13;
+
+    /// <inheritdoc />
+    public override UplinkChannel Channel => UplinkChannel.Media;
+
+    /// <inheritdoc />
+    public override byte Type => WireType;
+}

@@ -115,6 +115,10 @@ public enum UplinkCapabilities : uint
     /// <summary>Remote updates on the data channel: <see cref="UpdateOffer"/>, <see cref="UpdateRequest"/>,
     /// <see cref="UpdateChunk"/>, <see cref="UpdateReport"/>. Only together with <see cref="Data"/>.</summary>
     Updates = 1 << 4,
+
+    /// <summary>Media from the relay to the device (WAN to LAN): <see cref="InboundAnnounce"/>,
+    /// <see cref="InboundFrame"/>, <see cref="InboundEnd"/>. A device offers it when it runs an RTSP server.</summary>
+    InboundMedia = 1 << 5,
 }
 
 /// <summary>Why a session was refused or ended. Values are on the wire.</summary>

@@ -2,7 +2,7 @@ using Pinhole.EdgeHost.Cameras;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Uplink;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Testing;
 using Pinhole.Transport.Media;
 using System.Diagnostics.Metrics;

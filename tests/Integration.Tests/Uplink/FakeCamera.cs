@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Media;
 
 namespace Pinhole.Integration.Tests.Uplink;

@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Devices;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Relay.Uplink;
 using Pinhole.Testing;
 using System.Diagnostics.Metrics;

@@ -51,7 +51,7 @@ public class UplinkClientTests(ITestOutputHelper output)
 
         await recorder.WaitForAsync(r => r.Frames.Count == 50, Wait, "50 frames at the relay");
         Assert.Equal(Enumerable.Range(0, 50), recorder.Frames.Select(f => f.Index));
-        Assert.Equal(FakeCamera.Track, recorder.Events.First(e => e.Event.Kind == Pinhole.Relay.Streaming.MediaEventKind.Tracks).Event.Tracks![0]);
+        Assert.Equal(FakeCamera.Track, recorder.Events.First(e => e.Event.Kind == Pinhole.Streaming.MediaEventKind.Tracks).Event.Tracks![0]);
         await WaitUntilAsync(() => edge.Client.RoundTripTime is not null && edge.Client.BytesInFlight == 0, "an ack covering everything");
         output.WriteLine($"rtt {edge.Client.RoundTripTime!.Value.TotalMilliseconds:0.00} ms");
         Assert.InRange(edge.Client.RoundTripTime!.Value, TimeSpan.Zero, TimeSpan.FromSeconds(1));
@@ -267,7 +267,7 @@ public class UplinkClientTests(ITestOutputHelper output)
             // long with a 2 MB message, losing the frames queued meanwhile.
             await using var edge = new RunningClient(Options(relay.UplinkUri) with { HeartbeatInterval = TimeSpan.FromSeconds(1), DeadLinkTimeout = TimeSpan.FromSeconds(10), QueueDuration = TimeSpan.FromSeconds(10), MaxUnackedAge = TimeSpan.FromSeconds(5) }, output);
             await WaitUntilAsync(() => edge.Client.ConnectedRelay is not null, "connected");
-            var streams = relay.Services.GetRequiredService<Pinhole.Relay.Streaming.MediaStreamRegistry>();
+            var streams = relay.Services.GetRequiredService<Pinhole.Streaming.MediaStreamRegistry>();
             // 2 MB keyframes: the uplink is not bound by Kestrel's 1 MB request body limit.
             await new FakeCamera(keyframeBytes: 2_000_000, gop: 10).RunAsync(edge.Client.GetSink("door"), frames: 25, CancellationToken.None);
             await WaitUntilAsync(() => streams.TryGet("gw1", "door", out var s) && s.FramesIn == 25, "25 frames in the relay app");

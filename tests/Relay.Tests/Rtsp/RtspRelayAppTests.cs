@@ -1,7 +1,8 @@
 using Pinhole.Testing;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Rtsp;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming.Rtsp;
+using Pinhole.Streaming;
 using Xunit.Abstractions;
 
 namespace Pinhole.Relay.Tests.Rtsp;

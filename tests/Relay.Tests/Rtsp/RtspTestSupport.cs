@@ -8,9 +8,10 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Rtsp;
+using Pinhole.Streaming.Rtsp;
 using Pinhole.Relay.Security;
 using Pinhole.Relay.Web;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Relay.Viewers;
 using Pinhole.Testing;
 using Pinhole.Transport.Media;
@@ -109,7 +110,7 @@ internal sealed class RtspHarness : IAsyncDisposable
     public int Port => Server.LocalEndPoint!.Port;
 
     public static async Task<RtspHarness> StartAsync(bool withViewers = true, Func<RtspServerOptions, RtspServerOptions>? configure = null, MediaStreamRegistry? registry = null,
-        ITestOutputHelper? output = null, LoginThrottle? throttle = null)
+        ITestOutputHelper? output = null, LoginThrottle? throttle = null, IRtspPublishHandler? publishing = null)
     {
         // Most tests are about media, not about the secure defaults (attack tests set those back):
         // without viewers serve anonymously, and take Basic on the plaintext port.
@@ -122,7 +123,7 @@ internal sealed class RtspHarness : IAsyncDisposable
         var log = output is null ? null : new TestOutputLoggerProvider(output, "relay");
         var factory = log is null ? null : new LoggerFactory([log]);
         var server = new RtspServer(options, registry, viewers, metrics.Meter, TimeProvider.System, factory?.CreateLogger<RtspServer>(),
-            throttle, new RefusalLog(metrics.Meter, TimeProvider.System, factory?.CreateLogger<RefusalLog>()));
+            throttle ?? new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions()), TimeProvider.System), new RefusalLog(metrics.Meter, TimeProvider.System, factory?.CreateLogger<RefusalLog>()), publishing);
         await server.StartAsync(CancellationToken.None);
         return new RtspHarness(server, registry, metrics) { Log = log, LogFactory = factory };
     }
@@ -248,9 +249,12 @@ internal sealed class RawRtspClient : IAsyncDisposable
 
     public Task SendRawAsync(byte[] bytes) => _stream.WriteAsync(bytes).AsTask();
 
-    public async Task<RtspResponse> RequestAsync(string method, string uri, params (string Name, string Value)[] headers)
+    public Task<RtspResponse> RequestAsync(string method, string uri, params (string Name, string Value)[] headers) =>
+        RequestAsync(method, uri, ReadOnlyMemory<byte>.Empty, headers);
+
+    public async Task<RtspResponse> RequestAsync(string method, string uri, ReadOnlyMemory<byte> body, params (string Name, string Value)[] headers)
     {
-        var req = new RtspRequest(method, uri) { CSeq = ++_cseq };
+        var req = new RtspRequest(method, uri) { CSeq = ++_cseq, Body = body };
         if (Authorization is not null) req.Headers["Authorization"] = Authorization;
         if (Session is not null) req.Headers["Session"] = Session;
         foreach (var (n, v) in headers) req.Headers[n] = v;

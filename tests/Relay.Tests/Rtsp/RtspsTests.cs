@@ -3,7 +3,8 @@ using System.Net.Sockets;
 using System.Text;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Rtsp;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming.Rtsp;
+using Pinhole.Streaming;
 using Pinhole.Testing;
 using Xunit.Abstractions;
 

@@ -1,4 +1,4 @@
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Testing.Time;
 using Pinhole.Transport.Media;
 

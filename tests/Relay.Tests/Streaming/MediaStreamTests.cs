@@ -1,4 +1,4 @@
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Media;
 
 namespace Pinhole.Relay.Tests.Streaming;

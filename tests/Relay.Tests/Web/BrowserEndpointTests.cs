@@ -6,7 +6,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Relay.Web;
 using Pinhole.Testing;
 using Pinhole.Testing.Media;

@@ -1,7 +1,7 @@
 using System.Globalization;
 using OpenQA.Selenium;
 using Xunit.Abstractions;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Testing;
 using Pinhole.Testing.Media;
 using Pinhole.Transport.Media;

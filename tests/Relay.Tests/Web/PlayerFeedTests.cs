@@ -1,6 +1,6 @@
 using System.Text;
 using System.Text.Json;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Relay.Web;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Tests.Fmp4;

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Net;
 using OpenQA.Selenium;
 using Pinhole.Relay.Configuration;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Relay.WebRtc;
 using Pinhole.Testing;
 using Pinhole.Testing.Media;

@@ -3,7 +3,7 @@ using System.Net.Http.Headers;
 using System.Text;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Fleet;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Testing.Media;
 
 namespace Pinhole.Relay.Tests.WebRtc;

@@ -41,6 +41,10 @@ public class UplinkCodecTests
         ["frame"] = new MediaFrame(42, 3, 1_700_000_000_000_000, new AccessUnit(1, -5, long.MaxValue, true, new byte[] { 0, 0, 0, 2, 0x65, 0x88 })),
         ["frame-empty"] = new MediaFrame(1, 0, 0, new AccessUnit(0, 0, 0, false, ReadOnlyMemory<byte>.Empty)),
         ["end"] = new StreamEnd(65535),
+        ["inbound-announce"] = new InboundAnnounce(2, "lobby.display", [H264, Aac]),
+        ["inbound-frame"] = new InboundFrame(2, new AccessUnit(1, 960, 900, false, new byte[] { 0x21, 0x10, 0x05 })),
+        ["inbound-frame-key"] = new InboundFrame(65535, new AccessUnit(0, -3, long.MinValue, true, new byte[] { 0, 0, 0, 2, 0x65, 0x88 })),
+        ["inbound-end"] = new InboundEnd(2),
         ["config-push"] = new ConfigPush(7, """{"cameras":[{"name":"door","source":"rtsp://cam/1"}],"note":"ünïcode"}"""),
         ["config-push-empty"] = new ConfigPush(ulong.MaxValue, ""),
         ["config-report"] = new ConfigReport(7, ConfigOutcome.Rejected, "cameras[0].source: unsupported scheme \"http\"\nsecond line"),
@@ -116,6 +120,29 @@ public class UplinkCodecTests
         UplinkCodec.WriteFrameHeader(header, 77, 4, 123, unit);
         byte[] joined = [.. header, .. unit.Data.ToArray()];
         Assert.Equal(UplinkCodec.Encode(new MediaFrame(77, 4, 123, unit)), joined);
+    }
+
+    [Fact]
+    public void Inbound_frame_layout_matches_the_documented_bytes()
+    {
+        // docs/uplink-protocol.md, "InboundFrame": stream id, track, flags, pts, dts, payload.
+        var bytes = UplinkCodec.Encode(new InboundFrame(0x0a0b, new AccessUnit(5, 0x21, 0x31, true, new byte[] { 0xEE })));
+        byte[] expected =
+        [
+            1, 0x12, 0, 0, 0, 21,
+            0x0a, 0x0b,
+            5,
+            1,
+            0, 0, 0, 0, 0, 0, 0, 0x21,
+            0, 0, 0, 0, 0, 0, 0, 0x31,
+            0xEE,
+        ];
+        Assert.Equal(expected, bytes);
+        // Reserved flag bits are a protocol error, as in device frames.
+        bytes[9] = 2;
+        Assert.Throws<UplinkProtocolException>(() => UplinkCodec.ParseOne(bytes, UplinkLimits.Default));
+        // A name that could not be a URL path segment is refused both ways.
+        Assert.Throws<ArgumentException>(() => UplinkCodec.Encode(new InboundAnnounce(1, "../etc", [H264])));
     }
 
     [Fact]
@@ -293,6 +320,17 @@ public class UplinkCodecTests
                 Assert.Equal(a.StreamId, b.StreamId);
                 Assert.Equal(a.Camera, b.Camera);
                 Assert.Equal(a.Tracks, b.Tracks); // TrackInfo equality compares every field and the config bytes
+                break;
+            case InboundAnnounce ia:
+                var ib = (InboundAnnounce)actual;
+                Assert.Equal((ia.StreamId, ia.Name), (ib.StreamId, ib.Name));
+                Assert.Equal(ia.Tracks, ib.Tracks);
+                break;
+            case InboundFrame fa:
+                var fb = (InboundFrame)actual;
+                Assert.Equal(fa.StreamId, fb.StreamId);
+                Assert.Equal((fa.Unit.Track, fa.Unit.Pts, fa.Unit.Dts, fa.Unit.IsKeyframe), (fb.Unit.Track, fb.Unit.Pts, fb.Unit.Dts, fb.Unit.IsKeyframe));
+                Assert.Equal(fa.Unit.Data.ToArray(), fb.Unit.Data.ToArray());
                 break;
             case MediaFrame f:
                 var g = (MediaFrame)actual;

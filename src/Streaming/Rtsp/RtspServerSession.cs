@@ -1,10 +1,10 @@
 using System.Security.Cryptography;
-using Pinhole.Relay.Streaming;
+using Pinhole.Streaming;
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Sdp;
 
-namespace Pinhole.Relay.Rtsp;
+namespace Pinhole.Streaming.Rtsp;
 
 /// <summary>
 /// One RTSP session (RFC 2326 §3): the tracks a viewer set up on one camera and, while playing,

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace Pinhole.Relay.Streaming;
+namespace Pinhole.Streaming;
 
 /// <summary>
 /// All camera streams on this relay, keyed by device and camera name, and the limits that span streams:

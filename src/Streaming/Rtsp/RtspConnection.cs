@@ -12,7 +12,7 @@ using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Sdp;
 
-namespace Pinhole.Relay.Rtsp;
+namespace Pinhole.Streaming.Rtsp;
 
 /// <summary>
 /// One client TCP connection: reads requests (and interleaved RTCP) through a <see cref="PipeReader"/>,
@@ -22,7 +22,8 @@ namespace Pinhole.Relay.Rtsp;
 internal sealed class RtspConnection : IAsyncDisposable
 {
     private const string Public = "OPTIONS, DESCRIBE, SETUP, PLAY, PAUSE, TEARDOWN, GET_PARAMETER";
-    private const string ServerName = "pinhole-relay";
+    private const string PublicWithRecord = "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, PAUSE, RECORD, TEARDOWN, GET_PARAMETER";
+    
     private const int MaxAuthFailures = 5;
 
     private readonly RtspServer _server;
@@ -48,6 +49,8 @@ internal sealed class RtspConnection : IAsyncDisposable
     private int _authFailures;
     private string? _closeReason;
     private RtspServerSession? _session;
+    private RtspPublishSession? _publish;
+    private CancellationTokenRegistration _publicationEnded;
 
     public RtspConnection(RtspServer server, Socket socket, IPAddress address, bool tls)
     {
@@ -156,9 +159,10 @@ internal sealed class RtspConnection : IAsyncDisposable
                         if (_authenticated) Touch();
                         if (message is RtspRequest request)
                             await HandleAsync(request, ct).ConfigureAwait(false);
-                        // Interleaved RTCP receiver reports only keep the session alive; responses
+                        else if (message is null && _publish is { IsRecording: true } publish)
+                            publish.OnInterleaved(frame);
+                        // Otherwise interleaved RTCP receiver reports only keep the session alive; responses
                         // from the client are not expected (the server sends no requests).
-                        _ = frame;
                     }
                     if (buffer.Length >= maxBuffered)
                         throw new RtspProtocolException("message larger than the configured limits");
@@ -225,7 +229,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         {
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2), Time);
             var response = new RtspResponse(status, RtspResponse.ReasonFor(status));
-            response.Headers["Server"] = ServerName;
+            response.Headers["Server"] = Options.ServerName;
             response.Headers["Connection"] = "close";
             await WriteResponseAsync(response, timeout.Token).ConfigureAwait(false);
         }
@@ -338,7 +342,7 @@ internal sealed class RtspConnection : IAsyncDisposable
             response = Status(400);
         }
         if (request.CSeq >= 0) response.CSeq = request.CSeq;
-        response.Headers["Server"] = ServerName;
+        response.Headers["Server"] = Options.ServerName;
         await WriteResponseAsync(response, ct).ConfigureAwait(false);
         afterResponse?.Invoke();
         if (_authFailures >= MaxAuthFailures) Abort("too many failed authentications");
@@ -359,13 +363,15 @@ internal sealed class RtspConnection : IAsyncDisposable
         {
             // Reveals nothing about streams, so clients may ask before authenticating.
             var r = Status(200);
-            r.Headers["Public"] = Public;
+            r.Headers["Public"] = AllowedMethods;
             return (r, null);
         }
-        if (request.Method is not ("DESCRIBE" or "SETUP" or "PLAY" or "PAUSE" or "TEARDOWN" or "GET_PARAMETER"))
+        var publishing = _server.Publishing is not null;
+        if (request.Method is not ("DESCRIBE" or "SETUP" or "PLAY" or "PAUSE" or "TEARDOWN" or "GET_PARAMETER")
+            && !(publishing && request.Method is "ANNOUNCE" or "RECORD"))
         {
             var r = Status(request.Method is "ANNOUNCE" or "RECORD" or "SET_PARAMETER" or "REDIRECT" ? 405 : 501);
-            r.Headers["Allow"] = Public;
+            r.Headers["Allow"] = AllowedMethods;
             return (r, null);
         }
         // Several relays (docs/scale-out.md): a DESCRIBE for a camera whose device holds its uplink on another
@@ -374,8 +380,16 @@ internal sealed class RtspConnection : IAsyncDisposable
         if (request.Method == "DESCRIBE" && Redirect(request) is { } moved) return (moved, null);
         if (Authenticate(request) is { } challenge) return (challenge, null);
 
+        if (_publish is not null && request.Method is "TEARDOWN")
+            return (await EndPublishAsync(request).ConfigureAwait(false), null);
+        if (_publish is not null && request.Method is "GET_PARAMETER")
+            return (PublishSessionMatches(request) ? WithPublishSession(Status(200)) : Status(454), null);
         return request.Method switch
         {
+            "ANNOUNCE" => (Announce(request), null),
+            "RECORD" => (Record(request), null),
+            "SETUP" when _publish is not null || IsPublishUri(request.Uri) => (SetupRecord(request), null),
+            "DESCRIBE" or "PLAY" or "PAUSE" when _publish is not null || IsPublishUri(request.Uri) => (Status(455), null),
             "DESCRIBE" => (Describe(request), null),
             "SETUP" => (Setup(request), null),
             "PLAY" => Play(request),
@@ -383,6 +397,106 @@ internal sealed class RtspConnection : IAsyncDisposable
             "TEARDOWN" => (await TeardownAsync(request).ConfigureAwait(false), null),
             _ => (WithSession(request, Status(200)), null), // GET_PARAMETER: keepalive (RFC 2326 §10.8)
         };
+    }
+
+    private string AllowedMethods => _server.Publishing is null ? Public : PublicWithRecord;
+
+    // --- publishing (RFC 2326 §10.3 ANNOUNCE, §10.11 RECORD) ---------------------------------
+
+    private static string? PathOf(string uri) =>
+        Uri.TryCreate(uri, UriKind.Absolute, out var u) && u.Scheme is "rtsp" or "rtsps" ? u.AbsolutePath.TrimEnd('/') : null;
+
+    private bool IsPublishUri(string uri) =>
+        _server.Publishing is { } p && PathOf(uri) is { } path
+        && (p.IsPublishPath(path) || (_publish is not null && path.StartsWith(_publish.Path, StringComparison.Ordinal)));
+
+    private static RtspResponse Refusal(RtspPublishDecision d) => new(d.Status, d.Reason ?? RtspResponse.ReasonFor(d.Status));
+
+    private bool PublishSessionMatches(RtspRequest request) =>
+        _publish is not null && request.Headers["Session"] is { } header && header.Split(';', 2)[0].Trim() == _publish.Id;
+
+    private RtspResponse WithPublishSession(RtspResponse response)
+    {
+        response.Headers["Session"] = new RtspSession(_publish!.Id, (int)Math.Max(1, Options.SessionTimeout.TotalSeconds)).ToString();
+        return response;
+    }
+
+    private RtspResponse Announce(RtspRequest request)
+    {
+        var handler = _server.Publishing!;
+        if (_session is not null || _publish is not null) return Status(455); // one session per connection
+        if (PathOf(request.Uri) is not { } path || !handler.IsPublishPath(path)) return Refusal(new(404, "Not Found (publish to /DEVICE/in/NAME)"));
+        if (request.Headers["Content-Type"] is not { } type || !type.StartsWith("application/sdp", StringComparison.OrdinalIgnoreCase))
+            return Refusal(new(415, "Unsupported Media Type (ANNOUNCE needs application/sdp)"));
+        var decision = handler.Check(_user, path);
+        if (!decision.IsAccepted)
+        {
+            _server.Refusals.Refused("rtsp-publish", _address, $"publish to {path} refused: {decision.Status} {decision.Reason}");
+            return Refusal(decision);
+        }
+        var session = RtspPublishSession.Create(path, Encoding.UTF8.GetString(request.Body.Span), out var refusal);
+        if (session is null) return Refusal(refusal);
+        _publish = session;
+        return Status(200);
+    }
+
+    private RtspResponse SetupRecord(RtspRequest request)
+    {
+        if (_publish is null) return Status(455); // SETUP for publishing needs the ANNOUNCE first
+        if (_publish.IsRecording) return Status(455);
+        if (request.Headers["Session"] is not null && !PublishSessionMatches(request)) return Status(454);
+        if (PathOf(request.Uri) is not { } path || !path.StartsWith(_publish.Path, StringComparison.Ordinal)) return Status(404);
+        var track = _publish.TrackFor(path);
+        if (track < 0) return Status(404);
+        var transportHeader = request.Headers["Transport"];
+        if (transportHeader is null) return Status(461);
+        foreach (var offer in RtspTransport.ParseList(transportHeader))
+        {
+            // Only TCP interleaved: UDP recording would need ports opened toward the WAN client.
+            if (!offer.IsTcp || !offer.Unicast) continue;
+            if (offer.Mode is { } mode && !mode.Equals("record", StringComparison.OrdinalIgnoreCase)) continue;
+            var channels = offer.Interleaved ?? new RtspRange(2 * track, 2 * track + 1);
+            if (!_publish.SetUp(track, channels)) continue;
+            var response = Status(200);
+            response.Headers["Transport"] = new RtspTransport { Protocol = "RTP/AVP/TCP", Interleaved = channels, Mode = "record" }.ToString();
+            return WithPublishSession(response);
+        }
+        return Status(461);
+    }
+
+    private RtspResponse Record(RtspRequest request)
+    {
+        // RFC 2326 §A.1: RECORD is valid only once a track is set up (before that there is no session to name).
+        if (_publish is null || !_publish.HasTracksSetUp) return Status(455);
+        if (!PublishSessionMatches(request)) return Status(454);
+        if (_publish.IsRecording) return WithPublishSession(Status(200));
+        var publication = _server.Publishing!.Start(_user, _publish.Path, out var refusal);
+        if (publication is null)
+        {
+            _server.Refusals.Refused("rtsp-publish", _address, $"publish to {_publish.Path} refused at RECORD: {refusal.Status} {refusal.Reason}");
+            return Refusal(refusal);
+        }
+        _publish.Record(publication);
+        _publicationEnded = publication.Ended.Register(() => Abort("publication target left"));
+        RtspServerLog.Publishing(Logger, _publish.Id, RemoteEndPoint, _publish.Path);
+        return WithPublishSession(Status(200));
+    }
+
+    private async Task<RtspResponse> EndPublishAsync(RtspRequest request)
+    {
+        if (!PublishSessionMatches(request)) return Status(454);
+        await EndPublishAsync("teardown").ConfigureAwait(false);
+        return Status(200);
+    }
+
+    private async Task EndPublishAsync(string reason)
+    {
+        var publish = _publish;
+        _publish = null;
+        if (publish is null) return;
+        await _publicationEnded.DisposeAsync().ConfigureAwait(false);
+        publish.Dispose();
+        RtspServerLog.PublishEnded(Logger, publish.Id, reason, publish.BadPackets);
     }
 
     // --- authentication (RFC 7617 Basic, RFC 7616 / 2617 Digest) -----------------------------
@@ -432,7 +546,7 @@ internal sealed class RtspConnection : IAsyncDisposable
                 // A connection that proved itself as this user is not cut off mid-stream because someone
                 // elsewhere is now guessing at the account; everyone else asks the throttle first.
                 if (!(_authenticated && user == _user) && Throttled(user) is { } wait) return wait;
-                var verdict = DigestUriMatches(header, request.Uri)
+                var verdict = DigestUriMatches(header, request.Uri) || PublishDigestUriMatches(header, request.Uri)
                     ? _server.Digest.Verify(header, request.Method, viewers.DigestHa1, out _, _nonceScope)
                     : DigestVerdict.Invalid;
                 if (verdict == DigestVerdict.Valid && !NonceCountAdvances(header)) verdict = DigestVerdict.Invalid;
@@ -523,7 +637,20 @@ internal sealed class RtspConnection : IAsyncDisposable
     // so SETUP .../trackID=0 arrives with uri="rtsp://H/DEV/CAM/". Accepted: the request URL; the
     // stream's base URL with or without the trailing slash; the aggregate control URL (".../*");
     // each of these as a path alone. Never a URI of another stream, nor another track's URL.
-    private static bool DigestUriMatches(string header, string requestUri)
+    // A publisher signs its requests with the announced URL or the request's own (a track URL); never
+    // another publish target's.
+    private bool PublishDigestUriMatches(string header, string requestUri)
+    {
+        if (!IsPublishUri(requestUri) || PathOf(requestUri) is not { } requestPath) return false;
+        string? uri;
+        try { uri = HttpAuthChallenge.ParseOne(header)["uri"]; }
+        catch (MediaFormatException) { return false; }
+        if (uri is null) return false;
+        var signed = uri.StartsWith('/') ? uri.TrimEnd('/') : PathOf(uri);
+        return signed is not null && (signed == requestPath || (_publish is not null && signed == _publish.Path));
+    }
+
+    private bool DigestUriMatches(string header, string requestUri)
     {
         string? uri;
         try { uri = HttpAuthChallenge.ParseOne(header)["uri"]; }
@@ -551,12 +678,18 @@ internal sealed class RtspConnection : IAsyncDisposable
 
     private readonly record struct Target(string Device, string Camera, int Track, string BaseUrl);
 
-    // rtsp://host[:port]/DEVICE/CAMERA[/trackID=N]
-    private static bool TryResolve(string uri, out Target target)
+    // rtsp://host[:port]/DEVICE/CAMERA[/trackID=N], or with SingleDevice rtsp://host[:port]/CAMERA[/trackID=N]
+    private bool TryResolve(string uri, out Target target)
     {
         target = default;
         if (!Uri.TryCreate(uri, UriKind.Absolute, out var u) || u.Scheme is not ("rtsp" or "rtsps" or "rtspu")) return false;
         var segments = u.AbsolutePath.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        if (Options.SingleDevice is { } implied)
+        {
+            if (implied.Length == 0) return false;
+            // The same rules as below, one segment shorter: the device is implied.
+            segments = [Uri.EscapeDataString(implied), .. segments];
+        }
         if (segments.Length is < 2 or > 3) return false;
         var track = -1;
         // Some clients append the session-level "a=control:*" to the base URL literally.
@@ -569,7 +702,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         }
         var device = Uri.UnescapeDataString(segments[0]);
         var camera = Uri.UnescapeDataString(segments[1]);
-        var baseUrl = $"{u.Scheme}://{u.Authority}/{segments[0]}/{segments[1]}";
+        var baseUrl = Options.SingleDevice is null ? $"{u.Scheme}://{u.Authority}/{segments[0]}/{segments[1]}" : $"{u.Scheme}://{u.Authority}/{segments[1]}";
         target = new Target(device, camera, track, baseUrl);
         return true;
     }
@@ -758,6 +891,7 @@ internal sealed class RtspConnection : IAsyncDisposable
         Abort(_closeReason ?? "closed");
         await _watchdog.DisposeAsync().ConfigureAwait(false);
         await EndSessionAsync(_closeReason ?? "connection closed").ConfigureAwait(false);
+        await EndPublishAsync(_closeReason ?? "connection closed").ConfigureAwait(false);
         RtspServerLog.ConnectionClosed(Logger, RemoteEndPoint, _closeReason ?? "closed");
         await _input.CompleteAsync().ConfigureAwait(false);
         try { await _output.CompleteAsync().ConfigureAwait(false); }

@@ -4,7 +4,7 @@ using System.Net.Sockets;
 using Pinhole.Transport.Rtp;
 using Pinhole.Transport.Rtsp;
 
-namespace Pinhole.Relay.Rtsp;
+namespace Pinhole.Streaming.Rtsp;
 
 /// <summary>Where the RTP and RTCP packets of one set-up track go: interleaved on the RTSP connection or UDP.</summary>
 internal abstract class RtspTrackOutput : IDisposable

@@ -1,7 +1,7 @@
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Nal;
 
-namespace Pinhole.Relay.Streaming;
+namespace Pinhole.Streaming;
 
 /// <summary>Bounds for the hub, from config or defaults.</summary>
 public sealed record MediaStreamLimits

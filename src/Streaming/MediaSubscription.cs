@@ -1,7 +1,7 @@
 using Pinhole.Transport.Media;
 using Pinhole.Transport.Nal;
 
-namespace Pinhole.Relay.Streaming;
+namespace Pinhole.Streaming;
 
 /// <summary>
 /// One viewer's bounded queue on a <see cref="MediaStream"/>. The stream writes without ever

@@ -1,6 +1,6 @@
 using Pinhole.Transport.Media;
 
-namespace Pinhole.Relay.Streaming;
+namespace Pinhole.Streaming;
 
 /// <summary>What a viewer's queue delivers.</summary>
 public enum MediaEventKind

@@ -4,15 +4,12 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using Pinhole.Relay.Security;
-using Pinhole.Relay.Streaming;
-using Pinhole.Relay.Viewers;
-using Pinhole.Relay.Web;
+using Pinhole.Streaming;
 using System.Diagnostics.Metrics;
 using Pinhole.Transport.Rtsp;
 using Pinhole.Transport.Sockets;
 
-namespace Pinhole.Relay.Rtsp;
+namespace Pinhole.Streaming.Rtsp;
 
 /// <summary>
 /// The relay's RTSP server (RFC 2326): re-serves every camera in the <see cref="MediaStreamRegistry"/>
@@ -38,11 +35,13 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
     /// <param name="meter">Where the server's instruments are created.</param>
     /// <param name="timeProvider">Clock for timeouts and RTCP.</param>
     /// <param name="logger">Logger; null for none.</param>
-    /// <param name="throttle">The password-guessing throttle shared with the web login; null: one of its own.</param>
-    /// <param name="refusals">Where refusals are counted and logged; null: one of its own.</param>
-    public RtspServer(RtspServerOptions options, MediaStreamRegistry streams, ViewerDirectory viewers,
+    /// <param name="throttle">The password-guessing throttle (the relay shares its web login's); null: none
+    /// beyond the per-connection limit of failed attempts.</param>
+    /// <param name="refusals">Where refusals are counted and logged; null: only the debug log.</param>
+    /// <param name="publishing">Where streams published with ANNOUNCE/RECORD go; null: those methods are refused (405).</param>
+    public RtspServer(RtspServerOptions options, MediaStreamRegistry streams, IRtspUserDirectory viewers,
         Meter meter, TimeProvider timeProvider, ILogger<RtspServer>? logger = null,
-        LoginThrottle? throttle = null, RefusalLog? refusals = null)
+        IRtspLoginThrottle? throttle = null, IRtspRefusals? refusals = null, IRtspPublishHandler? publishing = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(meter);
@@ -54,8 +53,9 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         Metrics = new RtspServerMetrics(meter);
         Digest = new DigestServer(options.Realm, options.NonceLifetime, timeProvider);
-        Throttle = throttle ?? new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions()), timeProvider);
-        Refusals = refusals ?? new RefusalLog(meter, timeProvider, null);
+        Throttle = throttle ?? NoThrottle.Instance;
+        Refusals = refusals ?? new LoggedRefusals(_logger);
+        Publishing = publishing;
     }
 
     /// <summary>The bound address once started (useful with port 0).</summary>
@@ -78,13 +78,27 @@ public sealed class RtspServer : IHostedService, IAsyncDisposable
 
     internal RtspServerOptions Options => _options;
     internal MediaStreamRegistry Streams { get; }
-    internal ViewerDirectory Viewers { get; }
+    internal IRtspUserDirectory Viewers { get; }
     internal TimeProvider Time { get; }
     internal ILogger Logger => _logger;
     internal RtspServerMetrics Metrics { get; }
     internal DigestServer Digest { get; }
-    internal LoginThrottle Throttle { get; }
-    internal RefusalLog Refusals { get; }
+    internal IRtspLoginThrottle Throttle { get; }
+    internal IRtspRefusals Refusals { get; }
+    internal IRtspPublishHandler? Publishing { get; }
+
+    private sealed class NoThrottle : IRtspLoginThrottle
+    {
+        public static readonly NoThrottle Instance = new();
+        public TimeSpan RetryAfter(string clientAddress, string user) => TimeSpan.Zero;
+        public void Failed(string clientAddress, string user) { }
+        public void Succeeded(string clientAddress, string user) { }
+    }
+
+    private sealed class LoggedRefusals(ILogger logger) : IRtspRefusals
+    {
+        public void Refused(string cause, string? address, string detail) => RtspServerLog.Refused(logger, cause, address, detail);
+    }
 
     /// <summary>Binds the listen address and starts accepting connections.</summary>
     public Task StartAsync(CancellationToken cancellationToken)

@@ -2,13 +2,20 @@ using System.Net;
 using System.Security.Cryptography.X509Certificates;
 using Pinhole.Transport.Rtp;
 
-namespace Pinhole.Relay.Rtsp;
+namespace Pinhole.Streaming.Rtsp;
 
-/// <summary>Settings and limits of the relay's RTSP server.</summary>
+/// <summary>Settings and limits of an RTSP server (the relay's, or an edge's LAN server).</summary>
 public sealed record RtspServerOptions
 {
     /// <summary>Where to listen; port 0 picks a free port (see <see cref="RtspServer.LocalEndPoint"/>).</summary>
     public IPEndPoint EndPoint { get; init; } = new(IPAddress.Loopback, 8554);
+
+    /// <summary>The <c>Server</c> header of every response.</summary>
+    public string ServerName { get; init; } = "pinhole-relay";
+
+    /// <summary>Null (the relay): stream URLs are <c>/DEVICE/CAMERA</c>. Set (an edge's LAN server): they are
+    /// <c>/NAME</c>, and every stream is looked up under this device id in the registry.</summary>
+    public string? SingleDevice { get; init; }
 
     /// <summary>Realm shown in Basic and Digest challenges.</summary>
     public string Realm { get; init; } = "pinhole";

@@ -1,7 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
 
-namespace Pinhole.Relay.Rtsp;
+namespace Pinhole.Streaming.Rtsp;
 
 // Source-generated log methods of the RTSP server. URLs are logged without credentials; RTSP
 // request URIs never carry them (clients move user:pass into Authorization).
@@ -42,4 +42,13 @@ internal static partial class RtspServerLog
 
     [LoggerMessage(9, LogLevel.Information, "RTSP session {Session}: tracks changed codec, ending the session so the viewer re-describes")]
     public static partial void CodecChanged(ILogger logger, string session);
+
+    [LoggerMessage(14, LogLevel.Debug, "RTSP refused {Address} ({Cause}): {Detail}")]
+    public static partial void Refused(ILogger logger, string cause, string? address, string detail);
+
+    [LoggerMessage(15, LogLevel.Information, "RTSP session {Session} for {Remote} publishing to {Path}")]
+    public static partial void Publishing(ILogger logger, string session, EndPoint? remote, string path);
+
+    [LoggerMessage(16, LogLevel.Information, "RTSP publishing session {Session} ended: {Reason}; {BadPackets} bad packets")]
+    public static partial void PublishEnded(ILogger logger, string session, string reason, long badPackets);
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics.Metrics;
 using Pinhole.Transport.Metrics;
 
-namespace Pinhole.Relay.Rtsp;
+namespace Pinhole.Streaming.Rtsp;
 
 /// <summary>The RTSP server's instruments (<c>pinhole_rtsp_*</c>) and the counts it keeps for itself.</summary>
 internal sealed class RtspServerMetrics
