@@ -15,7 +15,7 @@ public static class OwnerRedirects
         ArgumentNullException.ThrowIfNull(app);
         var ownership = app.Services.GetRequiredService<DeviceOwnershipService>();
         if (!ownership.Enabled) return;
-        if (app.Services.GetService<Rtsp.RtspServer>() is { } rtsp) rtsp.RedirectBase = ownership.RtspBaseElsewhere;
+        if (app.Services.GetService<Pinhole.Streaming.Rtsp.RtspServer>() is { } rtsp) rtsp.RedirectBase = ownership.RtspBaseElsewhere;
         app.Use(async (context, next) =>
         {
             if (DeviceOf(context.Request) is { } device && ownership.HttpBaseElsewhere(device) is { } owner)

@@ -1,3 +1,4 @@
+using Pinhole.Streaming.Rtsp;
 using System.Net;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Fleet;
