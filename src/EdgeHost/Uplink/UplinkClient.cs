@@ -266,7 +266,7 @@ public sealed class UplinkClient : IPipeline
                 connectTimeout.CancelAfter(_options.ConnectTimeout);
                 try
                 {
-                    link = await ConnectLinkAsync(relay, connect, connectTimeout.Token);
+                    link = await ConnectLinkAsync(relay, connect, connectTimeout);
                 }
                 catch (UplinkHandshakeException e) when (e.StatusCode != 0)
                 {
@@ -343,17 +343,30 @@ public sealed class UplinkClient : IPipeline
 
     // A WebSocket first (unless config says http); when the upgrade is answered with anything but 101 and the answer
     // is not the relay's own refusal of this device, something between us stripped Upgrade: go over HTTP instead.
-    private async Task<UplinkClientConnection> ConnectLinkAsync(Uri relay, UplinkConnectOptions connect, CancellationToken cancellationToken)
+    // The same when the upgrade gets no answer at all within UpgradeTimeout (a middlebox that holds upgrades until its
+    // own timeout): the HTTP attempt then gets a whole connect timeout of its own.
+    private async Task<UplinkClientConnection> ConnectLinkAsync(Uri relay, UplinkConnectOptions connect, CancellationTokenSource connectTimeout)
     {
+        var cancellationToken = connectTimeout.Token;
         if (_options.Transport == UplinkTransportChoice.Http) return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
         try
         {
-            return await UplinkClientConnection.ConnectAsync(relay, connect, cancellationToken);
+            var webSocket = _options.Transport == UplinkTransportChoice.Auto && _options.UpgradeTimeout < _options.ConnectTimeout
+                ? connect with { UpgradeTimeout = _options.UpgradeTimeout }
+                : connect;
+            return await UplinkClientConnection.ConnectAsync(relay, webSocket, cancellationToken);
         }
         catch (UplinkHandshakeException e) when (_options.Transport == UplinkTransportChoice.Auto && UpgradeBlocked(e))
         {
             UplinkClientLog.FallingBackToHttp(_logger, relay, $"HTTP {e.StatusCode} {e.Message}".Trim());
             _fallbacks.Add(1);
+            return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
+        }
+        catch (UplinkUpgradeTimeoutException) when (_options.Transport == UplinkTransportChoice.Auto && !cancellationToken.IsCancellationRequested)
+        {
+            UplinkClientLog.UpgradeHungFallingBackToHttp(_logger, relay, _options.UpgradeTimeout.TotalSeconds);
+            _fallbacks.Add(1);
+            connectTimeout.CancelAfter(_options.ConnectTimeout);
             return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
         }
     }
