@@ -16,7 +16,7 @@ namespace Pinhole.EdgeHost.Uplink;
 /// whichever relay in <see cref="UplinkClientOptions.Relays"/> answers, reconnecting forever with
 /// capped, jittered backoff.
 /// </summary>
-public sealed class UplinkClient : IPipeline
+public sealed class UplinkClient : IPipeline, Telemetry.IRelayStreamOpener
 {
     private readonly SemaphoreSlim _runLock = new(1, 1);
     private volatile UplinkClientOptions _options;
@@ -83,6 +83,24 @@ public sealed class UplinkClient : IPipeline
 
     /// <summary>Tunnel streams open on the current connection (0 while disconnected).</summary>
     public int OpenTunnels => Volatile.Read(ref _sending)?.Tunnels?.Count ?? 0;
+
+    /// <summary>True while connected to a relay that takes streams this device opens to its services
+    /// (<see cref="UplinkCapabilities.DeviceStreams"/>, e.g. <c>mqtt</c>: the relay's telemetry broker).</summary>
+    public bool RelayServicesAvailable => Volatile.Read(ref _sending) is { Tunnels: not null } s && (s.Welcome.Capabilities & UplinkCapabilities.DeviceStreams) != 0;
+
+    /// <summary>
+    /// Opens a stream through the uplink to the relay's service <paramref name="service"/> (<c>mqtt</c>: its telemetry
+    /// broker) and waits for the relay to connect it. The stream ends with the uplink connection it was opened on.
+    /// </summary>
+    /// <exception cref="TunnelResetException">Not connected, the relay takes no device streams, has no such service or could not reach it.</exception>
+    public Task<TunnelStream> OpenRelayStreamAsync(string service, CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _sending) is not { Tunnels: { } mux } state)
+            throw new TunnelResetException(TunnelResetCode.Cancelled, "the uplink is not connected");
+        if ((state.Welcome.Capabilities & UplinkCapabilities.DeviceStreams) == 0)
+            throw new TunnelResetException(TunnelResetCode.NotExposed, "the relay takes no streams from devices (an older relay)");
+        return mux.OpenAsync(service, cancellationToken);
+    }
 
     /// <summary>Data-channel features offered beyond configuration (<see cref="UplinkCapabilities.Updates"/> when the device takes updates). Only with a <see cref="DataHandler"/>.</summary>
     public UplinkCapabilities DataFeatures { get; set; }
@@ -280,7 +298,7 @@ public sealed class UplinkClient : IPipeline
                 // the welcome is read on a thread of its own (the connection's reads block).
                 using var abortOnTimeout = connectTimeout.Token.UnsafeRegister(static l => ((UplinkClientConnection)l!).Abort(), link);
                 var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (DataHandler is null ? 0 : UplinkCapabilities.Data | DataFeatures)
-                    | (TunnelHandler is null ? 0 : UplinkCapabilities.Tunnel);
+                    | (TunnelHandler is null ? 0 : UplinkCapabilities.Tunnel | UplinkCapabilities.DeviceStreams);
                 link.Send(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, offered, _options.Agent), connectTimeout.Token);
                 var welcoming = Task.Factory.StartNew(link.Receive, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 UplinkMessage? answer;
@@ -407,7 +425,7 @@ public sealed class UplinkClient : IPipeline
 
         var state = new ConnectionState(link, welcome, _time.GetTimestamp(), _time);
         if ((welcome.Capabilities & UplinkCapabilities.Tunnel) != 0 && TunnelHandler is { } accepting)
-            state.Tunnels = new TunnelMux(new EdgeTunnelTransport(state, _queue), TunnelOptions with { RoundTripTime = () => RoundTripTime }, _time) { Accepting = accepting };
+            state.Tunnels = new TunnelMux(new EdgeTunnelTransport(state, _queue), TunnelOptions with { RoundTripTime = () => RoundTripTime, OpensHighIds = true }, _time) { Accepting = accepting };
         _queue.ResetForNewConnection();
         var stopping = session.Token;
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stopping);

@@ -115,6 +115,10 @@ public enum UplinkCapabilities : uint
     /// <summary>Remote updates on the data channel: <see cref="UpdateOffer"/>, <see cref="UpdateRequest"/>,
     /// <see cref="UpdateChunk"/>, <see cref="UpdateReport"/>. Only together with <see cref="Data"/>.</summary>
     Updates = 1 << 4,
+
+    /// <summary>The device may open tunnel streams itself, to services the relay offers by name (<c>mqtt</c>: the relay's
+    /// telemetry broker), with stream ids that have the high bit set. Only together with <see cref="Tunnel"/>.</summary>
+    DeviceStreams = 1 << 5,
 }
 
 /// <summary>Why a session was refused or ended. Values are on the wire.</summary>
