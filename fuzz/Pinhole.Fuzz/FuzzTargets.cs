@@ -48,7 +48,7 @@ public static class FuzzTargets
             typeof(MediaFormatException), data => Depacketize(data, G711For)),
         new FuzzTarget("uplink", "the uplink codec as a byte stream (UplinkCodec.TryParse), split in two segments too; every message encoded and parsed back",
             typeof(UplinkProtocolException), Uplink),
-        new FuzzTarget("tunnel", "a stream of uplink messages into one TunnelMux, as the device (relay's opens accepted or refused by name) or as the relay (three opens pending) by the first byte; every open is answered, the stream limit holds",
+        new FuzzTarget("tunnel", "a stream of uplink messages into one TunnelMux, as the device or as the relay (three opens of its own pending) by the first byte, the peer's opens accepted or refused by name; every open is answered, the stream limit holds",
             typeof(UplinkProtocolException), Tunnel),
         new FuzzTarget("http-chunks", "the relay's chunked GET body of the HTTP fallback (UplinkHttpFraming chunk-size and trailer lines, every prefix of a line too) dechunked as the edge does and split into uplink messages",
             typeof(UplinkProtocolException), HttpChunks),
@@ -349,15 +349,13 @@ public static class FuzzTargets
         {
             foreach (var name in new[] { "a", "b", "c" }) opens.Add(mux.OpenAsync(name, cancel.Token));
         }
-        else
+        // Either end accepts names of even length and refuses the rest: the device as TunnelAgent refuses what is not
+        // exposed, the relay as it refuses a device stream to a service it does not offer (capability 0x20).
+        mux.Accepting = s =>
         {
-            // Accept names of even length, refuse the rest (as TunnelAgent refuses what is not exposed).
-            mux.Accepting = s =>
-            {
-                if (s.Name.Length % 2 == 0) s.Accept();
-                else s.Refuse(TunnelResetCode.NotExposed, "not exposed");
-            };
-        }
+            if (s.Name.Length % 2 == 0) s.Accept();
+            else s.Refuse(TunnelResetCode.NotExposed, "not exposed");
+        };
         try
         {
             while (UplinkCodec.TryParse(ref reader, Shared.SmallLimits, out var message))
@@ -368,9 +366,10 @@ public static class FuzzTargets
                 mux.OnMessage(message);
                 if (mux.Count > FuzzMaxStreams)
                     throw new PropertyViolationException($"{mux.Count} open streams, limit {FuzzMaxStreams}");
-                if (message is TunnelOpen open && !asRelay)
+                if (message is TunnelOpen open)
                 {
-                    // Every open the device sees is answered at once: accepted, refused, or over the limit.
+                    // Every open is answered at once: accepted, refused, or over the limit (a reused id of an open stream
+                    // is a protocol error instead, which the parse above throws).
                     var answered = transport.Sent.Skip(before).Any(m => m is TunnelAccept a && a.StreamId == open.StreamId || m is TunnelReset r && r.StreamId == open.StreamId);
                     if (!answered) throw new PropertyViolationException($"tunnel open {open.StreamId} ('{open.Name}') got no answer (fresh: {fresh})");
                 }
