@@ -52,7 +52,9 @@ internal sealed partial class UplinkMqttConnector(ITelemetryMqttConnector inner,
         try
         {
             using var direct = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            direct.CancelAfter(DirectTimeout);
+            // Only cut the direct attempt short when there is somewhere else to go: a slow broker on a slow link may
+            // need the session's whole connect timeout.
+            if (uplink.RelayServicesAvailable) direct.CancelAfter(DirectTimeout);
             return Direct(await inner.ConnectAsync(options, onMessage, direct.Token).ConfigureAwait(false));
         }
         catch (Exception e) when (!cancellationToken.IsCancellationRequested && uplink.RelayServicesAvailable)
