@@ -126,6 +126,31 @@ put("uplink", "media", msg(1, 1, struct.pack(">H", 1) + str8(b"door") + bytes([2
 put("uplink", "data", msg(2, 1, struct.pack(">Q", 7) + b'{"cameras":[]}') + msg(2, 2, struct.pack(">QB", 7, 0) + b"applied")
     + msg(2, 3, b'{"uptime":5}') + msg(9, 9, b"future"))
 
+# ---- tunnel: tunnel-channel messages (docs/uplink-protocol.md, tunnel channel); first byte 0 = the device's mux, 1 = the relay's
+t_open = lambda sid, win, name: msg(3, 1, struct.pack(">II", sid, win) + str8(name))
+t_accept = lambda sid, win: msg(3, 2, struct.pack(">II", sid, win))
+t_data = lambda sid, data: msg(3, 3, struct.pack(">I", sid) + data)
+t_window = lambda sid, inc: msg(3, 4, struct.pack(">II", sid, inc))
+t_close = lambda sid: msg(3, 5, struct.pack(">I", sid))
+t_reset = lambda sid, code, text: msg(3, 6, struct.pack(">IB", sid, code) + str16(text))
+put("tunnel", "device-open-data-close", bytes([0]) + t_open(1, 1024, b"ssh") + t_open(2, 1024, b"web") + t_data(1, b"SSH-2.0-x\r\n")
+    + t_window(1, 512) + t_close(1) + t_reset(2, 5, b"gone") + t_open(3, 0, b"db"))
+put("tunnel", "device-overrun-and-limit", bytes([0]) + t_open(1, 64, b"aa") + t_data(1, bytes(1025))
+    + b"".join(t_open(i, 64, b"bb") for i in range(2, 8)) + t_open(2, 64, b"bb"))
+put("tunnel", "relay-accept-data-window", bytes([1]) + t_accept(1, 2048) + t_data(1, b"hello") + t_window(1, 0x7FFFFFFF)
+    + t_window(1, 0x7FFFFFFF) + t_close(1) + t_reset(2, 2, b"connect-failed") + t_accept(3, 1) + t_open(9, 1, b"x") + t_data(77, b"stale"))
+
+# ---- http-chunks: the relay's chunked GET body of the HTTP fallback (RFC 9112 §7.1), one uplink message per chunk
+def chunk(data, ext=b""):
+    return b"%x" % len(data) + ext + b"\r\n" + data + b"\r\n"
+ping = msg(0, 5, struct.pack(">Q", 123))
+ack = msg(0, 7, struct.pack(">QQIQ", 1, 123, 50, 4096))
+welcome = msg(0, 2, struct.pack(">HIIII", 1, 3, 5000, 1000, 8 << 20))
+put("http-chunks", "messages", chunk(welcome) + chunk(ping) + chunk(ack) + b"0\r\n\r\n")
+put("http-chunks", "split-and-ext", chunk(ack[:5], b";x=1") + chunk(ack[5:] + ping[:3]) + chunk(ping[3:]).upper() + b"0\r\nX-Trailer: 1\r\n\r\n")
+put("http-chunks", "oversize", b"FFFFFFFF\r\n" + ping)
+put("http-chunks", "tunnel-data", chunk(t_data(5, bytes(range(200)))) + chunk(t_close(5)))
+
 # ---- websocket: frames a relay sends to the edge (RFC 6455 §5)
 put("websocket", "frames", bytes([0x82, 5]) + b"hello" + bytes([0x89, 0]) + bytes([0x8A, 4, 1, 2, 3, 4])
     + bytes([0x02, 126, 0, 130]) + bytes(130) + bytes([0x80, 1, 9]) + bytes([0x88, 2, 3, 0xE8]))

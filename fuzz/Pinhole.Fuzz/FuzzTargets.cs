@@ -48,6 +48,10 @@ public static class FuzzTargets
             typeof(MediaFormatException), data => Depacketize(data, G711For)),
         new FuzzTarget("uplink", "the uplink codec as a byte stream (UplinkCodec.TryParse), split in two segments too; every message encoded and parsed back",
             typeof(UplinkProtocolException), Uplink),
+        new FuzzTarget("tunnel", "a stream of uplink messages into one TunnelMux, as the device or as the relay (three opens of its own pending) by the first byte, the peer's opens accepted or refused by name; every open is answered, the stream limit holds",
+            typeof(UplinkProtocolException), Tunnel),
+        new FuzzTarget("http-chunks", "the relay's chunked GET body of the HTTP fallback (UplinkHttpFraming chunk-size and trailer lines, every prefix of a line too) dechunked as the edge does and split into uplink messages",
+            typeof(UplinkProtocolException), HttpChunks),
         new FuzzTarget("websocket", "WebSocket frame headers from the relay (WebSocketFraming.TryReadHeader) and unmasking",
             typeof(WebSocketFramingException), WebSocket),
         new FuzzTarget("parameter-sets", "first byte picks: H.264 SPS (H264Sps), H.265 SPS (H265Sps), AudioSpecificConfig, each also as an fMP4 codec string (CodecStrings)",
@@ -308,6 +312,180 @@ public static class FuzzTargets
             return $"rejected after {messages.Count} messages";
         }
         return $"{messages.Count} messages, {reader.Consumed} consumed";
+    }
+
+    // ------------------------------------------------------------------ tunnel channel
+
+    private sealed class RecordingTunnelTransport : ITunnelTransport
+    {
+        public readonly List<UplinkMessage> Sent = [];
+
+        public bool SendControl(UplinkMessage message)
+        {
+            Sent.Add(message);
+            return true;
+        }
+
+        public ValueTask SendDataAsync(UplinkMessage message, CancellationToken cancellationToken)
+        {
+            Sent.Add(message);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private const int FuzzMaxStreams = 4;
+
+    // First byte: even = the device's mux (the relay's messages arrive), odd = the relay's (the device's arrive).
+    private static void Tunnel(ReadOnlySpan<byte> data)
+    {
+        if (data.IsEmpty) return;
+        var asRelay = (data[0] & 1) != 0;
+        var reader = new SequenceReader<byte>(new ReadOnlySequence<byte>(data[1..].ToArray()));
+        var transport = new RecordingTunnelTransport();
+        using var mux = new TunnelMux(transport, new TunnelOptions { InitialWindow = 1024, MaxWindow = 4096, MaxStreams = FuzzMaxStreams });
+        using var cancel = new CancellationTokenSource();
+        var opens = new List<Task<TunnelStream>>();
+        if (asRelay)
+        {
+            foreach (var name in new[] { "a", "b", "c" }) opens.Add(mux.OpenAsync(name, cancel.Token));
+        }
+        // Either end accepts names of even length and refuses the rest: the device as TunnelAgent refuses what is not
+        // exposed, the relay as it refuses a device stream to a service it does not offer (capability 0x40).
+        mux.Accepting = s =>
+        {
+            if (s.Name.Length % 2 == 0) s.Accept();
+            else s.Refuse(TunnelResetCode.NotExposed, "not exposed");
+        };
+        try
+        {
+            while (UplinkCodec.TryParse(ref reader, Shared.SmallLimits, out var message))
+            {
+                if (message!.Channel != UplinkChannel.Tunnel) continue;
+                var before = transport.Sent.Count;
+                var fresh = message is TunnelOpen o && mux.Count < FuzzMaxStreams;
+                mux.OnMessage(message);
+                if (mux.Count > FuzzMaxStreams)
+                    throw new PropertyViolationException($"{mux.Count} open streams, limit {FuzzMaxStreams}");
+                if (message is TunnelOpen open)
+                {
+                    // Every open is answered at once: accepted, refused, or over the limit (a reused id of an open stream
+                    // is a protocol error instead, which the parse above throws).
+                    var answered = transport.Sent.Skip(before).Any(m => m is TunnelAccept a && a.StreamId == open.StreamId || m is TunnelReset r && r.StreamId == open.StreamId);
+                    if (!answered) throw new PropertyViolationException($"tunnel open {open.StreamId} ('{open.Name}') got no answer (fresh: {fresh})");
+                }
+            }
+        }
+        finally
+        {
+            cancel.Cancel();
+            foreach (var t in opens)
+            {
+                // An open ends by the device's answer, a reset, or the cancellation above; never by anything else.
+                try { t.GetAwaiter().GetResult().Dispose(); }
+                catch (TunnelResetException) { }
+                catch (OperationCanceledException) { }
+            }
+        }
+        // Whatever the mux sent must be encodable (a reset's text, a window increment in range).
+        foreach (var sent in transport.Sent) UplinkCodec.Encode(sent);
+    }
+
+    // ------------------------------------------------------------------ HTTP fallback chunks
+
+    // The relay's GET body, dechunked the way UplinkClientConnection reads it (a chunk-size line, the data,
+    // CRLF; after the last chunk, trailer lines up to an empty one), the data then split into uplink messages.
+    private static void HttpChunks(ReadOnlySpan<byte> data)
+    {
+        var body = new List<byte>();
+        var at = 0;
+        var ended = false;
+        while (!ended)
+        {
+            var rest = data[at..];
+            bool complete;
+            int size, consumed;
+            try
+            {
+                complete = UplinkHttpFraming.TryReadChunkHeader(rest, out size, out consumed);
+            }
+            catch (UplinkProtocolException)
+            {
+                CheckPrefixes(rest, UplinkHttpFraming.MaxChunkLineBytes + 2, failedWhole: true);
+                throw;
+            }
+            CheckPrefixes(rest[..(complete ? consumed : rest.Length)], UplinkHttpFraming.MaxChunkLineBytes + 2, failedWhole: false);
+            if (!complete) break;
+            if (size < 0 || consumed <= 2 || consumed > rest.Length)
+                throw new PropertyViolationException($"chunk header: size {size}, consumed {consumed} of {rest.Length}");
+            at += consumed;
+            if (size == 0)
+            {
+                while (true)
+                {
+                    if (!UplinkHttpFraming.TryReadTrailerLine(data[at..], out var last, out consumed)) return;
+                    if (consumed < 2 || consumed > data.Length - at) throw new PropertyViolationException($"trailer line consumed {consumed}");
+                    at += consumed;
+                    if (last) { ended = true; break; }
+                }
+                break;
+            }
+            if (data.Length - at < size + 2) break; // the rest of the chunk has not arrived
+            body.AddRange(data.Slice(at, size));
+            at += size;
+            if (!data.Slice(at, 2).SequenceEqual(UplinkHttpFraming.ChunkEnd)) throw new UplinkProtocolException("a chunk's data is not followed by CRLF");
+            at += 2;
+        }
+        var bytes = body.ToArray();
+        var whole = ParseUplinkStream(new ReadOnlySequence<byte>(bytes), out var messages);
+        // Chunk boundaries carry no meaning: re-chunked as one chunk per message, the same messages come out.
+        if (messages.Count > 0 && !whole.StartsWith("rejected", StringComparison.Ordinal))
+        {
+            var rechunked = new List<byte>();
+            foreach (var m in messages)
+            {
+                if (m is UnknownMessage) return;
+                var encoded = UplinkCodec.Encode(m);
+                var header = new byte[UplinkHttpFraming.ChunkHeaderLength(encoded.Length)];
+                UplinkHttpFraming.WriteChunkHeader(header, encoded.Length);
+                rechunked.AddRange(header);
+                rechunked.AddRange(encoded);
+                rechunked.AddRange(UplinkHttpFraming.ChunkEnd.ToArray());
+            }
+            var again = rechunked.ToArray();
+            var a = 0;
+            var count = 0;
+            while (a < again.Length)
+            {
+                if (!UplinkHttpFraming.TryReadChunkHeader(again.AsSpan(a), out var n, out var c) || n <= 0)
+                    throw new PropertyViolationException("a chunk header written by WriteChunkHeader does not read back");
+                a += c;
+                UplinkCodec.ParseOne(again.AsMemory(a, n), Shared.SmallLimits);
+                a += n + 2;
+                count++;
+            }
+            if (count != messages.Count) throw new PropertyViolationException($"{messages.Count} messages re-chunked read back as {count}");
+        }
+    }
+
+    // "False means need more bytes": every shorter prefix of a line must say so, or fail as the whole did.
+    private static void CheckPrefixes(ReadOnlySpan<byte> line, int limit, bool failedWhole)
+    {
+        var n = Math.Min(line.Length, limit);
+        for (var i = 0; i < n; i++)
+        {
+            try
+            {
+                if (UplinkHttpFraming.TryReadChunkHeader(line[..i], out _, out _) && !failedWhole)
+                    throw new PropertyViolationException($"a {i}-byte prefix of a {line.Length}-byte chunk line already parsed");
+            }
+            catch (UplinkProtocolException) when (!failedWhole)
+            {
+                throw new PropertyViolationException($"a {i}-byte prefix of a chunk line that parses was refused");
+            }
+            catch (UplinkProtocolException)
+            {
+            }
+        }
     }
 
     // ------------------------------------------------------------------ WebSocket

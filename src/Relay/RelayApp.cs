@@ -149,7 +149,13 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceRegistry>());
         builder.Services.AddSingleton(new ViewerDirectory(config.Viewers));
         // Features register their services here: uplink, RTSP server, browser viewing.
-        builder.Services.AddUplink();
+        // A device whose MQTT cannot get through (a proxy strips Upgrade) carries it through its uplink to the broker
+        // the relay ingests from (docs/telemetry.md, "Through the uplink").
+        builder.Services.AddUplink(o =>
+        {
+            if (config.Telemetry is { } t && Uri.TryCreate(t.Mqtt, UriKind.Absolute, out var broker))
+                o.DeviceServices["mqtt"] = ct => BrokerStream.ConnectAsync(broker, ct);
+        });
         // WAN to LAN media: RTSP ANNOUNCE/RECORD to /ID/in/NAME goes down the device's uplink.
         builder.Services.AddSingleton(sp => new Inbound.InboundMediaHub(sp.GetRequiredService<ViewerDirectory>(),
             sp.GetRequiredService<DeviceRegistry>().Exists, sp.GetRequiredService<UplinkSessionRegistry>(),

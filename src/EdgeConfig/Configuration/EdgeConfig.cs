@@ -181,6 +181,10 @@ public sealed class MqttConfig
     public string TopicPrefix { get; set; } = "pinhole";
     /// <summary><c>"5"</c> (MQTT 5.0, the default) or <c>"3.1.1"</c> for brokers that speak only that.</summary>
     public string ProtocolVersion { get; set; } = "5";
+    /// <summary>How telemetry reaches the broker: <c>"auto"</c> (the default: <see cref="Url"/> first; when that fails and
+    /// the uplink is up, MQTT is carried through the uplink to the broker the relay ingests from), <c>"direct"</c> (only
+    /// <see cref="Url"/>) or <c>"uplink"</c> (only through the uplink).</summary>
+    public string Via { get; set; } = "auto";
 }
 
 /// <summary>The local config page.</summary>

@@ -43,6 +43,9 @@ internal interface ITelemetryMqttConnection : IAsyncDisposable
     /// <summary>Completes when the connection is lost (never faults).</summary>
     Task Closed { get; }
 
+    /// <summary>How the connection reaches the broker: <c>direct</c>, or <c>uplink</c> (carried through the uplink to the relay's broker).</summary>
+    string Route => TelemetryRoutes.Direct;
+
     /// <summary>Publishes at QoS 1; completes when the broker acknowledged it with a success reason code, throws otherwise.</summary>
     Task PublishAsync(string topic, ReadOnlyMemory<byte> payload, bool retain, CancellationToken cancellationToken);
 

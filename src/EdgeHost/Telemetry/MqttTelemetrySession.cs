@@ -117,7 +117,9 @@ internal sealed partial class MqttTelemetrySession : IPipeline
         await connection.PublishAsync(_topics.Status, Encoding.UTF8.GetBytes(TelemetryPayloads.Online), retain: true, ct).ConfigureAwait(false);
         await connection.SubscribeAsync(TelemetryTopics.HomeAssistantStatus, ct).ConfigureAwait(false);
         await PublishDiscoveryAsync(connection, ct).ConfigureAwait(false);
-        context.SetStatus($"connected to {Redacted(_options.Url)}");
+        context.SetStatus(connection.Route == TelemetryRoutes.Uplink
+            ? $"connected through the uplink to the relay's broker ({Redacted(_options.Url)} unreachable)"
+            : $"connected to {Redacted(_options.Url)}");
         context.Heartbeat();
 
         var discovery = RepublishDiscoveryAsync(connection, rediscover, ct);

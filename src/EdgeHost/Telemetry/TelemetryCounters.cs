@@ -20,7 +20,18 @@ public sealed class TelemetryCounters
         ObservedSeries.Counter(meter, "pinhole_telemetry_refused_total", "Readings dropped because the broker refused them for good (not authorized, invalid topic or payload).").Set(() => Refused);
         ObservedSeries.Counter(meter, "pinhole_telemetry_mqtt_connects_total", "Successful connections to the MQTT broker.").Set(() => Connects);
         ObservedSeries.Gauge(meter, "pinhole_telemetry_mqtt_connected", "1 while connected to the MQTT broker.").Set(() => Connected ? 1 : 0);
+        // One series per route, 1 for the one the current (or last) connection took: direct to the broker, or through the uplink.
+        var route = ObservedSeries.Gauge(meter, "pinhole_telemetry_route", "1 for the way the MQTT session reaches the broker now: direct, or through the uplink (mqtt.via).");
+        route.Set(() => Route == TelemetryRoutes.Direct && Connected ? 1 : 0, ("route", TelemetryRoutes.Direct));
+        route.Set(() => Route == TelemetryRoutes.Uplink && Connected ? 1 : 0, ("route", TelemetryRoutes.Uplink));
     }
+
+    private volatile string _route = TelemetryRoutes.Direct;
+
+    /// <summary>The route of the current or last connection: <c>direct</c> or <c>uplink</c>.</summary>
+    public string Route => _route;
+
+    internal void SetRoute(string route) => _route = route;
 
     /// <summary>Readings acknowledged by the broker.</summary>
     public long Published => Interlocked.Read(ref _published);

@@ -25,9 +25,15 @@ internal sealed class TelemetryPipelineFactory : IPipelineFactory, IAsyncDisposa
     private readonly ITelemetryMqttConnector _connector;
     private readonly ConcurrentDictionary<string, Lazy<TelemetryOutbox>> _outboxes = new(StringComparer.Ordinal);
 
-    public TelemetryPipelineFactory(ILoggerFactory loggerFactory, Meter meter, TelemetryCounters counters, TimeProvider time)
+    private readonly IServiceProvider? _services;
+
+    /// <summary>The factory of the running edge. The uplink client (for <c>mqtt.via</c>) is looked up in
+    /// <paramref name="services"/> only when the MQTT session starts: the uplink client's own dependencies (the fleet
+    /// agent) reach the pipeline factories, so taking it in this constructor would be a cycle.</summary>
+    public TelemetryPipelineFactory(ILoggerFactory loggerFactory, Meter meter, TelemetryCounters counters, TimeProvider time, IServiceProvider? services = null)
         : this(loggerFactory, meter, counters, time, SensorBuses.System, new MqttNetConnector(loggerFactory, time))
     {
+        _services = services;
     }
 
     internal TelemetryPipelineFactory(ILoggerFactory loggerFactory, Meter meter, TelemetryCounters counters, TimeProvider time,
@@ -60,9 +66,16 @@ internal sealed class TelemetryPipelineFactory : IPipelineFactory, IAsyncDisposa
             // units (they are in the discovery configs).
             var fingerprint = new { mqtt, config.DeviceId, config.TrustedCa, dataDir, sensors = config.Sensors.SelectMany(SensorKinds.ReadingsOf).ToList() };
             yield return PipelineSpec.For("mqtt", fingerprint,
-                () => TelemetryPipelines.CreateMqttSession(config, Outbox(dataDir), _connector, _loggerFactory, _counters, _time));
+                () => TelemetryPipelines.CreateMqttSession(config, Outbox(dataDir), Route(mqtt), _loggerFactory, _counters, _time));
         }
     }
+
+    // Without an uplink client (tests, a device with no relays) the connector goes straight to the broker.
+    private ITelemetryMqttConnector Route(MqttConfig mqtt) =>
+        _services?.GetService(typeof(Uplink.UplinkClient)) is not Uplink.UplinkClient uplink
+            || TelemetryPipelines.ParseRoute(mqtt.Via) is not { } route || route == TelemetryRoute.Direct
+            ? _connector
+            : new UplinkMqttConnector(_connector, uplink, route, _counters, _loggerFactory.CreateLogger<UplinkMqttConnector>());
 
     internal TelemetryOutbox Outbox(string dataDir) =>
         _outboxes.GetOrAdd(Path.GetFullPath(TelemetryPipelines.OutboxDirectory(dataDir)),

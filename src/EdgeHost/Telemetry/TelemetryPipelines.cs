@@ -98,6 +98,8 @@ public sealed class TelemetryPipelines : IAsyncDisposable
                 problems.Add("mqtt.url: must be a ws://, wss://, mqtt:// or mqtts:// URL");
             if (string.IsNullOrEmpty(mqtt.TopicPrefix) || mqtt.TopicPrefix.Contains('+', StringComparison.Ordinal) || mqtt.TopicPrefix.Contains('#', StringComparison.Ordinal))
                 problems.Add("mqtt.topicPrefix: must be non-empty without '+' or '#'");
+            if (ParseRoute(mqtt.Via) is null)
+                problems.Add($"mqtt.via: \"{mqtt.Via}\" is not auto, direct or uplink");
         }
         if (string.IsNullOrWhiteSpace(config.DataDir)) problems.Add("dataDir: required");
         return problems;
@@ -220,6 +222,14 @@ public sealed class TelemetryPipelines : IAsyncDisposable
 
     private static TimeSpan ParseDuration(string text) =>
         Duration.TryParse(text, out var d, out var error) ? d : throw new FormatException(error);
+
+    internal static TelemetryRoute? ParseRoute(string? via) => via switch
+    {
+        null or "auto" => TelemetryRoute.Auto,
+        "direct" => TelemetryRoute.Direct,
+        "uplink" => TelemetryRoute.Uplink,
+        _ => null,
+    };
 
     internal static PinEventTypes? ParseEdge(string edge) => edge switch
     {

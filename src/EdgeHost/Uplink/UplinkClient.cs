@@ -16,7 +16,7 @@ namespace Pinhole.EdgeHost.Uplink;
 /// whichever relay in <see cref="UplinkClientOptions.Relays"/> answers, reconnecting forever with
 /// capped, jittered backoff.
 /// </summary>
-public sealed class UplinkClient : IPipeline
+public sealed class UplinkClient : IPipeline, Telemetry.IRelayStreamOpener
 {
     private readonly SemaphoreSlim _runLock = new(1, 1);
     private volatile UplinkClientOptions _options;
@@ -87,6 +87,24 @@ public sealed class UplinkClient : IPipeline
 
     /// <summary>Tunnel streams open on the current connection (0 while disconnected).</summary>
     public int OpenTunnels => Volatile.Read(ref _sending)?.Tunnels?.Count ?? 0;
+
+    /// <summary>True while connected to a relay that takes streams this device opens to its services
+    /// (<see cref="UplinkCapabilities.DeviceStreams"/>, e.g. <c>mqtt</c>: the relay's telemetry broker).</summary>
+    public bool RelayServicesAvailable => Volatile.Read(ref _sending) is { Tunnels: not null } s && (s.Welcome.Capabilities & UplinkCapabilities.DeviceStreams) != 0;
+
+    /// <summary>
+    /// Opens a stream through the uplink to the relay's service <paramref name="service"/> (<c>mqtt</c>: its telemetry
+    /// broker) and waits for the relay to connect it. The stream ends with the uplink connection it was opened on.
+    /// </summary>
+    /// <exception cref="TunnelResetException">Not connected, the relay takes no device streams, has no such service or could not reach it.</exception>
+    public Task<TunnelStream> OpenRelayStreamAsync(string service, CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _sending) is not { Tunnels: { } mux } state)
+            throw new TunnelResetException(TunnelResetCode.Cancelled, "the uplink is not connected");
+        if ((state.Welcome.Capabilities & UplinkCapabilities.DeviceStreams) == 0)
+            throw new TunnelResetException(TunnelResetCode.NotExposed, "the relay takes no streams from devices (an older relay)");
+        return mux.OpenAsync(service, cancellationToken);
+    }
 
     /// <summary>Data-channel features offered beyond configuration (<see cref="UplinkCapabilities.Updates"/> when the device takes updates). Only with a <see cref="DataHandler"/>.</summary>
     public UplinkCapabilities DataFeatures { get; set; }
@@ -270,7 +288,7 @@ public sealed class UplinkClient : IPipeline
                 connectTimeout.CancelAfter(_options.ConnectTimeout);
                 try
                 {
-                    link = await ConnectLinkAsync(relay, connect, connectTimeout.Token);
+                    link = await ConnectLinkAsync(relay, connect, connectTimeout);
                 }
                 catch (UplinkHandshakeException e) when (e.StatusCode != 0)
                 {
@@ -284,7 +302,7 @@ public sealed class UplinkClient : IPipeline
                 // the welcome is read on a thread of its own (the connection's reads block).
                 using var abortOnTimeout = connectTimeout.Token.UnsafeRegister(static l => ((UplinkClientConnection)l!).Abort(), link);
                 var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | (DataHandler is null ? 0 : UplinkCapabilities.Data | DataFeatures)
-                    | (TunnelHandler is null ? 0 : UplinkCapabilities.Tunnel)
+                    | (TunnelHandler is null ? 0 : UplinkCapabilities.Tunnel | UplinkCapabilities.DeviceStreams)
                     | (InboundMedia is null ? 0 : UplinkCapabilities.InboundMedia);
                 link.Send(new Hello(UplinkProtocol.Version, UplinkProtocol.Version, offered, _options.Agent), connectTimeout.Token);
                 var welcoming = Task.Factory.StartNew(link.Receive, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
@@ -348,17 +366,30 @@ public sealed class UplinkClient : IPipeline
 
     // A WebSocket first (unless config says http); when the upgrade is answered with anything but 101 and the answer
     // is not the relay's own refusal of this device, something between us stripped Upgrade: go over HTTP instead.
-    private async Task<UplinkClientConnection> ConnectLinkAsync(Uri relay, UplinkConnectOptions connect, CancellationToken cancellationToken)
+    // The same when the upgrade gets no answer at all within UpgradeTimeout (a middlebox that holds upgrades until its
+    // own timeout): the HTTP attempt then gets a whole connect timeout of its own.
+    private async Task<UplinkClientConnection> ConnectLinkAsync(Uri relay, UplinkConnectOptions connect, CancellationTokenSource connectTimeout)
     {
+        var cancellationToken = connectTimeout.Token;
         if (_options.Transport == UplinkTransportChoice.Http) return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
         try
         {
-            return await UplinkClientConnection.ConnectAsync(relay, connect, cancellationToken);
+            var webSocket = _options.Transport == UplinkTransportChoice.Auto && _options.UpgradeTimeout < _options.ConnectTimeout
+                ? connect with { UpgradeTimeout = _options.UpgradeTimeout }
+                : connect;
+            return await UplinkClientConnection.ConnectAsync(relay, webSocket, cancellationToken);
         }
         catch (UplinkHandshakeException e) when (_options.Transport == UplinkTransportChoice.Auto && UpgradeBlocked(e))
         {
             UplinkClientLog.FallingBackToHttp(_logger, relay, $"HTTP {e.StatusCode} {e.Message}".Trim());
             _fallbacks.Add(1);
+            return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
+        }
+        catch (UplinkUpgradeTimeoutException) when (_options.Transport == UplinkTransportChoice.Auto && !cancellationToken.IsCancellationRequested)
+        {
+            UplinkClientLog.UpgradeHungFallingBackToHttp(_logger, relay, _options.UpgradeTimeout.TotalSeconds);
+            _fallbacks.Add(1);
+            connectTimeout.CancelAfter(_options.ConnectTimeout);
             return await UplinkClientConnection.ConnectHttpAsync(relay, connect, cancellationToken);
         }
     }
@@ -399,7 +430,7 @@ public sealed class UplinkClient : IPipeline
 
         var state = new ConnectionState(link, welcome, _time.GetTimestamp(), _time);
         if ((welcome.Capabilities & UplinkCapabilities.Tunnel) != 0 && TunnelHandler is { } accepting)
-            state.Tunnels = new TunnelMux(new EdgeTunnelTransport(state, _queue), TunnelOptions with { RoundTripTime = () => RoundTripTime }, _time) { Accepting = accepting };
+            state.Tunnels = new TunnelMux(new EdgeTunnelTransport(state, _queue), TunnelOptions with { RoundTripTime = () => RoundTripTime, OpensHighIds = true }, _time) { Accepting = accepting };
         _queue.ResetForNewConnection();
         var stopping = session.Token;
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stopping);

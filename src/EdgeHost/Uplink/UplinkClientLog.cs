@@ -28,6 +28,9 @@ internal static partial class UplinkClientLog
     [LoggerMessage(9, LogLevel.Warning, "Uplink to {Relay}: the WebSocket upgrade was refused ({Answer}); falling back to HTTP streaming")]
     public static partial void FallingBackToHttp(ILogger logger, Uri relay, string answer);
 
+    [LoggerMessage(10, LogLevel.Warning, "Uplink to {Relay}: the WebSocket upgrade got no answer within {Seconds} s; falling back to HTTP streaming")]
+    public static partial void UpgradeHungFallingBackToHttp(ILogger logger, Uri relay, double seconds);
+
     [LoggerMessage(8, LogLevel.Warning, "Uplink: frame of {Bytes} bytes from {Camera} exceeds the relay's message limit; dropped")]
     public static partial void FrameTooLarge(ILogger logger, string camera, int bytes);
 }

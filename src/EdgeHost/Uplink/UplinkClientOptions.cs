@@ -34,6 +34,11 @@ public sealed record UplinkClientOptions
     /// <summary>Most time for TCP+TLS+upgrade+welcome. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>With <see cref="UplinkTransportChoice.Auto"/>: most time the WebSocket upgrade may go unanswered once the
+    /// connection is made before the HTTP fallback is tried instead (a middlebox that holds upgrades until its own
+    /// timeout). The fallback then gets a whole <see cref="ConnectTimeout"/> of its own. Default 5 s.</summary>
+    public TimeSpan UpgradeTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
     /// <summary>Oldest a queued frame may get before it is dropped (about one GOP). Default 2 s.</summary>
     public TimeSpan QueueDuration { get; init; } = TimeSpan.FromSeconds(2);
 

@@ -177,7 +177,10 @@ public sealed class RelayUplinkSession
             // The data channel (configuration) is offered only when a feature is there to serve it.
             // Updates ride the data channel, so they are confirmed only together with it.
             var offered = UplinkCapabilities.Media | UplinkCapabilities.DropReports | UplinkCapabilities.Tunnel | UplinkCapabilities.InboundMedia
-                | (_observer is null ? 0 : UplinkCapabilities.Data | UplinkCapabilities.Updates);
+                | (_observer is null ? 0 : UplinkCapabilities.Data | UplinkCapabilities.Updates)
+                | (_options.DeviceServices.Count == 0 ? 0 : UplinkCapabilities.DeviceStreams);
+            // Device streams ride the tunnel channel: confirmed only together with it.
+            if ((hello.Capabilities & UplinkCapabilities.Tunnel) == 0) offered &= ~UplinkCapabilities.DeviceStreams;
             if ((hello.Capabilities & UplinkCapabilities.Data) == 0) offered &= ~UplinkCapabilities.Updates;
             var caps = hello.Capabilities & offered;
             Agent = hello.Agent;
@@ -185,7 +188,10 @@ public sealed class RelayUplinkSession
             ConnectedAt = _time.GetUtcNow();
             _welcomed = true;
             if ((caps & UplinkCapabilities.Tunnel) != 0)
+            {
                 Tunnels = new TunnelMux(new RelayTunnelTransport(this, _stop.Token), _options.Tunnels with { RoundTripTime = () => RoundTripTime }, _time);
+                if ((caps & UplinkCapabilities.DeviceStreams) != 0) Tunnels.Accepting = stream => _ = ServeDeviceStreamAsync(stream);
+            }
             await _link.SendAsync(new Welcome(UplinkProtocol.Version, caps, _options.HeartbeatInterval, _options.AckInterval, _options.Limits.MaxMessageBytes), ct);
             UplinkLog.Connected(_logger, DeviceId, _remote, hello.Agent, UplinkProtocol.Version);
             if (_observer is not null) await _observer.OnConnectedAsync(this, ct);
@@ -341,8 +347,12 @@ public sealed class RelayUplinkSession
                 case TunnelAccept or TunnelData or TunnelWindow or TunnelClose or TunnelReset when Tunnels is not null:
                     Tunnels.OnMessage(message);
                     break;
+                case TunnelOpen open when Tunnels is not null && (Capabilities & UplinkCapabilities.DeviceStreams) != 0:
+                    if ((open.StreamId & TunnelMux.HighIdBit) == 0) throw new UplinkProtocolException($"a device opened tunnel stream {open.StreamId} without the high id bit");
+                    Tunnels.OnMessage(open);
+                    break;
                 case TunnelOpen:
-                    throw new UplinkProtocolException("a device does not open tunnel streams");
+                    throw new UplinkProtocolException("a device does not open tunnel streams unless the session confirmed device streams");
                 case TunnelAccept or TunnelData or TunnelWindow or TunnelClose or TunnelReset:
                     throw new UplinkProtocolException($"{message.GetType().Name} from a session that did not confirm tunnels");
                 case UnknownMessage unknown:
@@ -408,6 +418,62 @@ public sealed class RelayUplinkSession
         if (delta == 0) return;
         _metrics.DeviceDrops.Add((long)Math.Min(delta, long.MaxValue), _device, new KeyValuePair<string, object?>("camera", camera));
         UplinkLog.DeviceDrops(_logger, DeviceId, camera, delta);
+    }
+
+    // A stream the device opened to one of the relay's services (docs/uplink-protocol.md, tunnel channel): connect to the
+    // service, then carry bytes both ways until either end is done. A service that is not there, or cannot be reached,
+    // is answered with a reset the device can log.
+    private async Task ServeDeviceStreamAsync(TunnelStream stream)
+    {
+        var ct = _stop.Token;
+        if (!_options.DeviceServices.TryGetValue(stream.Name, out var connect))
+        {
+            stream.Refuse(TunnelResetCode.NotExposed, $"this relay offers no service '{stream.Name}'");
+            return;
+        }
+        Stream target;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(_options.Tunnels.OpenTimeout);
+            target = await connect(timeout.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            UplinkLog.DeviceStreamFailed(_logger, DeviceId, stream.Name, e.Message);
+            stream.Refuse(TunnelResetCode.ConnectFailed, $"the relay could not reach its '{stream.Name}' service");
+            return;
+        }
+        _metrics.DeviceStreams.Add(1, new KeyValuePair<string, object?>("service", stream.Name));
+        await using (target.ConfigureAwait(false))
+        using (stream)
+        {
+            stream.Accept();
+            var up = CopyAsync(stream, target, ct);
+            var down = CopyAsync(target, stream, ct);
+            // Either end finishing ends the pair: MQTT has no use for a half-open connection.
+            await Task.WhenAny(up, down).ConfigureAwait(false);
+            try { await stream.CompleteWritesAsync(ct).ConfigureAwait(false); }
+            catch (Exception e) when (e is IOException or OperationCanceledException) { }
+        }
+
+        static async Task CopyAsync(Stream from, Stream to, CancellationToken ct)
+        {
+            var buffer = new byte[16 * 1024];
+            try
+            {
+                while (true)
+                {
+                    var n = await from.ReadAsync(buffer, ct).ConfigureAwait(false);
+                    if (n == 0) return;
+                    await to.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    await to.FlushAsync(ct).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or System.Net.WebSockets.WebSocketException)
+            {
+            }
+        }
     }
 
     private Task RunTimersAsync(CancellationToken ct) => Task.WhenAll(WatchDeadLinkAsync(ct), SendAcksAndPingsAsync(ct));

@@ -29,6 +29,14 @@ public sealed class UplinkEndpointOptions
     /// <summary>Tunnel stream windows and limits per uplink (docs/tunnels.md).</summary>
     public TunnelOptions Tunnels { get; set; } = new();
 
+    /// <summary>
+    /// Services a device may open tunnel streams to (<see cref="UplinkCapabilities.DeviceStreams"/>), by name: each
+    /// connects to its target and returns the connected stream (the relay's half of the bridge). <c>mqtt</c> is the
+    /// telemetry broker when relay.json has <c>telemetry</c>: a device whose own MQTT connection cannot get through
+    /// (a proxy that strips <c>Upgrade</c>) carries it through its uplink instead. Empty: the capability is not offered.
+    /// </summary>
+    public Dictionary<string, Func<CancellationToken, Task<Stream>>> DeviceServices { get; } = new(StringComparer.Ordinal);
+
     /// <summary>Message size limits.</summary>
     public UplinkLimits Limits { get; set; } = UplinkLimits.Default;
 }

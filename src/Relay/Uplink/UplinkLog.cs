@@ -31,6 +31,9 @@ internal static partial class UplinkLog
     [LoggerMessage(9, LogLevel.Debug, "Uplink of {Device}: skipped unknown message channel {Channel} type {Type}")]
     public static partial void SkippedUnknown(ILogger logger, string device, int channel, int type);
 
+    [LoggerMessage(11, LogLevel.Warning, "Uplink of {Device}: could not connect the device's stream to the relay's {Service} service: {Reason}")]
+    public static partial void DeviceStreamFailed(ILogger logger, string device, string service, string reason);
+
     [LoggerMessage(10, LogLevel.Information, "Uplink of {Device}: device dropped {Frames} frames of {Camera} (link too slow)")]
     public static partial void DeviceDrops(ILogger logger, string device, string camera, ulong frames);
 }

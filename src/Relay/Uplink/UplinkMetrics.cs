@@ -15,6 +15,7 @@ internal sealed class UplinkMetrics
         Frames = meter.CreateCounter<long>("pinhole_uplink_frames_total", description: "Access units received over device uplinks.");
         Bytes = meter.CreateCounter<long>("pinhole_uplink_bytes_total", description: "Media bytes received over device uplinks.");
         DeviceDrops = meter.CreateCounter<long>("pinhole_uplink_device_drops_total", description: "Frames the device dropped because its uplink was too slow (device-reported).");
+        DeviceStreams = meter.CreateCounter<long>("pinhole_uplink_device_streams_total", description: "Streams devices opened through their uplinks to a relay service (service=mqtt: telemetry carried through the uplink).");
         Rtt = meter.CreateGauge<double>("pinhole_uplink_rtt_seconds", description: "Round-trip time of relay pings over the uplink.");
         Meter = meter;
     }
@@ -27,6 +28,7 @@ internal sealed class UplinkMetrics
     public Counter<long> Frames { get; }
     public Counter<long> Bytes { get; }
     public Counter<long> DeviceDrops { get; }
+    public Counter<long> DeviceStreams { get; }
     public Gauge<double> Rtt { get; }
 
     public void Reject(string reason) => Rejects.Add(1, new KeyValuePair<string, object?>("reason", reason));

@@ -33,6 +33,10 @@ public sealed record TunnelOptions
     /// <summary>How long an opener waits for the device's accept. Default 10 s.</summary>
     public TimeSpan OpenTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>True on the device: the streams it opens (to services the relay offers) take ids with the high bit set, so
+    /// they never collide with the relay's, which keep it clear.</summary>
+    public bool OpensHighIds { get; init; }
+
     /// <summary>The uplink's current round-trip time (for growing windows), or null when unknown.</summary>
     public Func<TimeSpan?>? RoundTripTime { get; init; }
 }
@@ -89,8 +93,12 @@ public sealed class TunnelMux : IDisposable
 
     internal TimeProvider Time => _time;
 
-    /// <summary>Relay side: opens a stream to the device's exposed service <paramref name="name"/> and waits for the device's answer.</summary>
-    /// <exception cref="TunnelResetException">The device refused (not exposed, cannot connect), too many streams, or no answer in time.</exception>
+    /// <summary>The stream id bit of streams the device opened (<see cref="TunnelOptions.OpensHighIds"/>).</summary>
+    public const uint HighIdBit = 0x8000_0000;
+
+    /// <summary>Opens a stream: on the relay, to the device's exposed service <paramref name="name"/>; on the device, to a service the relay
+    /// offers (<see cref="UplinkCapabilities.DeviceStreams"/>). Waits for the other end's answer.</summary>
+    /// <exception cref="TunnelResetException">The other end refused (not exposed, cannot connect), too many streams, or no answer in time.</exception>
     public async Task<TunnelStream> OpenAsync(string name, CancellationToken cancellationToken)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -99,12 +107,14 @@ public sealed class TunnelMux : IDisposable
             throw new TunnelResetException(TunnelResetCode.Limit, $"too many open tunnel streams on this uplink ({Options.MaxStreams})");
         uint id;
         TunnelStream stream;
-        do
+        while (true)
         {
-            id = Interlocked.Increment(ref _nextId);
+            var n = Interlocked.Increment(ref _nextId) & (HighIdBit - 1);
+            if (n == 0) continue;
+            id = n | (Options.OpensHighIds ? HighIdBit : 0);
             stream = new TunnelStream(this, id, name, sendWindow: 0);
+            if (_streams.TryAdd(id, stream)) break;
         }
-        while (id == 0 || !_streams.TryAdd(id, stream));
         Interlocked.Increment(ref _opened);
         if (!Transport.SendControl(new TunnelOpen(id, (uint)Options.InitialWindow, name)))
         {

@@ -222,7 +222,26 @@ public sealed class UplinkClientConnection : IDisposable
             }
             var buffer = new byte[4096];
             var filled = 0;
-            var subProtocol = Upgrade(stream, relay, options, ref buffer, ref filled, out var headLength);
+            // The connection is made; from here only the upgrade's answer is awaited, and a middlebox that holds
+            // upgrades would hold it until the connect timeout: the upgrade timeout (when set) ends that sooner.
+            long upgradeDeadline = long.MaxValue;
+            if (options.UpgradeTimeout is { } upgradeTimeout)
+            {
+                upgradeDeadline = Stopwatch.GetTimestamp() + (long)(upgradeTimeout.TotalSeconds * Stopwatch.Frequency);
+                if (upgradeDeadline < deadline) raw.Deadline = upgradeDeadline;
+            }
+            string subProtocol;
+            int headLength;
+            try
+            {
+                subProtocol = Upgrade(stream, relay, options, ref buffer, ref filled, out headLength);
+            }
+            catch (Exception e) when ((e is TimeoutException || e.InnerException is TimeoutException) && upgradeDeadline < deadline
+                                      && Stopwatch.GetTimestamp() >= upgradeDeadline && !cancellationToken.IsCancellationRequested)
+            {
+                throw new UplinkUpgradeTimeoutException(
+                    $"the WebSocket upgrade got no answer within {options.UpgradeTimeout!.Value.TotalSeconds:0.#} s (something on the way holds upgrades)", e);
+            }
             var connection = new UplinkClientConnection(raw, stream, options.Limits, subProtocol);
             // Until the link's rate is known, keep the smallest backlog below us.
             TcpSendBuffer.TrySetNotSentLowWatermark(socket, TcpSendBuffer.MinLowWatermark);

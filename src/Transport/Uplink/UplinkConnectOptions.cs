@@ -27,6 +27,14 @@ public sealed record UplinkConnectOptions
     /// <summary>Most time for DNS, TCP, proxy, TLS and the upgrade together. Default 10 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Most time between sending the WebSocket upgrade request and the relay's answer, within
+    /// <see cref="ConnectTimeout"/>; null (the default) leaves only the connect timeout. A middlebox that swallows
+    /// upgrades (holds the request until its own timeout) then fails the attempt early with an
+    /// <see cref="UplinkUpgradeTimeoutException"/>, and the caller can fall back to HTTP in the time left.
+    /// </summary>
+    public TimeSpan? UpgradeTimeout { get; init; }
+
     /// <summary>Size limits for what the relay sends.</summary>
     public UplinkLimits Limits { get; init; } = UplinkLimits.Default;
 }
@@ -56,4 +64,20 @@ public sealed class UplinkHandshakeException : IOException
 
     /// <summary>The response headers (names case-insensitive; repeated headers joined with a comma).</summary>
     public IReadOnlyDictionary<string, string> Headers { get; }
+}
+
+/// <summary>
+/// The connection (TCP, proxy, TLS) was made and the upgrade request sent, but no answer came within
+/// <see cref="UplinkConnectOptions.UpgradeTimeout"/>: something on the way holds WebSocket upgrades.
+/// </summary>
+public sealed class UplinkUpgradeTimeoutException : TimeoutException
+{
+    /// <summary>Creates the exception.</summary>
+    public UplinkUpgradeTimeoutException() { }
+
+    /// <summary>Creates the exception with a reason.</summary>
+    public UplinkUpgradeTimeoutException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with a reason and cause.</summary>
+    public UplinkUpgradeTimeoutException(string message, Exception inner) : base(message, inner) { }
 }

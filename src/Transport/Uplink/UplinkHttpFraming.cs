@@ -28,6 +28,8 @@ public static class UplinkHttpFraming
     public static int WriteChunkHeader(Span<byte> destination, int length)
     {
         var size = ChunkHeaderLength(length);
+        // Checked first: the digits alone may fit where the CRLF after them does not.
+        if (destination.Length < size) throw new ArgumentException("destination too small", nameof(destination));
         if (!Utf8Formatter.TryFormat((uint)length, destination, out var written, new System.Buffers.StandardFormat('x')) || written != size - 2)
             throw new ArgumentException("destination too small", nameof(destination));
         destination[written] = (byte)'\r';
@@ -56,7 +58,8 @@ public static class UplinkHttpFraming
         if (end > MaxChunkLineBytes) throw new UplinkProtocolException("chunk-size line too long");
         var line = buffer[..end];
         var semicolon = line.IndexOf((byte)';');
-        var hex = (semicolon < 0 ? line : line[..semicolon]).TrimEnd((byte)' ').TrimEnd((byte)'\t');
+        // BWS (spaces and tabs, in any order) may precede the extensions' ';' (RFC 9112 §7.1.1).
+        var hex = (semicolon < 0 ? line : line[..semicolon]).TrimEnd(" \t"u8);
         if (hex.IsEmpty || hex.Length > 8) throw new UplinkProtocolException("malformed chunk size");
         long value = 0;
         foreach (var b in hex)

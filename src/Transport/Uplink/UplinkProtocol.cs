@@ -119,6 +119,10 @@ public enum UplinkCapabilities : uint
     /// <summary>Media from the relay to the device (WAN to LAN): <see cref="InboundAnnounce"/>,
     /// <see cref="InboundFrame"/>, <see cref="InboundEnd"/>. A device offers it when it runs an RTSP server.</summary>
     InboundMedia = 1 << 5,
+
+    /// <summary>The device may open tunnel streams itself, to services the relay offers by name (<c>mqtt</c>: the relay's
+    /// telemetry broker), with stream ids that have the high bit set. Only together with <see cref="Tunnel"/>.</summary>
+    DeviceStreams = 1 << 6,
 }
 
 /// <summary>Why a session was refused or ended. Values are on the wire.</summary>

@@ -105,16 +105,18 @@ internal sealed partial class TelemetryHistoryStack : IAsyncDisposable
         await Relay.WaitForLineAsync(IngestConnected(), TimeSpan.FromSeconds(30));
     }
 
-    public async Task StartEdgeAsync()
+    /// <summary>Starts the edge; <paramref name="relayUrl"/> and <paramref name="mqttUrl"/> replace the relay's uplink
+    /// and the broker's WebSocket URL (to put a proxy on the way).</summary>
+    public async Task StartEdgeAsync(string? relayUrl = null, string? mqttUrl = null)
     {
         var path = Path.Combine(Dir, "edge.json");
         File.WriteAllText(path, JsonSerializer.Serialize(new
         {
             deviceId = EndToEnd.EndToEnd.Device,
             token = EndToEnd.EndToEnd.Token,
-            relays = new[] { $"ws://127.0.0.1:{HttpPort}/uplink" },
+            relays = new[] { relayUrl ?? $"ws://127.0.0.1:{HttpPort}/uplink" },
             sensors = new[] { new { name = Sensor, kind = "file", path = SensorFile, scale = 0.001, unit = "°C", interval = "100ms" } },
-            mqtt = new { url = Broker.WebSocketUrl.ToString(), topicPrefix = "pinhole" },
+            mqtt = new { url = mqttUrl ?? Broker.WebSocketUrl.ToString(), topicPrefix = "pinhole" },
             web = new { listen = $"http://127.0.0.1:{WebPort}", password = "edge-page-password" },
             dataDir = Path.Combine(Dir, "edge-data"),
         }));

@@ -250,6 +250,53 @@ public class UplinkClientTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task An_upgrade_that_a_middlebox_holds_falls_back_to_HTTP_within_the_upgrade_timeout()
+    {
+        await using var relay = await TestRelay.StartAsync(output, FastRelay);
+        await using var proxy = new UpgradeHoldingProxy(relay.Port);
+        // A connect timeout longer than the test's wait: without the upgrade timeout the first attempt alone would outlast it.
+        var options = Options(new Uri($"ws://127.0.0.1:{proxy.Port}/uplink")) with
+        {
+            ConnectTimeout = TimeSpan.FromSeconds(30),
+            UpgradeTimeout = TimeSpan.FromSeconds(2),
+        };
+        var clock = Stopwatch.StartNew();
+        await using var edge = new RunningClient(options, output);
+        await WaitUntilAsync(() => edge.Client.Transport == Pinhole.Transport.Uplink.UplinkTransport.Http, "the uplink over HTTP");
+        var took = clock.Elapsed;
+        output.WriteLine($"connected over HTTP {took.TotalSeconds:0.00} s after start; upgrades held {proxy.Held}, requests forwarded {proxy.Forwarded}");
+        Assert.True(took >= TimeSpan.FromSeconds(1.9), $"fell back after {took.TotalSeconds:0.00} s, before the upgrade timeout");
+        Assert.True(proxy.Held >= 1, "the proxy never saw an upgrade");
+        Assert.True(proxy.Forwarded >= 2, "the GET and POST of the fallback did not go through the proxy");
+        Assert.Contains("over http", edge.Context.LastStatus, StringComparison.Ordinal);
+        Assert.Matches(@"(?m)^pinhole_uplink_http_fallbacks_total(?:\{\})? [1-9]", edge.Metrics.Render());
+
+        // The session works: frames reach the relay over the fallback.
+        var stream = relay.Streams.GetOrAdd("gw1", "cam");
+        await using var recorder = new StreamRecorder(stream);
+        await new FakeCamera().RunAsync(edge.Client.GetSink("cam"), frames: 20, CancellationToken.None);
+        await recorder.WaitForAsync(r => r.Frames.Count == 20, Wait, "20 frames at the relay over the HTTP fallback");
+    }
+
+    [Fact]
+    public async Task With_websocket_only_a_held_upgrade_never_falls_back_to_HTTP()
+    {
+        await using var relay = await TestRelay.StartAsync(output, FastRelay);
+        await using var proxy = new UpgradeHoldingProxy(relay.Port);
+        var options = Options(new Uri($"ws://127.0.0.1:{proxy.Port}/uplink")) with
+        {
+            Transport = UplinkTransportChoice.WebSocket,
+            ConnectTimeout = TimeSpan.FromSeconds(2),
+            UpgradeTimeout = TimeSpan.FromMilliseconds(200),
+        };
+        await using var edge = new RunningClient(options, output);
+        await WaitUntilAsync(() => proxy.Held >= 2, "a second attempt");
+        Assert.Equal(0, proxy.Forwarded);
+        Assert.Null(edge.Client.Transport);
+        Assert.Matches(@"(?m)^pinhole_uplink_http_fallbacks_total(?:\{\})? 0$", edge.Metrics.Render());
+    }
+
+    [Fact]
     public async Task The_relay_app_serves_the_uplink_with_its_device_registry_and_metrics()
     {
         var dir = Directory.CreateTempSubdirectory("pinhole-uplink-").FullName;

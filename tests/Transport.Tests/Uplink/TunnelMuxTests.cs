@@ -137,6 +137,66 @@ public class TunnelMuxTests
     }
 
     /// <summary>A relay mux and a device mux, each message encoded and decoded on its way across.</summary>
+    [Fact]
+    public async Task A_device_opened_stream_takes_a_high_id_and_carries_bytes_both_ways()
+    {
+        // The device's mux opens (capability 0x40: streams to the relay's services); the relay's accepts.
+        using var pair = new MuxPair(new TunnelOptions { OpensHighIds = true });
+        var atRelay = new TaskCompletionSource<TunnelStream>(TaskCreationOptions.RunContinuationsAsynchronously);
+        pair.Relay.Accepting = s =>
+        {
+            s.Accept();
+            atRelay.TrySetResult(s);
+        };
+        var device = await pair.Device.OpenAsync("mqtt", CancellationToken.None);
+        var relay = await atRelay.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal("mqtt", relay.Name);
+        Assert.Equal(device.Id, relay.Id);
+        Assert.NotEqual(0u, device.Id & TunnelMux.HighIdBit);
+        Assert.NotEqual(0u, device.Id & ~TunnelMux.HighIdBit);
+        Assert.Contains(pair.ToRelay, m => m is TunnelOpen o && o.StreamId == device.Id && o.Name == "mqtt");
+
+        await device.WriteAsync("CONNECT"u8.ToArray());
+        await device.CompleteWritesAsync();
+        Assert.Equal("CONNECT"u8.ToArray(), await ReadAllAsync(relay));
+        await relay.WriteAsync("CONNACK"u8.ToArray());
+        await relay.CompleteWritesAsync();
+        Assert.Equal("CONNACK"u8.ToArray(), await ReadAllAsync(device));
+        Assert.Equal(0, pair.Device.Count);
+        Assert.Equal(0, pair.Relay.Count);
+    }
+
+    [Fact]
+    public async Task Ids_of_the_two_ends_never_collide()
+    {
+        using var relayIds = new TunnelMux(new NullTransport(), new TunnelOptions { OpenTimeout = TimeSpan.FromMilliseconds(1) });
+        using var deviceIds = new TunnelMux(new NullTransport(), new TunnelOptions { OpenTimeout = TimeSpan.FromMilliseconds(1), OpensHighIds = true });
+        var sent = new List<uint>();
+        foreach (var mux in new[] { relayIds, deviceIds })
+        {
+            for (var i = 0; i < 3; i++)
+            {
+                var e = await Assert.ThrowsAsync<TunnelResetException>(() => mux.OpenAsync("x", CancellationToken.None));
+                Assert.Equal(TunnelResetCode.Timeout, e.Code);
+            }
+            sent.AddRange(((NullTransport)mux.Transport).Opens);
+        }
+        Assert.Equal([1u, 2u, 3u, TunnelMux.HighIdBit | 1, TunnelMux.HighIdBit | 2, TunnelMux.HighIdBit | 3], sent);
+    }
+
+    private sealed class NullTransport : ITunnelTransport
+    {
+        public List<uint> Opens { get; } = [];
+
+        public bool SendControl(UplinkMessage message)
+        {
+            if (message is TunnelOpen open) Opens.Add(open.StreamId);
+            return true;
+        }
+
+        public ValueTask SendDataAsync(UplinkMessage message, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    }
+
     private sealed class MuxPair : IDisposable
     {
         private readonly Channel<TunnelStream> _accepted = Channel.CreateUnbounded<TunnelStream>();
