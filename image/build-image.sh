@@ -78,7 +78,7 @@ if [ ! -s "$base" ] || [ -n "${PINHOLE_IMAGE_REBUILD_BASE:-}" ]; then
   log "mmdebstrap bookworm $arch: ${packages[*]}"
   rm -f "$WORK"/base-*.tar "$WORK"/apt-release-*.txt
   # The customize hook keeps what apt saw (each suite's Release date) before mmdebstrap's cleanup.
-  mmdebstrap --mode=root --variant=minbase --arch="$arch" --include="$(IFS=,; echo "${packages[*]}")" \
+  mmdebstrap --mode=root --format=tar --variant=minbase --arch="$arch" --include="$(IFS=,; echo "${packages[*]}")" \
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
