@@ -23,6 +23,7 @@ APT_PACKAGES=(
   chromium chromium-driver
   vlc-bin vlc-plugin-base
   iproute2 iptables procps psmisc curl ca-certificates openssl systemd
+  jq  # tests of image/pinhole-firstboot (the image's first-boot script parses JSON with it)
   coturn
   haproxy
   postgresql
