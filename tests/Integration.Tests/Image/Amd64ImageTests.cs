@@ -26,7 +26,7 @@ public sealed partial class Amd64ImageTests(ITestOutputHelper output)
         "exec:ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=10 -c:v libx264 -preset ultrafast -tune zerolatency -g 20 -bf 0 -f h264 -";
 
     // TCG on 2 shared cores: firmware, kernel and .NET's first start are slow; these are ceilings.
-    private static readonly TimeSpan BootToOnline = TimeSpan.FromMinutes(8);
+    private static readonly TimeSpan BootToOnline = TimeSpan.FromMinutes(12);
 
     [GeneratedRegex(@"pinhole-firstboot: ERROR ")]
     private static partial Regex FirstBootError();
