@@ -23,7 +23,7 @@ namespace Pinhole.Integration.Tests.Image;
 public sealed partial class Amd64ImageTests(ITestOutputHelper output)
 {
     private const string CameraSource =
-        "exec:ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=10 -c:v libx264 -preset ultrafast -tune zerolatency -g 20 -bf 0 -f h264 -";
+        "exec:ffmpeg -hide_banner -loglevel error -re -f lavfi -i testsrc=size=320x240:rate=5 -c:v libx264 -preset ultrafast -tune zerolatency -g 10 -bf 0 -f h264 -";
 
     // TCG on 2 shared cores: firmware, kernel and .NET's first start are slow; these are ceilings.
     private static readonly TimeSpan BootToOnline = TimeSpan.FromMinutes(12);

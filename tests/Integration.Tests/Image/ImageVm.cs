@@ -39,6 +39,7 @@ internal sealed class ImageVm : IAsyncDisposable
     private const string BootPartition = "@@1M";
 
     private readonly ITestOutputHelper _output;
+    private readonly object _console = new();
 
     private ImageVm(ITestOutputHelper output, string dir, string disk)
     {
@@ -53,6 +54,9 @@ internal sealed class ImageVm : IAsyncDisposable
     public string Dir { get; }
     public string Disk { get; }
     public int PagePort { get; }
+
+    /// <summary>test-artifacts/image-console-NAME.log: the serial console of the last boot of this test's VM.</summary>
+    public string ConsoleLog { get; private init; } = "";
     public PeerProcess? Qemu { get; private set; }
     public DateTime PoweredOnAt { get; private set; }
     private string MonitorSocket => Path.Combine(Dir, "monitor.sock");
@@ -66,7 +70,9 @@ internal sealed class ImageVm : IAsyncDisposable
         var copy = await Command.RunAsync("cp", ["--sparse=always", BaseImage, disk], TimeSpan.FromMinutes(3));
         Assert.True(copy.Succeeded, copy.ToString());
         File.Copy(OvmfVars, Path.Combine(dir, "vars.fd"));
-        return new ImageVm(output, dir, disk);
+        var console = RepoPaths.ArtifactPath($"image-console-{name}.log");
+        File.Delete(console);
+        return new ImageVm(output, dir, disk) { ConsoleLog = console };
     }
 
     /// <summary>Writes <paramref name="content"/> to pinhole/<paramref name="name"/> on the boot partition (VM off).</summary>
@@ -116,7 +122,10 @@ internal sealed class ImageVm : IAsyncDisposable
             OutputLines = 4000,
             OnOutputLine = line =>
             {
-                try { _output.WriteLine($"{(DateTime.UtcNow - started).TotalSeconds,7:0.0}s vm| {StripAnsi(line)}"); }
+                var text = $"{(DateTime.UtcNow - started).TotalSeconds,7:0.0}s vm| {StripAnsi(line)}";
+                // Also to a file that can be followed while the VM boots (and read after a failure).
+                lock (_console) File.AppendAllText(ConsoleLog, text + "\n");
+                try { _output.WriteLine(text); }
                 catch (InvalidOperationException) { /* the test already finished */ }
             },
         });
