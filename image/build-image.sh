@@ -77,8 +77,13 @@ base=$WORK/base-$key.tar
 if [ ! -s "$base" ] || [ -n "${PINHOLE_IMAGE_REBUILD_BASE:-}" ]; then
   log "mmdebstrap bookworm $arch: ${packages[*]}"
   rm -f "$WORK"/base-*.tar "$WORK"/apt-release-*.txt
+  hooks=()
+  # raspi-firmware's kernel hook refuses to run unless /boot/firmware is a mount point; give it a
+  # tmpfs there while packages install (the build copies the files to the boot partition itself).
+  [ "$arch" = arm64 ] && hooks=(--essential-hook='mkdir -p "$1/boot/firmware" && mount -t tmpfs pinhole-fw "$1/boot/firmware"'
+    --customize-hook='umount "$1/boot/firmware"')
   # The customize hook keeps what apt saw (each suite's Release date) before mmdebstrap's cleanup.
-  mmdebstrap --mode=root --format=tar --variant=minbase --arch="$arch" --include="$(IFS=,; echo "${packages[*]}")" \
+  mmdebstrap "${hooks[@]}" --mode=root --format=tar --variant=minbase --arch="$arch" --include="$(IFS=,; echo "${packages[*]}")" \
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
