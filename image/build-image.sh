@@ -80,6 +80,8 @@ if [ ! -s "$base" ] || [ -n "${PINHOLE_IMAGE_REBUILD_BASE:-}" ]; then
   hooks=()
   # raspi-firmware's kernel hook refuses to run unless /boot/firmware is a mount point; give it a
   # tmpfs there while packages install (the build copies the files to the boot partition itself).
+  # A failed or interrupted mmdebstrap never reaches the customize hook: unmount it on the way out.
+  [ "$arch" = arm64 ] && trap 'awk '"'"'$1 == "pinhole-fw" && $2 ~ "^/tmp/mmdebstrap\\." { print $2 }'"'"' /proc/mounts | while read -r m; do umount "$m"; done' EXIT
   [ "$arch" = arm64 ] && hooks=(--essential-hook='mkdir -p "$1/boot/firmware" && mount -t tmpfs pinhole-fw "$1/boot/firmware"'
     --customize-hook='umount "$1/boot/firmware"')
   # The customize hook keeps what apt saw (each suite's Release date) before mmdebstrap's cleanup.
