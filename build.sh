@@ -6,6 +6,8 @@
 #   ./build.sh bench    runs the benchmarks and writes docs/benchmarks.md
 #   ./build.sh bundle   signed update bundles of the edge for linux-arm64 and linux-x64 in out/bundles
 #   ./build.sh fuzz [TARGET|all] [SECONDS]   libFuzzer over the network parsers (docs/fuzzing.md)
+#   ./build.sh image [arm64|amd64]   the flashable disk image in out/image (docs/image.md)
+#   ./build.sh image-test            builds (or reuses) the amd64 image and boots it under QEMU (docs/image.md)
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 ROOT=$PWD
@@ -21,10 +23,18 @@ APT_PACKAGES=(
   chromium chromium-driver
   vlc-bin vlc-plugin-base
   iproute2 iptables procps psmisc curl ca-certificates openssl systemd
+  jq  # tests of image/pinhole-firstboot (the image's first-boot script parses JSON with it)
   coturn
   haproxy
   postgresql
   clang libclang-rt-14-dev
+)
+
+# Only for `./build.sh image` and `image-test` (a plain build or `./build.sh test` does not need them).
+IMAGE_APT_PACKAGES=(
+  mmdebstrap dosfstools mtools fdisk e2fsprogs
+  qemu-system-x86 ovmf qemu-user-static binfmt-support
+  ffmpeg git
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -51,6 +61,44 @@ install_packages() {
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now mosquitto >/dev/null 2>&1 || true; fi
 }
 
+install_image_packages() {
+  local missing=() p
+  for p in "${IMAGE_APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "build.sh: the image needs these Debian packages (run as root to install them): ${missing[*]}" >&2
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ./build.sh image ARCH: image/build-image.sh, its output also in out/image/pinhole-edge-ARCH.build.log.
+image() {
+  local arch=${1:-arm64}
+  case $arch in arm64|amd64) ;; *) echo "build.sh: image: unknown architecture '$arch' (use arm64 or amd64)" >&2; exit 2 ;; esac
+  install_image_packages
+  mkdir -p out/image
+  log "image $arch (log: out/image/pinhole-edge-$arch.build.log)"
+  "$ROOT/image/build-image.sh" "$arch" 2>&1 | tee "out/image/pinhole-edge-$arch.build.log"
+  return "${PIPESTATUS[0]}"
+}
+
+# ./build.sh image-test: the amd64 image booted under qemu-system-x86_64 (TCG) against a relay on this
+# host, and the arm64 image's checks when it exists (tests/Integration.Tests/Image). Reuses an image
+# already in out/image unless PINHOLE_IMAGE_REBUILD=1.
+image_test() {
+  build
+  install_image_packages
+  if [ ! -f out/image/pinhole-edge-amd64.img ] || [ -n "${PINHOLE_IMAGE_REBUILD:-}" ]; then image amd64; fi
+  log "image tests"
+  PINHOLE_IMAGE_TEST=1 TEST_FILTER="Category=Image" run_tests_of tests/Integration.Tests/Pinhole.Integration.Tests.csproj
+}
+
 build() {
   install_packages
   if ! command -v dotnet >/dev/null 2>&1; then
@@ -70,11 +118,15 @@ build() {
 # Runs each test assembly in turn (the peers they start are heavy on 2 cores), keeps going after a
 # failure so the summary is complete, and ends with one "N passed, N failed, N skipped" line.
 run_tests() {
+  run_tests_of tests/*/*.csproj
+}
+
+run_tests_of() {
   local results=$ROOT/TestResults
   rm -rf "$results"
   mkdir -p "$results"
   local failed_projects=() proj name
-  for proj in tests/*/*.csproj; do
+  for proj in "$@"; do
     name=$(basename "$proj" .csproj)
     [ "$name" = "Pinhole.Testing" ] && continue
     log "test $name"
@@ -146,6 +198,8 @@ case "${1:-build}" in
   bundle) bundle ;;
   bench) build; dotnet run --project bench/Pinhole.Benchmarks -c "$CONFIGURATION" --no-build -- --out docs/benchmarks.md ;;
   fuzz) build; exec "$ROOT/fuzz/fuzz.sh" "${2:-all}" "${3:-60}" ;;
-  -h|--help|help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench, bundle, fuzz)" >&2; exit 2 ;;
+  image) image "${2:-arm64}" ;;
+  image-test) image_test ;;
+  -h|--help|help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) echo "build.sh: unknown command '$1' (use: build, test, demo, bench, bundle, fuzz, image, image-test)" >&2; exit 2 ;;
 esac
