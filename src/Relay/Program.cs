@@ -314,6 +314,33 @@ rollout.Subcommands.Add(rolloutStart);
 rollout.Subcommands.Add(rolloutStatus);
 root.Subcommands.Add(rollout);
 
+// ---------------------------------------------------------------- db (docs/scale-out.md)
+var db = new Command("db", "The shared PostgreSQL database (relay.json \"database\": \"postgres://…\").");
+var fromOption = new Option<string>("--from") { Description = "where the data is now: sqlite (dataDir/relay.db and telemetry.db)", Required = true };
+var migrate = new Command("migrate", "Copy a single relay's SQLite data (dataDir) into the PostgreSQL database relay.json names; refuses a database that already holds data.") { fromOption, configOption };
+migrate.SetAction(parse =>
+{
+    if (parse.GetValue(fromOption) != "sqlite") return Fail($"--from \"{parse.GetValue(fromOption)}\": only --from sqlite is supported", 2);
+    if (parse.GetValue(configOption) is not { } file) return Fail("--config FILE is required", 2);
+    var config = RelayConfigLoader.LoadFile(file.FullName, out var problems);
+    if (config is null) return Problems(file.FullName, problems);
+    if (config.Database.Kind != DatabaseKind.Postgres)
+        return Fail($"{file.FullName}: \"database\" must name the target, \"postgres://USER:PASS@HOST:PORT/DB\" (the SQLite files are read from dataDir {config.DataDir})", 1);
+    try
+    {
+        if (SqliteToPostgres.Run(config.DataDir, config.Database, Console.Out) is { } refused) return Fail(refused, 1);
+        Console.Error.WriteLine($"pinhole-relay: copied {config.DataDir} into {config.Database}");
+        return 0;
+    }
+    catch (Exception e) when (e is InvalidOperationException or System.Data.Common.DbException or IOException or UnauthorizedAccessException
+        or System.Net.Sockets.SocketException or TimeoutException)
+    {
+        return Fail($"migration failed, nothing copied: {e.Message}", 1);
+    }
+});
+db.Subcommands.Add(migrate);
+root.Subcommands.Add(db);
+
 var tunnel = new Command("tunnel", "Forward a local TCP port to a LAN service a device exposes (edge \"expose\"), through the relay: tunnel ID NAME --listen 127.0.0.1:PORT.");
 var tunnelDevice = new Argument<string>("ID") { Description = "the device" };
 var tunnelName = new Argument<string>("NAME") { Description = "the name in the device's \"expose\" list" };
