@@ -286,7 +286,7 @@ rolloutStart.SetAction(parse => WithFleet(parse.GetValue(configOption), (registr
     var list = parse.GetValue(devicesOption);
     var all = parse.GetValue(allOption);
     if (all == (list is not null)) return Fail("give either --devices a,b or --all", 2);
-    using var updates = new Pinhole.Relay.Updates.UpdateStore(config.DataDir);
+    using var updates = Pinhole.Relay.Updates.UpdateStore.Open(config);
     var (started, problem) = Pinhole.Relay.Updates.Rollouts.Start(updates, new Pinhole.Relay.Updates.ReleaseStore(config.DataDir), registry, store,
         parse.GetValue(rolloutVersion)!, list?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), parse.GetValue(percentOption),
         parse.GetValue(maxFailOption), parse.GetValue(forceOption), origin, DateTimeOffset.UtcNow);
@@ -298,7 +298,7 @@ var rolloutStatus = new Command("status", "The latest rollout and each staged de
 rolloutStatus.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, _, _) =>
 {
     var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;
-    using var updates = new Pinhole.Relay.Updates.UpdateStore(config.DataDir);
+    using var updates = Pinhole.Relay.Updates.UpdateStore.Open(config);
     if (updates.Latest() is not { } latest) return Fail("no rollout yet", 1);
     Console.WriteLine($"rollout {latest.Id}: {latest.Version} {latest.State}{(latest.Detail.Length > 0 ? ": " + latest.Detail : "")}");
     var states = updates.All().ToDictionary(d => d.Device, StringComparer.Ordinal);

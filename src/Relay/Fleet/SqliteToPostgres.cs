@@ -16,7 +16,7 @@ namespace Pinhole.Relay.Fleet;
 /// </summary>
 public static class SqliteToPostgres
 {
-    private enum Kind { Text, Bytes, Int64, Double, Time }
+    private enum Kind { Text, Bytes, Int32, Int64, Double, Time }
 
     private sealed record Column(string Source, string Target, Kind Kind);
 
@@ -40,6 +40,12 @@ public static class SqliteToPostgres
             C("reported_utc", "reported", Kind.Time), C("link_rate", Kind.Int64), C("link_rate_utc", "link_rate_at", Kind.Time)]),
         new("relay.db", "audit", "audit", [C("id", Kind.Int64), C("at_utc", "at", Kind.Time), C("actor", Kind.Text), C("source", Kind.Text),
             C("action", Kind.Text), C("target", Kind.Text), C("detail", Kind.Text)]),
+        // Rollouts and update states exist once the relay has run (Updates/UpdateStore.cs); the same names on both sides.
+        new("relay.db", "rollouts", "rollouts", [C("id", Kind.Int64), C("version", Kind.Text), C("devices", Kind.Text), C("percent", Kind.Int32),
+            C("max_failure_percent", Kind.Int32), C("force", Kind.Int32), C("state", Kind.Text), C("detail", Kind.Text),
+            C("created_utc", Kind.Time), C("author", Kind.Text)]),
+        new("relay.db", "device_updates", "device_updates", [C("device", Kind.Text), C("running", Kind.Text), C("version", Kind.Text),
+            C("state", Kind.Text), C("percent", Kind.Int32), C("detail", Kind.Text), C("updated_utc", Kind.Time)]),
         new("telemetry.db", "telemetry_readings", "telemetry_readings", [C("device", Kind.Text), C("sensor", Kind.Text), C("seq", Kind.Int64),
             C("ts", Kind.Int64), C("value", Kind.Double)]),
         new("telemetry.db", "telemetry_minute", "telemetry_minute", [C("device", Kind.Text), C("sensor", Kind.Text), C("bucket", Kind.Int64),
@@ -69,6 +75,7 @@ public static class SqliteToPostgres
         // Bring an older relay.db up to the current columns (what the relay itself does at start), and
         // create the target's schema the way a relay would, migrations and locks included.
         new SqliteFleetStore(dataDir).Dispose();
+        new Updates.UpdateStore(dataDir).Dispose();
         new PostgresFleetStore(target).Dispose();
         new PostgresTelemetryStore(target, TelemetryRetention.Default).Dispose();
 
@@ -104,9 +111,10 @@ public static class SqliteToPostgres
                 output.WriteLine($"{table.Target}: {rows} rows");
             }
         }
-        // Audit ids were copied as they were: move the sequence past them so new entries follow on.
-        using (var seq = new NpgsqlCommand("SELECT setval(pg_get_serial_sequence('audit', 'id'), COALESCE((SELECT MAX(id) FROM audit), 0) + 1, false)", pg, tx))
-            seq.ExecuteNonQuery();
+        // Audit and rollout ids were copied as they were: move the sequences past them so new rows follow on.
+        foreach (var serial in new[] { "audit", "rollouts" })
+            using (var seq = new NpgsqlCommand($"SELECT setval(pg_get_serial_sequence('{serial}', 'id'), COALESCE((SELECT MAX(id) FROM {serial}), 0) + 1, false)", pg, tx))
+                seq.ExecuteNonQuery();
         tx.Commit();
         return null;
     }
@@ -134,6 +142,7 @@ public static class SqliteToPostgres
                 {
                     case Kind.Text: writer.Write(reader.GetString(i), NpgsqlDbType.Text); break;
                     case Kind.Bytes: writer.Write((byte[])reader.GetValue(i), NpgsqlDbType.Bytea); break;
+                    case Kind.Int32: writer.Write(reader.GetInt32(i), NpgsqlDbType.Integer); break;
                     case Kind.Int64: writer.Write(reader.GetInt64(i), NpgsqlDbType.Bigint); break;
                     case Kind.Double: writer.Write(reader.GetDouble(i), NpgsqlDbType.Double); break;
                     case Kind.Time: writer.Write(Time(reader.GetString(i), table, table.Columns[i]), NpgsqlDbType.TimestampTz); break;

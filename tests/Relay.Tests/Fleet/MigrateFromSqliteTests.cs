@@ -46,6 +46,11 @@ public sealed class MigrateFromSqliteTests(PostgresFixture postgres) : IClassFix
                 sqlite.Audit(new AuditEntry(Now.AddSeconds(i), "cli:test", "local", "device.add", "gw" + i, "entry " + i));
             before = sqlite.GetDevice("gw1")!;
         }
+        using (var updates = new Pinhole.Relay.Updates.UpdateStore(_dataDir))
+        {
+            updates.Start("1.2.0", ["gw1"], 50, 20, false, "alice", Now);
+            updates.SetState("gw1", "1.2.0", "trial", 100, "", Now.AddMinutes(1));
+        }
         using (var telemetry = new SqliteTelemetryStore(_dataDir, TelemetryRetention.Default))
         {
             telemetry.Store([.. Enumerable.Range(1, 500).Select(i => new TelemetryReading("gw1", "temp", i, Now.AddSeconds(i), 20 + i / 100.0, "C"))], Now.AddSeconds(501));
@@ -62,7 +67,7 @@ public sealed class MigrateFromSqliteTests(PostgresFixture postgres) : IClassFix
         Assert.Contains("device_state: 1 rows", lines);
         Assert.Contains("telemetry_readings: 500 rows", lines);
         Assert.Contains("telemetry_status: 1 rows", lines);
-        Assert.Equal(10, lines.Length);
+        Assert.Equal(12, lines.Length);
 
         using var pg = new PostgresFleetStore(url);
         var registryPg = new DeviceRegistry(pg, []);
@@ -87,6 +92,16 @@ public sealed class MigrateFromSqliteTests(PostgresFixture postgres) : IClassFix
         Assert.Equal(["after the move", "entry 2", "entry 1", "entry 0"], audit.Select(a => a.Detail).Take(4));
         Assert.Equal(4, audit.Count);
 
+        using (var updatesPg = new Pinhole.Relay.Updates.UpdateStore(url))
+        {
+            var rollout = updatesPg.Latest()!;
+            Assert.Equal((1L, "1.2.0", 50, "active", Now), (rollout.Id, rollout.Version, rollout.Percent, rollout.State, rollout.Created));
+            Assert.Equal(["gw1"], rollout.Devices!);
+            Assert.Equal("trial", updatesPg.Get("gw1")!.State);
+            // The next rollout takes the next id and replaces the copied one.
+            Assert.Equal(2, updatesPg.Start("1.3.0", null, 100, 20, false, "bob", Now.AddHours(1)).Id);
+            Assert.Equal("replaced", updatesPg.List().Single(r => r.Id == 1).State);
+        }
         using var telemetryPg = new PostgresTelemetryStore(url, TelemetryRetention.Default);
         var raw = telemetryPg.History("gw1", "temp", Now, Now.AddHours(1), null, Now.AddHours(1))!;
         Assert.Equal(500, raw.Points.Count);
