@@ -286,7 +286,7 @@ rolloutStart.SetAction(parse => WithFleet(parse.GetValue(configOption), (registr
     var list = parse.GetValue(devicesOption);
     var all = parse.GetValue(allOption);
     if (all == (list is not null)) return Fail("give either --devices a,b or --all", 2);
-    using var updates = new Pinhole.Relay.Updates.UpdateStore(config.DataDir);
+    using var updates = Pinhole.Relay.Updates.UpdateStore.Open(config);
     var (started, problem) = Pinhole.Relay.Updates.Rollouts.Start(updates, new Pinhole.Relay.Updates.ReleaseStore(config.DataDir), registry, store,
         parse.GetValue(rolloutVersion)!, list?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), parse.GetValue(percentOption),
         parse.GetValue(maxFailOption), parse.GetValue(forceOption), origin, DateTimeOffset.UtcNow);
@@ -298,7 +298,7 @@ var rolloutStatus = new Command("status", "The latest rollout and each staged de
 rolloutStatus.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, _, _) =>
 {
     var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;
-    using var updates = new Pinhole.Relay.Updates.UpdateStore(config.DataDir);
+    using var updates = Pinhole.Relay.Updates.UpdateStore.Open(config);
     if (updates.Latest() is not { } latest) return Fail("no rollout yet", 1);
     Console.WriteLine($"rollout {latest.Id}: {latest.Version} {latest.State}{(latest.Detail.Length > 0 ? ": " + latest.Detail : "")}");
     var states = updates.All().ToDictionary(d => d.Device, StringComparer.Ordinal);
@@ -313,6 +313,33 @@ rolloutStatus.SetAction(parse => WithFleet(parse.GetValue(configOption), (regist
 rollout.Subcommands.Add(rolloutStart);
 rollout.Subcommands.Add(rolloutStatus);
 root.Subcommands.Add(rollout);
+
+// ---------------------------------------------------------------- db (docs/scale-out.md)
+var db = new Command("db", "The shared PostgreSQL database (relay.json \"database\": \"postgres://…\").");
+var fromOption = new Option<string>("--from") { Description = "where the data is now: sqlite (dataDir/relay.db and telemetry.db)", Required = true };
+var migrate = new Command("migrate", "Copy a single relay's SQLite data (dataDir) into the PostgreSQL database relay.json names; refuses a database that already holds data.") { fromOption, configOption };
+migrate.SetAction(parse =>
+{
+    if (parse.GetValue(fromOption) != "sqlite") return Fail($"--from \"{parse.GetValue(fromOption)}\": only --from sqlite is supported", 2);
+    if (parse.GetValue(configOption) is not { } file) return Fail("--config FILE is required", 2);
+    var config = RelayConfigLoader.LoadFile(file.FullName, out var problems);
+    if (config is null) return Problems(file.FullName, problems);
+    if (config.Database.Kind != DatabaseKind.Postgres)
+        return Fail($"{file.FullName}: \"database\" must name the target, \"postgres://USER:PASS@HOST:PORT/DB\" (the SQLite files are read from dataDir {config.DataDir})", 1);
+    try
+    {
+        if (SqliteToPostgres.Run(config.DataDir, config.Database, Console.Out) is { } refused) return Fail(refused, 1);
+        Console.Error.WriteLine($"pinhole-relay: copied {config.DataDir} into {config.Database}");
+        return 0;
+    }
+    catch (Exception e) when (e is InvalidOperationException or System.Data.Common.DbException or IOException or UnauthorizedAccessException
+        or System.Net.Sockets.SocketException or TimeoutException)
+    {
+        return Fail($"migration failed, nothing copied: {e.Message}", 1);
+    }
+});
+db.Subcommands.Add(migrate);
+root.Subcommands.Add(db);
 
 var tunnel = new Command("tunnel", "Forward a local TCP port to a LAN service a device exposes (edge \"expose\"), through the relay: tunnel ID NAME --listen 127.0.0.1:PORT.");
 var tunnelDevice = new Argument<string>("ID") { Description = "the device" };

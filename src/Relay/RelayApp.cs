@@ -164,8 +164,8 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddRtspServer();
         builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
         builder.Services.AddWebRtc(config);
-        // Updates (docs/updates.md): release bundles in dataDir/releases, rollouts in relay.db.
-        builder.Services.AddSingleton(_ => new Updates.UpdateStore(config.DataDir));
+        // Updates (docs/updates.md): release bundles in dataDir/releases, rollouts in relay.db or the shared PostgreSQL.
+        builder.Services.AddSingleton(_ => Updates.UpdateStore.Open(config));
         builder.Services.AddSingleton(_ => new Updates.ReleaseStore(config.DataDir));
         builder.Services.AddSingleton<Updates.UpdateService>();
         builder.Services.AddHostedService<Updates.UpdateWatcher>();

@@ -79,6 +79,11 @@ public sealed class TelemetryConfig
     public string TopicPrefix { get; set; } = "pinhole";
     /// <summary>MQTT client id of the relay's persistent session (default <c>pinhole-relay-HOSTNAME</c>); unique per relay.</summary>
     public string? ClientId { get; set; }
+    /// <summary>
+    /// MQTT 5 shared subscription group: with several relays on one broker, each reading goes to one of them
+    /// (<c>$share/GROUP/PREFIX/+/sensors/+</c>); null (default): the relay subscribes on its own.
+    /// </summary>
+    public string? SharedGroup { get; set; }
     /// <summary>How long raw readings are kept.</summary>
     public TimeSpan RawRetention { get; set; } = TimeSpan.FromDays(7);
     /// <summary>How long 1-minute aggregates are kept.</summary>

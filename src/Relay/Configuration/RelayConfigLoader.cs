@@ -270,6 +270,7 @@ public static partial class RelayConfigLoader
                 case "password": t.Password = String(p, "telemetry.password", errors); break;
                 case "topicPrefix": t.TopicPrefix = String(p, "telemetry.topicPrefix", errors) ?? t.TopicPrefix; break;
                 case "clientId": t.ClientId = String(p, "telemetry.clientId", errors); break;
+                case "sharedGroup": t.SharedGroup = String(p, "telemetry.sharedGroup", errors); break;
                 case "retention": ReadRetention(p.Value, t, errors); break;
                 case "alerts": t.Alerts = ReadArray(p.Value, "telemetry.alerts", errors, ReadAlert); break;
                 default: errors.Add($"telemetry.{p.Name}: unknown key"); break;
@@ -284,6 +285,9 @@ public static partial class RelayConfigLoader
             errors.Add($"telemetry.topicPrefix: \"{t.TopicPrefix}\" must be a non-empty topic level(s) without wildcards or a trailing '/'");
         if (t.ClientId is { } id && (id.Length is 0 or > 64 || id.Any(char.IsControl)))
             errors.Add("telemetry.clientId: must be 1-64 characters without control characters");
+        // MQTT 5 §4.8.2: a ShareName is one topic level without wildcards.
+        if (t.SharedGroup is { } group && (group.Length is 0 or > 64 || group.IndexOfAny(['/', '+', '#']) >= 0 || group.Any(char.IsControl)))
+            errors.Add($"telemetry.sharedGroup: \"{group}\" must be 1-64 characters without '/', '+', '#' or control characters");
         if (t.Password is not null && t.Username is null)
             errors.Add("telemetry.password: needs telemetry.username");
         return t;

@@ -89,6 +89,31 @@ public sealed class PostgresFleetStore : IFleetStore, ISessionBackend, IDeviceOw
         );
         CREATE INDEX device_owners_relay ON device_owners(relay_id);
         """,
+        // Rollouts and each device's update state (Updates/UpdateStore.cs: the same SQL as SQLite, so the
+        // time columns keep their SQLite names). The bundles themselves stay in each relay's dataDir.
+        """
+        CREATE TABLE rollouts (
+            id BIGSERIAL PRIMARY KEY,
+            version TEXT NOT NULL,
+            devices TEXT,
+            percent INT NOT NULL,
+            max_failure_percent INT NOT NULL,
+            force INT NOT NULL,
+            state TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            created_utc TIMESTAMPTZ NOT NULL,
+            author TEXT NOT NULL
+        );
+        CREATE TABLE device_updates (
+            device TEXT PRIMARY KEY,
+            running TEXT,
+            version TEXT,
+            state TEXT,
+            percent INT NOT NULL DEFAULT 0,
+            detail TEXT NOT NULL DEFAULT '',
+            updated_utc TIMESTAMPTZ NOT NULL
+        );
+        """,
     ];
 
     private readonly NpgsqlDataSource _source;

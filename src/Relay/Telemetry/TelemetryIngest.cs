@@ -55,6 +55,14 @@ public sealed class TelemetryIngest : BackgroundService
     /// <summary>The MQTT client id of the relay's persistent session.</summary>
     public string ClientId => _config.ClientId ?? "pinhole-relay-" + Environment.MachineName;
 
+    /// <summary>The readings' topic filter: <c>PREFIX/+/sensors/+</c>, or <c>$share/GROUP/PREFIX/+/sensors/+</c> with a shared group.</summary>
+    public static string SensorFilter(TelemetryConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        var filter = config.TopicPrefix + "/+/sensors/+";
+        return config.SharedGroup is { } group ? $"$share/{group}/{filter}" : filter;
+    }
+
     /// <summary>True while connected to the broker.</summary>
     public bool IsConnected => _client?.IsConnected == true;
 
@@ -81,10 +89,18 @@ public sealed class TelemetryIngest : BackgroundService
                 var result = await client.ConnectAsync(Options(broker), stoppingToken).ConfigureAwait(false);
                 TelemetryLog.Connected(_log, Redacted(broker), ClientId, result.IsSessionPresent);
                 var prefix = _config.TopicPrefix;
-                await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
-                    .WithTopicFilter(f => f.WithTopic(prefix + "/+/sensors/+").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce))
+                // Readings: with a shared group, the broker hands each one to one relay of the group (MQTT 5 §4.8.2).
+                // Statuses stay a plain subscription on every relay: they are retained, and a shared subscription
+                // gets no retained messages (§3.3.1.3); storing one twice is harmless.
+                var sensors = SensorFilter(_config);
+                var subscribed = await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
+                    .WithTopicFilter(f => f.WithTopic(sensors).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce))
                     .WithTopicFilter(f => f.WithTopic(prefix + "/+/status").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce))
                     .Build(), stoppingToken).ConfigureAwait(false);
+                // A broker without shared subscriptions (or an ACL) refuses the filter in SUBACK, not at CONNECT:
+                // say so and retry, rather than sit connected receiving nothing.
+                if (subscribed.Items.FirstOrDefault(i => i.ResultCode > MqttClientSubscribeResultCode.GrantedQoS2) is { } refused)
+                    throw new InvalidOperationException($"the broker refused the subscription {refused.TopicFilter.Topic}: {refused.ResultCode}{(string.IsNullOrEmpty(subscribed.ReasonString) ? "" : " (" + subscribed.ReasonString + ")")}");
                 delay = TimeSpan.FromMilliseconds(500);
                 await PublishAlertsAsync(stoppingToken).ConfigureAwait(false);
                 var reason = await lost.Task.WaitAsync(stoppingToken).ConfigureAwait(false);

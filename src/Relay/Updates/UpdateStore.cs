@@ -1,5 +1,8 @@
 using System.Globalization;
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Npgsql;
+using Pinhole.Relay.Configuration;
 
 namespace Pinhole.Relay.Updates;
 
@@ -26,10 +29,18 @@ public sealed record Rollout(long Id, string Version, IReadOnlyList<string>? Dev
 /// <param name="Updated">When.</param>
 public sealed record DeviceUpdate(string Device, string? Running, string? Version, string? State, int Percent, string Detail, DateTimeOffset Updated);
 
-/// <summary>Rollouts and per-device update state in <c>dataDir/relay.db</c> (its own connection; WAL lets the CLI write while the relay runs).</summary>
+/// <summary>
+/// Rollouts and per-device update state: in <c>dataDir/relay.db</c> (its own connection; WAL lets the CLI write
+/// while the relay runs), or with relay.json <c>"database": "postgres://…"</c> in the shared PostgreSQL
+/// database (tables <c>rollouts</c>, <c>device_updates</c>, created by the fleet store's migrations), so a
+/// rollout started through any relay is seen by every relay. The SQL is the same for both.
+/// </summary>
 public sealed class UpdateStore : IDisposable
 {
-    private readonly SqliteConnection _db;
+    // Serializes rollout starts across relays (PostgreSQL): two at once must not both stay active.
+    private const long StartLock = 7346003;
+    private readonly SqliteConnection? _db;
+    private readonly NpgsqlDataSource? _source;
     private readonly Lock _lock = new();
 
     /// <summary>Opens (creating the tables when needed) <c>relay.db</c> in <paramref name="dataDir"/>.</summary>
@@ -61,29 +72,47 @@ public sealed class UpdateStore : IDisposable
             """);
     }
 
+    /// <summary>Uses the shared PostgreSQL database (migrating its schema like a relay does at start).</summary>
+    public UpdateStore(DatabaseUrl database)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        new Fleet.PostgresFleetStore(database).Dispose();
+        _source = NpgsqlDataSource.Create(database.ToNpgsqlConnectionString());
+    }
+
+    /// <summary>Opens the store relay.json names: PostgreSQL when <c>database</c> is set, else SQLite in dataDir.</summary>
+    public static UpdateStore Open(RelayConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return config.Database.Kind == DatabaseKind.Postgres ? new UpdateStore(config.Database) : new UpdateStore(config.DataDir);
+    }
+
     /// <summary>Starts a rollout; any active one is marked replaced.</summary>
     public Rollout Start(string version, IReadOnlyList<string>? devices, int percent, int maxFailurePercent, bool force, string author, DateTimeOffset now)
     {
-        lock (_lock)
+        Use(db =>
         {
-            using var tx = _db.BeginTransaction();
-            using (var cmd = Command("UPDATE rollouts SET state = 'replaced' WHERE state IN ('active', 'halted')", tx)) cmd.ExecuteNonQuery();
-            using (var cmd = Command("""
+            using var tx = db.BeginTransaction();
+            if (_source is not null)
+                using (var cmd = Command(db, $"SELECT pg_advisory_xact_lock({StartLock})", tx)) cmd.ExecuteNonQuery();
+            using (var cmd = Command(db, "UPDATE rollouts SET state = 'replaced' WHERE state IN ('active', 'halted')", tx)) cmd.ExecuteNonQuery();
+            using (var cmd = Command(db, """
                 INSERT INTO rollouts (version, devices, percent, max_failure_percent, force, state, detail, created_utc, author)
-                VALUES ($v, $d, $p, $m, $f, 'active', '', $c, $a)
+                VALUES (@v, @d, @p, @m, @f, 'active', '', @c, @a)
                 """, tx))
             {
-                cmd.Parameters.AddWithValue("$v", version);
-                cmd.Parameters.AddWithValue("$d", devices is null ? DBNull.Value : string.Join(',', devices));
-                cmd.Parameters.AddWithValue("$p", percent);
-                cmd.Parameters.AddWithValue("$m", maxFailurePercent);
-                cmd.Parameters.AddWithValue("$f", force ? 1 : 0);
-                cmd.Parameters.AddWithValue("$c", Time(now));
-                cmd.Parameters.AddWithValue("$a", author);
+                Add(cmd, "v", version);
+                Add(cmd, "d", devices is null ? DBNull.Value : string.Join(',', devices));
+                Add(cmd, "p", percent);
+                Add(cmd, "m", maxFailurePercent);
+                Add(cmd, "f", force ? 1 : 0);
+                Add(cmd, "c", Time(now));
+                Add(cmd, "a", author);
                 cmd.ExecuteNonQuery();
             }
             tx.Commit();
-        }
+            return 0;
+        });
         return Latest()!;
     }
 
@@ -91,105 +120,114 @@ public sealed class UpdateStore : IDisposable
     public Rollout? Latest() => List(1).FirstOrDefault();
 
     /// <summary>Rollouts, newest first.</summary>
-    public IReadOnlyList<Rollout> List(int limit = 50)
+    public IReadOnlyList<Rollout> List(int limit = 50) => Use(db =>
     {
-        lock (_lock)
-        {
-            using var cmd = Command("SELECT id, version, devices, percent, max_failure_percent, force, state, detail, created_utc, author FROM rollouts ORDER BY id DESC LIMIT $l");
-            cmd.Parameters.AddWithValue("$l", limit);
-            using var r = cmd.ExecuteReader();
-            var list = new List<Rollout>();
-            while (r.Read())
-                list.Add(new Rollout(r.GetInt64(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2).Split(',', StringSplitOptions.RemoveEmptyEntries),
-                    r.GetInt32(3), r.GetInt32(4), r.GetInt32(5) != 0, r.GetString(6), r.GetString(7), ParseTime(r.GetString(8)), r.GetString(9)));
-            return list;
-        }
-    }
+        using var cmd = Command(db, "SELECT id, version, devices, percent, max_failure_percent, force, state, detail, created_utc, author FROM rollouts ORDER BY id DESC LIMIT @l");
+        Add(cmd, "l", limit);
+        using var r = cmd.ExecuteReader();
+        var list = new List<Rollout>();
+        while (r.Read())
+            list.Add(new Rollout(r.GetInt64(0), r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2).Split(',', StringSplitOptions.RemoveEmptyEntries),
+                r.GetInt32(3), r.GetInt32(4), r.GetInt32(5) != 0, r.GetString(6), r.GetString(7), ReadTime(r, 8), r.GetString(9)));
+        return list;
+    });
 
     /// <summary>Sets a rollout's state (halted with a reason, done).</summary>
-    public void SetRolloutState(long id, string state, string detail)
+    public void SetRolloutState(long id, string state, string detail) => Use(db =>
     {
-        lock (_lock)
-        {
-            using var cmd = Command("UPDATE rollouts SET state = $s, detail = $d WHERE id = $i");
-            cmd.Parameters.AddWithValue("$s", state);
-            cmd.Parameters.AddWithValue("$d", detail);
-            cmd.Parameters.AddWithValue("$i", id);
-            cmd.ExecuteNonQuery();
-        }
-    }
+        using var cmd = Command(db, "UPDATE rollouts SET state = @s, detail = @d WHERE id = @i");
+        Add(cmd, "s", state);
+        Add(cmd, "d", detail);
+        Add(cmd, "i", id);
+        return cmd.ExecuteNonQuery();
+    });
 
     /// <summary>A device's update state, or null when it never reported.</summary>
     public DeviceUpdate? Get(string device) => All().FirstOrDefault(d => d.Device == device);
 
     /// <summary>Every device's update state.</summary>
-    public IReadOnlyList<DeviceUpdate> All()
+    public IReadOnlyList<DeviceUpdate> All() => Use(db =>
     {
-        lock (_lock)
-        {
-            using var cmd = Command("SELECT device, running, version, state, percent, detail, updated_utc FROM device_updates ORDER BY device");
-            using var r = cmd.ExecuteReader();
-            var list = new List<DeviceUpdate>();
-            while (r.Read())
-                list.Add(new DeviceUpdate(r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),
-                    r.IsDBNull(3) ? null : r.GetString(3), r.GetInt32(4), r.GetString(5), ParseTime(r.GetString(6))));
-            return list;
-        }
-    }
+        using var cmd = Command(db, "SELECT device, running, version, state, percent, detail, updated_utc FROM device_updates ORDER BY device");
+        using var r = cmd.ExecuteReader();
+        var list = new List<DeviceUpdate>();
+        while (r.Read())
+            list.Add(new DeviceUpdate(r.GetString(0), r.IsDBNull(1) ? null : r.GetString(1), r.IsDBNull(2) ? null : r.GetString(2),
+                r.IsDBNull(3) ? null : r.GetString(3), r.GetInt32(4), r.GetString(5), ReadTime(r, 6)));
+        return list;
+    });
 
     /// <summary>Records the version a device runs.</summary>
-    public void SetRunning(string device, string running, DateTimeOffset now)
+    public void SetRunning(string device, string running, DateTimeOffset now) => Use(db =>
     {
-        lock (_lock)
-        {
-            using var cmd = Command("""
-                INSERT INTO device_updates (device, running, updated_utc) VALUES ($d, $r, $t)
-                ON CONFLICT(device) DO UPDATE SET running = $r, updated_utc = $t
-                """);
-            cmd.Parameters.AddWithValue("$d", device);
-            cmd.Parameters.AddWithValue("$r", running);
-            cmd.Parameters.AddWithValue("$t", Time(now));
-            cmd.ExecuteNonQuery();
-        }
-    }
+        using var cmd = Command(db, """
+            INSERT INTO device_updates (device, running, updated_utc) VALUES (@d, @r, @t)
+            ON CONFLICT(device) DO UPDATE SET running = @r, updated_utc = @t
+            """);
+        Add(cmd, "d", device);
+        Add(cmd, "r", running);
+        Add(cmd, "t", Time(now));
+        return cmd.ExecuteNonQuery();
+    });
 
     /// <summary>Records where a device is with <paramref name="version"/>.</summary>
-    public void SetState(string device, string version, string state, int percent, string detail, DateTimeOffset now)
+    public void SetState(string device, string version, string state, int percent, string detail, DateTimeOffset now) => Use(db =>
     {
-        lock (_lock)
-        {
-            using var cmd = Command("""
-                INSERT INTO device_updates (device, version, state, percent, detail, updated_utc) VALUES ($d, $v, $s, $p, $x, $t)
-                ON CONFLICT(device) DO UPDATE SET version = $v, state = $s, percent = $p, detail = $x, updated_utc = $t
-                """);
-            cmd.Parameters.AddWithValue("$d", device);
-            cmd.Parameters.AddWithValue("$v", version);
-            cmd.Parameters.AddWithValue("$s", state);
-            cmd.Parameters.AddWithValue("$p", percent);
-            cmd.Parameters.AddWithValue("$x", detail);
-            cmd.Parameters.AddWithValue("$t", Time(now));
-            cmd.ExecuteNonQuery();
-        }
+        using var cmd = Command(db, """
+            INSERT INTO device_updates (device, version, state, percent, detail, updated_utc) VALUES (@d, @v, @s, @p, @x, @t)
+            ON CONFLICT(device) DO UPDATE SET version = @v, state = @s, percent = @p, detail = @x, updated_utc = @t
+            """);
+        Add(cmd, "d", device);
+        Add(cmd, "v", version);
+        Add(cmd, "s", state);
+        Add(cmd, "p", percent);
+        Add(cmd, "x", detail);
+        Add(cmd, "t", Time(now));
+        return cmd.ExecuteNonQuery();
+    });
+
+    // SQLite keeps ISO-8601 text, PostgreSQL TIMESTAMPTZ (the column keeps its SQLite name on both).
+    private object Time(DateTimeOffset t) => _source is not null ? t.UtcDateTime : t.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
+
+    private DateTimeOffset ReadTime(DbDataReader r, int i) => _source is not null
+        ? r.GetFieldValue<DateTimeOffset>(i)
+        : DateTimeOffset.Parse(r.GetString(i), CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
+
+    // SQLite: the one connection, under the lock. PostgreSQL: a pooled connection per call.
+    private T Use<T>(Func<DbConnection, T> action)
+    {
+        if (_db is not null)
+            lock (_lock) return action(_db);
+        using var db = _source!.OpenConnection();
+        return action(db);
     }
 
-    private static string Time(DateTimeOffset t) => t.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
-
-    private static DateTimeOffset ParseTime(string s) => DateTimeOffset.Parse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal);
-
-    private SqliteCommand Command(string sql, SqliteTransaction? tx = null)
+    private static DbCommand Command(DbConnection db, string sql, DbTransaction? tx = null)
     {
-        var cmd = _db.CreateCommand();
+        var cmd = db.CreateCommand();
         cmd.CommandText = sql;
         cmd.Transaction = tx;
         return cmd;
     }
 
+    private static void Add(DbCommand cmd, string name, object value)
+    {
+        var p = cmd.CreateParameter();
+        p.ParameterName = name;
+        p.Value = value;
+        cmd.Parameters.Add(p);
+    }
+
     private void Execute(string sql)
     {
-        using var cmd = Command(sql);
+        using var cmd = Command(_db!, sql);
         cmd.ExecuteNonQuery();
     }
 
     /// <inheritdoc />
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        _db?.Dispose();
+        _source?.Dispose();
+    }
 }
