@@ -71,6 +71,7 @@ internal sealed partial class VideoPath : IAsyncDisposable
               "http": "http://{{relayAddress}}:{{http}}",
               "rtsp": "{{relayAddress}}:{{rtsp}}",
               "dataDir": "{{dir}}/relay-data",
+              "metrics": { "public": true },
               "devices": [ { "id": "{{Device}}", "token": "{{Token}}" } ],
               "viewers": [ { "user": "{{User}}", "password": "{{Password}}" } ]
             }
