@@ -129,7 +129,8 @@ public sealed class HttpFallbackBenchmark : IBenchmark
             {
                 md.Append(inv, $"The browser part did not run: {browserSkip}.\n\n");
             }
-            md.Append(Stats.Noise).Append('\n');
+            md.Append("Target: the HTTP fallback's median within 20 ms of the WebSocket uplink's on loopback (a stream held back by Nagle, ")
+              .Append("chunk batching or proxy buffering would show tens to hundreds of ms). ").Append(Stats.Noise).Append('\n');
             return md.ToString();
         }
         finally
