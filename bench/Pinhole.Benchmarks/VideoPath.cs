@@ -22,9 +22,10 @@ internal sealed partial class VideoPath : IAsyncDisposable
 
     private readonly string _dir;
 
-    private VideoPath(string dir, PeerProcess relay, PeerProcess edge, Uri relayRtsp, Uri edgeMetrics)
+    private VideoPath(string dir, PeerProcess relay, PeerProcess edge, Uri relayRtsp, Uri edgeMetrics, Uri relayHttp)
     {
         _dir = dir;
+        RelayHttpUrl = relayHttp;
         Relay = relay;
         Edge = edge;
         RelayRtspUrl = relayRtsp;
@@ -40,6 +41,9 @@ internal sealed partial class VideoPath : IAsyncDisposable
 
     public Uri EdgeMetricsUrl { get; }
 
+    /// <summary>http://RELAY:PORT/ (its web pages, /metrics, /uplink), straight to the relay.</summary>
+    public Uri RelayHttpUrl { get; }
+
     /// <summary>pid of the edge's dotnet process (not a wrapper such as <c>ip netns exec</c>).</summary>
     public int EdgePid => ProcessStats.Find(Edge.Id, "dotnet", "pinhole-edge.dll");
 
@@ -48,10 +52,12 @@ internal sealed partial class VideoPath : IAsyncDisposable
     /// <summary>
     /// Starts a relay listening on <paramref name="relayAddress"/> (root namespace) and an edge
     /// (in <paramref name="edgeNamespace"/> when given) pulling <paramref name="cameraUrl"/>, and
-    /// waits until the edge sends frames.
+    /// waits until the edge sends frames. With <paramref name="uplinkVia"/>, the edge's relay URL is what it
+    /// returns for the relay's HTTP port (e.g. a proxy started in front of it), else <c>ws://RELAY:PORT/uplink</c>.
     /// </summary>
     public static async Task<VideoPath> StartAsync(Uri cameraUrl, CancellationToken cancellationToken,
-        string relayAddress = "127.0.0.1", string? edgeNamespace = null, string edgeWebAddress = "127.0.0.1")
+        string relayAddress = "127.0.0.1", string? edgeNamespace = null, string edgeWebAddress = "127.0.0.1",
+        Func<int, Task<Uri>>? uplinkVia = null)
     {
         var relayDll = Path.Combine(RepoPaths.Root, "out", "relay", "pinhole-relay.dll");
         var edgeDll = Path.Combine(RepoPaths.Root, "out", "edge", "pinhole-edge.dll");
@@ -65,20 +71,21 @@ internal sealed partial class VideoPath : IAsyncDisposable
               "http": "http://{{relayAddress}}:{{http}}",
               "rtsp": "{{relayAddress}}:{{rtsp}}",
               "dataDir": "{{dir}}/relay-data",
+              "metrics": { "public": true },
               "devices": [ { "id": "{{Device}}", "token": "{{Token}}" } ],
               "viewers": [ { "user": "{{User}}", "password": "{{Password}}" } ]
             }
             """, cancellationToken);
-        await File.WriteAllTextAsync(Path.Combine(dir, "edge.json"), $$"""
+        string EdgeConfig(Uri uplink) => $$"""
             {
               "deviceId": "{{Device}}",
               "token": "{{Token}}",
-              "relays": [ "ws://{{relayAddress}}:{{http}}/uplink" ],
+              "relays": [ "{{uplink}}" ],
               "cameras": [ { "name": "{{Camera}}", "source": "{{cameraUrl}}" } ],
               "web": { "listen": "http://{{edgeWebAddress}}:{{web}}", "password": "bench" },
               "dataDir": "{{dir}}/edge-data"
             }
-            """, cancellationToken);
+            """;
 
         PeerProcess? relay = null;
         PeerProcess? edge = null;
@@ -91,6 +98,8 @@ internal sealed partial class VideoPath : IAsyncDisposable
                 ReadyTcpPort = http,
                 ReadyTcpHost = relayAddress,
             }, cancellationToken);
+            var uplink = uplinkVia is null ? new Uri($"ws://{relayAddress}:{http}/uplink") : await uplinkVia(http);
+            await File.WriteAllTextAsync(Path.Combine(dir, "edge.json"), EdgeConfig(uplink), cancellationToken);
             var metrics = new Uri($"http://{edgeWebAddress}:{web}/metrics");
             edge = await PeerProcess.StartAsync(new PeerStartInfo("dotnet", edgeDll, "--config", Path.Combine(dir, "edge.json"))
             {
@@ -99,7 +108,8 @@ internal sealed partial class VideoPath : IAsyncDisposable
                 NetworkNamespace = edgeNamespace,
                 ReadyCheck = async ct => await ReadMetricAsync(metrics, "pinhole_uplink_frames_sent_total", ct) > 0,
             }, cancellationToken);
-            return new VideoPath(dir, relay, edge, new Uri($"rtsp://{User}:{Password}@{relayAddress}:{rtsp}/{Device}/{Camera}"), metrics);
+            return new VideoPath(dir, relay, edge, new Uri($"rtsp://{User}:{Password}@{relayAddress}:{rtsp}/{Device}/{Camera}"), metrics,
+                new Uri($"http://{relayAddress}:{http}/"));
         }
         catch
         {

@@ -1,7 +1,10 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Net.WebSockets;
 using System.Text.RegularExpressions;
 using Pinhole.Testing;
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Rtsp;
 using Xunit.Abstractions;
 
 namespace Pinhole.Integration.Tests.EndToEnd;
@@ -50,6 +53,15 @@ public partial class HttpFallbackTests(ITestOutputHelper output)
             Assert.True(probe.Video!.FramesDecoded >= 50, why);
             Assert.Empty(probe.DecoderErrors);
             Assert.Contains("falling back to HTTP streaming", stack.Edge!.Output, StringComparison.Ordinal);
+
+            // The video's delay over the fallback: a relay viewer and a direct viewer of the (shared) camera at the same
+            // time, frames matched by content. A generous bound, not a timing race: the http-fallback benchmark measures it
+            // (a few ms on loopback); a stream held back by buffering anywhere on the HTTP path would be seconds behind.
+            var delays = await FrameDelaysAsync(stack.Camera.UrlWithCredentials, stack.RtspUrl, TimeSpan.FromSeconds(6));
+            Log($"frame delay over the HTTP fallback (relay viewer minus direct viewer): median {Percentile(delays, 0.5):0.0} ms, " +
+                $"p95 {Percentile(delays, 0.95):0.0} ms, max {delays.Max():0.0} ms ({delays.Count} frames)");
+            Assert.True(delays.Count >= 50, $"only {delays.Count} frames matched between the relay viewer and the direct viewer\n{why}");
+            Assert.True(Percentile(delays, 0.95) < 1000, $"over the HTTP fallback the relay viewer is {Percentile(delays, 0.95):0} ms (p95) behind the direct viewer");
 
             // The browser behind the same proxy: its WebSocket cannot open either, so the player reads the same
             // messages from one long HTTP response and plays.
@@ -113,6 +125,77 @@ public partial class HttpFallbackTests(ITestOutputHelper output)
         }
         Assert.NotEmpty(samples);
         return samples;
+    }
+
+    /// <summary>
+    /// Watches <paramref name="direct"/> and <paramref name="relayed"/> together for <paramref name="duration"/> and returns, for
+    /// each video frame both saw (matched on the tail of its bytes: the relay rewrites timestamps), arrival via the relay
+    /// minus arrival direct, in ms. Frames of the first second and the last half second are left out (start-up and stop).
+    /// </summary>
+    private static async Task<List<double>> FrameDelaysAsync(Uri direct, Uri relayed, TimeSpan duration)
+    {
+        var directSink = new ArrivalSink();
+        var relayedSink = new ArrivalSink();
+        using var watching = new CancellationTokenSource();
+        var viewers = new[] { directSink.RunAsync(direct, watching.Token), relayedSink.RunAsync(relayed, watching.Token) };
+        var from = Stopwatch.GetTimestamp() + Stopwatch.Frequency;
+        await Task.Delay(duration);
+        var until = Stopwatch.GetTimestamp() - Stopwatch.Frequency / 2;
+        await watching.CancelAsync();
+        await Task.WhenAll(viewers);
+
+        var relayedAt = new Dictionary<ulong, long>();
+        var ambiguous = new HashSet<ulong>();
+        foreach (var (at, print) in relayedSink.Arrivals)
+            if (!relayedAt.TryAdd(print, at)) ambiguous.Add(print);
+        var delays = new List<double>();
+        foreach (var (at, print) in directSink.Arrivals)
+            if (at >= from && at <= until && !ambiguous.Contains(print) && relayedAt.TryGetValue(print, out var there))
+                delays.Add(Stopwatch.GetElapsedTime(at, there).TotalMilliseconds);
+        return delays;
+    }
+
+    private static double Percentile(List<double> values, double p)
+    {
+        if (values.Count == 0) return double.NaN;
+        var sorted = values.Order().ToList();
+        return sorted[(int)Math.Min(sorted.Count - 1, Math.Round(p * (sorted.Count - 1)))];
+    }
+
+    /// <summary>Arrival time and a fingerprint (FNV-1a of the last 256 bytes) of each video access unit.</summary>
+    private sealed class ArrivalSink : IMediaSink
+    {
+        private readonly Lock _lock = new();
+        private readonly List<(long At, ulong Print)> _arrivals = [];
+        private int _video = -1;
+
+        public List<(long At, ulong Print)> Arrivals
+        {
+            get { lock (_lock) return [.. _arrivals]; }
+        }
+
+        public void OnTracks(IReadOnlyList<TrackInfo> tracks)
+        {
+            for (var i = 0; i < tracks.Count; i++)
+                if (tracks[i].Codec is MediaCodec.H264 or MediaCodec.H265) { _video = i; return; }
+        }
+
+        public void OnAccessUnit(in AccessUnit unit)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (unit.Track != _video) return;
+            var data = unit.Data.Span;
+            var hash = 14695981039346656037UL;
+            foreach (var b in data[Math.Max(0, data.Length - 256)..]) hash = (hash ^ b) * 1099511628211UL;
+            lock (_lock) _arrivals.Add((now, hash));
+        }
+
+        public Task RunAsync(Uri url, CancellationToken cancellationToken) => Task.Run(async () =>
+        {
+            var client = new RtspClient(url, new RtspClientOptions { Transport = RtspLowerTransport.Tcp, MediaTimeout = TimeSpan.FromSeconds(30) });
+            try { await client.RunAsync(this, cancellationToken); }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested) { }
+        }, CancellationToken.None);
     }
 
     private static double Median(List<double> values)
