@@ -19,6 +19,8 @@ internal sealed partial class VideoPath : IAsyncDisposable
     public const string User = "viewer";
     public const string Password = "bench-secret";
     private const string Token = "a-long-random-bench-token";
+    public const string Admin = "admin";
+    public const string AdminPassword = "bench-admin-secret";
 
     private readonly string _dir;
 
@@ -40,6 +42,9 @@ internal sealed partial class VideoPath : IAsyncDisposable
 
     public Uri EdgeMetricsUrl { get; }
 
+    /// <summary>http://RELAY:PORT/ (the relay's HTTP side: login, tunnels).</summary>
+    public Uri RelayHttpUrl { get; private init; } = null!;
+
     /// <summary>pid of the edge's dotnet process (not a wrapper such as <c>ip netns exec</c>).</summary>
     public int EdgePid => ProcessStats.Find(Edge.Id, "dotnet", "pinhole-edge.dll");
 
@@ -51,7 +56,7 @@ internal sealed partial class VideoPath : IAsyncDisposable
     /// waits until the edge sends frames.
     /// </summary>
     public static async Task<VideoPath> StartAsync(Uri cameraUrl, CancellationToken cancellationToken,
-        string relayAddress = "127.0.0.1", string? edgeNamespace = null, string edgeWebAddress = "127.0.0.1")
+        string relayAddress = "127.0.0.1", string? edgeNamespace = null, string edgeWebAddress = "127.0.0.1", string? edgeExposeJson = null)
     {
         var relayDll = Path.Combine(RepoPaths.Root, "out", "relay", "pinhole-relay.dll");
         var edgeDll = Path.Combine(RepoPaths.Root, "out", "edge", "pinhole-edge.dll");
@@ -66,7 +71,7 @@ internal sealed partial class VideoPath : IAsyncDisposable
               "rtsp": "{{relayAddress}}:{{rtsp}}",
               "dataDir": "{{dir}}/relay-data",
               "devices": [ { "id": "{{Device}}", "token": "{{Token}}" } ],
-              "viewers": [ { "user": "{{User}}", "password": "{{Password}}" } ]
+              "viewers": [ { "user": "{{User}}", "password": "{{Password}}" }, { "user": "{{Admin}}", "password": "{{AdminPassword}}", "role": "admin" } ]
             }
             """, cancellationToken);
         await File.WriteAllTextAsync(Path.Combine(dir, "edge.json"), $$"""
@@ -76,7 +81,7 @@ internal sealed partial class VideoPath : IAsyncDisposable
               "relays": [ "ws://{{relayAddress}}:{{http}}/uplink" ],
               "cameras": [ { "name": "{{Camera}}", "source": "{{cameraUrl}}" } ],
               "web": { "listen": "http://{{edgeWebAddress}}:{{web}}", "password": "bench" },
-              "dataDir": "{{dir}}/edge-data"
+              "dataDir": "{{dir}}/edge-data"{{(edgeExposeJson is null ? "" : ",\n  \"expose\": " + edgeExposeJson)}}
             }
             """, cancellationToken);
 
@@ -99,7 +104,7 @@ internal sealed partial class VideoPath : IAsyncDisposable
                 NetworkNamespace = edgeNamespace,
                 ReadyCheck = async ct => await ReadMetricAsync(metrics, "pinhole_uplink_frames_sent_total", ct) > 0,
             }, cancellationToken);
-            return new VideoPath(dir, relay, edge, new Uri($"rtsp://{User}:{Password}@{relayAddress}:{rtsp}/{Device}/{Camera}"), metrics);
+            return new VideoPath(dir, relay, edge, new Uri($"rtsp://{User}:{Password}@{relayAddress}:{rtsp}/{Device}/{Camera}"), metrics) { RelayHttpUrl = new Uri($"http://{relayAddress}:{http}/") };
         }
         catch
         {
