@@ -251,7 +251,7 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
     /// A namespace joined to the root namespace by a veth pair; the namespace's egress (upstream) is
     /// capped with tbf. Dispose deletes the namespace, which removes the pair and the qdisc.
     /// </summary>
-    private sealed class CappedLink : IAsyncDisposable
+    internal sealed class CappedLink : IAsyncDisposable
     {
         public const int BurstBytes = 16_000;
         public const int LatencyMs = 200;

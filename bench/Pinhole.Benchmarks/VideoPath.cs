@@ -19,6 +19,8 @@ internal sealed partial class VideoPath : IAsyncDisposable
     public const string User = "viewer";
     public const string Password = "bench-secret";
     private const string Token = "a-long-random-bench-token";
+    public const string Admin = "admin";
+    public const string AdminPassword = "bench-admin-secret";
 
     private readonly string _dir;
 
@@ -57,7 +59,7 @@ internal sealed partial class VideoPath : IAsyncDisposable
     /// </summary>
     public static async Task<VideoPath> StartAsync(Uri cameraUrl, CancellationToken cancellationToken,
         string relayAddress = "127.0.0.1", string? edgeNamespace = null, string edgeWebAddress = "127.0.0.1",
-        Func<int, Task<Uri>>? uplinkVia = null)
+        Func<int, Task<Uri>>? uplinkVia = null, string? edgeExposeJson = null)
     {
         var relayDll = Path.Combine(RepoPaths.Root, "out", "relay", "pinhole-relay.dll");
         var edgeDll = Path.Combine(RepoPaths.Root, "out", "edge", "pinhole-edge.dll");
@@ -73,7 +75,7 @@ internal sealed partial class VideoPath : IAsyncDisposable
               "dataDir": "{{dir}}/relay-data",
               "metrics": { "public": true },
               "devices": [ { "id": "{{Device}}", "token": "{{Token}}" } ],
-              "viewers": [ { "user": "{{User}}", "password": "{{Password}}" } ]
+              "viewers": [ { "user": "{{User}}", "password": "{{Password}}" }, { "user": "{{Admin}}", "password": "{{AdminPassword}}", "role": "admin" } ]
             }
             """, cancellationToken);
         string EdgeConfig(Uri uplink) => $$"""
@@ -83,7 +85,7 @@ internal sealed partial class VideoPath : IAsyncDisposable
               "relays": [ "{{uplink}}" ],
               "cameras": [ { "name": "{{Camera}}", "source": "{{cameraUrl}}" } ],
               "web": { "listen": "http://{{edgeWebAddress}}:{{web}}", "password": "bench" },
-              "dataDir": "{{dir}}/edge-data"
+              "dataDir": "{{dir}}/edge-data"{{(edgeExposeJson is null ? "" : ",\n  \"expose\": " + edgeExposeJson)}}
             }
             """;
 

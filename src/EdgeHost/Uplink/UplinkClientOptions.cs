@@ -61,7 +61,8 @@ public sealed record UplinkClientOptions
     public TimeSpan TargetDelay { get; init; } = TimeSpan.FromSeconds(1.1);
 
     /// <summary>Most of the link's time the kernel may hold unsent below the queue (TCP_NOTSENT_LOWAT = delivery
-    /// rate × this, at least 16 KiB). Default 50 ms.</summary>
+    /// rate × this, at least 16 KiB). Tunnel data has a tighter budget of its own (see docs/tunnels.md, "Video first").
+    /// Default 50 ms.</summary>
     public TimeSpan SendBacklog { get; init; } = TimeSpan.FromMilliseconds(50);
 
     /// <summary>First reconnect delay. Default 1 s.</summary>

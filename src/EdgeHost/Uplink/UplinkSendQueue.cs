@@ -245,6 +245,13 @@ public sealed class UplinkSendQueue
         _pulse.Reset();
     }
 
+    /// <summary>As <see cref="Wait(CancellationToken)"/>, but returns after <paramref name="timeout"/> at the latest.</summary>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> was cancelled.</exception>
+    public void Wait(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_pulse.Wait(timeout, cancellationToken)) _pulse.Reset();
+    }
+
     private TimeSpan Age(in QueuedFrame f, long now) => _time.GetElapsedTime(f.EnqueuedAt, now);
 
     private bool TooLate(in QueuedFrame f, long now, long bytesAhead, double bytesPerSecond)

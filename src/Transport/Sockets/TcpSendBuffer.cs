@@ -13,6 +13,12 @@ internal static class TcpSendBuffer
 {
     // linux/tcp.h; not in .NET's SocketOptionName.
     private const int TcpNotSentLowat = 25;
+    private const int TcpInfo = 11;
+
+    // Offsets in struct tcp_info (linux/tcp.h): tcpi_snd_mss, tcpi_unacked, tcpi_notsent_bytes,
+    // tcpi_min_rtt, tcpi_delivery_rate (kernel 4.9+; an older kernel returns a shorter struct).
+    private const int SndMssOffset = 16, UnackedOffset = 24, NotSentOffset = 144, MinRttOffset = 148, DeliveryRateOffset = 160;
+    private const int TcpInfoLength = 168;
 
     /// <summary>Smallest watermark set: a few full-size segments, so a fast link is never starved between wake-ups.</summary>
     public const int MinLowWatermark = 16 * 1024;
@@ -55,4 +61,37 @@ internal static class TcpSendBuffer
             return null;
         }
     }
+
+    /// <summary>
+    /// What the socket holds below the application, from <c>TCP_INFO</c>: bytes in flight (unacknowledged
+    /// segments × MSS) plus bytes not sent yet, the connection's minimum RTT and the kernel's delivery
+    /// rate estimate; null where it cannot be read (not Linux, a kernel older than 4.9, a closed socket).
+    /// </summary>
+    public static TcpQueueInfo? QueueInfo(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        if (!OperatingSystem.IsLinux()) return null;
+        Span<byte> info = stackalloc byte[TcpInfoLength + 64];
+        try
+        {
+            var length = socket.GetRawSocketOption((int)SocketOptionLevel.Tcp, TcpInfo, info);
+            if (length < TcpInfoLength) return null;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or PlatformNotSupportedException)
+        {
+            return null;
+        }
+        var mss = BitConverter.ToUInt32(info[SndMssOffset..]);
+        var unacked = BitConverter.ToUInt32(info[UnackedOffset..]);
+        var notSent = BitConverter.ToUInt32(info[NotSentOffset..]);
+        var minRtt = BitConverter.ToUInt32(info[MinRttOffset..]);
+        var rate = BitConverter.ToUInt64(info[DeliveryRateOffset..]);
+        return new TcpQueueInfo((long)unacked * mss + notSent, minRtt == uint.MaxValue ? TimeSpan.Zero : TimeSpan.FromMicroseconds(minRtt), (long)Math.Min(rate, long.MaxValue));
+    }
 }
+
+/// <summary>What a TCP socket holds below the application (see <see cref="TcpSendBuffer.QueueInfo"/>).</summary>
+/// <param name="OutstandingBytes">Bytes in flight plus bytes not sent yet.</param>
+/// <param name="MinRtt">The connection's smallest round-trip time seen.</param>
+/// <param name="DeliveryRate">The kernel's estimate of the rate the path delivers, bytes per second (0 before any).</param>
+public readonly record struct TcpQueueInfo(long OutstandingBytes, TimeSpan MinRtt, long DeliveryRate);

@@ -94,6 +94,10 @@ public sealed class UplinkClientConnection : IDisposable
     /// <summary>The watermark in force, or null where it cannot be read.</summary>
     public int? SendLowWatermark => TcpSendBuffer.NotSentLowWatermark(_socket.Socket);
 
+    /// <summary>What the sending socket holds below this connection (in flight and unsent), its minimum RTT and
+    /// delivery rate, from <c>TCP_INFO</c>; null where it cannot be read.</summary>
+    public TcpQueueInfo? SendQueue => TcpSendBuffer.QueueInfo(_socket.Socket);
+
     /// <summary>Neither side has closed and the connection was not aborted.</summary>
     public bool IsOpen => !_closeSent && !_closeReceived && !_aborted;
 

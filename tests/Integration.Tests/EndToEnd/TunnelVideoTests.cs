@@ -1,0 +1,281 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text.Json.Nodes;
+using Pinhole.Testing;
+using Pinhole.Transport.Media;
+using Pinhole.Transport.Rtsp;
+using Xunit.Abstractions;
+
+namespace Pinhole.Integration.Tests.EndToEnd;
+
+/// <summary>
+/// Issue 15: live video beside a bulk tunnel transfer on a capped uplink. Camera, edge and an exposed
+/// TCP service in the LAN namespace, relay in the WAN namespace, the router's LAN→WAN direction capped.
+/// A generous bound, not a timing figure (the benchmark <c>tunnel</c> measures): the video keeps
+/// arriving with a bounded delay while the transfer runs, and the transfer arrives exactly.
+/// </summary>
+[Collection(EndToEnd.Collection)]
+public class TunnelVideoTests(ITestOutputHelper output)
+{
+    private const int LinkKbps = 6000;
+    private const int CameraKbps = 1500;
+    private const long TransferBytes = 8L * 1024 * 1024; // about 15 s of what the link has left beside the video
+    private const string Admin = "admin";
+    private const string AdminPassword = "admin-pass";
+
+    [RequiresFact(Needs.NetworkNamespaces | Needs.RtspCamera)]
+    public async Task Video_delay_stays_bounded_while_a_bulk_tunnel_transfer_saturates_the_uplink()
+    {
+        await using var nat = await NatTopology.CreateAsync();
+        var dir = EndToEnd.NewWorkDir("tunnel-video");
+        try
+        {
+            await nat.LimitBandwidthAsync(NatDirection.Upstream, LinkKbps);
+            await using var camera = await RtspCamera.StartAsync(new RtspCameraOptions
+            {
+                Width = 640, Height = 360, Fps = 30, Gop = 30, BitrateKbps = CameraKbps, Pattern = "snow",
+                NetworkNamespace = nat.Lan, BindAddress = nat.LanAddress.ToString(),
+            });
+            // The LAN service: sends TransferBytes of seeded random bytes, then closes.
+            var data = new byte[TransferBytes];
+            new Random(15).NextBytes(data);
+            var expected = SHA256.HashData(data);
+            using var service = await nat.ListenInAsync(nat.Lan, nat.LanAddress);
+            var serving = Task.Run(async () =>
+            {
+                using var client = await service.AcceptTcpClientAsync();
+                await client.GetStream().WriteAsync(data);
+                client.Client.Shutdown(SocketShutdown.Send);
+                await Task.Delay(TimeSpan.FromSeconds(2)); // let the edge read the end before the close
+            });
+
+            // Fresh namespaces: fixed ports are free in them.
+            const int httpPort = 8080, rtspPort = 8554, webPort = 8081;
+            var wan = nat.WanAddress.ToString();
+            var relayConfig = EndToEnd.WriteRelayConfig(dir, wan, httpPort, rtspPort, new Dictionary<string, object>
+            {
+                ["viewers"] = new object[]
+                {
+                    new { user = EndToEnd.ViewerUser, password = EndToEnd.ViewerPassword },
+                    new { user = Admin, password = AdminPassword, role = "admin" },
+                },
+            });
+            await using var relay = await nat.StartInAsync(nat.Wan, EndToEnd.RelayStartInfo(relayConfig, output));
+            var edgeConfig = EndToEnd.WriteEdgeConfig(dir, [$"ws://{wan}:{httpPort}/uplink"], camera.Url.ToString(), webPort);
+            var json = JsonNode.Parse(File.ReadAllText(edgeConfig))!.AsObject();
+            json["expose"] = new JsonArray(new JsonObject { ["name"] = "bulk", ["target"] = ((IPEndPoint)service.LocalEndpoint).ToString() });
+            File.WriteAllText(edgeConfig, json.ToJsonString());
+            await using var edge = await nat.StartInAsync(nat.Lan, EndToEnd.EdgeStartInfo(edgeConfig, webPort, output));
+            string Logs() => EndToEnd.Describe(edge, relay);
+
+            // The test runs in the root namespace: it reaches the relay through loopback forwarders whose
+            // outgoing sockets are made inside the WAN namespace.
+            await using var httpForward = new Forwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, httpPort, TimeSpan.FromSeconds(10)));
+            await using var rtspForward = new Forwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, rtspPort, TimeSpan.FromSeconds(10)));
+
+            var viewer = new LagRecorder();
+            using var viewing = new CancellationTokenSource();
+            var viewerUrl = new Uri($"rtsp://{EndToEnd.ViewerUser}:{EndToEnd.ViewerPassword}@127.0.0.1:{rtspForward.Port}/{EndToEnd.Device}/{EndToEnd.CameraName}");
+            var viewerErrors = new List<string>();
+            var watching = Task.Run(async () =>
+            {
+                // 404 until the edge's uplink has announced the camera: try again until frames flow.
+                while (!viewing.IsCancellationRequested && viewer.Count == 0)
+                {
+                    var rtsp = new RtspClient(viewerUrl, new RtspClientOptions { Transport = RtspLowerTransport.Tcp, MediaTimeout = TimeSpan.FromSeconds(30) });
+                    try { await rtsp.RunAsync(viewer, viewing.Token); }
+                    catch (OperationCanceledException) when (viewing.IsCancellationRequested) { return; }
+                    catch (Exception e) when (e is RtspClientException or IOException or SocketException or TimeoutException)
+                    {
+                        lock (viewerErrors) viewerErrors.Add(e.Message);
+                        await Task.Delay(500);
+                    }
+                }
+            });
+            try
+            {
+                // Video alone first: until frames flow, then 6 s of them (the baseline).
+                var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+                while (viewer.Count < 30)
+                {
+                    Assert.True(DateTime.UtcNow < deadline, $"no video reached the WAN viewer ({string.Join("; ", viewerErrors.TakeLast(3))})\n" + Logs());
+                    Assert.False(watching.IsCompleted, "the viewer ended\n" + Logs());
+                    await Task.Delay(200);
+                }
+                await Task.Delay(TimeSpan.FromSeconds(6));
+
+                // The bulk transfer, read by an admin through the tunnel WebSocket endpoint.
+                using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri($"http://127.0.0.1:{httpForward.Port}/") };
+                using var login = await http.PostAsync(new Uri("/login", UriKind.Relative), new FormUrlEncodedContent([new("user", Admin), new("password", AdminPassword)]));
+                Assert.Equal(HttpStatusCode.Redirect, login.StatusCode);
+                var cookie = string.Join("; ", login.Headers.GetValues("Set-Cookie").Select(c => c.Split(';')[0]));
+                using var ws = new ClientWebSocket();
+                ws.Options.SetRequestHeader("Cookie", cookie);
+                var from = Stopwatch.GetTimestamp();
+                using var transferTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+                await ws.ConnectAsync(new Uri($"ws://127.0.0.1:{httpForward.Port}/devices/{EndToEnd.Device}/tunnels/bulk"), transferTimeout.Token);
+                await ws.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "", transferTimeout.Token);
+                using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                var buffer = new byte[64 * 1024];
+                long received = 0;
+                while (true)
+                {
+                    var r = await ws.ReceiveAsync(buffer, transferTimeout.Token);
+                    if (r.MessageType == WebSocketMessageType.Close) break;
+                    sha.AppendData(buffer, 0, r.Count);
+                    received += r.Count;
+                }
+                var until = Stopwatch.GetTimestamp();
+                var seconds = Stopwatch.GetElapsedTime(from, until).TotalSeconds;
+                await serving;
+
+                var (baseline, during, gap) = viewer.Summarise(from, until);
+                var p95 = Percentile(during, 0.95);
+                output.WriteLine($"bulk transfer: {received} bytes in {seconds:0.0} s ({received / 1e6 / seconds:0.00} MB/s) on a {LinkKbps} kbit/s uplink beside {CameraKbps} kbit/s of video; " +
+                    $"video delay over the baseline during it: median {Percentile(during, 0.5):0} ms, p95 {p95:0} ms, max {during.DefaultIfEmpty(double.NaN).Max():0} ms; " +
+                    $"{during.Count} frames in it, longest gap {gap:0} ms; baseline (least lag before it) {baseline:0} ms over {viewer.Count} frames");
+
+                Assert.Equal(TransferBytes, received);
+                Assert.Equal(expected, sha.GetHashAndReset());
+                // Frames keep arriving: at least a third of the camera's 30 fps, never a gap of 2 s.
+                Assert.True(during.Count >= seconds * 10, $"only {during.Count} frames in {seconds:0.0} s of transfer\n{Logs()}");
+                Assert.True(gap < 2000, $"the video stopped for {gap:0} ms during the transfer\n{Logs()}");
+                // Bounded: generous (the benchmark's figure is about +100 ms at p95 on 2 loaded cores).
+                Assert.True(p95 < 1000, $"video delay p95 {p95:0} ms over the baseline during the transfer\n{Logs()}");
+            }
+            finally
+            {
+                await viewing.CancelAsync();
+                await watching;
+            }
+        }
+        finally
+        {
+            try { Directory.Delete(dir, recursive: true); }
+            catch (IOException) { }
+        }
+    }
+
+    private static double Percentile(List<double> values, double p)
+    {
+        if (values.Count == 0) return double.NaN;
+        var sorted = values.Order().ToList();
+        return sorted[(int)Math.Min(sorted.Count - 1, Math.Round(p * (sorted.Count - 1)))];
+    }
+
+    /// <summary>
+    /// A viewer's video frames: lag = wall-clock time since the first frame minus stream time since it.
+    /// Its least value over the frames before the transfer is the baseline; during it, lag minus the
+    /// baseline is the delay the transfer added.
+    /// </summary>
+    private sealed class LagRecorder : IMediaSink
+    {
+        private readonly Lock _lock = new();
+        private readonly List<(long At, long Pts)> _frames = [];
+        private int _track = -1;
+        private int _clockRate = 90_000;
+
+        public int Count
+        {
+            get { lock (_lock) return _frames.Count; }
+        }
+
+        public void OnTracks(IReadOnlyList<TrackInfo> tracks)
+        {
+            for (var i = 0; i < tracks.Count; i++)
+                if (tracks[i].Codec is MediaCodec.H264 or MediaCodec.H265) { _track = i; _clockRate = tracks[i].ClockRate; return; }
+        }
+
+        public void OnAccessUnit(in AccessUnit unit)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (unit.Track != _track) return;
+            lock (_lock) _frames.Add((now, unit.Pts));
+        }
+
+        public (double Baseline, List<double> During, double LongestGap) Summarise(long from, long until)
+        {
+            List<(long At, long Pts)> frames;
+            lock (_lock) frames = [.. _frames];
+            var (at0, pts0) = frames[0];
+            double Lag((long At, long Pts) f) => Stopwatch.GetElapsedTime(at0, f.At).TotalMilliseconds - (f.Pts - pts0) * 1000.0 / _clockRate;
+            var before = frames.Where(f => f.At < from).ToList();
+            var baseline = before.Min(Lag);
+            var during = frames.Where(f => f.At >= from && f.At <= until).ToList();
+            var gap = 0.0;
+            var last = from;
+            foreach (var f in during)
+            {
+                gap = Math.Max(gap, Stopwatch.GetElapsedTime(last, f.At).TotalMilliseconds);
+                last = f.At;
+            }
+            gap = Math.Max(gap, Stopwatch.GetElapsedTime(last, until).TotalMilliseconds);
+            return (baseline, during.Select(f => Lag(f) - baseline).ToList(), gap);
+        }
+    }
+
+    /// <summary>A loopback listener in the test's namespace that pipes each connection to one made by <c>connect</c>.</summary>
+    private sealed class Forwarder : IAsyncDisposable
+    {
+        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _accepting;
+
+        public Forwarder(Func<Task<TcpClient>> connect)
+        {
+            _listener.Start();
+            Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
+            _accepting = Task.Run(async () =>
+            {
+                try
+                {
+                    while (true)
+                    {
+                        var inbound = await _listener.AcceptTcpClientAsync(_stop.Token);
+                        _ = Task.Run(async () =>
+                        {
+                            try
+                            {
+                                using (inbound)
+                                using (var outbound = await connect())
+                                {
+                                    var a = Pipe(inbound.GetStream(), outbound.Client, outbound.GetStream());
+                                    var b = Pipe(outbound.GetStream(), inbound.Client, inbound.GetStream());
+                                    await Task.WhenAll(a, b);
+                                }
+                            }
+                            catch (Exception e) when (e is IOException or SocketException or TimeoutException or ObjectDisposedException) { }
+                        });
+                    }
+                }
+                catch (OperationCanceledException) { }
+                catch (ObjectDisposedException) { }
+                catch (SocketException) { }
+            });
+        }
+
+        public int Port { get; }
+
+        // Copies until EOF, then half-closes the other side; errors end the pipe quietly (the test sees them).
+        private async Task Pipe(NetworkStream from, Socket toSocket, NetworkStream to)
+        {
+            try
+            {
+                await from.CopyToAsync(to, _stop.Token);
+                toSocket.Shutdown(SocketShutdown.Send);
+            }
+            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException) { }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            _listener.Stop();
+            await _accepting;
+            _stop.Dispose();
+        }
+    }
+}
