@@ -457,18 +457,13 @@ public sealed class RelayUplinkSession
             catch (Exception e) when (e is IOException or OperationCanceledException) { }
         }
 
+        // Neither end buffers writes (TunnelStream, NetworkStream, SslStream, WebSocketStream), so a plain copy
+        // forwards each read at once.
         static async Task CopyAsync(Stream from, Stream to, CancellationToken ct)
         {
-            var buffer = new byte[16 * 1024];
             try
             {
-                while (true)
-                {
-                    var n = await from.ReadAsync(buffer, ct).ConfigureAwait(false);
-                    if (n == 0) return;
-                    await to.WriteAsync(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
-                    await to.FlushAsync(ct).ConfigureAwait(false);
-                }
+                await from.CopyToAsync(to, ct).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException or System.Net.WebSockets.WebSocketException)
             {
