@@ -52,7 +52,8 @@ public static class UplinkHttpFraming
         var end = buffer.IndexOf("\r\n"u8);
         if (end < 0)
         {
-            if (buffer.Length > MaxChunkLineBytes) throw new UplinkProtocolException("chunk-size line too long");
+            // A line of MaxChunkLineBytes may have its CR here and its LF still on the way.
+            if (buffer.Length > MaxChunkLineBytes + 1) throw new UplinkProtocolException("chunk-size line too long");
             return false;
         }
         if (end > MaxChunkLineBytes) throw new UplinkProtocolException("chunk-size line too long");

@@ -28,6 +28,20 @@ public class UplinkHttpFramingTests
     }
 
     [Fact]
+    public void A_longest_line_whose_LF_has_not_arrived_waits_for_it()
+    {
+        // Found by the http-chunks fuzz target: a line of exactly MaxChunkLineBytes parses once whole, so its
+        // prefix ending in the CR must ask for more bytes, not be refused as too long.
+        var line = Encoding.ASCII.GetBytes("5;x=" + new string('a', UplinkHttpFraming.MaxChunkLineBytes - 4) + "\r\n");
+        Assert.True(UplinkHttpFraming.TryReadChunkHeader(line, out var size, out var consumed));
+        Assert.Equal(5, size);
+        Assert.Equal(line.Length, consumed);
+        Assert.False(UplinkHttpFraming.TryReadChunkHeader(line.AsSpan(0, line.Length - 1), out _, out _));
+        var tooLong = Encoding.ASCII.GetBytes("5;x=" + new string('a', UplinkHttpFraming.MaxChunkLineBytes - 3) + "\r");
+        Assert.Throws<UplinkProtocolException>(() => UplinkHttpFraming.TryReadChunkHeader(tooLong, out _, out _));
+    }
+
+    [Fact]
     public void Writing_a_header_for_nothing_or_into_too_small_a_buffer_is_refused()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => UplinkHttpFraming.ChunkHeaderLength(0));
