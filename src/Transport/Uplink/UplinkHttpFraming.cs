@@ -12,6 +12,9 @@ public static class UplinkHttpFraming
     /// <summary>Longest chunk-size line accepted, extensions included (RFC 9112 §7.1.1 lets a receiver limit them).</summary>
     public const int MaxChunkLineBytes = 256;
 
+    /// <summary>Longest trailer line accepted after the last chunk (the uplink sends none; a proxy may add some).</summary>
+    public const int MaxTrailerLineBytes = MaxChunkLineBytes * 16;
+
     /// <summary>The last chunk and the empty trailer section that end a chunked body.</summary>
     public static ReadOnlySpan<byte> LastChunk => "0\r\n\r\n"u8;
 
@@ -92,9 +95,12 @@ public static class UplinkHttpFraming
         var end = buffer.IndexOf("\r\n"u8);
         if (end < 0)
         {
-            if (buffer.Length > MaxChunkLineBytes * 16) throw new UplinkProtocolException("trailer line too long");
+            // As for chunk-size lines: the longest allowed line may have its CR here and its LF still on the way.
+            if (buffer.Length > MaxTrailerLineBytes + 1) throw new UplinkProtocolException("trailer line too long");
             return false;
         }
+        // The same limit whether the line arrived whole or in pieces.
+        if (end > MaxTrailerLineBytes) throw new UplinkProtocolException("trailer line too long");
         last = end == 0;
         consumed = end + 2;
         return true;

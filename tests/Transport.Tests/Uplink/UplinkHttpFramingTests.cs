@@ -142,7 +142,20 @@ public class UplinkHttpFramingTests
     [Fact]
     public void A_trailer_section_that_never_ends_is_refused()
     {
-        var endless = Encoding.ASCII.GetBytes("X-" + new string('y', UplinkHttpFraming.MaxChunkLineBytes * 16));
+        var endless = Encoding.ASCII.GetBytes("X-" + new string('y', UplinkHttpFraming.MaxTrailerLineBytes));
         Assert.Throws<UplinkProtocolException>(() => UplinkHttpFraming.TryReadTrailerLine(endless, out _, out _));
+    }
+
+    [Fact]
+    public void A_trailer_line_has_the_same_limit_whole_or_in_pieces()
+    {
+        var longest = Encoding.ASCII.GetBytes(new string('t', UplinkHttpFraming.MaxTrailerLineBytes) + "\r\n");
+        Assert.False(UplinkHttpFraming.TryReadTrailerLine(longest.AsSpan(0, longest.Length - 1), out _, out _));
+        Assert.True(UplinkHttpFraming.TryReadTrailerLine(longest, out var last, out var consumed));
+        Assert.False(last);
+        Assert.Equal(longest.Length, consumed);
+
+        var tooLong = Encoding.ASCII.GetBytes(new string('t', UplinkHttpFraming.MaxTrailerLineBytes + 1) + "\r\n");
+        Assert.Throws<UplinkProtocolException>(() => UplinkHttpFraming.TryReadTrailerLine(tooLong, out _, out _));
     }
 }
