@@ -11,11 +11,12 @@ namespace Pinhole.Benchmarks;
 /// relay (SQLite) and on two relays sharing PostgreSQL behind HAProxy. Frames delivered, added delay
 /// (device send to viewer arrival), and relay CPU and memory per device and per viewer.
 /// Options: <c>--devices N</c> (100), <c>--viewers N</c> (500), <c>--seconds S</c> (30, each window),
-/// <c>--relays 1|2|both</c> (both).
+/// <c>--relays 1|2|both</c> (both). Several sizes in one run: <c>--devices 100,20 --viewers 500,100</c>.
 /// </summary>
 public sealed class ScaleBenchmark : IConfigurableBenchmark
 {
-    private int _devices = 100, _viewers = 500, _seconds = 30;
+    private int[] _devices = [100], _viewers = [500];
+    private int _seconds = 30;
     private int[] _relays = [1, 2];
 
     /// <inheritdoc />
@@ -30,13 +31,13 @@ public sealed class ScaleBenchmark : IConfigurableBenchmark
     /// <inheritdoc />
     public void Configure(string option, string value)
     {
-        int Count(int min, int max) => int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
-            ? n : throw new ArgumentException($"--{option} {value}: expected a whole number from {min} to {max}");
+        int Count(string text, int min, int max) => int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
+            ? n : throw new ArgumentException($"--{option} {value}: expected whole numbers from {min} to {max}");
         switch (option)
         {
-            case "devices": _devices = Count(1, 10_000); break;
-            case "viewers": _viewers = Count(0, 100_000); break;
-            case "seconds": _seconds = Count(1, 3600); break;
+            case "devices": _devices = [.. value.Split(',').Select(v => Count(v, 1, 10_000))]; break;
+            case "viewers": _viewers = [.. value.Split(',').Select(v => Count(v, 0, 100_000))]; break;
+            case "seconds": _seconds = Count(value, 1, 3600); break;
             case "relays":
                 _relays = value switch
                 {
@@ -55,17 +56,21 @@ public sealed class ScaleBenchmark : IConfigurableBenchmark
     {
         if (Requirements.SkipReason(Needs.Ffmpeg) is { } noFfmpeg) throw new BenchmarkSkippedException(noFfmpeg);
         if (_relays.Contains(2) && Requirements.SkipReason(Needs.HaProxy | Needs.Postgres) is { } noPeers) throw new BenchmarkSkippedException(noPeers);
+        if (_devices.Length != _viewers.Length)
+            throw new ArgumentException($"--devices gives {_devices.Length} size(s) and --viewers {_viewers.Length}: give one viewer count per device count");
         var relayDll = Path.Combine(RepoPaths.Root, "out", "relay", "pinhole-relay.dll");
         var clip = StampedClip.Record();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  clip: {clip.Units.Count} frames, {clip.BitsPerSecond / 1000:0} kbit/s"));
         var results = new List<LoadResult>();
+        foreach (var (devices, viewers) in _devices.Zip(_viewers))
         foreach (var relays in _relays)
         {
+            Console.WriteLine($"  --- {devices} devices, {viewers} viewers, {relays} relay(s)");
             var result = await LoadRun.RunAsync(clip, new LoadOptions
             {
                 Relays = relays,
-                Devices = _devices,
-                Viewers = _viewers,
+                Devices = devices,
+                Viewers = viewers,
                 Window = TimeSpan.FromSeconds(_seconds),
                 RelayDll = relayDll,
                 Log = line => Console.WriteLine("  " + line),
@@ -80,6 +85,9 @@ public sealed class ScaleBenchmark : IConfigurableBenchmark
     private static string Setup(LoadResult r) => r.Options.Relays == 1
         ? "1 relay, SQLite; devices and viewers straight to it"
         : "2 relays, PostgreSQL, HAProxy (docs/haproxy.cfg) for uplinks and RTSP";
+
+    private static string Size(LoadResult r) => string.Create(CultureInfo.InvariantCulture,
+        $"{r.Options.Relays} relay{(r.Options.Relays == 1 ? "" : "s")}, {r.Options.Devices} devices, {r.Options.Viewers} viewers");
 
     internal static IEnumerable<string> Summary(LoadResult r)
     {
@@ -97,9 +105,9 @@ public sealed class ScaleBenchmark : IConfigurableBenchmark
         var first = results[0].Options;
         var md = new StringBuilder();
         md.Append("## scale — devices and viewers on one relay and on two behind HAProxy (issue 19)\n\n");
-        md.Append(inv, $"All on loopback. {first.Devices} simulated devices, each a real uplink session made with the device's own connection code (`UplinkClientConnection`: WebSocket upgrade with its token, Hello/Welcome, StreamAnnounce, MediaFrames), ")
+        md.Append("All on loopback. Simulated devices, each a real uplink session made with the device's own connection code (`UplinkClientConnection`: WebSocket upgrade with its token, Hello/Welcome, StreamAnnounce, MediaFrames), ")
           .Append(inv, $"send a recorded H.264 clip (ffmpeg testsrc2, 640x360, 25 fps, GOP 1 s, {clip.BitsPerSecond / 1000:0} kbit/s) in a loop at its pace; each frame carries a stamp (an SEI NAL unit: device, sequence, send time). ")
-          .Append(inv, $"{first.Viewers} RTSP viewers (a lightweight RTSP/TCP interleaved client in the benchmark: DESCRIBE, following 302s, Digest, SETUP, PLAY; RTP packets are only looked at, not depacketized) spread evenly over the devices. ")
+          .Append("RTSP viewers (a lightweight RTSP/TCP interleaved client in the benchmark: DESCRIBE, following 302s, Digest, SETUP, PLAY; RTP packets are only looked at, not depacketized) spread evenly over the devices. ")
           .Append("With two relays, devices dial HAProxy's HTTP port and viewers its RTSP port; a viewer landing on the relay without the device follows the 302 to the owner's own RTSP port. ")
           .Append(inv, $"Three windows of {first.Window.TotalSeconds:0} s each: relays idle, devices streaming, devices and viewers; per-device cost = (devices − idle) / devices, per-viewer cost = (with viewers − devices) / viewers, summed over the relays. ")
           .Append("CPU is utime+stime from /proc/PID/stat over the window (1.00 = one core), memory is VmRSS at its end. ")
@@ -118,10 +126,10 @@ public sealed class ScaleBenchmark : IConfigurableBenchmark
         md.Append("| setup | relay | devices held | viewers served | CPU idle / devices / +viewers | RSS idle / devices / +viewers |\n|---|---|---|---|---|---|\n");
         foreach (var r in results)
             foreach (var x in r.Relays)
-                md.Append(inv, $"| {r.Options.Relays} relay(s) | {x.Name} | {x.Devices} | {x.Viewers} | {x.Idle.CpuCores:0.00} / {x.DevicesOnly.CpuCores:0.00} / {x.WithViewers.CpuCores:0.00} | {x.Idle.RssMb:0} / {x.DevicesOnly.RssMb:0} / {x.WithViewers.RssMb:0} MB |\n");
+                md.Append(inv, $"| {Size(r)} | {x.Name} | {x.Devices} | {x.Viewers} | {x.Idle.CpuCores:0.00} / {x.DevicesOnly.CpuCores:0.00} / {x.WithViewers.CpuCores:0.00} | {x.Idle.RssMb:0} / {x.DevicesOnly.RssMb:0} / {x.WithViewers.RssMb:0} MB |\n");
         md.Append("\nBeside the relays, in the window with viewers:\n\n| setup | HAProxy CPU | PostgreSQL CPU | load generator CPU | frames skipped at the devices (socket backed up) | pacer frames > 40 ms late |\n|---|---|---|---|---|---|\n");
         foreach (var r in results)
-            md.Append(inv, $"| {r.Options.Relays} relay(s) | {(r.Proxy is { } p ? p.CpuCores.ToString("0.00", inv) : "—")} | {(r.Postgres is { } g ? g.CpuCores.ToString("0.00", inv) : "—")} | {r.LoadGenerator.CpuCores:0.00} | {r.FramesSkippedAtDevices} | {r.PacerLateFrames} |\n");
+            md.Append(inv, $"| {Size(r)} | {(r.Proxy is { } p ? p.CpuCores.ToString("0.00", inv) : "—")} | {(r.Postgres is { } g ? g.CpuCores.ToString("0.00", inv) : "—")} | {r.LoadGenerator.CpuCores:0.00} | {r.FramesSkippedAtDevices} | {r.PacerLateFrames} |\n");
         md.Append(inv, $"\n{Stats.Noise}\n");
         return md.ToString();
     }

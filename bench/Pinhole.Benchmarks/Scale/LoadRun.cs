@@ -123,7 +123,8 @@ internal static class LoadRun
 
             long expected = 0, delivered = 0;
             var delays = new List<double>();
-            foreach (var viewer in viewers)
+            // Over the viewers that play: one the relay refused is counted as refused (in Failures), not as lost frames.
+            foreach (var viewer in viewers.Where(v => v.Playing))
             {
                 var device = devices[viewer.Device - 1];
                 var (first, last) = device.SentBetween(from, lastSent);

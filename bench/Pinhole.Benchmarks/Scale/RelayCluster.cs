@@ -116,6 +116,7 @@ internal sealed class RelayCluster : IAsyncDisposable
                 ["rtspConnectionsPerAddress"] = 10_000,
                 ["httpConnectionsPerAddress"] = 0,
                 ["viewersPerUser"] = 10_000,
+                ["viewers"] = 10_000,
             },
         };
         if (database is not null)
