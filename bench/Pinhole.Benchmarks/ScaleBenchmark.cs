@@ -130,6 +130,9 @@ public sealed class ScaleBenchmark : IConfigurableBenchmark
         md.Append("\nBeside the relays, in the window with viewers:\n\n| setup | HAProxy CPU | PostgreSQL CPU | load generator CPU | frames skipped at the devices (socket backed up) | pacer frames > 40 ms late |\n|---|---|---|---|---|---|\n");
         foreach (var r in results)
             md.Append(inv, $"| {Size(r)} | {(r.Proxy is { } p ? p.CpuCores.ToString("0.00", inv) : "—")} | {(r.Postgres is { } g ? g.CpuCores.ToString("0.00", inv) : "—")} | {r.LoadGenerator.CpuCores:0.00} | {r.FramesSkippedAtDevices} | {r.PacerLateFrames} |\n");
+        md.Append("\nWhen machine busy is near 100 %, every process gets a share of the cores rather than what it asks for: the CPU figures are then what the relays were given, ")
+          .Append("the difference between two windows can come out at or below zero (more data per wake-up costs less per frame), and the added delay includes the load generator's own waiting ")
+          .Append("(its viewers and its devices run in one process, beside the relays). A per-viewer figure is only meaningful from a run on an otherwise idle machine.\n");
         md.Append(inv, $"\n{Stats.Noise}\n");
         return md.ToString();
     }
