@@ -17,6 +17,20 @@ public interface IBenchmark
 }
 
 /// <summary>
+/// A benchmark that takes command-line options (<c>--NAME VALUE</c> after its name), e.g. a smaller
+/// size for a quick run.
+/// </summary>
+public interface IConfigurableBenchmark : IBenchmark
+{
+    /// <summary>The option names it accepts, without the dashes.</summary>
+    IReadOnlyCollection<string> Options { get; }
+
+    /// <summary>Sets one option.</summary>
+    /// <exception cref="ArgumentException">The value is not valid for the option.</exception>
+    void Configure(string option, string value);
+}
+
+/// <summary>
 /// Thrown by <see cref="IBenchmark.RunAsync"/> when the machine cannot run the benchmark (not root, a
 /// peer program missing): the runner prints the reason, keeps the section already in the output
 /// file, and does not count it as a failure.

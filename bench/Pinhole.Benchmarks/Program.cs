@@ -2,9 +2,10 @@ using System.Reflection;
 using System.Text;
 using Pinhole.Benchmarks;
 
-// Usage: Pinhole.Benchmarks [--out docs/benchmarks.md] [NAME...]
+// Usage: Pinhole.Benchmarks [--out docs/benchmarks.md] [NAME...] [--OPTION VALUE...]
 // With no names every benchmark runs. Each prints our figures beside its peer's; with --out the
-// Markdown sections are written to that file (sections of benchmarks not run are kept).
+// Markdown sections are written to that file (sections of benchmarks not run are kept). Options other
+// than --out go to the benchmarks that take them (e.g. `scale --devices 20 --viewers 100`).
 
 // The edge-startup benchmark runs the edge host in a child process of this program.
 if (args is ["edge-child", ..]) return await EdgeStartupBenchmark.RunChildAsync(args[1..]);
@@ -17,9 +18,11 @@ var benchmarks = Assembly.GetExecutingAssembly().GetTypes()
 
 string? output = null;
 var selected = new List<string>();
+var options = new List<(string Name, string Value)>();
 for (var i = 0; i < args.Length; i++)
 {
     if (args[i] == "--out" && i + 1 < args.Length) output = args[++i];
+    else if (args[i].StartsWith("--", StringComparison.Ordinal) && args[i] is not "--list" && i + 1 < args.Length) options.Add((args[i][2..], args[++i]));
     else if (args[i] is "--list" or "-l")
     {
         foreach (var b in benchmarks) Console.WriteLine($"{b.Name,-16} {b.Description}");
@@ -38,6 +41,24 @@ if (toRun.Count == 0)
 {
     Console.Error.WriteLine("no benchmarks are defined yet");
     return 0;
+}
+foreach (var (name, value) in options)
+{
+    var takers = toRun.OfType<IConfigurableBenchmark>().Where(b => b.Options.Contains(name)).ToList();
+    if (takers.Count == 0)
+    {
+        Console.Error.WriteLine($"--{name}: no selected benchmark takes this option");
+        return 2;
+    }
+    try
+    {
+        foreach (var b in takers) b.Configure(name, value);
+    }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine(e.Message);
+        return 2;
+    }
 }
 
 var sections = output is not null && File.Exists(output) ? ReadSections(File.ReadAllText(output)) : [];

@@ -129,7 +129,7 @@ public sealed class RelayApp : IAsyncDisposable
             MaxViewersPerUser = limits.ViewersPerUser,
             MaxCamerasPerDevice = limits.CamerasPerDevice,
             GopCacheMemory = limits.GopCacheMemory,
-        }, time: sp.GetRequiredService<TimeProvider>()));
+        }, maxViewersTotal: limits.Viewers, time: sp.GetRequiredService<TimeProvider>()));
         builder.Services.AddSingleton<RefusalLog>();
         if (config.Database.Kind == DatabaseKind.Postgres)
         {

@@ -128,6 +128,8 @@ public sealed class LimitsConfig
     public int HttpConnectionsPerAddress { get; set; } = 64;
     /// <summary>Cameras one device may announce; more are refused.</summary>
     public int CamerasPerDevice { get; set; } = 32;
+    /// <summary>Simultaneous viewers (RTSP and browser) of all cameras together, every user counted.</summary>
+    public int Viewers { get; set; } = 256;
     /// <summary>Simultaneous viewers (RTSP and browser) one user may have.</summary>
     public int ViewersPerUser { get; set; } = 16;
     /// <summary>Bytes all cameras' GOP caches may hold together.</summary>

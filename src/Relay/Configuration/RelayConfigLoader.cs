@@ -246,6 +246,7 @@ public static partial class RelayConfigLoader
                 case "rtspConnectionsPerAddress": l.RtspConnectionsPerAddress = Count(p, "limits.rtspConnectionsPerAddress", 1, 100_000, errors) ?? l.RtspConnectionsPerAddress; break;
                 case "httpConnectionsPerAddress": l.HttpConnectionsPerAddress = Count(p, "limits.httpConnectionsPerAddress", 0, 100_000, errors) ?? l.HttpConnectionsPerAddress; break;
                 case "camerasPerDevice": l.CamerasPerDevice = Count(p, "limits.camerasPerDevice", 1, 10_000, errors) ?? l.CamerasPerDevice; break;
+                case "viewers": l.Viewers = Count(p, "limits.viewers", 1, 100_000, errors) ?? l.Viewers; break;
                 case "viewersPerUser": l.ViewersPerUser = Count(p, "limits.viewersPerUser", 1, 100_000, errors) ?? l.ViewersPerUser; break;
                 case "gopCacheMemory": l.GopCacheMemory = Bytes(p, "limits.gopCacheMemory", errors) ?? l.GopCacheMemory; break;
                 default: errors.Add($"limits.{p.Name}: unknown key"); break;

@@ -116,7 +116,7 @@ public class RelayConfigLoaderTests
               "anonymousViewing": true,
               "rtspBasicOverPlaintext": true,
               "metrics": { "public": true },
-              "limits": { "rtspConnections": 100, "rtspConnectionsPerAddress": 8, "camerasPerDevice": 4, "viewersPerUser": 2, "gopCacheMemory": "64MB" }
+              "limits": { "rtspConnections": 100, "rtspConnectionsPerAddress": 8, "camerasPerDevice": 4, "viewers": 600, "viewersPerUser": 2, "gopCacheMemory": "64MB" }
             }
             """, out var problems);
         Assert.Empty(problems);
@@ -124,8 +124,8 @@ public class RelayConfigLoaderTests
         Assert.True(config.AnonymousViewing);
         Assert.True(config.RtspBasicOverPlaintext);
         Assert.True(config.Metrics.Public);
-        Assert.Equal((100, 8, 4, 2, 64L << 20), (config.Limits.RtspConnections, config.Limits.RtspConnectionsPerAddress,
-            config.Limits.CamerasPerDevice, config.Limits.ViewersPerUser, config.Limits.GopCacheMemory));
+        Assert.Equal((100, 8, 4, 600, 2, 64L << 20), (config.Limits.RtspConnections, config.Limits.RtspConnectionsPerAddress,
+            config.Limits.CamerasPerDevice, config.Limits.Viewers, config.Limits.ViewersPerUser, config.Limits.GopCacheMemory));
         Assert.Contains(RelayConfigLoader.Notes(config), n => n.Contains("anyone who can reach the relay may watch", StringComparison.Ordinal));
 
         var defaults = Load("{}", out _)!;
