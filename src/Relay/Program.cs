@@ -92,6 +92,9 @@ var longOption = new Option<bool>("--long", "-l") { Description = "one line per 
 var list = new Command("list", "List device ids (from relay.json and from dataDir).") { configOption, longOption };
 list.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, _) =>
 {
+    // Several relays on one database (docs/scale-out.md): the relay holding each online device's uplink, from its lease.
+    var owners = store is IDeviceOwnership shared
+        ? shared.ListOwners(DateTimeOffset.UtcNow).ToDictionary(o => o.Device, StringComparer.Ordinal) : null;
     foreach (var d in registry.Describe())
     {
         var record = store.GetDeviceRecord(d.Id);
@@ -109,7 +112,8 @@ list.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store
             record?.LastSeen?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? "never-seen", record?.Agent ?? "-",
             desired is null ? "desired=-" : $"desired={desired.Revision}",
             record?.ReportedRevision is { } r ? $"reported={r}:{record.ReportedOutcome}" : "reported=-",
-            $"version={version ?? "-"}", link ?? "link=-"));
+            $"version={version ?? "-"}", link ?? "link=-") +
+            (owners is null ? "" : "\t" + (owners.TryGetValue(d.Id, out var owner) ? $"online={owner.PublicUrl ?? owner.RelayId}" : "offline")));
     }
     return 0;
 }));

@@ -368,6 +368,11 @@ public sealed class PostgresFleetStore : IFleetStore, ISessionBackend, IDeviceOw
         ("d", device), ("now", now)) is [var owner] ? owner : null;
 
     /// <inheritdoc />
+    public IReadOnlyList<DeviceOwner> ListOwners(DateTimeOffset now) => Query("""
+        SELECT device, relay_id, public_url, public_rtsp, lease_until FROM device_owners WHERE lease_until > @now
+        """, r => new DeviceOwner(r.GetString(0), r.GetString(1), NullableString(r, 2), NullableString(r, 3), Time(r, 4)), ("now", now));
+
+    /// <inheritdoc />
     public void Dispose() => _source.Dispose();
 
     // ------------------------------------------------------------------ plumbing
