@@ -164,9 +164,10 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddRtspServer();
         builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
         builder.Services.AddWebRtc(config);
-        // Updates (docs/updates.md): release bundles in dataDir/releases, rollouts in relay.db or the shared PostgreSQL.
+        // Updates (docs/updates.md): release bundles in dataDir/releases (and in the shared PostgreSQL, copied from there
+        // on first use), rollouts in relay.db or the shared PostgreSQL.
         builder.Services.AddSingleton(_ => Updates.UpdateStore.Open(config));
-        builder.Services.AddSingleton(_ => new Updates.ReleaseStore(config.DataDir));
+        builder.Services.AddSingleton(_ => Updates.ReleaseStore.Open(config));
         builder.Services.AddSingleton<Updates.UpdateService>();
         builder.Services.AddHostedService<Updates.UpdateWatcher>();
         builder.Services.AddSingleton<FleetService>();
