@@ -177,7 +177,9 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton<DevicePageClients>();
         builder.Services.AddSingleton<IUplinkSessionObserver>(sp => sp.GetRequiredService<FleetService>());
         builder.Services.AddHostedService<FleetWatcher>();
-        builder.Services.AddSingleton(new AlertEngine(config.Telemetry?.Alerts ?? []));
+        // Several relays on one PostgreSQL split or share the readings: alert state lives there too (docs/scale-out.md).
+        builder.Services.AddSingleton(_ => new AlertEngine(config.Telemetry?.Alerts ?? [],
+            config.Telemetry is { Alerts.Count: > 0 } && config.Database.Kind == DatabaseKind.Postgres ? new SharedAlertStates(config.Database) : null));
         if (config.Telemetry is { } telemetry)
         {
             var retention = new TelemetryRetention(telemetry.RawRetention, telemetry.MinuteRetention, telemetry.HourRetention);
