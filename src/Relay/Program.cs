@@ -92,6 +92,9 @@ var longOption = new Option<bool>("--long", "-l") { Description = "one line per 
 var list = new Command("list", "List device ids (from relay.json and from dataDir).") { configOption, longOption };
 list.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store, _) =>
 {
+    // Several relays on one database (docs/scale-out.md): the relay holding each online device's uplink, from its lease.
+    var owners = store is IDeviceOwnership shared
+        ? shared.ListOwners(DateTimeOffset.UtcNow).ToDictionary(o => o.Device, StringComparer.Ordinal) : null;
     foreach (var d in registry.Describe())
     {
         var record = store.GetDeviceRecord(d.Id);
@@ -109,7 +112,8 @@ list.SetAction(parse => WithFleet(parse.GetValue(configOption), (registry, store
             record?.LastSeen?.ToString("u", System.Globalization.CultureInfo.InvariantCulture) ?? "never-seen", record?.Agent ?? "-",
             desired is null ? "desired=-" : $"desired={desired.Revision}",
             record?.ReportedRevision is { } r ? $"reported={r}:{record.ReportedOutcome}" : "reported=-",
-            $"version={version ?? "-"}", link ?? "link=-"));
+            $"version={version ?? "-"}", link ?? "link=-") +
+            (owners is null ? "" : "\t" + (owners.TryGetValue(d.Id, out var owner) ? $"online={owner.PublicUrl ?? owner.RelayId}" : "offline")));
     }
     return 0;
 }));
@@ -237,13 +241,14 @@ pack.SetAction(parse =>
     }
 });
 var bundleFile = new Argument<FileInfo>("FILE") { Description = "a bundle made by 'releases pack'" };
-var releaseAdd = new Command("add", "Store a bundle on the relay (dataDir/releases/VERSION/ARCH.bundle), replacing one of the same version and architecture.") { bundleFile, configOption };
+var releaseAdd = new Command("add", "Store a bundle on the relay (dataDir/releases/VERSION/ARCH.bundle, and the shared database when there is one), replacing one of the same version and architecture.") { bundleFile, configOption };
 releaseAdd.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, store, origin) =>
 {
     var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;
     try
     {
-        var (stored, replaced) = new Pinhole.Relay.Updates.ReleaseStore(config.DataDir).Add(parse.GetValue(bundleFile)!.FullName);
+        using var releaseStore = Pinhole.Relay.Updates.ReleaseStore.Open(config);
+        var (stored, replaced) = releaseStore.Add(parse.GetValue(bundleFile)!.FullName);
         var was = replaced is null ? "" : $"; replaced the bundle stored before (packed {replaced.Manifest.Created:u}, {replaced.Size} bytes, sha256 {Convert.ToHexStringLower(replaced.Sha256)})";
         store.Audit(new AuditEntry(DateTimeOffset.UtcNow, origin.Actor, origin.Source, "release.add", stored.Manifest.Version,
             $"{stored.Manifest.Architecture}, {stored.Size} bytes, sha256 {Convert.ToHexStringLower(stored.Sha256)}{was}"));
@@ -262,7 +267,8 @@ var releaseList = new Command("list", "List stored releases: version, architectu
 releaseList.SetAction(parse => WithFleet(parse.GetValue(configOption), (_, _, _) =>
 {
     var config = RelayConfigLoader.LoadFile(parse.GetValue(configOption)!.FullName, out var ignored)!;
-    foreach (var r in new Pinhole.Relay.Updates.ReleaseStore(config.DataDir).List())
+    using var releaseStore = Pinhole.Relay.Updates.ReleaseStore.Open(config);
+    foreach (var r in releaseStore.List())
         Console.WriteLine($"{r.Manifest.Version}\t{r.Manifest.Architecture}\t{r.Size}\t{r.Manifest.Created:u}");
     return 0;
 }));
@@ -287,7 +293,8 @@ rolloutStart.SetAction(parse => WithFleet(parse.GetValue(configOption), (registr
     var all = parse.GetValue(allOption);
     if (all == (list is not null)) return Fail("give either --devices a,b or --all", 2);
     using var updates = Pinhole.Relay.Updates.UpdateStore.Open(config);
-    var (started, problem) = Pinhole.Relay.Updates.Rollouts.Start(updates, new Pinhole.Relay.Updates.ReleaseStore(config.DataDir), registry, store,
+    using var releaseStore = Pinhole.Relay.Updates.ReleaseStore.Open(config);
+    var (started, problem) = Pinhole.Relay.Updates.Rollouts.Start(updates, releaseStore, registry, store,
         parse.GetValue(rolloutVersion)!, list?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), parse.GetValue(percentOption),
         parse.GetValue(maxFailOption), parse.GetValue(forceOption), origin, DateTimeOffset.UtcNow);
     if (started is null) return Fail(problem!, 1);

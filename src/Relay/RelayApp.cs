@@ -164,9 +164,10 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddRtspServer();
         builder.Services.AddBrowserViewing(o => o.ApplyRelayConfig(config));
         builder.Services.AddWebRtc(config);
-        // Updates (docs/updates.md): release bundles in dataDir/releases, rollouts in relay.db or the shared PostgreSQL.
+        // Updates (docs/updates.md): release bundles in dataDir/releases (and in the shared PostgreSQL, copied from there
+        // on first use), rollouts in relay.db or the shared PostgreSQL.
         builder.Services.AddSingleton(_ => Updates.UpdateStore.Open(config));
-        builder.Services.AddSingleton(_ => new Updates.ReleaseStore(config.DataDir));
+        builder.Services.AddSingleton(_ => Updates.ReleaseStore.Open(config));
         builder.Services.AddSingleton<Updates.UpdateService>();
         builder.Services.AddHostedService<Updates.UpdateWatcher>();
         builder.Services.AddSingleton<FleetService>();
@@ -176,7 +177,9 @@ public sealed class RelayApp : IAsyncDisposable
         builder.Services.AddSingleton<DevicePageClients>();
         builder.Services.AddSingleton<IUplinkSessionObserver>(sp => sp.GetRequiredService<FleetService>());
         builder.Services.AddHostedService<FleetWatcher>();
-        builder.Services.AddSingleton(new AlertEngine(config.Telemetry?.Alerts ?? []));
+        // Several relays on one PostgreSQL split or share the readings: alert state lives there too (docs/scale-out.md).
+        builder.Services.AddSingleton(_ => new AlertEngine(config.Telemetry?.Alerts ?? [],
+            config.Telemetry is { Alerts.Count: > 0 } && config.Database.Kind == DatabaseKind.Postgres ? new SharedAlertStates(config.Database) : null));
         if (config.Telemetry is { } telemetry)
         {
             var retention = new TelemetryRetention(telemetry.RawRetention, telemetry.MinuteRetention, telemetry.HourRetention);

@@ -69,6 +69,19 @@ public sealed partial class DeviceOwnershipService : BackgroundService
         return owner is not null && owner.RelayId != Me.Id ? owner : null;
     }
 
+    /// <summary>
+    /// Every device whose uplink another relay holds now (a current lease in the shared database), by device id:
+    /// what lets the device list on any relay show every device's live state. Empty without a shared database,
+    /// and when the database cannot be asked (logged): the list then shows what this relay knows.
+    /// </summary>
+    public IReadOnlyDictionary<string, DeviceOwner> OwnersElsewhere()
+    {
+        if (_store is null) return new Dictionary<string, DeviceOwner>();
+        IReadOnlyList<DeviceOwner> owners = [];
+        Try(() => owners = _store.ListOwners(_time.GetUtcNow()), "*");
+        return owners.Where(o => o.RelayId != Me.Id && !_held.ContainsKey(o.Device)).ToDictionary(o => o.Device, StringComparer.Ordinal);
+    }
+
     /// <summary><c>rtsp://HOST:PORT</c> of the relay holding <paramref name="device"/> when that is another relay, else null.</summary>
     public string? RtspBaseElsewhere(string device) => OwnerElsewhere(device)?.PublicRtsp is { } rtsp ? "rtsp://" + rtsp : null;
 

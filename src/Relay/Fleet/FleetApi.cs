@@ -49,10 +49,15 @@ public static class FleetApi
             return await next(context);
         });
 
-        api.MapGet("/devices", (FleetService fleet, MediaStreamRegistry streams) =>
-            Results.Text(new JsonArray([.. fleet.Devices.Describe().Select(d => (JsonNode)DeviceView(fleet, streams, d))]).ToJsonString(), Json));
-        api.MapGet("/devices/{id}", (string id, FleetService fleet, MediaStreamRegistry streams) =>
-            fleet.Devices.Describe().FirstOrDefault(d => d.Id == id) is { } entry ? Results.Text(DeviceView(fleet, streams, entry).ToJsonString(), Json) : NoDevice(id));
+        api.MapGet("/devices", (FleetService fleet, MediaStreamRegistry streams, DeviceOwnershipService ownership) =>
+        {
+            // With several relays, a device whose uplink another relay holds is online there (its lease says so).
+            var elsewhere = ownership.OwnersElsewhere();
+            return Results.Text(new JsonArray([.. fleet.Devices.Describe().Select(d => (JsonNode)DeviceView(fleet, streams, d, ownership, elsewhere.GetValueOrDefault(d.Id)))]).ToJsonString(), Json);
+        });
+        api.MapGet("/devices/{id}", (string id, FleetService fleet, MediaStreamRegistry streams, DeviceOwnershipService ownership) =>
+            fleet.Devices.Describe().FirstOrDefault(d => d.Id == id) is { } entry
+                ? Results.Text(DeviceView(fleet, streams, entry, ownership, ownership.OwnerElsewhere(id)).ToJsonString(), Json) : NoDevice(id));
         api.MapPost("/devices", async (HttpContext http, FleetService fleet) =>
         {
             var body = await ReadJsonObjectAsync(http, 4096);
@@ -182,7 +187,8 @@ public static class FleetApi
     private static ChangeOrigin Origin(HttpContext http) =>
         new(((FleetCaller)http.Items[typeof(FleetCaller)]!).Actor, http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
 
-    private static JsonObject DeviceView(FleetService fleet, MediaStreamRegistry streams, Devices.DeviceEntry entry)
+    // elsewhere: the other relay holding the device's uplink (several relays on one database), else null.
+    private static JsonObject DeviceView(FleetService fleet, MediaStreamRegistry streams, Devices.DeviceEntry entry, DeviceOwnershipService ownership, DeviceOwner? elsewhere)
     {
         var id = entry.Id;
         var record = fleet.Store.GetDeviceRecord(id);
@@ -206,13 +212,14 @@ public static class FleetApi
             return list;
         }
         var lastError = record?.ReportedOutcome is "rejected" or "reverted" ? record.ReportedDetail : null;
-        return new JsonObject
+        if (live is not null) elsewhere = null;
+        var view = new JsonObject
         {
             ["id"] = id,
             ["source"] = entry.Source,
             ["revoked"] = entry.Revoked is not null,
-            ["online"] = live is not null,
-            ["lastSeen"] = live is not null ? DateTimeOffset.UtcNow : record?.LastSeen,
+            ["online"] = live is not null || elsewhere is not null,
+            ["lastSeen"] = live is not null || elsewhere is not null ? DateTimeOffset.UtcNow : record?.LastSeen,
             ["remoteAddress"] = live?.Session.RemoteAddress ?? record?.Remote,
             ["agent"] = live?.Session.Agent ?? record?.Agent,
             ["transport"] = live?.Session.TransportName,
@@ -236,6 +243,11 @@ public static class FleetApi
             ["architecture"] = AgentArchitecture(live?.Session.Agent ?? record?.Agent),
             ["update"] = updates?.Store.Get(id) is { } u ? Updates.Rollouts.DeviceView(id, u) : null,
         };
+        // Several relays (docs/scale-out.md): which relay holds the uplink, by its public URL. The session details
+        // above (transport, connectedAt, pipelines) are that relay's to tell: GET /api/devices/ID is redirected there.
+        if (ownership.Enabled)
+            view["relay"] = live is not null ? ownership.Me.PublicUrl : elsewhere?.PublicUrl;
+        return view;
     }
 
     private enum BodyProblem { None, TooLarge, NotUtf8 }

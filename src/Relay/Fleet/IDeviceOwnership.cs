@@ -27,4 +27,7 @@ public interface IDeviceOwnership
 
     /// <summary>The device's owner whose lease runs past <paramref name="now"/>, or null.</summary>
     DeviceOwner? GetOwner(string device, DateTimeOffset now);
+
+    /// <summary>Every device's owner whose lease runs past <paramref name="now"/> (one query, for the device list).</summary>
+    IReadOnlyList<DeviceOwner> ListOwners(DateTimeOffset now);
 }

@@ -90,7 +90,7 @@ public sealed class PostgresFleetStore : IFleetStore, ISessionBackend, IDeviceOw
         CREATE INDEX device_owners_relay ON device_owners(relay_id);
         """,
         // Rollouts and each device's update state (Updates/UpdateStore.cs: the same SQL as SQLite, so the
-        // time columns keep their SQLite names). The bundles themselves stay in each relay's dataDir.
+        // time columns keep their SQLite names).
         """
         CREATE TABLE rollouts (
             id BIGSERIAL PRIMARY KEY,
@@ -112,6 +112,26 @@ public sealed class PostgresFleetStore : IFleetStore, ISessionBackend, IDeviceOw
             percent INT NOT NULL DEFAULT 0,
             detail TEXT NOT NULL DEFAULT '',
             updated_utc TIMESTAMPTZ NOT NULL
+        );
+        """,
+        // Release bundles, so `releases add` on one relay serves devices on every relay (Updates/SharedReleaseBundles.cs):
+        // one row per version and architecture, the bytes in 1 MiB chunks; each relay caches them in its dataDir.
+        """
+        CREATE TABLE release_bundles (
+            version TEXT NOT NULL,
+            architecture TEXT NOT NULL,
+            size BIGINT NOT NULL,
+            sha256 BYTEA NOT NULL,
+            added TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (version, architecture)
+        );
+        CREATE TABLE release_chunks (
+            version TEXT NOT NULL,
+            architecture TEXT NOT NULL,
+            part INT NOT NULL,
+            bytes BYTEA NOT NULL,
+            PRIMARY KEY (version, architecture, part),
+            FOREIGN KEY (version, architecture) REFERENCES release_bundles ON DELETE CASCADE
         );
         """,
     ];
@@ -366,6 +386,11 @@ public sealed class PostgresFleetStore : IFleetStore, ISessionBackend, IDeviceOw
         SELECT device, relay_id, public_url, public_rtsp, lease_until FROM device_owners WHERE device = @d AND lease_until > @now
         """, r => new DeviceOwner(r.GetString(0), r.GetString(1), NullableString(r, 2), NullableString(r, 3), Time(r, 4)),
         ("d", device), ("now", now)) is [var owner] ? owner : null;
+
+    /// <inheritdoc />
+    public IReadOnlyList<DeviceOwner> ListOwners(DateTimeOffset now) => Query("""
+        SELECT device, relay_id, public_url, public_rtsp, lease_until FROM device_owners WHERE lease_until > @now
+        """, r => new DeviceOwner(r.GetString(0), r.GetString(1), NullableString(r, 2), NullableString(r, 3), Time(r, 4)), ("now", now));
 
     /// <inheritdoc />
     public void Dispose() => _source.Dispose();

@@ -281,7 +281,17 @@ public sealed class TelemetryIngest : BackgroundService
                     // sends it again on the next one and the store skips it.
                 }
             }
-            var changes = _alerts.Observe(fresh);
+            IReadOnlyList<AlertChange> changes;
+            try
+            {
+                changes = _alerts.Observe(fresh);
+            }
+            catch (System.Data.Common.DbException e)
+            {
+                // Shared alert state (several relays): the readings are stored; the sensor's next batch judges them.
+                TelemetryLog.AlertsFailed(_log, e.Message);
+                changes = [];
+            }
             if (changes.Count > 0)
             {
                 lock (_alertLock)

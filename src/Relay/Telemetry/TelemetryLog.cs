@@ -29,6 +29,9 @@ internal static partial class TelemetryLog
     [LoggerMessage(10, LogLevel.Error, "Telemetry ingest: the store writer failed; restarting it")]
     public static partial void WriterFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(11, LogLevel.Warning, "Telemetry alerts: the shared alert state could not be used: {Reason}; the sensors' next readings catch up")]
+    public static partial void AlertsFailed(ILogger logger, string reason);
+
     [LoggerMessage(9, LogLevel.Warning, "Telemetry ingest: publishing alert {Topic} failed: {Reason}; it is sent again on reconnect")]
     public static partial void AlertPublishFailed(ILogger logger, string topic, string reason);
 }

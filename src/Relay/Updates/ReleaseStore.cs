@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Data.Common;
 using System.Security.Cryptography;
+using Pinhole.Relay.Configuration;
 using Pinhole.Transport.Updates;
 
 namespace Pinhole.Relay.Updates;
@@ -21,12 +23,29 @@ public sealed record AddedRelease(StoredRelease Release, StoredRelease? Replaced
 /// added whole (copy, fsync, rename). A bundle stored by an older relay as <c>dataDir/releases/VERSION.bundle</c>
 /// is moved to its place the first time the store is used. The relay does not need the release key: it serves
 /// bytes, and the device checks the signature.
+/// With a shared database (<paramref name="shared"/>, docs/scale-out.md) a bundle added is also stored there, and a
+/// bundle the database has is copied into this folder the first time it is asked for (and again when it was
+/// replaced there), so a bundle added through one relay is served by every relay.
 /// </summary>
-public sealed class ReleaseStore(string dataDir)
+public sealed class ReleaseStore(string dataDir, SharedReleaseBundles? shared = null) : IDisposable
 {
+    // How long the database's list of bundles is taken as current: devices ask for ranges many times a second.
+    private static readonly TimeSpan SharedListFor = TimeSpan.FromSeconds(2);
     private readonly ConcurrentDictionary<string, (DateTime Modified, long Size, StoredRelease Release)> _cache = new(StringComparer.Ordinal);
     private readonly Lock _migrate = new();
+    private readonly Lock _fetch = new();
     private bool _migrated;
+    private (long At, IReadOnlyList<SharedBundle> List)? _sharedList;
+
+    /// <summary>The store relay.json names: with <c>"database": "postgres://…"</c> its bundles are shared through the database.</summary>
+    public static ReleaseStore Open(RelayConfig config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return new ReleaseStore(config.DataDir, config.Database.Kind == DatabaseKind.Postgres ? new SharedReleaseBundles(config.Database) : null);
+    }
+
+    /// <summary>True when bundles are shared through the database.</summary>
+    public bool IsShared => shared is not null;
 
     /// <summary>The folder.</summary>
     public string Folder { get; } = System.IO.Path.Combine(dataDir, "releases");
@@ -64,16 +83,29 @@ public sealed class ReleaseStore(string dataDir)
         File.Copy(file, temp, overwrite: true);
         using (var f = new FileStream(temp, FileMode.Open, FileAccess.ReadWrite)) f.Flush(flushToDisk: true);
         File.Move(temp, target, overwrite: true);
-        var stored = Get(version, arch) ?? throw new IOException($"{target} vanished after it was stored");
+        var stored = GetLocal(version, arch) ?? throw new IOException($"{target} vanished after it was stored");
+        if (shared is not null)
+        {
+            Shared(() => shared.Put(version, arch, target, stored.Sha256, DateTimeOffset.UtcNow));
+            _sharedList = null;
+        }
         return new AddedRelease(stored, replaced);
     }
 
     /// <summary>The bundle of <paramref name="version"/> for <paramref name="architecture"/> (exactly), or null.</summary>
     /// <exception cref="ReleaseBundleException">The stored file is damaged, or is not that version and architecture.</exception>
+    /// <exception cref="IOException">The shared database could not be read.</exception>
     public StoredRelease? Get(string version, string architecture)
     {
         if (!ReleaseVersion.IsValid(version) || !ReleaseManifest.Architectures.Contains(architecture)) return null;
         Migrate();
+        Fetch(version, architecture);
+        return GetLocal(version, architecture);
+    }
+
+    // The copy in this folder, as it is.
+    private StoredRelease? GetLocal(string version, string architecture)
+    {
         var path = PathOf(version, architecture);
         var info = new FileInfo(path);
         if (!info.Exists) return null;
@@ -137,6 +169,18 @@ public sealed class ReleaseStore(string dataDir)
     public IReadOnlyList<StoredRelease> List()
     {
         Migrate();
+        if (shared is not null)
+            foreach (var b in SharedList())
+            {
+                try
+                {
+                    Fetch(b.Version, b.Architecture);
+                }
+                catch (Exception e) when (e is ReleaseBundleException or IOException)
+                {
+                    // Listed from the local copy when there is one; damaged in the database: offered by nobody.
+                }
+            }
         if (!Directory.Exists(Folder)) return [];
         var list = new List<StoredRelease>();
         foreach (var dir in Directory.EnumerateDirectories(Folder))
@@ -176,6 +220,64 @@ public sealed class ReleaseStore(string dataDir)
             }
         }
     }
+
+    /// <summary>
+    /// With a shared database: makes the copy in this folder the database's bundle of that version and architecture
+    /// when the database has one and the copy is missing or differs (replaced through another relay). A bundle only
+    /// this folder has (added before the database was shared) stays as it is.
+    /// </summary>
+    private void Fetch(string version, string architecture)
+    {
+        if (shared is null) return;
+        var entry = SharedList().FirstOrDefault(b => b.Version == version && b.Architecture == architecture);
+        if (entry is null) return;
+        lock (_fetch)
+        {
+            StoredRelease? local;
+            try
+            {
+                local = GetLocal(version, architecture);
+            }
+            catch (ReleaseBundleException)
+            {
+                local = null; // damaged: the database's copy replaces it
+            }
+            if (local is not null && local.Sha256.AsSpan().SequenceEqual(entry.Sha256)) return;
+            if (!Shared(() => shared.CopyTo(entry, PathOf(version, architecture)))) _sharedList = null; // replaced meanwhile: next time
+        }
+    }
+
+    private IReadOnlyList<SharedBundle> SharedList()
+    {
+        if (shared is null) return [];
+        var now = Environment.TickCount64;
+        if (_sharedList is { } cached && now - cached.At < (long)SharedListFor.TotalMilliseconds) return cached.List;
+        var list = Shared(shared.List);
+        _sharedList = (now, list);
+        return list;
+    }
+
+    // Database trouble reaches callers as an IOException: what they already expect of a bundle they cannot read.
+    private static T Shared<T>(Func<T> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (DbException e)
+        {
+            throw new IOException("the shared database: " + e.Message, e);
+        }
+    }
+
+    private static void Shared(Action action) => Shared(() =>
+    {
+        action();
+        return 0;
+    });
+
+    /// <inheritdoc />
+    public void Dispose() => shared?.Dispose();
 
     private string PathOf(string version, string architecture) => System.IO.Path.Combine(Folder, version, architecture + ".bundle");
 }

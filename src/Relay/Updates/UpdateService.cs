@@ -141,9 +141,11 @@ public sealed partial class UpdateService
                         ? _releases.Get(request.Version, arch)
                         : _releases.Choose(request.Version, serving.Architecture, out _);
                 }
-                catch (ReleaseBundleException)
+                catch (Exception e) when (e is ReleaseBundleException or IOException)
                 {
-                    release = null; // damaged on disk since the offer: the device's hash check would refuse it anyway
+                    // Damaged on disk since the offer (the device's hash check would refuse it anyway), or the shared
+                    // database could not be asked: the device asks again.
+                    release = null;
                 }
                 if (release is null) continue;
                 var offset = request.Offset;

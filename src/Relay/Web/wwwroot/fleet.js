@@ -182,7 +182,8 @@
       a.textContent = d.id;
       name.textContent = '';
       name.appendChild(a);
-      cell(tr, d.revoked ? 'revoked' : d.online ? 'online' : 'offline', 'state ' + (d.online ? 'online' : 'offline'));
+      const state = cell(tr, d.revoked ? 'revoked' : d.online ? 'online' : 'offline', 'state ' + (d.online ? 'online' : 'offline'));
+      if (d.online && d.relay) state.title = 'uplink on ' + d.relay; // several relays (docs/scale-out.md)
       cell(tr, when(d.lastSeen)); cell(tr, d.agent);
       cell(tr, linkRate(d), 'link num');
       cell(tr, updateColumn(d), 'update');
@@ -216,6 +217,8 @@
         ['desired revision', d.desiredRevision], ['reported', d.reportedRevision ? d.reportedRevision + ' ' + d.reportedOutcome : null],
         ['last error', d.lastError],
       ];
+      // Several relays (docs/scale-out.md): which one holds the uplink.
+      if ('relay' in d) rows.splice(1, 0, ['relay', d.online ? d.relay : null]);
       for (const [k, v] of rows) {
         const dt = document.createElement('dt'); dt.textContent = k;
         const dd = document.createElement('dd'); dd.textContent = v === null || v === undefined || v === '' ? '—' : String(v);
