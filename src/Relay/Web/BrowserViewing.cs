@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Pinhole.Relay.Devices;
 using Pinhole.Streaming;
 using Pinhole.Relay.Viewers;
+using Pinhole.Transport.Security;
 
 namespace Pinhole.Relay.Web;
 
@@ -28,7 +29,7 @@ public static class BrowserViewing
         if (configure is not null) services.Configure(configure);
         services.TryAddSingleton(TimeProvider.System);
         services.TryAddSingleton<SessionStore>();
-        services.TryAddSingleton<LoginThrottle>();
+        services.TryAddSingleton(sp => new LoginThrottle(sp.GetRequiredService<IOptions<BrowserViewingOptions>>().Value.LoginThrottle(), sp.GetRequiredService<TimeProvider>()));
         return services;
     }
 

@@ -186,7 +186,7 @@ public class BrowserEndpointTests
     public void The_throttle_counts_per_user_across_addresses()
     {
         var time = new ManualTimeProvider();
-        var throttle = new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions { FreeLoginFailures = 3 }), time);
+        var throttle = new Pinhole.Transport.Security.LoginThrottle(new BrowserViewingOptions { FreeLoginFailures = 3 }.LoginThrottle(), time);
         for (var i = 0; i < 3; i++) Assert.Equal(TimeSpan.Zero, throttle.Failed($"10.0.0.{i}", "alice"));
         Assert.Equal(TimeSpan.FromSeconds(2), throttle.Failed("10.0.0.9", "alice"));
         Assert.True(throttle.RetryAfter("10.0.0.50", "alice") > TimeSpan.Zero);
