@@ -168,7 +168,7 @@ public static partial class EdgeApp
         services.AddSingleton(sp => new EdgeConfigStore(options.ConfigPath, options.Config,
             sp.GetRequiredService<PipelineSupervisor>(), sp.GetRequiredService<ILogger<EdgeConfigStore>>()));
         services.AddSingleton(sp => new LoginThrottle(options.LoginThrottle, options.Time));
-        services.AddSingleton<SessionStore>();
+        services.AddPageSignIn();
         services.AddSingleton<PageAuthenticator>();
         services.AddHostedService<SupervisorHostedService>();
         AddSystemd(services, options.Systemd);

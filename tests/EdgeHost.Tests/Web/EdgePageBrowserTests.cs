@@ -36,7 +36,7 @@ public class EdgePageBrowserTests
             await Task.Delay(2200);
             SubmitPassword(driver, TempConfigDir.Password);
             await browser.WaitForAsync("document.querySelectorAll('#pipelines tbody tr.healthy').length === 6", TimeSpan.FromSeconds(15));
-            var cookie = driver.Manage().Cookies.GetCookieNamed(SessionStore.CookieName);
+            var cookie = driver.Manage().Cookies.GetCookieNamed(PageSignIn.CookieName);
             Assert.NotNull(cookie);
             Assert.True(cookie.IsHttpOnly);
             Assert.Equal("Strict", cookie.SameSite);
