@@ -15,6 +15,7 @@ using Pinhole.EdgeHost.Uplink;
 using Pinhole.EdgeHost.Web;
 using System.Diagnostics.Metrics;
 using Pinhole.EdgeHost.Telemetry;
+using Pinhole.Transport.Security;
 
 namespace Pinhole.EdgeHost;
 
@@ -160,15 +161,14 @@ public static partial class EdgeApp
         services.AddSingleton(options.Time);
         services.AddSingleton(options.Systemd);
         services.AddSingleton(options.Supervisor);
-        services.AddSingleton(options.LoginThrottle);
         services.AddEdgeMetrics();
         services.AddSingleton(sp => new TelemetryCounters(sp.GetRequiredService<Meter>()));
         services.AddSingleton(options.Config);
         services.AddSingleton<PipelineSupervisor>();
         services.AddSingleton(sp => new EdgeConfigStore(options.ConfigPath, options.Config,
             sp.GetRequiredService<PipelineSupervisor>(), sp.GetRequiredService<ILogger<EdgeConfigStore>>()));
-        services.AddSingleton<LoginThrottle>();
-        services.AddSingleton<SessionStore>();
+        services.AddSingleton(sp => new LoginThrottle(options.LoginThrottle, options.Time));
+        services.AddPageSignIn();
         services.AddSingleton<PageAuthenticator>();
         services.AddHostedService<SupervisorHostedService>();
         AddSystemd(services, options.Systemd);

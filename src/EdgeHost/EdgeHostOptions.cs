@@ -4,6 +4,7 @@ using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Systemd;
 using Pinhole.EdgeHost.Web;
+using Pinhole.Transport.Security;
 
 namespace Pinhole.EdgeHost;
 
@@ -22,8 +23,15 @@ public sealed class EdgeHostOptions
     /// <summary>Supervisor timing.</summary>
     public SupervisorOptions Supervisor { get; set; } = new();
 
-    /// <summary>Wrong-password throttle timing.</summary>
-    public LoginThrottleOptions LoginThrottle { get; set; } = new();
+    /// <summary>Wrong-password throttle timing: two free misses per address, nine for the page's account from
+    /// addresses that never logged in, then lockouts from 5 s doubling to 15 min.</summary>
+    public LoginThrottleOptions LoginThrottle { get; set; } = new()
+    {
+        FreeFailures = 2,
+        FreeFailuresPerAccount = 9,
+        FirstLockout = TimeSpan.FromSeconds(5),
+        MaxLockout = TimeSpan.FromMinutes(15),
+    };
 
     /// <summary>Most simultaneous connections to the page from one client address (the page takes 64 in all).</summary>
     public int WebConnectionsPerAddress { get; set; } = 16;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -13,11 +14,11 @@ namespace Pinhole.EdgeHost.Web;
 /// <summary>
 /// The LAN page: <c>/</c> (login form, or the status view and config editor), <c>/login</c>,
 /// <c>/logout</c>, <c>/api/status</c>, <c>/api/config</c>, plus the public <c>/healthz</c> and <c>/metrics</c>.
-/// Every change needs the session cookie and the session's CSRF token (header <c>X-CSRF-Token</c> or form field <c>csrf</c>).
+/// The API needs the <see cref="PageSignIn.PolicyName"/> policy (the session cookie); every change also needs an
+/// antiforgery token (header <c>X-CSRF-Token</c> or form field <c>csrf</c>); see <see cref="PageSignIn"/>.
 /// </summary>
 internal static class EdgePage
 {
-    private const string CsrfHeader = "X-CSRF-Token";
     private const string JsonType = "application/json; charset=utf-8";
 
     public static void Map(WebApplication app)
@@ -25,6 +26,7 @@ internal static class EdgePage
         var assets = PageAssets.Load(Path.Combine(AppContext.BaseDirectory, "wwwroot"));
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15) });
 
+        app.UseAuthentication();
         app.Use(async (context, next) =>
         {
             var headers = context.Response.Headers;
@@ -35,8 +37,7 @@ internal static class EdgePage
             headers["Referrer-Policy"] = "same-origin";
             headers.ContentSecurityPolicy = "default-src 'self'; frame-ancestors 'none'; form-action 'self'";
             // Without a session a client gets no keep-alive: idle connections must not crowd out the owner.
-            var sessions = context.RequestServices.GetRequiredService<SessionStore>();
-            if (FindSession(context, sessions) is null) headers.Connection = "close";
+            if (!SignedIn(context)) headers.Connection = "close";
             try
             {
                 await next(context);
@@ -47,6 +48,8 @@ internal static class EdgePage
                 await context.Response.WriteAsync(e.Message);
             }
         });
+
+        app.UseAuthorization();
 
         app.MapGet("/healthz", (PipelineSupervisor supervisor) =>
         {
@@ -76,15 +79,11 @@ internal static class EdgePage
         app.MapGet("/app.js", () => Results.Text(assets.AppJs, "text/javascript; charset=utf-8"));
         app.MapGet("/app.css", () => Results.Text(assets.AppCss, "text/css; charset=utf-8"));
 
-        app.MapGet("/", (HttpContext context, SessionStore sessions) =>
-        {
-            var session = FindSession(context, sessions);
-            return session is null
-                ? LoginPage(assets, "", HttpStatusCode.OK)
-                : Results.Text(assets.Index.Replace("{{csrf}}", session.CsrfToken, StringComparison.Ordinal), "text/html; charset=utf-8");
-        });
+        app.MapGet("/", (HttpContext context) => SignedIn(context)
+            ? Results.Text(assets.Index.Replace("{{csrf}}", WebUtility.HtmlEncode(PageSignIn.IssueToken(context)), StringComparison.Ordinal), "text/html; charset=utf-8")
+            : LoginPage(assets, "", HttpStatusCode.OK));
 
-        app.MapPost("/login", async (HttpContext context, PageAuthenticator auth, SessionStore sessions) =>
+        app.MapPost("/login", async (HttpContext context, PageAuthenticator auth) =>
         {
             if (!SameOrigin(context.Request))
                 return LoginPage(assets, "This form must be sent from the device's own page.", HttpStatusCode.Forbidden);
@@ -95,15 +94,7 @@ internal static class EdgePage
             switch (auth.TryLogin(client, form["password"].ToString(), out var retryAfter))
             {
                 case LoginOutcome.Success:
-                    var session = sessions.Create();
-                    context.Response.Cookies.Append(SessionStore.CookieName, session.Id, new CookieOptions
-                    {
-                        HttpOnly = true,
-                        SameSite = SameSiteMode.Strict,
-                        Secure = context.Request.IsHttps,
-                        Path = "/",
-                        IsEssential = true,
-                    });
+                    await PageSignIn.SignInAsync(context);
                     return Results.Redirect("/", permanent: false);
                 case LoginOutcome.LockedOut:
                     context.Response.Headers.RetryAfter = Seconds(retryAfter);
@@ -117,49 +108,44 @@ internal static class EdgePage
             }
         });
 
-        app.MapPost("/logout", async (HttpContext context, SessionStore sessions) =>
+        app.MapPost("/logout", async (HttpContext context) =>
         {
-            var session = FindSession(context, sessions);
-            if (session is not null && context.Request.HasFormContentType)
+            if (SignedIn(context) && context.Request.HasFormContentType)
             {
-                var form = await context.Request.ReadFormAsync();
-                if (!SessionStore.CsrfMatches(session, form["csrf"].ToString()))
+                if (!await PageSignIn.HasValidTokenAsync(context))
                     return Results.Text("missing or wrong CSRF token", statusCode: 403);
-                sessions.Remove(session.Id);
+                await context.SignOutAsync(); // removes the session from the store, and the cookie
+                return Results.Redirect("/", permanent: false);
             }
-            context.Response.Cookies.Delete(SessionStore.CookieName);
+            context.Response.Cookies.Delete(PageSignIn.CookieName);
             return Results.Redirect("/", permanent: false);
         });
 
-        app.MapGet("/api/status", (HttpContext context, SessionStore sessions, PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time) =>
-        {
-            if (FindSession(context, sessions) is null) return LoginRequired();
-            return Results.Text(StatusJson(context, supervisor, store, time), JsonType);
-        });
+        app.MapGet("/api/status", (HttpContext context, PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time) =>
+            Results.Text(StatusJson(context, supervisor, store, time), JsonType))
+            .RequireAuthorization(PageSignIn.PolicyName);
 
         // Live status: the same JSON as /api/status, pushed once a second over a WebSocket (the page
         // falls back to polling without it). Relative to the page, so it also works under the relay's
         // /devices/ID/ui/ prefix (docs/tunnels.md, "The device page").
-        app.Map("/api/status/live", async (HttpContext context, SessionStore sessions, PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time) =>
+        app.Map("/api/status/live", async (HttpContext context, PageTicketStore sessions, PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time) =>
         {
             if (!context.WebSockets.IsWebSocketRequest)
                 return Problem(HttpStatusCode.BadRequest, "this is a WebSocket endpoint; GET /api/status for one snapshot");
-            if (FindSession(context, sessions) is null) return LoginRequired();
             // A browser always sends Origin on a WebSocket; another site's page must not read the status with the cookie.
             if (context.Request.Headers.Origin.Count == 0 || !SameOrigin(context.Request))
                 return Problem(HttpStatusCode.Forbidden, "the live status must be opened from the device's own page (Origin)");
             using var socket = await context.WebSockets.AcceptWebSocketAsync();
             await PushStatusAsync(socket, context, sessions, supervisor, store, time);
             return Results.Empty;
-        });
+        }).RequireAuthorization(PageSignIn.PolicyName);
 
         MapConfig(app);
     }
 
-    private static async Task PushStatusAsync(System.Net.WebSockets.WebSocket socket, HttpContext context, SessionStore sessions,
+    private static async Task PushStatusAsync(System.Net.WebSockets.WebSocket socket, HttpContext context, PageTicketStore sessions,
         PipelineSupervisor supervisor, EdgeConfigStore store, TimeProvider time)
     {
-        var cookie = context.Request.Cookies[SessionStore.CookieName];
         var aborted = context.RequestAborted;
         // The client sends nothing; reading notices its close (and discards anything else).
         var closed = Task.Run(async () =>
@@ -182,7 +168,7 @@ internal static class EdgePage
             while (!closed.IsCompleted && !aborted.IsCancellationRequested)
             {
                 // A session that ended (logout, expiry) ends the feed too.
-                if (sessions.Find(cookie) is null)
+                if (!sessions.IsLive(context.User))
                 {
                     await socket.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.PolicyViolation, "login required", aborted);
                     return;
@@ -235,17 +221,12 @@ internal static class EdgePage
 
     private static void MapConfig(WebApplication app)
     {
-        app.MapGet("/api/config", (HttpContext context, SessionStore sessions, EdgeConfigStore store) =>
-        {
-            if (FindSession(context, sessions) is null) return LoginRequired();
-            return Results.Text(store.ReadEditableSections().ToJsonString(), JsonType);
-        });
+        app.MapGet("/api/config", (EdgeConfigStore store) => Results.Text(store.ReadEditableSections().ToJsonString(), JsonType))
+            .RequireAuthorization(PageSignIn.PolicyName);
 
-        app.MapPost("/api/config", async (HttpContext context, SessionStore sessions, EdgeConfigStore store) =>
+        app.MapPost("/api/config", async (HttpContext context, EdgeConfigStore store) =>
         {
-            var session = FindSession(context, sessions);
-            if (session is null) return LoginRequired();
-            if (!SessionStore.CsrfMatches(session, context.Request.Headers[CsrfHeader].ToString()) || !SameOrigin(context.Request))
+            if (!SameOrigin(context.Request) || context.Request.Headers[PageSignIn.TokenHeader].Count == 0 || !await PageSignIn.HasValidTokenAsync(context))
                 return Problem(HttpStatusCode.Forbidden, "missing or wrong CSRF token; reload the page");
             if (context.Request.ContentType?.StartsWith("application/json", StringComparison.OrdinalIgnoreCase) != true)
                 return Problem(HttpStatusCode.UnsupportedMediaType, "send the config as application/json");
@@ -273,7 +254,7 @@ internal static class EdgePage
                 ["unchanged"] = Names(applied.Unchanged),
             };
             return Results.Text(ok.ToJsonString(), JsonType);
-        });
+        }).RequireAuthorization(PageSignIn.PolicyName);
     }
 
     private const string BodyProblem = "pinhole.body-problem";
@@ -308,12 +289,11 @@ internal static class EdgePage
 
     private static JsonArray Names(IReadOnlyList<string> names) => new([.. names.Select(n => (JsonNode)JsonValue.Create(n))]);
 
-    private static Session? FindSession(HttpContext context, SessionStore sessions) =>
-        sessions.Find(context.Request.Cookies[SessionStore.CookieName]);
+    private static bool SignedIn(HttpContext context) => context.User.Identity?.IsAuthenticated == true;
 
     /// <summary>
     /// Browsers send Origin on POSTs; when it is there it must name this host. (The cookie is
-    /// SameSite=Strict and changes need the CSRF token too; this also covers the login form.)
+    /// SameSite=Strict and changes need the antiforgery token too; this also covers the login form.)
     /// </summary>
     private static bool SameOrigin(HttpRequest request)
     {
@@ -324,8 +304,6 @@ internal static class EdgePage
     }
 
     private static string Seconds(TimeSpan t) => Math.Ceiling(t.TotalSeconds).ToString(CultureInfo.InvariantCulture);
-
-    private static IResult LoginRequired() => Problem(HttpStatusCode.Unauthorized, "login required");
 
     private static IResult Problem(HttpStatusCode status, string message) =>
         Results.Text(new JsonObject

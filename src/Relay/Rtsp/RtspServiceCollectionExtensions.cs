@@ -12,6 +12,7 @@ using Pinhole.Streaming.Rtsp;
 using Pinhole.Relay.Viewers;
 using System.Diagnostics.Metrics;
 using Pinhole.Relay.Telemetry;
+using Pinhole.Transport.Security;
 
 namespace Pinhole.Relay.Rtsp;
 
@@ -61,7 +62,7 @@ public static class RtspServiceCollectionExtensions
             sp.GetRequiredService<Meter>(),
             sp.GetRequiredService<TimeProvider>(),
             sp.GetService<ILogger<RtspServer>>(),
-            sp.GetService<LoginThrottle>() ?? new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions()), sp.GetRequiredService<TimeProvider>()),
+            new RtspLoginThrottle(sp.GetService<LoginThrottle>() ?? new LoginThrottle(new BrowserViewingOptions().LoginThrottle(), sp.GetRequiredService<TimeProvider>())),
             sp.GetService<RefusalLog>() ?? new RefusalLog(sp.GetRequiredService<Meter>(), sp.GetRequiredService<TimeProvider>()),
             sp.GetService<IRtspPublishHandler>()));
         services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<RtspServer>());

@@ -10,6 +10,7 @@ using Pinhole.Streaming;
 using System.Diagnostics.Metrics;
 using Pinhole.Relay.Telemetry;
 using Pinhole.Transport.Uplink;
+using Pinhole.Transport.Security;
 
 namespace Pinhole.Relay.Uplink;
 
@@ -40,7 +41,7 @@ public static class UplinkEndpoint
         var sessions = sp.GetService<UplinkSessionRegistry>() ?? new UplinkSessionRegistry();
         var meter = sp.GetRequiredService<UplinkMetrics>().Meter;
         // Wrong device tokens are slowed per address: a device token names no account to lock.
-        var throttle = new AddressThrottle(sp.GetService<TimeProvider>() ?? TimeProvider.System);
+        var throttle = LoginThrottle.PerAddress(sp.GetService<TimeProvider>() ?? TimeProvider.System);
         meter.CreateObservableGauge("pinhole_uplinks_connected", () => sessions.Count, description: "Devices with a live uplink.");
         meter.CreateObservableGauge("pinhole_uplinks_http", () => sessions.CountOver(UplinkTransport.Http),
             description: "Devices whose live uplink uses the HTTP fallback (docs/uplink-protocol.md §1a).");
@@ -49,7 +50,7 @@ public static class UplinkEndpoint
         return endpoints;
     }
 
-    private static async Task HandleAsync(HttpContext context, UplinkEndpointOptions options, UplinkSessionRegistry sessions, AddressThrottle throttle, HttpUplinkSessions pending)
+    private static async Task HandleAsync(HttpContext context, UplinkEndpointOptions options, UplinkSessionRegistry sessions, LoginThrottle throttle, HttpUplinkSessions pending)
     {
         var sp = context.RequestServices;
         var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("Pinhole.Relay.Uplink");

@@ -1,10 +1,12 @@
 using System.Net.WebSockets;
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Pinhole.Relay.Devices;
 using Pinhole.Streaming;
 using Pinhole.Relay.Viewers;
+using Pinhole.Transport.Security;
 
 namespace Pinhole.Relay.Web;
 
@@ -18,7 +20,7 @@ public static class BrowserViewing
     private const int MaxLoginFormBytes = 8 * 1024;
 
     /// <summary>
-    /// Registers the session store, the login throttle and the options. Needs a
+    /// Registers sign-in (<see cref="RelaySignIn"/>), the login throttle and the options. Needs a
     /// <see cref="MediaStreamRegistry"/> and a <see cref="ViewerDirectory"/> in the container;
     /// uses the registered <see cref="TimeProvider"/> (the system clock when there is none).
     /// </summary>
@@ -27,8 +29,9 @@ public static class BrowserViewing
         services.AddOptions<BrowserViewingOptions>();
         if (configure is not null) services.Configure(configure);
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<SessionStore>();
-        services.TryAddSingleton<LoginThrottle>();
+        services.TryAddSingleton<DeviceCookies>();
+        services.AddRelaySignIn();
+        services.TryAddSingleton(sp => new LoginThrottle(sp.GetRequiredService<IOptions<BrowserViewingOptions>>().Value.LoginThrottle(), sp.GetRequiredService<TimeProvider>()));
         return services;
     }
 
@@ -57,8 +60,7 @@ public static class BrowserViewing
     public static string? CurrentUser(HttpContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var sessions = context.RequestServices.GetRequiredService<SessionStore>();
-        return sessions.Validate(context.Request.Cookies[SessionStore.CookieName]);
+        return context.User.Identity is { IsAuthenticated: true, AuthenticationType: RelaySignIn.Scheme, Name: { } user } ? user : null;
     }
 
     private static IResult LoginForm(HttpContext context, string? next)
@@ -68,7 +70,7 @@ public static class BrowserViewing
     }
 
     private static async Task<IResult> LoginSubmit(HttpContext context, string? next, [FromServices] ViewerDirectory viewers,
-        [FromServices] SessionStore sessions, [FromServices] LoginThrottle throttle, [FromServices] IOptions<BrowserViewingOptions> options, [FromServices] ILoggerFactory loggers)
+        [FromServices] DeviceCookies devices, [FromServices] LoginThrottle throttle, [FromServices] IOptions<BrowserViewingOptions> options, [FromServices] ILoggerFactory loggers)
     {
         NoStore(context);
         var log = loggers.CreateLogger(typeof(BrowserViewing).FullName!);
@@ -94,7 +96,7 @@ public static class BrowserViewing
             return Page(BrowserPages.Login(next, "Enter your user name and password."), StatusCodes.Status400BadRequest);
 
         // A browser that logged in as this user before is not held by guesses at the user from elsewhere.
-        var device = sessions.DeviceOf(request.Cookies[SessionStore.DeviceCookieName], user);
+        var device = devices.DeviceOf(request.Cookies[RelaySignIn.DeviceCookieName], user);
         var wait = throttle.RetryAfter(client, user, device);
         if (wait > TimeSpan.Zero)
         {
@@ -115,8 +117,8 @@ public static class BrowserViewing
         throttle.Succeeded(client, user, device);
         if (device is null)
         {
-            var (deviceCookie, deviceExpires) = sessions.CreateDeviceCookie(user);
-            context.Response.Cookies.Append(SessionStore.DeviceCookieName, deviceCookie, new CookieOptions
+            var (deviceCookie, deviceExpires) = devices.Create(user);
+            context.Response.Cookies.Append(RelaySignIn.DeviceCookieName, deviceCookie, new CookieOptions
             {
                 HttpOnly = true,
                 SameSite = SameSiteMode.Strict,
@@ -126,16 +128,7 @@ public static class BrowserViewing
                 IsEssential = true,
             });
         }
-        var (cookie, expires) = sessions.Create(user);
-        context.Response.Cookies.Append(SessionStore.CookieName, cookie, new CookieOptions
-        {
-            HttpOnly = true,
-            SameSite = SameSiteMode.Lax, // Strict would drop the cookie when a shared /play link is opened
-            Secure = request.IsHttps,
-            Path = "/",
-            Expires = expires,
-            IsEssential = true,
-        });
+        await RelaySignIn.SignInAsync(context, user).ConfigureAwait(false);
         BrowserLog.LoggedIn(log, user, client);
         // Several relays (docs/scale-out.md): next may be a page another relay serves, reached by a 302 that the
         // browser would refuse at the end of this form POST (CSP form-action 'self'); a meta refresh navigates anew.
@@ -144,7 +137,7 @@ public static class BrowserViewing
         return Results.Redirect(next ?? "/", permanent: false, preserveMethod: false);
     }
 
-    private static IResult Logout(HttpContext context, [FromServices] SessionStore sessions, [FromServices] IOptions<BrowserViewingOptions> options)
+    private static async Task<IResult> Logout(HttpContext context, [FromServices] IOptions<BrowserViewingOptions> options)
     {
         NoStore(context);
         if (HttpMethods.IsPost(context.Request.Method) && !SameOrigin(context, options.Value, allowMissing: true))
@@ -153,8 +146,8 @@ public static class BrowserViewing
         // (Fetch Metadata); a link or image on another site only gets a confirmation page.
         if (HttpMethods.IsGet(context.Request.Method) && context.Request.Headers["Sec-Fetch-Site"].ToString() is not ("same-origin" or "none"))
             return Page(BrowserPages.ConfirmLogout());
-        sessions.Remove(context.Request.Cookies[SessionStore.CookieName]);
-        context.Response.Cookies.Delete(SessionStore.CookieName, new CookieOptions { Path = "/", HttpOnly = true, Secure = context.Request.IsHttps, SameSite = SameSiteMode.Lax });
+        // Ends the session in the store (on every relay) and deletes the cookie.
+        await context.SignOutAsync(RelaySignIn.Scheme).ConfigureAwait(false);
         return Results.Redirect("/login");
     }
 

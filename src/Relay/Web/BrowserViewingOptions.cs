@@ -1,5 +1,6 @@
 using System.Globalization;
 using Pinhole.Relay.Configuration;
+using Pinhole.Transport.Security;
 
 namespace Pinhole.Relay.Web;
 
@@ -24,6 +25,16 @@ public sealed class BrowserViewingOptions
 
     /// <summary>The longest lockout.</summary>
     public TimeSpan MaxLockout { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>The login throttle's timing from <see cref="FreeLoginFailures"/>, <see cref="FirstLockout"/> and
+    /// <see cref="MaxLockout"/> (the same free failures per address and per user).</summary>
+    public LoginThrottleOptions LoginThrottle() => new()
+    {
+        FreeFailures = FreeLoginFailures,
+        FreeFailuresPerAccount = FreeLoginFailures,
+        FirstLockout = FirstLockout,
+        MaxLockout = MaxLockout,
+    };
 
     /// <summary>Origins besides the relay's own that may open the player WebSocket (e.g. <c>https://cams.example.com</c>
     /// when a TLS-terminating proxy changes the scheme or host the relay sees).</summary>

@@ -1,7 +1,7 @@
 namespace Pinhole.Relay.Web;
 
 /// <summary>
-/// Where <see cref="SessionStore"/> keeps browser sessions when several relays serve one fleet (a shared
+/// Where <see cref="SessionTicketStore"/> keeps browser sessions when several relays serve one fleet (a shared
 /// database): the cookie signing key is shared, and sessions are stored by the SHA-256 of their id, so a
 /// login made on one relay is honoured by every other and the database never holds a usable cookie.
 /// </summary>

@@ -8,6 +8,7 @@ using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
 using Pinhole.EdgeHost.Systemd;
 using Pinhole.EdgeHost.Web;
+using Pinhole.Transport.Security;
 
 namespace Pinhole.EdgeHost.Tests.Support;
 
@@ -42,7 +43,7 @@ public sealed class EdgeTestHost : IAsyncDisposable
             ConfigPath = path,
             Config = loaded.Config!,
             Systemd = systemd ?? SystemdEnvironment.None,
-            LoginThrottle = throttle ?? new LoginThrottleOptions(),
+            LoginThrottle = throttle ?? new EdgeHostOptions { ConfigPath = path, Config = loaded.Config! }.LoginThrottle,
             Supervisor = supervisor ?? new SupervisorOptions { TickInterval = TimeSpan.FromMilliseconds(100) },
             LogLevel = LogLevel.Warning,
             IncludeFeatures = false,

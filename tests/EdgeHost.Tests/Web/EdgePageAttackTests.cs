@@ -6,6 +6,7 @@ using System.Text.RegularExpressions;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Tests.Support;
 using Pinhole.EdgeHost.Web;
+using Pinhole.Transport.Security;
 using Pinhole.Testing;
 
 namespace Pinhole.EdgeHost.Tests.Web;
@@ -210,7 +211,7 @@ public partial class EdgePageAttackTests
     [Fact]
     public async Task Guesses_spread_over_addresses_are_slowed_but_an_address_that_logged_in_before_is_not_held()
     {
-        var throttle = new LoginThrottleOptions { FreeAttempts = 3, FreeAttemptsPerAccount = 10, FirstLockout = TimeSpan.FromMinutes(1) };
+        var throttle = new LoginThrottleOptions { FreeFailures = 2, FreeFailuresPerAccount = 9, FirstLockout = TimeSpan.FromMinutes(1) };
         await using var host = await EdgeTestHost.StartAsync(throttle: throttle);
         using (var owner = ClientFrom(host.BaseAddress, "127.0.0.3")) await LogInAsync(owner);
 

@@ -2,6 +2,7 @@ using OpenQA.Selenium;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Tests.Support;
 using Pinhole.EdgeHost.Web;
+using Pinhole.Transport.Security;
 using Pinhole.Testing;
 
 namespace Pinhole.EdgeHost.Tests.Web;
@@ -14,7 +15,7 @@ public class EdgePageBrowserTests
     [RequiresFact(Needs.Chromium)]
     public async Task Log_in_edit_a_sensor_and_a_camera_save_and_only_those_pipelines_restart_an_invalid_url_changes_nothing_and_wrong_passwords_are_throttled()
     {
-        var throttle = new LoginThrottleOptions { FreeAttempts = 3, FirstLockout = TimeSpan.FromSeconds(2) };
+        var throttle = new LoginThrottleOptions { FreeFailures = 2, FreeFailuresPerAccount = 9, FirstLockout = TimeSpan.FromSeconds(2) };
         await using var host = await EdgeTestHost.StartAsync(throttle: throttle);
         using var browser = Chromium.Start(new ChromiumOptions { Height = 1400 });
         var driver = browser.Driver;
@@ -35,7 +36,7 @@ public class EdgePageBrowserTests
             await Task.Delay(2200);
             SubmitPassword(driver, TempConfigDir.Password);
             await browser.WaitForAsync("document.querySelectorAll('#pipelines tbody tr.healthy').length === 6", TimeSpan.FromSeconds(15));
-            var cookie = driver.Manage().Cookies.GetCookieNamed(SessionStore.CookieName);
+            var cookie = driver.Manage().Cookies.GetCookieNamed(PageSignIn.CookieName);
             Assert.NotNull(cookie);
             Assert.True(cookie.IsHttpOnly);
             Assert.Equal("Strict", cookie.SameSite);

@@ -8,6 +8,7 @@ using Pinhole.EdgeHost.Supervision;
 using System.Diagnostics.Metrics;
 using Pinhole.EdgeHost.Tests.Support;
 using Pinhole.EdgeHost.Web;
+using Pinhole.Transport.Security;
 
 namespace Pinhole.EdgeHost.Tests.Web;
 
@@ -307,7 +308,7 @@ public partial class EdgePageHttpTests
     [Fact]
     public async Task Wrong_passwords_are_throttled_per_client_even_for_the_right_password()
     {
-        var throttle = new LoginThrottleOptions { FreeAttempts = 3, FirstLockout = TimeSpan.FromSeconds(2), MaxLockout = TimeSpan.FromSeconds(30) };
+        var throttle = new LoginThrottleOptions { FreeFailures = 2, FreeFailuresPerAccount = 9, FirstLockout = TimeSpan.FromSeconds(2), MaxLockout = TimeSpan.FromSeconds(30) };
         await using var host = await EdgeTestHost.StartAsync(throttle: throttle);
         using var client = host.CreateClient();
 

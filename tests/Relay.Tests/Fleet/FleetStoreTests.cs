@@ -219,27 +219,27 @@ public sealed class PostgresFleetStoreTests(PostgresFixture postgres) : FleetSto
     }
 
     [RequiresFact(Needs.Postgres)]
-    public void A_browser_session_made_on_one_relay_is_valid_on_another_until_it_expires_or_logs_out()
+    public async Task A_browser_session_made_on_one_relay_is_valid_on_another_until_it_expires_or_logs_out()
     {
         var url = NewDatabase();
         using var dbA = new PostgresFleetStore(url);
         using var dbB = new PostgresFleetStore(url);
         var time = new ManualTimeProvider(Now);
         var options = Options.Create(new BrowserViewingOptions { SessionLifetime = TimeSpan.FromHours(1) });
-        var relayA = new SessionStore(options, time, dbA);
-        var relayB = new SessionStore(options, time, dbB);
-        var (cookie, _) = relayA.Create("alice");
-        Assert.Equal("alice", relayB.Validate(cookie));
-        Assert.Null(relayB.Validate(cookie[..^2] + "xx")); // a forged signature
-        var (device, _) = relayA.CreateDeviceCookie("alice");
-        Assert.NotNull(relayB.DeviceOf(device, "alice")); // the signing key is shared too
-        relayB.Remove(cookie);
-        Assert.Null(relayA.Validate(cookie));
+        var relayA = new Pinhole.Relay.Tests.Web.RelaySessions(options, time, dbA);
+        var relayB = new Pinhole.Relay.Tests.Web.RelaySessions(options, time, dbB);
+        var cookie = await relayA.CreateAsync("alice");
+        Assert.Equal("alice", await relayB.ValidateAsync(cookie));
+        Assert.Null(await relayB.ValidateAsync(cookie[..^2] + "xx")); // a forged signature
+        var (device, _) = new DeviceCookies(relayA.Key, time).Create("alice");
+        Assert.NotNull(new DeviceCookies(relayB.Key, time).DeviceOf(device, "alice")); // the signing key is shared too
+        await relayB.RemoveAsync(cookie);
+        Assert.Null(await relayA.ValidateAsync(cookie));
 
-        var (second, _) = relayB.Create("bob");
-        Assert.Equal("bob", relayA.Validate(second));
+        var second = await relayB.CreateAsync("bob");
+        Assert.Equal("bob", await relayA.ValidateAsync(second));
         time.Advance(TimeSpan.FromHours(1));
-        Assert.Null(relayA.Validate(second));
+        Assert.Null(await relayA.ValidateAsync(second));
         // The database holds only hashes of session ids, never a usable cookie.
         Assert.Null(dbA.GetSession(System.Text.Encoding.ASCII.GetBytes(second.Split('.')[0])));
     }

@@ -2,6 +2,7 @@ using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Options;
 using Pinhole.Relay.Web;
+using Pinhole.Transport.Security;
 using Pinhole.Testing;
 using Pinhole.Transport.Rtsp;
 using Xunit.Abstractions;
@@ -18,7 +19,7 @@ public class RtspAttackTests(ITestOutputHelper output)
     private static string Url(RtspHarness h, string path = "gw1/cam") => h.Url(path, credentials: false);
 
     private static LoginThrottle Throttle(TimeSpan firstLockout) =>
-        new(Options.Create(new BrowserViewingOptions { FreeLoginFailures = 3, FirstLockout = firstLockout }), TimeProvider.System);
+        new(new BrowserViewingOptions { FreeLoginFailures = 3, FirstLockout = firstLockout }.LoginThrottle(), TimeProvider.System);
 
     [Fact]
     public async Task A_connection_that_never_authenticates_is_cut_at_the_deadline_whatever_it_sends()

@@ -136,7 +136,7 @@ public class RtspServerProtocolTests(ITestOutputHelper output)
     {
         // Nine deliberate failures from one address: room for them in the login throttle, so each is
         // judged by the digest-uri rule (401), not refused unchecked (503) by the throttle.
-        var throttle = new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions { FreeLoginFailures = 100 }), TimeProvider.System);
+        var throttle = new Pinhole.Transport.Security.LoginThrottle(new BrowserViewingOptions { FreeLoginFailures = 100 }.LoginThrottle(), TimeProvider.System);
         await using var h = await RtspHarness.StartAsync(output: output, throttle: throttle);
         await using var feeder = new StreamFeeder(h.Registry.GetOrAdd("gw1", "cam"), TestMedia.H264, TestMedia.Aac).Start();
         await using var other = new StreamFeeder(h.Registry.GetOrAdd("gw1", "other"), TestMedia.H264).Start();

@@ -110,7 +110,7 @@ internal sealed class RtspHarness : IAsyncDisposable
     public int Port => Server.LocalEndPoint!.Port;
 
     public static async Task<RtspHarness> StartAsync(bool withViewers = true, Func<RtspServerOptions, RtspServerOptions>? configure = null, MediaStreamRegistry? registry = null,
-        ITestOutputHelper? output = null, LoginThrottle? throttle = null, IRtspPublishHandler? publishing = null)
+        ITestOutputHelper? output = null, Pinhole.Transport.Security.LoginThrottle? throttle = null, IRtspPublishHandler? publishing = null)
     {
         // Most tests are about media, not about the secure defaults (attack tests set those back):
         // without viewers serve anonymously, and take Basic on the plaintext port.
@@ -123,7 +123,7 @@ internal sealed class RtspHarness : IAsyncDisposable
         var log = output is null ? null : new TestOutputLoggerProvider(output, "relay");
         var factory = log is null ? null : new LoggerFactory([log]);
         var server = new RtspServer(options, registry, viewers, metrics.Meter, TimeProvider.System, factory?.CreateLogger<RtspServer>(),
-            throttle ?? new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions()), TimeProvider.System), new RefusalLog(metrics.Meter, TimeProvider.System, factory?.CreateLogger<RefusalLog>()), publishing);
+            new RtspLoginThrottle(throttle ?? new Pinhole.Transport.Security.LoginThrottle(new BrowserViewingOptions().LoginThrottle(), TimeProvider.System)), new RefusalLog(metrics.Meter, TimeProvider.System, factory?.CreateLogger<RefusalLog>()), publishing);
         await server.StartAsync(CancellationToken.None);
         return new RtspHarness(server, registry, metrics) { Log = log, LogFactory = factory };
     }

@@ -24,7 +24,7 @@ public class BrowserAttackTests
         {
             using var r = await owner.PostAsync("/login", LoginForm(BrowserTestHost.User, BrowserTestHost.Password));
             Assert.Equal(HttpStatusCode.Redirect, r.StatusCode);
-            Assert.NotNull(ownerCookies.GetCookies(new Uri(host.BaseUri, "/login"))[SessionStore.DeviceCookieName]);
+            Assert.NotNull(ownerCookies.GetCookies(new Uri(host.BaseUri, "/login"))[RelaySignIn.DeviceCookieName]);
             using var bye = await owner.PostAsync("/logout", null);
         }
 

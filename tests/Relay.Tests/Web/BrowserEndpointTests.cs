@@ -64,8 +64,8 @@ public class BrowserEndpointTests
         using var r = await client.PostAsync("/login?next=%2Fplay%2Fgw1%2Fdoor", LoginForm(BrowserTestHost.User, BrowserTestHost.Password));
         Assert.Equal(HttpStatusCode.Redirect, r.StatusCode);
         Assert.Equal("/play/gw1/door", r.Headers.Location!.OriginalString);
-        var setCookie = Assert.Single(r.Headers.GetValues("Set-Cookie"), c => c.StartsWith(SessionStore.CookieName + "=", StringComparison.Ordinal));
-        Assert.StartsWith(SessionStore.CookieName + "=", setCookie, StringComparison.Ordinal);
+        var setCookie = Assert.Single(r.Headers.GetValues("Set-Cookie"), c => c.StartsWith(RelaySignIn.CookieName + "=", StringComparison.Ordinal));
+        Assert.StartsWith(RelaySignIn.CookieName + "=", setCookie, StringComparison.Ordinal);
         Assert.Contains("httponly", setCookie, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("samesite=lax", setCookie, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("secure", setCookie, StringComparison.OrdinalIgnoreCase); // plain HTTP here
@@ -125,7 +125,7 @@ public class BrowserEndpointTests
         using var r = await client.PostAsync("/login", LoginForm(BrowserTestHost.User, BrowserTestHost.Password));
         Assert.Equal(HttpStatusCode.Redirect, r.StatusCode);
         Assert.Equal("/", r.Headers.Location!.OriginalString);
-        var setCookie = Assert.Single(r.Headers.GetValues("Set-Cookie"), c => c.StartsWith(SessionStore.CookieName + "=", StringComparison.Ordinal));
+        var setCookie = Assert.Single(r.Headers.GetValues("Set-Cookie"), c => c.StartsWith(RelaySignIn.CookieName + "=", StringComparison.Ordinal));
         Assert.Contains("; secure", setCookie, StringComparison.OrdinalIgnoreCase);
         Assert.Contains("httponly", setCookie, StringComparison.OrdinalIgnoreCase);
     }
@@ -186,7 +186,7 @@ public class BrowserEndpointTests
     public void The_throttle_counts_per_user_across_addresses()
     {
         var time = new ManualTimeProvider();
-        var throttle = new LoginThrottle(Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions { FreeLoginFailures = 3 }), time);
+        var throttle = new Pinhole.Transport.Security.LoginThrottle(new BrowserViewingOptions { FreeLoginFailures = 3 }.LoginThrottle(), time);
         for (var i = 0; i < 3; i++) Assert.Equal(TimeSpan.Zero, throttle.Failed($"10.0.0.{i}", "alice"));
         Assert.Equal(TimeSpan.FromSeconds(2), throttle.Failed("10.0.0.9", "alice"));
         Assert.True(throttle.RetryAfter("10.0.0.50", "alice") > TimeSpan.Zero);
@@ -214,12 +214,12 @@ public class BrowserEndpointTests
         await using var host = await BrowserTestHost.StartAsync();
         var cookies = await host.LogInAsync();
         using var client = host.CreateClient(cookies);
-        var stolen = cookies.GetCookies(host.BaseUri)[SessionStore.CookieName]!.Value;
+        var stolen = cookies.GetCookies(host.BaseUri)[RelaySignIn.CookieName]!.Value;
         using (var r = await client.GetAsync("/")) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         using (var r = await client.PostAsync("/logout", null)) Assert.Equal("/login", r.Headers.Location!.OriginalString);
         using var replay = host.CreateClient();
         using var request = new HttpRequestMessage(HttpMethod.Get, "/");
-        request.Headers.Add("Cookie", $"{SessionStore.CookieName}={stolen}");
+        request.Headers.Add("Cookie", $"{RelaySignIn.CookieName}={stolen}");
         using var after = await replay.SendAsync(request);
         Assert.Equal(HttpStatusCode.Redirect, after.StatusCode); // the old cookie value is dead server-side
     }
@@ -230,12 +230,12 @@ public class BrowserEndpointTests
         await using var host = await BrowserTestHost.StartAsync();
         var cookies = await host.LogInAsync();
         using var client = host.CreateClient(cookies);
-        var good = cookies.GetCookies(host.BaseUri)[SessionStore.CookieName]!.Value;
+        var good = cookies.GetCookies(host.BaseUri)[RelaySignIn.CookieName]!.Value;
         var forged = good[..^3] + (good[^3] == 'A' ? "B" : "A") + good[^2..];
         using var anon = host.CreateClient();
         using (var req = new HttpRequestMessage(HttpMethod.Get, "/"))
         {
-            req.Headers.Add("Cookie", $"{SessionStore.CookieName}={forged}");
+            req.Headers.Add("Cookie", $"{RelaySignIn.CookieName}={forged}");
             using var r = await anon.SendAsync(req);
             Assert.Equal(HttpStatusCode.Redirect, r.StatusCode);
         }

@@ -82,43 +82,45 @@ public class PlayerFeedTests
     }
 }
 
+// The relay's sessions as the cookie handler uses them: SessionCookieFormat (ID.HMAC) over SessionTicketStore.
 public class SessionStoreTests
 {
     [Fact]
-    public void Sessions_expire_and_cookies_not_signed_here_are_refused()
+    public async Task Sessions_expire_and_cookies_not_signed_here_are_refused()
     {
         var time = new ManualTimeProvider();
         var options = Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions { SessionLifetime = TimeSpan.FromHours(1) });
-        var store = new SessionStore(options, time);
-        var (cookie, expires) = store.Create("alice");
-        Assert.Equal(time.GetUtcNow() + TimeSpan.FromHours(1), expires);
-        Assert.Equal("alice", store.Validate(cookie));
+        var backend = new MemorySessionBackend();
+        var store = new RelaySessions(options, time, backend);
+        var cookie = await store.CreateAsync("alice");
+        Assert.Equal("alice", await store.ValidateAsync(cookie));
         var id = cookie[..cookie.IndexOf('.', StringComparison.Ordinal)];
-        Assert.Null(store.Validate(id));
-        Assert.Null(store.Validate(id + ".AAAA"));
-        Assert.Null(new SessionStore(options, time).Validate(cookie)); // another key
+        Assert.Null(await store.ValidateAsync(id));
+        Assert.Null(await store.ValidateAsync(id + ".AAAA"));
+        Assert.Null(await new RelaySessions(options, time, backend).ValidateAsync(cookie)); // another key
         time.Advance(TimeSpan.FromMinutes(59));
-        Assert.Equal("alice", store.Validate(cookie));
+        Assert.Equal("alice", await store.ValidateAsync(cookie));
         time.Advance(TimeSpan.FromMinutes(2));
-        Assert.Null(store.Validate(cookie));
-        Assert.Equal(0, store.Count);
+        Assert.Null(await store.ValidateAsync(cookie));
+        await store.CreateAsync("bob"); // a new session sweeps the expired ones
+        Assert.Equal(1, backend.Count);
     }
 
     [Fact]
-    public void The_signing_key_is_kept_in_the_data_dir()
+    public async Task The_signing_key_is_kept_in_the_data_dir()
     {
         var dir = Directory.CreateTempSubdirectory("pinhole-session-");
         try
         {
             var options = Microsoft.Extensions.Options.Options.Create(new BrowserViewingOptions { DataDir = dir.FullName });
-            var a = new SessionStore(options, TimeProvider.System);
+            var a = new RelaySessions(options, TimeProvider.System, new MemorySessionBackend());
             var key = File.ReadAllBytes(Path.Combine(dir.FullName, "browser-session.key"));
             Assert.Equal(32, key.Length);
-            _ = new SessionStore(options, TimeProvider.System);
+            _ = new SessionKey(options);
             Assert.Equal(key, File.ReadAllBytes(Path.Combine(dir.FullName, "browser-session.key")));
             if (!OperatingSystem.IsWindows())
                 Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(dir.FullName, "browser-session.key")));
-            Assert.NotNull(a.Validate(a.Create("bob").CookieValue));
+            Assert.NotNull(await a.ValidateAsync(await a.CreateAsync("bob")));
         }
         finally
         {
