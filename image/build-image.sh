@@ -64,7 +64,7 @@ if [ -n "${DEBIAN_SNAPSHOT:-}" ]; then
   security=http://snapshot.debian.org/archive/debian-security/$DEBIAN_SNAPSHOT
 fi
 packages=(systemd-sysv udev dbus systemd-resolved systemd-timesyncd kmod procps iproute2
-  ca-certificates libicu72 ffmpeg libgpiod2 jq dosfstools e2fsprogs openssh-server wpasupplicant)
+  ca-certificates libicu72 ffmpeg libgpiod2 jq dosfstools e2fsprogs fdisk openssh-server wpasupplicant)
 case $arch in
   amd64) packages+=(linux-image-amd64 systemd-boot-efi) ;;
   arm64) packages+=(linux-image-arm64 raspi-firmware firmware-brcm80211) ;;
@@ -110,6 +110,7 @@ cp -a "$WORK/publish" "$rootfs/opt/pinhole/releases/$version"
 ln -sfn "releases/$version" "$rootfs/opt/pinhole/current"
 install -m 0755 "$IMAGE_SRC/pinhole-launch" "$rootfs/usr/lib/pinhole/pinhole-launch"
 install -m 0755 "$IMAGE_SRC/pinhole-firstboot" "$rootfs/usr/lib/pinhole/pinhole-firstboot"
+install -m 0755 "$IMAGE_SRC/pinhole-growdata" "$rootfs/usr/lib/pinhole/pinhole-growdata"
 install -m 0644 "$IMAGE_SRC/pinhole-edge.service" "$IMAGE_SRC/pinhole-firstboot.service" "$rootfs/etc/systemd/system/"
 install -m 0644 "$IMAGE_SRC/pinhole-edge.sysusers.conf" "$rootfs/usr/lib/sysusers.d/pinhole-edge.conf"
 cp -a "$IMAGE_SRC/rootfs/." "$rootfs/"
