@@ -85,7 +85,8 @@ public sealed partial class Amd64ImageTests(ITestOutputHelper output)
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         var page = await RetryAsync(() => http.GetAsync($"http://127.0.0.1:{vm.PagePort}/"), TimeSpan.FromMinutes(2));
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
-        Assert.Contains("action=\"/login\"", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // The page's URLs are relative (it is also served under the relay's /devices/ID/ui/ prefix).
+        Assert.Contains("action=\"login\"", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         var healthz = await http.GetAsync($"http://127.0.0.1:{vm.PagePort}/healthz");
         Assert.True(healthz.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, $"/healthz: {healthz.StatusCode}");
 
