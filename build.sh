@@ -33,7 +33,7 @@ APT_PACKAGES=(
 # Only for `./build.sh image` and `image-test` (a plain build or `./build.sh test` does not need them).
 IMAGE_APT_PACKAGES=(
   mmdebstrap dosfstools mtools fdisk e2fsprogs
-  qemu-system-x86 ovmf qemu-user-static binfmt-support
+  qemu-system-x86 ovmf qemu-user-static binfmt-support arch-test
   ffmpeg git
 )
 
@@ -77,11 +77,23 @@ install_image_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# mmdebstrap runs the arm64 packages' scripts through qemu-aarch64-static, which the kernel calls via
+# binfmt_misc; a container or a machine booted without binfmt-support's unit has it unmounted.
+enable_arm64_emulation() {
+  if ! arch-test arm64 >/dev/null 2>&1; then
+    [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    update-binfmts --enable qemu-aarch64
+  fi
+  arch-test arm64 >/dev/null 2>&1 ||
+    { echo "build.sh: image arm64: this machine cannot run arm64 programs through qemu-user-static (arch-test arm64: $(arch-test arm64 2>&1))" >&2; exit 1; }
+}
+
 # ./build.sh image ARCH: image/build-image.sh, its output also in out/image/pinhole-edge-ARCH.build.log.
 image() {
   local arch=${1:-arm64}
   case $arch in arm64|amd64) ;; *) echo "build.sh: image: unknown architecture '$arch' (use arm64 or amd64)" >&2; exit 2 ;; esac
   install_image_packages
+  [ "$arch" = arm64 ] && enable_arm64_emulation
   mkdir -p out/image
   log "image $arch (log: out/image/pinhole-edge-$arch.build.log)"
   "$ROOT/image/build-image.sh" "$arch" 2>&1 | tee "out/image/pinhole-edge-$arch.build.log"

@@ -59,12 +59,17 @@ dotnet publish "$ROOT/src/EdgeHost/Pinhole.EdgeHost.csproj" -c "$CONFIGURATION" 
 # ---- 2. the Debian base (cached as a tarball keyed by everything that goes into it) -------------
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+snapshot_opts=()
 if [ -n "${DEBIAN_SNAPSHOT:-}" ]; then
+  [[ $DEBIAN_SNAPSHOT =~ ^[0-9]{8}T[0-9]{6}Z$ ]] ||
+    { echo "build-image.sh: DEBIAN_SNAPSHOT='$DEBIAN_SNAPSHOT' is not a snapshot.debian.org time like 20261201T000000Z" >&2; exit 2; }
   mirror=http://snapshot.debian.org/archive/debian/$DEBIAN_SNAPSHOT
   security=http://snapshot.debian.org/archive/debian-security/$DEBIAN_SNAPSHOT
+  # A snapshot's Release files are past their Valid-Until (security's lasts a week): expected here.
+  snapshot_opts=(--aptopt='Acquire::Check-Valid-Until "false"')
 fi
 packages=(systemd-sysv udev dbus systemd-resolved systemd-timesyncd kmod procps iproute2
-  ca-certificates libicu72 ffmpeg libgpiod2 jq dosfstools e2fsprogs openssh-server wpasupplicant)
+  ca-certificates libicu72 ffmpeg libgpiod2 jq dosfstools e2fsprogs fdisk openssh-server wpasupplicant)
 case $arch in
   amd64) packages+=(linux-image-amd64 systemd-boot-efi) ;;
   arm64) packages+=(linux-image-arm64 raspi-firmware firmware-brcm80211) ;;
@@ -85,7 +90,7 @@ if [ ! -s "$base" ] || [ -n "${PINHOLE_IMAGE_REBUILD_BASE:-}" ]; then
   [ "$arch" = arm64 ] && hooks=(--essential-hook='mkdir -p "$1/boot/firmware" && mount -t tmpfs pinhole-fw "$1/boot/firmware"'
     --customize-hook='umount "$1/boot/firmware"')
   # The customize hook keeps what apt saw (each suite's Release date) before mmdebstrap's cleanup.
-  mmdebstrap "${hooks[@]}" --mode=root --format=tar --variant=minbase --arch="$arch" --include="$(IFS=,; echo "${packages[*]}")" \
+  mmdebstrap "${hooks[@]}" "${snapshot_opts[@]}" --mode=root --format=tar --variant=minbase --arch="$arch" --include="$(IFS=,; echo "${packages[*]}")" \
     --aptopt='APT::Install-Recommends "false"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
     --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
@@ -110,6 +115,7 @@ cp -a "$WORK/publish" "$rootfs/opt/pinhole/releases/$version"
 ln -sfn "releases/$version" "$rootfs/opt/pinhole/current"
 install -m 0755 "$IMAGE_SRC/pinhole-launch" "$rootfs/usr/lib/pinhole/pinhole-launch"
 install -m 0755 "$IMAGE_SRC/pinhole-firstboot" "$rootfs/usr/lib/pinhole/pinhole-firstboot"
+install -m 0755 "$IMAGE_SRC/pinhole-growdata" "$rootfs/usr/lib/pinhole/pinhole-growdata"
 install -m 0644 "$IMAGE_SRC/pinhole-edge.service" "$IMAGE_SRC/pinhole-firstboot.service" "$rootfs/etc/systemd/system/"
 install -m 0644 "$IMAGE_SRC/pinhole-edge.sysusers.conf" "$rootfs/usr/lib/sysusers.d/pinhole-edge.conf"
 cp -a "$IMAGE_SRC/rootfs/." "$rootfs/"

@@ -34,6 +34,12 @@ public sealed partial class Amd64ImageTests(ITestOutputHelper output)
     [GeneratedRegex(@"pinhole-firstboot: pinhole/edge.json was not applied")]
     private static partial Regex FirstBootNotApplied();
 
+    [GeneratedRegex(@"pinhole-firstboot: data partition: grown from \d+ MiB to \d+ MiB")]
+    private static partial Regex DataPartitionGrown();
+
+    [GeneratedRegex(@"pinhole-firstboot: data partition: file system grown from (\d+) MiB to (\d+) MiB")]
+    private static partial Regex FileSystemGrown();
+
     // agetty's banner (/etc/issue) on the serial console: the boot got to the login prompt (the
     // prompt itself ends with no newline, so it is not a line until something else is printed).
     [GeneratedRegex(@"Debian GNU/Linux \d+ \S+ ttyS0|login:")]
@@ -54,6 +60,9 @@ public sealed partial class Amd64ImageTests(ITestOutputHelper output)
             dataDir = "/var/lib/pinhole",
         });
         await vm.WriteBootFileAsync("edge.json", edgeJson);
+        // Written to a "card" 3 GiB larger than the image: first boot grows the data partition.
+        var (dataStart, imageDataSectors) = await vm.DataPartitionAsync();
+        var diskBytes = vm.GrowDisk(3L << 30);
 
         await vm.PowerOnAsync();
         var clock = Stopwatch.StartNew();
@@ -61,6 +70,12 @@ public sealed partial class Amd64ImageTests(ITestOutputHelper output)
         var online = clock.Elapsed;
         output.WriteLine($"FIGURE power-on to online at the relay: {online.TotalSeconds:0} s (agent {first.Agent})");
         RecordFigure("power-on to online", online);
+
+        // From inside: first boot grew the mounted data partition and its file system (console).
+        var console = File.ReadAllText(vm.ConsoleLog);
+        Assert.True(DataPartitionGrown().IsMatch(console), $"no 'data partition: grown' line on the console of the first boot ({vm.ConsoleLog})");
+        var fsGrown = Assert.Single(FileSystemGrown().Matches(console));
+        output.WriteLine($"FIGURE data file system grown on first boot: {fsGrown.Groups[1].Value} MiB to {fsGrown.Groups[2].Value} MiB");
 
         var probe = await E2E.ProbeUntilPlayingAsync(relay.RtspUrl, TimeSpan.FromMinutes(3), frames: 20);
         Assert.True(probe.Succeeded && probe.Video is { FramesDecoded: >= 20 }, $"the camera did not play through the relay:\n{probe}");
@@ -70,7 +85,8 @@ public sealed partial class Amd64ImageTests(ITestOutputHelper output)
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         var page = await RetryAsync(() => http.GetAsync($"http://127.0.0.1:{vm.PagePort}/"), TimeSpan.FromMinutes(2));
         Assert.Equal(HttpStatusCode.OK, page.StatusCode);
-        Assert.Contains("action=\"/login\"", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        // The page's URLs are relative (it is also served under the relay's /devices/ID/ui/ prefix).
+        Assert.Contains("action=\"login\"", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         var healthz = await http.GetAsync($"http://127.0.0.1:{vm.PagePort}/healthz");
         Assert.True(healthz.StatusCode is HttpStatusCode.OK or HttpStatusCode.ServiceUnavailable, $"/healthz: {healthz.StatusCode}");
 
@@ -91,6 +107,19 @@ public sealed partial class Amd64ImageTests(ITestOutputHelper output)
         output.WriteLine("first-boot.log:\n" + log);
         Assert.Contains("hostname: pinhole-gw1", log, StringComparison.Ordinal);
         Assert.DoesNotContain("ERROR", log, StringComparison.Ordinal);
+
+        // The log is the second boot's: nothing left to grow. From outside, with the VM off: the data
+        // partition kept its start and ends at the disk's end (less GPT's backup and alignment), and
+        // the ext4 in it (fsck'ed by the second boot) fills it.
+        Assert.Matches(@"data partition: \d+ MiB, file system \d+ MiB: fills the disk", log);
+        var (start, sectors) = await vm.DataPartitionAsync();
+        Assert.Equal(dataStart, start);
+        Assert.InRange((start + sectors) * 512, diskBytes - (1 << 20), diskBytes);
+        var fsBytes = await vm.FileSystemBytesAsync(start);
+        Assert.InRange(fsBytes, sectors * 512 - (1 << 20), sectors * 512);
+        Assert.Equal(int.Parse(fsGrown.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture), fsBytes >> 20);
+        output.WriteLine($"FIGURE data partition {imageDataSectors / 2048} MiB in the image, {sectors / 2048} MiB on a {diskBytes >> 20} MiB disk; file system {fsBytes >> 20} MiB");
+        RecordFigure($"data partition grown on first boot from {imageDataSectors / 2048} MiB to {sectors / 2048} MiB (file system {fsBytes >> 20} MiB) on a {diskBytes >> 20} MiB disk");
     }
 
     [ImageFact]
@@ -130,8 +159,10 @@ public sealed partial class Amd64ImageTests(ITestOutputHelper output)
     }
 
     /// <summary>test-artifacts/image-figures.txt: the measured times, for docs/image.md.</summary>
-    private static void RecordFigure(string what, TimeSpan value) =>
-        File.AppendAllText(RepoPaths.ArtifactPath("image-figures.txt"), $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ} amd64 TCG {what}: {value.TotalSeconds:0} s\n");
+    private static void RecordFigure(string what, TimeSpan value) => RecordFigure($"{what}: {value.TotalSeconds:0} s");
+
+    private static void RecordFigure(string figure) =>
+        File.AppendAllText(RepoPaths.ArtifactPath("image-figures.txt"), $"{DateTime.UtcNow:yyyy-MM-ddTHH:mm:ssZ} amd64 TCG {figure}\n");
 }
 
 /// <summary>A relay on 127.0.0.1 (which the guest reaches as 10.0.2.2) with the test device, a viewer and an API token.</summary>

@@ -63,6 +63,12 @@ public sealed class Arm64ImageTests(ITestOutputHelper output)
         await DebugfsAsync(rootFs, "rdump /etc " + libRoot);
         File.CreateSymbolicLink(Path.Combine(libRoot, "lib"), "usr/lib");
         File.CreateSymbolicLink(Path.Combine(libRoot, "usr", "lib", "ld-linux-aarch64.so.1"), "aarch64-linux-gnu/ld-linux-aarch64.so.1");
+        // First boot grows the data partition (MBR here) with these; GrowDataScriptTests run the script.
+        var sbin = await Command.RunAsync("debugfs", ["-R", "ls -p /usr/sbin", rootFs], TimeSpan.FromMinutes(2));
+        foreach (var tool in new[] { "sfdisk", "resize2fs", "dumpe2fs" })
+            Assert.Contains($"/{tool}/", sbin.StandardOutput, StringComparison.Ordinal);
+        var libPinhole = await Command.RunAsync("debugfs", ["-R", "ls -p /usr/lib/pinhole", rootFs], TimeSpan.FromMinutes(2));
+        Assert.Contains("/pinhole-growdata/", libPinhole.StandardOutput, StringComparison.Ordinal);
         await DebugfsAsync(dataFs, "rdump /opt " + dir);
         var current = Path.Combine(dir, "opt", "current");
         Assert.True(new FileInfo(current).LinkTarget is { } target && target.StartsWith("releases/", StringComparison.Ordinal), "/opt/pinhole/current is not a link to releases/VERSION");

@@ -31,7 +31,7 @@ public sealed class FirstBootScriptTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private async Task<CommandResult> RunAsync()
+    private async Task<CommandResult> RunAsync(string growData = "")
     {
         // check-config through the framework-dependent build next to the tests.
         var edge = Path.Combine(_dir, "pinhole-edge");
@@ -41,6 +41,8 @@ public sealed class FirstBootScriptTests : IDisposable
         var r = await Command.RunAsync("env", [
             $"PINHOLE_BOOT={Boot}", $"PINHOLE_DATA={Data}", $"PINHOLE_ETC={Etc}", $"PINHOLE_EDGE={edge}",
             $"PINHOLE_OWNER={user}", $"PINHOLE_ROOT_OWNER={user}", $"PINHOLE_HOSTNAME_FILE={HostnameFile}",
+            // No partition to grow here (GrowDataScriptTests test that script on its own).
+            $"PINHOLE_GROWDATA={growData}",
             "sh", Path.Combine(RepoPaths.Root, "image", "pinhole-firstboot")], TimeSpan.FromSeconds(60));
         Assert.True(r.Succeeded, r.ToString());
         return r;
@@ -138,5 +140,28 @@ public sealed class FirstBootScriptTests : IDisposable
         Assert.Contains("country=GB", conf, StringComparison.Ordinal);
         Assert.Contains("ssid=686f6d6520226e657422", conf, StringComparison.Ordinal); // hex: the name may hold any byte
         Assert.Contains("psk=\"a long passphrase\"", conf, StringComparison.Ordinal);
+    }
+
+    [RequiresToolsFact("jq", "dotnet")]
+    public async Task What_growing_the_data_partition_reports_goes_to_the_log_and_an_error_there_does_not_stop_the_boot()
+    {
+        // A stand-in for pinhole-growdata that reports a step and a problem, as the real one does.
+        var grow = Path.Combine(_dir, "growdata");
+        File.WriteAllText(grow, "#!/bin/sh\necho 'data partition: grown from 625 MiB to 30000 MiB'\necho 'ERROR data partition: resize2fs could not grow the file system: no'\n");
+        Assert.True((await Command.RunAsync("chmod", ["+x", grow])).Succeeded);
+        File.WriteAllText(Path.Combine(Fat, "edge.json"), Valid);
+
+        var r = await RunAsync(grow);
+
+        Assert.Contains("data partition: grown from 625 MiB to 30000 MiB", Log.Split('\n'));
+        Assert.Contains("ERROR data partition: resize2fs could not grow the file system: no", Log.Split('\n'));
+        Assert.Contains("pinhole-firstboot: ERROR data partition: resize2fs", r.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("1 problem(s); the device is up", Log, StringComparison.Ordinal);
+        // The rest of first boot went on.
+        Assert.Equal(Valid, File.ReadAllText(Path.Combine(Etc, "edge.json")));
+
+        File.Delete(grow);
+        await RunAsync(grow);
+        Assert.Contains($"ERROR data partition: {grow} is missing; not grown", Log, StringComparison.Ordinal);
     }
 }

@@ -98,6 +98,36 @@ internal sealed class ImageVm : IAsyncDisposable
         return await File.ReadAllBytesAsync(local);
     }
 
+    /// <summary>
+    /// Makes the disk <paramref name="extraBytes"/> larger (sparse), as when the image is written to a
+    /// card larger than itself (VM off). Returns the new size in bytes.
+    /// </summary>
+    public long GrowDisk(long extraBytes)
+    {
+        using var disk = new FileStream(Disk, FileMode.Open, FileAccess.Write);
+        disk.SetLength(disk.Length + extraBytes);
+        return disk.Length;
+    }
+
+    /// <summary>The data partition (the last one) as <c>sfdisk -J</c> sees it: start and size in 512-byte sectors (VM off).</summary>
+    public async Task<(long Start, long Sectors)> DataPartitionAsync()
+    {
+        var r = await Command.RunAsync(Tools.Require("sfdisk"), ["-J", Disk], TimeSpan.FromSeconds(30));
+        Assert.True(r.Succeeded, r.ToString());
+        var last = System.Text.Json.Nodes.JsonNode.Parse(r.StandardOutput)!["partitiontable"]!["partitions"]!.AsArray()[^1]!;
+        return (last["start"]!.GetValue<long>(), last["size"]!.GetValue<long>());
+    }
+
+    /// <summary>The size in bytes of the ext4 file system at <paramref name="startSector"/> of the disk, from its superblock (VM off).</summary>
+    public async Task<long> FileSystemBytesAsync(long startSector)
+    {
+        // e2fsprogs opens "FILE?offset=BYTES": no loop device needed.
+        var r = await Command.RunAsync(Tools.Require("dumpe2fs"), ["-h", $"{Disk}?offset={startSector * 512}"], TimeSpan.FromSeconds(60));
+        Assert.True(r.Succeeded, r.ToString());
+        long Field(string name) => long.Parse(r.StandardOutput.Split('\n').Single(l => l.StartsWith(name + ":", StringComparison.Ordinal))[(name.Length + 1)..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        return Field("Block count") * Field("Block size");
+    }
+
     private static Task<CommandResult> Mtools(string tool, params string[] args) =>
         Command.RunAsync("env", ["MTOOLS_SKIP_CHECK=1", tool, .. args], TimeSpan.FromSeconds(60));
 
