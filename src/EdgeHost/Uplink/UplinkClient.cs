@@ -430,7 +430,13 @@ public sealed class UplinkClient : IPipeline, Telemetry.IRelayStreamOpener
 
         var state = new ConnectionState(link, welcome, _time.GetTimestamp(), _time);
         if ((welcome.Capabilities & UplinkCapabilities.Tunnel) != 0 && TunnelHandler is { } accepting)
-            state.Tunnels = new TunnelMux(new EdgeTunnelTransport(state, _queue), TunnelOptions with { RoundTripTime = () => RoundTripTime, OpensHighIds = true }, _time) { Accepting = accepting };
+            state.Tunnels = new TunnelMux(new EdgeTunnelTransport(state, _queue), TunnelOptions with
+            {
+                RoundTripTime = () => RoundTripTime,
+                OpensHighIds = true,
+                // Messages sized to the link, so a frame never waits long behind one: the kernel's delivery rate, else the acks'.
+                DataMessageBytes = () => TunnelMessageSize.ForRate(state.Link.SendQueue is { DeliveryRate: > 0 } socket ? socket.DeliveryRate : LinkBytesPerSecond),
+            }, _time) { Accepting = accepting };
         _queue.ResetForNewConnection();
         var stopping = session.Token;
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stopping);
