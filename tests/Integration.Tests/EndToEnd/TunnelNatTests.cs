@@ -148,7 +148,7 @@ public sealed partial class TunnelNatTests(ITestOutputHelper output)
         await using var stack = await NatStack.StartAsync("inbound-nat", output, inbound: true);
         // 6 s of 320x240 H.264 (a keyframe a second) with 48 kHz AAC, looped by the publisher.
         var clip = Path.Combine(stack.Dir, "clip.mp4");
-        await Command.RunCheckedAsync("ffmpeg", ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
+        await Pinhole.Testing.Command.RunCheckedAsync("ffmpeg", ["-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25",
             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset", "ultrafast",
             "-pix_fmt", "yuv420p", "-g", "25", "-c:a", "aac", "-b:a", "64k", "-y", clip], TimeSpan.FromSeconds(60));
 
