@@ -9,14 +9,15 @@ namespace Pinhole.EdgeHost.Uplink;
 /// by the sender only, <see cref="MessageBytes"/> by any tunnel writer.
 /// <para>
 /// Tunnel data may go while the socket holds (in flight and not yet sent) less than the link's rate × (its minimum RTT +
-/// <see cref="Backlog"/>), at least <see cref="MinBudgetBytes"/>. The rate is the smaller of the kernel's delivery-rate
-/// estimate and what the socket was seen to deliver (bytes acknowledged per 50 ms or more). The kernel's estimate alone
-/// can be several times the link's before a bulk transfer: video frames pass a token-bucket bottleneck (a shaper, a
-/// modem's) at line speed from its bucket, and the kernel keeps the highest of such app-limited samples. Trusted alone, it
-/// let a starting transfer fill the bottleneck's queue until it dropped packets, and the video stalled for up to a second
-/// (TunnelVideoTests, 6 Mbit/s). The delivered rate only grows as fast as the tunnel shows the link carries more: about
-/// fifteenfold per 50 ms while the link has room (the budget is 15 ms of the rate and is refilled within a millisecond),
-/// so a fast link (loopback) is at full speed within a few tenths of a second.
+/// <see cref="Backlog"/>), at least <see cref="MinBudgetBytes"/>. The rate is the kernel's delivery-rate estimate, but at
+/// most <see cref="Growth"/> × the most the socket was seen to deliver (bytes acknowledged per 50 ms, the highest of the last
+/// second). The kernel's estimate alone can be several times the link's before a bulk transfer: video frames pass a
+/// token-bucket bottleneck (a shaper, a modem's) at line speed from its bucket, and the kernel keeps the highest of such
+/// app-limited samples. Trusted alone, it let a starting transfer fill the bottleneck's queue until it dropped packets, and
+/// the video stalled for up to a second (TunnelVideoTests, 6 Mbit/s). Capped by what was delivered, the budget grows about
+/// fourfold per 50 ms while the link has room, so a fast link (loopback) is at full speed within a few tenths of a second;
+/// the cap is a multiple, not the delivered rate itself, because on a loaded machine the sender wakes late, delivers less
+/// than the link could, and the budget would shrink with it.
 /// </para>
 /// </summary>
 internal sealed class TunnelBudget(TimeProvider time)
@@ -28,11 +29,15 @@ internal sealed class TunnelBudget(TimeProvider time)
     /// of +115 ms of video delay on a 20 Mbit/s link; 15 ms about +40 ms.</summary>
     public static readonly TimeSpan Backlog = TimeSpan.FromMilliseconds(15);
 
+    /// <summary>How far above what the socket delivered the rate may be taken: 4.</summary>
+    public const int Growth = 4;
+
     private static readonly TimeSpan SampleInterval = TimeSpan.FromMilliseconds(50), SampleMax = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan PollMin = TimeSpan.FromMilliseconds(1), PollMax = TimeSpan.FromMilliseconds(20);
-    private long _sampleAt, _sampleAcked, _delivered;
+    private long _sampleAt, _sampleAcked, _delivered, _deliveredAt;
 
-    /// <summary>What the socket was last seen to deliver, bytes per second (0 before the first sample).</summary>
+    /// <summary>The most the socket was seen to deliver in a sample of the last second (or the latest sample), bytes per second;
+    /// 0 before the first sample.</summary>
     public long DeliveredBytesPerSecond => Interlocked.Read(ref _delivered);
 
     /// <summary>True when tunnel data must wait: then <paramref name="poll"/> is when to look again (the excess should have drained).</summary>
@@ -56,8 +61,8 @@ internal sealed class TunnelBudget(TimeProvider time)
 
     private long Rate(TcpQueueInfo socket)
     {
-        var delivered = DeliveredBytesPerSecond;
-        return delivered > 0 && socket.DeliveryRate > 0 ? Math.Min(delivered, socket.DeliveryRate) : delivered;
+        var cap = DeliveredBytesPerSecond * Growth;
+        return cap > 0 && socket.DeliveryRate > 0 ? Math.Min(cap, socket.DeliveryRate) : cap;
     }
 
     // A window of at least SampleInterval; one longer than SampleMax spanned an idle tunnel and starts over, keeping the rate.
@@ -72,7 +77,12 @@ internal sealed class TunnelBudget(TimeProvider time)
             return;
         }
         if (elapsed < SampleInterval) return;
-        Interlocked.Exchange(ref _delivered, (long)((socket.BytesAcked - _sampleAcked) / elapsed.TotalSeconds));
+        var rate = (long)((socket.BytesAcked - _sampleAcked) / elapsed.TotalSeconds);
+        if (rate >= DeliveredBytesPerSecond || time.GetElapsedTime(_deliveredAt, now) > SampleMax)
+        {
+            Interlocked.Exchange(ref _delivered, rate);
+            _deliveredAt = now;
+        }
         _sampleAt = now;
         _sampleAcked = socket.BytesAcked;
     }

@@ -35,11 +35,13 @@ public class TunnelBudgetTests
         time.Advance(TimeSpan.FromMilliseconds(50));
         budget.HeldBack(Socket(0, 10_000_000, 37_500), out _);
         Assert.Equal(750_000, budget.DeliveredBytesPerSecond);
-        Assert.Equal(9_000, budget.MessageBytes(Socket(0, 10_000_000, 37_500)));
-        // 750 kB/s × 16 ms is below the floor: 16 KiB.
-        Assert.True(budget.HeldBack(Socket(TunnelBudget.MinBudgetBytes, 10_000_000, 37_500), out _));
-        // The kernel's own lower estimate wins when it is lower.
-        Assert.Equal(TunnelMessageSize.MinBytes, budget.MessageBytes(Socket(0, 200_000, 37_500)));
+        // At most four times that: 3 MB/s, 36,000 bytes a message and 48,000 bytes in the socket, not the kernel's 10 MB/s (160 kB).
+        Assert.Equal(36_000, budget.MessageBytes(Socket(0, 10_000_000, 37_500)));
+        Assert.False(budget.HeldBack(Socket(47_000, 10_000_000, 37_500), out _));
+        Assert.True(budget.HeldBack(Socket(48_000, 10_000_000, 37_500), out _));
+        // Once the kernel's estimate is the link's (the transfer saturates it), that one: 9,000 bytes a message, 16 KiB (the floor) held.
+        Assert.Equal(9_000, budget.MessageBytes(Socket(0, 750_000, 37_500)));
+        Assert.True(budget.HeldBack(Socket(TunnelBudget.MinBudgetBytes, 750_000, 37_500), out _));
     }
 
     [Fact]
@@ -50,12 +52,13 @@ public class TunnelBudgetTests
         var budget = new TunnelBudget(time);
         long acked = 0;
         budget.HeldBack(Socket(0, 2_000_000_000, acked), out _);
-        // Each 50 ms the link delivers what the budget let through, refilled every millisecond: it grows fast.
+        // Each 50 ms the link delivers what the budget let through, refilled at every wake-up.
         var sizes = new List<long>();
         for (var i = 0; i < 6; i++)
         {
-            var allowed = Math.Max(TunnelBudget.MinBudgetBytes, (long)(budget.DeliveredBytesPerSecond * 0.016));
-            acked += allowed * 50;
+            // The sender wakes only every 4 ms (a loaded machine): it still grows.
+            var allowed = Math.Max(TunnelBudget.MinBudgetBytes, (long)(budget.DeliveredBytesPerSecond * TunnelBudget.Growth * 0.016));
+            acked += allowed * 50 / 4;
             time.Advance(TimeSpan.FromMilliseconds(50));
             budget.HeldBack(Socket(0, 2_000_000_000, acked), out _);
             sizes.Add(budget.DeliveredBytesPerSecond);
