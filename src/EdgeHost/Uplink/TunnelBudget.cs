@@ -9,15 +9,20 @@ namespace Pinhole.EdgeHost.Uplink;
 /// by the sender only, <see cref="MessageBytes"/> by any tunnel writer.
 /// <para>
 /// Tunnel data may go while the socket holds (in flight and not yet sent) less than the link's rate × (its minimum RTT +
-/// <see cref="Backlog"/>), at least <see cref="MinBudgetBytes"/>. The rate is the kernel's delivery-rate estimate, but at
-/// most <see cref="Growth"/> × the most the socket was seen to deliver (bytes acknowledged per 50 ms, the highest of the last
-/// second). The kernel's estimate alone can be several times the link's before a bulk transfer: video frames pass a
-/// token-bucket bottleneck (a shaper, a modem's) at line speed from its bucket, and the kernel keeps the highest of such
-/// app-limited samples. Trusted alone, it let a starting transfer fill the bottleneck's queue until it dropped packets, and
-/// the video stalled for up to a second (TunnelVideoTests, 6 Mbit/s). Capped by what was delivered, the budget grows about
-/// fourfold per 50 ms while the link has room, so a fast link (loopback) is at full speed within a few tenths of a second;
-/// the cap is a multiple, not the delivered rate itself, because on a loaded machine the sender wakes late, delivers less
-/// than the link could, and the budget would shrink with it.
+/// <see cref="Backlog"/>), at least <see cref="MinBudgetBytes"/>. The rate is what the socket was seen to deliver (bytes
+/// acknowledged per 50 ms), and no more than the kernel's delivery-rate estimate. The kernel's estimate alone is no
+/// measure of the link here: before a transfer, video frames pass a token-bucket bottleneck (a shaper, a modem's) at line
+/// speed from its bucket, the kernel keeps the highest of such app-limited samples, and this budget keeps the socket
+/// app-limited so the estimate never comes down. Trusted, it let a starting transfer fill the bottleneck's queue until it
+/// dropped packets (the video stalled for up to a second on TunnelVideoTests' 6 Mbit/s link), and 4 × the delivered rate
+/// as a cap still added +118 ms of median video delay there.
+/// </para>
+/// <para>
+/// A window in which the socket ran nearly empty while tunnel data waited was limited by the sender, not the link (on a
+/// fast link, or a loaded machine where the sender wakes late): its rate only raises the estimate, and the budget then
+/// allows <see cref="SenderLimitedGrowth"/> × the rate, so it grows until the link, not the sender, is the limit — on
+/// loopback within a few tenths of a second. Taken as it is, such a rate shrank the budget to the floor (7.2 MB/s through
+/// the loopback tunnel instead of about 30).
 /// </para>
 /// </summary>
 internal sealed class TunnelBudget(TimeProvider time)
@@ -29,20 +34,24 @@ internal sealed class TunnelBudget(TimeProvider time)
     /// of +115 ms of video delay on a 20 Mbit/s link; 15 ms about +40 ms.</summary>
     public static readonly TimeSpan Backlog = TimeSpan.FromMilliseconds(15);
 
-    /// <summary>How far above what the socket delivered the rate may be taken: 4.</summary>
-    public const int Growth = 4;
+    /// <summary>How far above what the socket delivered the rate is taken after a window the sender limited: 2.</summary>
+    public const int SenderLimitedGrowth = 2;
 
     private static readonly TimeSpan SampleInterval = TimeSpan.FromMilliseconds(50), SampleMax = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan PollMin = TimeSpan.FromMilliseconds(1), PollMax = TimeSpan.FromMilliseconds(20);
-    private long _sampleAt, _sampleAcked, _delivered, _deliveredAt;
+    private long _sampleAt, _sampleAcked, _delivered;
+    private bool _windowSenderLimited;
+    private volatile bool _senderLimited;
 
-    /// <summary>The most the socket was seen to deliver in a sample of the last second (or the latest sample), bytes per second;
-    /// 0 before the first sample.</summary>
+    /// <summary>What the socket was seen to deliver, bytes per second: the latest window the link limited, or more in a window the sender
+    /// limited; 0 before the first sample.</summary>
     public long DeliveredBytesPerSecond => Interlocked.Read(ref _delivered);
 
     /// <summary>True when tunnel data must wait: then <paramref name="poll"/> is when to look again (the excess should have drained).</summary>
     public bool HeldBack(TcpQueueInfo socket, out TimeSpan poll)
     {
+        // Tunnel data waits, and the socket has next to nothing left: this window, the sender was the limit.
+        if (socket.OutstandingBytes < MinBudgetBytes / 4) _windowSenderLimited = true;
         Sample(socket);
         var rate = Rate(socket);
         var budget = Math.Max(MinBudgetBytes, (long)(rate * (socket.MinRtt + Backlog).TotalSeconds));
@@ -61,8 +70,8 @@ internal sealed class TunnelBudget(TimeProvider time)
 
     private long Rate(TcpQueueInfo socket)
     {
-        var cap = DeliveredBytesPerSecond * Growth;
-        return cap > 0 && socket.DeliveryRate > 0 ? Math.Min(cap, socket.DeliveryRate) : cap;
+        var rate = DeliveredBytesPerSecond * (_senderLimited ? SenderLimitedGrowth : 1);
+        return rate > 0 && socket.DeliveryRate > 0 ? Math.Min(rate, socket.DeliveryRate) : rate;
     }
 
     // A window of at least SampleInterval; one longer than SampleMax spanned an idle tunnel and starts over, keeping the rate.
@@ -72,18 +81,20 @@ internal sealed class TunnelBudget(TimeProvider time)
         var elapsed = time.GetElapsedTime(_sampleAt, now);
         if (_sampleAt == 0 || elapsed > SampleMax || socket.BytesAcked < _sampleAcked)
         {
-            _sampleAt = now;
-            _sampleAcked = socket.BytesAcked;
+            StartWindow(now, socket);
             return;
         }
         if (elapsed < SampleInterval) return;
         var rate = (long)((socket.BytesAcked - _sampleAcked) / elapsed.TotalSeconds);
-        if (rate >= DeliveredBytesPerSecond || time.GetElapsedTime(_deliveredAt, now) > SampleMax)
-        {
-            Interlocked.Exchange(ref _delivered, rate);
-            _deliveredAt = now;
-        }
+        if (!_windowSenderLimited || rate > DeliveredBytesPerSecond) Interlocked.Exchange(ref _delivered, rate);
+        _senderLimited = _windowSenderLimited;
+        StartWindow(now, socket);
+    }
+
+    private void StartWindow(long now, TcpQueueInfo socket)
+    {
         _sampleAt = now;
         _sampleAcked = socket.BytesAcked;
+        _windowSenderLimited = socket.OutstandingBytes < MinBudgetBytes / 4;
     }
 }

@@ -30,18 +30,22 @@ public class TunnelBudgetTests
         var time = new ManualTimeProvider();
         time.Advance(TimeSpan.FromSeconds(1));
         var budget = new TunnelBudget(time);
-        budget.HeldBack(Socket(0, 10_000_000, 0), out _);
+        // The socket stays full (the link is the limit); the kernel claims 10 MB/s.
+        budget.HeldBack(Socket(20_000, 10_000_000, 0), out _);
         // 6 Mbit/s: 37,500 bytes acknowledged in 50 ms.
         time.Advance(TimeSpan.FromMilliseconds(50));
-        budget.HeldBack(Socket(0, 10_000_000, 37_500), out _);
+        budget.HeldBack(Socket(20_000, 10_000_000, 37_500), out _);
         Assert.Equal(750_000, budget.DeliveredBytesPerSecond);
-        // At most four times that: 3 MB/s, 36,000 bytes a message and 48,000 bytes in the socket, not the kernel's 10 MB/s (160 kB).
-        Assert.Equal(36_000, budget.MessageBytes(Socket(0, 10_000_000, 37_500)));
-        Assert.False(budget.HeldBack(Socket(47_000, 10_000_000, 37_500), out _));
-        Assert.True(budget.HeldBack(Socket(48_000, 10_000_000, 37_500), out _));
-        // Once the kernel's estimate is the link's (the transfer saturates it), that one: 9,000 bytes a message, 16 KiB (the floor) held.
-        Assert.Equal(9_000, budget.MessageBytes(Socket(0, 750_000, 37_500)));
-        Assert.True(budget.HeldBack(Socket(TunnelBudget.MinBudgetBytes, 750_000, 37_500), out _));
+        Assert.Equal(9_000, budget.MessageBytes(Socket(0, 10_000_000, 37_500)));
+        // 750 kB/s × 16 ms is below the floor: 16 KiB.
+        Assert.True(budget.HeldBack(Socket(TunnelBudget.MinBudgetBytes, 10_000_000, 37_500), out _));
+        // The link got slower: a window it limited lowers the rate.
+        time.Advance(TimeSpan.FromMilliseconds(50));
+        budget.HeldBack(Socket(20_000, 10_000_000, 37_500 + 25_000), out _);
+        Assert.Equal(500_000, budget.DeliveredBytesPerSecond);
+        Assert.Equal(6_000, budget.MessageBytes(Socket(0, 10_000_000, 62_500)));
+        // The kernel's own estimate wins when it is lower.
+        Assert.Equal(TunnelMessageSize.MinBytes, budget.MessageBytes(Socket(0, 200_000, 62_500)));
     }
 
     [Fact]
@@ -56,8 +60,9 @@ public class TunnelBudgetTests
         var sizes = new List<long>();
         for (var i = 0; i < 6; i++)
         {
-            // The sender wakes only every 4 ms (a loaded machine): it still grows.
-            var allowed = Math.Max(TunnelBudget.MinBudgetBytes, (long)(budget.DeliveredBytesPerSecond * TunnelBudget.Growth * 0.016));
+            // The socket drains empty between wake-ups (the sender is the limit), which come only every 4 ms (a loaded
+            // machine): it still grows.
+            var allowed = Math.Max(TunnelBudget.MinBudgetBytes, (long)(budget.DeliveredBytesPerSecond * TunnelBudget.SenderLimitedGrowth * 0.016));
             acked += allowed * 50 / 4;
             time.Advance(TimeSpan.FromMilliseconds(50));
             budget.HeldBack(Socket(0, 2_000_000_000, acked), out _);
