@@ -430,7 +430,13 @@ public sealed class UplinkClient : IPipeline, Telemetry.IRelayStreamOpener
 
         var state = new ConnectionState(link, welcome, _time.GetTimestamp(), _time);
         if ((welcome.Capabilities & UplinkCapabilities.Tunnel) != 0 && TunnelHandler is { } accepting)
-            state.Tunnels = new TunnelMux(new EdgeTunnelTransport(state, _queue), TunnelOptions with { RoundTripTime = () => RoundTripTime, OpensHighIds = true }, _time) { Accepting = accepting };
+            state.Tunnels = new TunnelMux(new EdgeTunnelTransport(state, _queue), TunnelOptions with
+            {
+                RoundTripTime = () => RoundTripTime,
+                OpensHighIds = true,
+                // Messages sized to the link, so a frame never waits long behind one: the budget's rate, else the acks'.
+                DataMessageBytes = () => state.Link.SendQueue is { } socket ? state.TunnelBudget.MessageBytes(socket) : TunnelMessageSize.ForRate(LinkBytesPerSecond),
+            }, _time) { Accepting = accepting };
         _queue.ResetForNewConnection();
         var stopping = session.Token;
         using var work = CancellationTokenSource.CreateLinkedTokenSource(stopping);
@@ -532,6 +538,7 @@ public sealed class UplinkClient : IPipeline, Telemetry.IRelayStreamOpener
         public QueuedFrame? Carry;
         // Set by the pump when tunnel data waits for the socket's backlog to drain: how long until it looks again.
         public TimeSpan? TunnelPoll;
+        public readonly TunnelBudget TunnelBudget = new(time);
     }
 
     private void ReceiveLoop(Uri relay, ConnectionState state, IPipelineContext context)
@@ -783,25 +790,17 @@ public sealed class UplinkClient : IPipeline, Telemetry.IRelayStreamOpener
         return true;
     }
 
-    // Tunnel bytes count against a budget below the queue: the socket may hold (in flight and unsent) what
-    // the path delivers in its minimum RTT plus TunnelBacklog (15 ms; 50 ms, SendBacklog, left a median of
-    // +64 ms and a p95 of +115 ms, since a frame also waits for the 64 KiB tunnel message being sent). Without this a bulk stream, sent
-    // whenever no frame waited, grew TCP's window into the bottleneck's queue (200 ms of it behind a tbf cap),
-    // and every frame waited behind it: +370 ms at the 95th percentile with a 4 Mbit/s camera on a 20 Mbit/s
-    // link (benchmark tunnel). When held back, the sender looks again once the excess should have drained.
-    private bool TunnelHeldBack(ConnectionState state)
+    // Tunnel bytes count against a budget below the queue (TunnelBudget). Without it a bulk stream, sent whenever no frame
+    // waited, grew TCP's window into the bottleneck's queue (200 ms of it behind a tbf cap), and every frame waited behind it:
+    // +370 ms at the 95th percentile with a 4 Mbit/s camera on a 20 Mbit/s link (benchmark tunnel). When held back, the
+    // sender looks again once the excess should have drained.
+    private static bool TunnelHeldBack(ConnectionState state)
     {
         if (state.Link.SendQueue is not { } socket) return false; // no TCP_INFO: as before, video-first only
-        var rate = socket.DeliveryRate;
-        var budget = Math.Max(MinWindowBytes, (long)(rate * (socket.MinRtt + TunnelBacklog).TotalSeconds));
-        if (socket.OutstandingBytes < budget) return false;
-        var drain = rate > 0 ? TimeSpan.FromSeconds((double)(socket.OutstandingBytes - budget) / rate) : TunnelPollMax;
-        state.TunnelPoll = drain < TunnelPollMin ? TunnelPollMin : drain > TunnelPollMax ? TunnelPollMax : drain;
+        if (!state.TunnelBudget.HeldBack(socket, out var poll)) return false;
+        state.TunnelPoll = poll;
         return true;
     }
-
-    private static readonly TimeSpan TunnelBacklog = TimeSpan.FromMilliseconds(15);
-    private static readonly TimeSpan TunnelPollMin = TimeSpan.FromMilliseconds(1), TunnelPollMax = TimeSpan.FromMilliseconds(20);
 
     private bool SendFrame(ConnectionState state, QueuedFrame frame, bool inline)
     {

@@ -16,8 +16,8 @@ internal static class TcpSendBuffer
     private const int TcpInfo = 11;
 
     // Offsets in struct tcp_info (linux/tcp.h): tcpi_snd_mss, tcpi_unacked, tcpi_notsent_bytes,
-    // tcpi_min_rtt, tcpi_delivery_rate (kernel 4.9+; an older kernel returns a shorter struct).
-    private const int SndMssOffset = 16, UnackedOffset = 24, NotSentOffset = 144, MinRttOffset = 148, DeliveryRateOffset = 160;
+    // tcpi_bytes_acked, tcpi_min_rtt, tcpi_delivery_rate (kernel 4.9+; an older kernel returns a shorter struct).
+    private const int SndMssOffset = 16, UnackedOffset = 24, BytesAckedOffset = 120, NotSentOffset = 144, MinRttOffset = 148, DeliveryRateOffset = 160;
     private const int TcpInfoLength = 168;
 
     /// <summary>Smallest watermark set: a few full-size segments, so a fast link is never starved between wake-ups.</summary>
@@ -86,7 +86,11 @@ internal static class TcpSendBuffer
         var notSent = BitConverter.ToUInt32(info[NotSentOffset..]);
         var minRtt = BitConverter.ToUInt32(info[MinRttOffset..]);
         var rate = BitConverter.ToUInt64(info[DeliveryRateOffset..]);
-        return new TcpQueueInfo((long)unacked * mss + notSent, minRtt == uint.MaxValue ? TimeSpan.Zero : TimeSpan.FromMicroseconds(minRtt), (long)Math.Min(rate, long.MaxValue));
+        var acked = BitConverter.ToUInt64(info[BytesAckedOffset..]);
+        return new TcpQueueInfo((long)unacked * mss + notSent, minRtt == uint.MaxValue ? TimeSpan.Zero : TimeSpan.FromMicroseconds(minRtt), (long)Math.Min(rate, long.MaxValue))
+        {
+            BytesAcked = (long)Math.Min(acked, long.MaxValue),
+        };
     }
 }
 
@@ -94,4 +98,8 @@ internal static class TcpSendBuffer
 /// <param name="OutstandingBytes">Bytes in flight plus bytes not sent yet.</param>
 /// <param name="MinRtt">The connection's smallest round-trip time seen.</param>
 /// <param name="DeliveryRate">The kernel's estimate of the rate the path delivers, bytes per second (0 before any).</param>
-public readonly record struct TcpQueueInfo(long OutstandingBytes, TimeSpan MinRtt, long DeliveryRate);
+public readonly record struct TcpQueueInfo(long OutstandingBytes, TimeSpan MinRtt, long DeliveryRate)
+{
+    /// <summary>Bytes the peer acknowledged since the connection began (<c>tcpi_bytes_acked</c>).</summary>
+    public long BytesAcked { get; init; }
+}

@@ -39,6 +39,11 @@ public sealed record TunnelOptions
 
     /// <summary>The uplink's current round-trip time (for growing windows), or null when unknown.</summary>
     public Func<TimeSpan?>? RoundTripTime { get; init; }
+
+    /// <summary>How many bytes one <see cref="TunnelData"/> message may carry now, asked at every write (clamped to
+    /// 1..<see cref="UplinkProtocol.MaxTunnelDataBytes"/>); null: always the most. The device sizes its messages to its link
+    /// (<see cref="TunnelMessageSize.ForRate"/>): a message, once in the socket, is sent whole, and a video frame waits behind it.</summary>
+    public Func<int>? DataMessageBytes { get; init; }
 }
 
 /// <summary>A tunnel stream was reset by either end (or refused when opened).</summary>
@@ -92,6 +97,8 @@ public sealed class TunnelMux : IDisposable
     public long Reaped => Interlocked.Read(ref _reaped);
 
     internal TimeProvider Time => _time;
+
+    internal int DataMessageBytes => Options.DataMessageBytes is { } size ? Math.Clamp(size(), 1, UplinkProtocol.MaxTunnelDataBytes) : UplinkProtocol.MaxTunnelDataBytes;
 
     /// <summary>The stream id bit of streams the device opened (<see cref="TunnelOptions.OpensHighIds"/>).</summary>
     public const uint HighIdBit = 0x8000_0000;
@@ -429,7 +436,7 @@ public sealed class TunnelStream : Stream
     {
         while (!buffer.IsEmpty)
         {
-            var n = await TakeCreditAsync(Math.Min(buffer.Length, UplinkProtocol.MaxTunnelDataBytes), cancellationToken);
+            var n = await TakeCreditAsync(Math.Min(buffer.Length, _mux.DataMessageBytes), cancellationToken);
             await _mux.Transport.SendDataAsync(new TunnelData(Id, buffer[..n].ToArray()), cancellationToken);
             Interlocked.Add(ref _bytesOut, n);
             Volatile.Write(ref LastActivity, _mux.Time.GetTimestamp());

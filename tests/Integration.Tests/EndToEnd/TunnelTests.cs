@@ -148,7 +148,7 @@ public sealed partial class TunnelTests(TunnelStack stack, ITestOutputHelper out
     }
 
     [Fact]
-    public async Task Open_close_cycles_leak_no_stream_or_socket()
+    public async Task Open_close_cycles_leak_no_stream_socket_or_memory()
     {
         stack.Output = output;
         // PINHOLE_TUNNEL_CYCLES=10000 for the full count.
@@ -159,8 +159,16 @@ public sealed partial class TunnelTests(TunnelStack stack, ITestOutputHelper out
         var relayFds = OpenFds(stack.Relay!.Id);
         var edgeFds = OpenFds(stack.Edge!.Id);
 
+        // Memory: the processes' anonymous resident memory (heap, GC heap, stacks) after the warm-up, after the first half
+        // of the cycles and after the second. The first half may still grow the GC's working set; a leak grows both halves
+        // alike, so the second half's growth is what is bounded.
+        var relayMemory = new List<long> { AnonymousResidentBytes(stack.Relay.Id) };
+        var edgeMemory = new List<long> { AnonymousResidentBytes(stack.Edge.Id) };
         var clock = Stopwatch.StartNew();
-        await CyclesAsync(cycles);
+        await CyclesAsync(cycles / 2);
+        relayMemory.Add(AnonymousResidentBytes(stack.Relay.Id));
+        edgeMemory.Add(AnonymousResidentBytes(stack.Edge.Id));
+        await CyclesAsync(cycles - cycles / 2);
         output.WriteLine($"{cycles} open/echo/close cycles in {clock.ElapsedMilliseconds} ms ({cycles / clock.Elapsed.TotalSeconds:0} per second)");
 
         // Every stream is gone on both ends, and the processes hold no more sockets than before.
@@ -174,10 +182,28 @@ public sealed partial class TunnelTests(TunnelStack stack, ITestOutputHelper out
             return Task.FromResult(relayAfter <= relayFds + 8 && edgeAfter <= edgeFds + 8 ? "" : null);
         }, "file descriptors back to where they were", throwOnTimeout: false);
         output.WriteLine($"file descriptors: relay {relayFds} -> {relayAfter}, edge {edgeFds} -> {edgeAfter}");
+        relayMemory.Add(AnonymousResidentBytes(stack.Relay.Id));
+        edgeMemory.Add(AnonymousResidentBytes(stack.Edge.Id));
+        static string Mb(List<long> m) => string.Join(" -> ", m.Select(b => (b / 1048576.0).ToString("0.0", CultureInfo.InvariantCulture))) + " MB";
+        output.WriteLine($"anonymous resident memory (after warm-up -> half the cycles -> all): relay {Mb(relayMemory)}, edge {Mb(edgeMemory)}");
         // A leak of one socket per cycle would be thousands; a handful is the runtime's own churn.
         Assert.InRange(relayAfter, 0, relayFds + 8);
         Assert.InRange(edgeAfter, 0, edgeFds + 8);
         Assert.Equal(streamsBefore + cycles, await stack.EdgeStreamsTotalAsync());
+        // 2,000 cycles: a leak of 16 KiB a cycle (a stream's buffers, a socket's) grows the second half by 16 MB; 10,000
+        // cycles find 4 KiB a cycle. The GC's own slack (its budget before collecting, which it sizes to the load) is some MB.
+        var bound = Math.Max(16L << 20, (cycles - cycles / 2) * 4096L);
+        Assert.True(relayMemory[2] - relayMemory[1] <= bound, $"the relay grew by {(relayMemory[2] - relayMemory[1]) >> 20} MB over the second {cycles - cycles / 2} cycles: {Mb(relayMemory)}");
+        Assert.True(edgeMemory[2] - edgeMemory[1] <= bound, $"the edge grew by {(edgeMemory[2] - edgeMemory[1]) >> 20} MB over the second {cycles - cycles / 2} cycles: {Mb(edgeMemory)}");
+    }
+
+    // RssAnon of /proc/PID/status (kernel 4.5+): resident anonymous pages, without the mapped files (assemblies) whose pages come and go.
+    private static long AnonymousResidentBytes(int pid)
+    {
+        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
+            if (line.StartsWith("RssAnon:", StringComparison.Ordinal))
+                return long.Parse(line["RssAnon:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+        throw new InvalidOperationException($"no RssAnon in /proc/{pid}/status");
     }
 
     private async Task CyclesAsync(int count)

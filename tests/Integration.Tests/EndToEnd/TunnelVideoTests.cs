@@ -12,17 +12,25 @@ using Xunit.Abstractions;
 namespace Pinhole.Integration.Tests.EndToEnd;
 
 /// <summary>
-/// Issue 15: live video beside a bulk tunnel transfer on a capped uplink. Camera, edge and an exposed
-/// TCP service in the LAN namespace, relay in the WAN namespace, the router's LAN→WAN direction capped.
-/// A generous bound, not a timing figure (the benchmark <c>tunnel</c> measures): the video keeps
-/// arriving with a bounded delay while the transfer runs, and the transfer arrives exactly.
+/// Issue 15: while a 4 Mbit/s camera streams, a bulk tunnel transfer runs. Camera, edge and an exposed TCP
+/// service in the LAN namespace, relay in the WAN namespace, the router's LAN→WAN direction capped at 6 Mbit/s.
+/// Reports the video delay before and during the transfer, and the tunnel's throughput beside a direct TCP
+/// copy of the same bytes over the same link (with the video still running). Checks what the issue asks:
+/// the transfer arrives exactly, the video keeps coming, and the transfer adds no more than about 100 ms
+/// to the video's delay (median and 95th percentile, against the same percentile before it).
 /// </summary>
 [Collection(EndToEnd.Collection)]
 public class TunnelVideoTests(ITestOutputHelper output)
 {
     private const int LinkKbps = 6000;
-    private const int CameraKbps = 1500;
-    private const long TransferBytes = 8L * 1024 * 1024; // about 15 s of what the link has left beside the video
+    private const int CameraKbps = 4000;
+    private const long TransferBytes = 4L * 1024 * 1024; // about 16 s of the 2 Mbit/s the link has left beside the video
+    // "about 100 ms" (the issue); the slack is for two cores shared with other test runs.
+    private const double MaxAddedMs = 120;
+    // The 95th percentile also holds the stalls of other processes on the loaded machine (up to +500 ms seen without
+    // any transfer), so its bound is loose: it catches delay that grows without limit (bytes queued ahead of video in
+    // the edge or the relay); the median and the typical second catch a bulk stream sitting in the router's queue.
+    private const double MaxAddedP95Ms = 600;
     private const string Admin = "admin";
     private const string AdminPassword = "admin-pass";
 
@@ -73,8 +81,8 @@ public class TunnelVideoTests(ITestOutputHelper output)
 
             // The test runs in the root namespace: it reaches the relay through loopback forwarders whose
             // outgoing sockets are made inside the WAN namespace.
-            await using var httpForward = new Forwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, httpPort, TimeSpan.FromSeconds(10)));
-            await using var rtspForward = new Forwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, rtspPort, TimeSpan.FromSeconds(10)));
+            await using var httpForward = new NamespaceForwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, httpPort, TimeSpan.FromSeconds(10)));
+            await using var rtspForward = new NamespaceForwarder(() => nat.ConnectFromAsync(nat.Wan, nat.WanAddress, rtspPort, TimeSpan.FromSeconds(10)));
 
             var viewer = new LagRecorder();
             using var viewing = new CancellationTokenSource();
@@ -97,7 +105,7 @@ public class TunnelVideoTests(ITestOutputHelper output)
             });
             try
             {
-                // Video alone first: until frames flow, then 6 s of them (the baseline).
+                // Video alone first: until frames flow, then 2 s to settle, then 8 s of them (the baseline).
                 var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
                 while (viewer.Count < 30)
                 {
@@ -105,7 +113,9 @@ public class TunnelVideoTests(ITestOutputHelper output)
                     Assert.False(watching.IsCompleted, "the viewer ended\n" + Logs());
                     await Task.Delay(200);
                 }
-                await Task.Delay(TimeSpan.FromSeconds(6));
+                await Task.Delay(TimeSpan.FromSeconds(2));
+                var alone = Stopwatch.GetTimestamp();
+                await Task.Delay(TimeSpan.FromSeconds(8));
 
                 // The bulk transfer, read by an admin through the tunnel WebSocket endpoint.
                 using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false, UseCookies = false }) { BaseAddress = new Uri($"http://127.0.0.1:{httpForward.Port}/") };
@@ -132,19 +142,43 @@ public class TunnelVideoTests(ITestOutputHelper output)
                 var seconds = Stopwatch.GetElapsedTime(from, until).TotalSeconds;
                 await serving;
 
-                var (baseline, during, gap) = viewer.Summarise(from, until);
-                var p95 = Percentile(during, 0.95);
-                output.WriteLine($"bulk transfer: {received} bytes in {seconds:0.0} s ({received / 1e6 / seconds:0.00} MB/s) on a {LinkKbps} kbit/s uplink beside {CameraKbps} kbit/s of video; " +
-                    $"video delay over the baseline during it: median {Percentile(during, 0.5):0} ms, p95 {p95:0} ms, max {during.DefaultIfEmpty(double.NaN).Max():0} ms; " +
-                    $"{during.Count} frames in it, longest gap {gap:0} ms; baseline (least lag before it) {baseline:0} ms over {viewer.Count} frames");
-
                 Assert.Equal(TransferBytes, received);
                 Assert.Equal(expected, sha.GetHashAndReset());
+
+                // The peer: the same bytes copied over plain TCP from the LAN to the WAN through the same capped
+                // router, the video still running (not checked: TCP alone fills the router's queue ahead of the video).
+                await Task.Delay(TimeSpan.FromSeconds(2));
+                var (directSeconds, directFrom, directUntil) = await DirectCopyAsync(nat, data);
+
+                var baseline = viewer.Baseline(alone, from);
+                var (before, _) = viewer.Delays(alone, from, baseline);
+                var (during, gap) = viewer.Delays(from, until, baseline);
+                var (duringDirect, _) = viewer.Delays(directFrom, directUntil, baseline);
+                string Spread(List<double> d) => $"median {Percentile(d, 0.5):0} / p95 {Percentile(d, 0.95):0} / p99 {Percentile(d, 0.99):0} / max {d.DefaultIfEmpty(double.NaN).Max():0} ms over {d.Count} frames";
+                var addedMedian = Percentile(during, 0.5) - Percentile(before, 0.5);
+                var addedP95 = Percentile(during, 0.95) - Percentile(before, 0.95);
+                // The worst frame of each second: its median over the seconds is what the transfer does to the video
+                // second after second; the slowest seconds also catch the other processes' stalls on two shared cores
+                // (they show before the transfer too), which p95 and max mix in.
+                var worstBefore = viewer.WorstPerSecond(alone, from, baseline).ToList();
+                var worstDuring = viewer.WorstPerSecond(from, until, baseline).ToList();
+                var addedWorst = Percentile(worstDuring, 0.5) - Percentile(worstBefore, 0.5);
+                output.WriteLine($"{LinkKbps} kbit/s uplink, {CameraKbps} kbit/s of video; video delay over the least before the transfer ({baseline:0} ms):");
+                output.WriteLine($"  before:            {Spread(before)}");
+                output.WriteLine($"  during the tunnel: {Spread(during)}; longest gap {gap:0} ms; added: median {addedMedian:+0;-0} ms, p95 {addedP95:+0;-0} ms");
+                output.WriteLine($"  during the direct copy: {Spread(duringDirect)}");
+                string Seconds(List<double> d) => string.Join(" ", d.Select(x => x.ToString("0", System.Globalization.CultureInfo.InvariantCulture)));
+                output.WriteLine($"  worst frame of each second before: {Seconds(worstBefore)}");
+                output.WriteLine($"  worst frame of each second during: {Seconds(worstDuring)}; added to its median: {addedWorst:+0;-0} ms");
+                output.WriteLine($"tunnel: {received} bytes in {seconds:0.0} s = {received / 1e6 / seconds:0.00} MB/s beside the video; " +
+                    $"direct TCP copy on the same link: {data.Length / 1e6 / directSeconds:0.00} MB/s ({directSeconds:0.0} s), also beside the video");
+
                 // Frames keep arriving: at least a third of the camera's 30 fps, never a gap of 2 s.
                 Assert.True(during.Count >= seconds * 10, $"only {during.Count} frames in {seconds:0.0} s of transfer\n{Logs()}");
                 Assert.True(gap < 2000, $"the video stopped for {gap:0} ms during the transfer\n{Logs()}");
-                // Bounded: generous (the benchmark's figure is about +100 ms at p95 on 2 loaded cores).
-                Assert.True(p95 < 1000, $"video delay p95 {p95:0} ms over the baseline during the transfer\n{Logs()}");
+                Assert.True(addedMedian <= MaxAddedMs, $"the transfer added {addedMedian:0} ms to the median video delay\n{Logs()}");
+                Assert.True(addedWorst <= MaxAddedMs, $"the transfer added {addedWorst:0} ms to the worst frame of a typical second\n{Logs()}");
+                Assert.True(addedP95 <= MaxAddedP95Ms, $"the transfer added {addedP95:0} ms to the 95th percentile of the video delay\n{Logs()}");
             }
             finally
             {
@@ -159,6 +193,32 @@ public class TunnelVideoTests(ITestOutputHelper output)
         }
     }
 
+    // Copies the bytes from the LAN namespace to a listener in the WAN namespace; returns the seconds from connect
+    // to the receiver's end of stream and the window of it.
+    private static async Task<(double Seconds, long From, long Until)> DirectCopyAsync(NatTopology nat, byte[] data)
+    {
+        using var sink = await nat.ListenInAsync(nat.Wan, nat.WanAddress);
+        var port = ((IPEndPoint)sink.LocalEndpoint).Port;
+        var from = Stopwatch.GetTimestamp();
+        var receiving = Task.Run(async () =>
+        {
+            using var client = await sink.AcceptTcpClientAsync();
+            var buffer = new byte[64 * 1024];
+            long total = 0;
+            int n;
+            while ((n = await client.GetStream().ReadAsync(buffer)) > 0) total += n;
+            return (Total: total, At: Stopwatch.GetTimestamp());
+        });
+        using (var sender = await nat.ConnectFromAsync(nat.Lan, nat.WanAddress, port, TimeSpan.FromSeconds(10)))
+        {
+            await sender.GetStream().WriteAsync(data).AsTask().WaitAsync(TimeSpan.FromSeconds(120));
+            sender.Client.Shutdown(SocketShutdown.Send);
+            var (total, until) = await receiving.WaitAsync(TimeSpan.FromSeconds(120));
+            Assert.Equal(data.Length, total);
+            return (Stopwatch.GetElapsedTime(from, until).TotalSeconds, from, until);
+        }
+    }
+
     private static double Percentile(List<double> values, double p)
     {
         if (values.Count == 0) return double.NaN;
@@ -168,8 +228,8 @@ public class TunnelVideoTests(ITestOutputHelper output)
 
     /// <summary>
     /// A viewer's video frames: lag = wall-clock time since the first frame minus stream time since it.
-    /// Its least value over the frames before the transfer is the baseline; during it, lag minus the
-    /// baseline is the delay the transfer added.
+    /// Its least value over the frames of the video-alone window is the baseline; a frame's delay is its lag
+    /// minus the baseline, compared before and during the transfer.
     /// </summary>
     private sealed class LagRecorder : IMediaSink
     {
@@ -196,86 +256,44 @@ public class TunnelVideoTests(ITestOutputHelper output)
             lock (_lock) _frames.Add((now, unit.Pts));
         }
 
-        public (double Baseline, List<double> During, double LongestGap) Summarise(long from, long until)
+        private double Lag((long At, long Pts) frame, (long At, long Pts) first) =>
+            Stopwatch.GetElapsedTime(first.At, frame.At).TotalMilliseconds - (frame.Pts - first.Pts) * 1000.0 / _clockRate;
+
+        private List<(long At, long Pts)> Frames()
         {
-            List<(long At, long Pts)> frames;
-            lock (_lock) frames = [.. _frames];
-            var (at0, pts0) = frames[0];
-            double Lag((long At, long Pts) f) => Stopwatch.GetElapsedTime(at0, f.At).TotalMilliseconds - (f.Pts - pts0) * 1000.0 / _clockRate;
-            var before = frames.Where(f => f.At < from).ToList();
-            var baseline = before.Min(Lag);
-            var during = frames.Where(f => f.At >= from && f.At <= until).ToList();
+            lock (_lock) return [.. _frames];
+        }
+
+        /// <summary>The least lag of the frames that arrived between <paramref name="from"/> and <paramref name="until"/>.</summary>
+        public double Baseline(long from, long until)
+        {
+            var frames = Frames();
+            return frames.Where(f => f.At >= from && f.At < until).Min(f => Lag(f, frames[0]));
+        }
+
+        /// <summary>The worst delay of each whole second of the window.</summary>
+        public IEnumerable<double> WorstPerSecond(long from, long until, double baseline)
+        {
+            var frames = Frames();
+            return frames.Where(f => f.At >= from && f.At <= until)
+                .GroupBy(f => (int)Stopwatch.GetElapsedTime(from, f.At).TotalSeconds)
+                .Select(g => g.Max(f => Lag(f, frames[0]) - baseline));
+        }
+
+        /// <summary>The delays (lag minus <paramref name="baseline"/>) of the frames in the window, and its longest gap without a frame.</summary>
+        public (List<double> Delays, double LongestGap) Delays(long from, long until, double baseline)
+        {
+            var frames = Frames();
+            var inside = frames.Where(f => f.At >= from && f.At <= until).ToList();
             var gap = 0.0;
             var last = from;
-            foreach (var f in during)
+            foreach (var f in inside)
             {
                 gap = Math.Max(gap, Stopwatch.GetElapsedTime(last, f.At).TotalMilliseconds);
                 last = f.At;
             }
             gap = Math.Max(gap, Stopwatch.GetElapsedTime(last, until).TotalMilliseconds);
-            return (baseline, during.Select(f => Lag(f) - baseline).ToList(), gap);
-        }
-    }
-
-    /// <summary>A loopback listener in the test's namespace that pipes each connection to one made by <c>connect</c>.</summary>
-    private sealed class Forwarder : IAsyncDisposable
-    {
-        private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task _accepting;
-
-        public Forwarder(Func<Task<TcpClient>> connect)
-        {
-            _listener.Start();
-            Port = ((IPEndPoint)_listener.LocalEndpoint).Port;
-            _accepting = Task.Run(async () =>
-            {
-                try
-                {
-                    while (true)
-                    {
-                        var inbound = await _listener.AcceptTcpClientAsync(_stop.Token);
-                        _ = Task.Run(async () =>
-                        {
-                            try
-                            {
-                                using (inbound)
-                                using (var outbound = await connect())
-                                {
-                                    var a = Pipe(inbound.GetStream(), outbound.Client, outbound.GetStream());
-                                    var b = Pipe(outbound.GetStream(), inbound.Client, inbound.GetStream());
-                                    await Task.WhenAll(a, b);
-                                }
-                            }
-                            catch (Exception e) when (e is IOException or SocketException or TimeoutException or ObjectDisposedException) { }
-                        });
-                    }
-                }
-                catch (OperationCanceledException) { }
-                catch (ObjectDisposedException) { }
-                catch (SocketException) { }
-            });
-        }
-
-        public int Port { get; }
-
-        // Copies until EOF, then half-closes the other side; errors end the pipe quietly (the test sees them).
-        private async Task Pipe(NetworkStream from, Socket toSocket, NetworkStream to)
-        {
-            try
-            {
-                await from.CopyToAsync(to, _stop.Token);
-                toSocket.Shutdown(SocketShutdown.Send);
-            }
-            catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException) { }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            _listener.Stop();
-            await _accepting;
-            _stop.Dispose();
+            return (inside.Select(f => Lag(f, frames[0]) - baseline).ToList(), gap);
         }
     }
 }

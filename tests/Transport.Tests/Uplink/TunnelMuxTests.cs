@@ -92,6 +92,34 @@ public class TunnelMuxTests
     }
 
     [Fact]
+    public async Task Data_messages_follow_the_size_the_sender_asks_for_at_each_write()
+    {
+        var size = 10_000;
+        using var pair = new MuxPair(new TunnelOptions { DataMessageBytes = () => size });
+        pair.Device.Accepting = s => s.Accept();
+        _ = await pair.Relay.OpenAsync("bulk", CancellationToken.None);
+        var device = await pair.AcceptedAsync();
+
+        await device.WriteAsync(new byte[25_000]);
+        size = 0; // nonsense from the callback is clamped: at least 1 byte a message
+        await device.WriteAsync(new byte[2]);
+        size = 1 << 20; // and at most the protocol's limit
+        await device.WriteAsync(new byte[UplinkProtocol.MaxTunnelDataBytes + 5]);
+        var sizes = pair.ToRelay.OfType<TunnelData>().Select(d => d.Data.Length).ToArray();
+        Assert.Equal([10_000, 10_000, 5_000, 1, 1, UplinkProtocol.MaxTunnelDataBytes, 5], sizes);
+    }
+
+    [Theory]
+    [InlineData(0, UplinkProtocol.MaxTunnelDataBytes)]          // unknown rate: as large as allowed
+    [InlineData(double.NaN, UplinkProtocol.MaxTunnelDataBytes)]
+    [InlineData(125_000, TunnelMessageSize.MinBytes)]            // 1 Mbit/s: 12 ms would be 1.5 KB, the floor is 4 KiB
+    [InlineData(750_000, 9_000)]                                 // 6 Mbit/s: 12 ms
+    [InlineData(2_500_000, 30_000)]                              // 20 Mbit/s
+    [InlineData(1e9, UplinkProtocol.MaxTunnelDataBytes)]         // loopback: the ceiling
+    public void Message_size_is_about_12_ms_of_the_link(double bytesPerSecond, int expected) =>
+        Assert.Equal(expected, TunnelMessageSize.ForRate(bytesPerSecond));
+
+    [Fact]
     public async Task Data_beyond_the_window_resets_the_stream()
     {
         using var pair = new MuxPair(new TunnelOptions { InitialWindow = 1024 });
