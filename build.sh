@@ -142,10 +142,11 @@ run_tests_of() {
     name=$(basename "$proj" .csproj)
     [ "$name" = "Pinhole.Testing" ] && continue
     log "test $name"
+    # grep -a: a test's log line can hold a byte that is not text; without -a grep stops listing there.
     if ! dotnet test "$proj" -c "$CONFIGURATION" --no-build -nologo \
         --logger "trx;LogFileName=$name.trx" --results-directory "$results" \
         --logger "console;verbosity=normal" ${TEST_FILTER:+--filter "$TEST_FILTER"} 2>&1 \
-        | grep -v -E '^\s*$|^Results File:|^A total of' ; then
+        | grep -a -v -E '^\s*$|^Results File:|^A total of' ; then
       true
     fi
     grep -q 'outcome="Completed"' "$results/$name.trx" 2>/dev/null || failed_projects+=("$name")
