@@ -429,7 +429,7 @@ public static class FuzzTargets
                 }
                 break;
             }
-            if (data.Length - at < size + 2) break; // the rest of the chunk has not arrived
+            if (data.Length - at < (long)size + 2) break; // the rest of the chunk has not arrived (long: a size of int.MaxValue + 2 would wrap)
             body.AddRange(data.Slice(at, size));
             at += size;
             if (!data.Slice(at, 2).SequenceEqual(UplinkHttpFraming.ChunkEnd)) throw new UplinkProtocolException("a chunk's data is not followed by CRLF");
