@@ -19,10 +19,10 @@ namespace Pinhole.Integration.Tests.EndToEnd;
 public sealed partial class DevicePageTests(TunnelStack stack, ITestOutputHelper output) : IClassFixture<TunnelStack>
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
-    private const string Prefix = "/devices/gw1/ui";
+    internal const string Prefix = "/devices/gw1/ui";
 
     [GeneratedRegex("<meta name=\"csrf-token\" content=\"([^\"]+)\">")]
-    private static partial Regex CsrfMeta();
+    internal static partial Regex CsrfMeta();
 
     [Fact]
     public async Task An_admin_logs_in_to_the_device_page_sees_live_status_and_saves_a_change_through_the_relay()
@@ -227,7 +227,8 @@ public sealed partial class DevicePageTests(TunnelStack stack, ITestOutputHelper
         Assert.True(errors.Count == 0, string.Join('\n', errors));
     }
 
-    private static async Task<JsonNode> SaveAsync(HttpClient http, string csrf, string json)
+    /// <summary>Saves <paramref name="json"/> through the device page's config API under the relay prefix (shared with <see cref="TunnelNatTests"/>).</summary>
+    internal static async Task<JsonNode> SaveAsync(HttpClient http, string csrf, string json)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(Prefix + "/api/config", UriKind.Relative))
         {
@@ -238,7 +239,7 @@ public sealed partial class DevicePageTests(TunnelStack stack, ITestOutputHelper
         return JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
     }
 
-    private static async Task<string> ReceiveTextAsync(ClientWebSocket ws, CancellationToken ct)
+    internal static async Task<string> ReceiveTextAsync(ClientWebSocket ws, CancellationToken ct)
     {
         var buffer = new byte[64 * 1024];
         using var message = new MemoryStream();

@@ -23,7 +23,7 @@ namespace Pinhole.Integration.Tests.EndToEnd;
 public sealed partial class TunnelNatTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
-    private const string Prefix = "/devices/gw1/ui";
+    private const string Prefix = DevicePageTests.Prefix;
     private const string Admin = "admin";
     private const string AdminPassword = "admin-pass";
     private const string EdgePagePassword = "edge-page-password"; // EndToEnd.WriteEdgeConfig's
@@ -33,9 +33,6 @@ public sealed partial class TunnelNatTests(ITestOutputHelper output)
     private const string LanPassword = "lan-pass";
     // Fresh namespaces: fixed ports are free in them.
     private const int HttpPort = 8080, RtspPort = 8554, WebPort = 8081, LanRtspPort = 8554;
-
-    [GeneratedRegex("<meta name=\"csrf-token\" content=\"([^\"]+)\">")]
-    private static partial Regex CsrfMeta();
 
     [RequiresFact(Needs.NetworkNamespaces)]
     public async Task From_the_wan_an_admin_logs_in_to_the_device_page_sees_live_status_and_saves_a_change()
@@ -56,7 +53,7 @@ public sealed partial class TunnelNatTests(ITestOutputHelper output)
             Assert.Equal(Prefix + "/", login.Headers.Location!.OriginalString);
         }
         var page = await http.GetStringAsync(new Uri(Prefix + "/", UriKind.Relative));
-        var csrf = CsrfMeta().Match(page).Groups[1].Value;
+        var csrf = DevicePageTests.CsrfMeta().Match(page).Groups[1].Value;
         Assert.NotEmpty(csrf);
 
         // Live status: the page's WebSocket, from the WAN through relay, uplink and NAT.
@@ -66,8 +63,8 @@ public sealed partial class TunnelNatTests(ITestOutputHelper output)
         using var timeout = new CancellationTokenSource(Wait);
         var clock = Stopwatch.StartNew();
         await live.ConnectAsync(new Uri($"ws://127.0.0.1:{stack.HttpPort}{Prefix}/api/status/live"), timeout.Token);
-        var first = JsonNode.Parse(await ReceiveTextAsync(live, timeout.Token))!;
-        var second = JsonNode.Parse(await ReceiveTextAsync(live, timeout.Token))!;
+        var first = JsonNode.Parse(await DevicePageTests.ReceiveTextAsync(live, timeout.Token))!;
+        var second = JsonNode.Parse(await DevicePageTests.ReceiveTextAsync(live, timeout.Token))!;
         output.WriteLine($"live status from the WAN: two messages {clock.Elapsed.TotalMilliseconds:0} ms after the upgrade began");
         Assert.Equal("gw1", first["deviceId"]!.GetValue<string>());
         Assert.Contains(second["pipelines"]!.AsArray(), p => p!["name"]!.GetValue<string>() == "uplink");
@@ -79,16 +76,16 @@ public sealed partial class TunnelNatTests(ITestOutputHelper output)
         var restore = JsonNode.Parse(original)!.AsObject();
         restore["cameras"] = before;
         changed["cameras"] = new JsonArray([.. before.AsArray().Select(c => c!.DeepClone()), new JsonObject { ["name"] = "lobby", ["source"] = "rtsp://127.0.0.1:9/nothing-here" }]);
-        var saved = await SaveAsync(http, csrf, changed.ToJsonString());
+        var saved = await DevicePageTests.SaveAsync(http, csrf, changed.ToJsonString());
         Assert.True(saved["saved"]!.GetValue<bool>(), saved.ToJsonString() + "\n" + stack.Logs);
         Assert.Contains(saved["started"]!.AsArray(), n => n!.GetValue<string>() == "camera/lobby");
         Assert.Contains("\"lobby\"", await File.ReadAllTextAsync(stack.EdgeConfig), StringComparison.Ordinal);
         while (true)
         {
-            var status = JsonNode.Parse(await ReceiveTextAsync(live, timeout.Token))!;
+            var status = JsonNode.Parse(await DevicePageTests.ReceiveTextAsync(live, timeout.Token))!;
             if (status["pipelines"]!.AsArray().Any(p => p!["name"]!.GetValue<string>() == "camera/lobby")) break;
         }
-        var restored = await SaveAsync(http, csrf, restore.ToJsonString());
+        var restored = await DevicePageTests.SaveAsync(http, csrf, restore.ToJsonString());
         Assert.True(restored["saved"]!.GetValue<bool>(), restored.ToJsonString());
         Assert.DoesNotContain("\"lobby\"", await File.ReadAllTextAsync(stack.EdgeConfig), StringComparison.Ordinal);
         await live.CloseAsync(WebSocketCloseStatus.NormalClosure, "done", timeout.Token);
@@ -195,30 +192,6 @@ public sealed partial class TunnelNatTests(ITestOutputHelper output)
         using var login = await http.PostAsync(new Uri("/login", UriKind.Relative), new FormUrlEncodedContent([new("user", user), new("password", password)]));
         Assert.Equal(HttpStatusCode.Redirect, login.StatusCode);
         return string.Join("; ", login.Headers.GetValues("Set-Cookie").Select(c => c.Split(';')[0]));
-    }
-
-    private static async Task<JsonNode> SaveAsync(HttpClient http, string csrf, string json)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(Prefix + "/api/config", UriKind.Relative))
-        {
-            Content = new StringContent(json, Encoding.UTF8, "application/json"),
-        };
-        request.Headers.Add("X-CSRF-Token", csrf);
-        using var response = await http.SendAsync(request);
-        return JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
-    }
-
-    private static async Task<string> ReceiveTextAsync(ClientWebSocket ws, CancellationToken ct)
-    {
-        var buffer = new byte[64 * 1024];
-        using var message = new MemoryStream();
-        while (true)
-        {
-            var r = await ws.ReceiveAsync(buffer, ct);
-            Assert.Equal(WebSocketMessageType.Text, r.MessageType);
-            message.Write(buffer, 0, r.Count);
-            if (r.EndOfMessage) return Encoding.UTF8.GetString(message.ToArray());
-        }
     }
 
     /// <summary>Relay in the WAN, edge in the LAN (no camera), the relay's HTTP port forwarded to the test's loopback;
