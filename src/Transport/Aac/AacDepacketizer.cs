@@ -10,7 +10,7 @@ namespace Pinhole.Transport.Aac;
 /// Several AUs per packet get consecutive timestamps one frame apart; one AU may also be fragmented
 /// across packets of the same timestamp (§3.2.3), ended by the marker bit.
 /// </summary>
-public sealed class AacDepacketizer : RtpDepacketizer
+internal sealed class AacDepacketizer : RtpDepacketizer
 {
     /// <summary>Largest AAC access unit accepted.</summary>
     public const int MaxAccessUnitBytes = 64 * 1024;

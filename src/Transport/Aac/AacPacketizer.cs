@@ -9,7 +9,7 @@ namespace Pinhole.Transport.Aac;
 /// indexDeltaLength=3): one access unit per packet behind a 16-bit AU-headers-length and one
 /// 16-bit AU header; an access unit larger than the packet is fragmented (§3.2.3).
 /// </summary>
-public sealed class AacPacketizer : RtpPacketizer
+internal sealed class AacPacketizer : RtpPacketizer
 {
     /// <summary>Largest access unit an AU header can describe (13-bit AU-size).</summary>
     public const int MaxAccessUnitSize = (1 << 13) - 1;

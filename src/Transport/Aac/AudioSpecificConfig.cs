@@ -7,7 +7,7 @@ namespace Pinhole.Transport.Aac;
 /// <param name="SampleRate">Sampling frequency in Hz.</param>
 /// <param name="Channels">channelConfiguration (0 = defined in the bitstream).</param>
 /// <param name="FrameLength">Samples per frame: 1024, or 960 when frameLengthFlag is set.</param>
-public sealed record AudioSpecificConfig(int AudioObjectType, int SampleRate, int Channels, int FrameLength)
+internal sealed record AudioSpecificConfig(int AudioObjectType, int SampleRate, int Channels, int FrameLength)
 {
     private static readonly int[] SampleRates = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
 

@@ -7,7 +7,7 @@ namespace Pinhole.Transport.G711;
 /// RTP payload format for G.711 (RFC 3551 §4.5.14, PCMA/PCMU): one byte per sample and channel;
 /// each packet's payload becomes one access unit stamped with the packet's timestamp.
 /// </summary>
-public sealed class G711Depacketizer : RtpDepacketizer
+internal sealed class G711Depacketizer : RtpDepacketizer
 {
     /// <summary>Creates a depacketizer for A-law (<see cref="MediaCodec.PcmAlaw"/>) or µ-law (<see cref="MediaCodec.PcmMulaw"/>).</summary>
     public G711Depacketizer(int track, MediaCodec codec, int clockRate = 8000, int channels = 1) : base(track)

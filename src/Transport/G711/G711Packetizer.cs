@@ -8,7 +8,7 @@ namespace Pinhole.Transport.G711;
 /// samples go out as they are, split so no packet exceeds the packet size or
 /// <see cref="MaxSamplesPerPacket"/>; each packet's timestamp advances by the samples before it.
 /// </summary>
-public sealed class G711Packetizer : RtpPacketizer
+internal sealed class G711Packetizer : RtpPacketizer
 {
     private readonly int _channels;
     private bool _talkspurtStarted;

@@ -9,7 +9,7 @@ namespace Pinhole.Transport.H264;
 /// (§5.6), STAP-A (§5.7.1) and FU-A (§5.8). Where an access unit ends (not at every marker bit,
 /// §5.1) is <see cref="NalUnitDepacketizer"/>'s.
 /// </summary>
-public sealed class H264Depacketizer : NalUnitDepacketizer
+internal sealed class H264Depacketizer : NalUnitDepacketizer
 {
     private const int StapA = 24, StapB = 25, Mtap16 = 26, Mtap24 = 27, FuA = 28, FuB = 29;
 

@@ -8,7 +8,7 @@ namespace Pinhole.Transport.H264;
 /// RTP packetizer for H.264 (RFC 6184, packetization-mode=1): single NAL unit packets, FU-A for
 /// NAL units larger than the packet, STAP-A for SPS+PPS re-sent before a keyframe that lacks them.
 /// </summary>
-public sealed class H264Packetizer : NalUnitPacketizer
+internal sealed class H264Packetizer : NalUnitPacketizer
 {
     /// <summary>NAL unit type of a sequence parameter set (H.264 Table 7-1).</summary>
     public const int NalTypeSps = 7;

@@ -9,7 +9,7 @@ namespace Pinhole.Transport.H265;
 /// single NAL unit packets (§4.4.1), aggregation packets (§4.4.2) and fragmentation units (§4.4.3).
 /// Where an access unit ends (not at every marker bit) is <see cref="NalUnitDepacketizer"/>'s.
 /// </summary>
-public sealed class H265Depacketizer : NalUnitDepacketizer
+internal sealed class H265Depacketizer : NalUnitDepacketizer
 {
     private const int Ap = 48, Fu = 49, Paci = 50;
 

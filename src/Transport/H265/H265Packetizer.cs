@@ -8,7 +8,7 @@ namespace Pinhole.Transport.H265;
 /// RTP packetizer for H.265 (RFC 7798, no DONL: sprop-max-don-diff=0): single NAL unit packets,
 /// FU for NAL units larger than the packet, AP for VPS+SPS+PPS re-sent before a keyframe that lacks them.
 /// </summary>
-public sealed class H265Packetizer : NalUnitPacketizer
+internal sealed class H265Packetizer : NalUnitPacketizer
 {
     /// <summary>NAL unit type of a video parameter set (H.265 Table 7-1).</summary>
     public const int NalTypeVps = 32;

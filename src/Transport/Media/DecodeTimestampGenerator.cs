@@ -19,7 +19,7 @@ namespace Pinhole.Transport.Media;
 /// to 0 once a whole GOP went by without any reorder. A PTS jump of more than 10 s either way (a
 /// source that restarted its clock) starts over.</para>
 /// </remarks>
-public sealed class DecodeTimestampGenerator
+internal sealed class DecodeTimestampGenerator
 {
     /// <summary>Deepest reorder followed (H.264 and H.265 allow at most 16 frames in the DPB).</summary>
     public const int MaxReorderDepth = 16;

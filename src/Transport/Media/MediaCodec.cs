@@ -20,7 +20,7 @@ public enum MediaCodec
 }
 
 /// <summary>Helpers over <see cref="MediaCodec"/>.</summary>
-public static class MediaCodecExtensions
+internal static class MediaCodecExtensions
 {
     /// <summary>True for video codecs.</summary>
     public static bool IsVideo(this MediaCodec codec) => codec is MediaCodec.H264 or MediaCodec.H265;

@@ -3,7 +3,7 @@ using Pinhole.Transport.Media;
 namespace Pinhole.Transport.Nal;
 
 /// <summary>What a NAL unit says about the access unit it belongs to, from its first bytes alone.</summary>
-public enum NalUnitRole
+internal enum NalUnitRole
 {
     /// <summary>Says nothing: suffix SEI, filler, end of sequence, reserved types, a truncated slice.</summary>
     Neutral,
@@ -41,7 +41,7 @@ public static class AccessUnitBoundary
     /// </summary>
     /// <param name="codec">H.264 or H.265.</param>
     /// <param name="head">The NAL unit, or at least its header and the byte after it (H.264: 2 bytes, H.265: 3).</param>
-    public static NalUnitRole Classify(MediaCodec codec, ReadOnlySpan<byte> head)
+    internal static NalUnitRole Classify(MediaCodec codec, ReadOnlySpan<byte> head)
     {
         if (codec == MediaCodec.H264)
         {

@@ -7,7 +7,7 @@ namespace Pinhole.Transport.Nal;
 /// <param name="GeneralLevelIdc">general_level_idc.</param>
 /// <param name="Width">Picture width after the conformance window, in pixels.</param>
 /// <param name="Height">Picture height after the conformance window, in pixels.</param>
-public sealed record H265Sps(int GeneralProfileIdc, int GeneralLevelIdc, int Width, int Height)
+internal sealed record H265Sps(int GeneralProfileIdc, int GeneralLevelIdc, int Width, int Height)
 {
     /// <summary><c>sps_max_num_reorder_pics</c> of the highest sub-layer (§7.4.3.2.1): how many pictures
     /// may precede a picture in decoding order and follow it in output order (0 without B-frames);

@@ -23,7 +23,7 @@ namespace Pinhole.Transport.Nal;
 /// proven wrong turns that off for good. Until then, and for streams that mark slices, a unit
 /// leaves when the next picture's first packet arrives.</para>
 /// </remarks>
-public abstract class NalUnitDepacketizer : RtpDepacketizer
+internal abstract class NalUnitDepacketizer : RtpDepacketizer
 {
     /// <summary>Markers proven right by the following packet before the marker alone ends access units.</summary>
     public const int MarkerConfirmationsNeeded = 2;

@@ -10,7 +10,7 @@ namespace Pinhole.Transport.Nal;
 /// aggregate the parameter sets in one packet (STAP-A / AP) when they are re-sent before a keyframe,
 /// and set the marker bit on the last packet of the access unit.
 /// </summary>
-public abstract class NalUnitPacketizer : RtpPacketizer
+internal abstract class NalUnitPacketizer : RtpPacketizer
 {
     private const int LengthPrefixSize = 4;
     private IReadOnlyList<ReadOnlyMemory<byte>> _parameterSets;

@@ -5,7 +5,7 @@ namespace Pinhole.Transport.Rtp;
 /// (RFC 3550 §6.4.1, §A.3): extended highest sequence number, packets lost, and the LSR/DLSR pair
 /// from the last sender report. Jitter is reported as 0 (Pinhole does not use it). Not thread-safe.
 /// </summary>
-public sealed class RtpReceptionStatistics
+internal sealed class RtpReceptionStatistics
 {
     private bool _started;
     private ushort _maxSequence;

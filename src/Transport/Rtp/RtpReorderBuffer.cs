@@ -6,7 +6,7 @@ namespace Pinhole.Transport.Rtp;
 /// skipped (the depacketizer sees the gap). Duplicates and packets older than what was already
 /// released are dropped. Not thread-safe.
 /// </summary>
-public sealed class RtpReorderBuffer
+internal sealed class RtpReorderBuffer
 {
     private readonly RtpPacket?[] _slots;
     private ushort _next;
@@ -96,7 +96,7 @@ public sealed class RtpReorderBuffer
 }
 
 /// <summary>Extends 32-bit RTP timestamps to 64 bits across wraps (RFC 3550 §5.1 allows wrap at any point).</summary>
-public sealed class RtpTimestampUnwrapper
+internal sealed class RtpTimestampUnwrapper
 {
     private long _last;
     private bool _started;

@@ -56,7 +56,7 @@ public static class DigestMath
 /// every following request. Prefers Digest SHA-256, then Digest MD5, then Basic (RFC 7616 §3.7:
 /// use the strongest algorithm offered). Never exposes the password.
 /// </summary>
-public sealed class HttpClientAuthenticator
+internal sealed class HttpClientAuthenticator
 {
     private readonly string _user;
     private readonly string _password;

@@ -24,7 +24,7 @@ public static class StunMethods
 }
 
 /// <summary>STUN attribute types this library knows by name (IANA "STUN Attributes" registry).</summary>
-public static class StunAttributeTypes
+internal static class StunAttributeTypes
 {
     /// <summary>MAPPED-ADDRESS (RFC 8489 §14.1); kept raw, ICE uses the XOR form.</summary>
     public const ushort MappedAddress = 0x0001;
@@ -75,7 +75,7 @@ public static class StunAttributeTypes
 /// <summary>An attribute kept as it came (type and value, without padding).</summary>
 /// <param name="Type">The attribute type; below 0x8000 it is comprehension-required (RFC 8489 §14).</param>
 /// <param name="Value">The value bytes, without the padding to 32 bits.</param>
-public sealed record StunAttribute(ushort Type, byte[] Value)
+internal sealed record StunAttribute(ushort Type, byte[] Value)
 {
     /// <summary>True when an agent that does not know this type must reject the message (RFC 8489 §14).</summary>
     public bool IsComprehensionRequired => Type < 0x8000;

@@ -88,7 +88,7 @@ public sealed class StunMessage
     public string? Software { get; set; }
 
     /// <summary>Attributes not typed above, raw, in the order they came.</summary>
-    public IList<StunAttribute> UnknownAttributes { get; } = new List<StunAttribute>();
+    internal IList<StunAttribute> UnknownAttributes { get; } = new List<StunAttribute>();
 
     /// <summary>After <see cref="Parse"/>: the message carried MESSAGE-INTEGRITY (check it with <see cref="VerifyMessageIntegrity"/>).</summary>
     public bool HasMessageIntegrity { get; private set; }

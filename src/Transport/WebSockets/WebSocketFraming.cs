@@ -6,7 +6,7 @@ using System.Text;
 namespace Pinhole.Transport.WebSockets;
 
 /// <summary>WebSocket frame opcodes (RFC 6455 §5.2).</summary>
-public enum WebSocketOpcode : byte
+internal enum WebSocketOpcode : byte
 {
     /// <summary>A later frame of a fragmented message.</summary>
     Continuation = 0x0,
@@ -34,7 +34,7 @@ public enum WebSocketOpcode : byte
 /// <param name="HeaderLength">Bytes the header took (2 to 14).</param>
 /// <param name="Masked">The payload is masked (a client's frame).</param>
 /// <param name="MaskKey">The masking key as it appears on the wire, read big-endian.</param>
-public readonly record struct WebSocketFrameHeader(bool Fin, WebSocketOpcode Opcode, long PayloadLength, int HeaderLength, bool Masked, uint MaskKey)
+internal readonly record struct WebSocketFrameHeader(bool Fin, WebSocketOpcode Opcode, long PayloadLength, int HeaderLength, bool Masked, uint MaskKey)
 {
     /// <summary>Close, ping and pong: at most 125 bytes of payload and never fragmented (§5.5).</summary>
     public bool IsControl => ((byte)Opcode & 0x8) != 0;
@@ -45,7 +45,7 @@ public readonly record struct WebSocketFrameHeader(bool Fin, WebSocketOpcode Opc
 /// the handshake's accept key. <see cref="TryReadHeader"/> follows the parser rule of this codebase:
 /// false means "need more bytes", malformed input throws <see cref="WebSocketFramingException"/>.
 /// </summary>
-public static class WebSocketFraming
+internal static class WebSocketFraming
 {
     /// <summary>Longest header a client writes: 2 bytes, a 64-bit length, a 4-byte mask key.</summary>
     public const int MaxClientHeaderLength = 14;
