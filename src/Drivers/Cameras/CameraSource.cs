@@ -65,7 +65,7 @@ public abstract class CameraSource
 }
 
 /// <summary>A camera failed at run time (unreachable, refused, stream ended, process exited). The message has no credentials.</summary>
-public sealed class CameraException : Exception
+internal sealed class CameraException : Exception
 {
     /// <summary>Creates the exception.</summary>
     public CameraException(string message) : base(message) { }
@@ -78,7 +78,7 @@ public sealed class CameraException : Exception
 }
 
 /// <summary>A camera source string in the configuration is invalid (unknown scheme, bad URL, bad quoting).</summary>
-public sealed class CameraConfigurationException : ArgumentException
+internal sealed class CameraConfigurationException : ArgumentException
 {
     /// <summary>Creates the exception.</summary>
     public CameraConfigurationException(string message) : base(message) { }

@@ -4,7 +4,7 @@ namespace Pinhole.Drivers.Cameras;
 
 /// <summary>Splits a command line into argv the way a POSIX shell does for words and quotes,
 /// without expansions (no variables, globs, pipes or redirections: the command runs without a shell).</summary>
-public static class CommandLine
+internal static class CommandLine
 {
     /// <summary>
     /// Splits <paramref name="commandLine"/>: blanks separate words; <c>'…'</c> is literal; inside

@@ -16,7 +16,7 @@ namespace Pinhole.Drivers.Cameras;
 /// from a monotonic clock when their first NAL unit arrives. stderr goes to the log, rate-limited.
 /// The process is killed when the source is cancelled.
 /// </summary>
-public sealed partial class ExecCameraSource : CameraSource
+internal sealed partial class ExecCameraSource : CameraSource
 {
     private const int StderrLinesPerWindow = 20;
     private static readonly TimeSpan StderrWindow = TimeSpan.FromSeconds(10);

@@ -12,7 +12,7 @@ namespace Pinhole.Drivers.Gpio;
 /// (<c>libgpiod.so.3</c>, Debian 13 package <c>libgpiod3</c>). Both use the kernel's GPIO
 /// character device; the deprecated sysfs interface is not used.
 /// </summary>
-public static class GpioChip
+internal static class GpioChip
 {
     /// <summary>Opens <paramref name="chipPath"/>; the controller owns the driver.</summary>
     /// <exception cref="IOException">No such chip, or no libgpiod to drive it (the message says which).</exception>

@@ -9,7 +9,7 @@ namespace Pinhole.Drivers.Gpio;
 /// waiting <see cref="WaitForEvent"/> calls); outputs are observed with <see cref="GetOutputLevel"/>.
 /// Like the hardware, it has no debounce: bounces are edges (see <see cref="GpioInputWatcher"/>).
 /// </summary>
-public sealed class InMemoryGpioDriver : GpioDriver
+internal sealed class InMemoryGpioDriver : GpioDriver
 {
     private readonly Lock _lock = new();
     private readonly PinValue[] _levels; // the physical level of every line

@@ -140,7 +140,7 @@ public abstract class FileSensor
 /// hwmon (<c>temp1_input</c>), IIO processed values (<c>in_temp_input</c>, <c>in_humidityrelative_input</c>,
 /// <c>in_pressure_input</c>), or any other.
 /// </summary>
-public sealed class NumericFileSensor : FileSensor
+internal sealed class NumericFileSensor : FileSensor
 {
     /// <summary>Creates the sensor; see <see cref="FileSensor"/> for the parameters.</summary>
     public NumericFileSensor(string path, double scale = 1.0, double offset = 0.0, string unit = "", TimeProvider? timeProvider = null)
@@ -164,7 +164,7 @@ public sealed class NumericFileSensor : FileSensor
 /// <c>(raw + _offset) * _scale</c> from the sibling files when they exist (IIO ABI), before this
 /// sensor's own scale and offset.
 /// </summary>
-public sealed class IioRawSensor : FileSensor
+internal sealed class IioRawSensor : FileSensor
 {
     private readonly string _scalePath;
     private readonly string _offsetPath;
@@ -223,7 +223,7 @@ public sealed class IioRawSensor : FileSensor
 /// file: two lines, the first ending in <c>YES</c> when the scratchpad CRC matched (<c>NO</c>
 /// otherwise), the second ending in <c>t=NNNNN</c> in millidegrees Celsius — the raw value.
 /// </summary>
-public sealed class W1ThermSensor : FileSensor
+internal sealed class W1ThermSensor : FileSensor
 {
     /// <summary>Creates the sensor over a <c>w1_slave</c> file; use scale 0.001 for °C.</summary>
     public W1ThermSensor(string path, double scale = 1.0, double offset = 0.0, string unit = "", TimeProvider? timeProvider = null)
