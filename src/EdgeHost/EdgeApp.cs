@@ -15,6 +15,8 @@ using Pinhole.EdgeHost.Uplink;
 using Pinhole.EdgeHost.Web;
 using System.Diagnostics.Metrics;
 using Pinhole.EdgeHost.Telemetry;
+using Pinhole.Metrics;
+using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Security;
 
 namespace Pinhole.EdgeHost;
@@ -161,7 +163,7 @@ public static partial class EdgeApp
         services.AddSingleton(options.Time);
         services.AddSingleton(options.Systemd);
         services.AddSingleton(options.Supervisor);
-        services.AddEdgeMetrics();
+        services.AddPrometheusExport(PinholeMeters.Edge);
         services.AddSingleton(sp => new TelemetryCounters(sp.GetRequiredService<Meter>()));
         services.AddSingleton(options.Config);
         services.AddSingleton<PipelineSupervisor>();

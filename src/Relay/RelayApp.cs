@@ -18,6 +18,8 @@ using Pinhole.Relay.Uplink;
 using Pinhole.Relay.Viewers;
 using Pinhole.Relay.Web;
 using Pinhole.Relay.WebRtc;
+using Pinhole.Metrics;
+using Pinhole.Transport.Metrics;
 using Pinhole.Transport.Sockets;
 
 namespace Pinhole.Relay;
@@ -122,7 +124,7 @@ public sealed class RelayApp : IAsyncDisposable
 
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddRelayMetrics();
+        builder.Services.AddPrometheusExport(PinholeMeters.Relay);
         var limits = config.Limits;
         builder.Services.AddSingleton(sp => new MediaStreamRegistry(new MediaStreamLimits
         {
@@ -197,7 +199,7 @@ public sealed class RelayApp : IAsyncDisposable
         var app = builder.Build();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = TimeSpan.FromSeconds(15) });
         app.MapGet("/healthz", () => Results.Text("ok\n"));
-        // Prometheus text format from OpenTelemetry's exporter, behind the access check (Telemetry/MetricsExport.cs).
+        // Prometheus text format from OpenTelemetry's exporter, behind the access check (src/Metrics; the check and the relay's own series in Telemetry/MetricsExport.cs).
         app.UseRelayMetrics(config);
         // Several relays on one database: requests for a device held by another relay go there (docs/scale-out.md).
         app.UseOwnerRedirects();

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Pinhole.EdgeHost.Configuration;
 using Pinhole.EdgeHost.Supervision;
+using Pinhole.Metrics;
 
 namespace Pinhole.EdgeHost.Web;
 
@@ -73,8 +74,8 @@ internal static class EdgePage
             return Results.Text(body.ToJsonString(), JsonType, statusCode: unhealthy.Count == 0 ? 200 : 503);
         });
 
-        // Prometheus text format, from OpenTelemetry's exporter (Telemetry/MetricsExport.cs).
-        app.MapPrometheusScrapingEndpoint("/metrics");
+        // Prometheus text format, from OpenTelemetry's exporter (src/Metrics, shared with the relay); open like /healthz.
+        app.UsePrometheusExport();
 
         app.MapGet("/app.js", () => Results.Text(assets.AppJs, "text/javascript; charset=utf-8"));
         app.MapGet("/app.css", () => Results.Text(assets.AppCss, "text/css; charset=utf-8"));

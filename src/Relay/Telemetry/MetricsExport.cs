@@ -2,8 +2,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
-using OpenTelemetry.Metrics;
+using Pinhole.Metrics;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
 using Pinhole.Relay.Fleet;
@@ -13,46 +12,14 @@ using Pinhole.Transport.Metrics;
 namespace Pinhole.Relay.Telemetry;
 
 /// <summary>
-/// The relay's metrics: one <see cref="Meter"/> (<see cref="PinholeMeters.Relay"/>) from the host's
-/// <see cref="IMeterFactory"/>, exported at <c>/metrics</c> by OpenTelemetry's Prometheus exporter
-/// behind the relay's access check. See docs/telemetry.md, "Metrics".
+/// The relay's metrics: its meter (<see cref="PinholeMeters.Relay"/>) exported at <c>/metrics</c> by the
+/// apps' shared <see cref="PrometheusExport"/> (src/Metrics), behind the relay's access check, and the
+/// series it reads from the stream registry and the telemetry history. See docs/telemetry.md, "Metrics".
 /// </summary>
 internal static class MetricsExport
 {
     /// <summary>Registers the relay's meter unless there is one (features call this, so they work alone).</summary>
-    public static IServiceCollection AddRelayMeter(this IServiceCollection services)
-    {
-        services.AddMetrics();
-        services.TryAddSingleton(sp => sp.GetRequiredService<IMeterFactory>().Create(PinholeMeters.Relay));
-        return services;
-    }
-
-    /// <summary>Registers the meter and the Prometheus exporter.</summary>
-    public static IServiceCollection AddRelayMetrics(this IServiceCollection services)
-    {
-        services.AddRelayMeter();
-        services.AddOpenTelemetry().WithMetrics(metrics =>
-        {
-            metrics.AddMeter(PinholeMeters.Relay);
-            // A MeterProvider listens to every meter of that name in the process; tests run several
-            // relays in one process, so export only the instruments of this host's meter factory.
-            ((IDeferredMeterProviderBuilder)metrics).Configure((sp, builder) =>
-            {
-                var factory = sp.GetRequiredService<IMeterFactory>();
-                builder.AddView(i => ReferenceEquals(i.Meter.Scope, factory) ? null : MetricStreamConfiguration.Drop);
-            });
-            metrics.AddPrometheusExporter(o =>
-            {
-                // Keep the documented names and series: counters are already named *_total, no
-                // scope label or target_info, and every scrape reads fresh values.
-                o.DisableTotalNameSuffixForCounters = true;
-                o.ScopeInfoEnabled = false;
-                o.TargetInfoEnabled = false;
-                o.ScrapeResponseCacheDurationMilliseconds = 0;
-            });
-        });
-        return services;
-    }
+    public static IServiceCollection AddRelayMeter(this IServiceCollection services) => services.AddPinholeMeter(PinholeMeters.Relay);
 
     /// <summary>
     /// Serves <c>/metrics</c>: the series name every device and camera, so it is for admins and
@@ -66,20 +33,7 @@ internal static class MetricsExport
         ObserveStreams(meter, app.Services.GetRequiredService<MediaStreamRegistry>());
         if (app.Services.GetService<ITelemetryStore>() is { } history)
             ObserveSensors(meter, history, app.Services.GetRequiredService<DeviceRegistry>());
-        app.UseOpenTelemetryPrometheusScrapingEndpoint(
-            meterProvider: null,
-            predicate: context => context.Request.Path == "/metrics",
-            path: null,
-            configureBranchedPipeline: branch => branch.Use(async (context, next) =>
-            {
-                if (!config.Metrics.Public && Refuse(context) is { } refusal)
-                {
-                    await refusal.ExecuteAsync(context).ConfigureAwait(false);
-                    return;
-                }
-                await next(context).ConfigureAwait(false);
-            }),
-            optionsName: null);
+        app.UsePrometheusExport(context => config.Metrics.Public ? null : Refuse(context));
     }
 
     private static IResult? Refuse(HttpContext context)
