@@ -61,7 +61,7 @@ public sealed partial class EdgeCpuBenchmark : IBenchmark
         {
             var o = camera.Options;
             await using var path = await VideoPath.StartAsync(camera.Url, cancellationToken);
-            await using var sink = new DiscardingTcpSink(IPAddress.Loopback, cancellationToken);
+            await using var sink = TcpSink.Discarding(IPAddress.Loopback, cancellationToken);
             await using var ffmpeg = await PeerProcess.StartAsync(new PeerStartInfo(Tools.Require("ffmpeg"),
                 "-hide_banner", "-nostats", "-loglevel", "warning", "-nostdin",
                 "-rtsp_transport", "tcp", "-i", camera.Url.ToString(),

@@ -194,7 +194,7 @@ public sealed partial class SlowLinkBenchmark : IBenchmark
 
     private static async Task<PeerResult> RunFfmpegAsync(CappedLink link, Uri camera, TimeSpan window, CancellationToken cancellationToken)
     {
-        await using var sink = new DiscardingTcpSink(IPAddress.Parse(link.RootAddress), cancellationToken);
+        await using var sink = TcpSink.Discarding(IPAddress.Parse(link.RootAddress), cancellationToken);
         var port = sink.Port;
 
         var samples = new List<(double Wall, double Stream, double Frames)>();
