@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.WebSockets;
-using System.Text;
 using System.Text.Json.Nodes;
 using Pinhole.EdgeHost.Tests.Support;
+using Pinhole.Testing;
 
 namespace Pinhole.EdgeHost.Tests.Web;
 
@@ -39,7 +39,7 @@ public class EdgePageLiveStatusTests
         await ws.ConnectAsync(live, timeout.Token);
         for (var i = 0; i < 2; i++)
         {
-            var status = JsonNode.Parse(await ReceiveTextAsync(ws, timeout.Token))!;
+            var status = JsonNode.Parse(await WebSocketMessages.ReceiveTextAsync(ws, timeout.Token))!;
             Assert.Equal("gw1", status["deviceId"]!.GetValue<string>());
             Assert.NotNull(status["pipelines"]!.AsArray());
         }
@@ -77,18 +77,5 @@ public class EdgePageLiveStatusTests
         if (origin is not null) ws.Options.SetRequestHeader("Origin", origin);
         await Assert.ThrowsAsync<WebSocketException>(() => ws.ConnectAsync(uri, CancellationToken.None));
         return ws.HttpStatusCode;
-    }
-
-    private static async Task<string> ReceiveTextAsync(ClientWebSocket ws, CancellationToken ct)
-    {
-        var buffer = new byte[64 * 1024];
-        using var message = new MemoryStream();
-        while (true)
-        {
-            var r = await ws.ReceiveAsync(buffer, ct);
-            Assert.Equal(WebSocketMessageType.Text, r.MessageType);
-            message.Write(buffer, 0, r.Count);
-            if (r.EndOfMessage) return Encoding.UTF8.GetString(message.ToArray());
-        }
     }
 }

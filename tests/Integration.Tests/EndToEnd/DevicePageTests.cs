@@ -77,7 +77,7 @@ public sealed partial class DevicePageTests(TunnelStack stack, ITestOutputHelper
         using var timeout = new CancellationTokenSource(Wait);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await live.ConnectAsync(stack.WebSocketUri(Prefix + "/api/status/live"), timeout.Token);
-        var first = JsonNode.Parse(await ReceiveTextAsync(live, timeout.Token))!;
+        var first = JsonNode.Parse(await WebSocketMessages.ReceiveTextAsync(live, timeout.Token))!;
         output.WriteLine($"live status WebSocket through the relay: upgraded and first message in {clock.Elapsed.TotalMilliseconds:0} ms");
         Assert.Equal("gw1", first["deviceId"]!.GetValue<string>());
         Assert.Contains(first["pipelines"]!.AsArray(), p => p!["name"]!.GetValue<string>() == "uplink");
@@ -113,7 +113,7 @@ public sealed partial class DevicePageTests(TunnelStack stack, ITestOutputHelper
             Assert.Contains("pipeline=\"camera/lobby\"", await stack.EdgeMetricsAsync(), StringComparison.Ordinal);
             while (true)
             {
-                var status = JsonNode.Parse(await ReceiveTextAsync(live, timeout.Token))!;
+                var status = JsonNode.Parse(await WebSocketMessages.ReceiveTextAsync(live, timeout.Token))!;
                 if (status["pipelines"]!.AsArray().Any(p => p!["name"]!.GetValue<string>() == "camera/lobby")) break;
             }
         }
@@ -237,18 +237,5 @@ public sealed partial class DevicePageTests(TunnelStack stack, ITestOutputHelper
         request.Headers.Add("X-CSRF-Token", csrf);
         using var response = await http.SendAsync(request);
         return JsonNode.Parse(await response.Content.ReadAsStringAsync())!;
-    }
-
-    internal static async Task<string> ReceiveTextAsync(ClientWebSocket ws, CancellationToken ct)
-    {
-        var buffer = new byte[64 * 1024];
-        using var message = new MemoryStream();
-        while (true)
-        {
-            var r = await ws.ReceiveAsync(buffer, ct);
-            Assert.Equal(WebSocketMessageType.Text, r.MessageType);
-            message.Write(buffer, 0, r.Count);
-            if (r.EndOfMessage) return Encoding.UTF8.GetString(message.ToArray());
-        }
     }
 }

@@ -63,8 +63,8 @@ public sealed partial class TunnelNatTests(ITestOutputHelper output)
         using var timeout = new CancellationTokenSource(Wait);
         var clock = Stopwatch.StartNew();
         await live.ConnectAsync(new Uri($"ws://127.0.0.1:{stack.HttpPort}{Prefix}/api/status/live"), timeout.Token);
-        var first = JsonNode.Parse(await DevicePageTests.ReceiveTextAsync(live, timeout.Token))!;
-        var second = JsonNode.Parse(await DevicePageTests.ReceiveTextAsync(live, timeout.Token))!;
+        var first = JsonNode.Parse(await WebSocketMessages.ReceiveTextAsync(live, timeout.Token))!;
+        var second = JsonNode.Parse(await WebSocketMessages.ReceiveTextAsync(live, timeout.Token))!;
         output.WriteLine($"live status from the WAN: two messages {clock.Elapsed.TotalMilliseconds:0} ms after the upgrade began");
         Assert.Equal("gw1", first["deviceId"]!.GetValue<string>());
         Assert.Contains(second["pipelines"]!.AsArray(), p => p!["name"]!.GetValue<string>() == "uplink");
@@ -82,7 +82,7 @@ public sealed partial class TunnelNatTests(ITestOutputHelper output)
         Assert.Contains("\"lobby\"", await File.ReadAllTextAsync(stack.EdgeConfig), StringComparison.Ordinal);
         while (true)
         {
-            var status = JsonNode.Parse(await DevicePageTests.ReceiveTextAsync(live, timeout.Token))!;
+            var status = JsonNode.Parse(await WebSocketMessages.ReceiveTextAsync(live, timeout.Token))!;
             if (status["pipelines"]!.AsArray().Any(p => p!["name"]!.GetValue<string>() == "camera/lobby")) break;
         }
         var restored = await DevicePageTests.SaveAsync(http, csrf, restore.ToJsonString());
