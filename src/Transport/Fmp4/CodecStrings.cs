@@ -15,7 +15,7 @@ public static class CodecStrings
     /// the constraint-flags byte and level_idc, each as two hex digits.
     /// </summary>
     /// <exception cref="FormatException">The SPS is shorter than its first four bytes.</exception>
-    public static string Avc(ReadOnlySpan<byte> sps)
+    internal static string Avc(ReadOnlySpan<byte> sps)
     {
         if (sps.Length < 4) throw new FormatException("H.264 SPS too short for profile and level");
         return string.Create(CultureInfo.InvariantCulture, $"avc1.{sps[1]:x2}{sps[2]:x2}{sps[3]:x2}");
@@ -27,7 +27,7 @@ public static class CodecStrings
     /// without trailing zero bytes.
     /// </summary>
     /// <exception cref="FormatException">The SPS is too short to hold its profile_tier_level.</exception>
-    public static string Hevc(ReadOnlySpan<byte> sps)
+    internal static string Hevc(ReadOnlySpan<byte> sps)
     {
         var ptl = HevcProfileTierLevel.FromSps(sps);
         var sb = new StringBuilder("hvc1.");

@@ -82,7 +82,7 @@ public sealed class NalUnitAssembler
     }
 
     /// <summary>True when <paramref name="nal"/> equals the SPS, PPS or VPS in use.</summary>
-    public bool IsCurrentParameterSet(ReadOnlySpan<byte> nal) =>
+    internal bool IsCurrentParameterSet(ReadOnlySpan<byte> nal) =>
         (_sps is not null && nal.SequenceEqual(_sps)) || (_pps is not null && nal.SequenceEqual(_pps)) || (_vps is not null && nal.SequenceEqual(_vps));
 
     /// <summary>The reorder depth the DTS are derived with (0 without B-frames).</summary>
@@ -119,7 +119,7 @@ public sealed class NalUnitAssembler
     }
 
     /// <summary>Marks the pending access unit as damaged (lost packets) and waits for the next keyframe.</summary>
-    public void MarkLoss()
+    internal void MarkLoss()
     {
         if (_nals.Count > 0) _broken = true;
         _waitForKeyframe = true;

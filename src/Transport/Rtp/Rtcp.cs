@@ -56,7 +56,7 @@ public sealed class RtcpPacket
     public string? Reason { get; init; }
 
     /// <summary>Parses a compound RTCP packet (RFC 3550 §6.1) into its parts.</summary>
-    public static IReadOnlyList<RtcpPacket> ParseCompound(ReadOnlySpan<byte> data)
+    internal static IReadOnlyList<RtcpPacket> ParseCompound(ReadOnlySpan<byte> data)
     {
         var list = new List<RtcpPacket>();
         while (data.Length > 0)

@@ -116,7 +116,7 @@ public sealed class RtcpFeedback
     /// True when <paramref name="packet"/> (already told apart from STUN and DTLS, first byte 128..191)
     /// is RTCP rather than RTP: its second byte, the RTCP packet type, is 192..223 (RFC 5761 §4).
     /// </summary>
-    public static bool IsRtcp(ReadOnlySpan<byte> packet) => packet.Length >= 2 && packet[1] is >= 192 and <= 223;
+    internal static bool IsRtcp(ReadOnlySpan<byte> packet) => packet.Length >= 2 && packet[1] is >= 192 and <= 223;
 
     /// <summary>Parses a compound RTCP packet.</summary>
     /// <exception cref="MediaFormatException">The packet breaks a framing rule of RFC 3550 §6.1 or a feedback format rule.</exception>

@@ -103,7 +103,7 @@ public sealed class RtpPacket
     public int Length => FixedHeaderLength + 4 * Csrcs.Count + (HasExtension ? 4 + ExtensionData.Length : 0) + Payload.Length + PaddingLength;
 
     /// <summary>Writes the packet into <paramref name="destination"/>; returns the bytes written.</summary>
-    public int WriteTo(Span<byte> destination)
+    internal int WriteTo(Span<byte> destination)
     {
         if (Csrcs.Count > 15) throw new InvalidOperationException("RTP allows at most 15 CSRCs");
         if (ExtensionData.Length % 4 != 0) throw new InvalidOperationException("RTP header extension must be a multiple of 4 bytes");

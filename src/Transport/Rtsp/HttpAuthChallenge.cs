@@ -35,7 +35,7 @@ public sealed class HttpAuthChallenge
 
     /// <summary>Parses every challenge in the given WWW-Authenticate header values
     /// (one header may hold several, separated by commas).</summary>
-    public static IReadOnlyList<HttpAuthChallenge> ParseAll(IEnumerable<string> headerValues)
+    internal static IReadOnlyList<HttpAuthChallenge> ParseAll(IEnumerable<string> headerValues)
     {
         ArgumentNullException.ThrowIfNull(headerValues);
         var result = new List<HttpAuthChallenge>();

@@ -21,7 +21,7 @@ public static class DigestMath
     public static string Name(DigestAlgorithm algorithm) => algorithm == DigestAlgorithm.Sha256 ? "SHA-256" : "MD5";
 
     /// <summary>Maps an <c>algorithm=</c> value to the enum; null (absent) means MD5. False for unsupported ones.</summary>
-    public static bool TryParseAlgorithm(string? value, out DigestAlgorithm algorithm)
+    internal static bool TryParseAlgorithm(string? value, out DigestAlgorithm algorithm)
     {
         algorithm = DigestAlgorithm.Md5;
         if (value is null || value.Equals("MD5", StringComparison.OrdinalIgnoreCase)) return true;

@@ -47,7 +47,7 @@ public static class RtspParser
     }
 
     /// <summary>Parses one RTSP request or response, body included.</summary>
-    public static bool TryParseMessage(ref SequenceReader<byte> reader, [NotNullWhen(true)] out RtspMessage? message, RtspParserLimits? limits = null)
+    internal static bool TryParseMessage(ref SequenceReader<byte> reader, [NotNullWhen(true)] out RtspMessage? message, RtspParserLimits? limits = null)
     {
         limits ??= RtspParserLimits.Default;
         message = null;
@@ -218,7 +218,7 @@ public readonly record struct InterleavedFrame(byte Channel, ReadOnlyMemory<byte
     /// are there. Whether the payload is all there too is the caller's to check.
     /// </summary>
     /// <exception cref="RtspProtocolException">The bytes do not start with <c>$</c>.</exception>
-    public static bool TryReadHeader(ReadOnlySpan<byte> bytes, out byte channel, out int length)
+    internal static bool TryReadHeader(ReadOnlySpan<byte> bytes, out byte channel, out int length)
     {
         (channel, length) = (0, 0);
         if (bytes.Length < HeaderLength) return false;

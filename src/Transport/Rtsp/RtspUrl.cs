@@ -31,7 +31,7 @@ public static partial class RtspUrl
     public static string Redact(Uri? url) => url is null ? "" : Redact(url.OriginalString);
 
     /// <summary>The URL without its userinfo, as sent on the RTSP request line.</summary>
-    public static Uri WithoutCredentials(Uri url)
+    internal static Uri WithoutCredentials(Uri url)
     {
         ArgumentNullException.ThrowIfNull(url);
         if (string.IsNullOrEmpty(url.UserInfo)) return url;
@@ -40,7 +40,7 @@ public static partial class RtspUrl
     }
 
     /// <summary>The URL-decoded user and password from the userinfo, or false when there are none.</summary>
-    public static bool TryGetCredentials(Uri url, out string user, out string password)
+    internal static bool TryGetCredentials(Uri url, out string user, out string password)
     {
         ArgumentNullException.ThrowIfNull(url);
         user = password = "";
@@ -54,7 +54,7 @@ public static partial class RtspUrl
     /// <summary>Resolves a control attribute (RFC 2326 §C.1.1): <c>*</c> means the base itself, an
     /// absolute URL stands alone, anything else is relative to <paramref name="baseUrl"/>
     /// (Content-Base, Content-Location or the request URL).</summary>
-    public static Uri ResolveControl(Uri baseUrl, string? control)
+    internal static Uri ResolveControl(Uri baseUrl, string? control)
     {
         ArgumentNullException.ThrowIfNull(baseUrl);
         if (string.IsNullOrEmpty(control) || control == "*") return baseUrl;

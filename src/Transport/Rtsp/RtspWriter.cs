@@ -42,7 +42,7 @@ public static class RtspWriter
     }
 
     /// <summary>Serializes <paramref name="message"/> to a new array.</summary>
-    public static byte[] ToBytes(RtspMessage message)
+    internal static byte[] ToBytes(RtspMessage message)
     {
         var buffer = new ArrayBufferWriter<byte>(512);
         Write(message, buffer);

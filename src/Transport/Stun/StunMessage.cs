@@ -97,17 +97,17 @@ public sealed class StunMessage
     public bool HasFingerprint { get; private set; }
 
     /// <summary>A fresh random 96-bit transaction ID (RFC 8489 §6: uniformly and randomly chosen).</summary>
-    public static byte[] NewTransactionId() => RandomNumberGenerator.GetBytes(TransactionIdLength);
+    internal static byte[] NewTransactionId() => RandomNumberGenerator.GetBytes(TransactionIdLength);
 
     /// <summary>A success response to <paramref name="request"/>: same method and transaction ID, no attributes.</summary>
-    public static StunMessage CreateSuccessResponse(StunMessage request)
+    internal static StunMessage CreateSuccessResponse(StunMessage request)
     {
         ArgumentNullException.ThrowIfNull(request);
         return new StunMessage { Class = StunClass.SuccessResponse, Method = request.Method, TransactionId = (byte[])request.TransactionId.Clone() };
     }
 
     /// <summary>An error response to <paramref name="request"/> with ERROR-CODE <paramref name="code"/> (e.g. 400, 401, 420, 487).</summary>
-    public static StunMessage CreateErrorResponse(StunMessage request, int code, string reason)
+    internal static StunMessage CreateErrorResponse(StunMessage request, int code, string reason)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(reason);

@@ -39,7 +39,7 @@ public static class ReleaseBundle
     /// a malformed head throws. The signature is not checked here: see <see cref="Verify"/>.
     /// </summary>
     /// <exception cref="ReleaseBundleException">Not a bundle, sizes out of range, or a malformed manifest.</exception>
-    public static bool TryReadHead(ReadOnlySpan<byte> data, out ReleaseBundleHead? head)
+    internal static bool TryReadHead(ReadOnlySpan<byte> data, out ReleaseBundleHead? head)
     {
         head = null;
         if (data.Length < Magic.Length) return false;
@@ -59,7 +59,7 @@ public static class ReleaseBundle
     }
 
     /// <summary>Writes a head for <paramref name="manifestBytes"/> signed with <paramref name="signature"/>.</summary>
-    public static byte[] WriteHead(ReadOnlySpan<byte> manifestBytes, ReadOnlySpan<byte> signature)
+    internal static byte[] WriteHead(ReadOnlySpan<byte> manifestBytes, ReadOnlySpan<byte> signature)
     {
         if (manifestBytes.Length is 0 or > MaxManifestBytes) throw new ArgumentException("manifest size out of range", nameof(manifestBytes));
         if (signature.Length is 0 or > MaxSignatureBytes) throw new ArgumentException("signature size out of range", nameof(signature));

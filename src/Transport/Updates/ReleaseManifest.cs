@@ -38,7 +38,7 @@ public sealed record ReleaseManifest(string Version, string Architecture, DateTi
     public long TotalBytes => Files.Sum(f => f.Size);
 
     /// <summary>The manifest as UTF-8 JSON (what gets signed).</summary>
-    public byte[] ToJsonBytes()
+    internal byte[] ToJsonBytes()
     {
         var files = new JsonArray();
         foreach (var f in Files)
@@ -114,7 +114,7 @@ public sealed record ReleaseManifest(string Version, string Architecture, DateTi
     }
 
     /// <summary>True for a relative path of segments of <c>A-Z a-z 0-9 . _ + - @</c>, none empty, <c>.</c> or <c>..</c>, at most 255 characters.</summary>
-    public static bool IsSafePath(string path)
+    internal static bool IsSafePath(string path)
     {
         if (path.Length is 0 or > 255) return false;
         foreach (var segment in path.Split('/'))

@@ -20,7 +20,7 @@ public static class ReleasePacker
     /// <c>pinhole-edge</c> (self-contained builds), else <c>any</c> (framework-dependent: a script or
     /// the .NET apphost of another platform is not told apart, so pass the architecture explicitly then).
     /// </summary>
-    public static string DetectArchitecture(string folder)
+    internal static string DetectArchitecture(string folder)
     {
         var exe = Path.Combine(folder, "pinhole-edge");
         if (!File.Exists(exe)) return "any";

@@ -11,7 +11,7 @@ public static class ReleaseUnpacker
 {
     /// <summary>Reads and checks the head of a bundle file: well-formed and signed by <paramref name="publicKey"/>.</summary>
     /// <exception cref="ReleaseBundleException">Malformed, truncated or not signed by the key.</exception>
-    public static ReleaseBundleHead ReadVerifiedHead(Stream bundle, ECDsa publicKey)
+    internal static ReleaseBundleHead ReadVerifiedHead(Stream bundle, ECDsa publicKey)
     {
         var head = ReadHead(bundle);
         if (!ReleaseBundle.Verify(head, publicKey))
