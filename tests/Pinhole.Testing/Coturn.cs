@@ -65,7 +65,7 @@ public sealed class Coturn : IAsyncDisposable
         }
         catch
         {
-            TryDelete(dir);
+            ScratchDirectory.TryDelete(dir);
             throw;
         }
     }
@@ -74,13 +74,6 @@ public sealed class Coturn : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _process.DisposeAsync();
-        TryDelete(_dir);
-    }
-
-    private static void TryDelete(string dir)
-    {
-        try { Directory.Delete(dir, recursive: true); }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
+        ScratchDirectory.TryDelete(_dir);
     }
 }

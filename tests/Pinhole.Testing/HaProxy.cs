@@ -94,7 +94,7 @@ public sealed class HaProxy : IAsyncDisposable
         }
         catch
         {
-            TryDelete(dir);
+            ScratchDirectory.TryDelete(dir);
             throw;
         }
     }
@@ -103,13 +103,6 @@ public sealed class HaProxy : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _process.DisposeAsync();
-        TryDelete(_dir);
-    }
-
-    private static void TryDelete(string dir)
-    {
-        try { Directory.Delete(dir, recursive: true); }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
+        ScratchDirectory.TryDelete(_dir);
     }
 }

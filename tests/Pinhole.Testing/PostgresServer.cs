@@ -174,8 +174,6 @@ public sealed class PostgresServer : IAsyncDisposable
             await _process.DisposeAsync();
             _process = null;
         }
-        try { System.IO.Directory.Delete(Directory, recursive: true); }
-        catch (IOException) { }
-        catch (UnauthorizedAccessException) { }
+        ScratchDirectory.TryDelete(Directory);
     }
 }

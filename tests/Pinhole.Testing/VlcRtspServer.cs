@@ -85,7 +85,6 @@ public sealed class VlcRtspServer : IAsyncDisposable
     {
         if (_process is not null) await _process.DisposeAsync();
         _process = null;
-        try { Directory.Delete(_directory, recursive: true); }
-        catch (IOException) { /* best effort */ }
+        ScratchDirectory.TryDelete(_directory);
     }
 }
