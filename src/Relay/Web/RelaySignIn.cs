@@ -31,6 +31,7 @@ public static class RelaySignIn
         services.TryAddSingletonService<SessionKey>();
         services.TryAddSingletonService<SessionTicketStore>();
         services.AddAuthentication(Scheme).AddCookie(Scheme);
+        services.AddRelayAccess();
         services.AddOptions<CookieAuthenticationOptions>(Scheme)
             .Configure<IOptions<BrowserViewingOptions>, SessionTicketStore, SessionKey, TimeProvider>((o, viewing, store, key, time) =>
             {
