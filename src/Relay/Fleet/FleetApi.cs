@@ -31,9 +31,11 @@ public static class FleetApi
         {
             var http = context.HttpContext;
             http.Response.Headers.CacheControl = "no-store";
-            // A browser session rides on a cookie: a change must come from this site's own page.
+            // A browser session rides on a cookie: a change must come from this site's own page, which alone knows
+            // the antiforgery token. The Origin check stays as a second, cheap line (a browser always sends Origin on these).
             if (!RelayAccess.IsToken(http.User) && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method) && !SameOrigin(http))
                 return Error(StatusCodes.Status403Forbidden, "changes with a session cookie must come from the relay's own page (Origin)");
+            if (await RelaySignIn.WhyForgedAsync(http) is { } forged) return Error(StatusCodes.Status400BadRequest, forged);
             return await next(context);
         });
 

@@ -72,7 +72,7 @@ internal static class FleetPages
     private static IResult Page(HttpContext http, string title, string body, string? device)
     {
         Headers(http);
-        return Results.Content(Layout(title, body, device), "text/html; charset=utf-8");
+        return Results.Content(Layout(title, body, device, RelaySignIn.IssueToken(http)), "text/html; charset=utf-8");
     }
 
     // Not logged in: to the login and back; logged in as a viewer: a page saying so.
@@ -81,7 +81,7 @@ internal static class FleetPages
         Headers(http);
         return user is null
             ? Results.Redirect("/login?next=" + Uri.EscapeDataString(http.Request.Path.ToString()))
-            : Results.Content(Layout("Not allowed", "<h1>Not allowed</h1><p>The fleet pages are for admins.</p>", null), "text/html; charset=utf-8", statusCode: StatusCodes.Status403Forbidden);
+            : Results.Content(Layout("Not allowed", "<h1>Not allowed</h1><p>The fleet pages are for admins.</p>", null, ""), "text/html; charset=utf-8", statusCode: StatusCodes.Status403Forbidden);
     }
 
     private static void Headers(HttpContext http)
@@ -94,10 +94,11 @@ internal static class FleetPages
         h.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
     }
 
-    private static string Layout(string title, string body, string? device) => $"""
+    private static string Layout(string title, string body, string? device, string csrf) => $"""
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>{WebUtility.HtmlEncode(title)} · Pinhole</title><link rel="stylesheet" href="/assets/pinhole.css"></head>
+        <title>{WebUtility.HtmlEncode(title)} · Pinhole</title><link rel="stylesheet" href="/assets/pinhole.css">
+        <meta name="csrf-token" content="{WebUtility.HtmlEncode(csrf)}"></head>
         <body data-page="{(device is null ? "fleet" : "device")}" data-device="{WebUtility.HtmlEncode(device ?? "")}">
         <header><a href="/">Cameras</a> · <a href="/fleet">Fleet</a> · <a href="/logout">Log out</a></header>
         <main>{body}</main>

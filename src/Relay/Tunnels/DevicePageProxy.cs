@@ -133,7 +133,7 @@ public static partial class DevicePageProxy
     {
         http.Response.Headers.CacheControl = "no-store";
         http.Response.Headers[TunnelEndpoint.ErrorHeader] = new string([.. message.Select(c => c is >= ' ' and <= '~' ? c : '?')]);
-        return Results.Content(BrowserPages.DevicePageProblem(user, title, message), "text/html; charset=utf-8", statusCode: status);
+        return Results.Content(BrowserPages.DevicePageProblem(user, user is null ? "" : RelaySignIn.IssueToken(http), title, message), "text/html; charset=utf-8", statusCode: status);
     }
 
     [LoggerMessage(1, LogLevel.Information, "Device page of {Device}: stream {Stream} opened for {Actor} from {Source}")]
