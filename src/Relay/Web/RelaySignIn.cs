@@ -85,7 +85,7 @@ public static class RelaySignIn
         {
             if (sp.GetService<ISessionBackend>() is IXmlRepository shared) o.XmlRepository = shared;
             else if (viewing.Value.DataDir is { Length: > 0 } dataDir)
-                o.XmlRepository = new FileSystemXmlRepository(new DirectoryInfo(Path.Combine(dataDir, KeyRingDirectory)), logs);
+                o.XmlRepository = new FileSystemXmlRepository(KeyRingFolder(Path.Combine(dataDir, KeyRingDirectory)), logs);
         });
         services.AddOptions<CookieAuthenticationOptions>(Scheme)
             .Configure<IOptions<BrowserViewingOptions>, SessionTicketStore, SessionKey, TimeProvider>((o, viewing, store, key, time) =>
@@ -106,6 +106,17 @@ public static class RelaySignIn
                 o.Events.OnRedirectToAccessDenied = c => { c.Response.StatusCode = StatusCodes.Status403Forbidden; return Task.CompletedTask; };
             });
         return services;
+    }
+
+    // Only the relay's user may read the keys (as browser-session.key is 0600).
+    private static DirectoryInfo KeyRingFolder(string path)
+    {
+        if (!Directory.Exists(path))
+        {
+            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(path);
+            else Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        return new DirectoryInfo(path);
     }
 
     private static void TryAddSingletonService<T>(this IServiceCollection services) where T : class =>
@@ -134,8 +145,9 @@ public static class RelaySignIn
             await context.RequestServices.GetRequiredService<IAntiforgery>().ValidateRequestAsync(context).ConfigureAwait(false);
             return null;
         }
-        catch (AntiforgeryValidationException)
+        catch (Exception e) when (e is AntiforgeryValidationException or InvalidDataException or IOException or BadHttpRequestException)
         {
+            // A form that cannot be read carries no token either.
             return $"a change made with a session cookie needs the antiforgery token of the relay's own page (header {TokenHeader} or form field {TokenField}); reload the page and try again";
         }
     }

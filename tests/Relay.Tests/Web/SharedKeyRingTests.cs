@@ -97,6 +97,7 @@ public sealed class SharedKeyRingTests(PostgresFixture postgres) : IClassFixture
             before = [.. relay.Services.GetRequiredService<IKeyManager>().GetAllKeys().Select(k => k.KeyId)];
         Assert.Single(before);
         Assert.Single(Directory.GetFiles(Path.Combine(dir, RelaySignIn.KeyRingDirectory), "key-*.xml"));
+        if (!OperatingSystem.IsWindows()) Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(Path.Combine(dir, RelaySignIn.KeyRingDirectory)));
         await using (var again = await RelayApp.StartAsync(Config(dir, null)))
             Assert.Equal(before, again.Services.GetRequiredService<IKeyManager>().GetAllKeys().Select(k => k.KeyId));
     }
