@@ -63,7 +63,7 @@ public static class PrometheusExport
     /// <param name="app">The app's pipeline.</param>
     /// <param name="refuse">Asked first for each request; a result it returns is sent instead of the
     /// metrics (e.g. 401 without a token). Null serves everyone.</param>
-    public static IApplicationBuilder UsePrometheusExport(this IApplicationBuilder app, Func<HttpContext, IResult?>? refuse = null)
+    public static IApplicationBuilder UsePrometheusExport(this IApplicationBuilder app, Func<HttpContext, Task<IResult?>>? refuse = null)
     {
         ArgumentNullException.ThrowIfNull(app);
         return app.UseOpenTelemetryPrometheusScrapingEndpoint(
@@ -72,7 +72,7 @@ public static class PrometheusExport
             path: null,
             configureBranchedPipeline: refuse is null ? null : branch => branch.Use(async (context, next) =>
             {
-                if (refuse(context) is { } refusal)
+                if (await refuse(context).ConfigureAwait(false) is { } refusal)
                 {
                     await refusal.ExecuteAsync(context).ConfigureAwait(false);
                     return;

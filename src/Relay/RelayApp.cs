@@ -203,6 +203,9 @@ public sealed class RelayApp : IAsyncDisposable
         app.UseRelayMetrics(config);
         // Several relays on one database: requests for a device held by another relay go there (docs/scale-out.md).
         app.UseOwnerRedirects();
+        // Sign-in and the policies (Web/RelayAccess.cs) after those redirects: the owner relay checks the caller.
+        app.UseAuthentication();
+        app.UseAuthorization();
         // Features map their endpoints here.
         app.MapUplink();
         app.MapBrowserViewing();
@@ -225,6 +228,7 @@ public sealed class RelayApp : IAsyncDisposable
     /// <summary>Starts listening.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
+        RelaySignIn.PrepareKeyRing(_app.Services);
         await _app.StartAsync(cancellationToken).ConfigureAwait(false);
         var addresses = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()
             ?? throw new InvalidOperationException("the web server reports no addresses");

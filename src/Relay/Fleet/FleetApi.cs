@@ -8,16 +8,6 @@ using Pinhole.Relay.Web;
 
 namespace Pinhole.Relay.Fleet;
 
-/// <summary>An authenticated caller of the fleet API.</summary>
-/// <param name="Name">User name, or API token name.</param>
-/// <param name="IsToken">True for an API token (<c>Authorization: Bearer</c>), false for a browser session.</param>
-/// <param name="IsAdmin">API tokens are admins; users when their role is <c>admin</c>.</param>
-public sealed record FleetCaller(string Name, bool IsToken, bool IsAdmin)
-{
-    /// <summary>How the audit log names the caller.</summary>
-    public string Actor => IsToken ? "token:" + Name : "user:" + Name;
-}
-
 /// <summary>
 /// The fleet API under <c>/api</c> (admins only: no credentials 401, a viewer 403) and the fleet pages
 /// under <c>/fleet</c>. Every change is written to the audit log with the caller and its address.
@@ -31,21 +21,21 @@ public static class FleetApi
     public static IEndpointRouteBuilder MapFleet(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        var api = endpoints.MapGroup("/api").AddEndpointFilter(async (context, next) =>
+        var api = endpoints.MapGroup("/api").RequireAccess(RelayAccess.AdminPolicy, (http, user) =>
+        {
+            http.Response.Headers.CacheControl = "no-store";
+            if (user is not null) return Error(StatusCodes.Status403Forbidden, $"{user} is not an admin");
+            http.Response.Headers.WWWAuthenticate = "Bearer";
+            return Error(StatusCodes.Status401Unauthorized, "log in, or send Authorization: Bearer TOKEN (pinhole-relay tokens add NAME)");
+        }).AddEndpointFilter(async (context, next) =>
         {
             var http = context.HttpContext;
             http.Response.Headers.CacheControl = "no-store";
-            var caller = Identify(http);
-            if (caller is null)
-            {
-                http.Response.Headers.WWWAuthenticate = "Bearer";
-                return Error(StatusCodes.Status401Unauthorized, "log in, or send Authorization: Bearer TOKEN (pinhole-relay tokens add NAME)");
-            }
-            if (!caller.IsAdmin) return Error(StatusCodes.Status403Forbidden, $"{caller.Name} is not an admin");
-            // A browser session rides on a cookie: a change must come from this site's own page.
-            if (!caller.IsToken && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method) && !SameOrigin(http))
+            // A browser session rides on a cookie: a change must come from this site's own page, which alone knows
+            // the antiforgery token. The Origin check stays as a second, cheap line (a browser always sends Origin on these).
+            if (!RelayAccess.IsToken(http.User) && !HttpMethods.IsGet(http.Request.Method) && !HttpMethods.IsHead(http.Request.Method) && !SameOrigin(http))
                 return Error(StatusCodes.Status403Forbidden, "changes with a session cookie must come from the relay's own page (Origin)");
-            http.Items[typeof(FleetCaller)] = caller;
+            if (await RelaySignIn.WhyForgedAsync(http) is { } forged) return Error(StatusCodes.Status400BadRequest, forged);
             return await next(context);
         });
 
@@ -165,27 +155,11 @@ public static class FleetApi
         return endpoints;
     }
 
-    /// <summary>The caller of a request: a valid API token, or a logged-in browser session; null when neither.</summary>
-    public static FleetCaller? Identify(HttpContext http)
-    {
-        ArgumentNullException.ThrowIfNull(http);
-        var authorization = http.Request.Headers.Authorization.ToString();
-        const string bearer = "Bearer ";
-        if (authorization.StartsWith(bearer, StringComparison.OrdinalIgnoreCase))
-        {
-            var store = http.RequestServices.GetRequiredService<IFleetStore>();
-            var name = ApiTokens.Authenticate(store, authorization[bearer.Length..].Trim());
-            return name is null ? null : new FleetCaller(name, IsToken: true, IsAdmin: true);
-        }
-        if (BrowserViewing.CurrentUser(http) is not { } user) return null;
-        return new FleetCaller(user, IsToken: false, http.RequestServices.GetRequiredService<ViewerDirectory>().IsAdmin(user));
-    }
-
     /// <summary>A link rate in bytes per second as whole kbit/s, the unit `devices list` prints.</summary>
     public static long Kbits(long bytesPerSecond) => (long)Math.Round(bytesPerSecond * 8 / 1000.0);
 
     private static ChangeOrigin Origin(HttpContext http) =>
-        new(((FleetCaller)http.Items[typeof(FleetCaller)]!).Actor, http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        new(RelayAccess.Actor(http.User), http.Connection.RemoteIpAddress?.ToString() ?? "unknown");
 
     // elsewhere: the other relay holding the device's uplink (several relays on one database), else null.
     private static JsonObject DeviceView(FleetService fleet, MediaStreamRegistry streams, Devices.DeviceEntry entry, DeviceOwnershipService ownership, DeviceOwner? elsewhere)

@@ -1,4 +1,5 @@
 using System.Net;
+using Pinhole.Relay.Web;
 
 namespace Pinhole.Relay.Fleet;
 
@@ -38,7 +39,7 @@ internal static class FleetPages
             <section><h2>Audit log</h2>
               <table id="audit"><thead><tr><th>when</th><th>who</th><th>from</th><th>what</th><th>target</th><th>detail</th></tr></thead><tbody></tbody></table>
             </section>
-            """, device: null));
+            """, device: null)).RequireAccess(RelayAccess.AdminPolicy, Refuse);
         endpoints.MapGet("/fleet/devices/{id}", (HttpContext http, string id) => Page(http, "Device " + id, $"""
             <p><a href="/fleet">← Fleet</a></p>
             <h1>Device <span id="device-id">{WebUtility.HtmlEncode(id)}</span></h1>
@@ -57,7 +58,7 @@ internal static class FleetPages
             <section><h2>Audit log</h2>
               <table id="audit"><thead><tr><th>when</th><th>who</th><th>from</th><th>what</th><th>target</th><th>detail</th></tr></thead><tbody></tbody></table>
             </section>
-            """, device: id));
+            """, device: id)).RequireAccess(RelayAccess.AdminPolicy, Refuse);
         endpoints.MapGet("/fleet/fleet.js", (HttpContext http) =>
         {
             var stream = typeof(FleetPages).Assembly.GetManifestResourceStream("Pinhole.Relay.Web.wwwroot.fleet.js");
@@ -70,24 +71,34 @@ internal static class FleetPages
 
     private static IResult Page(HttpContext http, string title, string body, string? device)
     {
+        Headers(http);
+        return Results.Content(Layout(title, body, device, RelaySignIn.IssueToken(http)), "text/html; charset=utf-8");
+    }
+
+    // Not logged in: to the login and back; logged in as a viewer: a page saying so.
+    private static IResult Refuse(HttpContext http, string? user)
+    {
+        Headers(http);
+        return user is null
+            ? Results.Redirect("/login?next=" + Uri.EscapeDataString(http.Request.Path.ToString()))
+            : Results.Content(Layout("Not allowed", "<h1>Not allowed</h1><p>The fleet pages are for admins.</p>", null, ""), "text/html; charset=utf-8", statusCode: StatusCodes.Status403Forbidden);
+    }
+
+    private static void Headers(HttpContext http)
+    {
         var h = http.Response.Headers;
         h.CacheControl = "no-store";
         h.XContentTypeOptions = "nosniff";
         h.XFrameOptions = "DENY";
         h["Referrer-Policy"] = "same-origin";
         h.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
-        var caller = FleetApi.Identify(http);
-        if (caller is null)
-            return Results.Redirect("/login?next=" + Uri.EscapeDataString(http.Request.Path.ToString()));
-        if (!caller.IsAdmin)
-            return Results.Content(Layout("Not allowed", "<h1>Not allowed</h1><p>The fleet pages are for admins.</p>", null), "text/html; charset=utf-8", statusCode: StatusCodes.Status403Forbidden);
-        return Results.Content(Layout(title, body, device), "text/html; charset=utf-8");
     }
 
-    private static string Layout(string title, string body, string? device) => $"""
+    private static string Layout(string title, string body, string? device, string csrf) => $"""
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>{WebUtility.HtmlEncode(title)} · Pinhole</title><link rel="stylesheet" href="/assets/pinhole.css"></head>
+        <title>{WebUtility.HtmlEncode(title)} · Pinhole</title><link rel="stylesheet" href="/assets/pinhole.css">
+        <meta name="csrf-token" content="{WebUtility.HtmlEncode(csrf)}"></head>
         <body data-page="{(device is null ? "fleet" : "device")}" data-device="{WebUtility.HtmlEncode(device ?? "")}">
         <header><a href="/">Cameras</a> · <a href="/fleet">Fleet</a> · <a href="/logout">Log out</a></header>
         <main>{body}</main>

@@ -1,3 +1,5 @@
+using System.Xml.Linq;
+using Microsoft.AspNetCore.DataProtection.Repositories;
 using Npgsql;
 using NpgsqlTypes;
 using Pinhole.Relay.Configuration;
@@ -13,10 +15,13 @@ namespace Pinhole.Relay.Fleet;
 /// call. The schema is migrated at open, numbered steps under a transaction-scoped advisory lock, so relays
 /// starting at the same moment against an empty database run each step exactly once.
 /// </summary>
-public sealed class PostgresFleetStore : IFleetStore, ISessionBackend, IDeviceOwnership
+public sealed class PostgresFleetStore : IFleetStore, ISessionBackend, IDeviceOwnership, IXmlRepository
 {
     /// <summary>The advisory lock key the migrations hold (any relay's, whichever version).</summary>
     public const long MigrationLock = 7346002;
+
+    /// <summary>The advisory lock held while the first data-protection key is created (<see cref="WithKeyRingLock"/>).</summary>
+    public const long KeyRingLock = 7346004;
 
     // Append only: a step, once released, never changes; a relay runs the ones its database lacks.
     private static readonly string[] Migrations =
@@ -132,6 +137,15 @@ public sealed class PostgresFleetStore : IFleetStore, ISessionBackend, IDeviceOw
             bytes BYTEA NOT NULL,
             PRIMARY KEY (version, architecture, part),
             FOREIGN KEY (version, architecture) REFERENCES release_bundles ON DELETE CASCADE
+        );
+        """,
+        // The ASP.NET Core data-protection key ring (antiforgery tokens), shared so a token one relay issued is
+        // accepted by every other (Web/RelaySignIn.cs): one row per key, its XML as data protection writes it.
+        """
+        CREATE TABLE data_protection_keys (
+            name TEXT PRIMARY KEY,
+            xml TEXT NOT NULL,
+            added TIMESTAMPTZ NOT NULL DEFAULT now()
         );
         """,
     ];
@@ -354,6 +368,36 @@ public sealed class PostgresFleetStore : IFleetStore, ISessionBackend, IDeviceOw
 
     /// <inheritdoc />
     public int RemoveExpiredSessions(DateTimeOffset now) => Execute("DELETE FROM web_sessions WHERE expires <= @now", ("now", now));
+
+    // ------------------------------------------------------------------ data-protection key ring (IXmlRepository)
+
+    /// <inheritdoc />
+    public IReadOnlyCollection<XElement> GetAllElements() =>
+        Query("SELECT xml FROM data_protection_keys ORDER BY added, name", r => XElement.Parse(r.GetString(0)));
+
+    /// <inheritdoc />
+    public void StoreElement(XElement element, string friendlyName)
+    {
+        ArgumentNullException.ThrowIfNull(element);
+        // friendlyName is the key's id (key-GUID); a name already stored is the same key, written again.
+        Execute("INSERT INTO data_protection_keys(name, xml) VALUES (@n, @x) ON CONFLICT (name) DO NOTHING",
+            ("n", string.IsNullOrEmpty(friendlyName) ? Guid.NewGuid().ToString() : friendlyName), ("x", element.ToString(SaveOptions.DisableFormatting)));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> while holding a database-wide lock, so relays starting together create
+    /// the first data-protection key once rather than one each (each would then refuse the others' tokens until
+    /// its key ring is refreshed).
+    /// </summary>
+    public void WithKeyRingLock(Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        using var db = _source.OpenConnection();
+        using var tx = db.BeginTransaction();
+        using (var lockCmd = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({KeyRingLock})", db, tx)) lockCmd.ExecuteNonQuery();
+        action();
+        tx.Commit();
+    }
 
     // ------------------------------------------------------------------ device ownership (IDeviceOwnership)
 

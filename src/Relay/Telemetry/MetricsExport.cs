@@ -5,7 +5,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Pinhole.Metrics;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Devices;
-using Pinhole.Relay.Fleet;
+using Pinhole.Relay.Web;
 using Pinhole.Streaming;
 using Pinhole.Transport.Metrics;
 
@@ -33,19 +33,20 @@ internal static class MetricsExport
         ObserveStreams(meter, app.Services.GetRequiredService<MediaStreamRegistry>());
         if (app.Services.GetService<ITelemetryStore>() is { } history)
             ObserveSensors(meter, history, app.Services.GetRequiredService<DeviceRegistry>());
-        app.UsePrometheusExport(context => config.Metrics.Public ? null : Refuse(context));
+        app.UsePrometheusExport(context => config.Metrics.Public ? Task.FromResult<IResult?>(null) : RefuseAsync(context));
     }
 
-    private static IResult? Refuse(HttpContext context)
+    // The scraping endpoint is middleware, not an endpoint with a policy: it asks the same schemes itself.
+    private static async Task<IResult?> RefuseAsync(HttpContext context)
     {
-        var caller = FleetApi.Identify(context);
+        var caller = await RelayAccess.AuthenticateAsync(context).ConfigureAwait(false);
         if (caller is null)
         {
             context.Response.Headers.WWWAuthenticate = "Bearer realm=\"pinhole\"";
             return Results.Text("/metrics needs Authorization: Bearer TOKEN (pinhole-relay tokens add NAME) or an admin's session (or \"metrics\": { \"public\": true } in relay.json)\n", statusCode: StatusCodes.Status401Unauthorized);
         }
-        return caller.IsAdmin ? null
-            : Results.Text($"/metrics is for admins and API tokens; {caller.Name} is a viewer\n", statusCode: StatusCodes.Status403Forbidden);
+        return RelayAccess.IsAdmin(caller) ? null
+            : Results.Text($"/metrics is for admins and API tokens; {caller.Identity!.Name} is a viewer\n", statusCode: StatusCodes.Status403Forbidden);
     }
 
     private static void ObserveStreams(Meter meter, MediaStreamRegistry streams)

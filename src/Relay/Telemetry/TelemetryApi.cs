@@ -3,7 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Mvc;
 using Pinhole.Relay.Devices;
-using Pinhole.Relay.Fleet;
+using Pinhole.Relay.Web;
 
 namespace Pinhole.Relay.Telemetry;
 
@@ -23,15 +23,15 @@ public static class TelemetryApi
     public static IEndpointRouteBuilder MapTelemetry(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        var api = endpoints.MapGroup("/api/devices/{id}/sensors").AddEndpointFilter(async (context, next) =>
+        var api = endpoints.MapGroup("/api/devices/{id}/sensors").RequireAccess(RelayAccess.ViewerPolicy, (http, _) =>
+        {
+            http.Response.Headers.CacheControl = "no-store";
+            http.Response.Headers.WWWAuthenticate = "Bearer";
+            return Error(StatusCodes.Status401Unauthorized, "log in, or send Authorization: Bearer TOKEN (pinhole-relay tokens add NAME)");
+        }).AddEndpointFilter(async (context, next) =>
         {
             var http = context.HttpContext;
             http.Response.Headers.CacheControl = "no-store";
-            if (FleetApi.Identify(http) is null)
-            {
-                http.Response.Headers.WWWAuthenticate = "Bearer";
-                return Error(StatusCodes.Status401Unauthorized, "log in, or send Authorization: Bearer TOKEN (pinhole-relay tokens add NAME)");
-            }
             var id = (string)http.Request.RouteValues["id"]!;
             if (!http.RequestServices.GetRequiredService<DeviceRegistry>().Exists(id)) return Error(StatusCodes.Status404NotFound, $"no device \"{id}\"");
             if (http.RequestServices.GetService<ITelemetryStore>() is null)

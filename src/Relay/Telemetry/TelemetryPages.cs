@@ -1,6 +1,6 @@
 using System.Net;
 using Pinhole.Relay.Devices;
-using Pinhole.Relay.Fleet;
+using Pinhole.Relay.Web;
 
 namespace Pinhole.Relay.Telemetry;
 
@@ -16,8 +16,6 @@ internal static class TelemetryPages
         endpoints.MapGet("/devices/{id}/sensors", (HttpContext http, string id, DeviceRegistry devices) =>
         {
             Headers(http);
-            if (FleetApi.Identify(http) is null)
-                return Results.Redirect("/login?next=" + Uri.EscapeDataString(http.Request.Path.ToString()));
             if (!devices.Exists(id))
                 return Results.Content(Layout("Not found", $"<h1>Not found</h1><p>There is no device {WebUtility.HtmlEncode(id)}.</p>", id), "text/html; charset=utf-8", statusCode: StatusCodes.Status404NotFound);
             var enc = WebUtility.HtmlEncode(id);
@@ -37,6 +35,10 @@ internal static class TelemetryPages
                 <p id="empty" class="muted" hidden>No readings stored for this device yet.</p>
                 <div id="charts"></div>
                 """, id), "text/html; charset=utf-8");
+        }).RequireAccess(RelayAccess.ViewerPolicy, (http, _) =>
+        {
+            Headers(http);
+            return Results.Redirect("/login?next=" + Uri.EscapeDataString(http.Request.Path.ToString()));
         });
         endpoints.MapGet("/assets/telemetry/{name}", (HttpContext http, string name) =>
         {

@@ -35,7 +35,7 @@ public static partial class DevicePageProxy
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         // Also matches /devices/ID/ui itself (the catch-all may be empty); that one is sent to the slash.
-        endpoints.Map("/devices/{id}/ui/{**rest}", HandleAsync);
+        endpoints.Map("/devices/{id}/ui/{**rest}", HandleAsync).RequireAccess(RelayAccess.AdminPolicy, Refuse);
         return endpoints;
     }
 
@@ -52,62 +52,55 @@ public static partial class DevicePageProxy
             http.Response.Redirect(Prefix(id) + "/" + http.Request.QueryString);
             return;
         }
-        var caller = FleetApi.Identify(http);
-        if (caller is null)
-        {
-            // A browser goes to the relay's login and comes back; a tool gets 401.
-            if (HttpMethods.IsGet(http.Request.Method) && !http.WebSockets.IsWebSocketRequest
-                && http.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase))
-            {
-                var next = http.Request.PathBase + http.Request.Path;
-                http.Response.Redirect("/login?next=" + Uri.EscapeDataString(next.ToString()));
-                return;
-            }
-            http.Response.Headers.WWWAuthenticate = "Bearer";
-            await ProblemAsync(http, null, StatusCodes.Status401Unauthorized, "Log in", "The device page is for admins: log in at /login first.");
-            return;
-        }
-        if (!caller.IsAdmin)
-        {
-            await ProblemAsync(http, caller.Name, StatusCodes.Status403Forbidden, "Not allowed", $"{caller.Name} is not an admin: the device page is for admins.");
-            return;
-        }
+        var caller = http.User.Identity!.Name!;
         // A session cookie is ambient: another site's page must not drive the device page with it.
-        if (!caller.IsToken && !BrowserViewing.IsSameOrigin(http, http.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<BrowserViewingOptions>>().Value))
+        if (!RelayAccess.IsToken(http.User) && !BrowserViewing.IsSameOrigin(http, http.RequestServices.GetRequiredService<Microsoft.Extensions.Options.IOptions<BrowserViewingOptions>>().Value))
         {
-            await ProblemAsync(http, caller.Name, StatusCodes.Status403Forbidden, "Not allowed", "The device page must be used from the relay's own pages (Origin).");
+            await ProblemAsync(http, caller, StatusCodes.Status403Forbidden, "Not allowed", "The device page must be used from the relay's own pages (Origin).");
             return;
         }
         if (!devices.Exists(id))
         {
-            await ProblemAsync(http, caller.Name, StatusCodes.Status404NotFound, "Not found", $"There is no device \"{id}\".");
+            await ProblemAsync(http, caller, StatusCodes.Status404NotFound, "Not found", $"There is no device \"{id}\".");
             return;
         }
         if (!sessions.TryGet(id, out var session))
         {
-            await ProblemAsync(http, caller.Name, StatusCodes.Status503ServiceUnavailable, "Device offline", $"Device \"{id}\" is offline: its page can be shown once it is connected again.");
+            await ProblemAsync(http, caller, StatusCodes.Status503ServiceUnavailable, "Device offline", $"Device \"{id}\" is offline: its page can be shown once it is connected again.");
             return;
         }
         if (session.Tunnels is null)
         {
-            await ProblemAsync(http, caller.Name, StatusCodes.Status502BadGateway, "No device page",
+            await ProblemAsync(http, caller, StatusCodes.Status502BadGateway, "No device page",
                 $"Device \"{id}\" runs an older pinhole-edge without tunnels, so its page cannot be shown through the relay: update it.");
             return;
         }
 
-        http.Items[typeof(FleetCaller)] = caller;
-        var client = clients.For(id, caller.Actor);
+        var actor = RelayAccess.Actor(http.User);
+        var client = clients.For(id, actor);
         var error = await forwarder.SendAsync(http, DevicePageClients.Destination, client,
             DevicePageClients.RequestConfig, new PrefixTransformer(id));
         if (error == ForwarderError.None) return;
 
         var exception = http.Features.Get<IForwarderErrorFeature>()?.Exception;
         var logger = logs.CreateLogger("Pinhole.Relay.Tunnels.DevicePage");
-        Failed(logger, id, caller.Actor, error.ToString(), exception?.Message ?? "");
+        Failed(logger, id, actor, error.ToString(), exception?.Message ?? "");
         if (http.Response.HasStarted) return; // mid-body: the connection is aborted, nothing more to say
         var (status, title, message) = Describe(id, error, exception);
         http.Response.Clear();
-        await ProblemAsync(http, caller.Name, status, title, message);
+        await ProblemAsync(http, caller, status, title, message);
+    }
+
+    // Not logged in: a browser goes to the relay's login and comes back, a tool gets 401. A viewer: 403.
+    private static IResult Refuse(HttpContext http, string? user)
+    {
+        if (user is not null)
+            return Problem(http, user, StatusCodes.Status403Forbidden, "Not allowed", $"{user} is not an admin: the device page is for admins.");
+        if (HttpMethods.IsGet(http.Request.Method) && !http.WebSockets.IsWebSocketRequest
+            && http.Request.Headers.Accept.ToString().Contains("text/html", StringComparison.OrdinalIgnoreCase))
+            return Results.Redirect("/login?next=" + Uri.EscapeDataString((http.Request.PathBase + http.Request.Path).ToString()));
+        http.Response.Headers.WWWAuthenticate = "Bearer";
+        return Problem(http, null, StatusCodes.Status401Unauthorized, "Log in", "The device page is for admins: log in at /login first.");
     }
 
     internal static (int Status, string Title, string Message) Describe(string id, ForwarderError error, Exception? exception)
@@ -133,13 +126,14 @@ public static partial class DevicePageProxy
             : (StatusCodes.Status502BadGateway, "Device page unavailable", $"Device \"{id}\"'s page could not be reached ({error}).");
     }
 
-    private static async Task ProblemAsync(HttpContext http, string? user, int status, string title, string message)
+    private static Task ProblemAsync(HttpContext http, string? user, int status, string title, string message) =>
+        Problem(http, user, status, title, message).ExecuteAsync(http);
+
+    private static IResult Problem(HttpContext http, string? user, int status, string title, string message)
     {
-        http.Response.StatusCode = status;
         http.Response.Headers.CacheControl = "no-store";
         http.Response.Headers[TunnelEndpoint.ErrorHeader] = new string([.. message.Select(c => c is >= ' ' and <= '~' ? c : '?')]);
-        http.Response.ContentType = "text/html; charset=utf-8";
-        await http.Response.WriteAsync(BrowserPages.DevicePageProblem(user, title, message), http.RequestAborted);
+        return Results.Content(BrowserPages.DevicePageProblem(user, user is null ? "" : RelaySignIn.IssueToken(http), title, message), "text/html; charset=utf-8", statusCode: status);
     }
 
     [LoggerMessage(1, LogLevel.Information, "Device page of {Device}: stream {Stream} opened for {Actor} from {Source}")]
@@ -173,8 +167,7 @@ public static partial class DevicePageProxy
             proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-Host", request.Host.Value);
             if (httpContext.Connection.RemoteIpAddress is { } from) proxyRequest.Headers.TryAddWithoutValidation("X-Forwarded-For", from.ToString());
             // Who is asking, for the audit entry of a new tunnel stream (DevicePageClients' ConnectCallback).
-            var caller = (FleetCaller)httpContext.Items[typeof(FleetCaller)]!;
-            proxyRequest.Options.Set(DevicePageClients.Who, new DevicePageClients.Requester(caller.Actor, httpContext.Connection.RemoteIpAddress?.ToString() ?? "unknown"));
+            proxyRequest.Options.Set(DevicePageClients.Who, new DevicePageClients.Requester(RelayAccess.Actor(httpContext.User), httpContext.Connection.RemoteIpAddress?.ToString() ?? "unknown"));
         }
 
         public override async ValueTask<bool> TransformResponseAsync(HttpContext httpContext, HttpResponseMessage? proxyResponse, CancellationToken cancellationToken)

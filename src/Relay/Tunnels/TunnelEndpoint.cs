@@ -4,6 +4,7 @@ using System.Net.WebSockets;
 using Pinhole.Relay.Devices;
 using Pinhole.Relay.Fleet;
 using Pinhole.Relay.Uplink;
+using Pinhole.Relay.Web;
 using Pinhole.Transport.Uplink;
 
 namespace Pinhole.Relay.Tunnels;
@@ -22,7 +23,13 @@ public static partial class TunnelEndpoint
     public static IEndpointRouteBuilder MapTunnels(this IEndpointRouteBuilder endpoints)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        endpoints.Map("/devices/{id}/tunnels/{name}", HandleAsync);
+        endpoints.Map("/devices/{id}/tunnels/{name}", HandleAsync).RequireAccess(RelayAccess.AdminPolicy, (http, user) =>
+        {
+            http.Response.Headers.CacheControl = "no-store";
+            if (user is not null) return Refusal(http, StatusCodes.Status403Forbidden, $"{user} is not an admin");
+            http.Response.Headers.WWWAuthenticate = "Bearer";
+            return Refusal(http, StatusCodes.Status401Unauthorized, "tunnels are for admins: send Authorization: Bearer TOKEN (pinhole-relay tokens add NAME) or log in");
+        });
         return endpoints;
     }
 
@@ -30,21 +37,10 @@ public static partial class TunnelEndpoint
         IFleetStore store, TunnelMetrics metrics, TimeProvider time, ILoggerFactory logs)
     {
         http.Response.Headers.CacheControl = "no-store";
-        IResult Text(int status, string message)
-        {
-            // WebSocket clients see the status and headers of a refused upgrade, not its body.
-            http.Response.Headers[ErrorHeader] = new string([.. message.Select(c => c is >= ' ' and <= '~' ? c : '?')]);
-            return Results.Text(message + "\n", "text/plain; charset=utf-8", statusCode: status);
-        }
-        var caller = FleetApi.Identify(http);
-        if (caller is null)
-        {
-            http.Response.Headers.WWWAuthenticate = "Bearer";
-            return Text(StatusCodes.Status401Unauthorized, "tunnels are for admins: send Authorization: Bearer TOKEN (pinhole-relay tokens add NAME) or log in");
-        }
-        if (!caller.IsAdmin) return Text(StatusCodes.Status403Forbidden, $"{caller.Name} is not an admin");
+        IResult Text(int status, string message) => Refusal(http, status, message);
+        var actor = RelayAccess.Actor(http.User);
         // A browser session rides on a cookie: a page of another site must not open tunnels with it.
-        if (!caller.IsToken && http.Request.Headers.Origin.Count > 0 && !SameOrigin(http))
+        if (!RelayAccess.IsToken(http.User) && http.Request.Headers.Origin.Count > 0 && !SameOrigin(http))
             return Text(StatusCodes.Status403Forbidden, "a tunnel with a session cookie must come from the relay's own page (Origin)");
         if (!devices.Exists(id)) return Text(StatusCodes.Status404NotFound, $"no device \"{id}\"");
         if (!UplinkProtocol.IsValidCameraName(name)) return Text(StatusCodes.Status400BadRequest, $"\"{name}\" is not a tunnel name (1-64 of A-Z a-z 0-9 . _ -)");
@@ -72,8 +68,8 @@ public static partial class TunnelEndpoint
         }
         catch (TunnelResetException e)
         {
-            store.Audit(new AuditEntry(time.GetUtcNow(), caller.Actor, source, "tunnel.refused", target, $"{e.Code}: {e.Message}"));
-            Refused(logger, id, name, caller.Actor, e.Message);
+            store.Audit(new AuditEntry(time.GetUtcNow(), actor, source, "tunnel.refused", target, $"{e.Code}: {e.Message}"));
+            Refused(logger, id, name, actor, e.Message);
             return e.Code switch
             {
                 TunnelResetCode.NotExposed => Text(StatusCodes.Status404NotFound, $"device \"{id}\" refused: {e.Message}"),
@@ -88,9 +84,9 @@ public static partial class TunnelEndpoint
         }
 
         var opened = time.GetTimestamp();
-        store.Audit(new AuditEntry(time.GetUtcNow(), caller.Actor, source, "tunnel.open", target,
+        store.Audit(new AuditEntry(time.GetUtcNow(), actor, source, "tunnel.open", target,
             limit is null ? $"stream {stream.Id}" : $"stream {stream.Id}, limit {limit.Value.TotalSeconds:0} s"));
-        Opened(logger, id, name, caller.Actor, source);
+        Opened(logger, id, name, actor, source);
         var device = new KeyValuePair<string, object?>("device", id);
         metrics.Open.Record(tunnels.Count, device);
         metrics.Opens.Add(1, device);
@@ -104,7 +100,7 @@ public static partial class TunnelEndpoint
         }
         metrics.Open.Record(tunnels.Count, device);
         var lasted = time.GetElapsedTime(opened);
-        store.Audit(new AuditEntry(time.GetUtcNow(), caller.Actor, source, "tunnel.close", target,
+        store.Audit(new AuditEntry(time.GetUtcNow(), actor, source, "tunnel.close", target,
             $"stream {stream.Id}: {stream.BytesOut} bytes to the device, {stream.BytesIn} from it, {lasted.TotalSeconds:0.0} s; {ending}"));
         metrics.Bytes.Add(stream.BytesOut, device, new KeyValuePair<string, object?>("direction", "to-device"));
         metrics.Bytes.Add(stream.BytesIn, device, new KeyValuePair<string, object?>("direction", "from-device"));
@@ -195,6 +191,13 @@ public static partial class TunnelEndpoint
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
         {
         }
+    }
+
+    private static IResult Refusal(HttpContext http, int status, string message)
+    {
+        // WebSocket clients see the status and headers of a refused upgrade, not its body.
+        http.Response.Headers[ErrorHeader] = new string([.. message.Select(c => c is >= ' ' and <= '~' ? c : '?')]);
+        return Results.Text(message + "\n", "text/plain; charset=utf-8", statusCode: status);
     }
 
     /// <summary>Response header of a refused tunnel carrying the reason (WebSocket clients do not get the body).</summary>

@@ -17,7 +17,7 @@ internal static class BrowserPages
     {
         var action = "/login" + (next is null ? "" : "?next=" + Uri.EscapeDataString(next));
         var message = error is null ? "" : $"<p class=\"error\" role=\"alert\">{Html.Encode(error)}</p>";
-        return Layout("Log in", user: null, $"""
+        return Layout("Log in", user: null, csrf: "", $"""
             <form class="login" method="post" action="{Html.Encode(action)}">
               <h1>Pinhole</h1>
               {message}
@@ -33,21 +33,22 @@ internal static class BrowserPages
     /// fresh navigation. <paramref name="next"/> may redirect to another relay, and browsers refuse a redirect out
     /// of the origin in the chain of a form POST (CSP <c>form-action 'self'</c>); a meta refresh starts a new one.
     /// </summary>
-    public static string Continue(string next) => Layout("Logged in", user: null, $"""
+    public static string Continue(string next) => Layout("Logged in", user: null, csrf: "", $"""
         <meta http-equiv="refresh" content="0;url={Html.Encode(next)}">
         <div class="login"><h1>Pinhole</h1><p>Logged in. <a href="{Html.Encode(next)}">Continue</a></p></div>
         """);
 
     /// <summary>What <c>GET /logout</c> shows when it cannot tell the request came from this site: a button that posts.</summary>
-    public static string ConfirmLogout() => Layout("Log out", user: null, """
+    public static string ConfirmLogout(string csrf) => Layout("Log out", user: null, csrf, $"""
         <form class="login" method="post" action="/logout">
+          <input type="hidden" name="csrf" value="{Html.Encode(csrf)}">
           <h1>Pinhole</h1>
           <p>Log out of Pinhole?</p>
           <button type="submit">Log out</button>
         </form>
         """);
 
-    public static string DeviceList(string user, IReadOnlyList<MediaStream> streams, IReadOnlyList<string> devicesWithoutCameras,
+    public static string DeviceList(string user, string csrf, IReadOnlyList<MediaStream> streams, IReadOnlyList<string> devicesWithoutCameras,
         Func<string, IReadOnlyList<string>>? raisedAlerts = null)
     {
         // With a telemetry history: each device links to its sensor dashboard and shows its raised alerts.
@@ -93,15 +94,15 @@ internal static class BrowserPages
                 <tbody>{rows}</tbody>
               </table>
               """;
-        return Layout("Cameras", user, $"<h1>Cameras</h1>{table}", refreshSeconds: 10);
+        return Layout("Cameras", user, csrf, $"<h1>Cameras</h1>{table}", refreshSeconds: 10);
     }
 
-    public static string Player(string user, string device, string camera, string wsPath, string rtspUrl, string? whepPath = null, string? iceServersJson = null, string? audio = null)
+    public static string Player(string user, string csrf, string device, string camera, string wsPath, string rtspUrl, string? whepPath = null, string? iceServersJson = null, string? audio = null)
     {
         var title = $"{device} / {camera}";
         // WebRTC first when the relay offers it (data-whep); the ICE servers carry this viewer's minted TURN credentials.
         var webrtc = whepPath is null ? "" : $" data-whep=\"{Html.Encode(whepPath)}\" data-ice=\"{Html.Encode(iceServersJson ?? "[]")}\" data-audio=\"{Html.Encode(audio ?? "")}\"";
-        return Layout(title, user, $"""
+        return Layout(title, user, csrf, $"""
             <h1>{Html.Encode(title)}</h1>
             <div class="player" id="player" data-ws="{Html.Encode(wsPath)}" data-rtsp="{Html.Encode(rtspUrl)}"{webrtc}>
               <video id="video" muted autoplay playsinline disablepictureinpicture></video>
@@ -116,10 +117,10 @@ internal static class BrowserPages
             """);
     }
 
-    public static string Unplayable(string user, string device, string camera, string codec, string rtspUrl)
+    public static string Unplayable(string user, string csrf, string device, string camera, string codec, string rtspUrl)
     {
         var title = $"{device} / {camera}";
-        return Layout(title, user, $"""
+        return Layout(title, user, csrf, $"""
             <h1>{Html.Encode(title)}</h1>
             <div class="message unsupported" id="unsupported">
               <p>This camera sends <strong>{Html.Encode(codec)}</strong>, which browsers cannot play reliably.</p>
@@ -129,12 +130,12 @@ internal static class BrowserPages
             """);
     }
 
-    public static string NotFound(string? user, string what) =>
-        Layout("Not found", user, $"<h1>Not found</h1><p>{Html.Encode(what)}</p><p><a href=\"/\">All cameras</a></p>");
+    public static string NotFound(string? user, string csrf, string what) =>
+        Layout("Not found", user, csrf, $"<h1>Not found</h1><p>{Html.Encode(what)}</p><p><a href=\"/\">All cameras</a></p>");
 
     /// <summary>Why the device page (<c>/devices/ID/ui/</c>) cannot be shown: offline, older software, no answer.</summary>
-    public static string DevicePageProblem(string? user, string title, string message) =>
-        Layout(title, user, $"<h1>{Html.Encode(title)}</h1><p>{Html.Encode(message)}</p><p><a href=\"/\">All devices</a></p>");
+    public static string DevicePageProblem(string? user, string csrf, string title, string message) =>
+        Layout(title, user, csrf, $"<h1>{Html.Encode(title)}</h1><p>{Html.Encode(message)}</p><p><a href=\"/\">All devices</a></p>");
 
     public static string PlayPath(string device, string camera) =>
         $"/play/{Uri.EscapeDataString(device)}/{Uri.EscapeDataString(camera)}";
@@ -156,12 +157,12 @@ internal static class BrowserPages
         _ => string.Create(CultureInfo.InvariantCulture, $"{bps / 1_000_000.0:0.0} Mbit/s"),
     };
 
-    private static string Layout(string title, string? user, string body, int refreshSeconds = 0)
+    private static string Layout(string title, string? user, string csrf, string body, int refreshSeconds = 0)
     {
         var refresh = refreshSeconds > 0 ? $"<meta http-equiv=\"refresh\" content=\"{refreshSeconds}\">" : "";
         var header = user is null ? "" : $"""
             <header><a href="/" class="brand">Pinhole</a>
-              <span class="user">{Html.Encode(user)} · <form class="logout" method="post" action="/logout"><button type="submit">log out</button></form></span></header>
+              <span class="user">{Html.Encode(user)} · <form class="logout" method="post" action="/logout"><input type="hidden" name="csrf" value="{Html.Encode(csrf)}"><button type="submit">log out</button></form></span></header>
             """;
         return $"""
             <!doctype html>

@@ -142,10 +142,13 @@ public static class BrowserViewing
         NoStore(context);
         if (HttpMethods.IsPost(context.Request.Method) && !SameOrigin(context, options.Value, allowMissing: true))
             return Results.StatusCode(StatusCodes.Status403Forbidden);
+        // Logged in: the post must carry the logout form's antiforgery token (another site's form cannot know it).
+        if (CurrentUser(context) is not null && await RelaySignIn.WhyForgedAsync(context).ConfigureAwait(false) is { } forged)
+            return Results.Text(forged + "\n", "text/plain; charset=utf-8", statusCode: StatusCodes.Status400BadRequest);
         // A GET changes nothing unless the browser says it came from this site or from the user
         // (Fetch Metadata); a link or image on another site only gets a confirmation page.
         if (HttpMethods.IsGet(context.Request.Method) && context.Request.Headers["Sec-Fetch-Site"].ToString() is not ("same-origin" or "none"))
-            return Page(BrowserPages.ConfirmLogout());
+            return Page(BrowserPages.ConfirmLogout(RelaySignIn.IssueToken(context)));
         // Ends the session in the store (on every relay) and deletes the cookie.
         await context.SignOutAsync(RelaySignIn.Scheme).ConfigureAwait(false);
         return Results.Redirect("/login");
@@ -162,7 +165,7 @@ public static class BrowserViewing
         var alerts = context.RequestServices.GetService<Pinhole.Relay.Telemetry.ITelemetryStore>() is null ? null
             : context.RequestServices.GetService<Pinhole.Relay.Telemetry.AlertEngine>() is { } engine
                 ? (Func<string, IReadOnlyList<string>>)(d => [.. engine.Active(d).Select(a => a.Sensor)]) : null;
-        return Page(BrowserPages.DeviceList(user, streams, silent, alerts));
+        return Page(BrowserPages.DeviceList(user, RelaySignIn.IssueToken(context), streams, silent, alerts));
     }
 
     private static IResult PlayerPage(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry, [FromServices] IOptions<BrowserViewingOptions> options)
@@ -170,12 +173,12 @@ public static class BrowserViewing
         NoStore(context);
         if (CurrentUser(context) is not { } user) return ToLogin(context);
         if (!registry.TryGet(device, camera, out var stream))
-            return Page(BrowserPages.NotFound(user, $"There is no camera {device}/{camera}."), StatusCodes.Status404NotFound);
+            return Page(BrowserPages.NotFound(user, RelaySignIn.IssueToken(context), $"There is no camera {device}/{camera}."), StatusCodes.Status404NotFound);
         var rtsp = RtspUrl(context, options.Value, device, camera);
         if (stream.Tracks is { } tracks && PlayerFeed.WhyUnplayable(tracks) is not null)
         {
             var shown = tracks.FirstOrDefault(t => t.IsVideo) ?? tracks[0];
-            return Page(BrowserPages.Unplayable(user, device, camera, BrowserPages.CodecName(shown), rtsp));
+            return Page(BrowserPages.Unplayable(user, RelaySignIn.IssueToken(context), device, camera, BrowserPages.CodecName(shown), rtsp));
         }
         string? whep = null, ice = null, audio = null;
         if (context.RequestServices.GetService<WebRtc.WebRtcServer>() is not null
@@ -191,7 +194,7 @@ public static class BrowserViewing
                 _ => "",
             };
         }
-        return Page(BrowserPages.Player(user, device, camera, BrowserPages.PlayPath(device, camera) + "/ws", rtsp, whep, ice, audio));
+        return Page(BrowserPages.Player(user, RelaySignIn.IssueToken(context), device, camera, BrowserPages.PlayPath(device, camera) + "/ws", rtsp, whep, ice, audio));
     }
 
     private static async Task PlayerSocket(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry,

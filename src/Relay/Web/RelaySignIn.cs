@@ -2,8 +2,12 @@ using System.Collections.Concurrent;
 using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
+using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
 using Microsoft.AspNetCore.Authentication.Cookies;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
+using Microsoft.AspNetCore.DataProtection.Repositories;
 using Microsoft.Extensions.Options;
 
 namespace Pinhole.Relay.Web;
@@ -23,14 +27,66 @@ public static class RelaySignIn
     /// <summary>Name of the device cookie: proof that this browser logged in as a user before (see the login throttle).</summary>
     public const string DeviceCookieName = "pinhole_device";
 
+    /// <summary>Name of the antiforgery cookie.</summary>
+    public const string AntiforgeryCookieName = "pinhole_csrf";
+
+    /// <summary>Header the relay's scripts send the antiforgery token in.</summary>
+    public const string TokenHeader = "X-CSRF-Token";
+
+    /// <summary>Form field the relay's forms send the antiforgery token in.</summary>
+    public const string TokenField = "csrf";
+
     /// <summary>The authentication scheme of browser sessions.</summary>
     public const string Scheme = CookieAuthenticationDefaults.AuthenticationScheme;
+
+    /// <summary>Folder of the data-protection key ring under <see cref="BrowserViewingOptions.DataDir"/> (one relay without a shared database).</summary>
+    public const string KeyRingDirectory = "keys";
+
+    /// <summary>
+    /// Makes sure the key ring has a usable key before the relay serves, created under the shared database's lock
+    /// when there is one: relays starting together against an empty table then share one first key instead of
+    /// making one each (each would refuse the others' tokens until it next reads the ring).
+    /// </summary>
+    internal static void PrepareKeyRing(IServiceProvider services)
+    {
+        var keys = services.GetRequiredService<IKeyManager>();
+        void CreateUnlessUsable()
+        {
+            var now = DateTimeOffset.UtcNow;
+            if (!keys.GetAllKeys().Any(k => !k.IsRevoked && k.ActivationDate <= now && k.ExpirationDate > now + TimeSpan.FromDays(2)))
+                keys.CreateNewKey(now, now + TimeSpan.FromDays(90));
+        }
+        if (services.GetService<ISessionBackend>() is Fleet.PostgresFleetStore shared) shared.WithKeyRingLock(CreateUnlessUsable);
+        else if (services.GetRequiredService<IOptions<KeyManagementOptions>>().Value.XmlRepository is not null) CreateUnlessUsable();
+    }
 
     internal static IServiceCollection AddRelaySignIn(this IServiceCollection services)
     {
         services.TryAddSingletonService<SessionKey>();
         services.TryAddSingletonService<SessionTicketStore>();
         services.AddAuthentication(Scheme).AddCookie(Scheme);
+        services.AddRelayAccess();
+        // The data-protection key ring (antiforgery tokens): in the shared database when there is one, so a token
+        // one relay issued is honoured by the others; else in dataDir/keys, so a restart keeps it.
+        services.AddDataProtection().SetApplicationName("pinhole-relay");
+        // Changes made with the session cookie carry a token only the relay's own pages know (the cookie is ambient).
+        services.AddAntiforgery(o =>
+        {
+            o.HeaderName = TokenHeader;
+            o.FormFieldName = TokenField;
+            o.Cookie.Name = AntiforgeryCookieName;
+            o.Cookie.HttpOnly = true;
+            o.Cookie.SameSite = SameSiteMode.Strict;
+            o.Cookie.SecurePolicy = CookieSecurePolicy.SameAsRequest;
+            o.Cookie.Path = "/";
+            o.SuppressXFrameOptionsHeader = true; // the pages send DENY themselves
+        });
+        services.AddOptions<KeyManagementOptions>().Configure<IServiceProvider, IOptions<BrowserViewingOptions>, ILoggerFactory>((o, sp, viewing, logs) =>
+        {
+            if (sp.GetService<ISessionBackend>() is IXmlRepository shared) o.XmlRepository = shared;
+            else if (viewing.Value.DataDir is { Length: > 0 } dataDir)
+                o.XmlRepository = new FileSystemXmlRepository(KeyRingFolder(Path.Combine(dataDir, KeyRingDirectory)), logs);
+        });
         services.AddOptions<CookieAuthenticationOptions>(Scheme)
             .Configure<IOptions<BrowserViewingOptions>, SessionTicketStore, SessionKey, TimeProvider>((o, viewing, store, key, time) =>
             {
@@ -52,8 +108,49 @@ public static class RelaySignIn
         return services;
     }
 
+    // Only the relay's user may read the keys (as browser-session.key is 0600).
+    private static DirectoryInfo KeyRingFolder(string path)
+    {
+        if (!Directory.Exists(path))
+        {
+            if (OperatingSystem.IsWindows()) Directory.CreateDirectory(path);
+            else Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        return new DirectoryInfo(path);
+    }
+
     private static void TryAddSingletonService<T>(this IServiceCollection services) where T : class =>
         Microsoft.Extensions.DependencyInjection.Extensions.ServiceCollectionDescriptorExtensions.TryAddSingleton<T>(services);
+
+    /// <summary>The antiforgery token to put in a page (its cookie is set on the response).</summary>
+    public static string IssueToken(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return context.RequestServices.GetRequiredService<IAntiforgery>().GetAndStoreTokens(context).RequestToken ?? "";
+    }
+
+    /// <summary>
+    /// Null when the request may change something: it is safe (GET, HEAD…), or authenticated by an API token (no
+    /// ambient credential), or carries a valid antiforgery token (header <see cref="TokenHeader"/> or form field
+    /// <see cref="TokenField"/>) for its session. Else why not, for a 400.
+    /// </summary>
+    public static async Task<string?> WhyForgedAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var method = context.Request.Method;
+        if (HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsTrace(method)) return null;
+        if (RelayAccess.IsToken(context.User)) return null;
+        try
+        {
+            await context.RequestServices.GetRequiredService<IAntiforgery>().ValidateRequestAsync(context).ConfigureAwait(false);
+            return null;
+        }
+        catch (Exception e) when (e is AntiforgeryValidationException or InvalidDataException or IOException or BadHttpRequestException)
+        {
+            // A form that cannot be read carries no token either.
+            return $"a change made with a session cookie needs the antiforgery token of the relay's own page (header {TokenHeader} or form field {TokenField}); reload the page and try again";
+        }
+    }
 
     /// <summary>Signs <paramref name="user"/> in (after the password was checked): a session that lasts
     /// <see cref="BrowserViewingOptions.SessionLifetime"/>.</summary>

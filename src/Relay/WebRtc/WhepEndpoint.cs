@@ -44,26 +44,22 @@ public static class WhepEndpoint
         return endpoints;
     }
 
-    private static string? Caller(HttpContext context, out IResult? refusal)
+    // Not an endpoint policy: with "anonymousViewing" and no viewers, anyone may watch.
+    private static async Task<(string? User, IResult? Refusal)> CallerAsync(HttpContext context)
     {
-        refusal = null;
         var options = context.RequestServices.GetRequiredService<IOptions<BrowserViewingOptions>>().Value;
-        var caller = FleetApi.Identify(context);
+        var caller = await RelayAccess.AuthenticateAsync(context).ConfigureAwait(false);
         if (caller is null)
         {
             var config = context.RequestServices.GetRequiredService<RelayConfig>();
-            if (config.Viewers.Count == 0 && config.AnonymousViewing) return "anonymous";
+            if (config.Viewers.Count == 0 && config.AnonymousViewing) return ("anonymous", null);
             context.Response.Headers.WWWAuthenticate = "Bearer realm=\"pinhole\"";
-            refusal = Text(StatusCodes.Status401Unauthorized, "log in (session cookie) or send Authorization: Bearer TOKEN");
-            return null;
+            return (null, Text(StatusCodes.Status401Unauthorized, "log in (session cookie) or send Authorization: Bearer TOKEN"));
         }
         // A cookie rides along with any site's request: only the relay's own pages may use it here.
-        if (!caller.IsToken && !BrowserViewing.IsSameOrigin(context, options))
-        {
-            refusal = Text(StatusCodes.Status403Forbidden, "a WHEP offer with a session cookie must come from the relay's own page (Origin)");
-            return null;
-        }
-        return caller.Name;
+        if (!RelayAccess.IsToken(caller) && !BrowserViewing.IsSameOrigin(context, options))
+            return (null, Text(StatusCodes.Status403Forbidden, "a WHEP offer with a session cookie must come from the relay's own page (Origin)"));
+        return (caller.Identity!.Name, null);
     }
 
     private static async Task<IResult> OfferAsync(HttpContext context, string device, string camera, [FromServices] MediaStreamRegistry registry,
@@ -73,7 +69,8 @@ public static class WhepEndpoint
         NoStore(context);
         if (context.RequestServices.GetService<WebRtcServer>() is not { } server)
             return Text(StatusCodes.Status404NotFound, "WebRTC is off on this relay (relay.json \"webrtc\")");
-        if (Caller(context, out var refusal) is not { } user) return refusal!;
+        var (user, refusal) = await CallerAsync(context).ConfigureAwait(false);
+        if (user is null) return refusal!;
         if (!(context.Request.ContentType ?? "").StartsWith("application/sdp", StringComparison.OrdinalIgnoreCase))
             return Text(StatusCodes.Status415UnsupportedMediaType, "send the offer as Content-Type: application/sdp");
         if (context.Request.ContentLength is > MaxOfferBytes)
@@ -157,29 +154,32 @@ public static class WhepEndpoint
         return null;
     }
 
-    private static IResult Delete(HttpContext context, string device, string camera, string id)
+    private static async Task<IResult> Delete(HttpContext context, string device, string camera, string id)
     {
         if (context.RequestServices.GetService<WebRtcServer>() is not { } server) return Results.NotFound();
-        if (Caller(context, out var refusal) is not { } user) return refusal!;
+        var (user, refusal) = await CallerAsync(context).ConfigureAwait(false);
+        if (user is null) return refusal!;
         if (!server.TryGet(id, out var peer) || peer.Stream.DeviceId != device || peer.Stream.Camera != camera) return Results.NotFound();
         if (peer.User != user) return Text(StatusCodes.Status403Forbidden, "this session belongs to another viewer");
         peer.Close("the viewer ended it (WHEP DELETE)");
         return Results.Ok();
     }
 
-    private static IResult Patch(HttpContext context, string device, string camera, string id)
+    private static async Task<IResult> Patch(HttpContext context, string device, string camera, string id)
     {
         if (context.RequestServices.GetService<WebRtcServer>() is not { } server) return Results.NotFound();
-        if (Caller(context, out var refusal) is not { } user) return refusal!;
+        var (user, refusal) = await CallerAsync(context).ConfigureAwait(false);
+        if (user is null) return refusal!;
         if (!server.TryGet(id, out var peer) || peer.User != user) return Results.NotFound();
         // ICE-lite: the relay learns the browser's candidates from its checks; trickled ones change nothing.
         return Results.NoContent();
     }
 
-    private static IResult Status(HttpContext context, string device, string camera, string id)
+    private static async Task<IResult> Status(HttpContext context, string device, string camera, string id)
     {
         if (context.RequestServices.GetService<WebRtcServer>() is not { } server) return Results.NotFound();
-        if (Caller(context, out var refusal) is not { } user) return refusal!;
+        var (user, refusal) = await CallerAsync(context).ConfigureAwait(false);
+        if (user is null) return refusal!;
         if (!server.TryGet(id, out var peer) || peer.User != user) return Results.NotFound();
         return Results.Json(new
         {

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Pinhole.Relay.Configuration;
 using Pinhole.Relay.Fleet;
+using Pinhole.Testing;
 
 namespace Pinhole.Relay.Tests.Fleet;
 
@@ -154,7 +155,7 @@ public sealed class FleetApiTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task An_admin_session_may_change_only_from_the_relays_own_origin()
+    public async Task An_admin_session_may_change_only_from_the_relays_own_origin_with_its_antiforgery_token()
     {
         using var admin = await LoggedInAsync("alice", "alice-pass");
         Assert.Equal(HttpStatusCode.OK, (await admin.GetAsync(new Uri("/api/devices", UriKind.Relative))).StatusCode);
@@ -165,7 +166,21 @@ public sealed class FleetApiTests : IAsyncLifetime
         var noOrigin = new HttpRequestMessage(HttpMethod.Put, "/api/devices/gw1/config") { Content = Json("""{ "cameras": [] }""") };
         Assert.Equal(HttpStatusCode.Forbidden, (await admin.SendAsync(noOrigin)).StatusCode);
 
-        var own = new HttpRequestMessage(HttpMethod.Put, "/api/devices/gw1/config") { Content = Json("""{ "cameras": [] }""") };
+        // The relay's own Origin but no antiforgery token (a page that is not the relay's, or a stale one): 400, nothing stored.
+        var noToken = new HttpRequestMessage(HttpMethod.Put, "/api/devices/gw1/config") { Content = Json("""{ "cameras": [] }""") };
+        noToken.Headers.Add("Origin", _relay.HttpUri.GetLeftPart(UriPartial.Authority));
+        using (var refused = await admin.SendAsync(noToken))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains("antiforgery token", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync(new Uri("/api/devices/gw1/config", UriKind.Relative))).StatusCode);
+        var wrongToken = new HttpRequestMessage(HttpMethod.Put, "/api/devices/gw1/config") { Content = Json("""{ "cameras": [] }""") }.With("CfDJ8-not-a-token");
+        wrongToken.Headers.Add("Origin", _relay.HttpUri.GetLeftPart(UriPartial.Authority));
+        Assert.Equal(HttpStatusCode.BadRequest, (await admin.SendAsync(wrongToken)).StatusCode);
+
+        var own = new HttpRequestMessage(HttpMethod.Put, "/api/devices/gw1/config") { Content = Json("""{ "cameras": [] }""") }
+            .With(await RelayAntiforgery.TokenAsync(admin));
         own.Headers.Add("Origin", _relay.HttpUri.GetLeftPart(UriPartial.Authority));
         Assert.Equal(HttpStatusCode.OK, (await admin.SendAsync(own)).StatusCode);
         var audit = JsonNode.Parse(await admin.GetStringAsync(new Uri("/api/audit", UriKind.Relative)))!.AsArray();

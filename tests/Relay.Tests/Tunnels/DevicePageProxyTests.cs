@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
 using Pinhole.Relay.Tunnels;
+using Pinhole.Relay.Web;
 using Pinhole.Transport.Uplink;
 using Yarp.ReverseProxy.Forwarder;
 
@@ -61,7 +62,7 @@ public class DevicePageProxyTests
         context.Request.Headers.Cookie = "pinhole_session=relay; ui_pinhole_session=device";
         context.Request.Headers["X-Forwarded-For"] = "6.6.6.6";
         context.Connection.RemoteIpAddress = System.Net.IPAddress.Parse("203.0.113.7");
-        context.Items[typeof(Pinhole.Relay.Fleet.FleetCaller)] = new Pinhole.Relay.Fleet.FleetCaller("admin", IsToken: false, IsAdmin: true);
+        context.User = new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity([new(System.Security.Claims.ClaimTypes.Name, "admin")], RelaySignIn.Scheme));
         using var proxied = new HttpRequestMessage();
         await new DevicePageProxy.PrefixTransformer("gw1").TransformRequestAsync(context, proxied, "http://device-page/", CancellationToken.None);
 
@@ -82,7 +83,7 @@ public class DevicePageProxyTests
         context.Request.Scheme = "http";
         context.Request.Host = new HostString("relay.example");
         context.Request.Path = "/devices/gw1/ui/";
-        context.Items[typeof(Pinhole.Relay.Fleet.FleetCaller)] = new Pinhole.Relay.Fleet.FleetCaller("ci", IsToken: true, IsAdmin: true);
+        context.User = new System.Security.Claims.ClaimsPrincipal(new System.Security.Claims.ClaimsIdentity([new(System.Security.Claims.ClaimTypes.Name, "ci")], RelayAccess.ApiTokenScheme));
         using var proxied = new HttpRequestMessage();
         await new DevicePageProxy.PrefixTransformer("gw1").TransformRequestAsync(context, proxied, "http://device-page/", CancellationToken.None);
         Assert.Equal("http://device-page/", proxied.RequestUri!.AbsoluteUri);

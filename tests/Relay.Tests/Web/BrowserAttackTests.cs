@@ -25,7 +25,8 @@ public class BrowserAttackTests
             using var r = await owner.PostAsync("/login", LoginForm(BrowserTestHost.User, BrowserTestHost.Password));
             Assert.Equal(HttpStatusCode.Redirect, r.StatusCode);
             Assert.NotNull(ownerCookies.GetCookies(new Uri(host.BaseUri, "/login"))[RelaySignIn.DeviceCookieName]);
-            using var bye = await owner.PostAsync("/logout", null);
+            using var bye = await owner.PostAsync("/logout", new FormUrlEncodedContent([new(RelaySignIn.TokenField, await RelayAntiforgery.TokenAsync(owner, "/"))]));
+            Assert.Equal("/login", bye.Headers.Location?.OriginalString);
         }
 
         // Two guesses from each of eight addresses: under every per-address limit, over the per-user one.

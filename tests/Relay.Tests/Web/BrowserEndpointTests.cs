@@ -216,7 +216,12 @@ public class BrowserEndpointTests
         using var client = host.CreateClient(cookies);
         var stolen = cookies.GetCookies(host.BaseUri)[RelaySignIn.CookieName]!.Value;
         using (var r = await client.GetAsync("/")) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
-        using (var r = await client.PostAsync("/logout", null)) Assert.Equal("/login", r.Headers.Location!.OriginalString);
+        // Without the page's antiforgery token (another site's form): 400, and the session lives on.
+        using (var r = await client.PostAsync("/logout", null)) Assert.Equal(HttpStatusCode.BadRequest, r.StatusCode);
+        using (var r = await client.GetAsync("/")) Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        var token = await RelayAntiforgery.TokenAsync(client, "/");
+        using (var r = await client.PostAsync("/logout", new FormUrlEncodedContent([new(RelaySignIn.TokenField, token)])))
+            Assert.Equal("/login", r.Headers.Location!.OriginalString);
         using var replay = host.CreateClient();
         using var request = new HttpRequestMessage(HttpMethod.Get, "/");
         request.Headers.Add("Cookie", $"{RelaySignIn.CookieName}={stolen}");

@@ -6,6 +6,8 @@
 
   async function api(method, path, body) {
     const init = { method, headers: {}, credentials: 'same-origin' };
+    // Changes carry the page's antiforgery token: the session cookie alone is refused (docs/security.md).
+    if (method !== 'GET') init.headers['X-CSRF-Token'] = document.querySelector('meta[name="csrf-token"]').content;
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = typeof body === 'string' ? body : JSON.stringify(body);
