@@ -58,7 +58,7 @@ public sealed class UplinkSession
     private readonly long _createdAt;
     private long _lastReceived, _lastPing;
     private long _rttMicros = -1;
-    private int _phase;
+    private int _phase, _deadLinkDeclared;
     private string? _endReason;
     private Welcome? _welcome;
     private TimeSpan _heartbeat;
@@ -127,7 +127,7 @@ public sealed class UplinkSession
     {
         ArgumentNullException.ThrowIfNull(header);
         foreach (var part in header.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
-            if (ushort.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v) && v == UplinkProtocol.Version)
+            if (ushort.TryParse(part, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var v) && v == UplinkProtocol.Version)
                 return true;
         return false;
     }
@@ -266,7 +266,7 @@ public sealed class UplinkSession
                 if (_time.GetElapsedTime(_createdAt) < HandshakeTimeout) return default;
                 HandshakeTimedOut();
                 return new UplinkTick(null, EndReason);
-            case UplinkSessionPhase.Open:
+            case UplinkSessionPhase.Open or UplinkSessionPhase.Closing:
                 if (CheckDeadLink() is { } dead) return new UplinkTick(null, dead);
                 return new UplinkTick(TakeDuePing(), null);
             default:
@@ -275,15 +275,19 @@ public sealed class UplinkSession
     }
 
     /// <summary>The dead-link half of <see cref="Tick"/>, for an end that watches the link apart from its senders (a send
-    /// stuck on a dead connection must not delay detection): the reason when the link is dead (the session then ends), else null.</summary>
+    /// stuck on a dead connection must not delay detection): the reason when the link is dead, once; else null. It holds
+    /// while closing too, so a peer that said goodbye and then went silent is still abandoned. The reason becomes the end
+    /// reason unless one was given before.</summary>
     public string? CheckDeadLink()
     {
-        if (Phase != UplinkSessionPhase.Open) return null;
+        if (Phase is not (UplinkSessionPhase.Open or UplinkSessionPhase.Closing) || Volatile.Read(ref _deadLinkDeclared) != 0) return null;
         var silence = Silence;
         // One tick early, so detection never takes longer than DeadLinkTimeout.
         if (silence + TickInterval <= DeadLinkTimeout) return null;
+        if (Interlocked.Exchange(ref _deadLinkDeclared, 1) != 0) return null;
         var reason = $"dead link: nothing received for {silence.TotalSeconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)} s";
-        return Close(reason) ? reason : null;
+        Close(reason);
+        return reason;
     }
 
     /// <summary>The heartbeat half of <see cref="Tick"/>: a ping when one is due (a heartbeat interval after the last), else null.</summary>
