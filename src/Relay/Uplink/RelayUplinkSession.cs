@@ -9,7 +9,9 @@ namespace Pinhole.Relay.Uplink;
 
 /// <summary>
 /// One device's uplink on the relay, from the accepted WebSocket to its end: hello/accept, feeding
-/// the stream hub, merged acks, heartbeats and dead-link detection (docs/uplink-protocol.md).
+/// the stream hub, merged acks, heartbeats and dead-link detection (docs/uplink-protocol.md). The session's
+/// rules (handshake checks, heartbeats, dead link, end reason) are <see cref="UplinkSession"/>'s, shared with
+/// the device; this class does the relay's I/O around them.
 /// </summary>
 public sealed class RelayUplinkSession
 {
@@ -29,9 +31,9 @@ public sealed class RelayUplinkSession
     private readonly KeyValuePair<string, object?> _device;
     private readonly string? _remote;
     private readonly Lock _ackLock = new();
+    private readonly UplinkSession _session;
     private ulong _lastSequence, _ackedSequence, _lastSendTimestamp;
-    private long _lastFrameAt, _lastReceivedAt;
-    private string? _endReason;
+    private long _lastFrameAt;
     private readonly CancellationTokenSource _ended = new();
     private int _nextInboundId;
     private volatile bool _welcomed;
@@ -57,6 +59,7 @@ public sealed class RelayUplinkSession
         _time = time;
         _logger = logger;
         _device = new("device", deviceId);
+        _session = new UplinkSession(UplinkRole.Relay, options.HelloTimeout, options.HeartbeatInterval, options.DeadLinkTimeout, time);
     }
 
     /// <summary>The authenticated device.</summary>
@@ -81,9 +84,7 @@ public sealed class RelayUplinkSession
     public TunnelMux? Tunnels { get; private set; }
 
     /// <summary>Round-trip time of the latest relay ping, or null before the first pong.</summary>
-    public TimeSpan? RoundTripTime { get { var v = Interlocked.Read(ref _rttMicros); return v < 0 ? null : TimeSpan.FromMicroseconds(v); } }
-
-    private long _rttMicros = -1;
+    public TimeSpan? RoundTripTime => _session.RoundTripTime;
 
     /// <summary>When the session was welcomed.</summary>
     public DateTimeOffset ConnectedAt { get; private set; }
@@ -139,7 +140,7 @@ public sealed class RelayUplinkSession
     /// <summary>Ends the session from the relay's side (the device's token was revoked or rotated): goodbye, close, abort.</summary>
     internal async Task CloseAsync(UplinkReason reason, string text, TimeSpan timeout)
     {
-        _endReason = $"closed by the relay: {reason.ToToken()}: {text}";
+        _session.Close($"closed by the relay: {reason.ToToken()}: {text}");
         try
         {
             await _link.CloseAsync(new Goodbye(reason, text), WebSocketCloseStatus.PolicyViolation, timeout);
@@ -192,11 +193,13 @@ public sealed class RelayUplinkSession
                 Tunnels = new TunnelMux(new RelayTunnelTransport(this, _stop.Token), _options.Tunnels with { RoundTripTime = () => RoundTripTime }, _time);
                 if ((caps & UplinkCapabilities.DeviceStreams) != 0) Tunnels.Accepting = stream => _ = ServeDeviceStreamAsync(stream);
             }
-            await _link.SendAsync(new Welcome(UplinkProtocol.Version, caps, _options.HeartbeatInterval, _options.AckInterval, _options.Limits.MaxMessageBytes), ct);
-            UplinkLog.Connected(_logger, DeviceId, _remote, hello.Agent, UplinkProtocol.Version);
+            var welcome = _session.CreateWelcome(caps, _options.AckInterval, _options.Limits.MaxMessageBytes);
+            await _link.SendAsync(welcome, ct);
+            UplinkLog.Connected(_logger, DeviceId, _remote, hello.Agent, welcome.Version);
             if (_observer is not null) await _observer.OnConnectedAsync(this, ct);
 
-            _lastReceivedAt = _time.GetTimestamp();
+            // Heartbeat and dead-link clocks start when the session begins to read.
+            _session.Open(welcome);
             var timers = RunTimersAsync(ct);
             try
             {
@@ -210,7 +213,7 @@ public sealed class RelayUplinkSession
         }
         catch (UplinkProtocolException e)
         {
-            _endReason = $"{e.Reason.ToToken()}: {e.Message}";
+            _session.Close($"{e.Reason.ToToken()}: {e.Message}");
             UplinkLog.ProtocolError(_logger, DeviceId, e.Reason.ToToken(), e.Message);
             _metrics.ProtocolErrors.Add(1, new KeyValuePair<string, object?>("reason", e.Reason.ToToken()));
             await _link.CloseAsync(new Goodbye(e.Reason, e.Message.Length > 500 ? e.Message[..500] : e.Message),
@@ -218,8 +221,7 @@ public sealed class RelayUplinkSession
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
         {
-            if (requestAborted.IsCancellationRequested) _endReason ??= "connection aborted";
-            else _endReason ??= $"connection lost ({e.Message})";
+            _session.Close(requestAborted.IsCancellationRequested ? "connection aborted" : $"connection lost ({e.Message})");
         }
         finally
         {
@@ -228,7 +230,8 @@ public sealed class RelayUplinkSession
             var wasLive = registered && _sessions.Unregister(this);
             if (wasLive) _streams.SetDeviceOffline(DeviceId);
             if (registered) _observer?.OnEnded(this, wasLive);
-            UplinkLog.Ended(_logger, DeviceId, _endReason ?? "closed by the device");
+            _session.Closed("closed by the device");
+            UplinkLog.Ended(_logger, DeviceId, _session.EndReason!);
             await _link.DisposeAsync();
             _finished.TrySetResult();
         }
@@ -237,7 +240,7 @@ public sealed class RelayUplinkSession
     /// <summary>Closes this session because a newer uplink of the same device arrived, and waits (bounded) for it to end.</summary>
     private async Task ReplaceAsync(TimeSpan timeout)
     {
-        _endReason = "replaced by a newer uplink";
+        _session.Close("replaced by a newer uplink");
         await _link.CloseAsync(new Goodbye(UplinkReason.Replaced, "a newer uplink of this device replaced this one"),
             WebSocketCloseStatus.PolicyViolation, timeout);
         // Let the device read the goodbye and answer the close; cancelling at once would reset the
@@ -252,7 +255,7 @@ public sealed class RelayUplinkSession
     private async Task<Hello?> ReceiveHelloAsync(CancellationToken ct)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(_options.HelloTimeout);
+        timeout.CancelAfter(_session.HandshakeTimeout);
         UplinkMessage? first;
         try
         {
@@ -260,36 +263,26 @@ public sealed class RelayUplinkSession
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            await RejectAsync(UplinkReason.Timeout, $"no hello within {_options.HelloTimeout.TotalSeconds:0.#} s");
+            await RejectAsync(_session.HandshakeTimedOut()!);
             return null;
         }
-        switch (first)
+        var checkedHello = _session.OnHello(first);
+        if (checkedHello.Reject is { } reject)
         {
-            case null:
-                _endReason = "closed before hello";
-                return null;
-            case Hello hello when hello.MinVersion <= UplinkProtocol.Version && UplinkProtocol.Version <= hello.MaxVersion:
-                return hello;
-            case Hello hello:
-                _metrics.Reject(UplinkReason.UnsupportedVersion.ToToken());
-                await RejectAsync(UplinkReason.UnsupportedVersion,
-                    $"device speaks protocol versions {hello.MinVersion}-{hello.MaxVersion}; this relay speaks {UplinkProtocol.Version}");
-                return null;
-            default:
-                await RejectAsync(UplinkReason.ProtocolError, $"expected hello, got {first.GetType().Name}");
-                return null;
+            if (reject.Reason == UplinkReason.UnsupportedVersion) _metrics.Reject(reject.Reason.ToToken());
+            await RejectAsync(reject);
         }
+        return checkedHello.Hello;
     }
 
-    private async Task RejectAsync(UplinkReason reason, string text)
+    private async Task RejectAsync(Reject reject)
     {
-        _endReason = $"rejected: {reason.ToToken()}: {text}";
-        UplinkLog.Rejected(_logger, DeviceId, reason.ToToken(), text);
+        UplinkLog.Rejected(_logger, DeviceId, reject.Reason.ToToken(), reject.Text);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         try
         {
-            await _link.SendAsync(new Reject(reason, text), cts.Token);
-            await _link.Socket.CloseOutputAsync(WebSocketCloseStatus.PolicyViolation, reason.ToToken(), cts.Token);
+            await _link.SendAsync(reject, cts.Token);
+            await _link.Socket.CloseOutputAsync(WebSocketCloseStatus.PolicyViolation, reject.Reason.ToToken(), cts.Token);
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
         {
@@ -302,11 +295,10 @@ public sealed class RelayUplinkSession
         while (true)
         {
             var message = await _link.ReceiveAsync(ct);
-            _lastReceivedAt = _time.GetTimestamp();
+            var reply = _session.OnReceived(message);
             switch (message)
             {
                 case null:
-                    _endReason ??= "closed by the device";
                     return;
                 case MediaFrame frame:
                     OnFrame(frame);
@@ -317,23 +309,17 @@ public sealed class RelayUplinkSession
                 case StreamEnd end:
                     if (_announced.TryGetValue(end.StreamId, out var ended)) ended.Stream.SetOffline();
                     break;
-                case Ping ping:
-                    await _link.SendAsync(new Pong(ping.Timestamp), ct);
+                case Ping:
+                    await _link.SendAsync(reply!, ct);
                     break;
-                case Pong pong:
-                    // The timestamp is the device's echo of ours: one from the future (or garbage) must not
-                    // underflow the unsigned subtraction into an overflowing TimeSpan.
-                    var now = NowMicros();
-                    var rtt = pong.Timestamp <= now ? TimeSpan.FromMicroseconds(Math.Min(now - pong.Timestamp, (ulong)TimeSpan.FromHours(1).TotalMicroseconds)) : TimeSpan.Zero;
-                    _metrics.Rtt.Record(rtt.TotalSeconds, _device);
-                    Interlocked.Exchange(ref _rttMicros, (long)rtt.TotalMicroseconds);
+                case Pong:
+                    _metrics.Rtt.Record(_session.RoundTripTime!.Value.TotalSeconds, _device);
                     break;
                 case DropReport drops:
                     OnDropReport(drops);
                     break;
-                case Goodbye bye:
-                    _endReason = $"device said goodbye: {bye.Reason.ToToken()} {bye.Text}";
-                    break;
+                case Goodbye:
+                    break; // the session keeps the reason; the device closes next
                 case ConfigReport or DeviceStatus when (Capabilities & UplinkCapabilities.Data) != 0 && _observer is not null:
                     await _observer.OnDataAsync(this, message, ct);
                     break;
@@ -476,15 +462,14 @@ public sealed class RelayUplinkSession
     // Separate from the senders: a send stuck on a dead TCP connection must not delay detection.
     private async Task WatchDeadLinkAsync(CancellationToken ct)
     {
-        var tick = TimeSpan.FromTicks(Math.Clamp(_options.DeadLinkTimeout.Ticks / 8, TimeSpan.TicksPerMillisecond * 10, TimeSpan.TicksPerSecond));
+        var tick = _session.TickInterval;
         try
         {
             while (!ct.IsCancellationRequested)
             {
                 await Task.Delay(tick, _time, ct);
-                var silence = _time.GetElapsedTime(Volatile.Read(ref _lastReceivedAt));
-                if (silence + tick <= _options.DeadLinkTimeout) continue; // one tick early: never later than the timeout
-                _endReason = $"dead link: nothing received for {silence.TotalSeconds:0.0} s";
+                var silence = _session.Silence;
+                if (_session.CheckDeadLink() is null) continue;
                 UplinkLog.DeadLink(_logger, DeviceId, silence);
                 _metrics.DeadLinks.Add(1);
                 await _stop.CancelAsync();
@@ -499,8 +484,7 @@ public sealed class RelayUplinkSession
 
     private async Task SendAcksAndPingsAsync(CancellationToken ct)
     {
-        var tick = Min(_options.AckInterval, _options.HeartbeatInterval);
-        var lastPing = _time.GetTimestamp();
+        var tick = Min(_options.AckInterval, _session.HeartbeatInterval);
         try
         {
             while (!ct.IsCancellationRequested)
@@ -518,11 +502,7 @@ public sealed class RelayUplinkSession
                 }
                 if (ack is not null) await _link.SendAsync(ack, ct);
                 Tunnels?.Reap();
-                if (_time.GetElapsedTime(lastPing) >= _options.HeartbeatInterval)
-                {
-                    lastPing = _time.GetTimestamp();
-                    await _link.SendAsync(new Ping(NowMicros()), ct);
-                }
+                if (_session.TakeDuePing() is { } ping) await _link.SendAsync(ping, ct);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
@@ -530,8 +510,6 @@ public sealed class RelayUplinkSession
             // The receive loop reports how the session ended.
         }
     }
-
-    private ulong NowMicros() => (ulong)(_time.GetTimestamp() * (1_000_000.0 / _time.TimestampFrequency));
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 

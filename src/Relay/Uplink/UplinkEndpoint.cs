@@ -80,7 +80,7 @@ public static class UplinkEndpoint
         }
 
         var versions = context.Request.Headers[UplinkProtocol.VersionHeader].ToString();
-        if (versions.Length > 0 && !OffersOurVersion(versions))
+        if (versions.Length > 0 && !UplinkSession.OffersOurVersion(versions))
         {
             await RefuseAsync(context, StatusCodes.Status400BadRequest, UplinkReason.UnsupportedVersion,
                 $"device offers protocol version(s) {Sanitize(versions)}; this relay speaks {UplinkProtocol.Version}", logger, metrics, remote);
@@ -132,13 +132,6 @@ public static class UplinkEndpoint
         var session = new RelayUplinkSession(deviceId, remote, socket, options, sp.GetRequiredService<MediaStreamRegistry>(), sessions,
             metrics, sp.GetService<TimeProvider>() ?? TimeProvider.System, logger, sp.GetService<IUplinkSessionObserver>(), refusals);
         await session.RunAsync(context.RequestAborted);
-    }
-
-    private static bool OffersOurVersion(string header)
-    {
-        foreach (var part in header.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
-            if (ushort.TryParse(part, out var v) && v == UplinkProtocol.Version) return true;
-        return false;
     }
 
     internal static async Task RefuseAsync(HttpContext context, int status, UplinkReason reason, string detail, ILogger logger, UplinkMetrics metrics, string? remote)
