@@ -27,6 +27,7 @@ public sealed class BrowserBenchmark : IBenchmark
     /// <inheritdoc />
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
+        var run = RunRecord.Start(Name);
         if (Requirements.SkipReason(Needs.Chromium | Needs.Ffmpeg) is { } reason) throw new InvalidOperationException(reason);
         await using var host = await BrowserTestHost.StartAsync();
         var stream = host.Registry.GetOrAdd("bench", "cam");
@@ -76,6 +77,7 @@ public sealed class BrowserBenchmark : IBenchmark
             var inv = CultureInfo.InvariantCulture;
             var md = new StringBuilder();
             md.Append("## browser — watching in a browser\n\n");
+            md.Append(run.Line(RunRecord.Tool("Chromium", "chromium", "--version"), RunRecord.Tool("ffmpeg", "ffmpeg", "-version")));
             md.Append("Headless Chromium (Debian) plays `/play/DEVICE/CAMERA` from an in-process relay on loopback; the camera is ")
               .Append("ffmpeg-encoded H.264 640x360 25 fps (GOP 1 s, no B-frames) + AAC-LC 48 kHz, fed in real time. ")
               .Append("No peer player runs on this machine to compare with; figures are Pinhole's alone.\n\n");

@@ -37,6 +37,7 @@ public sealed partial class EdgeCpuBenchmark : IBenchmark
     /// <inheritdoc />
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
+        var run = RunRecord.Start(Name);
         if (Requirements.SkipReason(Needs.RtspCamera | Needs.Ffmpeg) is { } reason) throw new InvalidOperationException(reason);
         var window = Stats.Duration("PINHOLE_BENCH_CPU_SECONDS", TimeSpan.FromSeconds(120));
         var inv = CultureInfo.InvariantCulture;
@@ -108,6 +109,7 @@ public sealed partial class EdgeCpuBenchmark : IBenchmark
 
             var md = new StringBuilder();
             md.Append("## edge-cpu — CPU and memory of the edge relaying one camera\n\n");
+            md.Append(run.Line(RunRecord.Tool("GStreamer", "gst-launch-1.0", "--version"), RunRecord.Tool("ffmpeg", "ffmpeg", "-version")));
             md.Append(inv, $"A GStreamer RTSP camera on loopback: H.264 {o.Width}x{o.Height} {o.Fps} fps, {o.BitrateKbps} kbit/s (x264 ultrafast/zerolatency, GOP {o.Gop}; pattern `snow` — random noise — so that x264 really spends the bitrate, a moving ball alone compresses to a few hundred kbit/s); ")
               .Append(inv, $"it delivered {cameraFps:0.0} fps and {cameraKbps:0} kbit/s of H.264 to a test viewer before the runs. ");
             if (notes.Count > 0) md.Append(string.Join("; ", notes)).Append(". ");

@@ -29,6 +29,7 @@ public sealed class EdgeStartupBenchmark : IBenchmark
 
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
+        var run = RunRecord.Start(Name);
         var dir = Directory.CreateTempSubdirectory("pinhole-bench-edge-").FullName;
         try
         {
@@ -101,6 +102,7 @@ public sealed class EdgeStartupBenchmark : IBenchmark
 
             var sb = new StringBuilder();
             sb.Append("## edge-startup\n\n");
+            sb.Append(run.Line(RunRecord.Tool("GStreamer", "gst-launch-1.0", "--version")));
             sb.Append(CultureInfo.InvariantCulture, $"Median of {Runs} cold starts each, process start to `READY=1` on `NOTIFY_SOCKET`; RSS after {Settle.TotalSeconds:0} s steady. ");
             sb.Append("The real case runs `pinhole-edge` with a GStreamer RTSP camera (H.264 640x360 25 fps, 800 kbit/s) streaming through its uplink to a published `pinhole-relay` on loopback, plus two file sensors; the stand-in case is the same host with fake camera and sensor pipelines, to show the host's own cost.\n\n");
             sb.Append("| what | start (median, min–max) | RSS steady | RSS peak | exit after SIGTERM |\n|---|---|---|---|---|\n");

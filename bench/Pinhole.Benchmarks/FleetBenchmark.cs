@@ -35,6 +35,7 @@ public sealed class FleetBenchmark : IBenchmark
 
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
+        var run = RunRecord.Start(Name);
         var dir = Directory.CreateTempSubdirectory("pinhole-bench-fleet-").FullName;
         try
         {
@@ -42,6 +43,7 @@ public sealed class FleetBenchmark : IBenchmark
             var (puts, connects) = await ManyDevicesAsync(dir, cancellationToken);
             var sb = new StringBuilder();
             sb.Append("## fleet — configuration pushed over the uplink\n\n");
+            sb.Append(run.Line());
             sb.Append(CultureInfo.InvariantCulture, $"One `pinhole-edge` host (in process, real uplink client, supervisor and edge.json writes) and an in-process relay on loopback; {Changes} changes of the device's sensors, each a `PUT /api/devices/ID/config` timed until `GET /api/devices/ID` shows it applied (polled every 5 ms). Beside it, the same sections saved on the device itself (`EdgeConfigStore.SaveSectionsAsync`, what the local page does). Then {Devices} simulated devices (protocol-level clients) on one relay.\n\n");
             sb.Append("| measurement | median | p90 | max | target |\n|---|---|---|---|---|\n");
             sb.Append(Row("PUT → applied reported (relay, uplink, device)", remote, "< 2 s"));

@@ -27,6 +27,7 @@ public sealed class LatencyBenchmark : IBenchmark
     /// <inheritdoc />
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
+        var run = RunRecord.Start(Name);
         if (Requirements.SkipReason(Needs.RtspCamera) is { } reason) throw new InvalidOperationException(reason);
         var watch = Stats.Duration("PINHOLE_BENCH_LATENCY_SECONDS", TimeSpan.FromSeconds(30));
         var options = new RtspCameraOptions { Width = 1280, Height = 720, Fps = 30, BitrateKbps = 2000, Gop = 30 };
@@ -64,6 +65,7 @@ public sealed class LatencyBenchmark : IBenchmark
 
         var md = new StringBuilder();
         md.Append("## latency — added latency of the edge + relay path\n\n");
+        md.Append(run.Line(RunRecord.Tool("GStreamer", "gst-launch-1.0", "--version")));
         md.Append(inv, $"A GStreamer RTSP camera (x264 ultrafast/zerolatency, {options.Width}x{options.Height} {options.Fps} fps, {options.BitrateKbps} kbit/s, GOP {options.Gop}, shared media) on loopback. ")
           .Append("The published `pinhole-edge` pulls it (RTSP/TCP) and pushes it over `ws://` to the published `pinhole-relay`; ")
           .Append("three viewers (our `RtspClient`, RTSP/TCP, all in the benchmark process, one clock) run at the same time: one through the relay ")

@@ -35,7 +35,7 @@ public sealed class TelemetryBenchmark : IBenchmark
 
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
-        var loadAtStart = LoadAverage();
+        var run = RunRecord.Start(Name);
         var dir = Directory.CreateTempSubdirectory("pinhole-bench-telemetry-").FullName;
         var rows = new List<string>();
         var queries = new List<string>();
@@ -89,6 +89,7 @@ public sealed class TelemetryBenchmark : IBenchmark
         }
         var sb = new StringBuilder();
         sb.Append("## telemetry — history ingest and chart queries\n\n");
+        sb.Append(run.Line(SqliteVersion(), RunRecord.Tool("PostgreSQL", "psql", "--version")));
         sb.Append(CultureInfo.InvariantCulture, $"Ingest: {IngestReadings:N0} readings (4 sensors, 100 per second of sensor time) written through the relay's store (`ITelemetryStore.Store`, in process, no MQTT or HTTP) in batches of {Batch}, one transaction each (median of {Rounds} runs, each on a fresh database, the store and its peers taking turns): dedup by device/sensor/seq, the raw row, the 1-minute and 1-hour aggregates, the latest value. SQLite runs WAL + synchronous=FULL as the relay does; PostgreSQL keeps its defaults (fsync on), over TCP on loopback.\n\n");
         sb.Append("| database | store (readings/s) | plain INSERT loop (readings/s) | store / plain | one INSERT per batch (readings/s) | store / batch |\n|---|---|---|---|---|---|\n");
         foreach (var r in rows) sb.Append(r);
@@ -102,7 +103,7 @@ public sealed class TelemetryBenchmark : IBenchmark
         foreach (var q in queries) sb.Append(q);
         sb.Append('\n');
         sb.Append("Each chart cell: median time of one query, then in brackets the tier that answered (`raw`, `1m` or `1h` aggregates: the coarsest whose resolution still fits the 2000 points) and how many points came back.\n\n");
-        sb.Append(CultureInfo.InvariantCulture, $"Measured on {Environment.ProcessorCount} cores shared with other engineers' builds and tests (1-minute load average {loadAtStart} at the start, {LoadAverage()} at the end), so absolute figures are low and vary from run to run (the medians and the interleaving damp that, they do not remove it): compare within a row.\n");
+        sb.Append(CultureInfo.InvariantCulture, $"Measured on {Environment.ProcessorCount} cores shared with other engineers' builds and tests (load average above), so absolute figures are low and vary from run to run (the medians and the interleaving damp that, they do not remove it): compare within a row.\n");
         return sb.ToString();
     }
 
@@ -227,9 +228,11 @@ public sealed class TelemetryBenchmark : IBenchmark
 
     private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
-    private static string LoadAverage()
+    /// <summary>The SQLite library the relay's store runs on (the one Microsoft.Data.Sqlite loads).</summary>
+    private static string SqliteVersion()
     {
-        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
-        catch (IOException) { return "unknown"; }
+        using var connection = new SqliteConnection("Data Source=:memory:");
+        connection.Open();
+        return "SQLite " + connection.ServerVersion;
     }
 }

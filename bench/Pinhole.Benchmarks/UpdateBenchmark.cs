@@ -31,6 +31,7 @@ public sealed class UpdateBenchmark : IBenchmark
     /// <inheritdoc />
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
+        var run = RunRecord.Start(Name);
         if (Requirements.SkipReason(Needs.RtspCamera) is { } reason) throw new BenchmarkSkippedException(reason);
         var options = new RtspCameraOptions { Width = 1280, Height = 720, Fps = 30, BitrateKbps = 4000, Gop = 30 };
         await using var camera = await RtspCamera.StartAsync(options, cancellationToken);
@@ -128,6 +129,7 @@ public sealed class UpdateBenchmark : IBenchmark
 
             var md = new StringBuilder();
             md.Append("## updates — rollout to committed, and a download beside live video\n\n");
+            md.Append(run.Line(RunRecord.Tool("GStreamer", "gst-launch-1.0", "--version")));
             md.Append(inv, $"Loopback, real processes: `pinhole-relay`, and the device as in the field — a shell loop standing in for systemd's `Restart=always` around `image/pinhole-launch`, the edge in `ROOT/releases/1.0.0` — pulling a GStreamer camera at {options.Width}x{options.Height} {options.Fps} fps {options.BitrateKbps} kbit/s. ")
               .Append(inv, $"A {size / 1048576.0:0.0} MiB bundle (the edge plus {FillerBytes >> 20} MiB of random data) is rolled out while the camera streams and two RTSP viewers (one through the relay, one on the camera) record every frame, matched by content as in the latency benchmark. ")
               .Append("The peer is the same path before the rollout (no download).\n\n");
