@@ -95,10 +95,16 @@ public sealed class EdgeStartupBenchmark : IBenchmark
             // The real runs only count if video really went through: ask the relay what it received.
             using var http = new HttpClient();
             var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{httpPort}/metrics"), cancellationToken);
-            var framesLine = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("pinhole_relay_stream_frames_total{device=\"bench\",camera=\"cam\"}", StringComparison.Ordinal));
+            // The exporter writes the labels in an order of its own (OpenTelemetry's sorts them), so
+            // the series is found by its labels, not by the text of one order.
+            var framesLines = metrics.Split('\n')
+                .Where(l => l.StartsWith("pinhole_relay_stream_frames_total{", StringComparison.Ordinal)).ToList();
+            var framesLine = framesLines.FirstOrDefault(l =>
+                l.Contains("device=\"bench\"", StringComparison.Ordinal) && l.Contains("camera=\"cam\"", StringComparison.Ordinal));
             var relayFrames = framesLine is null ? 0 : long.Parse(framesLine[(framesLine.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
             if (relayFrames == 0)
-                throw new InvalidOperationException("the relay received no frames from the edge during the real runs; the figures would not mean anything");
+                throw new InvalidOperationException("the relay received no frames from the edge during the real runs; the figures would not mean anything "
+                    + $"(its pinhole_relay_stream_frames_total series: {(framesLines.Count == 0 ? "none" : string.Join("; ", framesLines))})");
 
             var sb = new StringBuilder();
             sb.Append("## edge-startup\n\n");
