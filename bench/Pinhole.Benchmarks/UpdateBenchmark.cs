@@ -18,6 +18,10 @@ namespace Pinhole.Benchmarks;
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class UpdateBenchmark : IBenchmark
 {
+    /// <summary>The figures this section replaced and why they moved (kept in the section when it is re-run).</summary>
+    private const string PreviousRecord =
+        "**Against the previous record** (2026-12-02 19:43 UTC, commit 643cddd, load not recorded): a 33.0 MiB bundle, committed after 13.5 s, downloaded at 11.5 MB/s, video during the download median 15.1 ms, p99 291.7 ms. Two runs on 2026-12-03 (load 15–17 and 24–21) agree with each other: committed after 7.0 and 8.5 s, 26.2 and 25.1 MB/s, p99 31.6 and 34.9 ms during the download, so the change is not noise. The bundle grew by 6.6 MiB: the edge now ships MQTTnet, Microsoft.Extensions.Hosting.Systemd, OpenTelemetry, System.Device.Gpio, Iot.Device.Bindings with UnitsNet and Pinhole.Streaming, none of which that commit's edge had. The update code itself changed little since (per-architecture bundles, rollouts in PostgreSQL, metrics on OpenTelemetry), while the uplink's send path changed a lot (per-GOP sending, tunnel data yielding to video, the relay's device streams copied by Stream.CopyToAsync instead of a loop that flushed after every write); which of those made the download faster and smoother beside video was not isolated.";
+
     private const string Device = "bench";
     private const string Token = "bench-device-token-0123456789";
     private const int FillerBytes = 32 << 20;
@@ -140,6 +144,7 @@ public sealed class UpdateBenchmark : IBenchmark
             md.Append(inv, $"| during the download | {during.Count} | {Stats.Percentile(during, 0.5):0.0} ms | {Stats.Percentile(during, 0.99):0.0} ms | {(during.Count > 0 ? during.Max() : 0):0.0} ms |\n");
             md.Append(inv, $"| peer: the same path before the rollout | {baseline.Count} | {Stats.Percentile(baseline, 0.5):0.0} ms | {Stats.Percentile(baseline, 0.99):0.0} ms | {(baseline.Count > 0 ? baseline.Max() : 0):0.0} ms |\n");
             md.Append(inv, $"\nThe download asks for 64 KiB at a time, four outstanding, and only while no frame waits in the uplink's send queue. {Stats.Noise}\n");
+            md.Append('\n').Append(PreviousRecord).Append('\n');
             return md.ToString();
         }
         finally
