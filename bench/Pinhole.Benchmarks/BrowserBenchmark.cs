@@ -15,6 +15,10 @@ namespace Pinhole.Benchmarks;
 /// </summary>
 public sealed class BrowserBenchmark : IBenchmark
 {
+    /// <summary>The figures this section replaced and why they moved (kept in the section when it is re-run).</summary>
+    private const string PreviousRecord =
+        "**Against the previous record** (2026-11-21, commit d55581f, load not recorded): first frame after login 281 ms, reloads median 105 ms, live latency p50 0.30 s, 13 frames dropped. This run, on a quiet machine (load 6 → 2), is the same on reloads (118 ms) and live latency (p50 0.29 s); two runs under load earlier on 2026-12-03 (load 21 → 13 and 21 → 29) gave 204 and 224 ms per reload, so that was the load. The first frame after login is later in all three (507 ms here, 1326 and 1269 ms under load): sign-in is now ASP.NET Core's cookie authentication (issue 16), and the first sign-in in a relay process is slow (the published relay answered its first login POST in 0.54 s and the next three in 0.01–0.08 s, curl on loopback at load 25).";
+
     private const int PageLoads = 7;
     private static readonly TimeSpan Watch = TimeSpan.FromSeconds(60);
 
@@ -27,6 +31,7 @@ public sealed class BrowserBenchmark : IBenchmark
     /// <inheritdoc />
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
+        var run = RunRecord.Start(Name);
         if (Requirements.SkipReason(Needs.Chromium | Needs.Ffmpeg) is { } reason) throw new InvalidOperationException(reason);
         await using var host = await BrowserTestHost.StartAsync();
         var stream = host.Registry.GetOrAdd("bench", "cam");
@@ -76,6 +81,7 @@ public sealed class BrowserBenchmark : IBenchmark
             var inv = CultureInfo.InvariantCulture;
             var md = new StringBuilder();
             md.Append("## browser — watching in a browser\n\n");
+            md.Append(run.Line(RunRecord.Tool("Chromium", "chromium", "--version"), RunRecord.Tool("ffmpeg", "ffmpeg", "-version")));
             md.Append("Headless Chromium (Debian) plays `/play/DEVICE/CAMERA` from an in-process relay on loopback; the camera is ")
               .Append("ffmpeg-encoded H.264 640x360 25 fps (GOP 1 s, no B-frames) + AAC-LC 48 kHz, fed in real time. ")
               .Append("No peer player runs on this machine to compare with; figures are Pinhole's alone.\n\n");
@@ -84,6 +90,7 @@ public sealed class BrowserBenchmark : IBenchmark
             md.Append(inv, $"| page navigation start → first decoded frame ({PageLoads} reloads) | median {Pct(firstFrame, 0.5):0} ms, min {firstFrame.Min():0} ms, max {firstFrame.Max():0} ms |\n");
             md.Append(inv, $"| live latency (buffered end − currentTime), {Watch.TotalSeconds:0} s, every 250 ms | mean {latency.Average():0.00} s, p50 {Pct(latency, 0.5):0.00} s, p95 {Pct(latency, 0.95):0.00} s, max {latency.Max():0.00} s |\n");
             md.Append(inv, $"| frames decoded in {Watch.TotalSeconds:0} s (25 fps source) | {frames} ({dropped} dropped), {seeks} catch-up seeks |\n");
+            md.Append('\n').Append(PreviousRecord).Append('\n');
             return md.ToString();
         }
         finally

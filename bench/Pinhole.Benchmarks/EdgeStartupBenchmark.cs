@@ -20,6 +20,10 @@ namespace Pinhole.Benchmarks;
 /// </summary>
 public sealed class EdgeStartupBenchmark : IBenchmark
 {
+    /// <summary>The figures this section replaced and why they moved (kept in the section when it is re-run).</summary>
+    private const string PreviousRecord =
+        "**Against the previous record** (2026-11-21, commit 29d83fb, load not recorded): READY 318 ms with the real pipelines and 323 ms with stand-ins, RSS 78.0 and 57.9 MB, runtime floor 40 ms. The start-up times move with the load, as the runtime floor shows (it runs no Pinhole code): 330 and 561 ms in two runs on 2026-12-03 at load 33–37 and 18–24 (READY 1716 and 2690 ms), 82 ms in this run at load 4. Part of it is the code: that commit's edge, published and started beside today's with the same config (a camera and relay it cannot reach, the two file sensors), five times each in turn at load about 25, reached READY in a median 1421 ms against 1940 ms. The RSS does not move with the load (90.4, 90.8 and 90.5 MB in the three runs) and grew with the code: in the same side-by-side test the old edge held 78.1 MB after 10 s and today's 90.8 MB. Today's maps 28 assemblies the old one did not (7.9 MB: ASP.NET Core's cookie authentication, antiforgery and Data Protection, with System.Private.Xml and System.Private.Xml.Linq, 3.3 MB, which Data Protection's XML key ring uses; OpenTelemetry; System.CommandLine; System.Device.Gpio) and has 7 MB more heap and 1.7 MB more JIT-compiled code. So the RSS target of 80 MB is now missed.";
+
     private const int Runs = 5;
     private static readonly TimeSpan Settle = TimeSpan.FromSeconds(5);
 
@@ -29,6 +33,7 @@ public sealed class EdgeStartupBenchmark : IBenchmark
 
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
+        var run = RunRecord.Start(Name);
         var dir = Directory.CreateTempSubdirectory("pinhole-bench-edge-").FullName;
         try
         {
@@ -94,13 +99,20 @@ public sealed class EdgeStartupBenchmark : IBenchmark
             // The real runs only count if video really went through: ask the relay what it received.
             using var http = new HttpClient();
             var metrics = await http.GetStringAsync(new Uri($"http://127.0.0.1:{httpPort}/metrics"), cancellationToken);
-            var framesLine = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("pinhole_relay_stream_frames_total{device=\"bench\",camera=\"cam\"}", StringComparison.Ordinal));
+            // The exporter writes the labels in an order of its own (OpenTelemetry's sorts them), so
+            // the series is found by its labels, not by the text of one order.
+            var framesLines = metrics.Split('\n')
+                .Where(l => l.StartsWith("pinhole_relay_stream_frames_total{", StringComparison.Ordinal)).ToList();
+            var framesLine = framesLines.FirstOrDefault(l =>
+                l.Contains("device=\"bench\"", StringComparison.Ordinal) && l.Contains("camera=\"cam\"", StringComparison.Ordinal));
             var relayFrames = framesLine is null ? 0 : long.Parse(framesLine[(framesLine.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
             if (relayFrames == 0)
-                throw new InvalidOperationException("the relay received no frames from the edge during the real runs; the figures would not mean anything");
+                throw new InvalidOperationException("the relay received no frames from the edge during the real runs; the figures would not mean anything "
+                    + $"(its pinhole_relay_stream_frames_total series: {(framesLines.Count == 0 ? "none" : string.Join("; ", framesLines))})");
 
             var sb = new StringBuilder();
             sb.Append("## edge-startup\n\n");
+            sb.Append(run.Line(RunRecord.Tool("GStreamer", "gst-launch-1.0", "--version")));
             sb.Append(CultureInfo.InvariantCulture, $"Median of {Runs} cold starts each, process start to `READY=1` on `NOTIFY_SOCKET`; RSS after {Settle.TotalSeconds:0} s steady. ");
             sb.Append("The real case runs `pinhole-edge` with a GStreamer RTSP camera (H.264 640x360 25 fps, 800 kbit/s) streaming through its uplink to a published `pinhole-relay` on loopback, plus two file sensors; the stand-in case is the same host with fake camera and sensor pipelines, to show the host's own cost.\n\n");
             sb.Append("| what | start (median, min–max) | RSS steady | RSS peak | exit after SIGTERM |\n|---|---|---|---|---|\n");
@@ -109,6 +121,7 @@ public sealed class EdgeStartupBenchmark : IBenchmark
             sb.Append(CultureInfo.InvariantCulture, $"| (the relay received {relayFrames} frames from these {Runs} runs) | | | | |\n");
             Row(sb, "pinhole-edge host + 1 camera + 2 sensors (stand-in pipelines)", standIn);
             sb.Append(CultureInfo.InvariantCulture, $"\nTargets on x64: READY under 1500 ms, RSS under 80 MB. Machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSArchitecture}, .NET {Environment.Version}.\n");
+            sb.Append('\n').Append(PreviousRecord).Append('\n');
             return sb.ToString();
         }
         finally

@@ -24,6 +24,10 @@ namespace Pinhole.Benchmarks;
 /// </summary>
 public sealed class TelemetryBenchmark : IBenchmark
 {
+    /// <summary>The figures this section replaced and why they moved (kept in the section when it is re-run).</summary>
+    private const string PreviousRecord =
+        "**Against the previous record** (2026-12-03 06:50 UTC, commit f958ea2, load 37.7 → 32.8): SQLite store 28,546 and plain loop 60,931 readings/s; PostgreSQL store 13,102, plain loop 5,734, batched 59,396; charts 18.1 / 14.7 / 18.0 ms on SQLite and 6.4 / 6.6 / 17.9 ms on PostgreSQL. Neither store has changed since (no commit after f958ea2 touches SqliteTelemetryStore.cs or PostgresTelemetryStore.cs), nor has what this benchmark measures. A run at a similar load (31 → 25, 2026-12-03 20:03 UTC) gave figures near the old ones (SQLite store 36,966, plain loop 51,708; PostgreSQL store 14,624, plain loop 2,324, batched 38,381); this run, on a quiet machine (load 3), is 2.5 to 9.5 times faster in every column. So the absolute rates are the machine's load. The ratios moved less: SQLite's store/plain 0.47 then, 0.71 and 0.60 today; on PostgreSQL the store gained on both peers in both of today's runs (store/plain 2.29 then, 6.29 and 4.73 today; store/batch 0.22, then 0.38 and 0.38) with unchanged code, which these runs do not explain.";
+
     private const int IngestReadings = 100_000;
     private const int Batch = 1000;
     private const int Rounds = 3;
@@ -35,7 +39,7 @@ public sealed class TelemetryBenchmark : IBenchmark
 
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
-        var loadAtStart = LoadAverage();
+        var run = RunRecord.Start(Name);
         var dir = Directory.CreateTempSubdirectory("pinhole-bench-telemetry-").FullName;
         var rows = new List<string>();
         var queries = new List<string>();
@@ -89,6 +93,7 @@ public sealed class TelemetryBenchmark : IBenchmark
         }
         var sb = new StringBuilder();
         sb.Append("## telemetry — history ingest and chart queries\n\n");
+        sb.Append(run.Line(SqliteVersion(), RunRecord.Tool("PostgreSQL", "psql", "--version")));
         sb.Append(CultureInfo.InvariantCulture, $"Ingest: {IngestReadings:N0} readings (4 sensors, 100 per second of sensor time) written through the relay's store (`ITelemetryStore.Store`, in process, no MQTT or HTTP) in batches of {Batch}, one transaction each (median of {Rounds} runs, each on a fresh database, the store and its peers taking turns): dedup by device/sensor/seq, the raw row, the 1-minute and 1-hour aggregates, the latest value. SQLite runs WAL + synchronous=FULL as the relay does; PostgreSQL keeps its defaults (fsync on), over TCP on loopback.\n\n");
         sb.Append("| database | store (readings/s) | plain INSERT loop (readings/s) | store / plain | one INSERT per batch (readings/s) | store / batch |\n|---|---|---|---|---|---|\n");
         foreach (var r in rows) sb.Append(r);
@@ -102,7 +107,8 @@ public sealed class TelemetryBenchmark : IBenchmark
         foreach (var q in queries) sb.Append(q);
         sb.Append('\n');
         sb.Append("Each chart cell: median time of one query, then in brackets the tier that answered (`raw`, `1m` or `1h` aggregates: the coarsest whose resolution still fits the 2000 points) and how many points came back.\n\n");
-        sb.Append(CultureInfo.InvariantCulture, $"Measured on {Environment.ProcessorCount} cores shared with other engineers' builds and tests (1-minute load average {loadAtStart} at the start, {LoadAverage()} at the end), so absolute figures are low and vary from run to run (the medians and the interleaving damp that, they do not remove it): compare within a row.\n");
+        sb.Append(CultureInfo.InvariantCulture, $"Measured on {Environment.ProcessorCount} cores shared with other engineers' builds and tests (load average above), so absolute figures are low and vary from run to run (the medians and the interleaving damp that, they do not remove it): compare within a row.\n");
+        sb.Append('\n').Append(PreviousRecord).Append('\n');
         return sb.ToString();
     }
 
@@ -227,9 +233,11 @@ public sealed class TelemetryBenchmark : IBenchmark
 
     private static double Median(List<double> values) => values.Order().ElementAt(values.Count / 2);
 
-    private static string LoadAverage()
+    /// <summary>The SQLite library the relay's store runs on (the one Microsoft.Data.Sqlite loads).</summary>
+    private static string SqliteVersion()
     {
-        try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; }
-        catch (IOException) { return "unknown"; }
+        using var connection = new SqliteConnection("Data Source=:memory:");
+        connection.Open();
+        return "SQLite " + connection.ServerVersion;
     }
 }

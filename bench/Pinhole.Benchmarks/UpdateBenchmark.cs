@@ -18,6 +18,10 @@ namespace Pinhole.Benchmarks;
 [System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class UpdateBenchmark : IBenchmark
 {
+    /// <summary>The figures this section replaced and why they moved (kept in the section when it is re-run).</summary>
+    private const string PreviousRecord =
+        "**Against the previous record** (2026-12-02 19:43 UTC, commit 643cddd, load not recorded): a 33.0 MiB bundle, committed after 13.5 s, downloaded at 11.5 MB/s, video during the download median 15.1 ms, p99 291.7 ms. Three runs on 2026-12-03 (load 15–17, 24–21 and 16–14) were all faster: committed after 7.0, 8.5 and 3.8 s, downloads at 26.2, 25.1 and 55.9 MB/s, p99 31.6, 34.9 and 46.7 ms during the download. The old record's load is not known, and other sections show how far the load moves such figures (telemetry 2.5 to 9.5 times on unchanged code), so this may be the machine as much as the code. The bundle grew by 6.6 MiB: the edge now ships MQTTnet, Microsoft.Extensions.Hosting.Systemd, OpenTelemetry, System.Device.Gpio, Iot.Device.Bindings with UnitsNet and Pinhole.Streaming, none of which that commit's edge had. The update code itself changed little since (per-architecture bundles, rollouts in PostgreSQL, metrics on OpenTelemetry), while the uplink's send path changed a lot (per-GOP sending, tunnel data yielding to video, the relay's device streams copied by Stream.CopyToAsync instead of a loop that flushed after every write); whether any of those made the download faster beside video was not isolated.";
+
     private const string Device = "bench";
     private const string Token = "bench-device-token-0123456789";
     private const int FillerBytes = 32 << 20;
@@ -31,6 +35,7 @@ public sealed class UpdateBenchmark : IBenchmark
     /// <inheritdoc />
     public async Task<string> RunAsync(CancellationToken cancellationToken)
     {
+        var run = RunRecord.Start(Name);
         if (Requirements.SkipReason(Needs.RtspCamera) is { } reason) throw new BenchmarkSkippedException(reason);
         var options = new RtspCameraOptions { Width = 1280, Height = 720, Fps = 30, BitrateKbps = 4000, Gop = 30 };
         await using var camera = await RtspCamera.StartAsync(options, cancellationToken);
@@ -128,6 +133,7 @@ public sealed class UpdateBenchmark : IBenchmark
 
             var md = new StringBuilder();
             md.Append("## updates — rollout to committed, and a download beside live video\n\n");
+            md.Append(run.Line(RunRecord.Tool("GStreamer", "gst-launch-1.0", "--version")));
             md.Append(inv, $"Loopback, real processes: `pinhole-relay`, and the device as in the field — a shell loop standing in for systemd's `Restart=always` around `image/pinhole-launch`, the edge in `ROOT/releases/1.0.0` — pulling a GStreamer camera at {options.Width}x{options.Height} {options.Fps} fps {options.BitrateKbps} kbit/s. ")
               .Append(inv, $"A {size / 1048576.0:0.0} MiB bundle (the edge plus {FillerBytes >> 20} MiB of random data) is rolled out while the camera streams and two RTSP viewers (one through the relay, one on the camera) record every frame, matched by content as in the latency benchmark. ")
               .Append("The peer is the same path before the rollout (no download).\n\n");
@@ -138,6 +144,7 @@ public sealed class UpdateBenchmark : IBenchmark
             md.Append(inv, $"| during the download | {during.Count} | {Stats.Percentile(during, 0.5):0.0} ms | {Stats.Percentile(during, 0.99):0.0} ms | {(during.Count > 0 ? during.Max() : 0):0.0} ms |\n");
             md.Append(inv, $"| peer: the same path before the rollout | {baseline.Count} | {Stats.Percentile(baseline, 0.5):0.0} ms | {Stats.Percentile(baseline, 0.99):0.0} ms | {(baseline.Count > 0 ? baseline.Max() : 0):0.0} ms |\n");
             md.Append(inv, $"\nThe download asks for 64 KiB at a time, four outstanding, and only while no frame waits in the uplink's send queue. {Stats.Noise}\n");
+            md.Append('\n').Append(PreviousRecord).Append('\n');
             return md.ToString();
         }
         finally
