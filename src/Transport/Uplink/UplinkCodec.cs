@@ -10,7 +10,7 @@ namespace Pinhole.Transport.Uplink;
 /// messages out, no I/O. Every message is <c>channel u8 | type u8 | body length u32 | body</c>,
 /// integers big-endian.
 /// </summary>
-public static class UplinkCodec
+internal static class UplinkCodec
 {
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 

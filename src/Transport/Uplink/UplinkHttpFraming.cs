@@ -7,7 +7,7 @@ namespace Pinhole.Transport.Uplink;
 /// message leaves as one chunk, and the receiver reads the chunks back as one byte stream that
 /// <see cref="UplinkCodec"/> splits into messages (they are self-delimiting). Pure: no sockets.
 /// </summary>
-public static class UplinkHttpFraming
+internal static class UplinkHttpFraming
 {
     /// <summary>Longest chunk-size line accepted, extensions included (RFC 9112 §7.1.1 lets a receiver limit them).</summary>
     public const int MaxChunkLineBytes = 256;
